@@ -1,0 +1,95 @@
+// Shared helpers for every Myelin kernel: activation functions and their derivatives, binary ops,
+// and the counter-based random generator. Included first in the program (see KernelLibrary.join).
+
+#define ACT_IDENTITY 0
+#define ACT_STEP 1
+#define ACT_SIGMOID 2
+#define ACT_TANH 3
+#define ACT_RELU 4
+#define ACT_LEAKY_RELU 5
+#define ACT_ELU 6
+#define ACT_SELU 7
+#define ACT_SOFTPLUS 8
+#define ACT_GELU_TANH 9
+#define ACT_GELU_ERF 10
+
+#define SELU_LAMBDA 1.0507009873554805f
+#define SELU_ALPHA 1.6732632423543772f
+#define SQRT_2_OVER_PI 0.7978845608028654f
+#define GELU_C 0.044715f
+#define INV_SQRT_2 0.7071067811865476f
+#define INV_SQRT_2PI 0.3989422804014327f
+
+inline float f_identity(float x, float p) { return x; }
+inline float f_step(float x, float p) { return x > 0.0f ? 1.0f : 0.0f; }
+inline float f_sigmoid(float x, float p) { return 1.0f / (1.0f + exp(-x)); }
+inline float f_tanh(float x, float p) { return tanh(x); }
+inline float f_relu(float x, float p) { return fmax(x, 0.0f); }
+inline float f_leaky_relu(float x, float p) { return x > 0.0f ? x : p * x; }
+inline float f_elu(float x, float p) { return x > 0.0f ? x : p * (exp(x) - 1.0f); }
+inline float f_selu(float x, float p) { return SELU_LAMBDA * (x > 0.0f ? x : SELU_ALPHA * (exp(x) - 1.0f)); }
+inline float f_softplus(float x, float p) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }
+inline float f_gelu_tanh(float x, float p) {
+    return 0.5f * x * (1.0f + tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)));
+}
+inline float f_gelu_erf(float x, float p) { return 0.5f * x * (1.0f + erf(x * INV_SQRT_2)); }
+
+// Derivatives f'(x), given x and y = f(x).
+inline float g_identity(float x, float y, float p) { return 1.0f; }
+inline float g_step(float x, float y, float p) { return 0.0f; }
+inline float g_sigmoid(float x, float y, float p) { return y * (1.0f - y); }
+inline float g_tanh(float x, float y, float p) { return 1.0f - y * y; }
+inline float g_relu(float x, float y, float p) { return x > 0.0f ? 1.0f : 0.0f; }
+inline float g_leaky_relu(float x, float y, float p) { return x > 0.0f ? 1.0f : p; }
+inline float g_elu(float x, float y, float p) { return x > 0.0f ? 1.0f : y + p; }
+inline float g_selu(float x, float y, float p) { return x > 0.0f ? SELU_LAMBDA : SELU_LAMBDA * SELU_ALPHA * exp(x); }
+inline float g_softplus(float x, float y, float p) { return 1.0f / (1.0f + exp(-x)); }
+inline float g_gelu_tanh(float x, float y, float p) {
+    float u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+    float t = tanh(u);
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * x * x);
+}
+inline float g_gelu_erf(float x, float y, float p) {
+    return 0.5f * (1.0f + erf(x * INV_SQRT_2)) + x * exp(-0.5f * x * x) * INV_SQRT_2PI;
+}
+
+inline float act_apply(int code, float x, float p) {
+    switch (code) {
+    case ACT_STEP: return f_step(x, p);
+    case ACT_SIGMOID: return f_sigmoid(x, p);
+    case ACT_TANH: return f_tanh(x, p);
+    case ACT_RELU: return f_relu(x, p);
+    case ACT_LEAKY_RELU: return f_leaky_relu(x, p);
+    case ACT_ELU: return f_elu(x, p);
+    case ACT_SELU: return f_selu(x, p);
+    case ACT_SOFTPLUS: return f_softplus(x, p);
+    case ACT_GELU_TANH: return f_gelu_tanh(x, p);
+    case ACT_GELU_ERF: return f_gelu_erf(x, p);
+    default: return x;
+    }
+}
+
+// Binary ops; comparisons give 1 or 0.
+inline float b_add(float a, float b) { return a + b; }
+inline float b_sub(float a, float b) { return a - b; }
+inline float b_mul(float a, float b) { return a * b; }
+inline float b_div(float a, float b) { return a / b; }
+inline float b_pow(float a, float b) { return pow(a, b); }
+inline float b_max(float a, float b) { return fmax(a, b); }
+inline float b_min(float a, float b) { return fmin(a, b); }
+inline float b_eq(float a, float b) { return a == b ? 1.0f : 0.0f; }
+inline float b_ne(float a, float b) { return a != b ? 1.0f : 0.0f; }
+inline float b_lt(float a, float b) { return a < b ? 1.0f : 0.0f; }
+inline float b_le(float a, float b) { return a <= b ? 1.0f : 0.0f; }
+inline float b_gt(float a, float b) { return a > b ? 1.0f : 0.0f; }
+inline float b_ge(float a, float b) { return a >= b ? 1.0f : 0.0f; }
+
+// Counter-based random numbers: uniform in [0, 1) from (seed, index), the same bits as the CPU's
+// `CounterRandom.uniform` (splitmix64 finalizer, top 24 bits).
+inline float random_uniform(ulong seed, ulong index) {
+    ulong z = seed + (index + 1UL) * 0x9E3779B97F4A7C15UL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+    z = z ^ (z >> 31);
+    return (float)(z >> 40) * (1.0f / 16777216.0f);
+}

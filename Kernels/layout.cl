@@ -1,0 +1,47 @@
+// Data movement: transpose of the last two axes, gather/scatter of rows, one-hot.
+
+#define TRANSPOSE_TILE 16
+__kernel void transpose_batched(__global const float* x, __global float* out, int rows, int cols) {
+    __local float tile[TRANSPOSE_TILE][TRANSPOSE_TILE + 1];
+    int b = get_global_id(2);
+    int c = get_global_id(0), r = get_global_id(1);
+    int lc = get_local_id(0), lr = get_local_id(1);
+    long base = (long)b * rows * cols;
+    if (r < rows && c < cols) tile[lr][lc] = x[base + (long)r * cols + c];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    int oc = get_group_id(1) * TRANSPOSE_TILE + lc;  // output column = input row
+    int orow = get_group_id(0) * TRANSPOSE_TILE + lr; // output row = input column
+    if (orow < cols && oc < rows) out[base + (long)orow * rows + oc] = tile[lc][lr];
+}
+
+__kernel void gather_rows(__global const float* x, __global const float* indices, __global float* out,
+                          int count, int row_size) {
+    int j = get_global_id(0);
+    int i = get_global_id(1);
+    if (j >= row_size || i >= count) return;
+    int src = (int)indices[i];
+    out[(long)i * row_size + j] = x[(long)src * row_size + j];
+}
+
+// out[indices[i], j] += gy[i, j], safe when indices repeat (compare-and-swap on the float's bits).
+__kernel void scatter_add_rows(__global const float* gy, __global const float* indices, __global float* out,
+                               int count, int row_size) {
+    int j = get_global_id(0);
+    int i = get_global_id(1);
+    if (j >= row_size || i >= count) return;
+    int dst = (int)indices[i];
+    volatile __global int* target = (volatile __global int*)(out + (long)dst * row_size + j);
+    float add = gy[(long)i * row_size + j];
+    int old = *target, assumed;
+    do {
+        assumed = old;
+        old = atomic_cmpxchg(target, assumed, as_int(as_float(assumed) + add));
+    } while (old != assumed);
+}
+
+__kernel void one_hot(__global const float* indices, __global float* out, int count, int classes) {
+    int c = get_global_id(0);
+    int i = get_global_id(1);
+    if (c >= classes || i >= count) return;
+    out[(long)i * classes + c] = ((int)indices[i] == c) ? 1.0f : 0.0f;
+}

@@ -1,0 +1,85 @@
+// Reductions over the middle axis of x viewed as [outer, length, inner], softmax and argmax over rows.
+
+#define RED_SUM 0
+#define RED_MEAN 1
+#define RED_MAX 2
+#define RED_MIN 3
+
+inline float red_init(int op) { return op == RED_MAX ? -INFINITY : (op == RED_MIN ? INFINITY : 0.0f); }
+inline float red_step(int op, float acc, float v) {
+    return op == RED_MAX ? fmax(acc, v) : (op == RED_MIN ? fmin(acc, v) : acc + v);
+}
+
+// One work-item per output (outer, inner): used when inner > 1 (walks memory in order across items).
+__kernel void reduce_strided(__global const float* x, __global float* out, int outer, int length, int inner, int op) {
+    int j = get_global_id(0);
+    int o = get_global_id(1);
+    if (j >= inner || o >= outer) return;
+    __global const float* p = x + (long)o * length * inner + j;
+    float acc = red_init(op);
+    for (int l = 0; l < length; ++l) acc = red_step(op, acc, p[(long)l * inner]);
+    if (op == RED_MEAN) acc /= (float)length;
+    out[o * inner + j] = acc;
+}
+
+// One work-group per row of `length` contiguous elements (inner == 1); tree reduction in local memory.
+__kernel void reduce_rows(__global const float* x, __global float* out, int length, int op, __local float* scratch) {
+    int row = get_group_id(0);
+    int lid = get_local_id(0);
+    int size = get_local_size(0);
+    __global const float* p = x + (long)row * length;
+    float acc = red_init(op);
+    for (int l = lid; l < length; l += size) acc = red_step(op, acc, p[l]);
+    scratch[lid] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = size / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] = red_step(op, scratch[lid], scratch[lid + s]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) out[row] = op == RED_MEAN ? scratch[0] / (float)length : scratch[0];
+}
+
+__kernel void argmax_rows(__global const float* x, __global float* out, int rows, int cols) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float* p = x + (long)r * cols;
+    float best = p[0];
+    int at = 0;
+    for (int c = 1; c < cols; ++c) if (p[c] > best) { best = p[c]; at = c; }
+    out[r] = (float)at;
+}
+
+// Softmax (or log-softmax when is_log) of each row, stable: the row max is subtracted first.
+__kernel void softmax_rows(__global const float* x, __global float* out, int rows, int cols, int is_log) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float* p = x + (long)r * cols;
+    __global float* q = out + (long)r * cols;
+    float m = -INFINITY;
+    for (int c = 0; c < cols; ++c) m = fmax(m, p[c]);
+    float s = 0.0f;
+    for (int c = 0; c < cols; ++c) s += exp(p[c] - m);
+    if (is_log) {
+        float ls = log(s) + m;
+        for (int c = 0; c < cols; ++c) q[c] = p[c] - ls;
+    } else {
+        float inv = 1.0f / s;
+        for (int c = 0; c < cols; ++c) q[c] = exp(p[c] - m) * inv;
+    }
+}
+
+// Backward of softmax: gx = y * (gy - sum(gy * y)); of log-softmax: gx = gy - exp(y) * sum(gy).
+__kernel void softmax_rows_backward(__global const float* y, __global const float* gy, __global float* gx,
+                                    int rows, int cols, int is_log) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    long base = (long)r * cols;
+    float s = 0.0f;
+    if (is_log) {
+        for (int c = 0; c < cols; ++c) s += gy[base + c];
+        for (int c = 0; c < cols; ++c) gx[base + c] = gy[base + c] - exp(y[base + c]) * s;
+    } else {
+        for (int c = 0; c < cols; ++c) s += gy[base + c] * y[base + c];
+        for (int c = 0; c < cols; ++c) gx[base + c] = y[base + c] * (gy[base + c] - s);
+    }
+}

@@ -1,0 +1,4 @@
+#ifndef MYELIN_CBLAS_SHIM_H
+#define MYELIN_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

@@ -1,0 +1,6 @@
+#ifndef MYELIN_COPENCL_SHIM_H
+#define MYELIN_COPENCL_SHIM_H
+#define CL_TARGET_OPENCL_VERSION 120
+#define CL_USE_DEPRECATED_OPENCL_1_2_APIS
+#include <CL/cl.h>
+#endif

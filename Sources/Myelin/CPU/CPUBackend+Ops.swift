@@ -1,0 +1,303 @@
+import CBLAS
+import Foundation
+
+/// Scalar formulas shared by the CPU device and the naive test references (same as Kernels/common.cl).
+enum Formulas {
+    static let seluLambda: Float = 1.0507009873554805
+    static let seluAlpha: Float = 1.6732632423543772
+    static let sqrt2OverPi: Float = 0.7978845608028654
+    static let geluC: Float = 0.044715
+
+    @inline(__always) static func activation(_ a: Activation, _ x: Float) -> Float {
+        switch a {
+        case .identity: return x
+        case .step: return x > 0 ? 1 : 0
+        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
+        case .tanh: return Foundation.tanh(x)
+        case .relu: return x > 0 ? x : 0
+        case .leakyRelu(let s): return x > 0 ? x : s * x
+        case .elu(let al): return x > 0 ? x : al * (Foundation.exp(x) - 1)
+        case .selu: return seluLambda * (x > 0 ? x : seluAlpha * (Foundation.exp(x) - 1))
+        case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
+        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(sqrt2OverPi * (x + geluC * x * x * x)))
+        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
+        }
+    }
+
+    /// f'(x) given x and y = f(x).
+    @inline(__always) static func derivative(_ a: Activation, _ x: Float, _ y: Float) -> Float {
+        switch a {
+        case .identity: return 1
+        case .step: return 0
+        case .sigmoid: return y * (1 - y)
+        case .tanh: return 1 - y * y
+        case .relu: return x > 0 ? 1 : 0
+        case .leakyRelu(let s): return x > 0 ? 1 : s
+        case .elu(let al): return x > 0 ? 1 : y + al
+        case .selu: return x > 0 ? seluLambda : seluLambda * seluAlpha * Foundation.exp(x)
+        case .softplus: return 1 / (1 + Foundation.exp(-x))
+        case .geluTanh:
+            let t = Foundation.tanh(sqrt2OverPi * (x + geluC * x * x * x))
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * geluC * x * x)
+        case .geluErf:
+            return 0.5 * (1 + Foundation.erf(x * 0.7071067811865476)) + x * Foundation.exp(-0.5 * x * x) * 0.3989422804014327
+        }
+    }
+
+    @inline(__always) static func binary(_ op: BinaryOp, _ a: Float, _ b: Float) -> Float {
+        switch op {
+        case .add: return a + b
+        case .subtract: return a - b
+        case .multiply: return a * b
+        case .divide: return a / b
+        case .power: return Foundation.pow(a, b)
+        case .maximum: return a.isNaN || b.isNaN ? (a.isNaN ? b : a) : Swift.max(a, b)
+        case .minimum: return a.isNaN || b.isNaN ? (a.isNaN ? b : a) : Swift.min(a, b)
+        case .equal: return a == b ? 1 : 0
+        case .notEqual: return a != b ? 1 : 0
+        case .less: return a < b ? 1 : 0
+        case .lessEqual: return a <= b ? 1 : 0
+        case .greater: return a > b ? 1 : 0
+        case .greaterEqual: return a >= b ? 1 : 0
+        }
+    }
+}
+
+extension CPUBackend {
+    func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation) {
+        guard s.m > 0, s.n > 0, s.batch > 0 else { return }
+        let pa = a.host!, pb = b.host!, pc = c.host!
+        for batch in 0..<s.batch {
+            let cp = pc + batch * s.strideC
+            if s.k == 0 {
+                // BLAS leaves C untouched when K = 0 only if beta = 1; make it alpha·0 + beta·C.
+                for i in 0..<s.m { for j in 0..<s.n { cp[i * s.ldc + j] = s.beta == 0 ? 0 : s.beta * cp[i * s.ldc + j] } }
+            } else {
+                cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans,
+                            Int32(s.m), Int32(s.n), Int32(s.k), s.alpha,
+                            pa + batch * s.strideA, Int32(s.lda), pb + batch * s.strideB, Int32(s.ldb),
+                            s.beta, cp, Int32(s.ldc))
+            }
+            if bias != nil || activation != .identity {
+                epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: bias?.host, activation: activation)
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    /// Adds the bias row and applies the activation to each row of C, in place.
+    private func epilogue(_ c: UnsafeMutablePointer<Float>, rows: Int, cols: Int, ldc: Int,
+                          bias: UnsafeMutablePointer<Float>?, activation: Activation) {
+        parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / max(cols, 1))) { lo, hi in
+            for i in lo..<hi {
+                let row = c + i * ldc
+                if let bias { for j in 0..<cols { row[j] += bias[j] } }
+                switch activation {
+                case .identity: break
+                case .relu: for j in 0..<cols { row[j] = row[j] > 0 ? row[j] : 0 }
+                default: for j in 0..<cols { row[j] = Formulas.activation(activation, row[j]) }
+                }
+            }
+        }
+    }
+
+    @inline(__always) private func map(_ x: DeviceBuffer, _ out: DeviceBuffer, _ n: Int, _ f: (Float) -> Float) {
+        let px = x.host!, po = out.host!
+        parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = f(px[i]) } }
+    }
+
+    func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count n: Int) {
+        guard n > 0 else { return }
+        switch op {
+        case .negate: map(x, out, n) { -$0 }
+        case .exp: map(x, out, n) { Foundation.exp($0) }
+        case .log: map(x, out, n) { Foundation.log($0) }
+        case .sqrt: map(x, out, n) { $0.squareRoot() }
+        case .abs: map(x, out, n) { Swift.abs($0) }
+        case .square: map(x, out, n) { $0 * $0 }
+        case .reciprocal: map(x, out, n) { 1 / $0 }
+        case .sign: map(x, out, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
+        case .clamp(let lo, let hi): map(x, out, n) { Swift.min(Swift.max($0, lo), hi) }
+        case .activation(.relu): map(x, out, n) { $0 > 0 ? $0 : 0 }
+        case .activation(.identity): map(x, out, n) { $0 }
+        case .activation(let a): map(x, out, n) { Formulas.activation(a, $0) }
+        case .scalar(.add, let s, _): map(x, out, n) { $0 + s }
+        case .scalar(.multiply, let s, _): map(x, out, n) { $0 * s }
+        case .scalar(.subtract, let s, false): map(x, out, n) { $0 - s }
+        case .scalar(.subtract, let s, true): map(x, out, n) { s - $0 }
+        case .scalar(let bop, let s, let first):
+            if first { map(x, out, n) { Formulas.binary(bop, s, $0) } } else { map(x, out, n) { Formulas.binary(bop, $0, s) } }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,
+                            gx: DeviceBuffer, count n: Int) {
+        let px = x.host!, py = y.host!, pg = gy.host!, po = gx.host!
+        parallelFor(n) { lo, hi in
+            if activation == .relu {
+                for i in lo..<hi { po[i] = px[i] > 0 ? pg[i] : 0 }
+            } else {
+                for i in lo..<hi { po[i] = pg[i] * Formulas.derivative(activation, px[i], py[i]) }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func binary(_ op: BinaryOp, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, layout: BroadcastLayout) {
+        let n = layout.count
+        guard n > 0 else { return }
+        let pa = a.host!, pb = b.host!, po = out.host!
+        if layout.isElementwise {
+            switch op {
+            case .add: parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = pa[i] + pb[i] } }
+            case .subtract: parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = pa[i] - pb[i] } }
+            case .multiply: parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = pa[i] * pb[i] } }
+            case .divide: parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = pa[i] / pb[i] } }
+            default: parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = Formulas.binary(op, pa[i], pb[i]) } }
+            }
+        } else {
+            // Walk the output row by row over its last dimension; the leading dimensions give the offsets.
+            let dims = layout.dims, sa = layout.stridesA, sb = layout.stridesB
+            let last = dims.count - 1
+            let inner = dims[last], isa = sa[last], isb = sb[last]
+            let rows = n / inner
+            parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / inner)) { lo, hi in
+                for r in lo..<hi {
+                    var rem = r, offA = 0, offB = 0
+                    for d in stride(from: last - 1, through: 0, by: -1) {
+                        let idx = rem % dims[d]; rem /= dims[d]
+                        offA += idx * sa[d]; offB += idx * sb[d]
+                    }
+                    let ra = pa + offA, rb = pb + offB, ro = po + r * inner
+                    if op == .add, isa == 1, isb == 1 {
+                        for j in 0..<inner { ro[j] = ra[j] + rb[j] }
+                    } else {
+                        for j in 0..<inner { ro[j] = Formulas.binary(op, ra[j * isa], rb[j * isb]) }
+                    }
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int) {
+        let px = x.host!, po = out.host!
+        let initial: Float = op == .max ? -.infinity : (op == .min ? .infinity : 0)
+        parallelFor(outer, minimum: max(1, CPUBackend.parallelThreshold / max(length * inner, 1))) { lo, hi in
+            for o in lo..<hi {
+                let base = px + o * length * inner
+                let dst = po + o * inner
+                for j in 0..<inner { dst[j] = initial }
+                for l in 0..<length {
+                    let row = base + l * inner
+                    switch op {
+                    case .sum, .mean: for j in 0..<inner { dst[j] += row[j] }
+                    case .max: for j in 0..<inner { dst[j] = Swift.max(dst[j], row[j]) }
+                    case .min: for j in 0..<inner { dst[j] = Swift.min(dst[j], row[j]) }
+                    }
+                }
+                if op == .mean { let s = 1 / Float(length); for j in 0..<inner { dst[j] *= s } }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
+        let px = x.host!, po = out.host!
+        for r in 0..<rows {
+            let row = px + r * cols
+            var best = row[0], at = 0
+            for c in 1..<max(cols, 1) where row[c] > best { best = row[c]; at = c }
+            po[r] = Float(at)
+        }
+        count { $0.launches += 1 }
+    }
+
+    func softmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        let px = x.host!, po = out.host!
+        parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / max(cols, 1))) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, q = po + r * cols
+                var m = -Float.infinity
+                for c in 0..<cols { m = Swift.max(m, p[c]) }
+                var s: Float = 0
+                for c in 0..<cols { s += Foundation.exp(p[c] - m) }
+                if log {
+                    let ls = Foundation.log(s) + m
+                    for c in 0..<cols { q[c] = p[c] - ls }
+                } else {
+                    let inv = 1 / s
+                    for c in 0..<cols { q[c] = Foundation.exp(p[c] - m) * inv }
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        let py = y.host!, pg = gy.host!, po = gx.host!
+        parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / max(cols, 1))) { lo, hi in
+            for r in lo..<hi {
+                let yy = py + r * cols, g = pg + r * cols, o = po + r * cols
+                var s: Float = 0
+                if log {
+                    for c in 0..<cols { s += g[c] }
+                    for c in 0..<cols { o[c] = g[c] - Foundation.exp(yy[c]) * s }
+                } else {
+                    for c in 0..<cols { s += g[c] * yy[c] }
+                    for c in 0..<cols { o[c] = yy[c] * (g[c] - s) }
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
+        let px = x.host!, po = out.host!
+        let block = 32
+        for b in 0..<batch {
+            let src = px + b * rows * cols, dst = po + b * rows * cols
+            for r0 in stride(from: 0, to: rows, by: block) {
+                for c0 in stride(from: 0, to: cols, by: block) {
+                    for r in r0..<Swift.min(r0 + block, rows) {
+                        for c in c0..<Swift.min(c0 + block, cols) { dst[c * rows + r] = src[r * cols + c] }
+                    }
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
+        let px = x.host!, pi = indices.host!, po = out.host!
+        for i in 0..<n { (po + i * rowSize).update(from: px + Int(pi[i]) * rowSize, count: rowSize) }
+        count { $0.launches += 1 }
+    }
+
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
+        let pg = gy.host!, pi = indices.host!, po = out.host!
+        for i in 0..<n {
+            let dst = po + Int(pi[i]) * rowSize, src = pg + i * rowSize
+            for j in 0..<rowSize { dst[j] += src[j] }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count n: Int, classes: Int) {
+        let pi = indices.host!, po = out.host!
+        for i in 0..<n {
+            let row = po + i * classes
+            let label = Int(pi[i])
+            for c in 0..<classes { row[c] = c == label ? 1 : 0 }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func randomUniform(out: DeviceBuffer, count n: Int, seed: UInt64) {
+        let po = out.host!
+        parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = CounterRandom.uniform(seed: seed, index: UInt64(i)) } }
+        count { $0.launches += 1 }
+    }
+}

@@ -1,0 +1,97 @@
+import CBLAS
+import Foundation
+
+/// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
+/// split across cores when a tensor is large.
+final class CPUBackend: Backend {
+    static let shared = CPUBackend()
+
+    let name = "cpu"
+    private(set) var stats = DeviceStats()
+    /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
+    let threads: Int
+    private var pool: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    private let lock = NSLock()
+    /// Below this many elements a loop runs on the calling thread.
+    static let parallelThreshold = 1 << 16
+
+    private init() {
+        let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
+        threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        openblas_set_num_threads(Int32(threads))
+    }
+
+    // MARK: memory
+
+    func allocate(_ count: Int) -> DeviceBuffer {
+        let size = OpenCLBackend.roundedSize(count)
+        lock.lock()
+        var ptr = pool[size]?.popLast()
+        if ptr == nil {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+            ptr = raw.bindMemory(to: Float.self, capacity: size)
+            stats.allocations += 1
+        }
+        lock.unlock()
+        return DeviceBuffer(capacity: size, host: ptr, mem: nil) { [unowned self] capacity, host, _ in
+            guard let host else { return }
+            self.lock.lock(); self.pool[capacity, default: []].append(host); self.lock.unlock()
+        }
+    }
+
+    func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
+        guard let base = source.baseAddress, source.count > 0 else { return }
+        (buffer.host! + offset).update(from: base, count: source.count)
+        count { $0.hostWrites += 1 }
+    }
+
+    func read(_ buffer: DeviceBuffer, offset: Int, count n: Int, into destination: UnsafeMutableBufferPointer<Float>) {
+        guard n > 0 else { return }
+        destination.baseAddress!.update(from: buffer.host! + offset, count: n)
+        count { $0.hostReads += 1 }
+    }
+
+    func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count n: Int) {
+        guard n > 0 else { return }
+        (destination.host! + destinationOffset).update(from: source.host! + sourceOffset, count: n)
+        count { $0.launches += 1 }
+    }
+
+    func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count n: Int) {
+        let p = buffer.host! + offset
+        parallelFor(n) { lo, hi in for i in lo..<hi { p[i] = value } }
+        count { $0.launches += 1 }
+    }
+
+    func synchronize() {}
+
+    @inline(__always) func count(_ update: (inout DeviceStats) -> Void) {
+        lock.lock(); update(&stats); lock.unlock()
+    }
+
+    /// Runs body(lo, hi) over [0, n), split into one chunk per thread when n is large.
+    @inline(__always) func parallelFor(_ n: Int, minimum: Int = CPUBackend.parallelThreshold,
+                                       _ body: (Int, Int) -> Void) {
+        if n < minimum || threads == 1 {
+            if n > 0 { body(0, n) }
+            return
+        }
+        let chunks = threads
+        let per = (n + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = c * per, hi = min(n, lo + per)
+            if lo < hi { body(lo, hi) }
+        }
+    }
+}
+
+/// Counter-based uniform random numbers, bit-identical to `random_uniform` in Kernels/common.cl.
+enum CounterRandom {
+    @inline(__always) static func uniform(seed: UInt64, index: UInt64) -> Float {
+        var z = seed &+ (index &+ 1) &* 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z = z ^ (z >> 31)
+        return Float(z >> 40) * (1.0 / 16_777_216.0)
+    }
+}

@@ -1,0 +1,259 @@
+/// The narrow interface every device implements. `Tensor` ops call it; nothing above `Tensor`
+/// (layers, losses, optimizers) sees it. Sizes are element counts of `Float`.
+/// Every call only enqueues work: nothing waits on the device except `read` and `synchronize`.
+protocol Backend: AnyObject {
+    /// A short name: `cpu` or `opencl:N`.
+    var name: String { get }
+    /// Transfer, allocation and launch counters.
+    var stats: DeviceStats { get }
+
+    // MARK: memory
+    func allocate(_ count: Int) -> DeviceBuffer
+    /// Copies `source` into `buffer` starting at element `offset` (host to device).
+    func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int)
+    /// Copies `count` elements from `buffer` at `offset` into `destination` (device to host; waits).
+    func read(_ buffer: DeviceBuffer, offset: Int, count: Int, into destination: UnsafeMutableBufferPointer<Float>)
+    /// Device-side copy of `count` elements.
+    func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count: Int)
+    /// Sets `count` elements from `offset` to `value`.
+    func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count: Int)
+    /// Waits until every enqueued command has finished.
+    func synchronize()
+
+    // MARK: compute
+    /// C = act(alpha · op(A) · op(B) + beta · C + bias), batched; see `GemmShape`.
+    func gemm(_ shape: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation)
+    /// out[i] = op(x[i]) for i < count.
+    func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count: Int)
+    /// gx[i] = gy[i] · f'(x[i]) for the activation f, using x or y = f(x) as the formula needs.
+    func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,
+                            gx: DeviceBuffer, count: Int)
+    /// out = a op b with broadcasting described by `layout`.
+    func binary(_ op: BinaryOp, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, layout: BroadcastLayout)
+    /// Reduces x viewed as [outer, length, inner] over the middle axis into out [outer, inner].
+    func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int)
+    /// out[r] = index of the largest x[r, c] (first one on ties), as a Float.
+    func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int)
+    /// Row-wise softmax (or log-softmax) of x [rows, cols], stable (row max subtracted).
+    func softmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, log: Bool)
+    /// Backward of `softmax` from its output y and the output gradient gy.
+    func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool)
+    /// out[b, c, r] = x[b, r, c] for x [batch, rows, cols].
+    func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int)
+    /// out[i, :] = x[indices[i], :] for rows of `rowSize` elements; indices are whole numbers stored as Float.
+    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int)
+    /// out[i, :] += gy[i, :] scattered to rows indices[i] (the backward of gatherRows; out must start zeroed).
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int)
+    /// out [count, classes] = one-hot rows of the whole-number labels in `indices`.
+    func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int)
+    /// out[i] = uniform in [0, 1) from a counter-based hash of (seed, i): identical on every device.
+    func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64)
+}
+
+/// Counters a device keeps, used by tests to prove the hot path stays on the device.
+public struct DeviceStats: Sendable, Equatable {
+    /// Device-to-host reads (`toArray()`, `item()`).
+    public var hostReads = 0
+    /// Host-to-device writes (tensor creation, `to(_:)`).
+    public var hostWrites = 0
+    /// New device allocations (a pooled buffer that is reused does not count).
+    public var allocations = 0
+    /// Kernel launches (OpenCL) or op calls (CPU).
+    public var launches = 0
+    /// Times the host waited for the queue to drain.
+    public var waits = 0
+    public init() {}
+}
+
+/// The shape of one (batched) matrix product C[m, n] = op(A)[m, k] · op(B)[k, n].
+/// Matrices are row-major; `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored;
+/// `strideA/B/C` are the element distance between consecutive batch items (0 repeats the same matrix).
+public struct GemmShape: Equatable, Sendable {
+    public var transA = false
+    public var transB = false
+    public var m: Int
+    public var n: Int
+    public var k: Int
+    public var alpha: Float = 1
+    public var beta: Float = 0
+    public var lda: Int
+    public var ldb: Int
+    public var ldc: Int
+    public var batch = 1
+    public var strideA = 0
+    public var strideB = 0
+    public var strideC = 0
+
+    /// A packed product: rows of A, B and C stored without padding.
+    public init(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
+                alpha: Float = 1, beta: Float = 0, batch: Int = 1,
+                strideA: Int? = nil, strideB: Int? = nil) {
+        self.m = m; self.n = n; self.k = k
+        self.transA = transA; self.transB = transB
+        self.alpha = alpha; self.beta = beta
+        self.lda = transA ? m : k
+        self.ldb = transB ? k : n
+        self.ldc = n
+        self.batch = batch
+        self.strideA = strideA ?? m * k
+        self.strideB = strideB ?? k * n
+        self.strideC = m * n
+    }
+}
+
+/// Activation functions, usable alone (`Tensor.relu()`, ...) and fused into a GEMM's epilogue.
+public enum Activation: Equatable, Sendable, Hashable {
+    case identity
+    /// Heaviside step: 1 where x > 0, else 0. Forward only.
+    case step
+    case sigmoid
+    case tanh
+    case relu
+    case leakyRelu(slope: Float)
+    case elu(alpha: Float)
+    case selu
+    case softplus
+    /// GELU with the tanh approximation.
+    case geluTanh
+    /// GELU with the exact erf form.
+    case geluErf
+
+    /// The kernel-side code of the activation (matches `ACT_*` in Kernels/common.cl).
+    var code: Int32 {
+        switch self {
+        case .identity: return 0
+        case .step: return 1
+        case .sigmoid: return 2
+        case .tanh: return 3
+        case .relu: return 4
+        case .leakyRelu: return 5
+        case .elu: return 6
+        case .selu: return 7
+        case .softplus: return 8
+        case .geluTanh: return 9
+        case .geluErf: return 10
+        }
+    }
+
+    /// The activation's parameter (slope or alpha), 0 where it has none.
+    var parameter: Float {
+        switch self {
+        case .leakyRelu(let s): return s
+        case .elu(let a): return a
+        default: return 0
+        }
+    }
+
+    /// The kernel name suffix (`act_relu`, `actgrad_relu`, ...).
+    var kernelName: String {
+        switch self {
+        case .identity: return "identity"
+        case .step: return "step"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .relu: return "relu"
+        case .leakyRelu: return "leaky_relu"
+        case .elu: return "elu"
+        case .selu: return "selu"
+        case .softplus: return "softplus"
+        case .geluTanh: return "gelu_tanh"
+        case .geluErf: return "gelu_erf"
+        }
+    }
+}
+
+/// Elementwise one-input operations (the activations are `.activation`).
+public enum UnaryOp: Equatable, Sendable {
+    case negate
+    case exp
+    case log
+    case sqrt
+    case abs
+    case square
+    case reciprocal
+    case sign
+    case activation(Activation)
+    case clamp(min: Float, max: Float)
+    /// x op s (or s op x when `scalarFirst`), for any binary op.
+    case scalar(BinaryOp, Float, scalarFirst: Bool)
+}
+
+/// Elementwise two-input operations; comparisons give 1 where true and 0 elsewhere.
+public enum BinaryOp: Int32, Equatable, Sendable, CaseIterable {
+    case add = 0, subtract, multiply, divide, power, maximum, minimum
+    case equal, notEqual, less, lessEqual, greater, greaterEqual
+
+    var kernelName: String {
+        switch self {
+        case .add: return "add"
+        case .subtract: return "sub"
+        case .multiply: return "mul"
+        case .divide: return "div"
+        case .power: return "pow"
+        case .maximum: return "max"
+        case .minimum: return "min"
+        case .equal: return "eq"
+        case .notEqual: return "ne"
+        case .less: return "lt"
+        case .lessEqual: return "le"
+        case .greater: return "gt"
+        case .greaterEqual: return "ge"
+        }
+    }
+}
+
+/// Reductions over one axis.
+public enum ReduceOp: Int32, Equatable, Sendable {
+    case sum = 0, mean, max, min
+}
+
+/// How two operands broadcast into an output, after collapsing to at most 4 dimensions.
+/// `dims` is the output shape (leading 1s padded); `stridesA/B` give 0 on broadcast dimensions.
+public struct BroadcastLayout: Equatable, Sendable {
+    public var dims: [Int]
+    public var stridesA: [Int]
+    public var stridesB: [Int]
+    public var count: Int { dims.reduce(1, *) }
+    /// Both operands have the output's shape: a plain elementwise loop.
+    public var isElementwise: Bool {
+        let contiguous = BroadcastLayout.contiguousStrides(dims)
+        return stridesA == contiguous && stridesB == contiguous
+    }
+
+    static func contiguousStrides(_ dims: [Int]) -> [Int] {
+        var s = [Int](repeating: 1, count: dims.count)
+        var acc = 1
+        for i in stride(from: dims.count - 1, through: 0, by: -1) { s[i] = acc; acc *= dims[i] }
+        return s
+    }
+
+    /// Numpy-style broadcasting of shapes `a` and `b`; nil when they do not broadcast.
+    static func make(_ a: [Int], _ b: [Int]) -> (out: [Int], layout: BroadcastLayout)? {
+        let rank = max(a.count, b.count)
+        let pa = [Int](repeating: 1, count: rank - a.count) + a
+        let pb = [Int](repeating: 1, count: rank - b.count) + b
+        var out = [Int](repeating: 1, count: rank)
+        for i in 0..<rank {
+            if pa[i] == pb[i] || pb[i] == 1 { out[i] = pa[i] }
+            else if pa[i] == 1 { out[i] = pb[i] }
+            else { return nil }
+        }
+        let sa = contiguousStrides(pa).enumerated().map { pa[$0.offset] == 1 ? 0 : $0.element }
+        let sb = contiguousStrides(pb).enumerated().map { pb[$0.offset] == 1 ? 0 : $0.element }
+        // Collapse neighbouring dimensions that both operands walk the same way.
+        var dims: [Int] = [], ra: [Int] = [], rb: [Int] = []
+        for i in 0..<rank where out[i] != 1 {
+            if let last = dims.last,
+               ra.last! == sa[i] * out[i], rb.last! == sb[i] * out[i] {
+                dims[dims.count - 1] = last * out[i]
+                ra[ra.count - 1] = sa[i]
+                rb[rb.count - 1] = sb[i]
+            } else {
+                dims.append(out[i]); ra.append(sa[i]); rb.append(sb[i])
+            }
+        }
+        if dims.isEmpty { dims = [1]; ra = [0]; rb = [0] }
+        return (out, BroadcastLayout(dims: dims, stridesA: ra, stridesB: rb))
+    }
+}

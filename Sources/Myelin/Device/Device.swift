@@ -1,0 +1,105 @@
+import Foundation
+import COpenCL
+
+/// Memory that lives on a device: host memory for the CPU, a `cl_mem` for OpenCL.
+/// When the last reference goes away the memory returns to its device's pool.
+final class DeviceBuffer {
+    /// Capacity in elements (at least the count asked for; pools round sizes up).
+    let capacity: Int
+    let host: UnsafeMutablePointer<Float>?
+    let mem: cl_mem?
+    private let recycle: (Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void
+
+    init(capacity: Int, host: UnsafeMutablePointer<Float>?, mem: cl_mem?,
+         recycle: @escaping (Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void) {
+        self.capacity = capacity
+        self.host = host
+        self.mem = mem
+        self.recycle = recycle
+    }
+
+    deinit { recycle(capacity, host, mem) }
+}
+
+/// A device that tensors live on and ops run on. Obtain one with `Device.make(_:)`, `Device.cpu`,
+/// `Device.opencl(_:)` or `Device.default`.
+///
+/// ```swift
+/// let gpu = try Device.make(.auto)
+/// let x = Tensor.ones([2, 3], on: gpu)
+/// ```
+public final class Device: CustomStringConvertible, Hashable, @unchecked Sendable {
+    let backend: Backend
+
+    init(backend: Backend) { self.backend = backend }
+
+    /// `cpu` or `opencl:N`.
+    public var name: String { backend.name }
+    public var description: String { name }
+    /// True for an OpenCL device.
+    public var isOpenCL: Bool { backend is OpenCLBackend }
+    /// A longer description: the OpenCL device's name and platform, or the CPU's thread count.
+    public var details: String {
+        if let cl = backend as? OpenCLBackend { return "\(cl.info.name) (\(cl.info.platformName))" }
+        return "CPU, \(CPUBackend.shared.threads) threads, OpenBLAS"
+    }
+
+    /// Transfer, allocation and launch counters since the device was created.
+    public var stats: DeviceStats { backend.stats }
+
+    /// Waits for every queued command on the device to finish (benchmarks use this).
+    public func synchronize() { backend.synchronize() }
+
+    public static func == (a: Device, b: Device) -> Bool { a === b }
+    public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
+
+    // MARK: choosing a device
+
+    /// The CPU device.
+    public static let cpu = Device(backend: CPUBackend.shared)
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var openCLDevices: [Int: Device] = [:]
+    nonisolated(unsafe) private static var defaultDevice: Device?
+
+    /// The OpenCL device numbered `index` in the list of all platforms' devices.
+    public static func opencl(_ index: Int = 0) throws -> Device {
+        lock.lock(); defer { lock.unlock() }
+        if let d = openCLDevices[index] { return d }
+        let all = OpenCLPlatforms.devices()
+        guard !all.isEmpty else { throw DeviceError.noOpenCL(available: availableNames()) }
+        guard index < all.count else { throw DeviceError.indexOutOfRange(index, available: availableNames()) }
+        let d = Device(backend: try OpenCLBackend(index: index, info: all[index]))
+        openCLDevices[index] = d
+        return d
+    }
+
+    /// The device a spec names. `auto` picks the first OpenCL GPU, else the CPU.
+    public static func make(_ spec: DeviceSpec) throws -> Device {
+        switch spec {
+        case .cpu: return .cpu
+        case .opencl(let i): return try opencl(i ?? 0)
+        case .auto:
+            if let gpu = OpenCLPlatforms.autoIndex() { return try opencl(gpu) }
+            return .cpu
+        }
+    }
+
+    /// The device `Tensor` creation uses when none is given: set by code, else `MYELIN_DEVICE`, else `auto`.
+    public static var `default`: Device {
+        get {
+            lock.lock()
+            if let d = defaultDevice { lock.unlock(); return d }
+            lock.unlock()
+            let d = (try? make(DeviceSpec.fromEnvironment())) ?? .cpu
+            lock.lock(); defaultDevice = d; lock.unlock()
+            return d
+        }
+        set { lock.lock(); defaultDevice = newValue; lock.unlock() }
+    }
+
+    /// Names of every device that can be chosen: `cpu` and `opencl:N (name)`.
+    public static func availableNames() -> [String] {
+        ["cpu"] + OpenCLPlatforms.devices().enumerated().map { "opencl:\($0.offset) (\($0.element.name))" }
+    }
+}

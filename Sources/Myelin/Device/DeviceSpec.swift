@@ -1,0 +1,75 @@
+import Foundation
+
+/// Which device to run on, as written on a command line (`--device`) or in `MYELIN_DEVICE`.
+///
+/// ```swift
+/// let spec = try DeviceSpec(parsing: "opencl:1")   // .opencl(index: 1)
+/// let device = try Device.make(spec)
+/// ```
+public enum DeviceSpec: Equatable, Sendable, CustomStringConvertible {
+    /// The first OpenCL GPU if there is one, else the CPU.
+    case auto
+    /// The CPU: CBLAS for matrix products, vectorized Swift for the rest.
+    case cpu
+    /// An OpenCL device by its number in the list of all platforms' devices; `nil` means the first.
+    case opencl(index: Int?)
+
+    /// Parses `auto`, `cpu`, `opencl` or `opencl:N` (case-insensitive, surrounding blanks ignored).
+    public init(parsing text: String) throws {
+        let t = text.trimmingCharacters(in: .whitespaces).lowercased()
+        switch t {
+        case "auto", "": self = .auto
+        case "cpu": self = .cpu
+        case "opencl", "cl": self = .opencl(index: nil)
+        default:
+            let parts = t.split(separator: ":", omittingEmptySubsequences: false)
+            if parts.count == 2, parts[0] == "opencl" || parts[0] == "cl",
+               let n = Int(parts[1]), n >= 0 {
+                self = .opencl(index: n)
+            } else {
+                throw DeviceError.badSpec(text)
+            }
+        }
+    }
+
+    /// The spec named by `MYELIN_DEVICE`, or `.auto` when it is unset or empty.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> DeviceSpec {
+        guard let value = environment["MYELIN_DEVICE"], !value.isEmpty else { return .auto }
+        return try DeviceSpec(parsing: value)
+    }
+
+    public var description: String {
+        switch self {
+        case .auto: return "auto"
+        case .cpu: return "cpu"
+        case .opencl(let i): return i.map { "opencl:\($0)" } ?? "opencl"
+        }
+    }
+}
+
+/// Errors raised while choosing or setting up a device.
+public enum DeviceError: Error, CustomStringConvertible, Equatable {
+    case badSpec(String)
+    case noOpenCL(available: [String])
+    case indexOutOfRange(Int, available: [String])
+    case openCL(call: String, code: Int32)
+    case buildFailed(device: String, log: String)
+    case mismatchedDevices(String, String)
+
+    public var description: String {
+        switch self {
+        case .badSpec(let s):
+            return "unknown device '\(s)': expected auto, cpu, opencl or opencl:N"
+        case .noOpenCL(let available):
+            return "no OpenCL device found; available devices: \(available.joined(separator: ", "))"
+        case .indexOutOfRange(let i, let available):
+            return "there is no OpenCL device \(i); available devices: \(available.joined(separator: ", "))"
+        case .openCL(let call, let code):
+            return "\(call) failed with \(openCLErrorName(code)) (\(code))"
+        case .buildFailed(let device, let log):
+            return "OpenCL program build failed on \(device):\n\(log)"
+        case .mismatchedDevices(let a, let b):
+            return "tensors are on different devices: \(a) and \(b); move one with to(_:)"
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import COpenCL
+
+/// Each op of the device interface as launches of the kernels in Kernels/*.cl.
+extension OpenCLBackend {
+    func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation) {
+        guard s.m > 0, s.n > 0, s.batch > 0 else { return }
+        let args: [KernelArg] = [
+            .int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+            .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+            .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+            .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+            bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+            .int(activation.code), .float(activation.parameter),
+        ]
+        if GemmKernelChoice.useDirect(m: s.m, n: s.n, k: s.k) {
+            launch("gemm_direct", global: [s.n, s.m, s.batch], args: args)
+        } else {
+            launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1], args: args)
+        }
+    }
+
+    func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count: Int) {
+        guard count > 0 else { return }
+        let n = Int32(count)
+        switch op {
+        case .activation(let act):
+            launch("act_\(act.kernelName)", global: [count], args: [.buffer(x), .buffer(out), .int(n), .float(act.parameter)])
+        case .clamp(let lo, let hi):
+            launch("unary_clamp", global: [count], args: [.buffer(x), .buffer(out), .int(n), .float(lo), .float(hi)])
+        case .scalar(let bop, let v, let first):
+            launch("scalar_\(bop.kernelName)", global: [count],
+                   args: [.buffer(x), .buffer(out), .int(n), .float(v), .int(first ? 1 : 0)])
+        case .negate: launch("unary_neg", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .exp: launch("unary_exp", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .log: launch("unary_log", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .sqrt: launch("unary_sqrt", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .abs: launch("unary_abs", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .square: launch("unary_square", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .reciprocal: launch("unary_reciprocal", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .sign: launch("unary_sign", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        }
+    }
+
+    func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,
+                            gx: DeviceBuffer, count: Int) {
+        guard count > 0 else { return }
+        launch("actgrad_\(activation.kernelName)", global: [count],
+               args: [.buffer(x), .buffer(y), .buffer(gy), .buffer(gx), .int(Int32(count)), .float(activation.parameter)])
+    }
+
+    func binary(_ op: BinaryOp, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, layout: BroadcastLayout) {
+        let count = layout.count
+        guard count > 0 else { return }
+        if layout.isElementwise {
+            launch("binary_\(op.kernelName)", global: [count], args: [.buffer(a), .buffer(b), .buffer(out), .int(Int32(count))])
+            return
+        }
+        precondition(layout.dims.count <= 4, "broadcasting needs at most 4 dimensions after collapsing, got \(layout.dims)")
+        let pad = 4 - layout.dims.count
+        let d = [Int](repeating: 1, count: pad) + layout.dims
+        let sa = [Int](repeating: 0, count: pad) + layout.stridesA
+        let sb = [Int](repeating: 0, count: pad) + layout.stridesB
+        var args: [KernelArg] = [.buffer(a), .buffer(b), .buffer(out), .int(Int32(d[1])), .int(Int32(d[2])),
+                                 .int(Int32(d[3])), .int(Int32(count))]
+        args += sa.map { .int(Int32($0)) } + sb.map { .int(Int32($0)) }
+        launch("bcast_\(op.kernelName)", global: [count], args: args)
+    }
+
+    func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int) {
+        guard outer > 0, inner > 0 else { return }
+        if inner == 1 {
+            let wg = length >= 256 ? 256 : (length >= 64 ? 64 : 16)
+            launch("reduce_rows", global: [outer * wg], local: [wg],
+                   args: [.buffer(x), .buffer(out), .int(Int32(length)), .int(op.rawValue), .local(wg * 4)])
+        } else {
+            launch("reduce_strided", global: [inner, outer],
+                   args: [.buffer(x), .buffer(out), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)), .int(op.rawValue)])
+        }
+    }
+
+    func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
+        guard rows > 0 else { return }
+        launch("argmax_rows", global: [rows], args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols))])
+    }
+
+    func softmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        guard rows > 0 else { return }
+        launch("softmax_rows", global: [rows],
+               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .int(log ? 1 : 0)])
+    }
+
+    func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        guard rows > 0 else { return }
+        launch("softmax_rows_backward", global: [rows],
+               args: [.buffer(y), .buffer(gy), .buffer(gx), .int(Int32(rows)), .int(Int32(cols)), .int(log ? 1 : 0)])
+    }
+
+    func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
+        guard batch > 0, rows > 0, cols > 0 else { return }
+        launch("transpose_batched", global: [cols, rows, batch], local: [16, 16, 1],
+               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols))])
+    }
+
+    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
+        guard count > 0, rowSize > 0 else { return }
+        launch("gather_rows", global: [rowSize, count],
+               args: [.buffer(x), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize))])
+    }
+
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
+        guard count > 0, rowSize > 0 else { return }
+        launch("scatter_add_rows", global: [rowSize, count],
+               args: [.buffer(gy), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize))])
+    }
+
+    func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int) {
+        guard count > 0, classes > 0 else { return }
+        launch("one_hot", global: [classes, count],
+               args: [.buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(classes))])
+    }
+
+    func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64) {
+        guard count > 0 else { return }
+        launch("random_uniform_fill", global: [count], args: [.buffer(out), .int(Int32(count)), .ulong(seed)])
+    }
+}
+
+/// When the direct (one item per output) GEMM kernel beats the tiled one.
+enum GemmKernelChoice {
+    static func useDirect(m: Int, n: Int, k: Int) -> Bool {
+        m * n < 64 * 64 || m < 8 || n < 8
+    }
+}

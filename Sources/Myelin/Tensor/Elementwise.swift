@@ -1,0 +1,210 @@
+import Foundation
+
+// Elementwise ops with their backward formulas beside them.
+
+extension Tensor {
+    // MARK: unary
+
+    func mapped(_ op: UnaryOp) -> Tensor {
+        let out = Tensor.empty(shape, on: device)
+        backend.unary(op, x: buffer, out: out.buffer, count: count)
+        return out
+    }
+
+    public func negated() -> Tensor {
+        mapped(.negate).recorded("negate", [self]) { g in [g.mapped(.negate)] }
+    }
+
+    public func exp() -> Tensor {
+        let y = mapped(.exp)
+        return y.recorded("exp", [self]) { [unowned y] g in [try g * y.detach()] }
+    }
+
+    public func log() -> Tensor {
+        mapped(.log).recorded("log", [self]) { g in [try g / self.detach()] }
+    }
+
+    public func sqrt() -> Tensor {
+        let y = mapped(.sqrt)
+        return y.recorded("sqrt", [self]) { [unowned y] g in [try g / (y.detach() * 2)] }
+    }
+
+    public func abs() -> Tensor {
+        mapped(.abs).recorded("abs", [self]) { g in [try g * self.detach().mapped(.sign)] }
+    }
+
+    public func square() -> Tensor {
+        mapped(.square).recorded("square", [self]) { g in [try g * (self.detach() * 2)] }
+    }
+
+    /// Elementwise sign: -1, 0 or 1 (no gradient).
+    public func sign() -> Tensor { mapped(.sign) }
+
+    /// Values limited to [min, max]; the gradient flows where the input was inside.
+    public func clamp(min lo: Float = -.infinity, max hi: Float = .infinity) -> Tensor {
+        mapped(.clamp(min: lo, max: hi)).recorded("clamp", [self]) { g in
+            let x = self.detach()
+            let inside = try x.greaterEqual(lo) * x.lessEqual(hi)
+            return [try g * inside]
+        }
+    }
+
+    /// x ** p for a scalar exponent.
+    public func pow(_ p: Float) -> Tensor {
+        mapped(.scalar(.power, p, scalarFirst: false)).recorded("pow", [self]) { g in
+            [try g * (self.detach().pow(p - 1) * p)]
+        }
+    }
+
+    // MARK: activations
+
+    /// Applies an activation function. `.step` has no gradient: backward through it is an error.
+    public func activation(_ a: Activation) -> Tensor {
+        let y = mapped(.activation(a))
+        return y.recorded(a.kernelName, [self]) { [unowned y] g in
+            if a == .step {
+                throw TensorError.noGradient("the step activation has no gradient (it is forward only); use sigmoid or another differentiable activation in a network that is trained")
+            }
+            return [self.activationGradient(a, y: y.detach(), gy: g)]
+        }
+    }
+
+    /// gx = gy * f'(x) for x = self and y = f(x).
+    func activationGradient(_ a: Activation, y: Tensor, gy: Tensor) -> Tensor {
+        let gx = Tensor.empty(shape, on: device)
+        backend.activationBackward(a, x: buffer, y: y.buffer, gy: gy.buffer, gx: gx.buffer, count: count)
+        return gx
+    }
+
+    public func step() -> Tensor { activation(.step) }
+    public func sigmoid() -> Tensor { activation(.sigmoid) }
+    public func tanh() -> Tensor { activation(.tanh) }
+    public func relu() -> Tensor { activation(.relu) }
+    public func leakyRelu(slope: Float = 0.01) -> Tensor { activation(.leakyRelu(slope: slope)) }
+    public func elu(alpha: Float = 1) -> Tensor { activation(.elu(alpha: alpha)) }
+    public func selu() -> Tensor { activation(.selu) }
+    public func softplus() -> Tensor { activation(.softplus) }
+    /// GELU; `approximate: true` uses the tanh approximation, `false` the exact erf form.
+    public func gelu(approximate: Bool = false) -> Tensor { activation(approximate ? .geluTanh : .geluErf) }
+
+    // MARK: binary
+
+    /// a op b with numpy broadcasting (trailing dimensions aligned; size-1 dimensions stretch).
+    func elementwise(_ op: BinaryOp, _ other: Tensor, name: String) throws -> (Tensor, BroadcastLayout) {
+        try checkSameDevice(other, name)
+        guard let (outShape, layout) = BroadcastLayout.make(shape, other.shape) else {
+            throw TensorError.shapeMismatch(op: name, "do not broadcast", shape, other.shape)
+        }
+        if layout.dims.count > 4 && device.isOpenCL {
+            throw TensorError.shapeMismatch(op: name, "broadcast over more than 4 separate dimensions, which is not supported", shape, other.shape)
+        }
+        let out = Tensor.empty(outShape, on: device)
+        backend.binary(op, a: buffer, b: other.buffer, out: out.buffer, layout: layout)
+        return (out, layout)
+    }
+
+    public static func + (a: Tensor, b: Tensor) throws -> Tensor {
+        let (y, _) = try a.elementwise(.add, b, name: "add")
+        return y.recorded("add", [a, b]) { g in [try g.sumToShape(a.shape), try g.sumToShape(b.shape)] }
+    }
+
+    public static func - (a: Tensor, b: Tensor) throws -> Tensor {
+        let (y, _) = try a.elementwise(.subtract, b, name: "subtract")
+        return y.recorded("subtract", [a, b]) { g in [try g.sumToShape(a.shape), try g.negated().sumToShape(b.shape)] }
+    }
+
+    public static func * (a: Tensor, b: Tensor) throws -> Tensor {
+        let (y, _) = try a.elementwise(.multiply, b, name: "multiply")
+        return y.recorded("multiply", [a, b]) { g in
+            [a.requiresGrad ? try (g * b.detach()).sumToShape(a.shape) : nil,
+             b.requiresGrad ? try (g * a.detach()).sumToShape(b.shape) : nil]
+        }
+    }
+
+    public static func / (a: Tensor, b: Tensor) throws -> Tensor {
+        let (y, _) = try a.elementwise(.divide, b, name: "divide")
+        return y.recorded("divide", [a, b]) { g in
+            let bd = b.detach()
+            return [a.requiresGrad ? try (g / bd).sumToShape(a.shape) : nil,
+                    b.requiresGrad ? try (g * a.detach() / (bd * bd)).negated().sumToShape(b.shape) : nil]
+        }
+    }
+
+    /// Elementwise a ** b with broadcasting.
+    public func pow(_ exponent: Tensor) throws -> Tensor {
+        let (y, _) = try elementwise(.power, exponent, name: "pow")
+        return y.recorded("pow", [self, exponent]) { [unowned y] g in
+            let a = self.detach(), b = exponent.detach()
+            return [self.requiresGrad ? try (g * b * a.pow(b - 1)).sumToShape(self.shape) : nil,
+                    exponent.requiresGrad ? try (g * y.detach() * a.log()).sumToShape(exponent.shape) : nil]
+        }
+    }
+
+    /// Elementwise maximum; the gradient goes to the larger input (to `self` on ties).
+    public func maximum(_ other: Tensor) throws -> Tensor {
+        let (y, _) = try elementwise(.maximum, other, name: "maximum")
+        return y.recorded("maximum", [self, other]) { g in
+            let mask = try self.detach().greaterEqual(other.detach())
+            return [try (g * mask).sumToShape(self.shape), try (g * (1 - mask)).sumToShape(other.shape)]
+        }
+    }
+
+    /// Elementwise minimum; the gradient goes to the smaller input (to `self` on ties).
+    public func minimum(_ other: Tensor) throws -> Tensor {
+        let (y, _) = try elementwise(.minimum, other, name: "minimum")
+        return y.recorded("minimum", [self, other]) { g in
+            let mask = try self.detach().lessEqual(other.detach())
+            return [try (g * mask).sumToShape(self.shape), try (g * (1 - mask)).sumToShape(other.shape)]
+        }
+    }
+
+    // Comparisons: 1 where true, 0 elsewhere; no gradient.
+    public func equal(_ o: Tensor) throws -> Tensor { try elementwise(.equal, o, name: "equal").0 }
+    public func notEqual(_ o: Tensor) throws -> Tensor { try elementwise(.notEqual, o, name: "notEqual").0 }
+    public func less(_ o: Tensor) throws -> Tensor { try elementwise(.less, o, name: "less").0 }
+    public func lessEqual(_ o: Tensor) throws -> Tensor { try elementwise(.lessEqual, o, name: "lessEqual").0 }
+    public func greater(_ o: Tensor) throws -> Tensor { try elementwise(.greater, o, name: "greater").0 }
+    public func greaterEqual(_ o: Tensor) throws -> Tensor { try elementwise(.greaterEqual, o, name: "greaterEqual").0 }
+    public func equal(_ s: Float) -> Tensor { mapped(.scalar(.equal, s, scalarFirst: false)) }
+    public func less(_ s: Float) -> Tensor { mapped(.scalar(.less, s, scalarFirst: false)) }
+    public func lessEqual(_ s: Float) -> Tensor { mapped(.scalar(.lessEqual, s, scalarFirst: false)) }
+    public func greater(_ s: Float) -> Tensor { mapped(.scalar(.greater, s, scalarFirst: false)) }
+    public func greaterEqual(_ s: Float) -> Tensor { mapped(.scalar(.greaterEqual, s, scalarFirst: false)) }
+
+    // MARK: with a scalar
+
+    public static func + (a: Tensor, s: Float) -> Tensor {
+        a.mapped(.scalar(.add, s, scalarFirst: false)).recorded("add", [a]) { g in [g] }
+    }
+    public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+    public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+    public static func - (s: Float, a: Tensor) -> Tensor {
+        a.mapped(.scalar(.subtract, s, scalarFirst: true)).recorded("subtract", [a]) { g in [g.negated()] }
+    }
+    public static func * (a: Tensor, s: Float) -> Tensor {
+        a.mapped(.scalar(.multiply, s, scalarFirst: false)).recorded("multiply", [a]) { g in [g * s] }
+    }
+    public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+    public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+    public static func / (s: Float, a: Tensor) -> Tensor {
+        a.mapped(.scalar(.divide, s, scalarFirst: true)).recorded("divide", [a]) { g in
+            let x = a.detach()
+            return [try g * (x * x).mapped(.scalar(.divide, -s, scalarFirst: true))]
+        }
+    }
+    public static prefix func - (a: Tensor) -> Tensor { a.negated() }
+
+    /// Elementwise max(x, s).
+    public func maximum(_ s: Float) -> Tensor {
+        mapped(.scalar(.maximum, s, scalarFirst: false)).recorded("maximum", [self]) { g in
+            [try g * self.detach().greaterEqual(s)]
+        }
+    }
+
+    /// Elementwise min(x, s).
+    public func minimum(_ s: Float) -> Tensor {
+        mapped(.scalar(.minimum, s, scalarFirst: false)).recorded("minimum", [self]) { g in
+            [try g * self.detach().lessEqual(s)]
+        }
+    }
+}

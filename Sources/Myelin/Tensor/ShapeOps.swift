@@ -1,0 +1,241 @@
+import Foundation
+
+// Reshaping, reductions, softmax, transposes, concatenation, slicing, gathering and one-hot.
+
+extension Tensor {
+    // MARK: reshape
+
+    /// The same data with another shape (no copy). One dimension may be -1 (inferred).
+    public func reshaped(_ newShape: [Int]) throws -> Tensor {
+        var s = newShape
+        if let i = s.firstIndex(of: -1) {
+            let known = s.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+            guard known > 0, count % known == 0 else {
+                throw TensorError.shapeMismatch(op: "reshape", "have different element counts", shape, newShape)
+            }
+            s[i] = count / known
+        }
+        guard s.allSatisfy({ $0 >= 0 }), s.reduce(1, *) == count else {
+            throw TensorError.shapeMismatch(op: "reshape", "have different element counts", shape, newShape)
+        }
+        let out = Tensor(shape: s, device: device, buffer: buffer)
+        let original = shape
+        return out.recorded("reshape", [self]) { g in [try g.reshaped(original)] }
+    }
+
+    /// Collapses every dimension after the first: [N, d1, d2, ...] -> [N, d1·d2·...].
+    public func flattened() -> Tensor {
+        try! reshaped([shape.first ?? 1, -1])
+    }
+
+    // MARK: reductions
+
+    func normalizedAxis(_ axis: Int, _ op: String) throws -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        guard a >= 0, a < rank else { throw TensorError.invalidAxis(op: op, axis: axis, rank: rank) }
+        return a
+    }
+
+    /// Reduces over one axis; the axis is kept with size 1 when `keepDims`.
+    func reduced(_ op: ReduceOp, axis: Int, keepDims: Bool, name: String) throws -> Tensor {
+        let a = try normalizedAxis(axis, name)
+        let outer = shape[..<a].reduce(1, *), length = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        var outShape = shape
+        if keepDims { outShape[a] = 1 } else { outShape.remove(at: a) }
+        let out = Tensor.empty(outShape, on: device)
+        backend.reduce(op, x: buffer, out: out.buffer, outer: outer, length: length, inner: inner)
+        return out
+    }
+
+    /// Sum over one axis.
+    public func sum(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        let y = try reduced(.sum, axis: axis, keepDims: keepDims, name: "sum")
+        let a = try normalizedAxis(axis, "sum")
+        return y.recorded("sum", [self]) { g in [try self.expandGradient(g, axis: a)] }
+    }
+
+    /// Mean over one axis.
+    public func mean(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        let y = try reduced(.mean, axis: axis, keepDims: keepDims, name: "mean")
+        let a = try normalizedAxis(axis, "mean")
+        let n = Float(shape[a])
+        return y.recorded("mean", [self]) { g in [try self.expandGradient(g, axis: a) / n] }
+    }
+
+    /// Maximum over one axis; the gradient goes to every position that holds the maximum.
+    public func max(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        let y = try reduced(.max, axis: axis, keepDims: keepDims, name: "max")
+        let a = try normalizedAxis(axis, "max")
+        return y.recorded("max", [self]) { [unowned y] g in
+            var kept = self.shape; kept[a] = 1
+            let mask = try self.detach().equal(y.detach().reshaped(kept))
+            return [try self.expandGradient(g, axis: a) * mask]
+        }
+    }
+
+    /// Minimum over one axis (no gradient).
+    public func min(axis: Int, keepDims: Bool = false) throws -> Tensor {
+        try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
+    }
+
+    /// Sum of all elements (a scalar).
+    public func sum() -> Tensor {
+        let y = try! flatAll().reduced(.sum, axis: 0, keepDims: false, name: "sum")
+        return y.recorded("sum", [self]) { g in [try g.broadcast(to: self.shape)] }
+    }
+
+    /// Mean of all elements (a scalar).
+    public func mean() -> Tensor {
+        let y = try! flatAll().reduced(.mean, axis: 0, keepDims: false, name: "mean")
+        let n = Float(Swift.max(count, 1))
+        return y.recorded("mean", [self]) { g in [try g.broadcast(to: self.shape) / n] }
+    }
+
+    /// Maximum of all elements (a scalar).
+    public func max() -> Tensor {
+        let flat = try! flatAll().reshaped([count])
+        return try! flat.max(axis: 0)
+    }
+
+    private func flatAll() -> Tensor { Tensor(shape: [count], device: device, buffer: buffer) }
+
+    /// The gradient of a reduction over `axis`, stretched back to this tensor's shape.
+    func expandGradient(_ g: Tensor, axis: Int) throws -> Tensor {
+        var kept = shape; kept[axis] = 1
+        return try g.reshaped(kept).broadcast(to: shape)
+    }
+
+    /// This tensor stretched to a larger shape by broadcasting (a copy).
+    public func broadcast(to target: [Int]) throws -> Tensor {
+        if target == shape { return self }
+        let zero = Tensor.zeros([1], on: device)
+        guard let (out, layout) = BroadcastLayout.make(shape, target), out == target else {
+            throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast", shape, target)
+        }
+        let y = Tensor.empty(target, on: device)
+        var l = layout
+        l.stridesB = l.stridesB.map { _ in 0 }
+        backend.binary(.add, a: buffer, b: zero.buffer, out: y.buffer, layout: l)
+        return y.recorded("broadcast", [self]) { g in [try g.sumToShape(self.shape)] }
+    }
+
+    /// Sums a broadcast result back down to `target` (the backward of broadcasting).
+    public func sumToShape(_ target: [Int]) throws -> Tensor {
+        if shape == target { return self }
+        var t = self
+        // Drop leading dimensions that the target does not have.
+        while t.rank > target.count { t = try t.sum(axis: 0) }
+        for (i, size) in target.enumerated() where size == 1 && t.shape[i] != 1 {
+            t = try t.sum(axis: i, keepDims: true)
+        }
+        guard t.shape == target else {
+            throw TensorError.shapeMismatch(op: "sumToShape", "do not broadcast", shape, target)
+        }
+        return t
+    }
+
+    /// Index of the largest value along the last axis, as whole numbers stored in Float (no gradient).
+    public func argmax() -> Tensor {
+        let cols = shape.last ?? 1
+        let out = Tensor.empty(Array(shape.dropLast()), on: device)
+        backend.argmax(x: buffer, out: out.buffer, rows: count / Swift.max(cols, 1), cols: cols)
+        return out
+    }
+
+    // MARK: softmax
+
+    /// Softmax over the last axis, numerically stable.
+    public func softmax() -> Tensor { softmaxed(log: false) }
+
+    /// Log-softmax over the last axis, numerically stable.
+    public func logSoftmax() -> Tensor { softmaxed(log: true) }
+
+    private func softmaxed(log: Bool) -> Tensor {
+        let cols = shape.last ?? 1, rows = count / Swift.max(cols, 1)
+        let y = Tensor.empty(shape, on: device)
+        backend.softmax(x: buffer, out: y.buffer, rows: rows, cols: cols, log: log)
+        return y.recorded(log ? "logSoftmax" : "softmax", [self]) { [unowned y] g in
+            let gx = Tensor.empty(self.shape, on: self.device)
+            self.backend.softmaxBackward(y: y.buffer, gy: g.buffer, gx: gx.buffer, rows: rows, cols: cols, log: log)
+            return [gx]
+        }
+    }
+
+    // MARK: layout
+
+    /// Swaps the last two axes (a copy).
+    public func transposed() -> Tensor {
+        precondition(rank >= 2, "transposed() needs a tensor of rank 2 or more, got shape \(shape)")
+        let rows = shape[rank - 2], cols = shape[rank - 1]
+        var outShape = shape
+        outShape.swapAt(rank - 2, rank - 1)
+        let y = Tensor.empty(outShape, on: device)
+        backend.transpose(x: buffer, out: y.buffer, batch: count / Swift.max(rows * cols, 1), rows: rows, cols: cols)
+        return y.recorded("transpose", [self]) { g in [g.transposed()] }
+    }
+
+    /// Joins tensors along the first axis; all other dimensions must agree.
+    public static func concat(_ tensors: [Tensor]) throws -> Tensor {
+        guard let first = tensors.first else { throw TensorError.invalidShape(op: "concat", [], "needs at least one tensor") }
+        let rest = Array(first.shape.dropFirst())
+        for t in tensors.dropFirst() {
+            try first.checkSameDevice(t, "concat")
+            guard t.rank == first.rank, Array(t.shape.dropFirst()) == rest else {
+                throw TensorError.shapeMismatch(op: "concat", "differ after the first axis", first.shape, t.shape)
+            }
+        }
+        let total = tensors.reduce(0) { $0 + ($1.shape.first ?? 0) }
+        let y = Tensor.empty([total] + rest, on: first.device)
+        var offset = 0
+        for t in tensors {
+            first.backend.copy(t.buffer, sourceOffset: 0, to: y.buffer, destinationOffset: offset, count: t.count)
+            offset += t.count
+        }
+        return y.recorded("concat", tensors) { g in
+            var start = 0
+            return try tensors.map { t in
+                let n = t.shape.first ?? 0
+                defer { start += n }
+                return try g.slice(start..<(start + n))
+            }
+        }
+    }
+
+    /// Rows `range` of the first axis (a copy).
+    public func slice(_ range: Range<Int>) throws -> Tensor {
+        guard rank >= 1, range.lowerBound >= 0, range.upperBound <= shape[0] else {
+            throw TensorError.invalidShape(op: "slice", shape, "has no rows \(range.lowerBound)..<\(range.upperBound)")
+        }
+        let rowSize = count / Swift.max(shape[0], 1)
+        let y = Tensor.empty([range.count] + shape.dropFirst(), on: device)
+        backend.copy(buffer, sourceOffset: range.lowerBound * rowSize, to: y.buffer, destinationOffset: 0, count: range.count * rowSize)
+        return y.recorded("slice", [self]) { g in
+            let gx = Tensor.zeros(self.shape, on: self.device)
+            self.backend.copy(g.buffer, sourceOffset: 0, to: gx.buffer, destinationOffset: range.lowerBound * rowSize,
+                              count: range.count * rowSize)
+            return [gx]
+        }
+    }
+
+    /// Rows of the first axis picked by `indices` (whole numbers, any shape): the result has shape
+    /// indices.shape + self.shape.dropFirst().
+    public func gather(rows indices: Tensor) throws -> Tensor {
+        try checkSameDevice(indices, "gather")
+        guard rank >= 1 else { throw TensorError.invalidShape(op: "gather", shape, "has no rows") }
+        let rowSize = count / Swift.max(shape[0], 1)
+        let y = Tensor.empty(indices.shape + shape.dropFirst(), on: device)
+        backend.gatherRows(x: buffer, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: rowSize)
+        return y.recorded("gather", [self]) { g in
+            let gx = Tensor.zeros(self.shape, on: self.device)
+            self.backend.scatterAddRows(gy: g.buffer, indices: indices.buffer, out: gx.buffer, count: indices.count, rowSize: rowSize)
+            return [gx]
+        }
+    }
+
+    /// One-hot rows [count, classes] from whole-number labels (no gradient).
+    public func oneHot(classes: Int) -> Tensor {
+        let y = Tensor.empty(shape + [classes], on: device)
+        backend.oneHot(indices: buffer, out: y.buffer, count: count, classes: classes)
+        return y
+    }
+}

@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import Myelin
+
+@main
+struct MyelinCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "myelin",
+        abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
+        subcommands: [DevicesCommand.self, BenchCommand.self]
+    )
+}
+
+/// `--device auto|cpu|opencl[:N]`, shared by every command; `MYELIN_DEVICE` when absent.
+struct DeviceOptions: ParsableArguments {
+    @Option(name: .long, help: "Device: auto, cpu, opencl or opencl:N (default: $MYELIN_DEVICE, else auto).")
+    var device: String?
+
+    func resolve() throws -> Device {
+        let spec = try device.map { try DeviceSpec(parsing: $0) } ?? DeviceSpec.fromEnvironment()
+        let d = try Device.make(spec)
+        Device.default = d
+        return d
+    }
+}
+
+struct DevicesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devices", abstract: "List OpenCL platforms and devices, and the one `auto` picks.")
+
+    func run() throws {
+        let all = OpenCLPlatforms.devices()
+        print("cpu: \(Device.cpu.details)")
+        if all.isEmpty { print("No OpenCL platform found.") }
+        var lastPlatform = ""
+        for (i, d) in all.enumerated() {
+            if d.platformName != lastPlatform {
+                print("Platform: \(d.platformName) (\(d.platformVersion))")
+                lastPlatform = d.platformName
+            }
+            let mem = String(format: "%.1f GiB", Double(d.globalMemory) / 1_073_741_824)
+            print("  opencl:\(i): \(d.name)")
+            print("    vendor: \(d.vendor), type: \(d.isGPU ? "GPU" : "other"), compute units: \(d.computeUnits), memory: \(mem)")
+            print("    \(d.openCLCVersion), driver \(d.driverVersion)")
+        }
+        let auto = try Device.make(.auto)
+        print("auto picks: \(auto.name)\(auto.isOpenCL ? " (\(auto.details))" : " (no OpenCL GPU)")")
+    }
+}
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks (build with -c release).",
+        subcommands: [GemmBench.self])
+}
