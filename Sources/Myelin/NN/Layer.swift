@@ -1,0 +1,66 @@
+import Foundation
+
+/// A building block of a network: maps a batch to a batch and owns its parameters.
+/// Parameters are tensors with `requiresGrad = true` that live on the layer's device.
+///
+/// ```swift
+/// let model = Sequential {
+///     Dense(inputSize: 784, outputSize: 128, activation: .relu)
+///     Dense(inputSize: 128, outputSize: 10)
+/// }
+/// let logits = try model(x)
+/// ```
+public protocol Layer: AnyObject {
+    /// The forward pass. Shape errors name the layer and both shapes.
+    func callAsFunction(_ input: Tensor) throws -> Tensor
+    /// Named tensors of this layer, keyed like PyTorch's `state_dict` (`weight`, `bias`,
+    /// `running_mean`, ...; containers prefix their children's keys with `0.`, `1.`, ...).
+    /// Trainable ones have `requiresGrad = true`.
+    var namedTensors: [(String, Tensor)] { get }
+    /// Replaces the tensor stored under `name` (used by `to(_:)` and checkpoint loading).
+    func setTensor(_ name: String, _ value: Tensor) throws
+    /// Train mode (dropout active, batch statistics) or eval mode.
+    var isTraining: Bool { get set }
+    /// A short type name for summaries and errors, e.g. "Dense(784 -> 128, relu)".
+    var layerDescription: String { get }
+}
+
+extension Layer {
+    /// The trainable parameters, in a stable order.
+    public var parameters: [Tensor] { namedTensors.map(\.1).filter(\.requiresGrad) }
+    /// Every named tensor (parameters and buffers such as running statistics).
+    public func stateDict() -> [(String, Tensor)] { namedTensors }
+    public func train() { isTraining = true }
+    public func eval() { isTraining = false }
+    /// Clears the gradients of all parameters.
+    public func zeroGrad() { for p in parameters { p.zeroGrad() } }
+    /// Moves every tensor of this layer to `device` (a copy per tensor; gradients are dropped).
+    public func to(_ device: Device) {
+        for (name, t) in namedTensors where t.device !== device {
+            try! setTensor(name, t.to(device))
+        }
+    }
+    /// The number of trainable scalars.
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
+}
+
+/// Errors raised by layers, naming the layer (index and type in a container) and the shapes.
+public enum LayerError: Error, CustomStringConvertible {
+    case shape(layer: String, expected: String, got: [Int])
+    case unknownTensor(layer: String, name: String)
+    case tensorShape(layer: String, name: String, expected: [Int], got: [Int])
+    case inLayer(index: Int, layer: String, underlying: Error)
+
+    public var description: String {
+        switch self {
+        case .shape(let layer, let expected, let got):
+            return "\(layer): expected input \(expected), got \(got)"
+        case .unknownTensor(let layer, let name):
+            return "\(layer): has no tensor named '\(name)'"
+        case .tensorShape(let layer, let name, let expected, let got):
+            return "\(layer): tensor '\(name)' has shape \(expected), got \(got)"
+        case .inLayer(let index, let layer, let underlying):
+            return "layer \(index) (\(layer)): \(underlying)"
+        }
+    }
+}
