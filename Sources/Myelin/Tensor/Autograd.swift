@@ -16,7 +16,18 @@ final class GradNode {
 
 /// Whether ops record a graph. Off inside `withNoGrad { }`.
 public enum GradMode {
-    nonisolated(unsafe) static var threadDisabledDepth = 0
+    /// Per-thread nesting depth of `withNoGrad` (thread-local, so a `withNoGrad` on one thread, e.g. a test
+    /// running in parallel, never switches off recording on another).
+    private static let depthKey: pthread_key_t = {
+        var key = pthread_key_t()
+        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
+        return key
+    }()
+
+    static var threadDisabledDepth: Int {
+        get { Int(bitPattern: pthread_getspecific(depthKey)) }
+        set { pthread_setspecific(depthKey, UnsafeRawPointer(bitPattern: newValue)) }
+    }
 
     /// True when ops record gradients.
     public static var isEnabled: Bool { threadDisabledDepth == 0 }
