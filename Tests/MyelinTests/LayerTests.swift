@@ -384,4 +384,15 @@ import Testing
         #expect(y[0] < 0.1 && y[3] < 0.1, "XOR 0 rows: \(y)")
         #expect(y[1] > 0.9 && y[2] > 0.9, "XOR 1 rows: \(y)")
     }
+
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+    func xorLabTrainsTheSameOnOpenCL() throws {
+        // The full 20000 steps take about 27 s on PoCL (launch-bound), too long for CI: run 2000 steps on
+        // both devices and require the same trajectory (the CPU test above shows where it ends).
+        let gpu = try Self.trainXOR(device: TestDevices.openCL, steps: 2_000, seed: 1)
+        let cpu = try Self.trainXOR(device: .cpu, steps: 2_000, seed: 1)
+        expectClose(gpu, cpu.map(Double.init), rtol: 1e-3, atol: 1e-4, "XOR after 2000 steps, opencl vs cpu")
+        let start = try Self.trainXOR(device: .cpu, steps: 0, seed: 1)
+        #expect(zip(cpu, start).contains { Swift.abs($0 - $1) > 0.01 }, "2000 steps move the outputs: \(start) -> \(cpu)")
+    }
 }
