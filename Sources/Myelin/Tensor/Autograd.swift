@@ -16,28 +16,17 @@ final class GradNode {
 
 /// Whether ops record a graph. Off inside `withNoGrad { }`.
 public enum GradMode {
-    /// Per-thread nesting depth of `withNoGrad` (thread-local, so a `withNoGrad` on one thread, e.g. a test
-    /// running in parallel, never switches off recording on another).
-    private static let depthKey: pthread_key_t = {
-        var key = pthread_key_t()
-        precondition(pthread_key_create(&key, nil) == 0, "pthread_key_create failed")
-        return key
-    }()
-
-    static var threadDisabledDepth: Int {
-        get { Int(bitPattern: pthread_getspecific(depthKey)) }
-        set { pthread_setspecific(depthKey, UnsafeRawPointer(bitPattern: newValue)) }
-    }
+    /// Set by `withNoGrad` for the current task (for the current thread outside tasks), so concurrent
+    /// tasks and threads never switch each other's recording off.
+    @TaskLocal static var disabled = false
 
     /// True when ops record gradients.
-    public static var isEnabled: Bool { threadDisabledDepth == 0 }
+    public static var isEnabled: Bool { !disabled }
 }
 
 /// Runs `body` without recording a graph (inference, optimizer updates).
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
-    GradMode.threadDisabledDepth += 1
-    defer { GradMode.threadDisabledDepth -= 1 }
-    return try body()
+    try GradMode.$disabled.withValue(true) { try body() }
 }
 
 extension Tensor {
