@@ -100,8 +100,8 @@ public final class Conv2D: Layer {
     }
 }
 
-/// Max or average over windows of NCHW images, per channel (im2col of each channel, then a reduction).
-public enum PoolingKind: Sendable { case max, average }
+/// Which reduction a pooling layer applies over each window.
+enum PoolingKind { case max, average }
 
 /// Shared pooling forward: windows of each channel unfolded, then reduced over the window axis.
 func pool(_ input: Tensor, _ kind: PoolingKind, kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int),
