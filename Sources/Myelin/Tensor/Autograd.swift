@@ -14,19 +14,18 @@ final class GradNode {
     }
 }
 
-/// Whether ops record a graph. Off inside `withNoGrad { }`.
+/// Whether ops record a graph. Off inside `withNoGrad { }`, for the thread (or task) that runs it only:
+/// other threads keep recording.
 public enum GradMode {
-    nonisolated(unsafe) static var threadDisabledDepth = 0
+    @TaskLocal static var isDisabled = false
 
     /// True when ops record gradients.
-    public static var isEnabled: Bool { threadDisabledDepth == 0 }
+    public static var isEnabled: Bool { !isDisabled }
 }
 
-/// Runs `body` without recording a graph (inference, optimizer updates).
+/// Runs `body` without recording a graph (inference, optimizer updates). Affects only the calling thread or task.
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
-    GradMode.threadDisabledDepth += 1
-    defer { GradMode.threadDisabledDepth -= 1 }
-    return try body()
+    try GradMode.$isDisabled.withValue(true) { try body() }
 }
 
 extension Tensor {
