@@ -133,7 +133,7 @@ import Testing
     func denseWithBiasAndEveryActivation(device: Device) throws {
         let (batch, inputs, outputs) = (3, 4, 5)
         let x = testValues(batch * inputs, seed: 21), w = testValues(inputs * outputs, seed: 22), b = testValues(outputs, seed: 23)
-        for act in GemmTests.activations where act != .step {
+        for act in GemmTests.activations + [.elu(alpha: -0.5), .elu(alpha: 0)] where act != .step {
             try gradientCheck(device: device, inputs: [(x, [batch, inputs]), (w, [inputs, outputs]), (b, [outputs])], "dense \(act)") {
                 try $0[0].dense(weight: $0[1], bias: $0[2], activation: act)
             }
@@ -179,6 +179,10 @@ import Testing
         let y = x * 2
         expectError(containing: ["[3]", "seed"]) { try y.backward() }
         expectError(containing: ["backward", "[2]", "[3]"]) { try y.backward(Tensor.ones([2], on: device)) }
+        let elsewhere: Device = device.isOpenCL ? .cpu : (TestDevices.all.last ?? .cpu)
+        if elsewhere !== device {
+            expectError(containing: ["backward", "cpu", "opencl:0"]) { try y.backward(Tensor.ones([3], on: elsewhere)) }
+        }
         try y.backward(Tensor([1, 0, -1], shape: [3], on: device))
         #expect(try #require(x.grad).toArray() == [2, 0, -2])
     }

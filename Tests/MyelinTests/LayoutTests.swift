@@ -49,6 +49,17 @@ import Testing
             for i in 0..<n { expected[Reference.broadcastSource(i, outShape: target, shape: source)] += Double(g[i]) }
             expectClose(s.toArray(), expected, rtol: 1e-5, atol: 1e-5, "\(device) sumToShape \(target) to \(source)")
         }
+        // Alternating stretched dimensions do not collapse: more than 4 remain. The CPU copes, OpenCL refuses clearly.
+        let src = [2, 1, 2, 1, 2], dst = [2, 3, 2, 3, 2]
+        let x5 = testValues(8, seed: 13)
+        let t5 = try Tensor(x5, shape: src, on: device)
+        if device.isOpenCL {
+            expectError(containing: ["broadcast", "\(src)", "\(dst)"]) { _ = try t5.broadcast(to: dst) }
+        } else {
+            expectClose(try t5.broadcast(to: dst).toArray(),
+                        (0..<72).map { Double(x5[Reference.broadcastSource($0, outShape: dst, shape: src)]) },
+                        rtol: 0, atol: 0, "rank-5 broadcast")
+        }
         expectError(containing: ["broadcast", "[3]", "[7, 4]"]) { _ = try Tensor.zeros([3], on: device).broadcast(to: [7, 4]) }
         expectError(containing: ["broadcast", "[2, 3]", "[3]"]) { _ = try Tensor.zeros([2, 3], on: device).broadcast(to: [3]) }
     }

@@ -61,6 +61,9 @@ extension Tensor {
             guard gradient.shape == shape else {
                 throw TensorError.shapeMismatch(op: "backward", "differ (gradient and tensor)", gradient.shape, shape)
             }
+            guard gradient.device === device else {
+                throw TensorError.deviceMismatch(op: "backward", gradient.device.name, device.name)
+            }
             seed = gradient
         } else {
             guard count == 1 else {

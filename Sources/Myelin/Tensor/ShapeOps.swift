@@ -122,6 +122,9 @@ extension Tensor {
         guard let (out, layout) = BroadcastLayout.make(shape, target), out == target else {
             throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast", shape, target)
         }
+        if layout.dims.count > 4 && device.isOpenCL {
+            throw TensorError.shapeMismatch(op: "broadcast", "broadcast over more than 4 separate dimensions, which is not supported", shape, target)
+        }
         let y = Tensor.empty(target, on: device)
         var l = layout
         l.stridesB = l.stridesB.map { _ in 0 }
