@@ -184,5 +184,46 @@ import Testing
         #expect(Tensor.zeros([0, 3], on: device).toArray() == [])
         #expect(Tensor(scalar: 4, on: device).item() == 4)
         #expect(Tensor(scalar: 4, on: device).shape == [])
+        #expect(Tensor([1, 2, 3], on: device).shape == [3])
+        // copy() owns new memory; description shows shape, device and values.
+        let c = t.copy()
+        #expect(c.buffer !== t.buffer && c.toArray() == t.toArray() && c.shape == t.shape && !c.requiresGrad)
+        #expect(t.description == "Tensor(shape: [2, 3], device: \(device.name), [1, 2, 3, 4, 5, 6])")
+        #expect(Tensor.zeros([100], on: device).description.contains("100 values"))
+    }
+
+    /// Tensors above the CPU's parallel threshold (65,536 elements) take the multi-threaded loops.
+    @Test(arguments: TestDevices.all)
+    func largeTensorsTakeTheParallelPaths(device: Device) throws {
+        let (rows, cols) = (257, 256)
+        let n = rows * cols
+        let x = testValues(n, seed: 90, low: -3, high: 3), y = testValues(n, seed: 91), r = testValues(cols, seed: 92)
+        let c = testValues(rows, seed: 93)
+        let tx = try Tensor(x, shape: [rows, cols], on: device, requiresGrad: true)
+        let ty = try Tensor(y, shape: [rows, cols], on: device)
+        let tr = try Tensor(r, shape: [cols], on: device), tc = try Tensor(c, shape: [rows, 1], on: device)
+        let d = x.map(Double.init)
+        expectClose(try (tx + ty).toArray(), (0..<n).map { d[$0] + Double(y[$0]) }, rtol: 1e-6, atol: 1e-6, "\(device) add")
+        expectClose(try (tx * ty).toArray(), (0..<n).map { d[$0] * Double(y[$0]) }, rtol: 1e-6, atol: 1e-6, "\(device) multiply")
+        expectClose(try (tx.maximum(ty)).toArray(), (0..<n).map { Swift.max(d[$0], Double(y[$0])) }, rtol: 0, atol: 0, "\(device) maximum")
+        expectClose(try (tx + tr).toArray(), (0..<n).map { d[$0] + Double(r[$0 % cols]) }, rtol: 1e-6, atol: 1e-6, "\(device) row broadcast")
+        expectClose(try (tx - tc).toArray(), (0..<n).map { d[$0] - Double(c[$0 / cols]) }, rtol: 1e-6, atol: 1e-6, "\(device) column broadcast")
+        expectClose((tx * 2 + 1).toArray(), d.map { $0 * 2 + 1 }, rtol: 1e-6, atol: 1e-6, "\(device) scalar")
+        expectClose(tx.exp().toArray(), d.map { Foundation.exp($0) }, rtol: 1e-5, atol: 1e-6, "\(device) exp")
+        let s = tx.sigmoid()
+        expectClose(s.toArray(), d.map { Reference.activation(.sigmoid, $0) }, rtol: 1e-5, atol: 1e-6, "\(device) sigmoid")
+        expectClose(tx.relu().toArray(), d.map { Swift.max($0, 0) }, rtol: 0, atol: 0, "\(device) relu")
+        expectClose(tx.gelu().toArray(), d.map { Reference.activation(.geluErf, $0) }, rtol: 1e-5, atol: 1e-6, "\(device) gelu")
+        try s.backward(ty)
+        expectClose(try #require(tx.grad).toArray(), (0..<n).map { Double(y[$0]) * Reference.activationDerivative(.sigmoid, d[$0]) },
+                    rtol: 1e-4, atol: 1e-6, "\(device) sigmoid backward")
+        expectClose(try tx.sum(axis: 0).toArray(), Reference.reduce(x, shape: [rows, cols], axis: 0, .sum), rtol: 1e-4, atol: 1e-4, "\(device) sum axis 0")
+        expectClose(try tx.max(axis: 1).toArray(), Reference.reduce(x, shape: [rows, cols], axis: 1, .max), rtol: 0, atol: 0, "\(device) max axis 1")
+        expectClose([tx.sum().item()], [d.reduce(0, +)], rtol: 1e-4, atol: 1e-2, "\(device) sum of all")
+        expectClose(tx.softmax().toArray(), Reference.softmax(x, cols: cols, log: false), rtol: 1e-4, atol: 1e-7, "\(device) softmax")
+        expectClose(tx.transposed().toArray(), Reference.transpose(x, batch: 1, rows: rows, cols: cols), rtol: 0, atol: 0, "\(device) transpose")
+        #expect(Tensor.full([rows, cols], 3, on: device).toArray().allSatisfy { $0 == 3 })
+        #expect(Tensor.deviceUniform([n], seed: 5, on: device).toArray().map(\.bitPattern)
+                == (0..<n).map { CounterRandom.uniform(seed: 5, index: UInt64($0)).bitPattern })
     }
 }

@@ -27,6 +27,16 @@ import Testing
         }
     }
 
+    /// An empty inner dimension gives zeros (plus bias and activation).
+    @Test(arguments: TestDevices.all)
+    func emptyInnerDimension(device: Device) throws {
+        let a = Tensor.zeros([3, 0], on: device), b = Tensor.zeros([0, 4], on: device)
+        let c = try a.matmul(b)
+        #expect(c.shape == [3, 4] && c.toArray() == [Float](repeating: 0, count: 12))
+        let bias = try Tensor([1, -2, 3, -4], shape: [4], on: device)
+        #expect(try a.dense(weight: b, bias: bias, activation: .relu).toArray() == [1, 0, 3, 0, 1, 0, 3, 0, 1, 0, 3, 0])
+    }
+
     @Test(arguments: TestDevices.all)
     func alphaScalesTheProduct(device: Device) throws {
         for (m, n, k) in [(7, 3, 33), (129, 33, 65)] {
@@ -40,7 +50,7 @@ import Testing
     /// C = alpha·op(A)·op(B) + beta·C with C filled beforehand, through the device interface.
     @Test(arguments: TestDevices.all)
     func betaAccumulatesIntoC(device: Device) throws {
-        for (m, n, k) in [(1, 1, 1), (7, 3, 33), (33, 129, 7), (64, 64, 64), (129, 33, 65)] {
+        for (m, n, k) in [(1, 1, 1), (7, 3, 33), (33, 129, 7), (64, 64, 64), (129, 33, 65), (3, 4, 0), (65, 66, 0)] {
             for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
                 let a = testValues(m * k, seed: 3), b = testValues(k * n, seed: 4), c0 = testValues(m * n, seed: 5)
                 let ta = try Tensor(a, shape: [m * k], on: device), tb = try Tensor(b, shape: [k * n], on: device)
