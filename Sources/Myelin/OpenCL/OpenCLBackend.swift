@@ -48,6 +48,14 @@ final class OpenCLBackend: Backend {
         programFromCache = built.fromCache
     }
 
+    /// Builds `source` for this device through the program cache, then releases the program; tells whether
+    /// it came from the cache. Throws `DeviceError.buildFailed` with the build log when the source does not compile.
+    func buildProgram(source: String) throws -> Bool {
+        let built = try ProgramCache.build(context: context, info: info, source: source)
+        clReleaseProgram(built.program)
+        return built.fromCache
+    }
+
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
         for list in pool.values { for m in list { clReleaseMemObject(m) } }
@@ -220,10 +228,15 @@ enum ProgramCache {
         return String(format: "%016llx%016llx", h1, h2)
     }
 
-    static func build(context: cl_context, info: OpenCLDeviceInfo) throws -> (program: cl_program, fromCache: Bool) {
-        let source = KernelLibrary.source()
+    /// Where the binary of `source` built for the device `info` is cached.
+    static func file(source: String, info: OpenCLDeviceInfo) -> URL {
+        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).bin")
+    }
+
+    static func build(context: cl_context, info: OpenCLDeviceInfo,
+                      source: String = KernelLibrary.source()) throws -> (program: cl_program, fromCache: Bool) {
         let opts = options(for: info)
-        let file = directory.appendingPathComponent("\(key(source: source, options: opts, info: info)).bin")
+        let file = file(source: source, info: info)
         var device: cl_device_id? = info.device
 
         if let data = try? Data(contentsOf: file), !data.isEmpty {
