@@ -89,3 +89,55 @@ void gemm_tiled(int M, int N, int K, float alpha, float beta,
         }
     }
 }
+
+// Register-blocked kernels for CPU-like OpenCL devices (PoCL): each work-item computes an MR x (8*NV) block of C
+// in float8 accumulators, streaming rows of B with vload8 and broadcasting elements of op(A). There are no
+// barriers and no local memory, so PoCL runs each work-item's block as plain vector code (the work-group loop
+// wraps the whole body). They cover only whole blocks: the host passes M and N rounded down to MR and 8*NV and
+// computes the remaining strips with gemm_direct. TA: A is stored transposed (op(A)[i, p] = A[p * lda + i]);
+// B must not be transposed (the host transposes it first).
+#define GEMM_BLOCK_KERNEL(NAME, TA, MR, NV)                                                                      \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* A, int lda, long strideA, int transA,                                  \
+                   __global const float* B, int ldb, long strideB, int transB,                                  \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int j0 = get_global_id(0) * (8 * NV);                                                                       \
+    int i0 = get_global_id(1) * MR;                                                                             \
+    int b = get_global_id(2);                                                                                   \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    A += b * strideA; B += b * strideB; C += b * strideC;                                                       \
+    float8 acc[MR][NV];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);                              \
+    __global const float* bp = B + j0;                                                                          \
+    for (int p = 0; p < K; ++p, bp += ldb) {                                                                    \
+        float8 bv[NV];                                                                                          \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);                                   \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                        \
+            float a = TA ? A[(long)p * lda + i0 + r] : A[(long)(i0 + r) * lda + p];                             \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma((float8)(a), bv[v], acc[r][v]);      \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) {                                                        \
+            float t[8];                                                                                         \
+            vstore8(acc[r][v], 0, t);                                                                           \
+            for (int e = 0; e < 8; ++e)                                                                         \
+                cr[8 * v + e] = gemm_epilogue(t[e], alpha, beta, cr + 8 * v + e, bias, has_bias,                \
+                                              j0 + 8 * v + e, act, act_p);                                      \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+GEMM_BLOCK_KERNEL(gemm_block_nn_4x32, 0, 4, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_4x32, 1, 4, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_6x32, 0, 6, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_6x32, 1, 6, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x16, 0, 8, 2)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x16, 1, 8, 2)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x32, 0, 8, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x32, 1, 8, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_12x16, 0, 12, 2)
+GEMM_BLOCK_KERNEL(gemm_block_tn_12x16, 1, 12, 2)
