@@ -140,4 +140,72 @@ GEMM_BLOCK_KERNEL(gemm_block_tn_8x16, 1, 8, 2)
 GEMM_BLOCK_KERNEL(gemm_block_nn_8x32, 0, 8, 4)
 GEMM_BLOCK_KERNEL(gemm_block_tn_8x32, 1, 8, 4)
 GEMM_BLOCK_KERNEL(gemm_block_nn_12x16, 0, 12, 2)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x24, 0, 8, 3)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x24, 1, 8, 3)
 GEMM_BLOCK_KERNEL(gemm_block_tn_12x16, 1, 12, 2)
+
+// Packing for the packed kernels: panels of W consecutive rows of op(A) (or columns of op(B)), each stored
+// depth-major (K x W, contiguous) and zero-padded past X, so the compute kernel reads both operands sequentially
+// and needs no edge checks until the store. Element (x, p) of the operand is src[x * sx + p * sp].
+// Global size: [K * W, number of panels, batch], with no work-group size (get_global_size(1) = panels).
+__kernel void gemm_pack(__global const float* src, int sx, int sp, long stride, int X, int K, int W,
+                        __global float* dst) {
+    int e = get_global_id(0);
+    int panel = get_global_id(1);
+    int b = get_global_id(2);
+    if (e >= K * W) return;
+    int p = e / W, w = e - p * W;
+    int x = panel * W + w;
+    float v = x < X ? src[b * stride + (long)x * sx + (long)p * sp] : 0.0f;
+    dst[((long)b * get_global_size(1) + panel) * K * W + e] = v;
+}
+
+// Packed compute: work-item (column panel, row panel, batch) computes an MR x (8*NV) block of C from packed
+// panels (see gemm_pack), MR * NV float8 accumulators in registers. The store checks the edges of C.
+#define GEMM_PACKED_KERNEL(NAME, MR, NV, ROWS_FIRST)                                                            \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* Ap, long strideAp, __global const float* Bp, long strideBp,            \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int cb = ROWS_FIRST ? get_global_id(1) : get_global_id(0);                                                  \
+    int rb = ROWS_FIRST ? get_global_id(0) : get_global_id(1);                                                  \
+    int b = get_global_id(2);                                                                                   \
+    int i0 = rb * MR, j0 = cb * (8 * NV);                                                                       \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    __global const float* ap = Ap + b * strideAp + (long)rb * K * MR;                                           \
+    __global const float* bp = Bp + b * strideBp + (long)cb * K * (8 * NV);                                     \
+    C += b * strideC;                                                                                           \
+    float8 acc[MR][NV];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);                              \
+    for (int p = 0; p < K; ++p, ap += MR, bp += 8 * NV) {                                                       \
+        float8 bv[NV];                                                                                          \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);                                   \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                        \
+            float8 a = (float8)(ap[r]);                                                                         \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(a, bv[v], acc[r][v]);                \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        if (i0 + r >= M) break;                                                                                 \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) {                                                        \
+            float t[8];                                                                                         \
+            vstore8(acc[r][v], 0, t);                                                                           \
+            for (int e = 0; e < 8; ++e) {                                                                       \
+                int j = j0 + 8 * v + e;                                                                         \
+                if (j < N) cr[8 * v + e] = gemm_epilogue(t[e], alpha, beta, cr + 8 * v + e, bias, has_bias,     \
+                                                         j, act, act_p);                                        \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+GEMM_PACKED_KERNEL(gemm_packed_4x32, 4, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_6x32, 6, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x16, 8, 2, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x32, 8, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_12x16, 12, 2, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x24, 8, 3, 0)
+GEMM_PACKED_KERNEL(gemm_packed_r_8x16, 8, 2, 1)
+GEMM_PACKED_KERNEL(gemm_packed_r_8x32, 8, 4, 1)
