@@ -281,6 +281,23 @@ void gemm_tiled(int M, int N, int K, float alpha, float beta,
     }
 }
 
+// The epilogue on 8 consecutive outputs c[0..8) of one row, columns j..j+8: vector arithmetic, and
+// the activation lane by lane unless it is the identity or a ReLU.
+inline float8 gemm_epilogue8(float8 acc, float alpha, float beta, __global const float* c,
+                             __global const float* bias, int has_bias, int j, int act, float act_p) {
+    float8 v = alpha * acc;
+    if (beta != 0.0f) v += beta * vload8(0, c);
+    if (has_bias) v += vload8(0, bias + j);
+    if (act == ACT_RELU) return fmax(v, (float8)(0.0f));
+    if (act != 0) {
+        float t[8];
+        vstore8(v, 0, t);
+        for (int e = 0; e < 8; ++e) t[e] = act_apply(act, t[e], act_p);
+        v = vload8(0, t);
+    }
+    return v;
+}
+
 // Register-blocked kernels for CPU-like OpenCL devices (PoCL): each work-item computes an MR x (8*NV) block of C
 // in float8 accumulators, streaming rows of B with vload8 and broadcasting elements of op(A). There are no
 // barriers and no local memory, so PoCL runs each work-item's block as plain vector code (the work-group loop
@@ -312,13 +329,9 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta,                
     }                                                                                                           \
     _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
         __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
-        _Pragma("unroll") for (int v = 0; v < NV; ++v) {                                                        \
-            float t[8];                                                                                         \
-            vstore8(acc[r][v], 0, t);                                                                           \
-            for (int e = 0; e < 8; ++e)                                                                         \
-                cr[8 * v + e] = gemm_epilogue(t[e], alpha, beta, cr + 8 * v + e, bias, has_bias,                \
-                                              j0 + 8 * v + e, act, act_p);                                      \
-        }                                                                                                       \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v)                                                          \
+            vstore8(gemm_epilogue8(acc[r][v], alpha, beta, cr + 8 * v, bias, has_bias, j0 + 8 * v, act, act_p), \
+                    v, cr);                                                                                     \
     }                                                                                                           \
 }
 

@@ -209,7 +209,7 @@ enum GemmKernelChoice {
     }
 
     /// The block the tuned path uses.
-    static let defaultBlock = Block(rows: 8, columns: 32)
+    static let defaultBlock = Block(rows: 8, columns: 16)
 
     /// `MYELIN_GEMM_LOCAL=AxB` forces the block kernels' work-group shape (for tuning).
     static let forcedLocal: [Int]? = {
