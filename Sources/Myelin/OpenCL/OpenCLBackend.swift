@@ -160,8 +160,9 @@ final class OpenCLBackend: Backend {
         return k
     }
 
-    /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given).
-    func launch(_ name: String, global: [Int], local: [Int]? = nil, args: [KernelArg]) {
+    /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
+    /// at `offset` when given.
+    func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
         let k = kernel(name)
         for (i, arg) in args.enumerated() {
@@ -182,13 +183,14 @@ final class OpenCLBackend: Backend {
             check(status, "clSetKernelArg(\(name), \(i))")
         }
         var g = global.map { max($0, 1) }
+        var o = offset ?? [Int](repeating: 0, count: g.count)
         if let local {
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil),
+            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil),
                   "clEnqueueNDRangeKernel(\(name))")
         } else {
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, nil, 0, nil, nil),
+            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil),
                   "clEnqueueNDRangeKernel(\(name))")
         }
         stats.launches += 1
