@@ -75,8 +75,9 @@ public enum LossPlot {
             if points.count <= 60 {
                 for p in points { s += "<circle cx=\(q(px(p.0))) cy=\(q(py(p.1))) r=\"2.5\" fill=\"\(color)\"/>\n" }
             }
-            // Legend in the top-right corner.
-            let ly = top + 8 + Double(i) * 18, lx = right - 150
+            // Legend where the curves usually are not: top right for a loss, bottom right for an accuracy.
+            let ly = name == "Accuracy" ? bottom - 14 - Double(keys.count - 1 - i) * 18 : top + 8 + Double(i) * 18
+            let lx = right - 150
             s += "<line x1=\(q(lx)) y1=\(q(ly)) x2=\(q(lx + 24)) y2=\(q(ly)) stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>\n"
             s += "<text x=\(q(lx + 30)) y=\(q(ly + 4)) font-size=\"12\">\(key.hasPrefix("val_") ? "validation" : "training")</text>\n"
         }
