@@ -299,7 +299,7 @@ public final class EarlyStopping: Callback {
             if restoreBestWeights { bestWeights = context.model.stateDict().map { $0.1.copy() } }
         } else {
             wait += 1
-            if wait > patience {
+            if wait >= patience {
                 context.stopTraining = true
                 stoppedEpoch = epoch + 1
             }

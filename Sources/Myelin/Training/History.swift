@@ -43,11 +43,11 @@ public struct History: Equatable, Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// The history as JSON: `{"epoch": [...], "<key>": [...], ...}` (NaN as null).
+    /// The history as JSON: `{"epoch": [...], "<key>": [...], ...}` (NaN as null; numbers round-trip exactly).
     public func json() -> String {
         var parts = ["\"epoch\":[\(epochs.map(String.init).joined(separator: ","))]"]
         for k in keys {
-            parts.append("\(SafeTensors.jsonString(k)):[\(values[k]!.map { $0.isFinite ? History.format($0) : "null" }.joined(separator: ","))]")
+            parts.append("\(SafeTensors.jsonString(k)):[\(values[k]!.map { $0.isFinite ? "\($0)" : "null" }.joined(separator: ","))]")
         }
         return "{" + parts.joined(separator: ",") + "}\n"
     }
