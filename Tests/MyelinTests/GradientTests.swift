@@ -103,6 +103,28 @@ import Testing
         }
     }
 
+    /// Ties share the gradient of max and min equally (a subgradient: the total stays that of the output).
+    @Test(arguments: TestDevices.all)
+    func maxAndMinSplitTheGradientAmongTies(device: Device) throws {
+        let v: [Float] = [1, 3, 3, 0,   2, 2, 2, 2,   -1, 5, 0, 0]
+        let x = try Tensor(v, shape: [3, 4], on: device, requiresGrad: true)
+        try x.max(axis: 1).sum().backward()
+        #expect(try #require(x.grad).toArray() == [0, 0.5, 0.5, 0,  0.25, 0.25, 0.25, 0.25,  0, 1, 0, 0])
+        x.zeroGrad()
+        try x.min(axis: 1).sum().backward()
+        #expect(try #require(x.grad).toArray() == [0, 0, 0, 1,  0.25, 0.25, 0.25, 0.25,  1, 0, 0, 0])
+        x.zeroGrad()
+        try x.max().backward()
+        #expect(try #require(x.grad).toArray() == [0, 0, 0, 0,  0, 0, 0, 0,  0, 1, 0, 0])
+        x.zeroGrad()
+        try x.min(axis: 0).sum().backward()
+        #expect(try #require(x.grad).toArray() == [0, 0, 0, 0.5,  0, 1, 0, 0,  1, 0, 1, 0.5])
+        // A relu output full of zeros: max over it hands out exactly one unit of gradient per row.
+        let z = try Tensor([-1, -2, -3, 4, -5, -6], shape: [2, 3], on: device, requiresGrad: true)
+        try z.relu().max(axis: 1).sum().backward()
+        #expect(try #require(z.grad).toArray() == [0, 0, 0, 1, 0, 0])
+    }
+
     @Test(arguments: TestDevices.all)
     func matmulWithTransposesAndBatches(device: Device) throws {
         let (m, n, k) = (3, 2, 4)

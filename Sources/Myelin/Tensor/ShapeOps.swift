@@ -62,26 +62,27 @@ extension Tensor {
         return y.recorded("mean", [self]) { g in [try self.expandGradient(g, axis: a) / n] }
     }
 
-    /// Maximum over one axis; the gradient goes to every position that holds the maximum.
+    /// Maximum over one axis; the gradient is shared equally by the positions that hold the maximum.
     public func max(axis: Int, keepDims: Bool = false) throws -> Tensor {
         let y = try reduced(.max, axis: axis, keepDims: keepDims, name: "max")
         let a = try normalizedAxis(axis, "max")
-        return y.recorded("max", [self]) { [unowned y] g in
-            var kept = self.shape; kept[a] = 1
-            let mask = try self.detach().equal(y.detach().reshaped(kept))
-            return [try self.expandGradient(g, axis: a) * mask]
-        }
+        return y.recorded("max", [self]) { [unowned y] g in [try self.extremumGradient(g, y: y.detach(), axis: a)] }
     }
 
-    /// Minimum over one axis; the gradient goes to every position that holds the minimum.
+    /// Minimum over one axis; the gradient is shared equally by the positions that hold the minimum.
     public func min(axis: Int, keepDims: Bool = false) throws -> Tensor {
         let y = try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
         let a = try normalizedAxis(axis, "min")
-        return y.recorded("min", [self]) { [unowned y] g in
-            var kept = self.shape; kept[a] = 1
-            let mask = try self.detach().equal(y.detach().reshaped(kept))
-            return [try self.expandGradient(g, axis: a) * mask]
-        }
+        return y.recorded("min", [self]) { [unowned y] g in [try self.extremumGradient(g, y: y.detach(), axis: a)] }
+    }
+
+    /// The gradient of a max or min y over `axis`: g split equally among the positions equal to y
+    /// (a tie of k positions gives each g/k, so the gradient stays a valid subgradient).
+    private func extremumGradient(_ g: Tensor, y: Tensor, axis: Int) throws -> Tensor {
+        var kept = shape; kept[axis] = 1
+        let mask = try detach().equal(y.reshaped(kept))
+        let ties = try mask.sum(axis: axis, keepDims: true)
+        return try expandGradient(g, axis: axis) * (mask / ties)
     }
 
     /// Sum of all elements (a scalar).
