@@ -11,6 +11,7 @@ import Testing
     static let kernels: [GemmKernelChoice.Kernel] =
         [.direct, .tiled] + Block.all.map { .block($0) } + Block.all.map { .packed($0, rowsFirst: false) }
         + [.packed(Block(rows: 8, columns: 16), rowsFirst: true), .packed(Block(rows: 8, columns: 32), rowsFirst: true)]
+        + Block.ntAll.map { .nt($0) } + [.skinny(rows: 4), .skinny(rows: 8)]
 
     /// (m, n, k): 1, 7, 33, 129, non-square, exact block multiples and one past them.
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (33, 7, 129), (129, 65, 33), (48, 64, 17),

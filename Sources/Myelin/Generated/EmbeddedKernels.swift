@@ -469,6 +469,101 @@ GEMM_PACKED_KERNEL(gemm_packed_12x16, 12, 2, 0)
 GEMM_PACKED_KERNEL(gemm_packed_8x24, 8, 3, 0)
 GEMM_PACKED_KERNEL(gemm_packed_r_8x16, 8, 2, 1)
 GEMM_PACKED_KERNEL(gemm_packed_r_8x32, 8, 4, 1)
+
+// A times B transposed (op(A)[i, p] = A[i * lda + p], op(B)[p, j] = B[j * ldb + p]): both operands are read along
+// K, so each work-item keeps MR x NC float8 partial dot products and sums their lanes at the end; no transpose
+// of B first. Whole blocks only (the host passes M, N rounded down and computes the strips with gemm_direct).
+#define GEMM_NT_KERNEL(NAME, MR, NC)                                                                            \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* A, int lda, long strideA, int transA,                                  \
+                   __global const float* B, int ldb, long strideB, int transB,                                  \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int j0 = get_global_id(0) * NC;                                                                             \
+    int i0 = get_global_id(1) * MR;                                                                             \
+    int b = get_global_id(2);                                                                                   \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    A += b * strideA + (long)i0 * lda; B += b * strideB + (long)j0 * ldb; C += b * strideC;                     \
+    float8 acc[MR][NC];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) acc[r][c] = (float8)(0.0f);                              \
+    int K8 = K & ~7;                                                                                            \
+    for (int p = 0; p < K8; p += 8) {                                                                           \
+        float8 av[MR];                                                                                          \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) av[r] = vload8(0, A + (long)r * lda + p);                \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) {                                                        \
+            float8 bv = vload8(0, B + (long)c * ldb + p);                                                       \
+            _Pragma("unroll") for (int r = 0; r < MR; ++r) acc[r][c] = fma(av[r], bv, acc[r][c]);               \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) {                                                        \
+            float8 t8 = acc[r][c];                                                                              \
+            float4 t4 = t8.lo + t8.hi;                                                                          \
+            float2 t2 = t4.lo + t4.hi;                                                                          \
+            float s = t2.x + t2.y;                                                                              \
+            for (int p = K8; p < K; ++p) s += A[(long)r * lda + p] * B[(long)c * ldb + p];                      \
+            cr[c] = gemm_epilogue(s, alpha, beta, cr + c, bias, has_bias, j0 + c, act, act_p);                  \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+GEMM_NT_KERNEL(gemm_nt_4x4, 4, 4)
+GEMM_NT_KERNEL(gemm_nt_4x6, 4, 6)
+GEMM_NT_KERNEL(gemm_nt_6x4, 6, 4)
+
+// Products with at most 16 columns (a classifier's output layer, its backward): op(B) is read as rows of 16
+// (a transposed B is packed first by gemm_pack into K x 16 zero-padded rows), so each work-item streams them as float16 and keeps MR rows of C in float16
+// accumulators. Edge rows read a valid row of A and are not stored; columns past N are not stored.
+#define GEMM_SKINNY_KERNEL(NAME, MR)                                                                            \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* A, int lda, long strideA, int transA,                                  \
+                   __global const float* Bp, int ldbp, long strideBp,                                           \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int i0 = get_global_id(0) * MR;                                                                             \
+    int b = get_global_id(1);                                                                                   \
+    if (i0 >= M) return;                                                                                        \
+    A += b * strideA; Bp += b * strideBp; C += b * strideC;                                                     \
+    int rows[MR];                                                                                               \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) rows[r] = min(i0 + r, M - 1);                                \
+    float16 acc[MR];                                                                                            \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) acc[r] = (float16)(0.0f);                                    \
+    /* ldbp 16: Bp is packed. Else Bp is op(B) itself, rows of ldbp: read 16 wide where that stays */          \
+    /* inside the batch's K x ldbp block (lanes past N are never stored), lane by lane in the last rows. */     \
+    int pSafe = ldbp == 16 ? K : max(0, K - ((16 + ldbp - 1) / ldbp - 1));                                      \
+    for (int p = pSafe; p < K; ++p) {                                                                           \
+        float t[16];                                                                                            \
+        for (int j = 0; j < 16; ++j) t[j] = j < N ? Bp[(long)p * ldbp + j] : 0.0f;                              \
+        float16 bv = vload16(0, t);                                                                             \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                          \
+            acc[r] = fma((float16)(transA ? A[(long)p * lda + rows[r]] : A[(long)rows[r] * lda + p]), bv, acc[r]); \
+    }                                                                                                           \
+    if (transA) {                                                                                               \
+        for (int p = 0; p < pSafe; ++p) {                                                                       \
+            float16 bv = vload16(0, Bp + (long)p * ldbp);                                                       \
+            _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                      \
+                acc[r] = fma((float16)(A[(long)p * lda + rows[r]]), bv, acc[r]);                                \
+        }                                                                                                       \
+    } else {                                                                                                    \
+        for (int p = 0; p < pSafe; ++p) {                                                                       \
+            float16 bv = vload16(0, Bp + (long)p * ldbp);                                                       \
+            _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                      \
+                acc[r] = fma((float16)(A[(long)rows[r] * lda + p]), bv, acc[r]);                                \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        if (i0 + r >= M) break;                                                                                 \
+        __global float* cr = C + (long)(i0 + r) * ldc;                                                          \
+        float t[16];                                                                                            \
+        vstore16(acc[r], 0, t);                                                                                 \
+        for (int j = 0; j < N; ++j) cr[j] = gemm_epilogue(t[j], alpha, beta, cr + j, bias, has_bias, j, act, act_p); \
+    }                                                                                                           \
+}
+
+GEMM_SKINNY_KERNEL(gemm_skinny_4, 4)
+GEMM_SKINNY_KERNEL(gemm_skinny_8, 8)
 """#),
         ("layout.cl", #"""
 // Data movement: transpose of the last two axes, gather/scatter of rows, one-hot.

@@ -55,6 +55,46 @@ extension OpenCLBackend {
                 launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args(s, b: b))
             }
             _ = scratch  // returns to the pool here; the in-order queue runs later users after these launches
+        case .skinny(let rows) where s.n <= 16:
+            // A transposed B is packed into K x 16 rows; a plain one is read in place.
+            var bp = b, ldbp = s.ldb, strideBp = s.strideB
+            if s.transB {
+                let batchB = s.strideB == 0 ? 1 : s.batch
+                bp = allocate(16 * s.k * batchB)
+                launch("gemm_pack", global: [s.k * 16, 1, batchB],
+                       args: [.buffer(b), .int(Int32(s.ldb)), .int(1), .ulong(UInt64(s.strideB)), .int(Int32(s.n)),
+                              .int(Int32(s.k)), .int(16), .buffer(bp)])
+                ldbp = 16
+                strideBp = s.strideB == 0 ? 0 : 16 * s.k
+            }
+            let global = [(s.m + rows - 1) / rows, s.batch]
+            let l0 = global[0] * global[1] >= 32 ? 2 : 1
+            launch("gemm_skinny_\(rows)", global: global, local: [l0, 1],
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(bp), .int(Int32(ldbp)), .ulong(UInt64(strideBp)),
+                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                          .int(activation.code), .float(activation.parameter)])
+        case .skinny:
+            // More than 16 columns: the general path.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
+        case .nt(let v) where s.transB && !s.transA:
+            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
+            if mMain > 0 && nMain > 0 {
+                let global = [nMain / v.columns, mMain / v.rows, s.batch]
+                launch("gemm_nt_\(v.rows)x\(v.columns)", global: global, local: GemmKernelChoice.blockLocal(global),
+                       args: args(s, b: b, m: mMain, n: nMain))
+            }
+            if nMain < s.n {
+                launch("gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args(s, b: b))
+            }
+            if mMain < s.m && nMain > 0 {
+                launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args(s, b: b))
+            }
+        case .nt:
+            // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
         case .packed(let v, let rowsFirst):
             let rowPanels = (s.m + v.rows - 1) / v.rows, colPanels = (s.n + v.columns - 1) / v.columns
             let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
@@ -195,6 +235,8 @@ enum GemmKernelChoice {
         static let all: [Block] = [Block(rows: 4, columns: 32), Block(rows: 6, columns: 32), Block(rows: 8, columns: 16),
                                    Block(rows: 8, columns: 32), Block(rows: 12, columns: 16),
                                    Block(rows: 8, columns: 24)]
+        /// Blocks of the A·Bᵀ dot-product kernels.
+        static let ntAll: [Block] = [Block(rows: 4, columns: 4), Block(rows: 4, columns: 6), Block(rows: 6, columns: 4)]
     }
 
     enum Kernel: Equatable, Sendable {
@@ -206,6 +248,10 @@ enum GemmKernelChoice {
         case block(Block)
         /// Both operands packed into panels first, then register blocks; `rowsFirst` orders work-items by row panel.
         case packed(Block, rowsFirst: Bool)
+        /// At most 16 columns: B packed to K x 16, `rows` rows of C per work-item (wider: `block(defaultBlock)`).
+        case skinny(rows: Int)
+        /// A·Bᵀ as register blocks of dot products along K (other transposes: `block(defaultBlock)`).
+        case nt(Block)
     }
 
     /// The block the tuned path uses.
@@ -236,11 +282,17 @@ enum GemmKernelChoice {
         guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
         if text == "direct" { return .direct }
         if text == "tiled" { return .tiled }
+        if text == "skinny:4" { return .skinny(rows: 4) }
+        if text == "skinny:8" { return .skinny(rows: 8) }
         if text.hasPrefix("packed:") || text.hasPrefix("packedr:") {
             let d = text.split(separator: ":")[1].split(separator: "x").compactMap { Int($0) }
             if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) {
                 return .packed(b, rowsFirst: text.hasPrefix("packedr:"))
             }
+        }
+        if text.hasPrefix("nt:") {
+            let d = text.dropFirst(3).split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.ntAll.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .nt(b) }
         }
         if text.hasPrefix("block:") {
             let d = text.dropFirst(6).split(separator: "x").compactMap { Int($0) }
@@ -251,13 +303,10 @@ enum GemmKernelChoice {
 
     static func choose(_ s: GemmShape) -> Kernel {
         if let forced { return forced }
-        if useDirect(m: s.m, n: s.n, k: s.k) { return .direct }
+        if s.n <= 16 { return .skinny(rows: 4) }
+        if s.m < 8 { return .direct }
         // The transpose into scratch assumes packed B.
         if s.transB && (s.ldb != s.k || (s.strideB != 0 && s.strideB != s.k * s.n)) { return .tiled }
         return .block(defaultBlock)
-    }
-
-    static func useDirect(m: Int, n: Int, k: Int) -> Bool {
-        m * n < 64 * 64 || m < 8 || n < 16
     }
 }
