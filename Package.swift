@@ -36,6 +36,7 @@ let package = Package(
             name: "MyelinCLI",
             dependencies: [
                 "Myelin",
+                "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
