@@ -128,7 +128,7 @@ extension Layer {
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(),
-                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) throws -> History {
+                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(stdout) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
         guard initialEpoch >= 0, initialEpoch <= epochs else {
