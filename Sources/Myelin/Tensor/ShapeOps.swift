@@ -62,20 +62,27 @@ extension Tensor {
         return y.recorded("mean", [self]) { g in [try self.expandGradient(g, axis: a) / n] }
     }
 
-    /// Maximum over one axis; the gradient goes to every position that holds the maximum.
+    /// Maximum over one axis; the gradient is shared equally by the positions that hold the maximum.
     public func max(axis: Int, keepDims: Bool = false) throws -> Tensor {
         let y = try reduced(.max, axis: axis, keepDims: keepDims, name: "max")
         let a = try normalizedAxis(axis, "max")
-        return y.recorded("max", [self]) { [unowned y] g in
-            var kept = self.shape; kept[a] = 1
-            let mask = try self.detach().equal(y.detach().reshaped(kept))
-            return [try self.expandGradient(g, axis: a) * mask]
-        }
+        return y.recorded("max", [self]) { [unowned y] g in [try self.extremumGradient(g, y: y.detach(), axis: a)] }
     }
 
-    /// Minimum over one axis (no gradient).
+    /// Minimum over one axis; the gradient is shared equally by the positions that hold the minimum.
     public func min(axis: Int, keepDims: Bool = false) throws -> Tensor {
-        try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
+        let y = try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
+        let a = try normalizedAxis(axis, "min")
+        return y.recorded("min", [self]) { [unowned y] g in [try self.extremumGradient(g, y: y.detach(), axis: a)] }
+    }
+
+    /// The gradient of a max or min y over `axis`: g split equally among the positions equal to y
+    /// (a tie of k positions gives each g/k, so the gradient stays a valid subgradient).
+    private func extremumGradient(_ g: Tensor, y: Tensor, axis: Int) throws -> Tensor {
+        var kept = shape; kept[axis] = 1
+        let mask = try detach().equal(y.reshaped(kept))
+        let ties = try mask.sum(axis: axis, keepDims: true)
+        return try expandGradient(g, axis: axis) * (mask / ties)
     }
 
     /// Sum of all elements (a scalar).
@@ -93,8 +100,12 @@ extension Tensor {
 
     /// Maximum of all elements (a scalar).
     public func max() -> Tensor {
-        let flat = try! flatAll().reshaped([count])
-        return try! flat.max(axis: 0)
+        try! reshaped([count]).max(axis: 0)
+    }
+
+    /// Minimum of all elements (a scalar).
+    public func min() -> Tensor {
+        try! reshaped([count]).min(axis: 0)
     }
 
     private func flatAll() -> Tensor { Tensor(shape: [count], device: device, buffer: buffer) }
@@ -111,6 +122,9 @@ extension Tensor {
         let zero = Tensor.zeros([1], on: device)
         guard let (out, layout) = BroadcastLayout.make(shape, target), out == target else {
             throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast", shape, target)
+        }
+        if layout.dims.count > 4 && device.isOpenCL {
+            throw TensorError.shapeMismatch(op: "broadcast", "broadcast over more than 4 separate dimensions, which is not supported", shape, target)
         }
         let y = Tensor.empty(target, on: device)
         var l = layout
