@@ -1,8 +1,9 @@
 import Foundation
 
 /// The fused optimizer updates as Swift loops, the same formulas as Kernels/optimizers.cl.
-/// Each runs over the elements once, split across cores for large parameters. SGD's loops vectorize;
-/// the others stay scalar because `squareRoot()` is a call to libm's `sqrtf` on Linux.
+/// Each runs over the elements once, split across cores for large parameters. SGD's loops vectorize,
+/// Adam's (without amsgrad) through explicit SIMD8; the others stay scalar because a scalar
+/// `squareRoot()` is a call to libm's `sqrtf` on Linux.
 extension CPUBackend {
     func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
                  _ h: SGDStepParameters) {
