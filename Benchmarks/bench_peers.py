@@ -1,0 +1,142 @@
+"""Myelin against its peers, side by side in one run (issue 5). Started by scripts/bench-peers.
+
+Each workload runs Myelin and each peer alternately (A B A B ...) for a number of rounds; every process
+warms up on its own before it times anything. Medians over the rounds go into BENCHMARKS.md.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import myelin_side
+import report
+from runner import ROOT, BenchError, run_json, time_process
+
+PY = sys.executable
+BENCH = os.path.join(ROOT, "Benchmarks")
+SIZES = [256, 512, 1024, 2048]
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def attempt(name, run):
+    """run(), or None with the reason printed: a missing piece on one side keeps the other side's numbers."""
+    try:
+        return run()
+    except BenchError as error:
+        print(f"  {name}: not measured: {error}", flush=True)
+        return None
+
+
+def gemm(rounds, runs):
+    myelin, numpy = [], []
+    for r in range(rounds):
+        print(f"  gemm round {r + 1}/{rounds}", flush=True)
+        myelin.append(attempt("Myelin", lambda: myelin_side.gemm(SIZES, runs)) or {})
+        numpy.append({row["n"]: row["gflops"] for row in
+                      run_json([PY, f"{BENCH}/numpy_gemm.py", "--runs", str(runs),
+                                "--sizes", ",".join(map(str, SIZES))])})
+    rows = []
+    for n in SIZES:
+        get = lambda key: median([m.get(n, {}).get(key) for m in myelin])  # noqa: E731
+        rows.append({"n": n, "myelin_cpu": get("myelin_cpu_gflops"), "numpy": median([x[n] for x in numpy]),
+                     "openblas_direct": get("openblas_gflops"), "myelin_opencl": get("myelin_opencl_gflops"),
+                     "clblast": get("clblast_gflops")})
+    return rows
+
+
+def mlp(rounds):
+    peers = {
+        "Myelin CPU": lambda: myelin_side.mlp("cpu"),
+        "PyTorch CPU": lambda: run_json([PY, f"{BENCH}/torch_mlp.py"])[-1],
+        "Myelin OpenCL": lambda: myelin_side.mlp("opencl"),
+        "tinygrad CL": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CL"})[-1],
+        "tinygrad CPU": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CPU"})[-1],
+    }
+    results = {name: [] for name in peers}
+    for r in range(rounds):
+        for name, run in peers.items():
+            print(f"  mlp round {r + 1}/{rounds}: {name}", flush=True)
+            results[name].append(attempt(name, run) or {})
+    return {name: {key: median([x.get(key) for x in xs])
+                   for key in ("train_samples_per_s", "test_samples_per_s", "test_accuracy")}
+            for name, xs in results.items()}
+
+
+def xor(rounds):
+    myelin, torch = [], []
+    for r in range(rounds):
+        print(f"  xor round {r + 1}/{rounds}", flush=True)
+        myelin.append(attempt("Myelin", myelin_side.xor))
+        torch.append(run_json([PY, f"{BENCH}/torch_xor.py"])[-1]["steps_per_s"])
+    return {"Myelin CPU": median(myelin), "PyTorch CPU": median(torch)}
+
+
+def whole_process(rounds):
+    commands = {"Myelin CLI": myelin_side.train_command("cpu"),
+                "PyTorch script": [PY, f"{BENCH}/torch_mlp.py", "--warmup", "0"]}
+    results = {name: [] for name in commands}
+    for r in range(rounds):
+        for name, cmd in commands.items():
+            print(f"  whole process round {r + 1}/{rounds}: {name}", flush=True)
+            results[name].append(attempt(name, lambda: time_process(cmd)) or {})
+    return {name: {key: median([x.get(key) for x in xs]) for key in ("wall_s", "peak_rss_mib")}
+            for name, xs in results.items()}
+
+
+def startup():
+    cache = tempfile.mkdtemp(prefix="myelin-cache-")
+    try:
+        cmd = myelin_side.train_command("opencl")
+        env = {"MYELIN_CACHE_DIR": cache}
+        print("  start-up: first run (empty kernel cache)", flush=True)
+        first = time_process(cmd, env)
+        print("  start-up: second run (cached kernel binaries)", flush=True)
+        second = time_process(cmd, env)
+        return {"first": first, "second": second}
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="fewer rounds and repetitions")
+    p.add_argument("--only", default="gemm,mlp,xor,whole,startup", help="comma-separated workloads")
+    p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    args = p.parse_args()
+    only = set(args.only.split(","))
+    quick = args.quick
+    started = time.time()
+    load_before = os.getloadavg()
+    workloads = [("gemm", "SGEMM", lambda: gemm(rounds=2 if quick else 5, runs=3 if quick else 7)),
+                 ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 3)),
+                 ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
+                 ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 3)),
+                 ("startup", "Start-up", startup)]
+    results = {}
+    for key, title, run in workloads:
+        if key not in only:
+            continue
+        print(title, flush=True)
+        try:
+            results[key] = run()
+        except BenchError as error:  # one missing piece must not lose the other tables
+            print(f"  not measured: {error}", flush=True)
+            results[key] = {"error": str(error).splitlines()[0]}
+    meta = {"quick": quick, "minutes": (time.time() - started) / 60, "load_before": load_before,
+            "load_after": os.getloadavg()}
+    text = report.markdown(results, meta)
+    with open(args.output, "w") as f:
+        f.write(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
