@@ -49,6 +49,25 @@ protocol Backend: AnyObject {
     func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int)
     /// out[i] = uniform in [0, 1) from a counter-based hash of (seed, i): identical on every device.
     func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64)
+
+    // MARK: optimizer updates (Sources/Myelin/NN/Optimizers.swift; kernels in Kernels/optimizers.cl)
+    // Each call is one launch that updates `param` and its state buffers in place from `grad`, for
+    // `count` elements. State buffers that the configuration does not use are nil. Hyperparameters and
+    // step-dependent factors come from the host (no device reads); see `OptimizerStepParameters.swift`.
+
+    /// One SGD step (momentum, dampening, Nesterov, L2 or decoupled weight decay).
+    func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
+                 _ hyper: SGDStepParameters)
+    /// One Adagrad step: `sum` accumulates squared gradients.
+    func adagradStep(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
+                     _ hyper: AdagradStepParameters)
+    /// One RMSProp step: running mean of squared gradients, optional mean gradient (centered) and momentum.
+    func rmspropStep(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
+                     gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count: Int,
+                     _ hyper: RMSPropStepParameters)
+    /// One Adam / AdamW step (first and second moments, optional AMSGrad maximum).
+    func adamStep(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+                  maxExpAvgSq: DeviceBuffer?, count: Int, _ hyper: AdamStepParameters)
 }
 
 /// Counters a device keeps, used by tests to prove the hot path stays on the device.

@@ -16,17 +16,17 @@ final class GradNode {
 
 /// Whether ops record a graph. Off inside `withNoGrad { }`.
 public enum GradMode {
-    nonisolated(unsafe) static var threadDisabledDepth = 0
+    /// Set by `withNoGrad` for the current task (for the current thread outside tasks), so concurrent
+    /// tasks and threads never switch each other's recording off.
+    @TaskLocal static var disabled = false
 
     /// True when ops record gradients.
-    public static var isEnabled: Bool { threadDisabledDepth == 0 }
+    public static var isEnabled: Bool { !disabled }
 }
 
 /// Runs `body` without recording a graph (inference, optimizer updates).
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
-    GradMode.threadDisabledDepth += 1
-    defer { GradMode.threadDisabledDepth -= 1 }
-    return try body()
+    try GradMode.$disabled.withValue(true) { try body() }
 }
 
 extension Tensor {

@@ -1,0 +1,115 @@
+import Foundation
+
+/// The fused optimizer updates as Swift loops, the same formulas as Kernels/optimizers.cl.
+/// Each runs over the elements once, split across cores for large parameters; the configuration
+/// branches sit outside the inner loops so those stay simple.
+extension CPUBackend {
+    func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
+                 _ h: SGDStepParameters) {
+        guard n > 0 else { return }
+        precondition(h.momentum == 0 || momentumBuffer != nil, "sgdStep: momentum \(h.momentum) needs a momentum buffer")
+        let p = param.host!, g = grad.host!
+        let lr = h.learningRate, mu = h.momentum, damp = 1 - h.dampening, wd = h.weightDecay
+        let decay: Float = h.decoupled ? 1 - lr * wd : 1       // decoupled: θ·(1 − lr·λ)
+        let l2: Float = h.decoupled ? 0 : wd                     // coupled: g + λ·θ
+        if mu == 0 {
+            parallelFor(n) { lo, hi in
+                for i in lo..<hi {
+                    let gi = g[i] + l2 * p[i]
+                    p[i] = p[i] * decay - lr * gi
+                }
+            }
+        } else {
+            let b = momentumBuffer!.host!
+            let first = h.first, nesterov = h.nesterov
+            parallelFor(n) { lo, hi in
+                for i in lo..<hi {
+                    let gi = g[i] + l2 * p[i]
+                    let bi = first ? gi : mu * b[i] + damp * gi
+                    b[i] = bi
+                    let step = nesterov ? gi + mu * bi : bi
+                    p[i] = p[i] * decay - lr * step
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func adagradStep(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count n: Int,
+                     _ h: AdagradStepParameters) {
+        guard n > 0 else { return }
+        let p = param.host!, g = grad.host!, s = sum.host!
+        let lr = h.learningRate, wd = h.weightDecay, eps = h.eps
+        let first = h.first, initial = h.initialAccumulatorValue
+        parallelFor(n) { lo, hi in
+            for i in lo..<hi {
+                let gi = g[i] + wd * p[i]
+                let si = (first ? initial : s[i]) + gi * gi
+                s[i] = si
+                p[i] -= lr * gi / (si.squareRoot() + eps)
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func rmspropStep(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
+                     gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count n: Int,
+                     _ h: RMSPropStepParameters) {
+        guard n > 0 else { return }
+        precondition(!h.centered || gradientAverage != nil, "rmspropStep: centered needs a gradient-average buffer")
+        precondition(h.momentum <= 0 || momentumBuffer != nil, "rmspropStep: momentum \(h.momentum) needs a momentum buffer")
+        let p = param.host!, g = grad.host!, sq = squareAverage.host!
+        let ga = gradientAverage?.host, mb = momentumBuffer?.host
+        let lr = h.learningRate, alpha = h.alpha, eps = h.eps, wd = h.weightDecay, mu = h.momentum
+        let first = h.first, centered = h.centered
+        parallelFor(n) { lo, hi in
+            for i in lo..<hi {
+                let gi = g[i] + wd * p[i]
+                let v = alpha * (first ? 0 : sq[i]) + (1 - alpha) * gi * gi
+                sq[i] = v
+                var avg = v
+                if centered {
+                    let a = alpha * (first ? 0 : ga![i]) + (1 - alpha) * gi
+                    ga![i] = a
+                    avg = v - a * a
+                }
+                let denom = avg.squareRoot() + eps
+                if mu > 0 {
+                    let b = mu * (first ? 0 : mb![i]) + gi / denom
+                    mb![i] = b
+                    p[i] -= lr * b
+                } else {
+                    p[i] -= lr * gi / denom
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func adamStep(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+                  maxExpAvgSq: DeviceBuffer?, count n: Int, _ h: AdamStepParameters) {
+        guard n > 0 else { return }
+        precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")
+        let p = param.host!, g = grad.host!, m = expAvg.host!, v = expAvgSq.host!, vmax = maxExpAvgSq?.host
+        let lr = h.learningRate, b1 = h.beta1, b2 = h.beta2, eps = h.eps, wd = h.weightDecay
+        let decay: Float = h.decoupled ? 1 - lr * wd : 1
+        let l2: Float = h.decoupled ? 0 : wd
+        let stepSize = h.stepSize, bc2 = h.biasCorrection2Sqrt
+        let first = h.first, amsgrad = h.amsgrad
+        parallelFor(n) { lo, hi in
+            for i in lo..<hi {
+                let gi = g[i] + l2 * p[i]
+                let mi = b1 * (first ? 0 : m[i]) + (1 - b1) * gi
+                var vi = b2 * (first ? 0 : v[i]) + (1 - b2) * gi * gi
+                m[i] = mi
+                v[i] = vi
+                if amsgrad {
+                    vi = first ? vi : Swift.max(vmax![i], vi)
+                    vmax![i] = vi
+                }
+                p[i] = p[i] * decay - stepSize * mi / (vi.squareRoot() / bc2 + eps)
+            }
+        }
+        count { $0.launches += 1 }
+    }
+}

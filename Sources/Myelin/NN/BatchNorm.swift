@@ -1,0 +1,89 @@
+import Foundation
+
+/// Batch normalization over the feature axis, like PyTorch's `BatchNorm1d` for [N, F] inputs and
+/// `BatchNorm2d` for [N, C, H, W] inputs (statistics per channel over N, H and W).
+///
+/// Train mode normalizes with the batch's mean and biased variance and updates the running statistics:
+/// `running = (1 - momentum)·running + momentum·batchStatistic`, with the unbiased variance
+/// (·n/(n-1)) for `running_var`. Eval mode uses the running statistics. `y = x̂·weight + bias`.
+/// Built from tensor ops, so autograd gives the backward. State keys: `weight` (gamma), `bias` (beta),
+/// `running_mean`, `running_var` (PyTorch's `num_batches_tracked` is not kept).
+///
+/// ```swift
+/// let bn = BatchNorm(features: 128)
+/// ```
+public final class BatchNorm: Layer {
+    public let features: Int
+    public let momentum: Float
+    public let epsilon: Float
+    /// Gamma [features], starts at 1.
+    public private(set) var weight: Tensor
+    /// Beta [features], starts at 0.
+    public private(set) var bias: Tensor
+    /// [features], starts at 0.
+    public private(set) var runningMean: Tensor
+    /// [features], starts at 1.
+    public private(set) var runningVar: Tensor
+    public var isTraining = true
+
+    public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, device: Device = .default) {
+        precondition(features > 0, "BatchNorm needs a positive feature count, got \(features)")
+        self.features = features
+        self.momentum = momentum
+        self.epsilon = epsilon
+        weight = Tensor.ones([features], on: device)
+        bias = Tensor.zeros([features], on: device)
+        runningMean = Tensor.zeros([features], on: device)
+        runningVar = Tensor.ones([features], on: device)
+        weight.requiresGrad = true
+        bias.requiresGrad = true
+    }
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        guard (input.rank == 2 || input.rank == 4), input.shape[1] == features else {
+            throw LayerError.shape(layer: layerDescription, expected: "[batch, \(features)] or [batch, \(features), height, width]",
+                                   got: input.shape)
+        }
+        // Parameters and statistics broadcast as [1, F] or [1, C, 1, 1].
+        let paramShape = input.rank == 2 ? [1, features] : [1, features, 1, 1]
+        let reduceAxes = input.rank == 2 ? [0] : [0, 2, 3]
+        let gamma = try weight.reshaped(paramShape), beta = try bias.reshaped(paramShape)
+        if !isTraining {
+            let scale = try gamma / (runningVar.reshaped(paramShape) + epsilon).sqrt()
+            let shift = try beta - runningMean.reshaped(paramShape) * scale
+            return try input * scale + shift
+        }
+        let n = reduceAxes.reduce(1) { $0 * input.shape[$1] }
+        guard n > 1 else {
+            throw LayerError.shape(layer: layerDescription, expected: "more than one value per feature in train mode", got: input.shape)
+        }
+        var mean = input
+        for a in reduceAxes { mean = try mean.mean(axis: a, keepDims: true) }
+        let centered = try input - mean
+        var variance = centered.square()
+        for a in reduceAxes { variance = try variance.mean(axis: a, keepDims: true) }
+        let normalized = try centered / (variance + epsilon).sqrt()
+        try withNoGrad {
+            let m = momentum
+            runningMean = try runningMean * (1 - m) + mean.detach().reshaped([features]) * m
+            runningVar = try runningVar * (1 - m) + variance.detach().reshaped([features]) * (m * Float(n) / Float(n - 1))
+        }
+        return try normalized * gamma + beta
+    }
+
+    public var namedTensors: [(String, Tensor)] {
+        [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar)]
+    }
+
+    public func setTensor(_ name: String, _ value: Tensor) throws {
+        switch name {
+        case "weight": weight = try replacement(for: weight, name, value, layer: layerDescription)
+        case "bias": bias = try replacement(for: bias, name, value, layer: layerDescription)
+        case "running_mean": runningMean = try replacement(for: runningMean, name, value, layer: layerDescription)
+        case "running_var": runningVar = try replacement(for: runningVar, name, value, layer: layerDescription)
+        default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
+        }
+    }
+
+    public var layerDescription: String { "BatchNorm(\(features))" }
+}

@@ -1,0 +1,162 @@
+import Foundation
+
+/// Builds an array of layers from a block: `Sequential { Dense(...); ReLU() }`.
+@resultBuilder
+public enum LayerBuilder {
+    public static func buildExpression(_ layer: any Layer) -> [any Layer] { [layer] }
+    public static func buildExpression(_ layers: [any Layer]) -> [any Layer] { layers }
+    public static func buildBlock(_ parts: [any Layer]...) -> [any Layer] { parts.flatMap { $0 } }
+    public static func buildOptional(_ part: [any Layer]?) -> [any Layer] { part ?? [] }
+    public static func buildEither(first part: [any Layer]) -> [any Layer] { part }
+    public static func buildEither(second part: [any Layer]) -> [any Layer] { part }
+    public static func buildArray(_ parts: [[any Layer]]) -> [any Layer] { parts.flatMap { $0 } }
+}
+
+/// Layers applied one after another. State keys are the children's keys prefixed by their index
+/// (`0.weight`, `0.bias`, `2.running_mean`, ...), like PyTorch's `nn.Sequential`. An error in a child
+/// is wrapped in `LayerError.inLayer` naming its index and type.
+///
+/// ```swift
+/// let model = Sequential {
+///     Dense(inputSize: 784, outputSize: 128, activation: .relu)
+///     Dropout(rate: 0.2)
+///     Dense(inputSize: 128, outputSize: 10)
+/// }
+/// print(try model.summary(inputShape: [1, 784]))
+/// ```
+public final class Sequential: Layer {
+    public private(set) var layers: [any Layer]
+
+    /// Train or eval mode, passed on to every child.
+    public var isTraining = true {
+        didSet { for layer in layers { layer.isTraining = isTraining } }
+    }
+
+    public init(_ layers: [any Layer]) {
+        self.layers = layers
+        for layer in layers { layer.isTraining = isTraining }
+    }
+
+    public convenience init(@LayerBuilder _ build: () -> [any Layer]) {
+        self.init(build())
+    }
+
+    /// Adds a layer at the end.
+    public func append(_ layer: any Layer) {
+        layer.isTraining = isTraining
+        layers.append(layer)
+    }
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        var x = input
+        for (i, layer) in layers.enumerated() {
+            do { x = try layer(x) } catch {
+                throw LayerError.inLayer(index: i, layer: layer.layerDescription, underlying: error)
+            }
+        }
+        return x
+    }
+
+    public var namedTensors: [(String, Tensor)] {
+        layers.enumerated().flatMap { i, layer in layer.namedTensors.map { ("\(i).\($0.0)", $0.1) } }
+    }
+
+    public func setTensor(_ name: String, _ value: Tensor) throws {
+        guard let dot = name.firstIndex(of: "."), let i = Int(name[..<dot]), layers.indices.contains(i) else {
+            throw LayerError.unknownTensor(layer: layerDescription, name: name)
+        }
+        try layers[i].setTensor(String(name[name.index(after: dot)...]), value)
+    }
+
+    public var layerDescription: String { "Sequential(\(layers.count) layers)" }
+
+    /// One row per child: index, type, output shape and parameter count, then the totals.
+    /// Runs one forward pass on zeros of `inputShape` (batch included, e.g. `[1, 784]`) in eval mode
+    /// without recording a graph; the train/eval mode and all state are left as they were.
+    public func summary(inputShape: [Int]) throws -> String {
+        let device = namedTensors.first?.1.device ?? .default
+        let wasTraining = isTraining
+        isTraining = false
+        defer { isTraining = wasTraining }
+        var rows: [(String, String, String, String)] = [("#", "Layer", "Output shape", "Parameters")]
+        try withNoGrad {
+            var x = Tensor.zeros(inputShape, on: device)
+            rows.append(("", "Input", "\(inputShape)", ""))
+            for (i, layer) in layers.enumerated() {
+                do { x = try layer(x) } catch {
+                    throw LayerError.inLayer(index: i, layer: layer.layerDescription, underlying: error)
+                }
+                rows.append(("\(i)", layer.layerDescription, "\(x.shape)", "\(layer.parameterCount)"))
+            }
+        }
+        let buffers = namedTensors.filter { !$0.1.requiresGrad }.reduce(0) { $0 + $1.1.count }
+        let widths = (0..<4).map { c in rows.map { [$0.0, $0.1, $0.2, $0.3][c].count }.max()! }
+        func line(_ r: (String, String, String, String)) -> String {
+            let cells = [r.0, r.1, r.2, r.3]
+            return (0..<4).map { c in
+                c == 3 ? String(repeating: " ", count: widths[c] - cells[c].count) + cells[c]
+                       : cells[c] + String(repeating: " ", count: widths[c] - cells[c].count)
+            }.joined(separator: "  ")
+        }
+        let rule = String(repeating: "-", count: widths.reduce(0, +) + 6)
+        var out = [line(rows[0]), rule] + rows.dropFirst().map(line) + [rule]
+        out.append("Trainable parameters: \(parameterCount)")
+        out.append("Non-trainable values (buffers): \(buffers)")
+        return out.joined(separator: "\n")
+    }
+}
+
+/// A skip connection: `shortcut(x) + inner(x)`, where the shortcut is the identity unless given
+/// (a projection such as a 1x1 convolution or a Dense when the shapes change). State keys are
+/// prefixed `inner.` and `shortcut.`.
+///
+/// ```swift
+/// let block = Residual(Sequential { Dense(inputSize: 64, outputSize: 64, activation: .relu); Dense(inputSize: 64, outputSize: 64) })
+/// ```
+public final class Residual: Layer {
+    public let inner: any Layer
+    public let shortcut: (any Layer)?
+    public var isTraining = true {
+        didSet { inner.isTraining = isTraining; shortcut?.isTraining = isTraining }
+    }
+
+    public init(_ inner: any Layer, shortcut: (any Layer)? = nil) {
+        self.inner = inner
+        self.shortcut = shortcut
+        inner.isTraining = true
+        shortcut?.isTraining = true
+    }
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        let y: Tensor
+        do { y = try inner(input) } catch {
+            throw LayerError.inLayer(index: 0, layer: "inner " + inner.layerDescription, underlying: error)
+        }
+        var skip = input
+        if let shortcut {
+            do { skip = try shortcut(input) } catch {
+                throw LayerError.inLayer(index: 1, layer: "shortcut " + shortcut.layerDescription, underlying: error)
+            }
+        }
+        guard y.shape == skip.shape else {
+            throw LayerError.shape(layer: layerDescription,
+                                   expected: "inner output \(y.shape) to equal the \(shortcut == nil ? "input" : "shortcut output") shape",
+                                   got: skip.shape)
+        }
+        return try skip + y
+    }
+
+    public var namedTensors: [(String, Tensor)] {
+        inner.namedTensors.map { ("inner.\($0.0)", $0.1) } + (shortcut?.namedTensors.map { ("shortcut.\($0.0)", $0.1) } ?? [])
+    }
+
+    public func setTensor(_ name: String, _ value: Tensor) throws {
+        if name.hasPrefix("inner.") { return try inner.setTensor(String(name.dropFirst(6)), value) }
+        if name.hasPrefix("shortcut."), let shortcut { return try shortcut.setTensor(String(name.dropFirst(9)), value) }
+        throw LayerError.unknownTensor(layer: layerDescription, name: name)
+    }
+
+    public var layerDescription: String {
+        "Residual(\(inner.layerDescription)\(shortcut.map { ", shortcut: " + $0.layerDescription } ?? ""))"
+    }
+}

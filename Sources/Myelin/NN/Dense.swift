@@ -1,0 +1,108 @@
+import Foundation
+
+/// A fully connected layer: `activation(x · weight + bias)` for x [batch, inputSize], computed as one
+/// fused GEMM (bias and activation in its epilogue, see `Tensor.dense`).
+///
+/// The weight is stored [inputSize, outputSize] (Swift for TensorFlow / Keras layout) so the forward pass
+/// needs no transpose. State-dict keys are `weight` and `bias`. PyTorch's `nn.Linear.weight` is
+/// [out, in]: a PyTorch checkpoint's `weight` is the transpose of ours (bias is the same).
+///
+/// ```swift
+/// let layer = Dense(inputSize: 784, outputSize: 128, activation: .relu, seed: 1)
+/// let y = try layer(x)   // x [batch, 784] -> y [batch, 128]
+/// ```
+public final class Dense: Layer {
+    public let inputSize: Int
+    public let outputSize: Int
+    public let activation: Activation
+    /// [inputSize, outputSize].
+    public private(set) var weight: Tensor
+    /// [outputSize], or nil for a layer without bias.
+    public private(set) var bias: Tensor?
+    public var isTraining = true
+
+    /// - Parameters:
+    ///   - weightInit: fills the weight (fan-in = inputSize, fan-out = outputSize). Default Glorot uniform.
+    ///   - biasInit: fills the bias. Default zeros.
+    ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`.
+    public init(inputSize: Int, outputSize: Int, activation: Activation = .identity, bias: Bool = true,
+                weightInit: Initializer = .xavierUniform, biasInit: Initializer = .zeros,
+                seed: UInt64? = nil, device: Device = .default) {
+        precondition(inputSize > 0 && outputSize > 0,
+                     "Dense needs positive sizes, got inputSize \(inputSize), outputSize \(outputSize)")
+        self.inputSize = inputSize
+        self.outputSize = outputSize
+        self.activation = activation
+        let s = seed ?? Initializer.nextSeed()
+        do {
+            weight = try weightInit.make([inputSize, outputSize], seed: s, on: device)
+            self.bias = bias ? try biasInit.make([outputSize], seed: s &+ 1,
+                                                  fans: (inputSize, outputSize), on: device) : nil
+        } catch {
+            preconditionFailure("Dense(\(inputSize) -> \(outputSize)): \(error)")
+        }
+        weight.requiresGrad = true
+        self.bias?.requiresGrad = true
+    }
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        guard input.rank == 2, input.shape[1] == inputSize else {
+            throw LayerError.shape(layer: layerDescription, expected: "[batch, \(inputSize)]", got: input.shape)
+        }
+        return try input.dense(weight: weight, bias: bias, activation: activation)
+    }
+
+    public var namedTensors: [(String, Tensor)] {
+        var out = [("weight", weight)]
+        if let bias { out.append(("bias", bias)) }
+        return out
+    }
+
+    public func setTensor(_ name: String, _ value: Tensor) throws {
+        switch name {
+        case "weight":
+            weight = try replacement(for: weight, name, value, layer: layerDescription)
+        case "bias" where bias != nil:
+            bias = try replacement(for: bias!, name, value, layer: layerDescription)
+        default:
+            throw LayerError.unknownTensor(layer: layerDescription, name: name)
+        }
+    }
+
+    public var layerDescription: String {
+        "Dense(\(inputSize) -> \(outputSize)\(activation == .identity ? "" : ", \(activation.displayName)")\(bias == nil ? ", no bias" : ""))"
+    }
+}
+
+/// `Linear` is PyTorch's name for `Dense` (note the weight layout differs: ours is [in, out]).
+public typealias Linear = Dense
+
+/// The tensor that replaces `current` in `setTensor`: a device copy of `value` (so the caller's tensor is
+/// never aliased) that keeps `current`'s `requiresGrad`, after checking the shape.
+func replacement(for current: Tensor, _ name: String, _ value: Tensor, layer: String) throws -> Tensor {
+    guard value.shape == current.shape else {
+        throw LayerError.tensorShape(layer: layer, name: name, expected: current.shape, got: value.shape)
+    }
+    let t = value.copy()
+    t.requiresGrad = current.requiresGrad
+    return t
+}
+
+extension Activation {
+    /// A readable name: `relu`, `leakyRelu(0.01)`, `elu(1.0)`, `gelu`, ...
+    public var displayName: String {
+        switch self {
+        case .identity: return "identity"
+        case .step: return "step"
+        case .sigmoid: return "sigmoid"
+        case .tanh: return "tanh"
+        case .relu: return "relu"
+        case .leakyRelu(let s): return "leakyRelu(\(s))"
+        case .elu(let a): return "elu(\(a))"
+        case .selu: return "selu"
+        case .softplus: return "softplus"
+        case .geluTanh: return "gelu(tanh)"
+        case .geluErf: return "gelu"
+        }
+    }
+}

@@ -1,0 +1,294 @@
+import Foundation
+
+// The optimizers of torch.optim, with PyTorch's formulas and defaults. Each `step()` is one fused
+// kernel per parameter (see the optimizer methods of `Backend` and Kernels/optimizers.cl).
+// Notation: θ parameter, g gradient, lr learning rate, λ weight decay, t the parameter's step (from 1).
+
+/// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and weight decay
+/// (`torch.optim.SGD`):
+///
+///     g ← g + λθ                       (weight decay, unless decoupled)
+///     b ← g at t = 1, else μb + (1 − dampening)g     (when μ ≠ 0)
+///     g ← g + μb if nesterov, else b
+///     θ ← θ − lr·g
+///
+/// With `decoupledWeightDecay: true` the decay is applied to the weights instead of the gradient,
+/// θ ← θ·(1 − lr·λ), as in AdamW (SGDW).
+///
+/// ```swift
+/// let sgd = try SGD(parameters: model.parameters, learningRate: 0.1, momentum: 0.9, nesterov: true)
+/// ```
+public final class SGD: Optimizer {
+    public var learningRate: Float
+    public let momentum: Float
+    public let dampening: Float
+    public let nesterov: Bool
+    public let weightDecay: Float
+    public let decoupledWeightDecay: Bool
+    public var stepCount = 0
+    public var parameters: [Tensor] { states.parameters }
+    let states: ParameterStates
+
+    public init(parameters: [Tensor], learningRate: Float = 1e-3, momentum: Float = 0, dampening: Float = 0,
+                nesterov: Bool = false, weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {
+        let name = "SGD"
+        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
+        try requireHyperparameter(momentum >= 0, name, "momentum", momentum, ">= 0")
+        try requireHyperparameter(dampening.isFinite, name, "dampening", dampening, "finite")
+        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
+        if nesterov {
+            try requireHyperparameter(momentum > 0 && dampening == 0, name, "nesterov", nesterov,
+                                      "false unless momentum > 0 and dampening = 0 (Nesterov momentum needs them)")
+        }
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.dampening = dampening
+        self.nesterov = nesterov
+        self.weightDecay = weightDecay
+        self.decoupledWeightDecay = decoupledWeightDecay
+        states = try ParameterStates(optimizer: name, parameters: parameters,
+                                     slotNames: momentum != 0 ? ["momentum_buffer"] : [])
+    }
+
+    public func step() throws {
+        for (i, p, g) in try states.gradients() {
+            let (slots, first, _) = states.advance(i)
+            let hyper = SGDStepParameters(learningRate: learningRate, momentum: momentum, dampening: dampening,
+                                          weightDecay: weightDecay, nesterov: nesterov,
+                                          decoupled: decoupledWeightDecay, first: first)
+            p.backend.sgdStep(param: p.buffer, grad: g.buffer, momentumBuffer: slots.first?.buffer,
+                              count: p.count, hyper)
+        }
+        stepCount += 1
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try states.load(state) { stepCount = s }
+    }
+}
+
+/// Adagrad (`torch.optim.Adagrad`): per-element rates from the sum of squared gradients.
+///
+///     clr ← lr / (1 + (t − 1)·lrDecay)
+///     g ← g + λθ
+///     s ← s + g²                       (s starts at initialAccumulatorValue)
+///     θ ← θ − clr·g / (√s + ε)
+///
+/// ```swift
+/// let adagrad = try Adagrad(parameters: model.parameters, learningRate: 0.01)
+/// ```
+public final class Adagrad: Optimizer {
+    public var learningRate: Float
+    public let learningRateDecay: Float
+    public let weightDecay: Float
+    public let initialAccumulatorValue: Float
+    public let eps: Float
+    public var stepCount = 0
+    public var parameters: [Tensor] { states.parameters }
+    let states: ParameterStates
+
+    public init(parameters: [Tensor], learningRate: Float = 0.01, learningRateDecay: Float = 0, weightDecay: Float = 0,
+                initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
+        let name = "Adagrad"
+        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
+        try requireHyperparameter(learningRateDecay >= 0, name, "learningRateDecay", learningRateDecay, ">= 0")
+        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
+        try requireHyperparameter(initialAccumulatorValue >= 0, name, "initialAccumulatorValue", initialAccumulatorValue, ">= 0")
+        try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
+        self.learningRate = learningRate
+        self.learningRateDecay = learningRateDecay
+        self.weightDecay = weightDecay
+        self.initialAccumulatorValue = initialAccumulatorValue
+        self.eps = eps
+        states = try ParameterStates(optimizer: name, parameters: parameters, slotNames: ["sum"])
+    }
+
+    public func step() throws {
+        for (i, p, g) in try states.gradients() {
+            let (slots, first, t) = states.advance(i)
+            let clr = Double(learningRate) / (1 + Double(t - 1) * Double(learningRateDecay))
+            let hyper = AdagradStepParameters(learningRate: Float(clr), weightDecay: weightDecay, eps: eps,
+                                              initialAccumulatorValue: initialAccumulatorValue, first: first)
+            p.backend.adagradStep(param: p.buffer, grad: g.buffer, sum: slots[0].buffer, count: p.count, hyper)
+        }
+        stepCount += 1
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try states.load(state) { stepCount = s }
+    }
+}
+
+/// RMSProp (`torch.optim.RMSprop`): rates from a running mean of squared gradients.
+///
+///     g ← g + λθ
+///     v ← αv + (1 − α)g²                   (v starts at 0)
+///     centered: ḡ ← αḡ + (1 − α)g;  ṽ = v − ḡ², else ṽ = v
+///     momentum μ > 0: b ← μb + g / (√ṽ + ε);  θ ← θ − lr·b
+///     else:            θ ← θ − lr·g / (√ṽ + ε)
+///
+/// ```swift
+/// let rmsprop = try RMSProp(parameters: model.parameters, learningRate: 1e-3)
+/// ```
+public final class RMSProp: Optimizer {
+    public var learningRate: Float
+    public let alpha: Float
+    public let eps: Float
+    public let weightDecay: Float
+    public let momentum: Float
+    public let centered: Bool
+    public var stepCount = 0
+    public var parameters: [Tensor] { states.parameters }
+    let states: ParameterStates
+
+    public init(parameters: [Tensor], learningRate: Float = 0.01, alpha: Float = 0.99, eps: Float = 1e-8,
+                weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
+        let name = "RMSProp"
+        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
+        try requireHyperparameter(alpha >= 0 && alpha <= 1, name, "alpha", alpha, "in [0, 1]")
+        try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
+        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
+        try requireHyperparameter(momentum >= 0, name, "momentum", momentum, ">= 0")
+        self.learningRate = learningRate
+        self.alpha = alpha
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.momentum = momentum
+        self.centered = centered
+        states = try ParameterStates(optimizer: name, parameters: parameters,
+                                     slotNames: ["square_avg"] + (momentum > 0 ? ["momentum_buffer"] : [])
+                                         + (centered ? ["grad_avg"] : []))
+    }
+
+    public func step() throws {
+        for (i, p, g) in try states.gradients() {
+            let (slots, first, _) = states.advance(i)
+            let hyper = RMSPropStepParameters(learningRate: learningRate, alpha: alpha, eps: eps, weightDecay: weightDecay,
+                                              momentum: momentum, centered: centered, first: first)
+            let momentumBuffer = momentum > 0 ? slots[1].buffer : nil
+            let gradientAverage = centered ? slots[slots.count - 1].buffer : nil
+            p.backend.rmspropStep(param: p.buffer, grad: g.buffer, squareAverage: slots[0].buffer,
+                                  gradientAverage: gradientAverage, momentumBuffer: momentumBuffer,
+                                  count: p.count, hyper)
+        }
+        stepCount += 1
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try states.load(state) { stepCount = s }
+    }
+}
+
+/// The update shared by `Adam` and `AdamW` (they differ only in how weight decay applies).
+final class AdamUpdate {
+    let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, amsgrad: Bool, decoupled: Bool
+    let states: ParameterStates
+
+    init(name: String, parameters: [Tensor], learningRate: Float, betas: (Float, Float), eps: Float,
+         weightDecay: Float, amsgrad: Bool, decoupled: Bool) throws {
+        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
+        try requireHyperparameter(betas.0 >= 0 && betas.0 < 1, name, "betas.0", betas.0, "in [0, 1)")
+        try requireHyperparameter(betas.1 >= 0 && betas.1 < 1, name, "betas.1", betas.1, "in [0, 1)")
+        try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
+        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
+        beta1 = betas.0; beta2 = betas.1
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.amsgrad = amsgrad
+        self.decoupled = decoupled
+        states = try ParameterStates(optimizer: name, parameters: parameters,
+                                     slotNames: ["exp_avg", "exp_avg_sq"] + (amsgrad ? ["max_exp_avg_sq"] : []))
+    }
+
+    func step(learningRate: Float) throws {
+        for (i, p, g) in try states.gradients() {
+            let (slots, first, t) = states.advance(i)
+            // Bias corrections from the host-side step count, in Double.
+            let bc1 = 1 - Foundation.pow(Double(beta1), Double(t))
+            let bc2 = 1 - Foundation.pow(Double(beta2), Double(t))
+            let hyper = AdamStepParameters(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
+                                           weightDecay: weightDecay, stepSize: Float(Double(learningRate) / bc1),
+                                           biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupled,
+                                           amsgrad: amsgrad, first: first)
+            p.backend.adamStep(param: p.buffer, grad: g.buffer, expAvg: slots[0].buffer, expAvgSq: slots[1].buffer,
+                               maxExpAvgSq: amsgrad ? slots[2].buffer : nil, count: p.count, hyper)
+        }
+    }
+}
+
+/// Adam (`torch.optim.Adam`) with L2-style weight decay (added to the gradient):
+///
+///     g ← g + λθ
+///     m ← β₁m + (1 − β₁)g;   v ← β₂v + (1 − β₂)g²        (both start at 0)
+///     m̂ = m / (1 − β₁ᵗ);     v̂ = v / (1 − β₂ᵗ)          (amsgrad: v̂ uses max over steps of v)
+///     θ ← θ − lr·m̂ / (√v̂ + ε)
+///
+/// ```swift
+/// let adam = try Adam(parameters: model.parameters, learningRate: 1e-3)
+/// ```
+public final class Adam: Optimizer {
+    public var learningRate: Float
+    public var stepCount = 0
+    public var parameters: [Tensor] { update.states.parameters }
+    public var betas: (Float, Float) { (update.beta1, update.beta2) }
+    public var eps: Float { update.eps }
+    public var weightDecay: Float { update.weightDecay }
+    public var amsgrad: Bool { update.amsgrad }
+    let update: AdamUpdate
+
+    public init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) throws {
+        self.learningRate = learningRate
+        update = try AdamUpdate(name: "Adam", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
+                                weightDecay: weightDecay, amsgrad: amsgrad, decoupled: false)
+    }
+
+    public func step() throws {
+        try update.step(learningRate: learningRate)
+        stepCount += 1
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { update.states.stateTensors(stepCount: stepCount) }
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try update.states.load(state) { stepCount = s }
+    }
+}
+
+/// AdamW (`torch.optim.AdamW`): Adam with decoupled weight decay, applied to the weights:
+///
+///     θ ← θ·(1 − lr·λ)
+///     then the Adam update without the λθ gradient term.
+///
+/// ```swift
+/// let adamw = try AdamW(parameters: model.parameters, learningRate: 1e-3, weightDecay: 0.01)
+/// ```
+public final class AdamW: Optimizer {
+    public var learningRate: Float
+    public var stepCount = 0
+    public var parameters: [Tensor] { update.states.parameters }
+    public var betas: (Float, Float) { (update.beta1, update.beta2) }
+    public var eps: Float { update.eps }
+    public var weightDecay: Float { update.weightDecay }
+    public var amsgrad: Bool { update.amsgrad }
+    let update: AdamUpdate
+
+    public init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                eps: Float = 1e-8, weightDecay: Float = 0.01, amsgrad: Bool = false) throws {
+        self.learningRate = learningRate
+        update = try AdamUpdate(name: "AdamW", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
+                                weightDecay: weightDecay, amsgrad: amsgrad, decoupled: true)
+    }
+
+    public func step() throws {
+        try update.step(learningRate: learningRate)
+        stepCount += 1
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { update.states.stateTensors(stepCount: stepCount) }
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try update.states.load(state) { stepCount = s }
+    }
+}

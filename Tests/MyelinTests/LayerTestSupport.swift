@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+@testable import Myelin
+
+/// Finite-difference gradient checks for layers and losses.
+enum GradientCheck {
+    /// Overwrites a tensor's values in place (keeps its identity, so a layer's parameter stays the same object).
+    static func overwrite(_ t: Tensor, _ values: [Float]) {
+        precondition(values.count == t.count)
+        values.withUnsafeBufferPointer { t.device.backend.write($0, to: t.buffer, offset: 0) }
+    }
+
+    /// Compares the autograd gradient of the scalar `f()` with respect to each of `tensors` (leaves with
+    /// requiresGrad) against central differences (f evaluated in Float, differences taken in Double).
+    static func check(_ tensors: [(String, Tensor)], eps: Float = 1e-2, rtol: Double = 2e-2, atol: Double = 2e-3,
+                      _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+                      _ f: () throws -> Tensor) throws {
+        for (_, t) in tensors { t.zeroGrad() }
+        let loss = try f()
+        #expect(loss.count == 1, "\(what): the checked function must give a scalar", sourceLocation: sourceLocation)
+        try loss.backward()
+        for (name, t) in tensors {
+            guard let grad = t.grad else {
+                Issue.record("\(what): no gradient reached \(name)", sourceLocation: sourceLocation)
+                continue
+            }
+            #expect(grad.shape == t.shape, "\(what): gradient of \(name) has shape \(grad.shape), expected \(t.shape)",
+                    sourceLocation: sourceLocation)
+            var values = t.toArray()
+            var numeric: [Double] = []
+            for i in values.indices {
+                let original = values[i]
+                let plus = original + eps, minus = original - eps
+                values[i] = plus; overwrite(t, values)
+                let fp = Double(try withNoGrad { try f() }.item())
+                values[i] = minus; overwrite(t, values)
+                let fm = Double(try withNoGrad { try f() }.item())
+                values[i] = original; overwrite(t, values)
+                numeric.append((fp - fm) / (Double(plus) - Double(minus)))
+            }
+            expectClose(grad.toArray(), numeric, rtol: rtol, atol: atol, "\(what): d/d\(name)",
+                        sourceLocation: sourceLocation)
+        }
+    }
+}
+
+/// Naive Double references for the NN layer tests.
+enum NNReference {
+    static func activation(_ a: Activation, _ z: Double) -> Double {
+        switch a {
+        case .identity: return z
+        case .step: return z > 0 ? 1 : 0
+        case .sigmoid: return 1 / (1 + Foundation.exp(-z))
+        case .tanh: return Foundation.tanh(z)
+        case .relu: return Swift.max(z, 0)
+        case .leakyRelu(let s): return z > 0 ? z : Double(s) * z
+        case .elu(let al): return z > 0 ? z : Double(al) * (Foundation.exp(z) - 1)
+        case .selu:
+            let alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946
+            return scale * (z > 0 ? z : alpha * (Foundation.exp(z) - 1))
+        case .softplus: return Foundation.log1p(Foundation.exp(z))
+        case .geluTanh: return 0.5 * z * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (z + 0.044715 * z * z * z)))
+        case .geluErf: return 0.5 * z * (1 + Foundation.erf(z / 2.0.squareRoot()))
+        }
+    }
+
+    /// act(x·w + b) for x [m, k], w [k, n], b [n].
+    static func dense(_ x: [Float], _ w: [Float], _ b: [Float]?, m: Int, k: Int, n: Int, _ a: Activation) -> [Double] {
+        var z = Reference.gemm(x, w, m: m, n: n, k: k)
+        for i in 0..<m { for j in 0..<n { z[i * n + j] = activation(a, z[i * n + j] + Double(b?[j] ?? 0)) } }
+        return z
+    }
+
+    static let allActivations: [Activation] = [.identity, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.1),
+                                               .elu(alpha: 0.7), .selu, .softplus, .geluTanh, .geluErf]
+}
+
+/// The scalar Σ y ⊙ r for a fixed random r: a loss whose gradient with respect to y is r.
+func weightedSum(_ y: Tensor, seed: UInt64) throws -> Tensor {
+    let r = try Tensor(testValues(y.count, seed: seed), shape: y.shape, on: y.device)
+    return try (y * r).sum()
+}
