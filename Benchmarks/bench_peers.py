@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 
+import fashion_mnist
 import myelin_side
 import report
 from runner import ROOT, BenchError, run_json, time_process
@@ -52,10 +53,19 @@ def gemm(rounds, runs):
 
 
 def mlp(rounds):
+    data = tempfile.mkdtemp(prefix="fashion-mnist-")
+    try:
+        fashion_mnist.export(data)  # the peers load the same files and draw the same batch order themselves
+        return mlp_rounds(rounds, data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def mlp_rounds(rounds, data):
     peers = {
-        "Myelin CPU": lambda: myelin_side.mlp("cpu"),
+        "Myelin CPU": lambda: myelin_side.mlp("cpu", data),
         "PyTorch CPU": lambda: run_json([PY, f"{BENCH}/torch_mlp.py"])[-1],
-        "Myelin OpenCL": lambda: myelin_side.mlp("opencl"),
+        "Myelin OpenCL": lambda: myelin_side.mlp("opencl", data),
         "tinygrad CL": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CL"})[-1],
         "tinygrad CPU": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CPU"})[-1],
     }

@@ -13,18 +13,18 @@ def gemm(sizes, runs):
     return {row["n"]: row for row in rows if row["m"] == row["n"] == row["k"]}
 
 
-def mlp(device):
-    """Training and test-set inference samples/s of the Fashion-MNIST MLP on `device` (cpu or opencl)."""
-    rows = run_json([MYELIN, "bench", "train", "--json", "--device", device, "--workload", "mlp"])
-    return rows[-1]
+def mlp(device, data):
+    """Training and test-set inference samples/s of the Fashion-MNIST MLP on `device` (cpu or opencl), on the
+    data and batch order that fashion_mnist.export wrote to the folder `data`."""
+    return run_json([MYELIN, "bench", "peers", "--workload", "mlp", "--data", data, "--device", device])[-1]
 
 
 def xor():
     """Steps/s of the XOR lab on the CPU device."""
-    rows = run_json([MYELIN, "bench", "train", "--json", "--device", "cpu", "--workload", "xor"])
-    if "steps_per_s" not in rows[-1]:
-        raise BenchError(f"myelin bench train --workload xor printed no steps_per_s: {rows[-1]}")
-    return rows[-1]["steps_per_s"]
+    row = run_json([MYELIN, "bench", "peers", "--workload", "xor", "--device", "cpu"])[-1]
+    if "steps_per_s" not in row:
+        raise BenchError(f"myelin bench peers --workload xor printed no steps_per_s: {row}")
+    return row["steps_per_s"]
 
 
 def train_command(device):
