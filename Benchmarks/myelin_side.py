@@ -28,5 +28,6 @@ def xor():
 
 
 def train_command(device):
-    """The whole one-epoch trainer, as a user would start it."""
-    return [MYELIN, "train", "fashion-mnist", "--epochs", "1", "--device", device]
+    """The whole one-epoch trainer, as a user would start it: all 60000 training images (no validation split,
+    like the PyTorch script), then the test set."""
+    return [MYELIN, "train", "fashion-mnist", "--epochs", "1", "--validation", "0", "--quiet", "--device", device]

@@ -40,7 +40,7 @@ def machine():
                platform.processor())
     os_name = next((line.split("=", 1)[1].strip().strip('"') for line in open("/etc/os-release")
                     if line.startswith("PRETTY_NAME=")), platform.system())
-    opencl = next((line.split(":", 1)[1].strip() for line in _cmd([MYELIN, "devices"]).splitlines()
+    opencl = next((line.split(": ", 1)[1].strip() for line in _cmd([MYELIN, "devices"]).splitlines()
                    if line.strip().startswith("opencl:0:")), "none")
     return [("CPU", f"{cpu}, {os.cpu_count()} cores"), ("OS", f"{os_name}, Linux {platform.release()}"),
             ("OpenCL device 0", opencl), ("Threads", "2 everywhere (MYELIN_THREADS, OMP_NUM_THREADS, "
