@@ -68,6 +68,37 @@ protocol Backend: AnyObject {
     /// One Adam / AdamW step (first and second moments, optional AMSGrad maximum).
     func adamStep(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
                   maxExpAvgSq: DeviceBuffer?, count: Int, _ hyper: AdamStepParameters)
+
+    // MARK: convolution
+    /// Unfolds image patches: x [N, C, H, W] -> cols [N, C·kh·kw, outH·outW] with
+    /// cols[n, (c·kh + i)·kw + j, oh·outW + ow] = x[n, c, oh·sh - ph + i, ow·sw - pw + j], or `padValue`
+    /// where that position lies outside the image.
+    func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, padValue: Float)
+    /// The adjoint of `im2col`: x[n, c, h, w] = the sum of every cols entry that im2col read from (n, c, h, w).
+    /// Overwrites x (no zeroing needed).
+    func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry)
+}
+
+/// The shapes of a 2-D convolution or pooling window over NCHW images.
+public struct ConvGeometry: Equatable, Sendable {
+    public var batch: Int, channels: Int, height: Int, width: Int
+    public var kernelH: Int, kernelW: Int
+    public var strideH: Int, strideW: Int
+    public var padH: Int, padW: Int
+
+    public init(batch: Int, channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int,
+                strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0) {
+        self.batch = batch; self.channels = channels; self.height = height; self.width = width
+        self.kernelH = kernelH; self.kernelW = kernelW
+        self.strideH = strideH; self.strideW = strideW; self.padH = padH; self.padW = padW
+    }
+
+    public var outH: Int { (height + 2 * padH - kernelH) / strideH + 1 }
+    public var outW: Int { (width + 2 * padW - kernelW) / strideW + 1 }
+    /// Rows of one image's column matrix: C·kh·kw.
+    public var patchSize: Int { channels * kernelH * kernelW }
+    /// Columns of one image's column matrix: outH·outW.
+    public var positions: Int { outH * outW }
 }
 
 /// Counters a device keeps, used by tests to prove the hot path stays on the device.

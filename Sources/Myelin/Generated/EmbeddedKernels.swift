@@ -98,6 +98,55 @@ inline float random_uniform(ulong seed, ulong index) {
     return (float)(z >> 40) * (1.0f / 16777216.0f);
 }
 """#),
+        ("conv.cl", #"""
+// Convolution data movement over NCHW images: im2col (unfold patches into columns) and its adjoint col2im.
+// Geometry: n images of c channels, h x w pixels; kernel kh x kw, stride sh x sw, padding ph x pw;
+// output oh x ow positions. cols is [n, c*kh*kw, oh*ow].
+
+// One work item per cols element: global = [oh*ow, c*kh*kw, n].
+__kernel void im2col(__global const float* x, __global float* cols,
+                     int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                     int oh, int ow, float pad_value) {
+    int pos = get_global_id(0);
+    int row = get_global_id(1);
+    int n = get_global_id(2);
+    int rows = c * kh * kw;
+    if (pos >= oh * ow || row >= rows) return;
+    int ch = row / (kh * kw), i = (row / kw) % kh, j = row % kw;
+    int y = pos / ow, xo = pos % ow;
+    int hi = y * sh - ph + i, wi = xo * sw - pw + j;
+    float v = pad_value;
+    if (hi >= 0 && hi < h && wi >= 0 && wi < w) v = x[(((long)n * c + ch) * h + hi) * w + wi];
+    cols[((long)n * rows + row) * (oh * ow) + pos] = v;
+}
+
+// One work item per image pixel, which gathers every patch entry read from it: global = [w, h, n*c].
+__kernel void col2im(__global const float* cols, __global float* x,
+                     int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                     int oh, int ow) {
+    int wi = get_global_id(0);
+    int hi = get_global_id(1);
+    int plane = get_global_id(2);
+    if (wi >= w || hi >= h) return;
+    int n = plane / c, ch = plane % c;
+    int rows = c * kh * kw, l = oh * ow;
+    float sum = 0.0f;
+    for (int i = 0; i < kh; i++) {
+        int ty = hi + ph - i;            // = y * sh for the output row y that reads (hi, .) at kernel row i
+        if (ty < 0 || ty % sh != 0) continue;
+        int y = ty / sh;
+        if (y >= oh) continue;
+        for (int j = 0; j < kw; j++) {
+            int tx = wi + pw - j;
+            if (tx < 0 || tx % sw != 0) continue;
+            int xo = tx / sw;
+            if (xo >= ow) continue;
+            sum += cols[((long)n * rows + (ch * kh + i) * kw + j) * l + y * ow + xo];
+        }
+    }
+    x[((long)plane * h + hi) * w + wi] = sum;
+}
+"""#),
         ("elementwise.cl", #"""
 // Elementwise kernels: fill, unary math, activations and their backward, binary ops (same shape,
 // broadcast, and with a scalar). One work-item per element.

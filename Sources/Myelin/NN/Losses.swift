@@ -74,7 +74,8 @@ public func binaryCrossEntropy(logits: Tensor, targets: Tensor) throws -> Tensor
 
 /// Softmax cross-entropy of logits [N, C] against whole-number class labels [N] (values 0..<C stored as
 /// Float), mean over the batch. One fused graph node (log-softmax, pick, mean) whose backward is
-/// (softmax(logits) - onehot(labels)) / N. A label outside 0..<C contributes nothing.
+/// (softmax(logits) - onehot(labels)) / N. Labels are not range-checked (that would need a host read): one
+/// outside 0..<C gives an all-zero one-hot row.
 ///
 /// ```swift
 /// let loss = try softmaxCrossEntropy(logits: model(images), labels: labels)
