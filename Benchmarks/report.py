@@ -118,6 +118,21 @@ def startup_section(s):
             + f"\n\nThe cache saves {s['first']['wall_s'] - s['second']['wall_s']:.2f} s of the first run.")
 
 
+METHOD = """## How
+
+- Myelin side: `myelin bench gemm --json` (SGEMM on the CPU and OpenCL devices, Debian's OpenBLAS called
+  directly, and CLBlast on Myelin's OpenCL queue), `myelin bench peers` (MLP epoch, XOR lab: the same
+  protocol as the Python peers), `myelin train fashion-mnist` (whole process, start-up); release build.
+- Peers: numpy's `matmul` (numpy's bundled OpenBLAS), PyTorch eager with `torch.set_num_threads(2)`,
+  tinygrad with `TinyJit` on `DEV=CL` (the same PoCL device as Myelin's OpenCL) and `DEV=CPU`.
+  Scripts in `Benchmarks/`.
+- MLP: Fashion-MNIST from the IDX files (`Benchmarks/fashion_mnist.py`); every runtime trains the same
+  468 full batches of 128 in the same shuffled order (seed 0) after 20 warm-up steps, then classifies the
+  10000 test images in chunks of 1000. XOR: 200 warm-up steps, then 20000 timed steps.
+- PyTorch is the CPU-only wheel (`torch-*+cpu`): PyPI's default Linux wheel needs several GB of CUDA
+  packages even to import. See `scripts/bench-peers`."""
+
+
 SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
             "startup": startup_section}
 
@@ -132,6 +147,7 @@ def markdown(results, meta):
         "times anything, and each figure is the median over the rounds. Higher is better except in section 4. "
         f"Load average (1 min) before: {meta['load_before'][0]:.2f}, after: {meta['load_after'][0]:.2f}.",
         "## Machine and versions\n\n" + table(["", ""], machine()),
+        METHOD,
     ]
     for key, section in SECTIONS.items():
         if key not in results:
