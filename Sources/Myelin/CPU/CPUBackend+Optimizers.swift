@@ -1,8 +1,8 @@
 import Foundation
 
 /// The fused optimizer updates as Swift loops, the same formulas as Kernels/optimizers.cl.
-/// Each runs over the elements once, split across cores for large parameters; the configuration
-/// branches sit outside the inner loops so those stay simple.
+/// Each runs over the elements once, split across cores for large parameters. SGD's loops vectorize;
+/// the others stay scalar because `squareRoot()` is a call to libm's `sqrtf` on Linux.
 extension CPUBackend {
     func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
                  _ h: SGDStepParameters) {

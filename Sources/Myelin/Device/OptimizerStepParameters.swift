@@ -1,8 +1,8 @@
-/// Hyperparameters of one fused optimizer update, as the `Backend` optimizer methods take them.
-/// Everything that depends on the step number (bias corrections, decayed rates) is computed on the host
-/// in Double and passed in, so an update never reads from the device.
-/// `first` says the state buffers are new and uninitialized: the kernel then uses the state's
-/// initial value instead of reading them (so the first step is still one launch, with no fill).
+// Hyperparameters of one fused optimizer update, as the `Backend` optimizer methods take them.
+// Everything that depends on the step number (bias corrections, decayed rates) is computed on the host
+// in Double and passed in, so an update never reads from the device.
+// `first` says the state buffers are new and uninitialized: the kernel then uses the state's
+// initial value instead of reading them (so the first step is still one launch, with no fill).
 
 /// PyTorch `torch.optim.SGD`, plus decoupled weight decay (`θ ← θ·(1 − lr·λ)`) when `decoupled`.
 struct SGDStepParameters: Equatable {

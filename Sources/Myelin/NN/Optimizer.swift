@@ -16,6 +16,8 @@ import Foundation
 /// `step()` runs one fused kernel per parameter on the parameter's device and updates it in place;
 /// the optimizer state (momentum buffers, moments) lives on the same device, created at the first
 /// step. Nothing is read back to the host. Parameters without a gradient are skipped.
+/// Build the optimizer after moving the model to its device: `Layer.to(_:)` replaces the parameter
+/// tensors, and the optimizer keeps the ones it was given.
 public protocol Optimizer: AnyObject {
     /// The learning rate the next `step()` uses (a schedule may set it each epoch).
     var learningRate: Float { get set }

@@ -1,16 +1,30 @@
 /// The fused optimizer updates as launches of the kernels in Kernels/optimizers.cl (one per call).
+/// Options that change which state buffers are used pick a kernel variant; a variant's unused buffer
+/// arguments get a null buffer and are never touched.
 extension OpenCLBackend {
     private static func flag(_ b: Bool) -> KernelArg { .int(b ? 1 : 0) }
     private static func optional(_ b: DeviceBuffer?) -> KernelArg { b.map { .buffer($0) } ?? .null }
 
+    /// (θ multiplier, gradient L2 coefficient) for decoupled or coupled weight decay.
+    private static func decay(lr: Float, weightDecay: Float, decoupled: Bool) -> (Float, Float) {
+        decoupled ? (1 - lr * weightDecay, 0) : (1, weightDecay)
+    }
+
     func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
                  _ h: SGDStepParameters) {
         guard count > 0 else { return }
-        precondition(h.momentum == 0 || momentumBuffer != nil, "sgdStep: momentum \(h.momentum) needs a momentum buffer")
-        launch("sgd_step", global: [count], args: [
-            .buffer(param), .buffer(grad), Self.optional(momentumBuffer), .int(Int32(count)),
-            .float(h.learningRate), .float(h.momentum), .float(h.dampening), .float(h.weightDecay),
-            Self.flag(h.nesterov), Self.flag(h.decoupled), Self.flag(h.first),
+        let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
+        if h.momentum == 0 {
+            launch("sgd_step", global: [count], args: [
+                .buffer(param), .buffer(grad), .int(Int32(count)), .float(h.learningRate), .float(decay), .float(l2),
+            ])
+            return
+        }
+        guard let momentumBuffer else { preconditionFailure("sgdStep: momentum \(h.momentum) needs a momentum buffer") }
+        launch("sgd_momentum_step", global: [count], args: [
+            .buffer(param), .buffer(grad), .buffer(momentumBuffer), .int(Int32(count)),
+            .float(h.learningRate), .float(decay), .float(l2), .float(h.momentum), .float(h.dampening),
+            Self.flag(h.nesterov), Self.flag(h.first),
         ])
     }
 
@@ -30,11 +44,13 @@ extension OpenCLBackend {
         guard count > 0 else { return }
         precondition(!h.centered || gradientAverage != nil, "rmspropStep: centered needs a gradient-average buffer")
         precondition(h.momentum <= 0 || momentumBuffer != nil, "rmspropStep: momentum \(h.momentum) needs a momentum buffer")
-        launch("rmsprop_step", global: [count], args: [
-            .buffer(param), .buffer(grad), .buffer(squareAverage), Self.optional(gradientAverage),
-            Self.optional(momentumBuffer), .int(Int32(count)),
+        let name = "rmsprop" + (h.centered ? "_centered" : "") + (h.momentum > 0 ? "_momentum" : "") + "_step"
+        launch(name, global: [count], args: [
+            .buffer(param), .buffer(grad), .buffer(squareAverage),
+            h.centered ? Self.optional(gradientAverage) : .null, h.momentum > 0 ? Self.optional(momentumBuffer) : .null,
+            .int(Int32(count)),
             .float(h.learningRate), .float(h.alpha), .float(h.eps), .float(h.weightDecay), .float(h.momentum),
-            Self.flag(h.centered), Self.flag(h.first),
+            Self.flag(h.first),
         ])
     }
 
@@ -42,12 +58,12 @@ extension OpenCLBackend {
                   maxExpAvgSq: DeviceBuffer?, count: Int, _ h: AdamStepParameters) {
         guard count > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")
-        launch("adam_step", global: [count], args: [
-            .buffer(param), .buffer(grad), .buffer(expAvg), .buffer(expAvgSq), Self.optional(maxExpAvgSq),
+        let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
+        launch(h.amsgrad ? "adam_amsgrad_step" : "adam_step", global: [count], args: [
+            .buffer(param), .buffer(grad), .buffer(expAvg), .buffer(expAvgSq), h.amsgrad ? Self.optional(maxExpAvgSq) : .null,
             .int(Int32(count)),
-            .float(h.learningRate), .float(h.beta1), .float(h.beta2), .float(h.eps), .float(h.weightDecay),
-            .float(h.stepSize), .float(h.biasCorrection2Sqrt),
-            Self.flag(h.decoupled), Self.flag(h.amsgrad), Self.flag(h.first),
+            .float(decay), .float(l2), .float(h.beta1), .float(h.beta2), .float(h.eps),
+            .float(h.stepSize), .float(h.biasCorrection2Sqrt), Self.flag(h.first),
         ])
     }
 }
