@@ -4,6 +4,8 @@ Each workload runs Myelin and each peer alternately (A B A B ...) for a number o
 warms up on its own before it times anything. Medians over the rounds go into BENCHMARKS.md.
 """
 import argparse
+import datetime
+import json
 import os
 import shutil
 import statistics
@@ -19,6 +21,7 @@ from runner import ROOT, BenchError, run_json, time_process
 PY = sys.executable
 BENCH = os.path.join(ROOT, "Benchmarks")
 SIZES = [256, 512, 1024, 2048]
+ALL = {"gemm", "mlp", "xor", "whole", "startup"}
 
 
 def median(values):
@@ -117,31 +120,38 @@ def startup():
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--quick", action="store_true", help="fewer rounds and repetitions")
-    p.add_argument("--only", default="gemm,mlp,xor,whole,startup", help="comma-separated workloads")
+    p.add_argument("--only", default=",".join(sorted(ALL)), help="comma-separated workloads; the others keep "
+                   "their figures from the last run in --results")
+    p.add_argument("--results", default=os.path.join(BENCH, "results.json"), help="raw figures of every workload")
     p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
     args = p.parse_args()
     only = set(args.only.split(","))
     quick = args.quick
-    started = time.time()
-    load_before = os.getloadavg()
     workloads = [("gemm", "SGEMM", lambda: gemm(rounds=2 if quick else 5, runs=3 if quick else 7)),
                  ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 3)),
                  ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
                  ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 3)),
                  ("startup", "Start-up", startup)]
     results = {}
+    if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
+        with open(args.results) as f:
+            results = json.load(f)
     for key, title, run in workloads:
         if key not in only:
             continue
         print(title, flush=True)
+        started, load_before = time.time(), os.getloadavg()[0]
         try:
-            results[key] = run()
+            data = run()
         except BenchError as error:  # one missing piece must not lose the other tables
             print(f"  not measured: {error}", flush=True)
-            results[key] = {"error": str(error).splitlines()[0]}
-    meta = {"quick": quick, "minutes": (time.time() - started) / 60, "load_before": load_before,
-            "load_after": os.getloadavg()}
-    text = report.markdown(results, meta)
+            data = {"error": str(error).splitlines()[0]}
+        results[key] = {"data": data, "mode": "quick" if quick else "full", "minutes": (time.time() - started) / 60,
+                        "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                        "load": [load_before, os.getloadavg()[0]]}
+    with open(args.results, "w") as f:
+        json.dump(results, f, indent=1)
+    text = report.markdown(results)
     with open(args.output, "w") as f:
         f.write(text)
     print()

@@ -137,24 +137,26 @@ SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole
             "startup": startup_section}
 
 
-def markdown(results, meta):
+def markdown(results):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "quick (`--quick`)" if meta["quick"] else "full"
     parts = [
         "# Myelin against its peers",
-        f"Written by `scripts/bench-peers` on {now}, {mode} run, {meta['minutes']:.1f} minutes. "
-        "Each workload runs Myelin and its peers alternately (A B A B ...); every process warms up before it "
-        "times anything, and each figure is the median over the rounds. Higher is better except in section 4. "
-        f"Load average (1 min) before: {meta['load_before'][0]:.2f}, after: {meta['load_after'][0]:.2f}.",
+        f"Written by `scripts/bench-peers` on {now}. Each workload runs Myelin and its peers alternately "
+        "(A B A B ...); every process warms up before it times anything, and each figure is the median over the "
+        "rounds (full run: 5 rounds for SGEMM and XOR, 3 for the MLP and the whole process; `--quick`: 2 and 1). "
+        "Higher is better except in sections 4 and 5. Raw figures: `Benchmarks/results.json`.",
         "## Machine and versions\n\n" + table(["", ""], machine()),
         METHOD,
     ]
     for key, section in SECTIONS.items():
         if key not in results:
             continue
-        value = results[key]
-        if isinstance(value, dict) and "error" in value:
-            parts.append(f"## {key}\n\nNot measured: {value['error']}")
+        entry = results[key]
+        when = (f"_Measured {entry['when']}, {entry['mode']} run, {entry['minutes']:.1f} min; load average "
+                f"{entry['load'][0]:.2f} before, {entry['load'][1]:.2f} after._")
+        if "error" in entry["data"]:
+            parts.append(f"## {key}\n\n{when}\n\nNot measured: {entry['data']['error']}")
         else:
-            parts.append(section(value))
+            title, _, body = section(entry["data"]).partition("\n\n")
+            parts.append(f"{title}\n\n{when}\n\n{body}")
     return "\n\n".join(parts) + "\n"
