@@ -22,9 +22,13 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "Myelin",
-            dependencies: ["COpenCL", "CBLAS"],
+            dependencies: ["COpenCL", "CBLAS", "CZlib"],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("z")]
         ),
@@ -32,6 +36,7 @@ let package = Package(
             name: "MyelinCLI",
             dependencies: [
                 "Myelin",
+                "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

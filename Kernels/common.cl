@@ -29,8 +29,12 @@ inline float f_leaky_relu(float x, float p) { return x > 0.0f ? x : p * x; }
 inline float f_elu(float x, float p) { return x > 0.0f ? x : p * (exp(x) - 1.0f); }
 inline float f_selu(float x, float p) { return SELU_LAMBDA * (x > 0.0f ? x : SELU_ALPHA * (exp(x) - 1.0f)); }
 inline float f_softplus(float x, float p) { return fmax(x, 0.0f) + log1p(exp(-fabs(x))); }
+// GELU, tanh form: 0.5·x·(1 + tanh u) with u = sqrt(2/pi)·(x + 0.044715·x³), written as x·sigmoid(2u) through
+// e = exp(-2|u|) <= 1, so that neither 1 + tanh u nor 1 - tanh² u cancels when |x| is large.
 inline float f_gelu_tanh(float x, float p) {
-    return 0.5f * x * (1.0f + tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)));
+    float u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
+    float e = exp(-2.0f * fabs(u));
+    return x * ((u >= 0.0f ? 1.0f : e) / (1.0f + e));
 }
 inline float f_gelu_erf(float x, float p) { return 0.5f * x * (1.0f + erf(x * INV_SQRT_2)); }
 
@@ -44,10 +48,13 @@ inline float g_leaky_relu(float x, float y, float p) { return x > 0.0f ? 1.0f : 
 inline float g_elu(float x, float y, float p) { return x > 0.0f ? 1.0f : y + p; }
 inline float g_selu(float x, float y, float p) { return x > 0.0f ? SELU_LAMBDA : SELU_LAMBDA * SELU_ALPHA * exp(x); }
 inline float g_softplus(float x, float y, float p) { return 1.0f / (1.0f + exp(-x)); }
+// d/dx x·s(2u) = s + 2x·s(1 - s)·u' with s(1 - s) = e / (1 + e)²; far out (e = 0) it is just s.
 inline float g_gelu_tanh(float x, float y, float p) {
     float u = SQRT_2_OVER_PI * (x + GELU_C * x * x * x);
-    float t = tanh(u);
-    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * x * x);
+    float e = exp(-2.0f * fabs(u));
+    float r = 1.0f / (1.0f + e);
+    float s = u >= 0.0f ? r : e * r;
+    return e == 0.0f ? s : s + 2.0f * x * e * r * r * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * x * x);
 }
 inline float g_gelu_erf(float x, float y, float p) {
     return 0.5f * (1.0f + erf(x * INV_SQRT_2)) + x * exp(-0.5f * x * x) * INV_SQRT_2PI;

@@ -89,3 +89,136 @@ void gemm_tiled(int M, int N, int K, float alpha, float beta,
         }
     }
 }
+
+// The epilogue on 8 consecutive outputs c[0..8) of one row, columns j..j+8: vector arithmetic, and
+// the activation lane by lane unless it is the identity or a ReLU.
+inline float8 gemm_epilogue8(float8 acc, float alpha, float beta, __global const float* c,
+                             __global const float* bias, int has_bias, int j, int act, float act_p) {
+    float8 v = alpha * acc;
+    if (beta != 0.0f) v += beta * vload8(0, c);
+    if (has_bias) v += vload8(0, bias + j);
+    if (act == ACT_RELU) return fmax(v, (float8)(0.0f));
+    if (act != 0) {
+        float t[8];
+        vstore8(v, 0, t);
+        for (int e = 0; e < 8; ++e) t[e] = act_apply(act, t[e], act_p);
+        v = vload8(0, t);
+    }
+    return v;
+}
+
+// Register-blocked kernels for CPU-like OpenCL devices (PoCL): each work-item computes an MR x (8*NV) block of C
+// in float8 accumulators, streaming rows of B with vload8 and broadcasting elements of op(A). There are no
+// barriers and no local memory, so PoCL runs each work-item's block as plain vector code (the work-group loop
+// wraps the whole body). They cover only whole blocks: the host passes M and N rounded down to MR and 8*NV and
+// computes the remaining strips with gemm_direct. TA: A is stored transposed (op(A)[i, p] = A[p * lda + i]);
+// B must not be transposed (the host transposes it first).
+#define GEMM_BLOCK_KERNEL(NAME, TA, MR, NV)                                                                      \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* A, int lda, long strideA, int transA,                                  \
+                   __global const float* B, int ldb, long strideB, int transB,                                  \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int j0 = get_global_id(0) * (8 * NV);                                                                       \
+    int i0 = get_global_id(1) * MR;                                                                             \
+    int b = get_global_id(2);                                                                                   \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    A += b * strideA; B += b * strideB; C += b * strideC;                                                       \
+    float8 acc[MR][NV];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);                              \
+    __global const float* bp = B + j0;                                                                          \
+    for (int p = 0; p < K; ++p, bp += ldb) {                                                                    \
+        float8 bv[NV];                                                                                          \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);                                   \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                        \
+            float a = TA ? A[(long)p * lda + i0 + r] : A[(long)(i0 + r) * lda + p];                             \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma((float8)(a), bv[v], acc[r][v]);      \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v)                                                          \
+            vstore8(gemm_epilogue8(acc[r][v], alpha, beta, cr + 8 * v, bias, has_bias, j0 + 8 * v, act, act_p), \
+                    v, cr);                                                                                     \
+    }                                                                                                           \
+}
+
+GEMM_BLOCK_KERNEL(gemm_block_nn_4x32, 0, 4, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_4x32, 1, 4, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_6x32, 0, 6, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_6x32, 1, 6, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x16, 0, 8, 2)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x16, 1, 8, 2)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x32, 0, 8, 4)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x32, 1, 8, 4)
+GEMM_BLOCK_KERNEL(gemm_block_nn_12x16, 0, 12, 2)
+GEMM_BLOCK_KERNEL(gemm_block_nn_8x24, 0, 8, 3)
+GEMM_BLOCK_KERNEL(gemm_block_tn_8x24, 1, 8, 3)
+GEMM_BLOCK_KERNEL(gemm_block_tn_12x16, 1, 12, 2)
+
+// Packing for the packed kernels: panels of W consecutive rows of op(A) (or columns of op(B)), each stored
+// depth-major (K x W, contiguous) and zero-padded past X, so the compute kernel reads both operands sequentially
+// and needs no edge checks until the store. Element (x, p) of the operand is src[x * sx + p * sp].
+// Global size: [K * W, number of panels, batch], with no work-group size (get_global_size(1) = panels).
+__kernel void gemm_pack(__global const float* src, int sx, int sp, long stride, int X, int K, int W,
+                        __global float* dst) {
+    int e = get_global_id(0);
+    int panel = get_global_id(1);
+    int b = get_global_id(2);
+    if (e >= K * W) return;
+    int p = e / W, w = e - p * W;
+    int x = panel * W + w;
+    float v = x < X ? src[b * stride + (long)x * sx + (long)p * sp] : 0.0f;
+    dst[((long)b * get_global_size(1) + panel) * K * W + e] = v;
+}
+
+// Packed compute: work-item (column panel, row panel, batch) computes an MR x (8*NV) block of C from packed
+// panels (see gemm_pack), MR * NV float8 accumulators in registers. The store checks the edges of C.
+#define GEMM_PACKED_KERNEL(NAME, MR, NV, ROWS_FIRST)                                                            \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* Ap, long strideAp, __global const float* Bp, long strideBp,            \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int cb = ROWS_FIRST ? get_global_id(1) : get_global_id(0);                                                  \
+    int rb = ROWS_FIRST ? get_global_id(0) : get_global_id(1);                                                  \
+    int b = get_global_id(2);                                                                                   \
+    int i0 = rb * MR, j0 = cb * (8 * NV);                                                                       \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    __global const float* ap = Ap + b * strideAp + (long)rb * K * MR;                                           \
+    __global const float* bp = Bp + b * strideBp + (long)cb * K * (8 * NV);                                     \
+    C += b * strideC;                                                                                           \
+    float8 acc[MR][NV];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);                              \
+    for (int p = 0; p < K; ++p, ap += MR, bp += 8 * NV) {                                                       \
+        float8 bv[NV];                                                                                          \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);                                   \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                        \
+            float8 a = (float8)(ap[r]);                                                                         \
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(a, bv[v], acc[r][v]);                \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        if (i0 + r >= M) break;                                                                                 \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int v = 0; v < NV; ++v) {                                                        \
+            float t[8];                                                                                         \
+            vstore8(acc[r][v], 0, t);                                                                           \
+            for (int e = 0; e < 8; ++e) {                                                                       \
+                int j = j0 + 8 * v + e;                                                                         \
+                if (j < N) cr[8 * v + e] = gemm_epilogue(t[e], alpha, beta, cr + 8 * v + e, bias, has_bias,     \
+                                                         j, act, act_p);                                        \
+            }                                                                                                   \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+GEMM_PACKED_KERNEL(gemm_packed_4x32, 4, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_6x32, 6, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x16, 8, 2, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x32, 8, 4, 0)
+GEMM_PACKED_KERNEL(gemm_packed_12x16, 12, 2, 0)
+GEMM_PACKED_KERNEL(gemm_packed_8x24, 8, 3, 0)
+GEMM_PACKED_KERNEL(gemm_packed_r_8x16, 8, 2, 1)
+GEMM_PACKED_KERNEL(gemm_packed_r_8x32, 8, 4, 1)

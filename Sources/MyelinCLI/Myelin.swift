@@ -7,7 +7,7 @@ struct MyelinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "myelin",
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
-        subcommands: [DevicesCommand.self, BenchCommand.self]
+        subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self]
     )
 }
 
@@ -51,5 +51,5 @@ struct DevicesCommand: ParsableCommand {
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (build with -c release).",
-        subcommands: [GemmBench.self, MLPBench.self, OptimizerBench.self, PeerBench.self])
+        subcommands: [GemmBench.self, MLPBench.self, TrainBench.self, OptimizerBench.self, PeerBench.self])
 }

@@ -19,7 +19,11 @@ enum Formulas {
         case .elu(let al): return x > 0 ? x : al * (Foundation.exp(x) - 1)
         case .selu: return seluLambda * (x > 0 ? x : seluAlpha * (Foundation.exp(x) - 1))
         case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
-        case .geluTanh: return 0.5 * x * (1 + Foundation.tanh(sqrt2OverPi * (x + geluC * x * x * x)))
+        case .geluTanh:
+            // x·sigmoid(2u) through e = exp(-2|u|), as in Kernels/common.cl (no cancellation at large |x|).
+            let u = sqrt2OverPi * (x + geluC * x * x * x)
+            let e = Foundation.exp(-2 * Swift.abs(u))
+            return x * ((u >= 0 ? 1 : e) / (1 + e))
         case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
         }
     }
@@ -37,8 +41,11 @@ enum Formulas {
         case .selu: return x > 0 ? seluLambda : seluLambda * seluAlpha * Foundation.exp(x)
         case .softplus: return 1 / (1 + Foundation.exp(-x))
         case .geluTanh:
-            let t = Foundation.tanh(sqrt2OverPi * (x + geluC * x * x * x))
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * sqrt2OverPi * (1 + 3 * geluC * x * x)
+            let u = sqrt2OverPi * (x + geluC * x * x * x)
+            let e = Foundation.exp(-2 * Swift.abs(u))
+            let r = 1 / (1 + e)
+            let s = u >= 0 ? r : e * r
+            return e == 0 ? s : s + 2 * x * e * r * r * sqrt2OverPi * (1 + 3 * geluC * x * x)
         case .geluErf:
             return 0.5 * (1 + Foundation.erf(x * 0.7071067811865476)) + x * Foundation.exp(-0.5 * x * x) * 0.3989422804014327
         }

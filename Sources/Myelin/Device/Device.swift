@@ -80,9 +80,14 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
         case .cpu: return .cpu
         case .opencl(let i): return try opencl(i ?? 0)
         case .auto:
-            if let gpu = OpenCLPlatforms.autoIndex() { return try opencl(gpu) }
-            return .cpu
+            return try make(autoChoice(isGPU: OpenCLPlatforms.devices().map(\.isGPU)))
         }
+    }
+
+    /// What `auto` means among OpenCL devices whose GPU flags are `isGPU` (in device-list order):
+    /// the first GPU, else the CPU (a CPU OpenCL driver such as PoCL is slower than OpenBLAS).
+    static func autoChoice(isGPU: [Bool]) -> DeviceSpec {
+        isGPU.firstIndex(of: true).map { .opencl(index: $0) } ?? .cpu
     }
 
     /// The device `Tensor` creation uses when none is given: set by code, else `MYELIN_DEVICE`, else `auto`.

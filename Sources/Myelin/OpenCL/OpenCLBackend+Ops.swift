@@ -1,22 +1,81 @@
+import Foundation
 import COpenCL
 
 /// Each op of the device interface as launches of the kernels in Kernels/*.cl.
 extension OpenCLBackend {
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation) {
+        gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: GemmKernelChoice.choose(s))
+    }
+
+    /// The GEMM with a given kernel (tests use this to check every variant on every shape).
+    func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
-        let args: [KernelArg] = [
-            .int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
-            .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
-            .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
-            .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
-            bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
-            .int(activation.code), .float(activation.parameter),
-        ]
-        if GemmKernelChoice.useDirect(m: s.m, n: s.n, k: s.k) {
-            launch("gemm_direct", global: [s.n, s.m, s.batch], args: args)
-        } else {
-            launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1], args: args)
+        func args(_ s: GemmShape, b: DeviceBuffer, m: Int? = nil, n: Int? = nil) -> [KernelArg] {
+            [.int(Int32(m ?? s.m)), .int(Int32(n ?? s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+             .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+             .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+             .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+             bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+             .int(activation.code), .float(activation.parameter)]
+        }
+        switch kernel {
+        case .direct:
+            launch("gemm_direct", global: [s.n, s.m, s.batch], args: args(s, b: b))
+        case .tiled:
+            launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1], args: args(s, b: b))
+        case .block(let v):
+            var s = s
+            var b = b
+            var scratch: DeviceBuffer? = nil
+            if s.transB {
+                // The block kernels stream rows of B: transpose B (stored [n, k]) into scratch first.
+                let batchB = s.strideB == 0 ? 1 : s.batch
+                let t = allocate(s.k * s.n * batchB)
+                transpose(x: b, out: t, batch: batchB, rows: s.n, cols: s.k)
+                scratch = t
+                b = t
+                s.transB = false
+                s.ldb = s.n
+                s.strideB = s.strideB == 0 ? 0 : s.k * s.n
+            }
+            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
+            if mMain > 0 && nMain > 0 {
+                let name = "gemm_block_\(s.transA ? "tn" : "nn")_\(v.rows)x\(v.columns)"
+                let global = [nMain / v.columns, mMain / v.rows, s.batch]
+                launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
+                       args: args(s, b: b, m: mMain, n: nMain))
+            }
+            // The right strip (all rows) and the bottom strip (block columns) with the direct kernel.
+            if nMain < s.n {
+                launch("gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args(s, b: b))
+            }
+            if mMain < s.m && nMain > 0 {
+                launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args(s, b: b))
+            }
+            _ = scratch  // returns to the pool here; the in-order queue runs later users after these launches
+        case .packed(let v, let rowsFirst):
+            let rowPanels = (s.m + v.rows - 1) / v.rows, colPanels = (s.n + v.columns - 1) / v.columns
+            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
+            let ap = allocate(rowPanels * v.rows * s.k * batchA)
+            let bp = allocate(colPanels * v.columns * s.k * batchB)
+            // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
+            launch("gemm_pack", global: [s.k * v.rows, rowPanels, batchA],
+                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
+                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(v.rows)), .buffer(ap)])
+            launch("gemm_pack", global: [s.k * v.columns, colPanels, batchB],
+                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
+                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(v.columns)), .buffer(bp)])
+            let name = "gemm_packed_\(rowsFirst ? "r_" : "")\(v.rows)x\(v.columns)"
+            let global = rowsFirst ? [rowPanels, colPanels, s.batch] : [colPanels, rowPanels, s.batch]
+            launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * v.rows * s.k)),
+                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * v.columns * s.k)),
+                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                          .int(activation.code), .float(activation.parameter)])
         }
     }
 
@@ -126,9 +185,79 @@ extension OpenCLBackend {
     }
 }
 
-/// When the direct (one item per output) GEMM kernel beats the tiled one.
+/// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (`direct`, `tiled`, `block:RxC`) forces one, for
+/// benchmarking the variants.
 enum GemmKernelChoice {
+    /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl).
+    struct Block: Equatable, Sendable {
+        let rows: Int
+        let columns: Int
+        static let all: [Block] = [Block(rows: 4, columns: 32), Block(rows: 6, columns: 32), Block(rows: 8, columns: 16),
+                                   Block(rows: 8, columns: 32), Block(rows: 12, columns: 16),
+                                   Block(rows: 8, columns: 24)]
+    }
+
+    enum Kernel: Equatable, Sendable {
+        /// One work-item per output.
+        case direct
+        /// Local-memory tiles of 32 x 32, 4 x 4 outputs per work-item.
+        case tiled
+        /// Register blocks, edges by the direct kernel.
+        case block(Block)
+        /// Both operands packed into panels first, then register blocks; `rowsFirst` orders work-items by row panel.
+        case packed(Block, rowsFirst: Bool)
+    }
+
+    /// The block the tuned path uses.
+    static let defaultBlock = Block(rows: 8, columns: 16)
+
+    /// `MYELIN_GEMM_LOCAL=AxB` forces the block kernels' work-group shape (for tuning).
+    static let forcedLocal: [Int]? = {
+        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_LOCAL"], !text.isEmpty else { return nil }
+        let d = text.split(separator: "x").compactMap { Int($0) }
+        return d.count == 2 ? [d[0], d[1], 1] : nil
+    }()
+
+    /// Work-group shape of the block kernels for a grid of `global` work-items. PoCL runs a work-group on one
+    /// thread, so groups must be small enough that there are several per core (left to itself PoCL picks
+    /// groups of up to 256 items, one or two groups for a 256 x 256 product); a few items per group still
+    /// cut the per-group scheduling cost.
+    static func blockLocal(_ global: [Int]) -> [Int] {
+        if let forcedLocal { return forcedLocal }
+        let groupsWanted = 16
+        for l in [[4, 4], [4, 2], [2, 2], [2, 1], [1, 1]] {
+            let groups = ((global[0] + l[0] - 1) / l[0]) * ((global[1] + l[1] - 1) / l[1]) * global[2]
+            if groups >= groupsWanted { return [l[0], l[1], 1] }
+        }
+        return [1, 1, 1]
+    }
+
+    static let forced: Kernel? = {
+        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
+        if text == "direct" { return .direct }
+        if text == "tiled" { return .tiled }
+        if text.hasPrefix("packed:") || text.hasPrefix("packedr:") {
+            let d = text.split(separator: ":")[1].split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) {
+                return .packed(b, rowsFirst: text.hasPrefix("packedr:"))
+            }
+        }
+        if text.hasPrefix("block:") {
+            let d = text.dropFirst(6).split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .block(b) }
+        }
+        return nil
+    }()
+
+    static func choose(_ s: GemmShape) -> Kernel {
+        if let forced { return forced }
+        if useDirect(m: s.m, n: s.n, k: s.k) { return .direct }
+        // The transpose into scratch assumes packed B.
+        if s.transB && (s.ldb != s.k || (s.strideB != 0 && s.strideB != s.k * s.n)) { return .tiled }
+        return .block(defaultBlock)
+    }
+
     static func useDirect(m: Int, n: Int, k: Int) -> Bool {
-        m * n < 64 * 64 || m < 8 || n < 8
+        m * n < 64 * 64 || m < 8 || n < 16
     }
 }

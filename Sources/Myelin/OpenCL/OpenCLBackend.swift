@@ -48,6 +48,14 @@ final class OpenCLBackend: Backend {
         programFromCache = built.fromCache
     }
 
+    /// Builds `source` for this device through the program cache, then releases the program; tells whether
+    /// it came from the cache. Throws `DeviceError.buildFailed` with the build log when the source does not compile.
+    func buildProgram(source: String) throws -> Bool {
+        let built = try ProgramCache.build(context: context, info: info, source: source)
+        clReleaseProgram(built.program)
+        return built.fromCache
+    }
+
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
         for list in pool.values { for m in list { clReleaseMemObject(m) } }
@@ -152,8 +160,9 @@ final class OpenCLBackend: Backend {
         return k
     }
 
-    /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given).
-    func launch(_ name: String, global: [Int], local: [Int]? = nil, args: [KernelArg]) {
+    /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
+    /// at `offset` when given.
+    func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
         let k = kernel(name)
         for (i, arg) in args.enumerated() {
@@ -174,13 +183,14 @@ final class OpenCLBackend: Backend {
             check(status, "clSetKernelArg(\(name), \(i))")
         }
         var g = global.map { max($0, 1) }
+        var o = offset ?? [Int](repeating: 0, count: g.count)
         if let local {
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, &l, 0, nil, nil),
+            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil),
                   "clEnqueueNDRangeKernel(\(name))")
         } else {
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), nil, &g, nil, 0, nil, nil),
+            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil),
                   "clEnqueueNDRangeKernel(\(name))")
         }
         stats.launches += 1
@@ -220,10 +230,15 @@ enum ProgramCache {
         return String(format: "%016llx%016llx", h1, h2)
     }
 
-    static func build(context: cl_context, info: OpenCLDeviceInfo) throws -> (program: cl_program, fromCache: Bool) {
-        let source = KernelLibrary.source()
+    /// Where the binary of `source` built for the device `info` is cached.
+    static func file(source: String, info: OpenCLDeviceInfo) -> URL {
+        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).bin")
+    }
+
+    static func build(context: cl_context, info: OpenCLDeviceInfo,
+                      source: String = KernelLibrary.source()) throws -> (program: cl_program, fromCache: Bool) {
         let opts = options(for: info)
-        let file = directory.appendingPathComponent("\(key(source: source, options: opts, info: info)).bin")
+        let file = file(source: source, info: info)
         var device: cl_device_id? = info.device
 
         if let data = try? Data(contentsOf: file), !data.isEmpty {

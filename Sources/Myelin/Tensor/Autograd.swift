@@ -14,7 +14,8 @@ final class GradNode {
     }
 }
 
-/// Whether ops record a graph. Off inside `withNoGrad { }`.
+/// Whether ops record a graph. Off inside `withNoGrad { }`, for the thread (or task) that runs it only:
+/// other threads keep recording.
 public enum GradMode {
     /// Set by `withNoGrad` for the current task (for the current thread outside tasks), so concurrent
     /// tasks and threads never switch each other's recording off.
@@ -24,7 +25,7 @@ public enum GradMode {
     public static var isEnabled: Bool { !disabled }
 }
 
-/// Runs `body` without recording a graph (inference, optimizer updates).
+/// Runs `body` without recording a graph (inference, optimizer updates). Affects only the calling thread or task.
 public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
     try GradMode.$disabled.withValue(true) { try body() }
 }
@@ -61,6 +62,9 @@ extension Tensor {
         if let gradient {
             guard gradient.shape == shape else {
                 throw TensorError.shapeMismatch(op: "backward", "differ (gradient and tensor)", gradient.shape, shape)
+            }
+            guard gradient.device === device else {
+                throw TensorError.deviceMismatch(op: "backward", gradient.device.name, device.name)
             }
             seed = gradient
         } else {

@@ -100,8 +100,10 @@ extension Activation {
     /// True when f'(x) can be computed from y = f(x) alone (passing y for x in the backward formula).
     var derivativeFromOutput: Bool {
         switch self {
-        case .identity, .step, .sigmoid, .tanh, .relu, .elu: return true
+        case .identity, .step, .sigmoid, .tanh, .relu: return true
+        // y > 0 exactly where x > 0 only for a positive slope, or a non-negative alpha.
         case .leakyRelu(let s): return s > 0
+        case .elu(let a): return a >= 0
         case .selu, .softplus, .geluTanh, .geluErf: return false
         }
     }

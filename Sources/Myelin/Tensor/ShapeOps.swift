@@ -73,9 +73,15 @@ extension Tensor {
         }
     }
 
-    /// Minimum over one axis (no gradient).
+    /// Minimum over one axis; the gradient goes to every position that holds the minimum.
     public func min(axis: Int, keepDims: Bool = false) throws -> Tensor {
-        try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
+        let y = try reduced(.min, axis: axis, keepDims: keepDims, name: "min")
+        let a = try normalizedAxis(axis, "min")
+        return y.recorded("min", [self]) { [unowned y] g in
+            var kept = self.shape; kept[a] = 1
+            let mask = try self.detach().equal(y.detach().reshaped(kept))
+            return [try self.expandGradient(g, axis: a) * mask]
+        }
     }
 
     /// Sum of all elements (a scalar).
@@ -93,8 +99,12 @@ extension Tensor {
 
     /// Maximum of all elements (a scalar).
     public func max() -> Tensor {
-        let flat = try! flatAll().reshaped([count])
-        return try! flat.max(axis: 0)
+        try! reshaped([count]).max(axis: 0)
+    }
+
+    /// Minimum of all elements (a scalar).
+    public func min() -> Tensor {
+        try! reshaped([count]).min(axis: 0)
     }
 
     private func flatAll() -> Tensor { Tensor(shape: [count], device: device, buffer: buffer) }
@@ -111,6 +121,9 @@ extension Tensor {
         let zero = Tensor.zeros([1], on: device)
         guard let (out, layout) = BroadcastLayout.make(shape, target), out == target else {
             throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast", shape, target)
+        }
+        if layout.dims.count > 4 && device.isOpenCL {
+            throw TensorError.shapeMismatch(op: "broadcast", "broadcast over more than 4 separate dimensions, which is not supported", shape, target)
         }
         let y = Tensor.empty(target, on: device)
         var l = layout

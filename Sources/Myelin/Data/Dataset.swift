@@ -1,0 +1,271 @@
+import Foundation
+
+/// Samples that live on a device: features [N, ...] and targets [N] (class numbers) or [N, k].
+///
+/// The whole data set is uploaded once; batches are gathered on the device from a shuffled index tensor
+/// (one small index upload per epoch), so training never copies samples through the host.
+///
+/// ```swift
+/// let data = try Dataset(features: x, targets: y)                 // tensors [N, 2] and [N, 1]
+/// let (train, validation) = try data.split(validationFraction: 0.2, seed: 1)
+/// for batch in train.batches(size: 32, shuffle: true, seed: 1, epoch: 0) {
+///     let output = try model(batch.features)
+///     ...
+/// }
+/// ```
+public struct Dataset {
+    /// [N, ...]
+    public let features: Tensor
+    /// [N] or [N, ...]
+    public let targets: Tensor
+
+    /// The number of samples.
+    public var count: Int { features.shape.first ?? 0 }
+    public var device: Device { features.device }
+    /// The shape of one sample's features.
+    public var sampleShape: [Int] { Array(features.shape.dropFirst()) }
+
+    /// A data set from two tensors on the same device whose first dimensions agree.
+    public init(features: Tensor, targets: Tensor) throws {
+        guard features.rank >= 1, targets.rank >= 1 else {
+            throw DataError.invalid("Dataset", reason: "features \(features.shape) and targets \(targets.shape) need a first (sample) dimension")
+        }
+        guard features.shape[0] == targets.shape[0] else {
+            throw DataError.countMismatch("features \(features.shape)", "targets \(targets.shape)", features.shape[0], targets.shape[0])
+        }
+        guard features.device === targets.device else {
+            throw DataError.invalid("Dataset", reason: "features are on \(features.device.name), targets on \(targets.device.name)")
+        }
+        self.features = features.detach()
+        self.targets = targets.detach()
+    }
+
+    /// A data set from host arrays (uploaded once to `device`).
+    public init(features: [Float], shape: [Int], targets: [Float], targetShape: [Int], on device: Device = .default) throws {
+        try self.init(features: Tensor(features, shape: shape, on: device),
+                      targets: Tensor(targets, shape: targetShape, on: device))
+    }
+
+    /// The same samples on another device.
+    public func to(_ device: Device) -> Dataset {
+        try! Dataset(features: features.to(device), targets: targets.to(device))
+    }
+
+    // MARK: subsets and splits
+
+    /// Samples `range` in order (a device copy).
+    public func subset(_ range: Range<Int>) throws -> Dataset {
+        guard range.lowerBound >= 0, range.upperBound <= count else {
+            throw DataError.invalid("Dataset", reason: "has \(count) samples, no range \(range.lowerBound)..<\(range.upperBound)")
+        }
+        return try Dataset(features: features.slice(range), targets: targets.slice(range))
+    }
+
+    /// The samples at `indices`, in that order (gathered on the device).
+    public func subset(indices: [Int]) throws -> Dataset {
+        if let bad = indices.first(where: { $0 < 0 || $0 >= count }) {
+            throw DataError.invalid("Dataset", reason: "has \(count) samples, no sample \(bad)")
+        }
+        let index = Tensor(indices.map(Float.init), on: device)
+        return try Dataset(features: features.gather(rows: index), targets: targets.gather(rows: index))
+    }
+
+    /// The samples in a random order fixed by `seed`.
+    public func shuffled(seed: UInt64) throws -> Dataset {
+        try subset(indices: Dataset.permutation(count: count, seed: seed))
+    }
+
+    /// Two parts: the last `validationFraction` of the samples (after a seeded shuffle when `seed` is given)
+    /// becomes the validation part.
+    public func split(validationFraction: Double, seed: UInt64? = nil) throws -> (train: Dataset, validation: Dataset) {
+        let parts = try split(fractions: [1 - validationFraction, validationFraction], seed: seed)
+        return (parts[0], parts[1])
+    }
+
+    /// Three parts (train, validation, test) of the given fractions of the samples; the test part gets the rest.
+    public func split(trainFraction: Double, validationFraction: Double, seed: UInt64? = nil) throws
+        -> (train: Dataset, validation: Dataset, test: Dataset) {
+        let parts = try split(fractions: [trainFraction, validationFraction, 1 - trainFraction - validationFraction], seed: seed)
+        return (parts[0], parts[1], parts[2])
+    }
+
+    /// Consecutive parts with the given fractions (which must add up to 1); sizes are rounded so that every
+    /// sample lands in exactly one part. With a `seed` the samples are shuffled first.
+    public func split(fractions: [Double], seed: UInt64? = nil) throws -> [Dataset] {
+        guard fractions.allSatisfy({ $0 >= 0 && $0 <= 1 }), Swift.abs(fractions.reduce(0, +) - 1) < 1e-9 else {
+            throw DataError.invalid("Dataset.split", reason: "fractions \(fractions) must be in [0, 1] and add up to 1")
+        }
+        let order = seed.map { Dataset.permutation(count: count, seed: $0) } ?? Array(0..<count)
+        var parts: [Dataset] = []
+        var start = 0
+        var cumulative = 0.0
+        for (i, f) in fractions.enumerated() {
+            cumulative += f
+            let end = i == fractions.count - 1 ? count : Swift.min(count, Int((cumulative * Double(count)).rounded()))
+            parts.append(try subset(indices: Array(order[start..<Swift.max(start, end)])))
+            start = Swift.max(start, end)
+        }
+        return parts
+    }
+
+    // MARK: transforms
+
+    /// The same targets with the features replaced by `transform(features)` (e.g. a fitted `Standardizer`).
+    public func mapFeatures(_ transform: (Tensor) throws -> Tensor) throws -> Dataset {
+        try Dataset(features: withNoGrad { try transform(features) }, targets: targets)
+    }
+
+    /// The same features with the targets replaced by `transform(targets)`.
+    public func mapTargets(_ transform: (Tensor) throws -> Tensor) throws -> Dataset {
+        try Dataset(features: features, targets: withNoGrad { try transform(targets) })
+    }
+
+    /// Class-number targets [N] turned into one-hot rows [N, classes] (on the device).
+    public func oneHotTargets(classes: Int) throws -> Dataset {
+        guard targets.rank == 1 else {
+            throw DataError.invalid("Dataset.oneHotTargets", reason: "needs class numbers of shape [N], got \(targets.shape)")
+        }
+        return try Dataset(features: features, targets: targets.oneHot(classes: classes))
+    }
+
+    // MARK: batches
+
+    /// The number of batches of `size` per epoch.
+    public func batchCount(size: Int, dropLast: Bool = false) -> Int {
+        dropLast ? count / size : (count + size - 1) / size
+    }
+
+    /// The batches of one epoch. With `shuffle`, the order is a permutation fixed by (`seed`, `epoch`): the same
+    /// epoch always sees the same batches, which makes resumed training identical to uninterrupted training.
+    /// The last partial batch is kept unless `dropLast`.
+    public func batches(size: Int, shuffle: Bool = false, seed: UInt64 = 0, epoch: Int = 0, dropLast: Bool = false) -> Batches {
+        precondition(size > 0, "batch size must be positive, got \(size)")
+        let order = shuffle ? Tensor(Dataset.permutation(count: count, seed: Dataset.epochSeed(seed, epoch)).map(Float.init),
+                                     on: device) : nil
+        return Batches(data: self, size: size, order: order, dropLast: dropLast)
+    }
+
+    /// One epoch's batches (a sequence; each batch is gathered when reached).
+    public struct Batches: Sequence {
+        let data: Dataset
+        let size: Int
+        /// The shuffled sample order as a device tensor [N], or nil for the stored order.
+        let order: Tensor?
+        let dropLast: Bool
+
+        public var count: Int { data.batchCount(size: size, dropLast: dropLast) }
+
+        public func makeIterator() -> AnyIterator<Batch> {
+            var start = 0
+            let n = data.count
+            return AnyIterator {
+                guard start < n else { return nil }
+                let end = Swift.min(start + size, n)
+                if dropLast && end - start < size { return nil }
+                defer { start = end }
+                if let order {
+                    let idx = try! order.slice(start..<end)
+                    return Batch(features: try! data.features.gather(rows: idx), targets: try! data.targets.gather(rows: idx),
+                                 range: start..<end)
+                }
+                return Batch(features: try! data.features.slice(start..<end), targets: try! data.targets.slice(start..<end),
+                             range: start..<end)
+            }
+        }
+    }
+
+    /// One batch: features [B, ...] and targets [B, ...] on the data set's device.
+    public struct Batch {
+        public let features: Tensor
+        public let targets: Tensor
+        /// The positions of this batch in the epoch's order.
+        public let range: Range<Int>
+        public var count: Int { range.count }
+    }
+
+    /// A permutation of 0..<count fixed by `seed` (Fisher-Yates with SplitMix64): the same on every machine.
+    public static func permutation(count: Int, seed: UInt64) -> [Int] {
+        var order = Array(0..<count)
+        var rng = SeededGenerator(seed: seed)
+        if count > 1 {
+            for i in stride(from: count - 1, to: 0, by: -1) {
+                let j = Int(rng.next() % UInt64(i + 1))
+                order.swapAt(i, j)
+            }
+        }
+        return order
+    }
+
+    /// The shuffle seed of one epoch.
+    static func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 {
+        var g = SeededGenerator(seed: seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
+        return g.next()
+    }
+}
+
+/// Scales each feature to zero mean and unit variance with statistics fitted on the training part only.
+///
+/// ```swift
+/// let scaler = try Standardizer(fitting: train.features)
+/// let train = try train.mapFeatures(scaler.transform)
+/// let test = try test.mapFeatures(scaler.transform)      // the training statistics, not the test's
+/// ```
+public struct Standardizer {
+    /// Per-feature mean and standard deviation (population, as scikit-learn's StandardScaler), shape = one sample's.
+    public let mean: Tensor
+    public let std: Tensor
+
+    /// Fits the statistics over the first axis of `x` [N, ...]. Features with no spread get a scale of 1.
+    public init(fitting x: Tensor) throws {
+        guard x.rank >= 1, x.shape[0] > 0 else { throw DataError.invalid("Standardizer", reason: "cannot fit on \(x.shape)") }
+        (mean, std) = try withNoGrad {
+            let mean = try x.mean(axis: 0)
+            let variance = try (x - mean).square().mean(axis: 0)
+            let s = variance.sqrt()
+            return (mean, try s + s.equal(0))
+        }
+    }
+
+    /// (x - mean) / std.
+    public func transform(_ x: Tensor) throws -> Tensor {
+        guard Array(x.shape.dropFirst()) == mean.shape else {
+            throw TensorError.shapeMismatch(op: "Standardizer.transform", "differ (samples and fitted statistics)", x.shape, mean.shape)
+        }
+        return try (x - mean.to(x.device)) / std.to(x.device)
+    }
+
+    /// x · std + mean (back to the original units).
+    public func inverseTransform(_ x: Tensor) throws -> Tensor {
+        try x * std.to(x.device) + mean.to(x.device)
+    }
+}
+
+/// Scales each feature linearly to [0, 1] with the minimum and maximum of the training part.
+public struct MinMaxScaler {
+    public let minimum: Tensor
+    /// max - min per feature (1 where a feature has no spread).
+    public let range: Tensor
+
+    /// Fits the per-feature minimum and maximum over the first axis of `x` [N, ...].
+    public init(fitting x: Tensor) throws {
+        guard x.rank >= 1, x.shape[0] > 0 else { throw DataError.invalid("MinMaxScaler", reason: "cannot fit on \(x.shape)") }
+        (minimum, range) = try withNoGrad {
+            let lo = try x.min(axis: 0), hi = try x.max(axis: 0)
+            let r = try hi - lo
+            return (lo, try r + r.equal(0))
+        }
+    }
+
+    /// (x - min) / (max - min).
+    public func transform(_ x: Tensor) throws -> Tensor {
+        guard Array(x.shape.dropFirst()) == minimum.shape else {
+            throw TensorError.shapeMismatch(op: "MinMaxScaler.transform", "differ (samples and fitted statistics)", x.shape, minimum.shape)
+        }
+        return try (x - minimum.to(x.device)) / range.to(x.device)
+    }
+
+    /// x · (max - min) + min.
+    public func inverseTransform(_ x: Tensor) throws -> Tensor {
+        try x * range.to(x.device) + minimum.to(x.device)
+    }
+}

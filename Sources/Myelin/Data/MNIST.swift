@@ -1,0 +1,115 @@
+import Foundation
+
+/// MNIST-family data sets (MNIST, Fashion-MNIST): IDX files `train-images-idx3-ubyte[.gz]`,
+/// `train-labels-idx1-ubyte[.gz]`, `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]` in one folder.
+///
+/// ```swift
+/// let (train, validation) = try MNIST.loadTrainValidation(directory: MNIST.fashionDirectory, validationCount: 6000, seed: 1)
+/// let test = try MNIST.load(directory: MNIST.fashionDirectory, split: .test)
+/// print(test.features.shape, test.targets.shape)   // [10000, 784] [10000]
+/// ```
+public enum MNIST {
+    /// Where Debian's `dataset-fashion-mnist` package puts Fashion-MNIST.
+    public static let fashionDirectory = URL(fileURLWithPath: "/usr/share/datasets/fashion-mnist")
+
+    /// Fashion-MNIST's ten classes, by label number.
+    public static let fashionClassNames = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    /// The training (60000 images) or test (10000 images) part.
+    public enum Split: String, Sendable {
+        case train = "train"
+        case test = "t10k"
+    }
+
+    /// The image and label files of a split: the gzip file when present, else the raw one (errors name the gzip
+    /// name when neither exists).
+    public static func files(in directory: URL, split: Split) -> (images: URL, labels: URL) {
+        func pick(_ base: String) -> URL {
+            let gz = directory.appendingPathComponent(base + ".gz")
+            let raw = directory.appendingPathComponent(base)
+            if FileManager.default.fileExists(atPath: gz.path) { return gz }
+            return FileManager.default.fileExists(atPath: raw.path) ? raw : gz
+        }
+        return (pick("\(split.rawValue)-images-idx3-ubyte"), pick("\(split.rawValue)-labels-idx1-ubyte"))
+    }
+
+    /// Reads and checks a split's two files: images [N, rows, cols] of bytes, labels [N] in 0..<classes.
+    public static func readSplit(directory: URL, split: Split, classes: Int = 10) throws -> (images: IDXArray, labels: IDXArray, imagesFile: String, labelsFile: String) {
+        let (imagesURL, labelsURL) = files(in: directory, split: split)
+        let images = try IDX.read(imagesURL)
+        let labels = try IDX.read(labelsURL)
+        guard images.shape.count == 3 else {
+            throw DataError.invalid(imagesURL.path, reason: "expected images [count, rows, columns], found dimensions \(images.shape)")
+        }
+        guard labels.shape.count == 1 else {
+            throw DataError.invalid(labelsURL.path, reason: "expected labels [count], found dimensions \(labels.shape)")
+        }
+        guard images.count == labels.count else {
+            throw DataError.countMismatch(imagesURL.path, labelsURL.path, images.count, labels.count)
+        }
+        if let i = labels.integers().firstIndex(where: { $0 < 0 || $0 >= classes }) {
+            throw DataError.invalid(labelsURL.path, reason: "label \(i) is \(labels.integers()[i]), expected 0..<\(classes)")
+        }
+        return (images, labels, imagesURL.path, labelsURL.path)
+    }
+
+    /// One split as a data set on `device`: features [N, rows·cols] (or [N, rows, cols] when `flatten` is false)
+    /// scaled to [0, 1], targets [N] class numbers. `limit` keeps the first samples only.
+    public static func load(directory: URL = fashionDirectory, split: Split, limit: Int? = nil, flatten: Bool = true,
+                            on device: Device = .default) throws -> Dataset {
+        let s = try readSplit(directory: directory, split: split)
+        let rows = Array(0..<Swift.min(limit ?? s.images.count, s.images.count))
+        return makeDataset(s.images, s.labels, rows: rows, flatten: flatten, on: device)
+    }
+
+    /// The training split divided into a training and a validation part (`validationCount` samples chosen by a
+    /// seeded shuffle), each uploaded once to `device`. `limit` keeps the first samples of the file only.
+    public static func loadTrainValidation(directory: URL = fashionDirectory, validationCount: Int, seed: UInt64,
+                                           limit: Int? = nil, flatten: Bool = true,
+                                           on device: Device = .default) throws -> (train: Dataset, validation: Dataset) {
+        let s = try readSplit(directory: directory, split: .train)
+        let n = Swift.min(limit ?? s.images.count, s.images.count)
+        guard validationCount >= 0, validationCount < n else {
+            throw DataError.invalid(s.imagesFile, reason: "cannot keep \(validationCount) of \(n) images for validation")
+        }
+        let order = Dataset.permutation(count: n, seed: seed)
+        let train = makeDataset(s.images, s.labels, rows: Array(order[validationCount...]).sorted(), flatten: flatten, on: device)
+        let validation = makeDataset(s.images, s.labels, rows: Array(order[..<validationCount]).sorted(), flatten: flatten, on: device)
+        return (train, validation)
+    }
+
+    /// Converts the chosen rows to Float in chunks written straight into one device tensor, so the host never
+    /// holds a second full-size Float copy.
+    static func makeDataset(_ images: IDXArray, _ labels: IDXArray, rows: [Int], flatten: Bool, on device: Device) -> Dataset {
+        let h = images.shape[1], w = images.shape[2], size = h * w
+        let features = Tensor.empty(flatten ? [rows.count, size] : [rows.count, h, w], on: device)
+        let chunkRows = Swift.max(1, (1 << 18) / Swift.max(size, 1))
+        var chunk = [Float](repeating: 0, count: chunkRows * size)
+        let scale: Float = images.type == .uint8 ? 1 / 255 : 1
+        images.payload.withUnsafeBufferPointer { p in
+            var start = 0
+            while start < rows.count {
+                let end = Swift.min(start + chunkRows, rows.count)
+                for (k, r) in rows[start..<end].enumerated() {
+                    if images.type == .uint8 {
+                        for j in 0..<size { chunk[k * size + j] = Float(p[r * size + j]) * scale }
+                    } else {
+                        let sub = IDXArray(shape: [size], type: images.type,
+                                           payload: Array(p[(r * size * images.type.size)..<((r + 1) * size * images.type.size)]))
+                        let v = sub.floats()
+                        for j in 0..<size { chunk[k * size + j] = v[j] }
+                    }
+                }
+                chunk.withUnsafeBufferPointer { c in
+                    device.backend.write(UnsafeBufferPointer(rebasing: c[0..<((end - start) * size)]), to: features.buffer,
+                                         offset: start * size)
+                }
+                start = end
+            }
+        }
+        let all = labels.integers()
+        let targets = Tensor(rows.map { Float(all[$0]) }, on: device)
+        return try! Dataset(features: features, targets: targets)
+    }
+}

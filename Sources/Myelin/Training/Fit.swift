@@ -1,0 +1,402 @@
+import Foundation
+
+/// A metric `fit` and `evaluate` accumulate on the device during an epoch and read once at its end.
+public enum Metric: String, Equatable, Sendable, CaseIterable {
+    /// Fraction of rows whose largest output is at the label (labels [N] or one-hot targets [N, C]).
+    case accuracy
+    /// Fraction of outputs on the right side of 0.5 against 0/1 targets (sigmoid outputs).
+    case binaryAccuracy = "binary_accuracy"
+    /// Root mean squared error over every output.
+    case rmse
+    /// Mean absolute error over every output.
+    case mae
+
+    /// The sum over the batch (a device scalar) and the number of items it averages over.
+    func batchSum(output: Tensor, target: Tensor) throws -> (Tensor, Int) {
+        switch self {
+        case .accuracy:
+            let labels = target.rank == 1 ? target : target.argmax()
+            return (try output.argmax().equal(labels).sum(), output.shape[0])
+        case .binaryAccuracy:
+            return (try output.greater(0.5).equal(target.greater(0.5)).sum(), output.count)
+        case .rmse:
+            return (try (output - target).square().sum(), output.count)
+        case .mae:
+            return (try (output - target).abs().sum(), output.count)
+        }
+    }
+
+    /// The metric from the epoch's accumulated sum.
+    func finish(_ sum: Double, count: Int) -> Double {
+        let mean = sum / Double(Swift.max(count, 1))
+        return self == .rmse ? mean.squareRoot() : mean
+    }
+}
+
+/// How much `fit` prints.
+public enum Verbosity: Sendable {
+    /// A progress bar when standard output is a terminal, else one line per epoch.
+    case auto
+    /// A live progress bar (epoch, batches, ETA, running loss and metrics, samples/s), then a line per epoch.
+    case progressBar
+    /// One line per epoch.
+    case epochLines
+    /// Nothing.
+    case silent
+}
+
+/// Errors that stop training.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    /// The loss became NaN or infinite.
+    case nonFiniteLoss(epoch: Int, batch: Int, value: Float)
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .nonFiniteLoss(let epoch, let batch, let value):
+            return "the loss is \(value) at epoch \(epoch), batch \(batch): training stopped (lower the learning rate, check the inputs for NaN, or scale them)"
+        case .invalid(let why):
+            return why
+        }
+    }
+}
+
+/// What callbacks see and may change while `fit` runs.
+public final class TrainingContext {
+    public let model: any Layer
+    public let optimizer: any Optimizer
+    /// The history so far (including epochs of a resumed run).
+    public internal(set) var history: History
+    /// The epoch being run or just finished (0-based).
+    public internal(set) var epoch = 0
+    /// The number of epochs `fit` was asked to reach.
+    public let epochs: Int
+    /// The learning rate at the start of training (schedules scale from it).
+    public let baseLearningRate: Float
+    /// The shuffling seed.
+    public let seed: UInt64
+    /// Set to true to end training after the current epoch.
+    public var stopTraining = false
+
+    init(model: any Layer, optimizer: any Optimizer, history: History, epochs: Int, baseLearningRate: Float, seed: UInt64) {
+        self.model = model; self.optimizer = optimizer; self.history = history
+        self.epochs = epochs; self.baseLearningRate = baseLearningRate; self.seed = seed
+    }
+}
+
+/// Hooks into `fit` (Keras style). Every method has an empty default.
+public protocol Callback: AnyObject {
+    func trainingWillBegin(_ context: TrainingContext) throws
+    func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws
+    /// `logs` holds the epoch's `loss`, metrics, and `val_` ones.
+    func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws
+    func trainingDidEnd(_ context: TrainingContext) throws
+}
+
+extension Callback {
+    public func trainingWillBegin(_ context: TrainingContext) throws {}
+    public func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws {}
+    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {}
+    public func trainingDidEnd(_ context: TrainingContext) throws {}
+}
+
+extension Layer {
+    /// Trains the model on `data` for `epochs` epochs and returns the loss and metrics per epoch.
+    ///
+    /// Everything stays on the device: batches are gathered there, the epoch's loss and metrics are summed
+    /// there, and read back once per epoch (and every few batches while a progress bar is shown). A NaN or
+    /// infinite loss stops training with an error naming the epoch and batch.
+    ///
+    /// ```swift
+    /// let model = Sequential { Dense(inputSize: 784, outputSize: 128, activation: .relu); Dense(inputSize: 128, outputSize: 10) }
+    /// let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+    /// let history = try model.fit(train, epochs: 10, batchSize: 128, validation: validation,
+    ///                             loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
+    ///                             callbacks: [EarlyStopping(monitor: "val_loss", patience: 2)])
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
+    ///     (or `baseLearningRate`).
+    ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
+    ///     `initialEpoch` continues exactly as if it had not stopped.
+    ///   - initialEpoch: the number of epochs already done (resuming); `epochs` is the total to reach.
+    ///   - history: the history of the epochs already done (resuming), extended and returned.
+    @discardableResult
+    public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
+                    loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],
+                    schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
+                    shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false,
+                    initialEpoch: Int = 0, history: History = History(),
+                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { FileHandle.standardOutput.write(Data($0.utf8)) }) throws -> History {
+        guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
+        guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
+        guard initialEpoch >= 0, initialEpoch <= epochs else {
+            throw TrainingError.invalid("fit: initialEpoch \(initialEpoch) must be in 0...\(epochs)")
+        }
+        let base = baseLearningRate ?? optimizer.learningRate
+        let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
+                                      baseLearningRate: base, seed: seed)
+        let mode: Verbosity = verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
+        let progress = ProgressPrinter(mode: mode, epochs: epochs, output: output)
+        for c in callbacks { try c.trainingWillBegin(context) }
+        defer { eval() }
+        for epoch in initialEpoch..<epochs {
+            context.epoch = epoch
+            if let schedule { schedule.apply(to: optimizer, epoch: epoch, base: base) }
+            for c in callbacks { try c.epochWillBegin(epoch, context) }
+            train()
+            let start = Date()
+            let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+            let batchCount = batches.count
+            progress.epochBegan(epoch, batches: batchCount)
+            let device = data.device
+            var lossSum = Tensor.zeros([], on: device)
+            var metricSums = metrics.map { _ in Tensor.zeros([], on: device) }
+            var metricCounts = metrics.map { _ in 0 }
+            // The first batch whose loss is not finite (a huge number while all are finite), kept on the device.
+            let noBad = Float(1 << 23)  // whole numbers below it are exact in Float
+            var firstBad = Tensor.full([], noBad, on: device)
+            var samples = 0
+            let readEvery = Swift.max(1, batchCount / 40)
+            for (b, batch) in batches.enumerated() {
+                optimizer.zeroGrad()
+                let out = try self(batch.features)
+                let l = try loss(out, batch.targets)
+                try l.backward()
+                try optimizer.step()
+                try withNoGrad {
+                    let value = l.detach()
+                    lossSum = try lossSum + value * Float(batch.count)
+                    // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing.
+                    let bad = 1 - (value * 0).equal(0)
+                    firstBad = try firstBad.minimum(bad * (Float(b) - noBad) + noBad)
+                    let o = out.detach()
+                    for (i, m) in metrics.enumerated() {
+                        let (s, n) = try m.batchSum(output: o, target: batch.targets)
+                        metricSums[i] = try metricSums[i] + s
+                        metricCounts[i] += n
+                    }
+                }
+                samples += batch.count
+                if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
+                    let badBatch = firstBad.item()
+                    if badBatch < noBad { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: lossSum.item()) }
+                    var running = ["loss": Double(lossSum.item()) / Double(samples)]
+                    for (i, m) in metrics.enumerated() { running[m.rawValue] = m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+                    progress.batchDone(b + 1, samples: samples, elapsed: Date().timeIntervalSince(start), running: running)
+                }
+            }
+            let badBatch = firstBad.item()
+            if badBatch < noBad {
+                throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: lossSum.item())
+            }
+            var logs: [String: Double] = ["loss": Double(lossSum.item()) / Double(Swift.max(samples, 1))]
+            for (i, m) in metrics.enumerated() { logs[m.rawValue] = m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+            let trainSeconds = Date().timeIntervalSince(start)
+            if let validation {
+                let v = try evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
+                for (k, value) in v { logs["val_" + k] = value }
+            }
+            context.history.append(epoch: epoch + 1, logs)
+            progress.epochEnded(epoch, logs: logs, samples: samples, seconds: trainSeconds,
+                                totalSeconds: Date().timeIntervalSince(start), learningRate: optimizer.learningRate)
+            for c in callbacks { try c.epochDidEnd(epoch, logs: logs, context) }
+            if context.stopTraining { break }
+        }
+        for c in callbacks { try c.trainingDidEnd(context) }
+        return context.history
+    }
+
+    /// The loss and metrics over `data` in eval mode (dropout off, batch-norm running statistics), without a graph.
+    /// Sums stay on the device and are read once at the end.
+    public func evaluate(_ data: Dataset, batchSize: Int = 256, loss: Loss, metrics: [Metric] = []) throws -> [String: Double] {
+        let wasTraining = isTraining
+        eval()
+        defer { isTraining = wasTraining }
+        return try withNoGrad {
+            var lossSum = Tensor.zeros([], on: data.device)
+            var sums = metrics.map { _ in Tensor.zeros([], on: data.device) }
+            var counts = metrics.map { _ in 0 }
+            for batch in data.batches(size: batchSize) {
+                let out = try self(batch.features)
+                lossSum = try lossSum + loss(out, batch.targets) * Float(batch.count)
+                for (i, m) in metrics.enumerated() {
+                    let (s, n) = try m.batchSum(output: out, target: batch.targets)
+                    sums[i] = try sums[i] + s
+                    counts[i] += n
+                }
+            }
+            var result = ["loss": Double(lossSum.item()) / Double(Swift.max(data.count, 1))]
+            for (i, m) in metrics.enumerated() { result[m.rawValue] = m.finish(Double(sums[i].item()), count: counts[i]) }
+            return result
+        }
+    }
+
+    /// The model's outputs for every row of `features` [N, ...], computed in eval mode in batches, on the device.
+    public func predict(_ features: Tensor, batchSize: Int = 256) throws -> Tensor {
+        let wasTraining = isTraining
+        eval()
+        defer { isTraining = wasTraining }
+        return try withNoGrad {
+            let n = features.shape.first ?? 0
+            var parts: [Tensor] = []
+            var start = 0
+            while start < n {
+                let end = Swift.min(start + batchSize, n)
+                parts.append(try self(start == 0 && end == n ? features : features.slice(start..<end)))
+                start = end
+            }
+            return parts.count == 1 ? parts[0] : try Tensor.concat(parts)
+        }
+    }
+}
+
+/// Stops training when a monitored value stops improving (Keras's `EarlyStopping`).
+///
+/// ```swift
+/// let stop = EarlyStopping(monitor: "val_loss", patience: 3, minDelta: 1e-4, restoreBestWeights: true)
+/// try model.fit(train, epochs: 100, validation: validation, loss: .meanSquaredError, optimizer: opt, callbacks: [stop])
+/// ```
+public final class EarlyStopping: Callback {
+    public let monitor: String
+    public let patience: Int
+    public let minDelta: Double
+    public let restoreBestWeights: Bool
+    /// True when larger is better (accuracies); false for losses and errors.
+    public let maximize: Bool
+    /// The best value seen and its epoch (1-based), and the epoch training stopped at (nil when it ran to the end).
+    public private(set) var best: Double?
+    public private(set) var bestEpoch: Int?
+    public private(set) var stoppedEpoch: Int?
+    private var wait = 0
+    private var bestWeights: [Tensor] = []
+
+    /// - Parameters:
+    ///   - maximize: nil picks from the name: `accuracy`-like names are maximized, the rest minimized.
+    public init(monitor: String = "val_loss", patience: Int = 0, minDelta: Double = 0, restoreBestWeights: Bool = false,
+                maximize: Bool? = nil) {
+        self.monitor = monitor
+        self.patience = patience
+        self.minDelta = Swift.abs(minDelta)
+        self.restoreBestWeights = restoreBestWeights
+        self.maximize = maximize ?? monitor.contains("accuracy")
+    }
+
+    public func trainingWillBegin(_ context: TrainingContext) throws {
+        wait = 0; best = nil; bestEpoch = nil; stoppedEpoch = nil; bestWeights = []
+    }
+
+    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
+        guard let value = logs[monitor] else {
+            throw TrainingError.invalid("EarlyStopping: no value '\(monitor)' to monitor (have: \(logs.keys.sorted().joined(separator: ", ")); pass validation data for val_ values)")
+        }
+        let improved = best.map { maximize ? value > $0 + minDelta : value < $0 - minDelta } ?? true
+        if improved {
+            best = value
+            bestEpoch = epoch + 1
+            wait = 0
+            if restoreBestWeights { bestWeights = context.model.stateDict().map { $0.1.copy() } }
+        } else {
+            wait += 1
+            if wait >= patience {
+                context.stopTraining = true
+                stoppedEpoch = epoch + 1
+            }
+        }
+    }
+
+    public func trainingDidEnd(_ context: TrainingContext) throws {
+        guard restoreBestWeights, !bestWeights.isEmpty, bestEpoch != context.history.epochs.last else { return }
+        for ((_, t), saved) in zip(context.model.stateDict(), bestWeights) { t.assign(from: saved) }
+    }
+}
+
+/// Saves a training checkpoint (model, optimizer state, epoch, seed, history) after each epoch, or only when the
+/// monitored value improves. Writes are atomic.
+public final class ModelCheckpoint: Callback {
+    public let url: URL
+    public let monitor: String
+    public let saveBestOnly: Bool
+    public let maximize: Bool
+    public private(set) var best: Double?
+
+    public init(url: URL, monitor: String = "val_loss", saveBestOnly: Bool = false, maximize: Bool? = nil) {
+        self.url = url
+        self.monitor = monitor
+        self.saveBestOnly = saveBestOnly
+        self.maximize = maximize ?? monitor.contains("accuracy")
+    }
+
+    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
+        if saveBestOnly {
+            guard let value = logs[monitor] else {
+                throw TrainingError.invalid("ModelCheckpoint: no value '\(monitor)' to monitor (have: \(logs.keys.sorted().joined(separator: ", ")))")
+            }
+            if let best, maximize ? value <= best : value >= best { return }
+            best = value
+        }
+        try TrainingCheckpoint.save(model: context.model, optimizer: context.optimizer, epoch: epoch + 1, seed: context.seed,
+                                    baseLearningRate: context.baseLearningRate, history: context.history, to: url)
+    }
+}
+
+extension Tensor {
+    /// Overwrites this tensor's values with `source`'s (a device copy; same shape).
+    func assign(from source: Tensor) {
+        precondition(source.shape == shape, "assign: shapes \(source.shape) and \(shape) differ")
+        let s = source.device === device ? source : source.to(device)
+        backend.copy(s.buffer, sourceOffset: 0, to: buffer, destinationOffset: 0, count: count)
+    }
+}
+
+/// Prints a live progress bar or one line per epoch.
+final class ProgressPrinter {
+    let mode: Verbosity
+    let epochs: Int
+    let output: (String) -> Void
+    var batches = 0
+    var epoch = 0
+
+    init(mode: Verbosity, epochs: Int, output: @escaping (String) -> Void) {
+        self.mode = mode; self.epochs = epochs; self.output = output
+    }
+
+    func epochBegan(_ epoch: Int, batches: Int) {
+        self.epoch = epoch
+        self.batches = batches
+    }
+
+    func batchDone(_ done: Int, samples: Int, elapsed: Double, running: [String: Double]) {
+        guard mode == .progressBar else { return }
+        let width = 24
+        let filled = Swift.min(width, done * width / Swift.max(batches, 1))
+        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : "")
+        let eta = elapsed / Double(done) * Double(batches - done)
+        let values = ProgressPrinter.format(running, order: ["loss", "accuracy", "binary_accuracy", "rmse", "mae"])
+        output("\r\u{1B}[2KEpoch \(epoch + 1)/\(epochs) [\(bar)] \(done)/\(batches)  ETA \(ProgressPrinter.time(eta))  \(values)  \(Int(Double(samples) / Swift.max(elapsed, 1e-9))) samples/s")
+    }
+
+    func epochEnded(_ epoch: Int, logs: [String: Double], samples: Int, seconds: Double, totalSeconds: Double, learningRate: Float) {
+        guard mode != .silent else { return }
+        let values = ProgressPrinter.format(logs, order: History().keysOrdered(logs))
+        let rate = Int(Double(samples) / Swift.max(seconds, 1e-9))
+        let prefix = mode == .progressBar ? "\r\u{1B}[2K" : ""
+        output("\(prefix)Epoch \(epoch + 1)/\(epochs)  \(batches)/\(batches)  \(String(format: "%.1f", totalSeconds))s  \(rate) samples/s  \(values)  lr \(String(format: "%.3g", learningRate))\n")
+    }
+
+    static func format(_ values: [String: Double], order: [String]) -> String {
+        order.compactMap { k in values[k].map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: "  ")
+    }
+
+    static func time(_ s: Double) -> String {
+        guard s.isFinite else { return "?" }
+        let t = Int(s.rounded())
+        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
+    }
+}
+
+extension History {
+    /// The keys of `logs` in History's column order.
+    func keysOrdered(_ logs: [String: Double]) -> [String] { logs.keys.sorted(by: History.order) }
+}

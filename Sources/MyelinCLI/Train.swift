@@ -1,0 +1,216 @@
+import ArgumentParser
+import Foundation
+import Myelin
+
+/// `myelin train <sample>`: the course's labs and a Fashion-MNIST MLP.
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train", abstract: "Train a sample model: xor, and, regression, fashion-mnist.",
+        subcommands: [TrainXOR.self, TrainAND.self, TrainRegression.self, TrainFashionMNIST.self])
+}
+
+/// Options every sample trainer takes. Unset values take the sample's defaults.
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Epochs (for xor/and: full-batch gradient steps).") var epochs: Int?
+    @Option(name: .customLong("batch-size"), help: "Samples per batch.") var batchSize: Int?
+    @Option(help: "Learning rate.") var lr: Float?
+    @Option(help: "Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.") var optimizer: String?
+    @Option(help: "Seed for initial weights and shuffling.") var seed: UInt64 = 1
+    @Option(help: "Save a training checkpoint (safetensors) at the end.") var save: String?
+    @Option(help: "Start from a checkpoint: a training checkpoint resumes; a plain model file loads the weights.") var load: String?
+    @Option(help: "Write the loss curve as SVG.") var plot: String?
+    @Option(help: "Write the history as CSV (or JSON for a .json name).") var history: String?
+    @Flag(help: "No progress bar: one line per epoch.") var quiet = false
+    @Flag(help: "Progress bar even when the output is not a terminal, and more detail.") var verbose = false
+
+    var verbosity: Verbosity { quiet ? .epochLines : verbose ? .progressBar : .auto }
+
+    /// The optimizer the options name, for `parameters`.
+    func makeOptimizer(_ parameters: [Tensor], defaultName: String, defaultRate: Float) throws -> any Optimizer {
+        let name = (optimizer ?? defaultName).lowercased()
+        let rate = lr ?? defaultRate
+        switch name {
+        case "sgd": return try SGD(parameters: parameters, learningRate: rate)
+        case "momentum": return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9)
+        case "nesterov": return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9, nesterov: true)
+        case "adagrad": return try Adagrad(parameters: parameters, learningRate: rate)
+        case "rmsprop": return try RMSProp(parameters: parameters, learningRate: rate)
+        case "adam": return try Adam(parameters: parameters, learningRate: rate)
+        case "adamw": return try AdamW(parameters: parameters, learningRate: rate)
+        default:
+            throw ValidationError("unknown optimizer '\(name)'; choose sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw")
+        }
+    }
+
+    func validate() throws {
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
+        if let lr, !(lr >= 0 && lr.isFinite) { throw ValidationError("--lr must be a finite number >= 0, got \(lr)") }
+    }
+
+    /// Loads `--load` into the model (and optimizer when it is a training checkpoint); returns the checkpoint's
+    /// position when it is one.
+    func loadIfAsked(_ model: any Layer, _ optimizer: any Optimizer) throws -> TrainingCheckpoint? {
+        guard let load else { return nil }
+        let url = URL(fileURLWithPath: load)
+        let file = try SafeTensors.load(url)
+        if file.metadata["format"] == "myelin-training-checkpoint" {
+            let c = try TrainingCheckpoint.load(from: url, into: model, optimizer: optimizer)
+            print("Resumed from \(load): \(c.epoch) epochs done")
+            return c
+        }
+        try model.loadState(file, source: url.path)
+        print("Loaded weights from \(load)")
+        return nil
+    }
+
+    /// Writes `--save`, `--plot` and `--history` when asked.
+    func writeOutputs(model: any Layer, optimizer: any Optimizer, epoch: Int, history: History, title: String,
+                      baseLearningRate: Float) throws {
+        if let save {
+            try TrainingCheckpoint.save(model: model, optimizer: optimizer, epoch: epoch, seed: seed,
+                                        baseLearningRate: baseLearningRate, history: history, to: URL(fileURLWithPath: save))
+            print("Saved checkpoint: \(save)")
+        }
+        if let plot {
+            try LossPlot.write(history, title: title, to: URL(fileURLWithPath: plot))
+            print("Wrote loss plot: \(plot)")
+        }
+        if let path = self.history {
+            try history.write(to: URL(fileURLWithPath: path))
+            print("Wrote history: \(path)")
+        }
+    }
+}
+
+func printDevice(_ device: Device) {
+    print("Device: \(device.name) (\(device.details))")
+}
+
+// MARK: XOR and AND
+
+/// The course's logic-gate lab: a 2-3-1 sigmoid network without bias, weights uniform in [0, 1), half sum of squares,
+/// learning rate 0.1, 20000 full-batch gradient steps.
+struct GateLab {
+    let name: String
+    let table: ToyTable
+
+    func run(_ options: TrainOptions, _ deviceOptions: DeviceOptions) throws {
+        let device = try deviceOptions.resolve()
+        printDevice(device)
+        let steps = options.epochs ?? 20_000
+        let csv = table.table
+        let x = try csv.tensor(["x1", "x2"], on: device)
+        let t = try csv.tensor(["y"], on: device)
+        let model = GateLab.model(seed: options.seed, on: device)
+        let optimizer = try options.makeOptimizer(model.parameters, defaultName: "sgd", defaultRate: 0.1)
+        let resumed = try options.loadIfAsked(model, optimizer)
+        print("\(name.uppercased()) lab: 2-3-1 sigmoid, no bias, half sum of squares, \(type(of: optimizer)) lr \(optimizer.learningRate), \(steps) full-batch steps")
+        var history = resumed?.history ?? History()
+        let first = resumed?.epoch ?? 0
+        let logEvery = Swift.max(1, steps / 20)
+        let start = Date()
+        var lastLoss: Float = .nan
+        for step in first..<Swift.max(first, steps) {
+            optimizer.zeroGrad()
+            let loss = try halfSumOfSquares(predictions: model(x), targets: t)
+            try loss.backward()
+            try optimizer.step()
+            if (step + 1) % logEvery == 0 || step + 1 == steps {
+                lastLoss = loss.item()
+                guard lastLoss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: step + 1, batch: 1, value: lastLoss) }
+                history.append(epoch: step + 1, ["loss": Double(lastLoss)])
+                if options.verbose || (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
+                    print(String(format: "step %6d  loss %.6f", step + 1, lastLoss))
+                }
+            }
+        }
+        let seconds = Date().timeIntervalSince(start)
+        let y = try model.predict(x).toArray()
+        print(String(format: "%d steps in %.2f s (%.0f steps/s)", steps - first, seconds, Double(steps - first) / Swift.max(seconds, 1e-9)))
+        print("x1 x2  target  output")
+        for (i, row) in csv.rows.enumerated() {
+            print(String(format: " %.0f  %.0f     %.0f    %.4f", row[0], row[1], row[2], y[i]))
+        }
+        let correct = zip(csv.rows, y).filter { ($0.0[2] > 0.5) == ($0.1 > 0.5) }.count
+        print("\(correct)/4 rows on the right side of 0.5")
+        try options.writeOutputs(model: model, optimizer: optimizer, epoch: steps, history: history,
+                                 title: "\(name.uppercased()) lab (\(device.name))", baseLearningRate: options.lr ?? 0.1)
+    }
+
+    static func model(seed: UInt64, on device: Device) -> Sequential {
+        Sequential {
+            Dense(inputSize: 2, outputSize: 3, activation: .sigmoid, bias: false, weightInit: .uniform(low: 0, high: 1),
+                  seed: seed, device: device)
+            Dense(inputSize: 3, outputSize: 1, activation: .sigmoid, bias: false, weightInit: .uniform(low: 0, high: 1),
+                  seed: seed &+ 1000, device: device)
+        }
+    }
+}
+
+struct TrainXOR: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "xor", abstract: "The XOR lab (2-3-1 sigmoid, no bias, 20000 steps).")
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var options: TrainOptions
+    func run() throws { try GateLab(name: "xor", table: .xor).run(options, device) }
+}
+
+struct TrainAND: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "and", abstract: "The AND lab (2-3-1 sigmoid, no bias, 20000 steps).")
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var options: TrainOptions
+    func run() throws { try GateLab(name: "and", table: .and).run(options, device) }
+}
+
+// MARK: regression
+
+/// Prints one line every `every` epochs (and the last).
+final class EveryNthEpoch: Callback {
+    let every: Int
+    init(every: Int) { self.every = every }
+    func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
+        guard (epoch + 1) % every == 0 || epoch + 1 == context.epochs else { return }
+        let values = logs.keys.sorted().map { "\($0) " + String(format: "%.5f", logs[$0]!) }.joined(separator: "  ")
+        print("epoch \(epoch + 1)/\(context.epochs)  \(values)")
+    }
+}
+
+struct TrainRegression: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "regression",
+        abstract: "Apartment prices from size and age (2 standardized inputs, 2 sigmoid hidden units, identity output, MSE).")
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var options: TrainOptions
+
+    func run() throws {
+        let device = try self.device.resolve()
+        printDevice(device)
+        let table = ToyTable.apartments.table
+        let raw = try Dataset(features: table.tensor(["size", "age"], on: device), targets: table.tensor(["price"], on: device))
+        let scaler = try Standardizer(fitting: raw.features)
+        let data = try raw.mapFeatures(scaler.transform)
+        let model = Sequential {
+            Dense(inputSize: 2, outputSize: 2, activation: .sigmoid, weightInit: .uniform(low: 0, high: 1), seed: options.seed, device: device)
+            Dense(inputSize: 2, outputSize: 1, weightInit: .uniform(low: 0, high: 1), seed: options.seed &+ 1000, device: device)
+        }
+        let optimizer = try options.makeOptimizer(model.parameters, defaultName: "sgd", defaultRate: 0.05)
+        let resumed = try options.loadIfAsked(model, optimizer)
+        let epochs = options.epochs ?? 3000
+        let batch = options.batchSize ?? data.count
+        print("Apartment prices: \(data.count) rows, inputs size and age standardized (mean \(scaler.mean.toArray()), std \(scaler.std.toArray().map { ($0 * 1000).rounded() / 1000 }))")
+        print("2-2-1 network, sigmoid hidden, identity output, MSE, \(type(of: optimizer)) lr \(optimizer.learningRate), \(epochs) epochs of batch \(batch)")
+        let history = try model.fit(data, epochs: epochs, batchSize: batch, loss: .meanSquaredError, optimizer: optimizer,
+                                    metrics: [.rmse], callbacks: [EveryNthEpoch(every: Swift.max(1, epochs / 10))],
+                                    seed: options.seed, initialEpoch: Swift.min(resumed?.epoch ?? 0, epochs),
+                                    history: resumed?.history ?? History(), verbosity: .silent)
+        let predictions = try model.predict(data.features).toArray()
+        print(" size  age   price  predicted")
+        for (row, p) in zip(table.rows, predictions) {
+            print(String(format: "%5.0f %4.0f  %6.2f  %9.3f", row[0], row[1], row[2], p))
+        }
+        let rmse = (zip(table.rows, predictions).map { pow(Double($0.1) - $0.0[2], 2) }.reduce(0, +) / Double(table.rowCount)).squareRoot()
+        print(String(format: "RMSE: %.4f (price units)", rmse))
+        try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
+                                 title: "Apartment prices (\(device.name))", baseLearningRate: options.lr ?? 0.05)
+    }
+}

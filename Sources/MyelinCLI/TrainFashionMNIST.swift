@@ -1,0 +1,79 @@
+import ArgumentParser
+import Foundation
+import Myelin
+
+/// The Fashion-MNIST MLP: 784-512-256-10 with ReLU, Adam 1e-3, batches of 128, a validation split from the
+/// training set; prints the test accuracy and a confusion matrix.
+struct TrainFashionMNIST: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fashion-mnist",
+        abstract: "An MLP (784-512-256-10, ReLU, Adam) on Fashion-MNIST; prints test accuracy and a confusion matrix.")
+    @OptionGroup var device: DeviceOptions
+    @OptionGroup var options: TrainOptions
+    @Option(help: "Folder with the IDX files (train-images-idx3-ubyte.gz, ...).") var data = MNIST.fashionDirectory.path
+    @Option(help: "Hidden layer sizes, comma separated.") var hidden = "512,256"
+    @Option(name: .customLong("validation"), help: "Training images kept for validation.") var validationCount = 6000
+    @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
+
+    func run() throws {
+        let device = try self.device.resolve()
+        printDevice(device)
+        let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden needs positive sizes like 512,256, got '\(hidden)'") }
+        let dir = URL(fileURLWithPath: data)
+        let loadStart = Date()
+        let (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: validationCount, seed: options.seed,
+                                                                limit: limit, on: device)
+        let test = try MNIST.load(directory: dir, split: .test, on: device)
+        print("Fashion-MNIST from \(data): \(train.count) training, \(validation.count) validation, \(test.count) test images"
+              + String(format: " (loaded in %.1f s)", Date().timeIntervalSince(loadStart)))
+        let model = Self.model(hidden: sizes, seed: options.seed, on: device)
+        let optimizer = try options.makeOptimizer(model.parameters, defaultName: "adam", defaultRate: 1e-3)
+        let resumed = try options.loadIfAsked(model, optimizer)
+        let epochs = options.epochs ?? 10
+        let batch = options.batchSize ?? 128
+        print("MLP \(([784] + sizes + [10]).map(String.init).joined(separator: "-")), ReLU, \(model.parameterCount) parameters; \(type(of: optimizer)) lr \(optimizer.learningRate), batch \(batch), \(epochs) epochs")
+        let start = Date()
+        let history = try model.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
+                                    loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
+                                    baseLearningRate: resumed?.baseLearningRate, seed: options.seed,
+                                    initialEpoch: Swift.min(resumed?.epoch ?? 0, epochs), history: resumed?.history ?? History(),
+                                    verbosity: options.verbosity)
+        let trainSeconds = Date().timeIntervalSince(start)
+        let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
+        print(String(format: "Training took %.1f s", trainSeconds) + " on \(device.name)")
+        print(String(format: "Test accuracy: %.2f%% (%d images), test loss %.4f", 100 * result["accuracy"]!, test.count, result["loss"]!))
+        // Confusion matrix: one read of the predicted classes.
+        let predicted = try model.predict(test.features).argmax().toArray()
+        let labels = test.targets.toArray()
+        var matrix = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
+        for (p, l) in zip(predicted, labels) { matrix[Int(l)][Int(p)] += 1 }
+        print(Self.confusionMatrix(matrix, names: MNIST.fashionClassNames))
+        try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
+                                 title: "Fashion-MNIST MLP (\(device.name))", baseLearningRate: resumed?.baseLearningRate ?? options.lr ?? 1e-3)
+    }
+
+    static func model(hidden: [Int] = [512, 256], seed: UInt64, on device: Device) -> Sequential {
+        let sizes = [784] + hidden
+        let model = Sequential([])
+        for i in 0..<hidden.count {
+            model.append(Dense(inputSize: sizes[i], outputSize: sizes[i + 1], activation: .relu, weightInit: .heUniform,
+                               seed: seed &+ UInt64(i) &* 100, device: device))
+        }
+        model.append(Dense(inputSize: sizes.last!, outputSize: 10, seed: seed &+ 999, device: device))
+        return model
+    }
+
+    /// Rows: true class; columns: predicted class; the last column is the class's recall.
+    static func confusionMatrix(_ m: [[Int]], names: [String]) -> String {
+        var s = "Confusion matrix (rows: true class, columns: predicted)\n"
+        s += "".padding(toLength: 13, withPad: " ", startingAt: 0) + (0..<10).map { String(format: "%5d", $0) }.joined() + "  recall\n"
+        for (i, row) in m.enumerated() {
+            let total = Swift.max(row.reduce(0, +), 1)
+            s += "\(i) " + names[i].padding(toLength: 11, withPad: " ", startingAt: 0)
+            s += row.map { String(format: "%5d", $0) }.joined()
+            s += String(format: "  %5.1f%%\n", 100 * Double(row[i]) / Double(total))
+        }
+        return s
+    }
+}

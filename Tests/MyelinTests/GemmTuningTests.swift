@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+@testable import Myelin
+
+/// Every OpenCL GEMM kernel variant (direct, local-memory tiled, register-blocked, packed) against a Double
+/// reference on odd shapes, all transposes, batches (with a broadcast operand), alpha/beta and the fused
+/// bias + activation epilogue; and the automatic kernel choice through `Tensor.matmul`/`dense` on every device.
+@Suite struct GemmTuningTests {
+    typealias Block = GemmKernelChoice.Block
+
+    static let kernels: [GemmKernelChoice.Kernel] =
+        [.direct, .tiled] + Block.all.map { .block($0) } + Block.all.map { .packed($0, rowsFirst: false) }
+        + [.packed(Block(rows: 8, columns: 16), rowsFirst: true), .packed(Block(rows: 8, columns: 32), rowsFirst: true)]
+
+    /// (m, n, k): 1, 7, 33, 129, non-square, exact block multiples and one past them.
+    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (33, 7, 129), (129, 65, 33), (48, 64, 17),
+                                            (17, 129, 64), (24, 96, 8), (25, 97, 3)]
+
+    /// Runs one product on opencl:0 with `kernel`: C = act(alpha·op(A)·op(B) + beta·C0 + bias), batched, and
+    /// checks it against the reference.
+    func check(_ kernel: GemmKernelChoice.Kernel, m: Int, n: Int, k: Int, transA: Bool, transB: Bool,
+               batch: Int = 1, broadcastA: Bool = false, alpha: Float = 1, beta: Float = 0,
+               withBias: Bool = false, activation: Activation = .identity) throws {
+        let device = TestDevices.openCL
+        let cl = device.backend as! OpenCLBackend
+        let batchA = broadcastA ? 1 : batch
+        let a = testValues(m * k * batchA, seed: UInt64(m * 131 + k))
+        let b = testValues(k * n * batch, seed: UInt64(n * 17 + k + 5))
+        let c0 = testValues(m * n * batch, seed: 99)
+        let biasValues = testValues(n, seed: 7)
+        let ta = try Tensor(a, shape: [a.count], on: device)
+        let tb = try Tensor(b, shape: [b.count], on: device)
+        let tc = try Tensor(c0, shape: [c0.count], on: device)
+        let tbias = try Tensor(biasValues, shape: [n], on: device)
+        var s = GemmShape(m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta, batch: batch,
+                          strideA: broadcastA ? 0 : m * k, strideB: k * n)
+        s.strideC = m * n
+        cl.gemm(s, a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: withBias ? tbias.buffer : nil,
+                activation: activation, kernel: kernel)
+        let actual = tc.toArray()
+
+        var expected = [Double]()
+        for bi in 0..<batch {
+            let aSlice = Array(a[(broadcastA ? 0 : bi * m * k)..<(broadcastA ? m * k : (bi + 1) * m * k)])
+            let bSlice = Array(b[(bi * k * n)..<((bi + 1) * k * n)])
+            let prod = Reference.gemm(aSlice, bSlice, m: m, n: n, k: k, transA: transA, transB: transB)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var v = Double(alpha) * prod[i * n + j] + Double(beta) * Double(c0[bi * m * n + i * n + j])
+                    if withBias { v += Double(biasValues[j]) }
+                    switch activation {
+                    case .relu: v = max(v, 0)
+                    case .sigmoid: v = 1 / (1 + Foundation.exp(-v))
+                    default: break
+                    }
+                    expected.append(v)
+                }
+            }
+        }
+        expectClose(actual, expected, rtol: 1e-4, atol: 1e-4,
+                    "\(kernel) m=\(m) n=\(n) k=\(k) tA=\(transA) tB=\(transB) batch=\(batch)")
+    }
+
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason), arguments: kernels)
+    func everyKernelOnOddShapesAndTransposes(kernel: GemmKernelChoice.Kernel) throws {
+        for (m, n, k) in Self.shapes {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    try check(kernel, m: m, n: n, k: k, transA: transA, transB: transB)
+                }
+            }
+        }
+    }
+
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason), arguments: kernels)
+    func everyKernelBatchedWithEpilogue(kernel: GemmKernelChoice.Kernel) throws {
+        for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+            try check(kernel, m: 19, n: 37, k: 23, transA: transA, transB: transB, batch: 3)
+            try check(kernel, m: 19, n: 37, k: 23, transA: transA, transB: transB, batch: 2, broadcastA: true)
+        }
+        try check(kernel, m: 33, n: 40, k: 9, transA: false, transB: false, alpha: 0.5, beta: -1.5)
+        try check(kernel, m: 33, n: 40, k: 9, transA: false, transB: true, withBias: true, activation: .relu)
+        try check(kernel, m: 9, n: 35, k: 70, transA: true, transB: false, alpha: 2, beta: 0.25, withBias: true,
+                  activation: .sigmoid)
+    }
+
+    /// The automatic choice at sizes where the tuned kernels run, through the public ops, on every device.
+    @Test(arguments: TestDevices.all)
+    func automaticChoiceThroughMatmulAndDense(device: Device) throws {
+        for (m, n, k) in [(65, 72, 40), (96, 130, 31), (128, 10, 33)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a = testValues(m * k, seed: 3), b = testValues(k * n, seed: 4)
+                let ta = try Tensor(a, shape: transA ? [k, m] : [m, k], on: device)
+                let tb = try Tensor(b, shape: transB ? [n, k] : [k, n], on: device)
+                let y = try ta.matmul(tb, transposeA: transA, transposeB: transB)
+                expectClose(y.toArray(), Reference.gemm(a, b, m: m, n: n, k: k, transA: transA, transB: transB),
+                            rtol: 1e-4, atol: 1e-4, "\(device) matmul \(m)x\(k)x\(n) tA=\(transA) tB=\(transB)")
+            }
+            let x = testValues(m * k, seed: 5), w = testValues(k * n, seed: 6), bias = testValues(n, seed: 8)
+            let y = try Tensor(x, shape: [m, k], on: device).dense(
+                weight: try Tensor(w, shape: [k, n], on: device), bias: try Tensor(bias, shape: [n], on: device),
+                activation: .relu)
+            let prod = Reference.gemm(x, w, m: m, n: n, k: k)
+            let expected = (0..<(m * n)).map { max(prod[$0] + Double(bias[$0 % n]), 0) }
+            expectClose(y.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) dense relu \(m)x\(k)x\(n)")
+        }
+    }
+}
