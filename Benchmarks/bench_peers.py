@@ -71,6 +71,8 @@ def mlp_rounds(rounds, data):
         "Myelin OpenCL": lambda: myelin_side.mlp("opencl", data),
         "tinygrad CL": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CL"})[-1],
         "tinygrad CPU": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CPU"})[-1],
+        "Myelin CPU, `fit` (bench train)": lambda: myelin_side.fit_epoch("cpu"),
+        "Myelin OpenCL, `fit` (bench train)": lambda: myelin_side.fit_epoch("opencl"),
     }
     results = {name: [] for name in peers}
     for r in range(rounds):

@@ -20,6 +20,11 @@ def _run(cmd, env=None):
     return proc
 
 
+def run_text(cmd, env=None):
+    """Runs cmd and returns what it printed."""
+    return _run(cmd, env).stdout
+
+
 def run_json(cmd, env=None):
     """Runs cmd and returns the JSON objects it printed, one per line starting with '{'."""
     lines = [line for line in _run(cmd, env).stdout.splitlines() if line.startswith("{")]
