@@ -105,18 +105,19 @@ def whole_process(rounds):
             for name, xs in results.items()}
 
 
-def startup():
-    cache = tempfile.mkdtemp(prefix="myelin-cache-")
-    try:
-        cmd = myelin_side.train_command("opencl")
-        env = {"MYELIN_CACHE_DIR": cache}
-        print("  start-up: first run (empty kernel cache)", flush=True)
-        first = time_process(cmd, env)
-        print("  start-up: second run (cached kernel binaries)", flush=True)
-        second = time_process(cmd, env)
-        return {"first": first, "second": second}
-    finally:
-        shutil.rmtree(cache, ignore_errors=True)
+def startup(rounds):
+    cmd = myelin_side.train_command("opencl")
+    runs = {"first": [], "second": []}
+    for r in range(rounds):
+        cache = tempfile.mkdtemp(prefix="myelin-cache-")  # empty: the first run compiles the kernels
+        try:
+            for which in ("first", "second"):
+                print(f"  start-up round {r + 1}/{rounds}: {which} run", flush=True)
+                runs[which].append(time_process(cmd, {"MYELIN_CACHE_DIR": cache}))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return {which: {key: median([x[key] for x in xs]) for key in ("wall_s", "peak_rss_mib")}
+            for which, xs in runs.items()}
 
 
 def main():
@@ -130,10 +131,10 @@ def main():
     only = set(args.only.split(","))
     quick = args.quick
     workloads = [("gemm", "SGEMM", lambda: gemm(rounds=2 if quick else 5, runs=3 if quick else 7)),
-                 ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 3)),
+                 ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 5)),
                  ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
-                 ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 3)),
-                 ("startup", "Start-up", startup)]
+                 ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 5)),
+                 ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3))]
     results = {}
     if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
         with open(args.results) as f:

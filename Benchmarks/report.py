@@ -110,7 +110,7 @@ def whole_section(w):
 
 
 def startup_section(s):
-    return ("## 5. Start-up: the Myelin OpenCL trainer, one epoch, twice with a fresh `MYELIN_CACHE_DIR`\n\n"
+    return ("## 5. Start-up: the Myelin OpenCL trainer (one epoch, whole process), twice on a fresh `MYELIN_CACHE_DIR`\n\n"
             + table(["Run", "Wall time (s)", "Peak RSS (MiB)"],
                     [["first (kernels compiled)", num(s["first"]["wall_s"], 2), num(s["first"]["peak_rss_mib"], 1)],
                      ["second (kernel binaries from the cache)", num(s["second"]["wall_s"], 2),
@@ -143,7 +143,8 @@ def markdown(results):
         "# Myelin against its peers",
         f"Written by `scripts/bench-peers` on {now}. Each workload runs Myelin and its peers alternately "
         "(A B A B ...); every process warms up before it times anything, and each figure is the median over the "
-        "rounds (full run: 5 rounds for SGEMM and XOR, 3 for the MLP and the whole process; `--quick`: 2 and 1). "
+        "rounds (full run: 5 rounds of each workload, 3 start-up pairs; `--quick`: 2 for SGEMM and XOR, 1 for the "
+        "rest). "
         "Higher is better except in sections 4 and 5. Raw figures: `Benchmarks/results.json`.",
         "## Machine and versions\n\n" + table(["", ""], machine()),
         METHOD,
