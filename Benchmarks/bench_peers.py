@@ -1,0 +1,165 @@
+"""Myelin against its peers, side by side in one run (issue 5). Started by scripts/bench-peers.
+
+Each workload runs Myelin and each peer alternately (A B A B ...) for a number of rounds; every process
+warms up on its own before it times anything. Medians over the rounds go into BENCHMARKS.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import fashion_mnist
+import myelin_side
+import report
+from runner import ROOT, BenchError, run_json, time_process
+
+PY = sys.executable
+BENCH = os.path.join(ROOT, "Benchmarks")
+SIZES = [256, 512, 1024, 2048]
+ALL = {"gemm", "mlp", "xor", "whole", "startup"}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def attempt(name, run):
+    """run(), or None with the reason printed: a missing piece on one side keeps the other side's numbers."""
+    try:
+        return run()
+    except BenchError as error:
+        print(f"  {name}: not measured: {error}", flush=True)
+        return None
+
+
+def gemm(rounds, runs):
+    myelin, numpy = [], []
+    for r in range(rounds):
+        print(f"  gemm round {r + 1}/{rounds}", flush=True)
+        myelin.append(attempt("Myelin", lambda: myelin_side.gemm(SIZES, runs)) or {})
+        numpy.append({row["n"]: row["gflops"] for row in
+                      run_json([PY, f"{BENCH}/numpy_gemm.py", "--runs", str(runs),
+                                "--sizes", ",".join(map(str, SIZES))])})
+    rows = []
+    for n in SIZES:
+        get = lambda key: median([m.get(n, {}).get(key) for m in myelin])  # noqa: E731
+        rows.append({"n": n, "myelin_cpu": get("myelin_cpu_gflops"), "numpy": median([x[n] for x in numpy]),
+                     "openblas_direct": get("openblas_gflops"), "myelin_opencl": get("myelin_opencl_gflops"),
+                     "clblast": get("clblast_gflops")})
+    return rows
+
+
+def mlp(rounds):
+    data = tempfile.mkdtemp(prefix="fashion-mnist-")
+    try:
+        fashion_mnist.export(data)  # the peers load the same files and draw the same batch order themselves
+        return mlp_rounds(rounds, data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def mlp_rounds(rounds, data):
+    peers = {
+        "Myelin CPU": lambda: myelin_side.mlp("cpu", data),
+        "PyTorch CPU": lambda: run_json([PY, f"{BENCH}/torch_mlp.py"])[-1],
+        "Myelin OpenCL": lambda: myelin_side.mlp("opencl", data),
+        "tinygrad CL": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CL"})[-1],
+        "tinygrad CPU": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CPU"})[-1],
+        "Myelin CPU, `fit` (bench train)": lambda: myelin_side.fit_epoch("cpu"),
+        "Myelin OpenCL, `fit` (bench train)": lambda: myelin_side.fit_epoch("opencl"),
+    }
+    results = {name: [] for name in peers}
+    for r in range(rounds):
+        for name, run in peers.items():
+            print(f"  mlp round {r + 1}/{rounds}: {name}", flush=True)
+            results[name].append(attempt(name, run) or {})
+    return {name: {key: median([x.get(key) for x in xs])
+                   for key in ("train_samples_per_s", "test_samples_per_s", "test_accuracy")}
+            for name, xs in results.items()}
+
+
+def xor(rounds):
+    myelin, torch = [], []
+    for r in range(rounds):
+        print(f"  xor round {r + 1}/{rounds}", flush=True)
+        myelin.append(attempt("Myelin", myelin_side.xor))
+        torch.append(run_json([PY, f"{BENCH}/torch_xor.py"])[-1]["steps_per_s"])
+    return {"Myelin CPU": median(myelin), "PyTorch CPU": median(torch)}
+
+
+def whole_process(rounds):
+    commands = {"Myelin CLI": myelin_side.train_command("cpu"),
+                "PyTorch script": [PY, f"{BENCH}/torch_mlp.py", "--warmup", "0"]}
+    results = {name: [] for name in commands}
+    for r in range(rounds):
+        for name, cmd in commands.items():
+            print(f"  whole process round {r + 1}/{rounds}: {name}", flush=True)
+            results[name].append(attempt(name, lambda: time_process(cmd)) or {})
+    return {name: {key: median([x.get(key) for x in xs]) for key in ("wall_s", "peak_rss_mib")}
+            for name, xs in results.items()}
+
+
+def startup(rounds):
+    cmd = myelin_side.train_command("opencl")
+    runs = {"first": [], "second": []}
+    for r in range(rounds):
+        cache = tempfile.mkdtemp(prefix="myelin-cache-")  # empty: the first run compiles the kernels
+        try:
+            for which in ("first", "second"):
+                print(f"  start-up round {r + 1}/{rounds}: {which} run", flush=True)
+                runs[which].append(time_process(cmd, {"MYELIN_CACHE_DIR": cache}))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+    return {which: {key: median([x[key] for x in xs]) for key in ("wall_s", "peak_rss_mib")}
+            for which, xs in runs.items()}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--quick", action="store_true", help="fewer rounds and repetitions")
+    p.add_argument("--only", default=",".join(sorted(ALL)), help="comma-separated workloads; the others keep "
+                   "their figures from the last run in --results")
+    p.add_argument("--results", default=os.path.join(BENCH, "results.json"), help="raw figures of every workload")
+    p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    args = p.parse_args()
+    only = set(args.only.split(","))
+    quick = args.quick
+    workloads = [("gemm", "SGEMM", lambda: gemm(rounds=2 if quick else 5, runs=3 if quick else 7)),
+                 ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 5)),
+                 ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
+                 ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 5)),
+                 ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3))]
+    results = {}
+    if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
+        with open(args.results) as f:
+            results = json.load(f)
+    for key, title, run in workloads:
+        if key not in only:
+            continue
+        print(title, flush=True)
+        started, load_before = time.time(), os.getloadavg()[0]
+        try:
+            data = run()
+        except BenchError as error:  # one missing piece must not lose the other tables
+            print(f"  not measured: {error}", flush=True)
+            data = {"error": str(error).splitlines()[0]}
+        results[key] = {"data": data, "mode": "quick" if quick else "full", "minutes": (time.time() - started) / 60,
+                        "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                        "load": [load_before, os.getloadavg()[0]]}
+    with open(args.results, "w") as f:
+        json.dump(results, f, indent=1)
+    text = report.markdown(results)
+    with open(args.output, "w") as f:
+        f.write(text)
+    print()
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

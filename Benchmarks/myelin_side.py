@@ -1,0 +1,42 @@
+"""The Myelin side of every workload, from the release-built CLI's --json output."""
+import json
+import os
+
+from runner import ROOT, BenchError, run_json, run_text
+
+MYELIN = os.path.join(ROOT, ".build", "release", "myelin")
+
+
+def gemm(sizes, runs):
+    """{n: row} from `myelin bench gemm --json` (Myelin CPU, Myelin OpenCL, OpenBLAS direct, CLBlast GFLOP/s)."""
+    rows = run_json([MYELIN, "bench", "gemm", "--json", "--runs", str(runs),
+                     "--sizes", ",".join(map(str, sizes)), "--shapes", ""])
+    return {row["n"]: row for row in rows if row["m"] == row["n"] == row["k"]}
+
+
+def mlp(device, data):
+    """Training and test-set inference samples/s of the Fashion-MNIST MLP on `device` (cpu or opencl), on the
+    data and batch order that fashion_mnist.export wrote to the folder `data`."""
+    return run_json([MYELIN, "bench", "peers", "--workload", "mlp", "--data", data, "--device", device])[-1]
+
+
+def fit_epoch(device):
+    """Training samples/s of one epoch through `Sequential.fit`, from `myelin bench train --json` (a cross-check
+    of `mlp`: the trainer's own data pipeline instead of the peers' batch order)."""
+    proc = run_text([MYELIN, "bench", "train", "--json", "--devices", device, "--xor-steps", "1", "--xor-steps-opencl", "1"])
+    rows = [r for r in json.loads(proc)["results"] if r["benchmark"] == "fashion-mnist-mlp-epoch"]
+    return {"train_samples_per_s": rows[0]["samples_per_second"], "test_accuracy": None}
+
+
+def xor():
+    """Steps/s of the XOR lab on the CPU device."""
+    row = run_json([MYELIN, "bench", "peers", "--workload", "xor", "--device", "cpu"])[-1]
+    if "steps_per_s" not in row:
+        raise BenchError(f"myelin bench peers --workload xor printed no steps_per_s: {row}")
+    return row["steps_per_s"]
+
+
+def train_command(device):
+    """The whole one-epoch trainer, as a user would start it: all 60000 training images (no validation split,
+    like the PyTorch script), then the test set."""
+    return [MYELIN, "train", "fashion-mnist", "--epochs", "1", "--validation", "0", "--quiet", "--device", device]

@@ -1,0 +1,166 @@
+"""BENCHMARKS.md: machine, versions, one table per workload, and the targets of issue 5 met or missed."""
+import datetime
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+
+from myelin_side import MYELIN
+
+
+def _cmd(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
+def _deb(package):
+    return _cmd(["dpkg-query", "-W", "-f", "${Version}", package]) or "not installed"
+
+
+def _pip(package):
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _numpy_blas():
+    try:
+        import numpy
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas['name']} {blas['version']}"
+    except Exception:  # numpy's build info is informative only
+        return "unknown"
+
+
+def machine():
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor())
+    os_name = next((line.split("=", 1)[1].strip().strip('"') for line in open("/etc/os-release")
+                    if line.startswith("PRETTY_NAME=")), platform.system())
+    opencl = next((line.split(": ", 1)[1].strip() for line in _cmd([MYELIN, "devices"]).splitlines()
+                   if line.strip().startswith("opencl:0:")), "none")
+    return [("CPU", f"{cpu}, {os.cpu_count()} cores"), ("OS", f"{os_name}, Linux {platform.release()}"),
+            ("OpenCL device 0", opencl), ("Threads", "2 everywhere (MYELIN_THREADS, OMP_NUM_THREADS, "
+                                           "OPENBLAS_NUM_THREADS, torch.set_num_threads, NUM_CPU_THREADS)"),
+            ("Swift", _cmd(["swift", "--version"]).splitlines()[0] if _cmd(["swift", "--version"]) else "unknown"),
+            ("PyTorch", _pip("torch")), ("tinygrad", _pip("tinygrad")),
+            ("numpy", f"{_pip('numpy')} ({_numpy_blas()})"),
+            ("OpenBLAS (Debian, linked by Myelin)", _deb("libopenblas0-pthread")),
+            ("PoCL", _deb("libpocl2")), ("CLBlast", _deb("libclblast1")), ("Python", platform.python_version())]
+
+
+def num(v, digits=0):
+    return "n/a" if v is None else f"{v:,.{digits}f}"
+
+
+def ratio(a, b, target=None, higher_is_better=True):
+    """'1.23×', with 'met'/'missed' against a target when one is given."""
+    if a is None or b is None or b == 0:
+        return "n/a"
+    r = a / b
+    if target is None:
+        return f"{r:.2f}×"
+    met = r >= target if higher_is_better else r <= target
+    return f"{r:.2f}× ({'≥' if higher_is_better else '≤'} {target}: {'met' if met else '**missed**'})"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows])
+
+
+def gemm_section(rows):
+    return "## 1. SGEMM, n×n·n×n, GFLOP/s\n\n" + table(
+        ["n", "Myelin CPU", "OpenBLAS via numpy", "Myelin CPU / OpenBLAS", "OpenBLAS direct (Debian)",
+         "Myelin OpenCL", "CLBlast", "Myelin OpenCL / CLBlast"],
+        [[r["n"], num(r["myelin_cpu"], 1), num(r["numpy"], 1), ratio(r["myelin_cpu"], r["numpy"], 0.95),
+          num(r["openblas_direct"], 1), num(r["myelin_opencl"], 1), num(r["clblast"], 1),
+          ratio(r["myelin_opencl"], r["clblast"], 2)] for r in rows])
+
+
+def mlp_section(m):
+    pairs = [("Myelin CPU", "PyTorch CPU", 1.2), ("Myelin OpenCL", "tinygrad CL", 3), ("Myelin CPU", "tinygrad CPU", None)]
+    get = lambda name, key: m.get(name, {}).get(key)  # noqa: E731
+    return ("## 2. Fashion-MNIST MLP 784-512-256-10, ReLU, Adam 1e-3, batch 128\n\n" + table(
+        ["Runtime", "Training samples/s (one epoch)", "Test-set inference samples/s", "Test accuracy after 1 epoch"],
+        [[name, num(get(name, "train_samples_per_s")), num(get(name, "test_samples_per_s")),
+          num(get(name, "test_accuracy"), 4)] for name in m]) + "\n\n" + table(
+        ["Myelin vs peer", "Training ratio", "Inference ratio"],
+        [[f"{a} / {b}", ratio(get(a, "train_samples_per_s"), get(b, "train_samples_per_s"), t),
+          ratio(get(a, "test_samples_per_s"), get(b, "test_samples_per_s"))] for a, b, t in pairs]))
+
+
+def xor_section(x):
+    return "## 3. XOR lab, 2-3-1 sigmoid, 20000 full-batch steps\n\n" + table(
+        ["Runtime", "Steps/s", "Myelin / PyTorch"],
+        [["Myelin CPU", num(x["Myelin CPU"]), ratio(x["Myelin CPU"], x["PyTorch CPU"], 50)],
+         ["PyTorch CPU", num(x["PyTorch CPU"]), ""]])
+
+
+def whole_section(w):
+    my, pt = w["Myelin CLI"], w["PyTorch script"]
+    return ("## 4. Whole process: one epoch of workload 2 on the CPU, from process start (`/usr/bin/time -v`)\n\n"
+            + table(["Process", "Wall time (s)", "Peak RSS (MiB)"],
+                    [[name, num(v["wall_s"], 2), num(v["peak_rss_mib"], 1)] for name, v in w.items()]
+                    + [["Myelin / PyTorch", ratio(my["wall_s"], pt["wall_s"], 0.4, False),
+                        ratio(my["peak_rss_mib"], pt["peak_rss_mib"], 0.3, False)]]))
+
+
+def startup_section(s):
+    return ("## 5. Start-up: the Myelin OpenCL trainer (one epoch, whole process), twice on a fresh `MYELIN_CACHE_DIR`\n\n"
+            + table(["Run", "Wall time (s)", "Peak RSS (MiB)"],
+                    [["first (kernels compiled)", num(s["first"]["wall_s"], 2), num(s["first"]["peak_rss_mib"], 1)],
+                     ["second (kernel binaries from the cache)", num(s["second"]["wall_s"], 2),
+                      num(s["second"]["peak_rss_mib"], 1)]])
+            + f"\n\nThe cache saves {s['first']['wall_s'] - s['second']['wall_s']:.2f} s of the first run.")
+
+
+METHOD = """## How
+
+- Myelin side: `myelin bench gemm --json` (SGEMM on the CPU and OpenCL devices, Debian's OpenBLAS called
+  directly, and CLBlast on Myelin's OpenCL queue), `myelin bench peers` (MLP epoch, XOR lab: the same
+  protocol as the Python peers), `myelin train fashion-mnist` (whole process, start-up); release build.
+- Peers: numpy's `matmul` (numpy's bundled OpenBLAS), PyTorch eager with `torch.set_num_threads(2)`,
+  tinygrad with `TinyJit` on `DEV=CL` (the same PoCL device as Myelin's OpenCL) and `DEV=CPU`.
+  Scripts in `Benchmarks/`.
+- MLP: Fashion-MNIST from the IDX files (`Benchmarks/fashion_mnist.py`); every runtime trains the same
+  468 full batches of 128 in the same shuffled order (seed 0) after 20 warm-up steps, then classifies the
+  10000 test images in chunks of 1000. XOR: 200 warm-up steps, then 20000 timed steps.
+- PyTorch is the CPU-only wheel (`torch-*+cpu`): PyPI's default Linux wheel needs several GB of CUDA
+  packages even to import. See `scripts/bench-peers`."""
+
+
+SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
+            "startup": startup_section}
+
+
+def markdown(results):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "# Myelin against its peers",
+        f"Written by `scripts/bench-peers` on {now}. Each workload runs Myelin and its peers alternately "
+        "(A B A B ...); every process warms up before it times anything, and each figure is the median over the "
+        "rounds (full run: 5 rounds of each workload, 3 start-up pairs; `--quick`: 2 for SGEMM and XOR, 1 for the "
+        "rest). "
+        "Higher is better except in sections 4 and 5. Raw figures: `Benchmarks/results.json`.",
+        "## Machine and versions\n\n" + table(["", ""], machine()),
+        METHOD,
+    ]
+    for key, section in SECTIONS.items():
+        if key not in results:
+            continue
+        entry = results[key]
+        when = (f"_Measured {entry['when']}, {entry['mode']} run, {entry['minutes']:.1f} min; load average "
+                f"{entry['load'][0]:.2f} before, {entry['load'][1]:.2f} after._")
+        if max(entry["load"]) > 0.75 * (os.cpu_count() or 1):
+            when += ("\n\n**Other jobs were running** (load average above the core count's 3/4): figures are noisy, "
+                     "and PyTorch's OpenMP threads slow down far more than the others when the cores are oversubscribed.")
+        if "error" in entry["data"]:
+            parts.append(f"## {key}\n\n{when}\n\nNot measured: {entry['data']['error']}")
+        else:
+            title, _, body = section(entry["data"]).partition("\n\n")
+            parts.append(f"{title}\n\n{when}\n\n{body}")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,131 @@
+import ArgumentParser
+import Foundation
+import Myelin
+
+/// `myelin bench peers`: the Myelin side of `scripts/bench-peers`, with the same protocol as its Python peers
+/// (Benchmarks/*.py), printing one JSON line.
+///
+/// - `--workload mlp`: the Fashion-MNIST MLP 784-512-256-10 (ReLU, Adam 1e-3, softmax cross-entropy) on data
+///   that `Benchmarks/fashion_mnist.py export` wrote as raw little-endian Float32 files (so every runtime
+///   trains on the same pixels in the same batch order): `--warmup` steps, then one timed epoch, then
+///   test-set inference in chunks of `--eval-batch`.
+/// - `--workload xor`: the XOR lab, 2-3-1 sigmoid without bias, ½Σ(y - t)², SGD lr 0.1, `--steps` full-batch steps.
+///
+/// ```
+/// python3 Benchmarks/fashion_mnist.py export /tmp/fm && myelin bench peers --workload mlp --data /tmp/fm --device cpu
+/// ```
+struct PeerBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peers", abstract: "The Myelin side of scripts/bench-peers (MLP epoch or XOR lab), as one JSON line.")
+
+    @OptionGroup var device: DeviceOptions
+    @Option(help: "mlp or xor.") var workload = "mlp"
+    @Option(help: "Folder written by `Benchmarks/fashion_mnist.py export` (mlp).") var data: String?
+    @Option(help: "Evaluation chunk size (mlp).") var evalBatch = 1000
+    @Option(help: "Untimed steps before the timed ones.") var warmup = 20
+    @Option(help: "Timed full-batch steps (xor).") var steps = 20_000
+
+    func run() throws {
+        let device = try self.device.resolve()
+        switch workload {
+        case "mlp": try mlp(on: device)
+        case "xor": try xor(on: device)
+        default: throw ValidationError("--workload must be mlp or xor, got '\(workload)'")
+        }
+    }
+
+    /// A raw Float32 file of the export, as a tensor of `shape` on `device`.
+    private func load(_ name: String, _ shape: [Int], on device: Device) throws -> Tensor {
+        guard let data else { throw ValidationError("--workload mlp needs --data (see Benchmarks/fashion_mnist.py)") }
+        let url = URL(fileURLWithPath: data).appendingPathComponent(name)
+        let bytes = try Data(contentsOf: url)
+        let count = shape.reduce(1, *)
+        guard bytes.count == count * 4 else {
+            throw ValidationError("\(url.path): \(bytes.count) bytes, expected \(count * 4) for Float32 shape \(shape)")
+        }
+        let values = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        return try Tensor(values, shape: shape, on: device)
+    }
+
+    private func mlp(on device: Device) throws {
+        guard let data else { throw ValidationError("--workload mlp needs --data") }
+        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: data).appendingPathComponent("meta.json")))
+        guard let info = meta as? [String: Int], let batch = info["batch"], let batches = info["batches"],
+              let trainCount = info["train"], let testCount = info["test"] else {
+            throw ValidationError("\(data)/meta.json lacks batch, batches, train or test")
+        }
+        let trainX = try load("train-x.f32", [trainCount, 784], on: device)
+        let trainY = try load("train-y.f32", [trainCount], on: device)
+        let testX = try load("test-x.f32", [testCount, 784], on: device)
+        let testY = try load("test-y.f32", [testCount], on: device)
+        let order = try load("batches.f32", [batches, batch], on: device)
+
+        let model = Sequential {
+            Dense(inputSize: 784, outputSize: 512, activation: .relu, weightInit: .heUniform, seed: 1, device: device)
+            Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 2, device: device)
+            Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
+        }
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        func step(_ i: Int) throws -> Tensor {
+            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
+            optimizer.zeroGrad()
+            let loss = try softmaxCrossEntropy(logits: model(trainX.gather(rows: rows)), labels: trainY.gather(rows: rows))
+            try loss.backward()
+            try optimizer.step()
+            return loss
+        }
+        for i in 0..<Swift.min(warmup, batches) { _ = try step(i) }
+        device.synchronize()
+        let start = DispatchTime.now().uptimeNanoseconds
+        var loss: Tensor? = nil
+        for i in 0..<batches { loss = try step(i) }
+        let finalLoss = try loss?.item() ?? .nan
+        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+
+        let evalStart = DispatchTime.now().uptimeNanoseconds
+        var correct = 0
+        try withNoGrad {
+            for lo in stride(from: 0, to: testCount, by: evalBatch) {
+                let range = lo..<Swift.min(lo + evalBatch, testCount)
+                let hits = try model(testX.slice(range)).argmax().equal(testY.slice(range)).sum()
+                correct += Int(try hits.item())
+            }
+        }
+        let testSeconds = Double(DispatchTime.now().uptimeNanoseconds - evalStart) / 1e9
+        printJSON(["device": device.name, "train_samples_per_s": Double(batches * batch) / trainSeconds,
+                   "test_samples_per_s": Double(testCount) / testSeconds, "final_loss": Double(finalLoss),
+                   "test_accuracy": Double(correct) / Double(testCount)])
+    }
+
+    private func xor(on device: Device) throws {
+        let model = Sequential {
+            Dense(inputSize: 2, outputSize: 3, activation: .sigmoid, bias: false, weightInit: .uniform(low: 0, high: 1),
+                  seed: 1, device: device)
+            Dense(inputSize: 3, outputSize: 1, activation: .sigmoid, bias: false, weightInit: .uniform(low: 0, high: 1),
+                  seed: 1001, device: device)
+        }
+        let x = try Tensor([0, 0, 0, 1, 1, 0, 1, 1], shape: [4, 2], on: device)
+        let t = try Tensor([0, 1, 1, 0], shape: [4, 1], on: device)
+        let optimizer = try SGD(parameters: model.parameters, learningRate: 0.1)
+        func step() throws -> Tensor {
+            optimizer.zeroGrad()
+            let loss = try halfSumOfSquares(predictions: model(x), targets: t)
+            try loss.backward()
+            try optimizer.step()
+            return loss
+        }
+        for _ in 0..<warmup { _ = try step() }
+        device.synchronize()
+        let start = DispatchTime.now().uptimeNanoseconds
+        var loss: Tensor? = nil
+        for _ in 0..<steps { loss = try step() }
+        let finalLoss = try loss?.item() ?? .nan
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        printJSON(["device": device.name, "steps_per_s": Double(steps) / seconds, "final_loss": Double(finalLoss)])
+    }
+
+    private func printJSON(_ object: [String: Any]) {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
