@@ -43,8 +43,8 @@ struct TrainFashionMNIST: ParsableCommand {
         let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
         print(String(format: "Training took %.1f s", trainSeconds) + " on \(device.name)")
         print(String(format: "Test accuracy: %.2f%% (%d images), test loss %.4f", 100 * result["accuracy"]!, test.count, result["loss"]!))
-        // Confusion matrix: one read of the predicted classes.
-        let predicted = try model.predict(test.features).argmax().toArray()
+        // Confusion matrix: one read of the predicted classes (batch by batch, so the test images stay bytes).
+        let predicted = try Tensor.concat(test.batches(size: 256).map { try model.predict($0.features).argmax() }).toArray()
         let labels = test.targets.toArray()
         var matrix = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
         for (p, l) in zip(predicted, labels) { matrix[Int(l)][Int(p)] += 1 }

@@ -2,8 +2,11 @@ import Foundation
 
 /// Samples that live on a device: features [N, ...] and targets [N] (class numbers) or [N, k].
 ///
-/// The whole data set is uploaded once; batches are gathered on the device from a shuffled index tensor
+/// Float features are uploaded once; batches are gathered on the device from a shuffled index tensor
 /// (one small index upload per epoch), so training never copies samples through the host.
+/// Byte features (`init(bytes:shape:scale:targets:)`, what `MNIST.load` makes from grey-level images) stay on
+/// the host as one byte per value, a quarter of the memory of Float; each batch is converted to Float (times
+/// `scale`) and uploaded when reached. Both kinds give the same batches for the same seed on every device.
 ///
 /// ```swift
 /// let data = try Dataset(features: x, targets: y)                 // tensors [N, 2] and [N, 1]
@@ -14,16 +17,24 @@ import Foundation
 /// }
 /// ```
 public struct Dataset {
-    /// [N, ...]
-    public let features: Tensor
+    /// Float features on the device, or nil when the features are host bytes.
+    private let deviceFeatures: Tensor?
+    /// Host byte features, or nil when the features are a device tensor.
+    let byteFeatures: ByteFeatures?
     /// [N] or [N, ...]
     public let targets: Tensor
 
+    /// [N, ...] as Float on the device. For byte features this converts and uploads all samples (once, then
+    /// kept); training and `evaluate` never need it, they convert one batch at a time.
+    public var features: Tensor { deviceFeatures ?? byteFeatures!.all() }
+    /// True when the features are kept on the host as bytes and converted per batch.
+    public var hasByteFeatures: Bool { byteFeatures != nil }
+
     /// The number of samples.
-    public var count: Int { features.shape.first ?? 0 }
-    public var device: Device { features.device }
+    public var count: Int { deviceFeatures?.shape.first ?? byteFeatures!.shape[0] }
+    public var device: Device { targets.device }
     /// The shape of one sample's features.
-    public var sampleShape: [Int] { Array(features.shape.dropFirst()) }
+    public var sampleShape: [Int] { Array((deviceFeatures?.shape ?? byteFeatures!.shape).dropFirst()) }
 
     /// A data set from two tensors on the same device whose first dimensions agree.
     public init(features: Tensor, targets: Tensor) throws {
@@ -36,7 +47,36 @@ public struct Dataset {
         guard features.device === targets.device else {
             throw DataError.invalid("Dataset", reason: "features are on \(features.device.name), targets on \(targets.device.name)")
         }
-        self.features = features.detach()
+        self.deviceFeatures = features.detach()
+        self.byteFeatures = nil
+        self.targets = targets.detach()
+    }
+
+    /// A data set whose features stay on the host as bytes (row-major, `shape` = [N, ...]) and become
+    /// `Float(byte) * scale` one batch at a time on `targets`' device: a quarter of the memory of Float features.
+    ///
+    /// ```swift
+    /// let data = try Dataset(bytes: pixels, shape: [n, 784], scale: 1 / 255, targets: labels)   // labels [n]
+    /// ```
+    public init(bytes: [UInt8], shape: [Int], scale: Float = 1, targets: Tensor) throws {
+        guard shape.count >= 1, shape.allSatisfy({ $0 >= 0 }), targets.rank >= 1 else {
+            throw DataError.invalid("Dataset", reason: "byte features \(shape) and targets \(targets.shape) need a first (sample) dimension")
+        }
+        guard bytes.count == shape.reduce(1, *) else {
+            throw DataError.invalid("Dataset", reason: "\(bytes.count) feature bytes do not fill shape \(shape)")
+        }
+        guard shape[0] == targets.shape[0] else {
+            throw DataError.countMismatch("features \(shape)", "targets \(targets.shape)", shape[0], targets.shape[0])
+        }
+        self.deviceFeatures = nil
+        self.byteFeatures = ByteFeatures(bytes: bytes, shape: shape, scale: scale, device: targets.device)
+        self.targets = targets.detach()
+    }
+
+    /// Byte features with other targets (same device).
+    private init(byteFeatures: ByteFeatures, targets: Tensor) {
+        self.deviceFeatures = nil
+        self.byteFeatures = byteFeatures
         self.targets = targets.detach()
     }
 
@@ -48,7 +88,10 @@ public struct Dataset {
 
     /// The same samples on another device.
     public func to(_ device: Device) -> Dataset {
-        try! Dataset(features: features.to(device), targets: targets.to(device))
+        if let b = byteFeatures {
+            return try! Dataset(bytes: b.bytes, shape: b.shape, scale: b.scale, targets: targets.to(device))
+        }
+        return try! Dataset(features: features.to(device), targets: targets.to(device))
     }
 
     // MARK: subsets and splits
@@ -57,6 +100,10 @@ public struct Dataset {
     public func subset(_ range: Range<Int>) throws -> Dataset {
         guard range.lowerBound >= 0, range.upperBound <= count else {
             throw DataError.invalid("Dataset", reason: "has \(count) samples, no range \(range.lowerBound)..<\(range.upperBound)")
+        }
+        if let b = byteFeatures {
+            return try Dataset(bytes: Array(b.bytes[(range.lowerBound * b.sampleSize)..<(range.upperBound * b.sampleSize)]),
+                               shape: [range.count] + b.shape.dropFirst(), scale: b.scale, targets: targets.slice(range))
         }
         return try Dataset(features: features.slice(range), targets: targets.slice(range))
     }
@@ -67,6 +114,10 @@ public struct Dataset {
             throw DataError.invalid("Dataset", reason: "has \(count) samples, no sample \(bad)")
         }
         let index = Tensor(indices.map(Float.init), on: device)
+        if let b = byteFeatures {
+            return try Dataset(bytes: b.gather(indices), shape: [indices.count] + b.shape.dropFirst(), scale: b.scale,
+                               targets: targets.gather(rows: index))
+        }
         return try Dataset(features: features.gather(rows: index), targets: targets.gather(rows: index))
     }
 
@@ -117,7 +168,7 @@ public struct Dataset {
 
     /// The same features with the targets replaced by `transform(targets)`.
     public func mapTargets(_ transform: (Tensor) throws -> Tensor) throws -> Dataset {
-        try Dataset(features: features, targets: withNoGrad { try transform(targets) })
+        try withTargets(withNoGrad { try transform(targets) })
     }
 
     /// Class-number targets [N] turned into one-hot rows [N, classes] (on the device).
@@ -125,7 +176,18 @@ public struct Dataset {
         guard targets.rank == 1 else {
             throw DataError.invalid("Dataset.oneHotTargets", reason: "needs class numbers of shape [N], got \(targets.shape)")
         }
-        return try Dataset(features: features, targets: targets.oneHot(classes: classes))
+        return try withTargets(targets.oneHot(classes: classes))
+    }
+
+    /// The same features (device or byte) with new targets.
+    private func withTargets(_ newTargets: Tensor) throws -> Dataset {
+        if let b = byteFeatures {
+            guard newTargets.rank >= 1, newTargets.shape[0] == count, newTargets.device === device else {
+                throw DataError.countMismatch("features \(b.shape)", "targets \(newTargets.shape)", count, newTargets.shape.first ?? 0)
+            }
+            return Dataset(byteFeatures: b, targets: newTargets)
+        }
+        return try Dataset(features: features, targets: newTargets)
     }
 
     // MARK: batches
@@ -140,9 +202,9 @@ public struct Dataset {
     /// The last partial batch is kept unless `dropLast`.
     public func batches(size: Int, shuffle: Bool = false, seed: UInt64 = 0, epoch: Int = 0, dropLast: Bool = false) -> Batches {
         precondition(size > 0, "batch size must be positive, got \(size)")
-        let order = shuffle ? Tensor(Dataset.permutation(count: count, seed: Dataset.epochSeed(seed, epoch)).map(Float.init),
-                                     on: device) : nil
-        return Batches(data: self, size: size, order: order, dropLast: dropLast)
+        let hostOrder = shuffle ? Dataset.permutation(count: count, seed: Dataset.epochSeed(seed, epoch)) : nil
+        let order = hostOrder.map { Tensor($0.map(Float.init), on: device) }
+        return Batches(data: self, size: size, order: order, hostOrder: byteFeatures == nil ? nil : hostOrder, dropLast: dropLast)
     }
 
     /// One epoch's batches (a sequence; each batch is gathered when reached).
@@ -151,6 +213,8 @@ public struct Dataset {
         let size: Int
         /// The shuffled sample order as a device tensor [N], or nil for the stored order.
         let order: Tensor?
+        /// The same order on the host, kept for byte features (whose rows are gathered on the host).
+        let hostOrder: [Int]?
         let dropLast: Bool
 
         public var count: Int { data.batchCount(size: size, dropLast: dropLast) }
@@ -163,6 +227,13 @@ public struct Dataset {
                 let end = Swift.min(start + size, n)
                 if dropLast && end - start < size { return nil }
                 defer { start = end }
+                if let bytes = data.byteFeatures {
+                    if let order, let hostOrder {
+                        return Batch(features: bytes.rows(hostOrder[start..<end]), targets: try! data.targets.gather(rows: try! order.slice(start..<end)),
+                                     range: start..<end)
+                    }
+                    return Batch(features: bytes.rows(start..<end), targets: try! data.targets.slice(start..<end), range: start..<end)
+                }
                 if let order {
                     let idx = try! order.slice(start..<end)
                     return Batch(features: try! data.features.gather(rows: idx), targets: try! data.targets.gather(rows: idx),
@@ -200,6 +271,78 @@ public struct Dataset {
     static func epochSeed(_ seed: UInt64, _ epoch: Int) -> UInt64 {
         var g = SeededGenerator(seed: seed ^ (UInt64(epoch) &* 0x9E37_79B9_7F4A_7C15))
         return g.next()
+    }
+}
+
+/// Features kept on the host as bytes, converted to Float (times `scale`) on the way to the device.
+final class ByteFeatures {
+    /// Row-major [N, ...].
+    let bytes: [UInt8]
+    let shape: [Int]
+    let scale: Float
+    let device: Device
+    /// The whole Float tensor, made on the first `all()`.
+    private var converted: Tensor?
+
+    init(bytes: [UInt8], shape: [Int], scale: Float, device: Device) {
+        self.bytes = bytes
+        self.shape = shape
+        self.scale = scale
+        self.device = device
+    }
+
+    /// Values per sample.
+    var sampleSize: Int { shape.dropFirst().reduce(1, *) }
+
+    /// The bytes of the given samples, in that order.
+    func gather(_ indices: [Int]) -> [UInt8] {
+        let s = sampleSize
+        return bytes.withUnsafeBufferPointer { src in
+            [UInt8](unsafeUninitializedCapacity: indices.count * s) { out, initialized in
+                for (k, r) in indices.enumerated() {
+                    for j in 0..<s { out[k * s + j] = src[r * s + j] }
+                }
+                initialized = indices.count * s
+            }
+        }
+    }
+
+    /// The given samples as a Float tensor [rows.count, ...] on the device (one upload).
+    func rows<C: Collection>(_ rows: C) -> Tensor where C.Element == Int {
+        let s = sampleSize
+        let out = Tensor.empty([rows.count] + shape.dropFirst(), on: device)
+        let values = bytes.withUnsafeBufferPointer { src in
+            [Float](unsafeUninitializedCapacity: rows.count * s) { dst, initialized in
+                for (k, r) in rows.enumerated() {
+                    for j in 0..<s { dst[k * s + j] = Float(src[r * s + j]) * scale }
+                }
+                initialized = rows.count * s
+            }
+        }
+        values.withUnsafeBufferPointer { device.backend.write($0, to: out.buffer, offset: 0) }
+        return out
+    }
+
+    /// All samples as one Float tensor on the device, converted in chunks (no full-size Float copy on the host).
+    func all() -> Tensor {
+        if let converted { return converted }
+        let n = shape[0], s = sampleSize
+        let out = Tensor.empty(shape, on: device)
+        let chunkRows = Swift.max(1, (1 << 18) / Swift.max(s, 1))
+        var chunk = [Float](repeating: 0, count: Swift.min(chunkRows, n) * s)
+        bytes.withUnsafeBufferPointer { src in
+            var start = 0
+            while start < n {
+                let end = Swift.min(start + chunkRows, n)
+                for i in 0..<((end - start) * s) { chunk[i] = Float(src[start * s + i]) * scale }
+                chunk.withUnsafeBufferPointer { c in
+                    device.backend.write(UnsafeBufferPointer(rebasing: c[0..<((end - start) * s)]), to: out.buffer, offset: start * s)
+                }
+                start = end
+            }
+        }
+        converted = out
+        return out
     }
 }
 

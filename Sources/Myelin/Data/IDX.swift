@@ -72,7 +72,7 @@ public enum IDX {
 
     /// Decodes IDX bytes (raw or gzip); `source` names the data in errors.
     public static func decode(_ bytes: [UInt8], source: String) throws -> IDXArray {
-        let raw = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes, source: source) : bytes
+        var raw = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes, source: source) : bytes
         guard raw.count >= 4 else { throw DataError.truncated(source, expected: 4, got: raw.count) }
         let magic = raw[0..<4].map { String(format: "%02x", $0) }.joined()
         guard raw[0] == 0, raw[1] == 0, let type = IDXType(rawValue: raw[2]), raw[3] >= 1 else {
@@ -99,7 +99,8 @@ public enum IDX {
         guard raw.count == expected else {
             throw DataError.invalid(source, reason: "\(raw.count - expected) bytes after the data the header announces (\(shape))")
         }
-        return IDXArray(shape: shape, type: type, payload: Array(raw[headerSize...]))
+        raw.removeSubrange(0..<headerSize)   // in place: no second copy of the payload
+        return IDXArray(shape: shape, type: type, payload: raw)
     }
 
     /// The IDX bytes of unsigned-byte data with the given shape (for writing small test files).
@@ -137,7 +138,11 @@ public enum Gzip {
         }
         defer { inflateEnd(&stream) }
         var output = [UInt8]()
-        output.reserveCapacity(input.count * 4)
+        // gzip's last four bytes hold the uncompressed size (mod 2^32, little-endian, of the last member):
+        // reserve exactly that when it is plausible, so the output never grows by doubling.
+        let n = input.count
+        let trailerSize = n >= 18 ? Int(UInt32(input[n - 4]) | UInt32(input[n - 3]) << 8 | UInt32(input[n - 2]) << 16 | UInt32(input[n - 1]) << 24) : 0
+        output.reserveCapacity(trailerSize >= n / 2 && trailerSize <= n * 1032 ? trailerSize : n * 4)
         let chunk = 1 << 20
         var buffer = [UInt8](repeating: 0, count: chunk)
         try input.withUnsafeBufferPointer { inp in

@@ -79,22 +79,35 @@ public enum MNIST {
         return (train, validation)
     }
 
-    /// Converts the chosen rows to Float in chunks written straight into one device tensor, so the host never
-    /// holds a second full-size Float copy.
+    /// Byte images (every MNIST-family file) stay bytes on the host, one byte a pixel, converted to Float and
+    /// scaled by 1/255 one batch at a time (see `Dataset.init(bytes:shape:scale:targets:)`). Other element
+    /// types are converted to Float in chunks written straight into one device tensor.
     static func makeDataset(_ images: IDXArray, _ labels: IDXArray, rows: [Int], flatten: Bool, on device: Device) -> Dataset {
         let h = images.shape[1], w = images.shape[2], size = h * w
+        let all = labels.integers()
+        let targets = Tensor(rows.map { Float(all[$0]) }, on: device)
+        if images.type == .uint8 {
+            let shape = flatten ? [rows.count, size] : [rows.count, h, w]
+            let inOrder = rows.count == images.count && rows.elementsEqual(0..<images.count)
+            let bytes = inOrder ? images.payload : images.payload.withUnsafeBufferPointer { p in
+                [UInt8](unsafeUninitializedCapacity: rows.count * size) { out, initialized in
+                    for (k, r) in rows.enumerated() {
+                        UnsafeMutableRawPointer(out.baseAddress! + k * size).copyMemory(from: p.baseAddress! + r * size, byteCount: size)
+                    }
+                    initialized = rows.count * size
+                }
+            }
+            return try! Dataset(bytes: bytes, shape: shape, scale: 1 / 255, targets: targets)
+        }
         let features = Tensor.empty(flatten ? [rows.count, size] : [rows.count, h, w], on: device)
         let chunkRows = Swift.max(1, (1 << 18) / Swift.max(size, 1))
         var chunk = [Float](repeating: 0, count: chunkRows * size)
-        let scale: Float = images.type == .uint8 ? 1 / 255 : 1
         images.payload.withUnsafeBufferPointer { p in
             var start = 0
             while start < rows.count {
                 let end = Swift.min(start + chunkRows, rows.count)
                 for (k, r) in rows[start..<end].enumerated() {
-                    if images.type == .uint8 {
-                        for j in 0..<size { chunk[k * size + j] = Float(p[r * size + j]) * scale }
-                    } else {
+                    do {
                         let sub = IDXArray(shape: [size], type: images.type,
                                            payload: Array(p[(r * size * images.type.size)..<((r + 1) * size * images.type.size)]))
                         let v = sub.floats()
@@ -108,8 +121,6 @@ public enum MNIST {
                 start = end
             }
         }
-        let all = labels.integers()
-        let targets = Tensor(rows.map { Float(all[$0]) }, on: device)
         return try! Dataset(features: features, targets: targets)
     }
 }
