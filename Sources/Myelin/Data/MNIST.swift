@@ -55,7 +55,8 @@ public enum MNIST {
     }
 
     /// One split as a data set on `device`: features [N, rows·cols] (or [N, rows, cols] when `flatten` is false)
-    /// scaled to [0, 1], targets [N] class numbers. `limit` keeps the first samples only.
+    /// scaled to [0, 1], targets [N] class numbers. `limit` keeps the first samples only. Byte images stay
+    /// bytes on the host (a quarter of the memory of Float) and are converted batch by batch.
     public static func load(directory: URL = fashionDirectory, split: Split, limit: Int? = nil, flatten: Bool = true,
                             on device: Device = .default) throws -> Dataset {
         let s = try readSplit(directory: directory, split: split)
@@ -64,7 +65,8 @@ public enum MNIST {
     }
 
     /// The training split divided into a training and a validation part (`validationCount` samples chosen by a
-    /// seeded shuffle), each uploaded once to `device`. `limit` keeps the first samples of the file only.
+    /// seeded shuffle), targets on `device`, byte images kept as bytes like `load`'s. `limit` keeps the first
+    /// samples of the file only.
     public static func loadTrainValidation(directory: URL = fashionDirectory, validationCount: Int, seed: UInt64,
                                            limit: Int? = nil, flatten: Bool = true,
                                            on device: Device = .default) throws -> (train: Dataset, validation: Dataset) {
