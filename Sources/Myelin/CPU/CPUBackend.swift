@@ -1,4 +1,5 @@
 import CBLAS
+import COpenCL
 import Foundation
 
 /// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
@@ -10,8 +11,13 @@ final class CPUBackend: Backend {
     private(set) var stats = DeviceStats()
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
-    private var pool: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    /// Free buffers of the power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
+    private var smallPool = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
+    /// Free buffers of larger (rounded) sizes.
+    private var largePool: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private let lock = NSLock()
+    /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
+    private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
     /// Below this many elements a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
 
@@ -19,6 +25,10 @@ final class CPUBackend: Backend {
         let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
         threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         openblas_set_num_threads(Int32(threads))
+        recycler = { [unowned self] capacity, host, _ in
+            guard let host else { return }
+            self.lock.lock(); self.release(host, size: capacity); self.lock.unlock()
+        }
     }
 
     // MARK: memory
@@ -26,17 +36,20 @@ final class CPUBackend: Backend {
     func allocate(_ count: Int) -> DeviceBuffer {
         let size = OpenCLBackend.roundedSize(count)
         lock.lock()
-        var ptr = pool[size]?.popLast()
+        var ptr = size <= 4096 ? smallPool[size.trailingZeroBitCount].popLast() : largePool[size]?.popLast()
         if ptr == nil {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
             ptr = raw.bindMemory(to: Float.self, capacity: size)
             stats.allocations += 1
         }
         lock.unlock()
-        return DeviceBuffer(capacity: size, host: ptr, mem: nil) { [unowned self] capacity, host, _ in
-            guard let host else { return }
-            self.lock.lock(); self.pool[capacity, default: []].append(host); self.lock.unlock()
-        }
+        return DeviceBuffer(capacity: size, host: ptr, mem: nil, recycle: recycler)
+    }
+
+    /// Puts a free buffer of a rounded `size` back on its list (the caller holds the lock).
+    private func release(_ host: UnsafeMutablePointer<Float>, size: Int) {
+        if size <= 4096 { smallPool[size.trailingZeroBitCount].append(host) }
+        else { largePool[size, default: []].append(host) }
     }
 
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
