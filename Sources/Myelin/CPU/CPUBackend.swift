@@ -1,6 +1,7 @@
 import CBLAS
 import COpenCL
 import Foundation
+import Synchronization
 
 /// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
 /// split across cores when a tensor is large.
@@ -8,7 +9,18 @@ final class CPUBackend: Backend {
     static let shared = CPUBackend()
 
     let name = "cpu"
-    private(set) var stats = DeviceStats()
+    /// Counters kept as relaxed atomics: counting an op takes no lock.
+    private let hostReads = Atomic<Int>(0), hostWrites = Atomic<Int>(0), allocations = Atomic<Int>(0),
+                launches = Atomic<Int>(0), waits = Atomic<Int>(0)
+    var stats: DeviceStats {
+        var s = DeviceStats()
+        s.hostReads = hostReads.load(ordering: .relaxed)
+        s.hostWrites = hostWrites.load(ordering: .relaxed)
+        s.allocations = allocations.load(ordering: .relaxed)
+        s.launches = launches.load(ordering: .relaxed)
+        s.waits = waits.load(ordering: .relaxed)
+        return s
+    }
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
     /// Free buffers of the power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
@@ -40,7 +52,7 @@ final class CPUBackend: Backend {
         if ptr == nil {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
             ptr = raw.bindMemory(to: Float.self, capacity: size)
-            stats.allocations += 1
+            allocations.add(1, ordering: .relaxed)
         }
         lock.unlock()
         return DeviceBuffer(capacity: size, host: ptr, mem: nil, recycle: recycler)
@@ -78,8 +90,15 @@ final class CPUBackend: Backend {
 
     func synchronize() {}
 
+    /// Adds to the counters: `update` changes a zeroed `DeviceStats` (inlined, so only the fields it touches cost).
     @inline(__always) func count(_ update: (inout DeviceStats) -> Void) {
-        lock.lock(); update(&stats); lock.unlock()
+        var d = DeviceStats()
+        update(&d)
+        if d.hostReads != 0 { hostReads.add(d.hostReads, ordering: .relaxed) }
+        if d.hostWrites != 0 { hostWrites.add(d.hostWrites, ordering: .relaxed) }
+        if d.allocations != 0 { allocations.add(d.allocations, ordering: .relaxed) }
+        if d.launches != 0 { launches.add(d.launches, ordering: .relaxed) }
+        if d.waits != 0 { waits.add(d.waits, ordering: .relaxed) }
     }
 
     /// Runs body(lo, hi) over [0, n), split into one chunk per thread when n is large.
