@@ -24,9 +24,10 @@ final class CPUBackend: Backend {
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
     /// Free buffers of the power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
-    private var smallPool = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
+    /// Only touched with `lock` held, so the per-access exclusivity check is left out.
+    @exclusivity(unchecked) private var smallPool = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
     /// Free buffers of larger (rounded) sizes.
-    private var largePool: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    @exclusivity(unchecked) private var largePool: [Int: [UnsafeMutablePointer<Float>]] = [:]
     private let lock = NSLock()
     /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
     private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
@@ -37,7 +38,8 @@ final class CPUBackend: Backend {
         let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
         threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         openblas_set_num_threads(Int32(threads))
-        recycler = { [unowned self] capacity, host, _ in
+        // The backend is a process-wide singleton that is never freed: no reference counting on self.
+        recycler = { [unowned(unsafe) self] capacity, host, _ in
             guard let host else { return }
             self.lock.lock(); self.release(host, size: capacity); self.lock.unlock()
         }
