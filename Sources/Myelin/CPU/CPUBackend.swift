@@ -23,12 +23,8 @@ final class CPUBackend: Backend {
     }
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
-    /// Free buffers of the power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
-    /// Only touched with `lock` held, so the per-access exclusivity check is left out.
-    @exclusivity(unchecked) private var smallPool = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
-    /// Free buffers of larger (rounded) sizes.
-    @exclusivity(unchecked) private var largePool: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    private let lock = NSLock()
+    /// Free host buffers by rounded size, behind a futex-based mutex.
+    private let pool = Mutex(FreeLists())
     /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
     private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
     /// Below this many elements a loop runs on the calling thread.
@@ -41,7 +37,7 @@ final class CPUBackend: Backend {
         // The backend is a process-wide singleton that is never freed: no reference counting on self.
         recycler = { [unowned(unsafe) self] capacity, host, _ in
             guard let host else { return }
-            self.lock.lock(); self.release(host, size: capacity); self.lock.unlock()
+            self.pool.withLock { $0.release(host, size: capacity) }
         }
     }
 
@@ -49,21 +45,13 @@ final class CPUBackend: Backend {
 
     func allocate(_ count: Int) -> DeviceBuffer {
         let size = OpenCLBackend.roundedSize(count)
-        lock.lock()
-        var ptr = size <= 4096 ? smallPool[size.trailingZeroBitCount].popLast() : largePool[size]?.popLast()
+        var ptr = pool.withLock { $0.take(size: size) }
         if ptr == nil {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
             ptr = raw.bindMemory(to: Float.self, capacity: size)
             allocations.add(1, ordering: .relaxed)
         }
-        lock.unlock()
         return DeviceBuffer(capacity: size, host: ptr, mem: nil, recycle: recycler)
-    }
-
-    /// Puts a free buffer of a rounded `size` back on its list (the caller holds the lock).
-    private func release(_ host: UnsafeMutablePointer<Float>, size: Int) {
-        if size <= 4096 { smallPool[size.trailingZeroBitCount].append(host) }
-        else { largePool[size, default: []].append(host) }
     }
 
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
@@ -116,6 +104,25 @@ final class CPUBackend: Backend {
             let lo = c * per, hi = min(n, lo + per)
             if lo < hi { body(lo, hi) }
         }
+    }
+}
+
+/// Free host buffers of the CPU backend's pool, by rounded size.
+struct FreeLists: ~Copyable {
+    /// The power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
+    var small = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
+    /// Larger (rounded) sizes.
+    var large: [Int: [UnsafeMutablePointer<Float>]] = [:]
+
+    /// A free buffer of the rounded `size`, if one is pooled.
+    mutating func take(size: Int) -> UnsafeMutablePointer<Float>? {
+        size <= 4096 ? small[size.trailingZeroBitCount].popLast() : large[size]?.popLast()
+    }
+
+    /// Puts a free buffer of the rounded `size` back on its list.
+    mutating func release(_ host: UnsafeMutablePointer<Float>, size: Int) {
+        if size <= 4096 { small[size.trailingZeroBitCount].append(host) }
+        else { large[size, default: []].append(host) }
     }
 }
 
