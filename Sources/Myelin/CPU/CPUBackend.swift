@@ -1,5 +1,7 @@
 import CBLAS
+import COpenCL
 import Foundation
+import Synchronization
 
 /// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
 /// split across cores when a tensor is large.
@@ -7,11 +9,24 @@ final class CPUBackend: Backend {
     static let shared = CPUBackend()
 
     let name = "cpu"
-    private(set) var stats = DeviceStats()
+    /// Counters kept as relaxed atomics: counting an op takes no lock.
+    private let hostReads = Atomic<Int>(0), hostWrites = Atomic<Int>(0), allocations = Atomic<Int>(0),
+                launches = Atomic<Int>(0), waits = Atomic<Int>(0)
+    var stats: DeviceStats {
+        var s = DeviceStats()
+        s.hostReads = hostReads.load(ordering: .relaxed)
+        s.hostWrites = hostWrites.load(ordering: .relaxed)
+        s.allocations = allocations.load(ordering: .relaxed)
+        s.launches = launches.load(ordering: .relaxed)
+        s.waits = waits.load(ordering: .relaxed)
+        return s
+    }
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
-    private var pool: [Int: [UnsafeMutablePointer<Float>]] = [:]
-    private let lock = NSLock()
+    /// Free host buffers by rounded size, behind a futex-based mutex.
+    private let pool = Mutex(FreeLists())
+    /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
+    private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
     /// Below this many elements a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
 
@@ -19,24 +34,24 @@ final class CPUBackend: Backend {
         let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
         threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         openblas_set_num_threads(Int32(threads))
+        // The backend is a process-wide singleton that is never freed: no reference counting on self.
+        recycler = { [unowned(unsafe) self] capacity, host, _ in
+            guard let host else { return }
+            self.pool.withLock { $0.release(host, size: capacity) }
+        }
     }
 
     // MARK: memory
 
     func allocate(_ count: Int) -> DeviceBuffer {
         let size = OpenCLBackend.roundedSize(count)
-        lock.lock()
-        var ptr = pool[size]?.popLast()
+        var ptr = pool.withLock { $0.take(size: size) }
         if ptr == nil {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
             ptr = raw.bindMemory(to: Float.self, capacity: size)
-            stats.allocations += 1
+            allocations.add(1, ordering: .relaxed)
         }
-        lock.unlock()
-        return DeviceBuffer(capacity: size, host: ptr, mem: nil) { [unowned self] capacity, host, _ in
-            guard let host else { return }
-            self.lock.lock(); self.pool[capacity, default: []].append(host); self.lock.unlock()
-        }
+        return DeviceBuffer(capacity: size, host: ptr, mem: nil, recycle: recycler)
     }
 
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
@@ -65,8 +80,15 @@ final class CPUBackend: Backend {
 
     func synchronize() {}
 
+    /// Adds to the counters: `update` changes a zeroed `DeviceStats` (inlined, so only the fields it touches cost).
     @inline(__always) func count(_ update: (inout DeviceStats) -> Void) {
-        lock.lock(); update(&stats); lock.unlock()
+        var d = DeviceStats()
+        update(&d)
+        if d.hostReads != 0 { hostReads.add(d.hostReads, ordering: .relaxed) }
+        if d.hostWrites != 0 { hostWrites.add(d.hostWrites, ordering: .relaxed) }
+        if d.allocations != 0 { allocations.add(d.allocations, ordering: .relaxed) }
+        if d.launches != 0 { launches.add(d.launches, ordering: .relaxed) }
+        if d.waits != 0 { waits.add(d.waits, ordering: .relaxed) }
     }
 
     /// Runs body(lo, hi) over [0, n), split into one chunk per thread when n is large.
@@ -82,6 +104,25 @@ final class CPUBackend: Backend {
             let lo = c * per, hi = min(n, lo + per)
             if lo < hi { body(lo, hi) }
         }
+    }
+}
+
+/// Free host buffers of the CPU backend's pool, by rounded size.
+struct FreeLists: ~Copyable {
+    /// The power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
+    var small = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
+    /// Larger (rounded) sizes.
+    var large: [Int: [UnsafeMutablePointer<Float>]] = [:]
+
+    /// A free buffer of the rounded `size`, if one is pooled.
+    mutating func take(size: Int) -> UnsafeMutablePointer<Float>? {
+        size <= 4096 ? small[size.trailingZeroBitCount].popLast() : large[size]?.popLast()
+    }
+
+    /// Puts a free buffer of the rounded `size` back on its list.
+    mutating func release(_ host: UnsafeMutablePointer<Float>, size: Int) {
+        if size <= 4096 { small[size.trailingZeroBitCount].append(host) }
+        else { large[size, default: []].append(host) }
     }
 }
 

@@ -267,6 +267,7 @@ public struct BroadcastLayout: Equatable, Sendable {
     public var count: Int { dims.reduce(1, *) }
     /// Both operands have the output's shape: a plain elementwise loop.
     public var isElementwise: Bool {
+        if dims.count == 1 { return stridesA[0] == 1 && stridesB[0] == 1 }
         let contiguous = BroadcastLayout.contiguousStrides(dims)
         return stridesA == contiguous && stridesB == contiguous
     }
@@ -276,6 +277,13 @@ public struct BroadcastLayout: Equatable, Sendable {
         var acc = 1
         for i in stride(from: dims.count - 1, through: 0, by: -1) { s[i] = acc; acc *= dims[i] }
         return s
+    }
+
+    private static let unitStride = [1]
+
+    /// The layout of two operands of the same shape with `count` elements: one contiguous dimension.
+    static func flat(_ count: Int) -> BroadcastLayout {
+        BroadcastLayout(dims: [count], stridesA: unitStride, stridesB: unitStride)
     }
 
     /// Numpy-style broadcasting of shapes `a` and `b`; nil when they do not broadcast.

@@ -73,20 +73,26 @@ extension Tensor {
             }
             seed = Tensor.ones(shape, on: device)
         }
-        // Topological order by depth-first search from self.
-        var order: [Tensor] = []
-        var seen = Set<ObjectIdentifier>()
-        var stack: [(Tensor, Bool)] = [(self, false)]
-        while let (t, expanded) = stack.popLast() {
-            if expanded { order.append(t); continue }
-            if !seen.insert(ObjectIdentifier(t)).inserted { continue }
-            stack.append((t, true))
-            if let node = t.node { for i in node.inputs where i.requiresGrad { stack.append((i, false)) } }
+        // Topological order by depth-first search from self. Tensors are numbered in the order they are
+        // first reached; `order` lists those numbers, each after the inputs it depends on.
+        var index = IdentityIndex()
+        var tensors: [Tensor] = []
+        var order: [Int] = []
+        var stack: [(Tensor, Int)] = [(self, -1)]  // -1: not expanded yet; else the tensor's number
+        while let (t, number) = stack.popLast() {
+            if number >= 0 { order.append(number); continue }
+            guard let n = index.insert(ObjectIdentifier(t)) else { continue }
+            tensors.append(t)
+            stack.append((t, n))
+            if let node = t.node { for i in node.inputs where i.requiresGrad { stack.append((i, -1)) } }
         }
-        var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): seed]
+        var grads = [Tensor?](repeating: nil, count: tensors.count)
+        grads[0] = seed
         try withNoGrad {
-            for t in order.reversed() {
-                guard let g = grads.removeValue(forKey: ObjectIdentifier(t)) else { continue }
+            for number in order.reversed() {
+                guard let g = grads[number] else { continue }
+                grads[number] = nil
+                let t = tensors[number]
                 guard let node = t.node else {
                     // A leaf: accumulate.
                     t.grad = try t.grad.map { try $0 + g } ?? g
@@ -97,12 +103,40 @@ extension Tensor {
                 }
                 let inputGrads = try backward(g)
                 for (input, ig) in zip(node.inputs, inputGrads) {
-                    guard input.requiresGrad, let ig else { continue }
-                    let key = ObjectIdentifier(input)
-                    grads[key] = try grads[key].map { try $0 + ig } ?? ig
+                    guard input.requiresGrad, let ig, let k = index.number(of: ObjectIdentifier(input)) else { continue }
+                    grads[k] = try grads[k].map { try $0 + ig } ?? ig
                 }
                 if !retainGraph { node.backward = nil }
             }
         }
+    }
+}
+
+/// Numbers objects in the order they are inserted. Small graphs (the common case) use a linear scan
+/// of an array, which is cheaper than hashing; larger ones switch to a dictionary.
+struct IdentityIndex {
+    private var small: [ObjectIdentifier] = []
+    private var large: [ObjectIdentifier: Int]? = nil
+    private static let linearLimit = 32
+
+    /// The new number of `id`, or nil when it was already inserted.
+    mutating func insert(_ id: ObjectIdentifier) -> Int? {
+        if number(of: id) != nil { return nil }
+        let n = small.count
+        small.append(id)
+        if large != nil {
+            large![id] = n
+        } else if small.count > Self.linearLimit {
+            var d = [ObjectIdentifier: Int](minimumCapacity: small.count * 2)
+            for (i, x) in small.enumerated() { d[x] = i }
+            large = d
+        }
+        return n
+    }
+
+    /// The number of `id`, or nil when it was never inserted.
+    func number(of id: ObjectIdentifier) -> Int? {
+        if let large { return large[id] }
+        return small.firstIndex(of: id)
     }
 }

@@ -92,6 +92,13 @@ extension Tensor {
     /// a op b with numpy broadcasting (trailing dimensions aligned; size-1 dimensions stretch).
     func elementwise(_ op: BinaryOp, _ other: Tensor, name: String) throws -> (Tensor, BroadcastLayout) {
         try checkSameDevice(other, name)
+        if shape == other.shape {
+            // Same shapes: one flat elementwise loop, without working out a broadcast.
+            let layout = BroadcastLayout.flat(count)
+            let out = Tensor.empty(shape, on: device)
+            backend.binary(op, a: buffer, b: other.buffer, out: out.buffer, layout: layout)
+            return (out, layout)
+        }
         guard let (outShape, layout) = BroadcastLayout.make(shape, other.shape) else {
             throw TensorError.shapeMismatch(op: name, "do not broadcast", shape, other.shape)
         }

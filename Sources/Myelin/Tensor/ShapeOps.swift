@@ -119,6 +119,15 @@ extension Tensor {
     /// This tensor stretched to a larger shape by broadcasting (a copy).
     public func broadcast(to target: [Int]) throws -> Tensor {
         if target == shape { return self }
+        if count == 1 && rank <= target.count {
+            // One value (the gradient of a full reduction): fill the target from it, without working out a
+            // broadcast. max(x, x) = x exactly, so the operand itself serves as the second input.
+            let y = Tensor.empty(target, on: device)
+            let n = y.count
+            backend.binary(.maximum, a: buffer, b: buffer, out: y.buffer,
+                           layout: BroadcastLayout(dims: [n], stridesA: [0], stridesB: [0]))
+            return y.recorded("broadcast", [self]) { g in [try g.sumToShape(self.shape)] }
+        }
         let zero = Tensor.zeros([1], on: device)
         guard let (out, layout) = BroadcastLayout.make(shape, target), out == target else {
             throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast", shape, target)
