@@ -371,15 +371,12 @@ public struct Standardizer {
 
     /// (x - mean) / std.
     public func transform(_ x: Tensor) throws -> Tensor {
-        guard Array(x.shape.dropFirst()) == mean.shape else {
-            throw TensorError.shapeMismatch(op: "Standardizer.transform", "differ (samples and fitted statistics)", x.shape, mean.shape)
-        }
-        return try (x - mean.to(x.device)) / std.to(x.device)
+        try affineTransform(x, offset: mean, scale: std, name: "Standardizer")
     }
 
     /// x · std + mean (back to the original units).
     public func inverseTransform(_ x: Tensor) throws -> Tensor {
-        try x * std.to(x.device) + mean.to(x.device)
+        try affineInverse(x, offset: mean, scale: std)
     }
 }
 
@@ -401,14 +398,25 @@ public struct MinMaxScaler {
 
     /// (x - min) / (max - min).
     public func transform(_ x: Tensor) throws -> Tensor {
-        guard Array(x.shape.dropFirst()) == minimum.shape else {
-            throw TensorError.shapeMismatch(op: "MinMaxScaler.transform", "differ (samples and fitted statistics)", x.shape, minimum.shape)
-        }
-        return try (x - minimum.to(x.device)) / range.to(x.device)
+        try affineTransform(x, offset: minimum, scale: range, name: "MinMaxScaler")
     }
 
     /// x · (max - min) + min.
     public func inverseTransform(_ x: Tensor) throws -> Tensor {
-        try x * range.to(x.device) + minimum.to(x.device)
+        try affineInverse(x, offset: minimum, scale: range)
     }
+}
+
+/// (x - offset) / scale per feature, the transform both scalers share; the statistics are [features...]
+/// and x is [N, features...].
+private func affineTransform(_ x: Tensor, offset: Tensor, scale: Tensor, name: String) throws -> Tensor {
+    guard Array(x.shape.dropFirst()) == offset.shape else {
+        throw TensorError.shapeMismatch(op: "\(name).transform", "differ (samples and fitted statistics)", x.shape, offset.shape)
+    }
+    return try (x - offset.to(x.device)) / scale.to(x.device)
+}
+
+/// x · scale + offset: the inverse of `affineTransform`.
+private func affineInverse(_ x: Tensor, offset: Tensor, scale: Tensor) throws -> Tensor {
+    try x * scale.to(x.device) + offset.to(x.device)
 }
