@@ -228,10 +228,12 @@ func expectDataError(_ body: () throws -> Void, contains parts: [String], source
         #expect(plain == [[0, 2, 4], [6, 8, 10], [12, 14, 16], [18]])
     }
 
-    @Test(arguments: TestDevices.all) func anEpochUploadsOnlyItsIndexTensor(device: Device) throws {
+    @Test(arguments: TestDevices.all) func anEpochUploadsOnlyItsIndexTensor(device shared: Device) throws {
+        // OpenCL: a private device whose counters no other test touches. The CPU device is one shared
+        // backend: tests run in parallel and share its counters, which other tests can only raise, so one
+        // attempt with exactly one write and no read proves the epoch loop itself does no more.
+        let device = shared.isOpenCL ? try DeviceTests.privateOpenCLDevice() : shared
         let data = try numbered(1000, on: device)
-        // Tests run in parallel and share the device's counters, which other tests can only raise: one attempt
-        // with exactly one write and no read proves the epoch loop itself does no more.
         var best = (writes: Int.max, reads: Int.max)
         for attempt in 0..<5 {
             let before = device.stats
