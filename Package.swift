@@ -1,14 +1,14 @@
 // swift-tools-version: 6.1
+// The Myelin library. Consumers depend on the product "Myelin" and build only the library targets below:
+// the `myelin` command and its benchmarks are a package of their own in CLI/ (it depends on this one by path).
 import PackageDescription
 
 let package = Package(
     name: "Myelin",
     products: [
         .library(name: "Myelin", targets: ["Myelin"]),
-        .executable(name: "myelin", targets: ["MyelinCLI"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
     ],
     targets: [
@@ -26,19 +26,33 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Devices, tensors, autograd, the CPU and OpenCL backends and their kernels.
+        .target(
+            name: "MyelinCore",
+            dependencies: ["COpenCL", "CBLAS"],
+            resources: [
+                .embedInCode("Kernels/common.cl"),
+                .embedInCode("Kernels/conv.cl"),
+                .embedInCode("Kernels/elementwise.cl"),
+                .embedInCode("Kernels/gemm.cl"),
+                .embedInCode("Kernels/layout.cl"),
+                .embedInCode("Kernels/optimizers.cl"),
+                .embedInCode("Kernels/reduce.cl"),
+            ],
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        // Layers, losses, optimizers, data sets, checkpoints and `fit`; re-exports MyelinCore.
         .target(
             name: "Myelin",
-            dependencies: ["COpenCL", "CBLAS", "CZlib"],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))],
-            linkerSettings: [.linkedLibrary("dl"), .linkedLibrary("z")]
-        ),
-        .executableTarget(
-            name: "MyelinCLI",
-            dependencies: [
-                "Myelin",
-                "CBLAS",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            dependencies: ["MyelinCore", "CZlib"],
+            resources: [
+                .embedInCode("Resources/and.csv"),
+                .embedInCode("Resources/apartments.csv"),
+                .embedInCode("Resources/houses.csv"),
+                .embedInCode("Resources/lung_cancer.csv"),
+                .embedInCode("Resources/xor.csv"),
+            ],
+            linkerSettings: [.linkedLibrary("z")]
         ),
         .testTarget(
             name: "MyelinTests",
@@ -48,5 +62,5 @@ let package = Package(
             ]
         ),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

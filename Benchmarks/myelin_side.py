@@ -4,7 +4,7 @@ import os
 
 from runner import ROOT, BenchError, run_json, run_text
 
-MYELIN = os.path.join(ROOT, ".build", "release", "myelin")
+MYELIN = os.path.join(ROOT, "CLI", ".build", "release", "myelin")
 
 
 def gemm(sizes, runs):

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Every activation's forward and backward formula against Double references, including large |x|.

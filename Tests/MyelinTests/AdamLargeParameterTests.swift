@@ -1,4 +1,5 @@
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Adam on a parameter large enough for the CPU loop to be split across threads (more than

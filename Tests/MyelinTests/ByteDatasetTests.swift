@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Byte features (kept on the host, converted per batch) against the same data as Float features on the device.

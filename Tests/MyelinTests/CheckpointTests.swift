@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// A layer of two named tensors (a weight [in, out] and a bias), enough to test checkpoints without the layer library.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 // Shared helpers of the tensor-core tests: Double references of the ops, broadcasting, and a

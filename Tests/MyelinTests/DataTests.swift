@@ -3,6 +3,7 @@ import Foundation
 import FoundationXML
 #endif
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// The repository's top folder (for Data/ and scripts/).
@@ -164,13 +165,13 @@ func expectDataError(_ body: () throws -> Void, contains parts: [String], source
     }
 
     @Test func embeddedToyTablesEqualTheDataFiles() throws {
-        // Fails when Data/*.csv changed without rerunning scripts/embed-data.
+        // Every file in Data/ is a ToyTable, embedded byte for byte (resources in Package.swift).
         let files = try FileManager.default.contentsOfDirectory(atPath: repositoryRoot.appendingPathComponent("Data").path)
             .filter { $0.hasSuffix(".csv") }.sorted()
         #expect(files == ToyTable.allCases.map(\.fileName).sorted())
         for t in ToyTable.allCases {
             let onDisk = try String(contentsOf: repositoryRoot.appendingPathComponent("Data/\(t.fileName)"), encoding: .utf8)
-            #expect(onDisk == t.csvText, "Data/\(t.fileName) differs from the embedded copy: run scripts/embed-data")
+            #expect(onDisk == t.csvText, "Data/\(t.fileName) differs from the embedded copy")
             #expect(try CSVTable.read(repositoryRoot.appendingPathComponent("Data/\(t.fileName)")).rows == t.table.rows)
         }
         #expect(ToyTable.apartments.table.rowCount == 10)

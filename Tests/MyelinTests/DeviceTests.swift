@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Choosing devices, agreement between devices, seeded randomness, and the transfer/allocation counters.

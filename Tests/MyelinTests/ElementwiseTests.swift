@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Elementwise math: binary ops with and without broadcasting, ops with a scalar, unary ops.

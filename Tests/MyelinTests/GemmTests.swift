@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Correctness of matrix products (plain, transposed, scaled, accumulating, batched, fused dense) on every device.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Every OpenCL GEMM kernel variant (direct, local-memory tiled, register-blocked, packed) against a Double

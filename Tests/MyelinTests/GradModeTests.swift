@@ -1,12 +1,14 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 @Suite struct GradModeTests {
     @Test func withNoGradIsLocalToTheCallingThread() throws {
         // While one thread is inside withNoGrad (as backward() and optimizers are), another thread
         // still records graphs: tests and data loaders run concurrently.
-        let x = try Tensor([1, 2], shape: [2], on: .cpu, requiresGrad: true)
+        // Read by the other thread while this one waits for it.
+        nonisolated(unsafe) let x = try Tensor([1, 2], shape: [2], on: .cpu, requiresGrad: true)
         final class Seen: @unchecked Sendable { var enabled = false, recorded = false }
         let seen = Seen()
         withNoGrad {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Finite-difference checks of every differentiable op's backward, and the rules of `backward()`.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Data movement: transpose, reshape, broadcast, concat, slice, gather (and its scatter-add backward), one-hot.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Gives a parameter a gradient by hand (tests only; `grad` is set by `backward()` otherwise).

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// Reductions over one axis and over everything, argmax, softmax and log-softmax.

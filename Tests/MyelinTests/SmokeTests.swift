@@ -1,4 +1,5 @@
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 @Suite struct SmokeTests {

@@ -1,6 +1,7 @@
 import Foundation
 import Numerics
 import Testing
+@testable import MyelinCore
 @testable import Myelin
 
 /// The devices every parameterized test runs on: the CPU, and the first OpenCL device when one exists.

@@ -319,7 +319,7 @@ final class ByteFeatures {
                 initialized = rows.count * s
             }
         }
-        values.withUnsafeBufferPointer { device.backend.write($0, to: out.buffer, offset: 0) }
+        out.assign(values)
         return out
     }
 
@@ -336,7 +336,7 @@ final class ByteFeatures {
                 let end = Swift.min(start + chunkRows, n)
                 for i in 0..<((end - start) * s) { chunk[i] = Float(src[start * s + i]) * scale }
                 chunk.withUnsafeBufferPointer { c in
-                    device.backend.write(UnsafeBufferPointer(rebasing: c[0..<((end - start) * s)]), to: out.buffer, offset: start * s)
+                    out.upload(UnsafeBufferPointer(rebasing: c[0..<((end - start) * s)]), at: start * s)
                 }
                 start = end
             }

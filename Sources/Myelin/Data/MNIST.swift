@@ -117,8 +117,7 @@ public enum MNIST {
                     }
                 }
                 chunk.withUnsafeBufferPointer { c in
-                    device.backend.write(UnsafeBufferPointer(rebasing: c[0..<((end - start) * size)]), to: features.buffer,
-                                         offset: start * size)
+                    features.upload(UnsafeBufferPointer(rebasing: c[0..<((end - start) * size)]), at: start * size)
                 }
                 start = end
             }

@@ -23,7 +23,17 @@ public enum ToyTable: String, CaseIterable, Sendable {
     public var fileName: String { rawValue + ".csv" }
 
     /// The CSV text, as in `Data/<fileName>`.
-    public var csvText: String { EmbeddedData.files[fileName]! + "\n" }
+    public var csvText: String {
+        let bytes: [UInt8]
+        switch self {
+        case .and: bytes = PackageResources.and_csv
+        case .xor: bytes = PackageResources.xor_csv
+        case .apartments: bytes = PackageResources.apartments_csv
+        case .houses: bytes = PackageResources.houses_csv
+        case .lungCancer: bytes = PackageResources.lung_cancer_csv
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
 
     /// The parsed table.
     public var table: CSVTable { try! CSVTable(parsing: csvText, source: "Data/\(fileName) (embedded)") }

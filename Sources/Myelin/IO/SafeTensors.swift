@@ -257,13 +257,6 @@ public enum SafeTensors {
 
 // MARK: models
 
-extension Tensor {
-    /// Overwrites this tensor's values in place (same buffer, so optimizers holding it stay valid).
-    func assign(_ values: [Float]) {
-        precondition(values.count == count, "assign: \(values.count) values for shape \(shape)")
-        values.withUnsafeBufferPointer { backend.write($0, to: buffer, offset: 0) }
-    }
-}
 
 extension Layer {
     /// Saves every named tensor (`stateDict()`, keyed like PyTorch's `state_dict`) to a safetensors file,

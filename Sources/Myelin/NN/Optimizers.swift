@@ -56,8 +56,7 @@ public final class SGD: Optimizer {
             let hyper = SGDStepParameters(learningRate: learningRate, momentum: momentum, dampening: dampening,
                                           weightDecay: weightDecay, nesterov: nesterov,
                                           decoupled: decoupledWeightDecay, first: first)
-            p.backend.sgdStep(param: p.buffer, grad: g.buffer, momentumBuffer: slots.first?.buffer,
-                              count: p.count, hyper)
+            p.sgdStep(grad: g, momentumBuffer: slots.first, hyper)
         }
         stepCount += 1
     }
@@ -110,7 +109,7 @@ public final class Adagrad: Optimizer {
             let clr = Double(learningRate) / (1 + Double(t - 1) * Double(learningRateDecay))
             let hyper = AdagradStepParameters(learningRate: Float(clr), weightDecay: weightDecay, eps: eps,
                                               initialAccumulatorValue: initialAccumulatorValue, first: first)
-            p.backend.adagradStep(param: p.buffer, grad: g.buffer, sum: slots[0].buffer, count: p.count, hyper)
+            p.adagradStep(grad: g, sum: slots[0], hyper)
         }
         stepCount += 1
     }
@@ -167,11 +166,10 @@ public final class RMSProp: Optimizer {
             let (slots, first, _) = states.advance(i)
             let hyper = RMSPropStepParameters(learningRate: learningRate, alpha: alpha, eps: eps, weightDecay: weightDecay,
                                               momentum: momentum, centered: centered, first: first)
-            let momentumBuffer = momentum > 0 ? slots[1].buffer : nil
-            let gradientAverage = centered ? slots[slots.count - 1].buffer : nil
-            p.backend.rmspropStep(param: p.buffer, grad: g.buffer, squareAverage: slots[0].buffer,
-                                  gradientAverage: gradientAverage, momentumBuffer: momentumBuffer,
-                                  count: p.count, hyper)
+            let momentumBuffer = momentum > 0 ? slots[1] : nil
+            let gradientAverage = centered ? slots[slots.count - 1] : nil
+            p.rmspropStep(grad: g, squareAverage: slots[0], gradientAverage: gradientAverage,
+                          momentumBuffer: momentumBuffer, hyper)
         }
         stepCount += 1
     }
@@ -213,8 +211,7 @@ final class AdamUpdate {
                                            weightDecay: weightDecay, stepSize: Float(Double(learningRate) / bc1),
                                            biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupled,
                                            amsgrad: amsgrad, first: first)
-            p.backend.adamStep(param: p.buffer, grad: g.buffer, expAvg: slots[0].buffer, expAvgSq: slots[1].buffer,
-                               maxExpAvgSq: amsgrad ? slots[2].buffer : nil, count: p.count, hyper)
+            p.adamStep(grad: g, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper)
         }
     }
 }

@@ -128,7 +128,7 @@ extension Layer {
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(),
-                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(stdout) }) throws -> History {
+                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
         guard initialEpoch >= 0, initialEpoch <= epochs else {
@@ -341,14 +341,6 @@ public final class ModelCheckpoint: Callback {
     }
 }
 
-extension Tensor {
-    /// Overwrites this tensor's values with `source`'s (a device copy; same shape).
-    func assign(from source: Tensor) {
-        precondition(source.shape == shape, "assign: shapes \(source.shape) and \(shape) differ")
-        let s = source.device === device ? source : source.to(device)
-        backend.copy(s.buffer, sourceOffset: 0, to: buffer, destinationOffset: 0, count: count)
-    }
-}
 
 /// Prints a live progress bar or one line per epoch.
 final class ProgressPrinter {

@@ -47,7 +47,7 @@ public final class Tensor: CustomStringConvertible {
     /// Whether ops on this tensor record a graph for `backward()`.
     public var requiresGrad: Bool
     /// The accumulated gradient of a leaf after `backward()`.
-    public internal(set) var grad: Tensor?
+    public package(set) var grad: Tensor?
     var node: GradNode?
 
     init(shape: [Int], device: Device, buffer: DeviceBuffer, requiresGrad: Bool = false) {
@@ -58,7 +58,7 @@ public final class Tensor: CustomStringConvertible {
     }
 
     /// A new tensor on `device` with uninitialized contents.
-    static func empty(_ shape: [Int], on device: Device) -> Tensor {
+    package static func empty(_ shape: [Int], on device: Device) -> Tensor {
         let n = shape.reduce(1, *)
         return Tensor(shape: shape, device: device, buffer: device.backend.allocate(n))
     }
@@ -163,7 +163,7 @@ public final class Tensor: CustomStringConvertible {
         return "Tensor(shape: \(shape), device: \(device.name), [\(values)])"
     }
 
-    func checkSameDevice(_ other: Tensor, _ op: String) throws {
+    package func checkSameDevice(_ other: Tensor, _ op: String) throws {
         guard other.device === device else { throw TensorError.deviceMismatch(op: op, device.name, other.device.name) }
     }
 }

@@ -1,7 +1,7 @@
 /// The narrow interface every device implements. `Tensor` ops call it; nothing above `Tensor`
 /// (layers, losses, optimizers) sees it. Sizes are element counts of `Float`.
 /// Every call only enqueues work: nothing waits on the device except `read` and `synchronize`.
-protocol Backend: AnyObject {
+protocol Backend: AnyObject, Sendable {
     /// A short name: `cpu` or `opencl:N`.
     var name: String { get }
     /// Transfer, allocation and launch counters.

@@ -1,5 +1,5 @@
 import ArgumentParser
-import CBLAS
+import COpenBLAS
 import Foundation
 import Myelin
 
@@ -50,7 +50,7 @@ struct GemmBench: ParsableCommand {
                                 fmt(r.myelinOpenCL), r.clBlast.map(fmt) ?? "not installed",
                                 r.clBlast.map { ratio(r.myelinOpenCL, $0) } ?? "-"]))
             }
-            fflush(stdout)
+            fflush(nil)
         }
     }
 

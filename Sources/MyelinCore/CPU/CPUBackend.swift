@@ -5,7 +5,7 @@ import Synchronization
 
 /// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
 /// split across cores when a tensor is large.
-final class CPUBackend: Backend {
+final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 
     let name = "cpu"
@@ -37,7 +37,8 @@ final class CPUBackend: Backend {
         // The backend is a process-wide singleton that is never freed: no reference counting on self.
         recycler = { [unowned(unsafe) self] capacity, host, _ in
             guard let host else { return }
-            self.pool.withLock { $0.release(host, size: capacity) }
+            let free = UncheckedSendable(host)
+            self.pool.withLock { $0.release(free.value, size: capacity) }
         }
     }
 
@@ -100,11 +101,21 @@ final class CPUBackend: Backend {
         }
         let chunks = threads
         let per = (n + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per, hi = min(n, lo + per)
-            if lo < hi { body(lo, hi) }
+        // The chunks write disjoint ranges; the body is only called until concurrentPerform returns.
+        withoutActuallyEscaping(body) { body in
+            nonisolated(unsafe) let chunk = body
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * per, hi = min(n, lo + per)
+                if lo < hi { chunk(lo, hi) }
+            }
         }
     }
+}
+
+/// A value handed across the pool's lock; the pool owns the buffers it holds, so no one else aliases them.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 /// Free host buffers of the CPU backend's pool, by rounded size.

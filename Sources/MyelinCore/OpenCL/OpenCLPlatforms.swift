@@ -84,7 +84,7 @@ public enum OpenCLPlatforms {
         clGetPlatformInfo(p, cl_platform_info(param), 0, nil, &size)
         var buf = [CChar](repeating: 0, count: size + 1)
         clGetPlatformInfo(p, cl_platform_info(param), size, &buf, nil)
-        return String(cString: buf).trimmingCharacters(in: .whitespaces)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespaces)
     }
 
     static func deviceString(_ d: cl_device_id, _ param: Int32) -> String {
@@ -92,12 +92,14 @@ public enum OpenCLPlatforms {
         clGetDeviceInfo(d, cl_device_info(param), 0, nil, &size)
         var buf = [CChar](repeating: 0, count: size + 1)
         clGetDeviceInfo(d, cl_device_info(param), size, &buf, nil)
-        return String(cString: buf).trimmingCharacters(in: .whitespaces)
+        return String(nulTerminated: buf).trimmingCharacters(in: .whitespaces)
     }
 
     static func deviceValue<T: BinaryInteger>(_ d: cl_device_id, _ param: Int32, _: T.Type) -> T {
         var v: T = 0
-        clGetDeviceInfo(d, cl_device_info(param), MemoryLayout<T>.size, &v, nil)
+        withUnsafeMutableBytes(of: &v) { raw in
+            _ = clGetDeviceInfo(d, cl_device_info(param), raw.count, raw.baseAddress, nil)
+        }
         return v
     }
 }
@@ -127,4 +129,12 @@ public func openCLErrorName(_ code: Int32) -> String {
         -1001: "CL_PLATFORM_NOT_FOUND_KHR",
     ]
     return names[code] ?? "CL error"
+}
+
+extension String {
+    /// The text of a C character buffer up to its first NUL (or the whole buffer when it has none).
+    init(nulTerminated buffer: [CChar]) {
+        let end = buffer.firstIndex(of: 0) ?? buffer.endIndex
+        self = String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
 }

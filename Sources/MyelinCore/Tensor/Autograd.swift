@@ -33,7 +33,7 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 extension Tensor {
     /// Records `output` as the result of an op on `inputs` when any of them needs a gradient.
     @discardableResult
-    func recorded(_ name: String, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+    package func recorded(_ name: String, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
         guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
         requiresGrad = true
         node = GradNode(name: name, inputs: inputs, backward: backward)

@@ -23,7 +23,7 @@ extension Tensor {
     }
 
     /// The geometry of a window over this [N, C, H, W] tensor; throws when it does not fit.
-    func convGeometry(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), op: String) throws -> ConvGeometry {
+    package func convGeometry(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int), op: String) throws -> ConvGeometry {
         guard rank == 4 else { throw TensorError.invalidShape(op: op, shape, "must be [N, C, H, W]") }
         guard kernel.0 > 0, kernel.1 > 0, stride.0 > 0, stride.1 > 0, padding.0 >= 0, padding.1 >= 0 else {
             throw TensorError.invalidShape(op: op, shape,

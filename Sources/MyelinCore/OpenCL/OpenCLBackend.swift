@@ -15,7 +15,7 @@ enum KernelArg {
 
 /// The OpenCL device: one context, one in-order queue, one program of all of Myelin's kernels
 /// (built once per device and cached on disk), and a pool of buffers.
-final class OpenCLBackend: Backend {
+final class OpenCLBackend: Backend, @unchecked Sendable {
     let index: Int
     let info: OpenCLDeviceInfo
     let name: String
@@ -269,7 +269,7 @@ enum ProgramCache {
             var log = [CChar](repeating: 0, count: size + 1)
             clGetProgramBuildInfo(program, info.device, cl_program_build_info(CL_PROGRAM_BUILD_LOG), size, &log, nil)
             clReleaseProgram(program)
-            throw DeviceError.buildFailed(device: info.name, log: String(cString: log))
+            throw DeviceError.buildFailed(device: info.name, log: String(nulTerminated: log))
         }
         save(program: program, to: file)
         return (program, false)
@@ -303,7 +303,15 @@ enum KernelLibrary {
             }
             return join(named)
         }
-        return join(EmbeddedKernels.files)
+        return join(embedded)
+    }
+
+    /// The `.cl` files compiled into the binary by SwiftPM (`.embedInCode` resources of MyelinCore).
+    static var embedded: [(String, String)] {
+        [("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
+         ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
+         ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
+         ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
     }
 
     /// common.cl first (shared helpers), then the rest in name order.

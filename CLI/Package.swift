@@ -1,0 +1,32 @@
+// swift-tools-version: 6.1
+// The `myelin` command: sample trainers, device listing and benchmarks. A package of its own so that a
+// consumer of the Myelin library never builds it or swift-argument-parser.
+import PackageDescription
+
+let package = Package(
+    name: "MyelinCLI",
+    products: [
+        .executable(name: "myelin", targets: ["MyelinCLI"]),
+    ],
+    dependencies: [
+        .package(name: "Myelin", path: ".."),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // OpenBLAS called directly, for `myelin bench gemm`'s reference column.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+        .executableTarget(
+            name: "MyelinCLI",
+            dependencies: [
+                .product(name: "Myelin", package: "Myelin"),
+                "COpenBLAS",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,55 @@
+// Tensor operations for the layers above the core (optimizers, data sets, checkpoints) that write into
+// existing tensors in place. They are `package`: a user of the library cannot reach them, and nothing in the
+// `Myelin` target reaches a backend or a device buffer except through them.
+
+extension Tensor {
+    // MARK: writing values
+
+    /// Overwrites this tensor's values with `source`'s (a device copy; same shape). The buffer stays the
+    /// same, so optimizers holding this tensor stay valid.
+    package func assign(from source: Tensor) {
+        precondition(source.shape == shape, "assign: shapes \(source.shape) and \(shape) differ")
+        let s = source.device === device ? source : source.to(device)
+        backend.copy(s.buffer, sourceOffset: 0, to: buffer, destinationOffset: 0, count: count)
+    }
+
+    /// Overwrites this tensor's values with host values (one host-to-device write).
+    package func assign(_ values: [Float]) {
+        precondition(values.count == count, "assign: \(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { backend.write($0, to: buffer, offset: 0) }
+    }
+
+    /// Writes host values into this tensor from element `offset` on (one host-to-device write).
+    package func upload(_ values: UnsafeBufferPointer<Float>, at offset: Int) {
+        precondition(offset >= 0 && offset + values.count <= count,
+                     "upload: \(values.count) values at \(offset) into shape \(shape)")
+        backend.write(values, to: buffer, offset: offset)
+    }
+
+    // MARK: fused optimizer updates (one launch each; self is the parameter, updated in place)
+
+    /// One SGD step on this parameter from `grad`, with its momentum buffer when momentum is used.
+    package func sgdStep(grad: Tensor, momentumBuffer: Tensor?, _ hyper: SGDStepParameters) {
+        backend.sgdStep(param: buffer, grad: grad.buffer, momentumBuffer: momentumBuffer?.buffer, count: count, hyper)
+    }
+
+    /// One Adagrad step on this parameter; `sum` accumulates squared gradients.
+    package func adagradStep(grad: Tensor, sum: Tensor, _ hyper: AdagradStepParameters) {
+        backend.adagradStep(param: buffer, grad: grad.buffer, sum: sum.buffer, count: count, hyper)
+    }
+
+    /// One RMSProp step on this parameter.
+    package func rmspropStep(grad: Tensor, squareAverage: Tensor, gradientAverage: Tensor?, momentumBuffer: Tensor?,
+                             _ hyper: RMSPropStepParameters) {
+        backend.rmspropStep(param: buffer, grad: grad.buffer, squareAverage: squareAverage.buffer,
+                            gradientAverage: gradientAverage?.buffer, momentumBuffer: momentumBuffer?.buffer,
+                            count: count, hyper)
+    }
+
+    /// One Adam / AdamW step on this parameter.
+    package func adamStep(grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, maxExpAvgSq: Tensor?,
+                          _ hyper: AdamStepParameters) {
+        backend.adamStep(param: buffer, grad: grad.buffer, expAvg: expAvg.buffer, expAvgSq: expAvgSq.buffer,
+                         maxExpAvgSq: maxExpAvgSq?.buffer, count: count, hyper)
+    }
+}
