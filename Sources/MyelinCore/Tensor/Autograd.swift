@@ -5,7 +5,8 @@ final class GradNode {
     let name: String
     let inputs: [Tensor]
     /// Given the output gradient, the gradient of each input (nil where an input needs none).
-    var backward: ((Tensor) throws -> [Tensor?])?
+    /// Dropped after use (whole-value loads and stores only, so no dynamic exclusivity check is needed).
+    @exclusivity(unchecked) var backward: ((Tensor) throws -> [Tensor?])?
 
     init(name: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
         self.name = name
