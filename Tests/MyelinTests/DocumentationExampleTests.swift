@@ -114,4 +114,41 @@ import Myelin
         let gpu = try Self.xorLab(device: TestDevices.openCL, steps: 500)
         expectClose(gpu, cpu, rtol: 1e-3, atol: 1e-4, "XOR outputs after 500 steps")
     }
+
+    /// FashionMNIST.md on a slice (1000 training images, 1 epoch instead of 60000 and 10): the article's calls.
+    @Test(.enabled(if: ReadmeExampleTests.dataPresent, "Fashion-MNIST is not installed (Debian dataset-fashion-mnist)"),
+          arguments: TestDevices.all)
+    func fashionMNISTListing(device: Device) throws {
+        let (train, validation) = try MNIST.loadTrainValidation(validationCount: 200, seed: 1, limit: 1200, on: device)
+        let test = try MNIST.load(split: .test, limit: 500, on: device)
+
+        let model = Sequential {
+            Dense(inputSize: 784, outputSize: 512, activation: .relu, weightInit: .heUniform, seed: 1, device: device)
+            Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 101, device: device)
+            Dense(inputSize: 256, outputSize: 10, seed: 1000, device: device)
+        }
+        let summary = try model.summary(inputShape: [1, 784])
+        #expect(summary.contains("Trainable parameters: 535818"), "\(summary)")
+
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        let history = try model.fit(train, epochs: 1, batchSize: 128, validation: validation,
+                                    loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
+                                    seed: 1, verbosity: .silent)
+        let plot = FileManager.default.temporaryDirectory.appendingPathComponent("docs-fashion-\(device.name).svg")
+        try LossPlot.write(history, title: "Fashion-MNIST MLP", to: plot)
+        try? FileManager.default.removeItem(at: plot)
+        #expect(history.keys.sorted() == ["accuracy", "loss", "val_accuracy", "val_loss"])
+
+        let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
+        let predicted = try Tensor.concat(test.batches(size: 256).map { try model.predict($0.features).argmax() })
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
+        for (p, label) in zip(predicted.toArray(), test.targets.toArray()) {
+            confusion[Int(label)][Int(p)] += 1                        // rows: true class, columns: predicted
+        }
+        // The confusion matrix's diagonal is the accuracy evaluate computed.
+        let correct = (0..<10).map { confusion[$0][$0] }.reduce(0, +)
+        #expect(confusion.joined().reduce(0, +) == 500)
+        #expect(abs(Double(correct) / 500 - result["accuracy"]!) < 1e-9, "\(correct)/500 vs \(result["accuracy"]!)")
+        #expect(result["accuracy"]! > 0.5, "1000 images, 1 epoch: \(result["accuracy"]!)")
+    }
 }
