@@ -15,6 +15,7 @@ public struct CSVTable: Equatable, Sendable {
     /// Where the table came from (a file path or a name), for errors.
     public let source: String
 
+    /// The number of rows (the header not counted).
     public var rowCount: Int { rows.count }
 
     /// Parses CSV text: a header line of names, then one line of numbers per row, separated by commas.

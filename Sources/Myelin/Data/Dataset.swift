@@ -32,6 +32,7 @@ public struct Dataset {
 
     /// The number of samples.
     public var count: Int { deviceFeatures?.shape.first ?? byteFeatures!.shape[0] }
+    /// The device the samples are on (for byte features: where each batch goes).
     public var device: Device { targets.device }
     /// The shape of one sample's features.
     public var sampleShape: [Int] { Array((deviceFeatures?.shape ?? byteFeatures!.shape).dropFirst()) }
@@ -217,6 +218,7 @@ public struct Dataset {
         let hostOrder: [Int]?
         let dropLast: Bool
 
+        /// The number of batches in the epoch.
         public var count: Int { data.batchCount(size: size, dropLast: dropLast) }
 
         public func makeIterator() -> AnyIterator<Batch> {
@@ -247,10 +249,13 @@ public struct Dataset {
 
     /// One batch: features [B, ...] and targets [B, ...] on the data set's device.
     public struct Batch {
+        /// The batch's features [B, ...].
         public let features: Tensor
+        /// The batch's targets [B] or [B, ...].
         public let targets: Tensor
         /// The positions of this batch in the epoch's order.
         public let range: Range<Int>
+        /// The number of samples in the batch, B.
         public var count: Int { range.count }
     }
 
@@ -356,6 +361,7 @@ final class ByteFeatures {
 public struct Standardizer {
     /// Per-feature mean and standard deviation (population, as scikit-learn's StandardScaler), shape = one sample's.
     public let mean: Tensor
+    /// Per-feature standard deviation (1 where a feature has no spread), shape = one sample's.
     public let std: Tensor
 
     /// Fits the statistics over the first axis of `x` [N, ...]. Features with no spread get a scale of 1.
@@ -382,6 +388,7 @@ public struct Standardizer {
 
 /// Scales each feature linearly to [0, 1] with the minimum and maximum of the training part.
 public struct MinMaxScaler {
+    /// Per-feature minimum of the data the scaler was fitted on, shape = one sample's.
     public let minimum: Tensor
     /// max - min per feature (1 where a feature has no spread).
     public let range: Tensor

@@ -3,6 +3,8 @@ import Foundation
 
 /// The element types an IDX file can hold (the third byte of its magic number).
 public enum IDXType: UInt8, Sendable {
+    /// Unsigned and signed bytes, big-endian 16- and 32-bit integers, big-endian IEEE 754 floats and doubles
+    /// (type codes 0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E).
     case uint8 = 0x08, int8 = 0x09, int16 = 0x0B, int32 = 0x0C, float32 = 0x0D, float64 = 0x0E
 
     /// Bytes per element.
@@ -18,7 +20,9 @@ public enum IDXType: UInt8, Sendable {
 
 /// An n-dimensional array read from an IDX file: its shape, element type and raw (big-endian) payload.
 public struct IDXArray: Sendable {
+    /// The dimensions from the header, e.g. [60000, 28, 28] for MNIST training images.
     public let shape: [Int]
+    /// The element type from the magic number.
     public let type: IDXType
     /// The payload as stored: `shape.product × type.size` bytes, big-endian for multi-byte types.
     public let payload: [UInt8]

@@ -18,7 +18,9 @@ public enum MNIST {
 
     /// The training (60000 images) or test (10000 images) part.
     public enum Split: String, Sendable {
+        /// `train-images-idx3-ubyte` and `train-labels-idx1-ubyte`.
         case train = "train"
+        /// `t10k-images-idx3-ubyte` and `t10k-labels-idx1-ubyte`.
         case test = "t10k"
     }
 

@@ -31,10 +31,14 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 
 /// One tensor read from a safetensors file: its name, shape and values (F32, row-major).
 public struct SafeTensorsEntry: Equatable, Sendable {
+    /// The key, e.g. `0.weight`.
     public let name: String
+    /// The dimensions.
     public let shape: [Int]
+    /// The elements, row-major.
     public let values: [Float]
 
+    /// An entry from its parts (`values.count` must be the product of `shape`).
     public init(name: String, shape: [Int], values: [Float]) {
         self.name = name; self.shape = shape; self.values = values
     }
@@ -45,11 +49,14 @@ public struct SafeTensorsEntry: Equatable, Sendable {
 
 /// The content of a safetensors file: named F32 tensors (in file order) and the string metadata.
 public struct SafeTensorsFile: Sendable {
+    /// The tensors, in the order of the file's data area.
     public var entries: [SafeTensorsEntry]
+    /// The `__metadata__` strings (empty when the file has none).
     public var metadata: [String: String]
 
     /// The tensor named `name`, if any.
     public subscript(name: String) -> SafeTensorsEntry? { entries.first { $0.name == name } }
+    /// The tensors' names, in entry order.
     public var names: [String] { entries.map(\.name) }
 }
 

@@ -17,9 +17,11 @@ extension ParameterlessLayer {
 /// let model = Sequential { Dense(inputSize: 4, outputSize: 8); ActivationLayer(.leakyRelu(slope: 0.1)) }
 /// ```
 public class ActivationLayer: ParameterlessLayer {
+    /// The function applied to every element.
     public let activation: Activation
     public var isTraining = true
 
+    /// A layer applying `activation` elementwise.
     public init(_ activation: Activation) { self.activation = activation }
 
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
@@ -44,32 +46,61 @@ public class ActivationLayer: ParameterlessLayer {
 }
 
 /// max(x, 0).
-public final class ReLU: ActivationLayer { public init() { super.init(.relu) } }
+public final class ReLU: ActivationLayer {
+    /// A ReLU activation layer.
+    public init() { super.init(.relu) }
+}
 /// The logistic function 1 / (1 + e^-x).
-public final class Sigmoid: ActivationLayer { public init() { super.init(.sigmoid) } }
+public final class Sigmoid: ActivationLayer {
+    /// A sigmoid activation layer.
+    public init() { super.init(.sigmoid) }
+}
 /// Hyperbolic tangent.
-public final class Tanh: ActivationLayer { public init() { super.init(.tanh) } }
+public final class Tanh: ActivationLayer {
+    /// A tanh activation layer.
+    public init() { super.init(.tanh) }
+}
 /// x for x > 0, slope·x otherwise.
-public final class LeakyReLU: ActivationLayer { public init(slope: Float = 0.01) { super.init(.leakyRelu(slope: slope)) } }
+public final class LeakyReLU: ActivationLayer {
+    /// A leaky ReLU with `slope` for negative inputs (PyTorch's default 0.01).
+    public init(slope: Float = 0.01) { super.init(.leakyRelu(slope: slope)) }
+}
 /// x for x > 0, alpha·(e^x - 1) otherwise.
-public final class ELU: ActivationLayer { public init(alpha: Float = 1) { super.init(.elu(alpha: alpha)) } }
+public final class ELU: ActivationLayer {
+    /// An ELU whose negative side tends to −`alpha`.
+    public init(alpha: Float = 1) { super.init(.elu(alpha: alpha)) }
+}
 /// Scaled ELU (self-normalizing networks).
-public final class SELU: ActivationLayer { public init() { super.init(.selu) } }
+public final class SELU: ActivationLayer {
+    /// A SELU activation layer.
+    public init() { super.init(.selu) }
+}
 /// log(1 + e^x).
-public final class Softplus: ActivationLayer { public init() { super.init(.softplus) } }
+public final class Softplus: ActivationLayer {
+    /// A softplus activation layer.
+    public init() { super.init(.softplus) }
+}
 /// GELU; `approximate: true` uses the tanh approximation, `false` the exact erf form.
 public final class GELU: ActivationLayer {
+    /// A GELU layer: the exact erf form, or the tanh approximation when `approximate` is true.
     public init(approximate: Bool = false) { super.init(approximate ? .geluTanh : .geluErf) }
 }
 /// Heaviside step (1 where x > 0): forward only, for perceptron demos; backward through it throws.
-public final class Step: ActivationLayer { public init() { super.init(.step) } }
+public final class Step: ActivationLayer {
+    /// A step layer (forward only).
+    public init() { super.init(.step) }
+}
 /// Passes its input through unchanged.
-public final class Identity: ActivationLayer { public init() { super.init(.identity) } }
+public final class Identity: ActivationLayer {
+    /// A layer that returns its input.
+    public init() { super.init(.identity) }
+}
 
 /// Softmax over the last axis (probabilities). For training, prefer raw logits with
 /// `softmaxCrossEntropy(logits:labels:)`, which is stabler and faster.
 public final class Softmax: ParameterlessLayer {
     public var isTraining = true
+    /// A softmax layer over the last axis.
     public init() {}
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         guard input.rank >= 1 else { throw LayerError.shape(layer: layerDescription, expected: "[..., classes]", got: input.shape) }
@@ -81,6 +112,7 @@ public final class Softmax: ParameterlessLayer {
 /// Collapses every axis after the first: [N, d1, d2, ...] -> [N, d1·d2·...] (no copy).
 public final class Flatten: ParameterlessLayer {
     public var isTraining = true
+    /// A flatten layer.
     public init() {}
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         guard input.rank >= 1 else { throw LayerError.shape(layer: layerDescription, expected: "[batch, ...]", got: input.shape) }
@@ -99,12 +131,15 @@ public final class Flatten: ParameterlessLayer {
 /// let drop = Dropout(rate: 0.5, seed: 7)
 /// ```
 public final class Dropout: ParameterlessLayer {
+    /// The probability that an element is zeroed in train mode, in [0, 1).
     public let rate: Float
+    /// The seed the masks derive from.
     public let seed: UInt64
     /// Train-mode forward passes so far; each uses a fresh mask. Set it back to replay a mask.
     public var calls: UInt64 = 0
     public var isTraining = true
 
+    /// A dropout layer zeroing elements with probability `rate`; a nil `seed` draws one from `Initializer.nextSeed()`.
     public init(rate: Float, seed: UInt64? = nil) {
         precondition(rate >= 0 && rate < 1, "Dropout rate must be in [0, 1), got \(rate)")
         self.rate = rate

@@ -13,8 +13,11 @@ import Foundation
 /// let bn = BatchNorm(features: 128)
 /// ```
 public final class BatchNorm: Layer {
+    /// The size of the normalized axis: F of [N, F], or C of [N, C, H, W].
     public let features: Int
+    /// The weight of the new batch statistic in the running statistics' update.
     public let momentum: Float
+    /// Added to the variance before its square root, so a constant feature does not divide by zero.
     public let epsilon: Float
     /// Gamma [features], starts at 1.
     public private(set) var weight: Tensor
@@ -26,6 +29,8 @@ public final class BatchNorm: Layer {
     public private(set) var runningVar: Tensor
     public var isTraining = true
 
+    /// A batch normalization of `features` features or channels, with PyTorch's defaults; weight, bias and
+    /// running statistics live on `device`.
     public init(features: Int, momentum: Float = 0.1, epsilon: Float = 1e-5, device: Device = .default) {
         precondition(features > 0, "BatchNorm needs a positive feature count, got \(features)")
         self.features = features

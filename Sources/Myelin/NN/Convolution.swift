@@ -11,11 +11,17 @@ import Foundation
 /// let y = try conv(images)   // [N, 1, 28, 28] -> [N, 32, 28, 28]
 /// ```
 public final class Conv2D: Layer {
+    /// Channels of the input images (C of [N, C, H, W]).
     public let inChannels: Int
+    /// Channels of the output images: the number of filters.
     public let outChannels: Int
+    /// The window's (rows, columns).
     public let kernelSize: (Int, Int)
+    /// The step between windows, (rows, columns).
     public let stride: (Int, Int)
+    /// Zero rows added above and below, and zero columns added left and right, of each image.
     public let padding: (Int, Int)
+    /// Applied to the output (fused after the bias).
     public let activation: Activation
     /// [outChannels, inChannels, kh, kw].
     public private(set) var weight: Tensor
@@ -23,9 +29,21 @@ public final class Conv2D: Layer {
     public private(set) var bias: Tensor?
     public var isTraining = true
 
+    /// A convolution with a rectangular kernel; the output is [N, outChannels, outH, outW] with
+    /// outH = (H + 2·padding.0 − kernelSize.0) / stride.0 + 1 and outW alike.
+    ///
     /// - Parameters:
+    ///   - inChannels: channels of the input images.
+    ///   - outChannels: channels of the output images (filters).
+    ///   - kernelSize: the window's (rows, columns).
+    ///   - stride: the step between windows, (rows, columns).
+    ///   - padding: zeros added on each side, (rows, columns).
+    ///   - activation: applied to the output. Default identity.
+    ///   - bias: whether the layer has a bias [outChannels].
     ///   - weightInit: fills the weight (fan-in = inChannels·kh·kw, fan-out = outChannels·kh·kw). Default He uniform.
+    ///   - biasInit: fills the bias. Default zeros.
     ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`.
+    ///   - device: where the weight and bias live.
     public init(inChannels: Int, outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                 padding: (Int, Int) = (0, 0), activation: Activation = .identity, bias: Bool = true,
                 weightInit: Initializer = .heUniform, biasInit: Initializer = .zeros,
@@ -126,9 +144,12 @@ func pool(_ input: Tensor, _ kind: PoolingKind, kernel: (Int, Int), stride: (Int
 /// let pool = MaxPool2D(kernelSize: 2)   // [N, C, 28, 28] -> [N, C, 14, 14]
 /// ```
 public final class MaxPool2D: ParameterlessLayer {
+    /// The window's (rows, columns), the step between windows and the padding on each side.
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int)
     public var isTraining = true
 
+    /// Square windows of `kernelSize`, moved by `stride` (default: `kernelSize`, so windows do not overlap), over
+    /// images padded by `padding` on each side (at most half the kernel).
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
         precondition(kernelSize > 0 && (stride ?? 1) > 0 && padding >= 0 && padding * 2 <= kernelSize,
                      "MaxPool2D needs a positive kernel and stride and padding at most half the kernel")
@@ -149,9 +170,12 @@ public final class MaxPool2D: ParameterlessLayer {
 /// Average pooling over kh x kw windows (stride defaults to the kernel size). Padding counts as zeros in
 /// the average (PyTorch's default `count_include_pad=True`).
 public final class AvgPool2D: ParameterlessLayer {
+    /// The window's (rows, columns), the step between windows and the padding on each side.
     public let kernelSize: (Int, Int), stride: (Int, Int), padding: (Int, Int)
     public var isTraining = true
 
+    /// Square windows of `kernelSize`, moved by `stride` (default: `kernelSize`, so windows do not overlap), over
+    /// images padded by `padding` on each side (at most half the kernel).
     public init(kernelSize: Int, stride: Int? = nil, padding: Int = 0) {
         precondition(kernelSize > 0 && (stride ?? 1) > 0 && padding >= 0 && padding * 2 <= kernelSize,
                      "AvgPool2D needs a positive kernel and stride and padding at most half the kernel")

@@ -6,8 +6,11 @@ import Foundation
 
 /// Errors from the regularization helpers, naming the helper and the offending tensors.
 public enum RegularizationError: Error, CustomStringConvertible, Equatable {
+    /// The helper (named) was given no tensors.
     case noParameters(String)
+    /// The helper (named) was given tensors on two devices (named).
     case deviceMismatch(String, String, String)
+    /// The helper (named) was given an argument out of its range (the reason).
     case invalidArgument(String, String)
 
     public var description: String {

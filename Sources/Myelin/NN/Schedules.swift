@@ -26,7 +26,9 @@ extension LearningRateSchedule {
 /// The rate multiplied by `gamma` every `stepSize` epochs (`torch.optim.lr_scheduler.StepLR`):
 /// base · gamma^⌊epoch / stepSize⌋.
 public struct StepDecay: LearningRateSchedule, Sendable {
+    /// Epochs between two decays.
     public let stepSize: Int
+    /// The factor applied at each decay.
     public let gamma: Float
 
     /// Throws when `stepSize` < 1 or `gamma` < 0.
@@ -44,6 +46,7 @@ public struct StepDecay: LearningRateSchedule, Sendable {
 
 /// The rate multiplied by `gamma` every epoch (`torch.optim.lr_scheduler.ExponentialLR`): base · gamma^epoch.
 public struct ExponentialDecay: LearningRateSchedule, Sendable {
+    /// The factor applied every epoch.
     public let gamma: Float
 
     /// Throws when `gamma` < 0.
@@ -62,7 +65,9 @@ public struct ExponentialDecay: LearningRateSchedule, Sendable {
 /// etaMin + (base − etaMin) · (1 + cos(π · epoch / tMax)) / 2. Past `tMax` the cosine continues
 /// (the rate rises again), as PyTorch's closed form does.
 public struct CosineAnnealing: LearningRateSchedule, Sendable {
+    /// Epochs from `base` down to `etaMin` (half a cosine period).
     public let tMax: Int
+    /// The lowest rate, reached at epoch `tMax`.
     public let etaMin: Float
 
     /// Throws when `tMax` < 1.

@@ -81,11 +81,16 @@ protocol Backend: AnyObject, Sendable {
 
 /// The shapes of a 2-D convolution or pooling window over NCHW images.
 public struct ConvGeometry: Equatable, Sendable {
+    /// The input's dimensions N, C, H, W: images, channels, rows and columns of each image.
     public var batch: Int, channels: Int, height: Int, width: Int
+    /// The window's rows and columns.
     public var kernelH: Int, kernelW: Int
+    /// The step between neighbouring windows, in rows and in columns.
     public var strideH: Int, strideW: Int
+    /// Rows added above and below, and columns added left and right, of each image (zeros, or the pad value).
     public var padH: Int, padW: Int
 
+    /// The geometry of a `kernelH`×`kernelW` window sliding over `batch` images of `channels`×`height`×`width`.
     public init(batch: Int, channels: Int, height: Int, width: Int, kernelH: Int, kernelW: Int,
                 strideH: Int = 1, strideW: Int = 1, padH: Int = 0, padW: Int = 0) {
         self.batch = batch; self.channels = channels; self.height = height; self.width = width
@@ -93,7 +98,9 @@ public struct ConvGeometry: Equatable, Sendable {
         self.strideH = strideH; self.strideW = strideW; self.padH = padH; self.padW = padW
     }
 
+    /// Output rows: (height + 2·padH − kernelH) / strideH + 1.
     public var outH: Int { (height + 2 * padH - kernelH) / strideH + 1 }
+    /// Output columns: (width + 2·padW − kernelW) / strideW + 1.
     public var outW: Int { (width + 2 * padW - kernelW) / strideW + 1 }
     /// Rows of one image's column matrix: C·kh·kw.
     public var patchSize: Int { channels * kernelH * kernelW }
@@ -113,6 +120,7 @@ public struct DeviceStats: Sendable, Equatable {
     public var launches = 0
     /// Times the host waited for the queue to drain.
     public var waits = 0
+    /// All counters at zero.
     public init() {}
 }
 
@@ -120,19 +128,33 @@ public struct DeviceStats: Sendable, Equatable {
 /// Matrices are row-major; `lda`, `ldb`, `ldc` are the row strides of A, B, C as stored;
 /// `strideA/B/C` are the element distance between consecutive batch items (0 repeats the same matrix).
 public struct GemmShape: Equatable, Sendable {
+    /// Whether A is stored transposed: op(A) = Aᵀ, stored [k, m].
     public var transA = false
+    /// Whether B is stored transposed: op(B) = Bᵀ, stored [n, k].
     public var transB = false
+    /// Rows of C and of op(A).
     public var m: Int
+    /// Columns of C and of op(B).
     public var n: Int
+    /// The inner dimension: columns of op(A), rows of op(B).
     public var k: Int
+    /// The factor of the product: C = alpha · op(A) · op(B) + beta · C.
     public var alpha: Float = 1
+    /// The factor of C's previous value; 0 overwrites C without reading it.
     public var beta: Float = 0
+    /// The row stride of A as stored (elements from one row to the next).
     public var lda: Int
+    /// The row stride of B as stored.
     public var ldb: Int
+    /// The row stride of C.
     public var ldc: Int
+    /// The number of products in the batch.
     public var batch = 1
+    /// Elements between consecutive A matrices of the batch (0: every product uses the same A).
     public var strideA = 0
+    /// Elements between consecutive B matrices of the batch (0: every product uses the same B).
     public var strideB = 0
+    /// Elements between consecutive C matrices of the batch.
     public var strideC = 0
 
     /// A packed product: rows of A, B and C stored without padding.
@@ -154,15 +176,23 @@ public struct GemmShape: Equatable, Sendable {
 
 /// Activation functions, usable alone (`Tensor.relu()`, ...) and fused into a GEMM's epilogue.
 public enum Activation: Equatable, Sendable, Hashable {
+    /// f(x) = x: no activation (regression outputs, logits).
     case identity
     /// Heaviside step: 1 where x > 0, else 0. Forward only.
     case step
+    /// The logistic function 1 / (1 + e^−x).
     case sigmoid
+    /// The hyperbolic tangent.
     case tanh
+    /// max(x, 0).
     case relu
+    /// x where x > 0, slope · x elsewhere.
     case leakyRelu(slope: Float)
+    /// x where x > 0, alpha · (e^x − 1) elsewhere.
     case elu(alpha: Float)
+    /// Scaled ELU, λ · (x where x > 0, α · (e^x − 1) elsewhere) with λ ≈ 1.0507 and α ≈ 1.6733.
     case selu
+    /// log(1 + e^x).
     case softplus
     /// GELU with the tanh approximation.
     case geluTanh
@@ -215,15 +245,25 @@ public enum Activation: Equatable, Sendable, Hashable {
 
 /// Elementwise one-input operations (the activations are `.activation`).
 public enum UnaryOp: Equatable, Sendable {
+    /// −x.
     case negate
+    /// eˣ.
     case exp
+    /// The natural logarithm.
     case log
+    /// The square root.
     case sqrt
+    /// |x|.
     case abs
+    /// x².
     case square
+    /// 1 / x.
     case reciprocal
+    /// −1, 0 or 1.
     case sign
+    /// An activation function.
     case activation(Activation)
+    /// x limited to [min, max].
     case clamp(min: Float, max: Float)
     /// x op s (or s op x when `scalarFirst`), for any binary op.
     case scalar(BinaryOp, Float, scalarFirst: Bool)
@@ -231,7 +271,9 @@ public enum UnaryOp: Equatable, Sendable {
 
 /// Elementwise two-input operations; comparisons give 1 where true and 0 elsewhere.
 public enum BinaryOp: Int32, Equatable, Sendable, CaseIterable {
+    /// Arithmetic: a + b, a − b, a · b, a / b, aᵇ, max(a, b) and min(a, b).
     case add = 0, subtract, multiply, divide, power, maximum, minimum
+    /// Comparisons: 1 where a = b, a ≠ b, a < b, a ≤ b, a > b or a ≥ b holds, else 0.
     case equal, notEqual, less, lessEqual, greater, greaterEqual
 
     var kernelName: String {
@@ -255,15 +297,20 @@ public enum BinaryOp: Int32, Equatable, Sendable, CaseIterable {
 
 /// Reductions over one axis.
 public enum ReduceOp: Int32, Equatable, Sendable {
+    /// The sum, the mean, the largest or the smallest element along the axis.
     case sum = 0, mean, max, min
 }
 
 /// How two operands broadcast into an output, after collapsing to at most 4 dimensions.
 /// `dims` is the output shape (leading 1s padded); `stridesA/B` give 0 on broadcast dimensions.
 public struct BroadcastLayout: Equatable, Sendable {
+    /// The output's dimensions after collapsing (at most 4).
     public var dims: [Int]
+    /// The first operand's element stride along each of `dims`; 0 where it is broadcast.
     public var stridesA: [Int]
+    /// The second operand's element stride along each of `dims`; 0 where it is broadcast.
     public var stridesB: [Int]
+    /// The number of output elements.
     public var count: Int { dims.reduce(1, *) }
     /// Both operands have the output's shape: a plain elementwise loop.
     public var isElementwise: Bool {

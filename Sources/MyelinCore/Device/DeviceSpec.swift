@@ -49,11 +49,17 @@ public enum DeviceSpec: Equatable, Sendable, CustomStringConvertible {
 
 /// Errors raised while choosing or setting up a device.
 public enum DeviceError: Error, CustomStringConvertible, Equatable {
+    /// The text is not `auto`, `cpu`, `opencl` or `opencl:N`.
     case badSpec(String)
+    /// An OpenCL device was asked for but there is no OpenCL platform; `available` lists the devices there are.
     case noOpenCL(available: [String])
+    /// There is no OpenCL device with this number; `available` lists the devices there are.
     case indexOutOfRange(Int, available: [String])
+    /// An OpenCL call failed with an error code (its name is in the description).
     case openCL(call: String, code: Int32)
+    /// The kernels did not compile on the named device; `log` is the OpenCL build log.
     case buildFailed(device: String, log: String)
+    /// Two tensors that must share a device are on the two named devices.
     case mismatchedDevices(String, String)
 
     public var description: String {

@@ -3,16 +3,25 @@ import Foundation
 
 /// What Myelin knows about one OpenCL device.
 public struct OpenCLDeviceInfo: @unchecked Sendable {
+    /// The platform's name, e.g. "Portable Computing Language".
     public var platformName: String
+    /// The platform's version string, e.g. "OpenCL 3.0 PoCL 3.1+debian ...".
     public var platformVersion: String
+    /// The device's name (`CL_DEVICE_NAME`).
     public var name: String
+    /// The device's vendor (`CL_DEVICE_VENDOR`).
     public var vendor: String
+    /// The driver's version (`CL_DRIVER_VERSION`); part of the kernel cache's key.
     public var driverVersion: String
     /// The device's OpenCL C version string, e.g. "OpenCL C 1.2 PoCL".
     public var openCLCVersion: String
+    /// Parallel compute units (`CL_DEVICE_MAX_COMPUTE_UNITS`): cores on a CPU device.
     public var computeUnits: Int
+    /// Global memory in bytes.
     public var globalMemory: Int
+    /// The most work-items a work-group may have.
     public var maxWorkGroupSize: Int
+    /// Whether the device reports itself as a GPU (`CL_DEVICE_TYPE_GPU`); `auto` picks the first such device.
     public var isGPU: Bool
     let platform: cl_platform_id
     let device: cl_device_id
