@@ -18,10 +18,15 @@ public enum LayerBuilder {
 /// (`Dense(..., activation: .relu)`, `Conv2D(..., activation: .relu)`) stands for two modules
 /// (`Linear` then `ReLU`) and takes two indices (see `Layer.torchModuleCount`). So
 ///
-///     Sequential { Dense(4, 8, .relu); Dense(8, 8, .tanh); Dense(8, 3) }
+/// ```swift
+/// let mlp = Sequential {
+///     Dense(inputSize: 4, outputSize: 8, activation: .relu)   // 0.weight, 0.bias (ReLU is 1)
+///     Dense(inputSize: 8, outputSize: 8, activation: .tanh)   // 2.weight, 2.bias (Tanh is 3)
+///     Dense(inputSize: 8, outputSize: 3)                      // 4.weight, 4.bias
+/// }
+/// ```
 ///
-/// has the keys `0.weight 0.bias 2.weight 2.bias 4.weight 4.bias`, those of
-/// `nn.Sequential(Linear(4, 8), ReLU(), Linear(8, 8), Tanh(), Linear(8, 3))`. A nested `Sequential` or a
+/// has the keys of `nn.Sequential(Linear(4, 8), ReLU(), Linear(8, 8), Tanh(), Linear(8, 3))`. A nested `Sequential` or a
 /// `Residual` is one module. `torchIndices` lists each child's index. An error in a child is wrapped in
 /// `LayerError.inLayer` naming its position in `layers` and its type.
 ///
