@@ -124,8 +124,10 @@ func expectCheckpointError(_ body: () throws -> Void, contains parts: [String], 
         expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: "{\"a\": [1, 2"), source: "json.st") },
                               contains: ["json.st", "not a JSON object"])
         expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: "[1]"), source: "json.st") }, contains: ["not a JSON object"])
-        expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: #"{"w":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#), source: "f16.st") },
-                              contains: ["f16.st", "'w'", "F16", "F32 only"])
+        expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: #"{"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}}"#), source: "f8.st") },
+                              contains: ["f8.st", "'w'", "F8_E4M3", "F32, F64, F16, BF16"])
+        expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: #"{"w":{"dtype":"I64","shape":[3],"data_offsets":[0,16]}}"#), source: "i64.st") },
+                              contains: ["'w'", "[3]", "8 bytes of I64", "16 bytes"])
         expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}"#), source: "s.st") },
                               contains: ["'w'", "[3]", "8 bytes"])
         expectCheckpointError({ _ = try SafeTensors.decode(self.file(header: #"{"w":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}}"#), source: "o.st") },
@@ -176,10 +178,10 @@ func expectCheckpointError(_ body: () throws -> Void, contains parts: [String], 
         #expect(wrong.bias.toArray() == before, "nothing changes when a check fails")
         try SafeTensors.save([("0.weight", a.weight)], to: url)
         expectCheckpointError({ try b.load(from: url) }, contains: [url.path, "'0.bias'"])
-        try SafeTensors.save(a.stateDict() + [("extra", a.bias), ("optimizer.0.m", a.bias)], to: url)
+        try SafeTensors.save(a.namedTensors + [("extra", a.bias), ("optimizer.0.m", a.bias)], to: url)
         expectCheckpointError({ try b.load(from: url) }, contains: ["'extra'", "strict"])
         try b.load(from: url, strict: false)
-        try SafeTensors.save(a.stateDict() + [("optimizer.0.m", a.bias)], to: url)
+        try SafeTensors.save(a.namedTensors + [("optimizer.0.m", a.bias)], to: url)
         try b.load(from: url)
     }
 
@@ -217,14 +219,14 @@ struct PythonSafeTensorsTests {
         let url = dir.appendingPathComponent("myelin.safetensors")
         let model = TwoTensorLayer(inputs: 5, outputs: 3, seed: 4, on: device)
         try model.save(to: url, metadata: ["framework": "myelin", "epoch": "7"])
-        let entries = model.stateDict().map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
+        let entries = model.namedTensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
         let expected = dir.appendingPathComponent("expected.json")
-        try expectedJSON(entries, metadata: ["framework": "myelin", "epoch": "7"]).write(to: expected)
+        try expectedJSON(entries, metadata: ["framework": "myelin", "epoch": "7", "myelin_layout": "2"]).write(to: expected)
         let (status, output) = try runPythonCheck(["read", url.path, expected.path])
         #expect(status == 0 && output.contains("ok"), "python: \(output)")
         // Byte for byte what Python writes for the same tensors (one metadata key: Python orders several randomly).
         let same = dir.appendingPathComponent("python.safetensors")
-        try SafeTensors.save(model.stateDict(), metadata: ["epoch": "7"], to: url)
+        try SafeTensors.save(model.namedTensors, metadata: ["epoch": "7"], to: url)
         try expectedJSON(entries, metadata: ["epoch": "7"]).write(to: expected)
         let (s2, o2) = try runPythonCheck(["write-same", same.path, expected.path])
         #expect(s2 == 0, "python: \(o2)")

@@ -126,7 +126,7 @@ struct ClosureSchedule: LearningRateSchedule {
         final class Snapshots: Callback {
             var weights: [[Float]] = []
             func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
-                weights.append(context.model.stateDict().flatMap { $0.1.toArray() })
+                weights.append(context.model.namedTensors.flatMap { $0.1.toArray() })
             }
         }
         let snaps = Snapshots()
@@ -137,7 +137,7 @@ struct ClosureSchedule: LearningRateSchedule {
                             callbacks: [snaps, restore], schedule: ClosureSchedule { e, b in e < 3 ? b : b * 500 }, verbosity: .silent)
         let best = restore.bestEpoch!
         #expect(h2.count < 10 && best <= 3, "history \(h2["loss"]!)")
-        #expect(m2.stateDict().flatMap { $0.1.toArray() } == snaps.weights[best - 1])
+        #expect(m2.namedTensors.flatMap { $0.1.toArray() } == snaps.weights[best - 1])
         #expect(throws: TrainingError.self) {
             try m2.fit(data, epochs: 1, loss: .softmaxCrossEntropy, optimizer: try SGD(parameters: m2.parameters),
                        callbacks: [EarlyStopping(monitor: "val_loss")], verbosity: .silent)
@@ -172,7 +172,7 @@ struct ClosureSchedule: LearningRateSchedule {
                                        optimizer: adamC, metrics: [.accuracy], schedule: try ExponentialDecay(gamma: 0.9),
                                        baseLearningRate: resumed.baseLearningRate, seed: resumed.seed,
                                        initialEpoch: resumed.epoch, history: resumed.history, verbosity: .silent)
-        for ((name, x), (_, y)) in zip(a.stateDict(), c.stateDict()) {
+        for ((name, x), (_, y)) in zip(a.namedTensors, c.namedTensors) {
             #expect(x.toArray() == y.toArray(), "\(name) differs after resuming")
         }
         #expect(resumedHistory.epochs == [1, 2, 3, 4])
@@ -180,7 +180,7 @@ struct ClosureSchedule: LearningRateSchedule {
         // The model-only view of the checkpoint loads into a plain model (optimizer tensors skipped).
         let d = Self.classifier(on: device, dropout: true, seed: 5)
         try d.load(from: url)
-        #expect(d.stateDict()[0].1.toArray() == b.stateDict()[0].1.toArray())
+        #expect(d.namedTensors[0].1.toArray() == b.namedTensors[0].1.toArray())
         // A plain model file is not a training checkpoint.
         try d.save(to: dir.appendingPathComponent("plain.safetensors"))
         expectCheckpointError({ try TrainingCheckpoint.load(from: dir.appendingPathComponent("plain.safetensors"), into: d, optimizer: nil) },

@@ -163,6 +163,35 @@ import Testing
         }
     }
 
+    /// `linear` = act(x·Wᵀ + b) with W [out, in] (PyTorch's layout), against the naive product with W transposed,
+    /// on shapes that take every GEMM path (skinny n <= 16, direct m < 8, blocks, edges).
+    @Test(arguments: TestDevices.all)
+    func linearTakesTheWeightOutByIn(device: Device) throws {
+        for (m, n, k) in [(1, 1, 1), (7, 3, 33), (33, 129, 7), (128, 10, 784), (64, 64, 64), (9, 17, 5)] {
+            let x = testValues(m * k, seed: 61), w = testValues(n * k, seed: 62), b = testValues(n, seed: 63)
+            var wt = [Float](repeating: 0, count: k * n)   // [k, n] for the reference
+            for o in 0..<n { for i in 0..<k { wt[i * n + o] = w[o * k + i] } }
+            let tx = try Tensor(x, shape: [m, k], on: device), tw = try Tensor(w, shape: [n, k], on: device)
+            let tb = try Tensor(b, shape: [n], on: device)
+            let z = Reference.gemm(x, wt, m: m, n: n, k: k)
+            for act in Self.activations where act != .step {
+                for withBias in [true, false] {
+                    let y = try tx.linear(weight: tw, bias: withBias ? tb : nil, activation: act)
+                    #expect(y.shape == [m, n])
+                    let expected = (0..<(m * n)).map { Reference.activation(act, z[$0] + (withBias ? Double(b[$0 % n]) : 0)) }
+                    expectClose(y.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) linear \(m)x\(n)x\(k) \(act) bias \(withBias)")
+                }
+            }
+        }
+        let a = Tensor.zeros([3, 4], on: device)
+        expectError(containing: ["linear", "[3, 4]", "[4, 2]", "[out, in]"], "linear weight") {
+            _ = try a.linear(weight: Tensor.zeros([4, 2], on: device), bias: nil)
+        }
+        expectError(containing: ["linear", "[4]", "[2]"], "linear bias") {
+            _ = try a.linear(weight: Tensor.zeros([2, 4], on: device), bias: Tensor.zeros([4], on: device))
+        }
+    }
+
     @Test(arguments: TestDevices.all)
     func mismatchedShapesThrowNamingBothShapes(device: Device) throws {
         let a = Tensor.zeros([3, 4], on: device), b = Tensor.zeros([5, 2], on: device)

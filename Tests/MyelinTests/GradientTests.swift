@@ -167,6 +167,26 @@ import Testing
     }
 
     @Test(arguments: TestDevices.all)
+    func linearWithBiasAndEveryActivation(device: Device) throws {
+        let (batch, inputs, outputs) = (3, 4, 5)
+        let x = testValues(batch * inputs, seed: 31), w = testValues(outputs * inputs, seed: 32), b = testValues(outputs, seed: 33)
+        for act in GemmTests.activations + [.elu(alpha: -0.5), .elu(alpha: 0)] where act != .step {
+            try gradientCheck(device: device, inputs: [(x, [batch, inputs]), (w, [outputs, inputs]), (b, [outputs])], "linear \(act)") {
+                try $0[0].linear(weight: $0[1], bias: $0[2], activation: act)
+            }
+            try gradientCheck(device: device, inputs: [(x, [batch, inputs]), (w, [outputs, inputs])], "linear \(act) without bias") {
+                try $0[0].linear(weight: $0[1], bias: nil, activation: act)
+            }
+        }
+        // A wide layer takes the blocked GEMM paths (B transposed into scratch) in the forward pass.
+        let (m, k, n) = (9, 6, 20)
+        try gradientCheck(device: device, inputs: [(testValues(m * k, seed: 34), [m, k]), (testValues(n * k, seed: 35), [n, k]),
+                                                   (testValues(n, seed: 36), [n])], "linear 9x6 -> 20 tanh") {
+            try $0[0].linear(weight: $0[1], bias: $0[2], activation: .tanh)
+        }
+    }
+
+    @Test(arguments: TestDevices.all)
     func layoutOps(device: Device) throws {
         let x = testValues(24, seed: 24)
         try gradientCheck(device: device, inputs: [(x, [2, 3, 4])], "reshape") { try $0[0].reshaped([4, -1]).square() }

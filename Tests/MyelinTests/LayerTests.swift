@@ -15,7 +15,9 @@ import Testing
                 let xv = testValues(m * k, seed: 3)
                 let y = try layer(try Tensor(xv, shape: [m, k], on: device))
                 #expect(y.shape == [m, n])
-                let expected = NNReference.dense(xv, layer.weight.toArray(), layer.bias!.toArray(), m: m, k: k, n: n, a)
+                #expect(layer.weight.shape == [n, k], "Dense stores its weight [out, in] like nn.Linear")
+                let weightInOut = LegacyCheckpoint.transpose(layer.weight.toArray(), rows: n, columns: k)
+                let expected = NNReference.dense(xv, weightInOut, layer.bias!.toArray(), m: m, k: k, n: n, a)
                 expectClose(y.toArray(), expected, rtol: 1e-4, atol: 1e-5, "\(device) Dense \(m)x\(k)->\(n) \(a.displayName)")
             }
         }
@@ -53,13 +55,13 @@ import Testing
     func denseStateDictAndSetTensor(device: Device) throws {
         let layer = Dense(inputSize: 3, outputSize: 2, seed: 1, device: device)
         #expect(layer.namedTensors.map(\.0) == ["weight", "bias"])
-        #expect(layer.weight.shape == [3, 2] && layer.bias!.shape == [2])
+        #expect(layer.weight.shape == [2, 3] && layer.bias!.shape == [2])
         #expect(layer.parameterCount == 8)
-        let w = try Tensor([1, 2, 3, 4, 5, 6], shape: [3, 2], on: device)
+        let w = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3], on: device)
         try layer.setTensor("weight", w)
         #expect(layer.weight.toArray() == [1, 2, 3, 4, 5, 6] && layer.weight.requiresGrad)
         #expect(layer.weight !== w, "setTensor copies, never aliases the caller's tensor")
-        do { try layer.setTensor("weight", Tensor.zeros([2, 3], on: device)); Issue.record("wrong shape accepted") } catch {
+        do { try layer.setTensor("weight", Tensor.zeros([3, 2], on: device)); Issue.record("wrong shape accepted") } catch {
             #expect("\(error)".contains("[3, 2]") && "\(error)".contains("[2, 3]") && "\(error)".contains("weight"))
         }
         #expect(throws: LayerError.self) { try layer.setTensor("gamma", w) }
@@ -184,7 +186,7 @@ import Testing
         let gamma: [Float] = [0.5, 2, -1], beta: [Float] = [0.1, -0.2, 0.3]
         try bn.setTensor("weight", Tensor(gamma, on: device))
         try bn.setTensor("bias", Tensor(beta, on: device))
-        #expect(bn.namedTensors.map(\.0) == ["weight", "bias", "running_mean", "running_var"])
+        #expect(bn.namedTensors.map(\.0) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"])
         #expect(bn.parameterCount == 6)
         let xv = testValues(n * f, seed: 4).map { $0 * 2 + 1 }
         let y = try bn(try Tensor(xv, shape: [n, f], on: device)).toArray()
@@ -199,6 +201,7 @@ import Testing
         let rv = (0..<f).map { 0.9 + 0.1 * variance[$0] * Double(n) / Double(n - 1) }
         expectClose(bn.runningMean.toArray(), rm, rtol: 1e-5, atol: 1e-6, "\(device) running_mean")
         expectClose(bn.runningVar.toArray(), rv, rtol: 1e-5, atol: 1e-6, "\(device) running_var")
+        #expect(bn.numBatchesTracked.shape == [] && bn.numBatchesTracked.toArray() == [1], "one train-mode batch counted")
         // Eval uses the running statistics.
         bn.eval()
         let x2 = testValues(2 * f, seed: 8)
@@ -209,6 +212,7 @@ import Testing
         } }
         expectClose(y2, expected2, rtol: 1e-4, atol: 1e-5, "\(device) BatchNorm eval")
         expectClose(bn.runningMean.toArray(), rm, rtol: 1e-5, atol: 1e-6, "eval leaves running_mean alone")
+        #expect(bn.numBatchesTracked.toArray() == [1], "eval batches are not counted")
         // Train mode needs more than one value per feature.
         bn.train()
         #expect(throws: LayerError.self) { try bn(Tensor.zeros([1, f], on: device)) }
@@ -251,8 +255,10 @@ import Testing
             Sigmoid()
             Dense(inputSize: 4, outputSize: 2, seed: 2, device: device)
         }
-        #expect(model.namedTensors.map(\.0) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean",
-                                                 "1.running_var", "3.weight", "3.bias"])
+        // PyTorch numbering: the fused tanh takes index 1, so BatchNorm is 2, Sigmoid 3 and the last Dense 4.
+        #expect(model.torchIndices == [0, 2, 3, 4])
+        #expect(model.namedTensors.map(\.0) == ["0.weight", "0.bias", "2.weight", "2.bias", "2.running_mean",
+                                                 "2.running_var", "2.num_batches_tracked", "4.weight", "4.bias"])
         #expect(model.parameterCount == 3 * 4 + 4 + 4 + 4 + 4 * 2 + 2)
         #expect(model.parameters.count == 6)
         let x = try Tensor(testValues(6 * 3, seed: 3), shape: [6, 3], on: device, requiresGrad: true)
@@ -264,9 +270,12 @@ import Testing
         #expect(model.layers.allSatisfy { !$0.isTraining })
         model.train()
         #expect(model.layers.allSatisfy { $0.isTraining })
-        try model.setTensor("3.bias", Tensor([5, 6], on: device))
+        try model.setTensor("4.bias", Tensor([5, 6], on: device))
         #expect((model.layers[3] as! Dense).bias!.toArray() == [5, 6])
         #expect(throws: LayerError.self) { try model.setTensor("7.bias", Tensor([5, 6], on: device)) }
+        #expect(throws: LayerError.self, "index 1 is the fused tanh: no layer of its own") {
+            try model.setTensor("1.bias", Tensor([5, 6, 7, 8], on: device))
+        }
         #expect(throws: LayerError.self) { try model.setTensor("bias", Tensor([5, 6], on: device)) }
         model.zeroGrad()
         #expect(model.parameters.allSatisfy { $0.grad == nil })
@@ -297,7 +306,7 @@ import Testing
         let x = try Tensor(xv, shape: [4, 3], on: device, requiresGrad: true)
         let expected = zip(try inner(x).toArray(), xv).map { Double($0) + Double($1) }
         expectClose(try block(x).toArray(), expected, "\(device) residual forward")
-        #expect(block.namedTensors.map(\.0) == ["inner.0.weight", "inner.0.bias", "inner.1.weight", "inner.1.bias"])
+        #expect(block.namedTensors.map(\.0) == ["inner.0.weight", "inner.0.bias", "inner.2.weight", "inner.2.bias"])
         try GradientCheck.check([("x", x)] + block.namedTensors, "\(device) Residual") { try weightedSum(block(x), seed: 8) }
         // A projection shortcut when the shapes change; mismatched shapes are an error naming both.
         let projected = Residual(Dense(inputSize: 3, outputSize: 2, seed: 1, device: device),
@@ -323,7 +332,7 @@ import Testing
         #expect(model.parameterCount == 535_818 + 512)
         let table = try model.summary(inputShape: [1, 784])
         #expect(table.contains("Trainable parameters: 536330"), "\(table)")
-        #expect(table.contains("Non-trainable values (buffers): 512"))
+        #expect(table.contains("Non-trainable values (buffers): 513"), "running mean and variance, num_batches_tracked")
         #expect(table.contains("401920") && table.contains("131328") && table.contains("2570"))
         #expect(table.contains("[1, 512]") && table.contains("[1, 10]"))
         #expect(model.isTraining, "summary restores train mode")

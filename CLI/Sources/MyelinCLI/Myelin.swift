@@ -7,7 +7,7 @@ struct MyelinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "myelin",
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
-        subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self]
+        subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self]
     )
 }
 

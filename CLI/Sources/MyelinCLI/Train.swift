@@ -189,10 +189,7 @@ struct TrainRegression: ParsableCommand {
         let raw = try Dataset(features: table.tensor(["size", "age"], on: device), targets: table.tensor(["price"], on: device))
         let scaler = try Standardizer(fitting: raw.features)
         let data = try raw.mapFeatures(scaler.transform)
-        let model = Sequential {
-            Dense(inputSize: 2, outputSize: 2, activation: .sigmoid, weightInit: .uniform(low: 0, high: 1), seed: options.seed, device: device)
-            Dense(inputSize: 2, outputSize: 1, weightInit: .uniform(low: 0, high: 1), seed: options.seed &+ 1000, device: device)
-        }
+        let model = Self.model(seed: options.seed, on: device)
         let optimizer = try options.makeOptimizer(model.parameters, defaultName: "sgd", defaultRate: 0.05)
         let resumed = try options.loadIfAsked(model, optimizer)
         let epochs = options.epochs ?? 3000
@@ -212,5 +209,15 @@ struct TrainRegression: ParsableCommand {
         print(String(format: "RMSE: %.4f (price units)", rmse))
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
                                  title: "Apartment prices (\(device.name))", baseLearningRate: options.lr ?? 0.05)
+    }
+}
+
+extension TrainRegression {
+    /// The regression lab's 2-2-1 network.
+    static func model(seed: UInt64, on device: Device) -> Sequential {
+        Sequential {
+            Dense(inputSize: 2, outputSize: 2, activation: .sigmoid, weightInit: .uniform(low: 0, high: 1), seed: seed, device: device)
+            Dense(inputSize: 2, outputSize: 1, weightInit: .uniform(low: 0, high: 1), seed: seed &+ 1000, device: device)
+        }
     }
 }

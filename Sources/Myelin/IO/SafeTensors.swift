@@ -4,12 +4,14 @@ import Foundation
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     /// The file is malformed: truncated, bad header, bad ranges, unsupported dtype.
     case corrupt(String, reason: String)
-    /// The model has a tensor the checkpoint lacks.
-    case missingTensor(String, name: String)
-    /// The checkpoint has a tensor the model does not.
-    case unexpectedTensor(String, name: String)
-    /// A tensor's shape in the checkpoint differs from the model's.
+    /// A tensor's shape in the checkpoint differs from the model's (the message says when it is the transpose).
     case shapeMismatch(String, name: String, model: [Int], checkpoint: [Int])
+    /// Strict loading: keys of the model absent from the checkpoint, and keys of the checkpoint the model does not
+    /// have, all of them (like the message of PyTorch's `load_state_dict`).
+    case keysMismatch(String, missing: [String], unexpected: [String])
+    /// A Myelin checkpoint written before the PyTorch layout (Dense weights [in, out], keys numbered by Swift
+    /// layer): the message says how to convert it (`LegacyCheckpoint`).
+    case oldLayout(String, reason: String)
     /// Anything else (bad names, a checkpoint of another kind).
     case invalid(String, reason: String)
 
@@ -17,19 +19,33 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .corrupt(let f, let reason):
             return "\(f): not a valid safetensors file: \(reason)"
-        case .missingTensor(let f, let name):
-            return "\(f): has no tensor '\(name)', which the model needs"
-        case .unexpectedTensor(let f, let name):
-            return "\(f): tensor '\(name)' does not belong to the model (load with strict: false to ignore it)"
         case .shapeMismatch(let f, let name, let model, let checkpoint):
-            return "\(f): tensor '\(name)' has shape \(checkpoint) in the checkpoint but \(model) in the model"
+            var text = "\(f): tensor '\(name)' has shape \(checkpoint) in the checkpoint but \(model) in the model"
+            if model.count == 2, checkpoint == model.reversed() {
+                text += " (the transpose: Myelin stores a Dense weight [out, in] like PyTorch's nn.Linear; a file written"
+                    + " by Myelin before that layout stores [in, out]: \(LegacyCheckpoint.howToConvert))"
+            }
+            return text
+        case .keysMismatch(let f, let missing, let unexpected):
+            var parts: [String] = []
+            if !missing.isEmpty {
+                parts.append("missing (the model has, the checkpoint lacks): " + missing.map { "'\($0)'" }.joined(separator: ", "))
+            }
+            if !unexpected.isEmpty {
+                parts.append("unexpected (the checkpoint has, the model lacks): " + unexpected.map { "'\($0)'" }.joined(separator: ", "))
+            }
+            return "\(f): the keys do not match the model: " + parts.joined(separator: "; ")
+                + " (load with strict: false to copy only the tensors both have)"
+        case .oldLayout(let f, let reason):
+            return "\(f): \(reason); \(LegacyCheckpoint.howToConvert)"
         case .invalid(let f, let reason):
             return "\(f): \(reason)"
         }
     }
 }
 
-/// One tensor read from a safetensors file: its name, shape and values (F32, row-major).
+/// One tensor read from a safetensors file: its name, shape, values (as Float, row-major) and the dtype it had
+/// in the file (`F32`, or e.g. `U8`/`I64` for integer labels, converted to Float on reading).
 public struct SafeTensorsEntry: Equatable, Sendable {
     /// The key, e.g. `0.weight`.
     public let name: String
@@ -37,10 +53,13 @@ public struct SafeTensorsEntry: Equatable, Sendable {
     public let shape: [Int]
     /// The elements, row-major.
     public let values: [Float]
+    /// The safetensors dtype the values were stored as (Myelin writes `F32`).
+    public let dtype: String
 
-    /// An entry from its parts (`values.count` must be the product of `shape`).
-    public init(name: String, shape: [Int], values: [Float]) {
-        self.name = name; self.shape = shape; self.values = values
+    /// An entry from its parts (`values.count` must be the product of `shape`); `dtype` records the
+    /// element type the values were read from (they are always held as `Float`).
+    public init(name: String, shape: [Int], values: [Float], dtype: String = "F32") {
+        self.name = name; self.shape = shape; self.values = values; self.dtype = dtype
     }
 
     /// The values as a tensor on `device`.
@@ -54,10 +73,18 @@ public struct SafeTensorsFile: Sendable {
     /// The `__metadata__` strings (empty when the file has none).
     public var metadata: [String: String]
 
+    public init(entries: [SafeTensorsEntry], metadata: [String: String] = [:]) {
+        self.entries = entries; self.metadata = metadata
+    }
+
     /// The tensor named `name`, if any.
     public subscript(name: String) -> SafeTensorsEntry? { entries.first { $0.name == name } }
     /// The tensors' names, in entry order.
     public var names: [String] { entries.map(\.name) }
+    /// Every tensor by name, on `device` (values as Float, whatever their dtype in the file).
+    public func tensors(on device: Device = .default) -> [String: Tensor] {
+        Dictionary(entries.map { ($0.name, $0.tensor(on: device)) }, uniquingKeysWith: { first, _ in first })
+    }
 }
 
 /// The safetensors format (https://github.com/huggingface/safetensors), byte-compatible with the Python
@@ -65,22 +92,30 @@ public struct SafeTensorsFile: Sendable {
 /// multiple of 8 (`{"__metadata__":{...},"name":{"dtype":"F32","shape":[...],"data_offsets":[begin,end]},...}`,
 /// tensors sorted by name, offsets relative to the data area), then the tensors' little-endian bytes back to back.
 ///
-/// Myelin writes and reads F32 only. Tensor names follow PyTorch's `state_dict` keys (`0.weight`, `0.bias`, ...).
+/// Myelin writes F32. It reads F32, F64, F16, BF16, the signed and unsigned integers (I8 ... I64, U8 ... U64) and
+/// BOOL, converting every value to Float (integer labels stored as `U8` or `I64` load as whole-number floats;
+/// integers beyond 2^24 round). Tensor names follow PyTorch's `state_dict` keys (`0.weight`, `0.bias`, ...).
 ///
-/// **Layout against PyTorch.** Myelin's `Dense` stores its weight as [in, out] so that the forward pass is one
-/// GEMM `x · W`; PyTorch's `nn.Linear` stores [out, in] and computes `x · Wᵀ`. A Myelin checkpoint therefore holds
-/// the transpose of what `torch.nn.Linear` expects: in Python, `state["0.weight"] = state["0.weight"].T` (for
-/// every 2-D Dense weight) before `model.load_state_dict(state)`, and transpose back when going the other way.
-/// Biases ([out]) and batch-norm vectors need no change.
+/// **Layout against PyTorch.** A model's file is a PyTorch `state_dict` of the equivalent module: `Dense.weight` is
+/// [out, in] like `nn.Linear.weight`, and keys are numbered like `nn.Sequential` (see `Sequential`), so
+/// `torch_model.load_state_dict(safetensors.torch.load_file(path), strict=True)` works on Myelin's files and
+/// `Layer.load(from:)` on `safetensors.torch.save_file(torch_model.state_dict(), path)`. `Layer.save` marks its
+/// files with `"myelin_layout": "2"` in the metadata; files of older Myelin versions are refused with a message
+/// naming the conversion (`LegacyCheckpoint`).
 ///
 /// ```swift
-/// try SafeTensors.save(model.stateDict(), metadata: ["epoch": "3"], to: URL(fileURLWithPath: "model.safetensors"))
+/// try SafeTensors.save(model.namedTensors, metadata: ["epoch": "3"], to: URL(fileURLWithPath: "model.safetensors"))
 /// let file = try SafeTensors.load(URL(fileURLWithPath: "model.safetensors"))
 /// print(file["0.weight"]!.shape)
 /// ```
 public enum SafeTensors {
     /// The largest header the Python library accepts (100 MB); a bigger length means a corrupt file.
     public static let maxHeaderLength = 100_000_000
+    /// The metadata key of the state layout `Layer.save` and `TrainingCheckpoint.save` write.
+    public static let layoutKey = "myelin_layout"
+    /// Layout 2: Dense weights [out, in] and keys numbered like PyTorch's `nn.Sequential`. (Files of layout 1,
+    /// written before, carry no marker.)
+    public static let currentLayout = "2"
 
     // MARK: writing
 
@@ -133,6 +168,11 @@ public enum SafeTensors {
     /// leaves any previous file intact.
     public static func save(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
         try AtomicFile.write(encode(tensors, metadata: metadata), to: url)
+    }
+
+    /// Writes a state dict (`Layer.stateDict()`) as a safetensors file atomically (tensors sorted by name, as always).
+    public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
+        try save(tensors.map { ($0.key, $0.value) }, metadata: metadata, to: url)
     }
 
     /// JSON string literal with the escapes serde_json uses.
@@ -189,7 +229,7 @@ public enum SafeTensors {
         let dataStart = 8 + headerLength
         let dataSize = bytes.count - dataStart
         var metadata: [String: String] = [:]
-        var ranges: [(name: String, shape: [Int], begin: Int, end: Int)] = []
+        var ranges: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let m = value as? [String: Any] else { throw corrupt("__metadata__ is not a map of strings") }
@@ -201,8 +241,8 @@ public enum SafeTensors {
             }
             guard let info = value as? [String: Any] else { throw corrupt("tensor '\(name)' is not described by a JSON object") }
             guard let dtype = info["dtype"] as? String else { throw corrupt("tensor '\(name)' has no dtype") }
-            guard dtype == "F32" else {
-                throw corrupt("tensor '\(name)' has dtype \(dtype); Myelin reads F32 only (convert with tensor.float() in PyTorch)")
+            guard let elementSize = elementSizes[dtype] else {
+                throw corrupt("tensor '\(name)' has dtype \(dtype); Myelin reads \(readableDTypes) (convert with tensor.float() in PyTorch)")
             }
             guard let shapeValues = info["shape"] as? [Any], let shape = wholeNumbers(shapeValues), shape.allSatisfy({ $0 >= 0 }) else {
                 throw corrupt("tensor '\(name)' has no valid shape (a list of non-negative whole numbers)")
@@ -221,28 +261,64 @@ public enum SafeTensors {
                 guard !overflow else { throw corrupt("tensor '\(name)' has a shape \(shape) too large to exist") }
                 elements = p
             }
-            guard elements.multipliedReportingOverflow(by: 4).partialValue == end - begin, elements <= Int.max / 4 else {
-                throw corrupt("tensor '\(name)' has shape \(shape) (\(elements) × 4 bytes) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
+            guard elements <= Int.max / 8, elements * elementSize == end - begin else {
+                throw corrupt("tensor '\(name)' has shape \(shape) (\(elements) × \(elementSize) bytes of \(dtype)) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
             }
-            ranges.append((name, shape, begin, end))
+            ranges.append((name, dtype, shape, begin, end))
         }
         ranges.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         for (a, b) in zip(ranges, ranges.dropFirst()) where b.begin < a.end {
             throw corrupt("tensors '\(a.name)' [\(a.begin), \(a.end)] and '\(b.name)' [\(b.begin), \(b.end)] overlap")
         }
         let entries = ranges.map { r -> SafeTensorsEntry in
-            let n = (r.end - r.begin) / 4
+            let n = (r.end - r.begin) / elementSizes[r.dtype]!
             let values = [Float](unsafeUninitializedCapacity: n) { out, initialized in
                 bytes.withUnsafeBytes { raw in
+                    let base = dataStart + r.begin
+                    func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
+                        T(littleEndian: raw.loadUnaligned(fromByteOffset: base + i * MemoryLayout<T>.size, as: T.self))
+                    }
                     for i in 0..<n {
-                        out[i] = Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: dataStart + r.begin + 4 * i, as: UInt32.self)))
+                        switch r.dtype {
+                        case "F32": out[i] = Float(bitPattern: load(i, UInt32.self))
+                        case "F64": out[i] = Float(Double(bitPattern: load(i, UInt64.self)))
+                        case "F16": out[i] = floatFromHalf(load(i, UInt16.self))
+                        case "BF16": out[i] = Float(bitPattern: UInt32(load(i, UInt16.self)) << 16)
+                        case "I64": out[i] = Float(load(i, Int64.self))
+                        case "I32": out[i] = Float(load(i, Int32.self))
+                        case "I16": out[i] = Float(load(i, Int16.self))
+                        case "I8": out[i] = Float(load(i, Int8.self))
+                        case "U64": out[i] = Float(load(i, UInt64.self))
+                        case "U32": out[i] = Float(load(i, UInt32.self))
+                        case "U16": out[i] = Float(load(i, UInt16.self))
+                        case "U8": out[i] = Float(load(i, UInt8.self))
+                        default: out[i] = load(i, UInt8.self) == 0 ? 0 : 1   // BOOL
+                        }
                     }
                 }
                 initialized = n
             }
-            return SafeTensorsEntry(name: r.name, shape: r.shape, values: values)
+            return SafeTensorsEntry(name: r.name, shape: r.shape, values: values, dtype: r.dtype)
         }
         return SafeTensorsFile(entries: entries, metadata: metadata)
+    }
+
+    /// Bytes per element of each dtype Myelin reads.
+    static let elementSizes: [String: Int] = ["F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2,
+                                               "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1]
+    static let readableDTypes = "F32, F64, F16, BF16, I8, I16, I32, I64, U8, U16, U32, U64 and BOOL"
+
+    /// An IEEE half (binary16) as Float, exactly (subnormals, infinities and NaN included).
+    static func floatFromHalf(_ h: UInt16) -> Float {
+        let sign = UInt32(h >> 15) << 31
+        let exponent = Int(h >> 10) & 0x1F
+        let mantissa = UInt32(h & 0x3FF)
+        if exponent == 0x1F { return Float(bitPattern: sign | 0x7F80_0000 | mantissa << 13) }
+        if exponent == 0 {
+            let magnitude = Float(mantissa) * 0x1p-24
+            return sign == 0 ? magnitude : -magnitude
+        }
+        return Float(bitPattern: sign | UInt32(exponent - 15 + 127) << 23 | mantissa << 13)
     }
 
     /// JSON numbers that are whole and fit an Int (JSONSerialization gives NSNumber for both ints and doubles).
@@ -267,41 +343,74 @@ public enum SafeTensors {
 
 extension Layer {
     /// Saves every named tensor (`stateDict()`, keyed like PyTorch's `state_dict`) to a safetensors file,
-    /// atomically. See `SafeTensors` for how Dense weights map to PyTorch's `Linear`.
+    /// atomically, with `"myelin_layout": "2"` added to `metadata`. The file loads into the equivalent PyTorch
+    /// module with `load_state_dict(safetensors.torch.load_file(path), strict=True)` (see `SafeTensors`).
     ///
     /// ```swift
     /// try model.save(to: URL(fileURLWithPath: "mlp.safetensors"))
     /// try model.load(from: URL(fileURLWithPath: "mlp.safetensors"))
     /// ```
     public func save(to url: URL, metadata: [String: String] = [:]) throws {
-        try SafeTensors.save(stateDict(), metadata: metadata, to: url)
+        var metadata = metadata
+        metadata[SafeTensors.layoutKey] = SafeTensors.currentLayout
+        try SafeTensors.save(namedTensors, metadata: metadata, to: url)
     }
 
     /// Loads every named tensor from a safetensors file, in place (parameters keep their identity, so an
-    /// optimizer built on them stays valid). A tensor missing from the file, or of another shape, is an error
-    /// naming it and both shapes; with `strict`, so is a tensor of the file the model does not have
-    /// (names under `ignoringPrefixes`, such as a training checkpoint's `optimizer.` state, are skipped).
+    /// optimizer built on them stays valid): a file `Layer.save` wrote, or a PyTorch `state_dict` of the
+    /// equivalent module saved with `safetensors.torch.save_file`. Checked before anything changes: a tensor of
+    /// another shape is an error naming it and both shapes; with `strict` (the default) so are missing and
+    /// unexpected keys, all named. An old-layout Myelin file is refused with the way to convert it.
     public func load(from url: URL, strict: Bool = true) throws {
         try loadState(SafeTensors.load(url), source: url.path, strict: strict)
     }
 
     /// Loads named tensors already read from a file (see `load(from:strict:)`); `source` names the file in errors.
+    /// Names under `ignoringPrefixes` (a training checkpoint's `optimizer.` state) are never unexpected. Without
+    /// `strict`, only the tensors both sides have are copied (shapes must still agree).
     public func loadState(_ file: SafeTensorsFile, source: String, strict: Bool = true,
                           ignoringPrefixes: [String] = [TrainingCheckpoint.optimizerPrefix]) throws {
-        let own = stateDict()
+        try LegacyCheckpoint.checkLayoutMarker(file, source: source)
+        let own = namedTensors
+        let byName = Dictionary(file.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let ownNames = Set(own.map(\.0))
+        let missing = own.map(\.0).filter { byName[$0] == nil }
+        let unexpected = file.entries.map(\.name).filter { name in
+            !ownNames.contains(name) && !ignoringPrefixes.contains { name.hasPrefix($0) }
+        }
+        let badShape = own.first { name, t in byName[name].map { $0.shape != t.shape } ?? false }
         // Check everything before changing anything.
+        if badShape != nil || (strict && !(missing.isEmpty && unexpected.isEmpty)) {
+            if file.metadata[SafeTensors.layoutKey] == nil, LegacyCheckpoint.matchesOldLayout(file, model: self) {
+                throw CheckpointError.oldLayout(source, reason: "is a Myelin checkpoint in the old layout (Dense weights [in, out], keys numbered by Swift layer), written before Myelin used PyTorch's layout")
+            }
+            if let (name, t) = badShape {
+                throw CheckpointError.shapeMismatch(source, name: name, model: t.shape, checkpoint: byName[name]!.shape)
+            }
+            throw CheckpointError.keysMismatch(source, missing: missing, unexpected: unexpected)
+        }
         for (name, t) in own {
-            guard let e = file[name] else { throw CheckpointError.missingTensor(source, name: name) }
-            guard e.shape == t.shape else {
-                throw CheckpointError.shapeMismatch(source, name: name, model: t.shape, checkpoint: e.shape)
-            }
+            if let e = byName[name] { t.assign(e.values) }
         }
-        if strict {
-            let names = Set(own.map(\.0))
-            for e in file.entries where !names.contains(e.name) && !ignoringPrefixes.contains(where: { e.name.hasPrefix($0) }) {
-                throw CheckpointError.unexpectedTensor(source, name: e.name)
-            }
+    }
+}
+
+extension Dataset {
+    /// A data set from two tensors of a safetensors file (e.g. one written by `safetensors.numpy.save_file`):
+    /// features named `features` ([N, ...]) and targets named `targets` ([N] class labels or [N, ...] values).
+    /// Integer tensors (`U8` images, `I64` labels, ...) become Float on load.
+    ///
+    /// ```swift
+    /// let data = try Dataset(safetensors: URL(fileURLWithPath: "train.safetensors"), features: "x", targets: "y")
+    /// ```
+    public init(safetensors url: URL, features: String, targets: String, on device: Device = .default) throws {
+        let file = try SafeTensors.load(url)
+        guard let x = file[features] else {
+            throw CheckpointError.invalid(url.path, reason: "has no tensor '\(features)' for the features (it has \(file.names.sorted()))")
         }
-        for (name, t) in own { t.assign(file[name]!.values) }
+        guard let y = file[targets] else {
+            throw CheckpointError.invalid(url.path, reason: "has no tensor '\(targets)' for the targets (it has \(file.names.sorted()))")
+        }
+        try self.init(features: x.tensor(on: device), targets: y.tensor(on: device))
     }
 }

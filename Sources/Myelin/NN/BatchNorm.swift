@@ -6,8 +6,9 @@ import Foundation
 /// Train mode normalizes with the batch's mean and biased variance and updates the running statistics:
 /// `running = (1 - momentum)·running + momentum·batchStatistic`, with the unbiased variance
 /// (·n/(n-1)) for `running_var`. Eval mode uses the running statistics. `y = x̂·weight + bias`.
-/// Built from tensor ops, so autograd gives the backward. State keys: `weight` (gamma), `bias` (beta),
-/// `running_mean`, `running_var` (PyTorch's `num_batches_tracked` is not kept).
+/// Built from tensor ops, so autograd gives the backward. State keys are PyTorch's: `weight` (gamma),
+/// `bias` (beta), `running_mean`, `running_var` and `num_batches_tracked` (a scalar counting train-mode
+/// batches, stored as a float; it does not change the result, as with PyTorch's default momentum).
 ///
 /// ```swift
 /// let bn = BatchNorm(features: 128)
@@ -27,6 +28,8 @@ public final class BatchNorm: Layer {
     public private(set) var runningMean: Tensor
     /// [features], starts at 1.
     public private(set) var runningVar: Tensor
+    /// A scalar: the train-mode forward passes so far (PyTorch's `num_batches_tracked`).
+    public private(set) var numBatchesTracked: Tensor
     public var isTraining = true
 
     /// A batch normalization of `features` features or channels, with PyTorch's defaults; weight, bias and
@@ -40,6 +43,7 @@ public final class BatchNorm: Layer {
         bias = Tensor.zeros([features], on: device)
         runningMean = Tensor.zeros([features], on: device)
         runningVar = Tensor.ones([features], on: device)
+        numBatchesTracked = Tensor.zeros([], on: device)
         weight.requiresGrad = true
         bias.requiresGrad = true
     }
@@ -72,12 +76,14 @@ public final class BatchNorm: Layer {
             let m = momentum
             runningMean = try runningMean * (1 - m) + mean.detach().reshaped([features]) * m
             runningVar = try runningVar * (1 - m) + variance.detach().reshaped([features]) * (m * Float(n) / Float(n - 1))
+            numBatchesTracked = numBatchesTracked + 1
         }
         return try normalized * gamma + beta
     }
 
     public var namedTensors: [(String, Tensor)] {
-        [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar)]
+        [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar),
+         ("num_batches_tracked", numBatchesTracked)]
     }
 
     public func setTensor(_ name: String, _ value: Tensor) throws {
@@ -86,6 +92,8 @@ public final class BatchNorm: Layer {
         case "bias": bias = try replacement(for: bias, name, value, layer: layerDescription)
         case "running_mean": runningMean = try replacement(for: runningMean, name, value, layer: layerDescription)
         case "running_var": runningVar = try replacement(for: runningVar, name, value, layer: layerDescription)
+        case "num_batches_tracked":
+            numBatchesTracked = try replacement(for: numBatchesTracked, name, value, layer: layerDescription)
         default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
         }
     }

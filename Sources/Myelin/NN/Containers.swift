@@ -12,9 +12,23 @@ public enum LayerBuilder {
     public static func buildArray(_ parts: [[any Layer]]) -> [any Layer] { parts.flatMap { $0 } }
 }
 
-/// Layers applied one after another. State keys are the children's keys prefixed by their index
-/// (`0.weight`, `0.bias`, `2.running_mean`, ...), like PyTorch's `nn.Sequential`. An error in a child
-/// is wrapped in `LayerError.inLayer` naming its index and type.
+/// Layers applied one after another. State keys are the children's keys prefixed by the index the child
+/// has in PyTorch's equivalent `nn.Sequential`, so a `state_dict` of that module loads with no renaming.
+/// The index counts PyTorch modules, not Swift layers: a layer with a fused activation
+/// (`Dense(..., activation: .relu)`, `Conv2D(..., activation: .relu)`) stands for two modules
+/// (`Linear` then `ReLU`) and takes two indices (see `Layer.torchModuleCount`). So
+///
+/// ```swift
+/// let mlp = Sequential {
+///     Dense(inputSize: 4, outputSize: 8, activation: .relu)   // 0.weight, 0.bias (ReLU is 1)
+///     Dense(inputSize: 8, outputSize: 8, activation: .tanh)   // 2.weight, 2.bias (Tanh is 3)
+///     Dense(inputSize: 8, outputSize: 3)                      // 4.weight, 4.bias
+/// }
+/// ```
+///
+/// has the keys of `nn.Sequential(Linear(4, 8), ReLU(), Linear(8, 8), Tanh(), Linear(8, 3))`. A nested `Sequential` or a
+/// `Residual` is one module. `torchIndices` lists each child's index. An error in a child is wrapped in
+/// `LayerError.inLayer` naming its position in `layers` and its type.
 ///
 /// ```swift
 /// let model = Sequential {
@@ -57,15 +71,24 @@ public final class Sequential: Layer {
         return x
     }
 
+    /// The index of each child in PyTorch's equivalent `nn.Sequential` (the prefix of its keys): the running
+    /// sum of the `torchModuleCount` of the children before it. `[0, 2, 4]` for three Dense layers with
+    /// fused activations.
+    public var torchIndices: [Int] {
+        var next = 0
+        return layers.map { layer in defer { next += layer.torchModuleCount }; return next }
+    }
+
     public var namedTensors: [(String, Tensor)] {
-        layers.enumerated().flatMap { i, layer in layer.namedTensors.map { ("\(i).\($0.0)", $0.1) } }
+        zip(torchIndices, layers).flatMap { i, layer in layer.namedTensors.map { ("\(i).\($0.0)", $0.1) } }
     }
 
     public func setTensor(_ name: String, _ value: Tensor) throws {
-        guard let dot = name.firstIndex(of: "."), let i = Int(name[..<dot]), layers.indices.contains(i) else {
+        guard let dot = name.firstIndex(of: "."), let i = Int(name[..<dot]),
+              let position = torchIndices.firstIndex(of: i) else {
             throw LayerError.unknownTensor(layer: layerDescription, name: name)
         }
-        try layers[i].setTensor(String(name[name.index(after: dot)...]), value)
+        try layers[position].setTensor(String(name[name.index(after: dot)...]), value)
     }
 
     public var layerDescription: String { "Sequential(\(layers.count) layers)" }
@@ -108,7 +131,9 @@ public final class Sequential: Layer {
 
 /// A skip connection: `shortcut(x) + inner(x)`, where the shortcut is the identity unless given
 /// (a projection such as a 1x1 convolution or a Dense when the shapes change). State keys are
-/// prefixed `inner.` and `shortcut.`.
+/// prefixed `inner.` and `shortcut.`: those of a PyTorch module with the attributes `inner` and
+/// `shortcut` (`self.inner = nn.Sequential(...)`, `self.shortcut = nn.Linear(...)` or absent) whose
+/// `forward` returns `shortcut(x) + inner(x)`. In a `Sequential` it is one module.
 ///
 /// ```swift
 /// let block = Residual(Sequential { Dense(inputSize: 64, outputSize: 64, activation: .relu); Dense(inputSize: 64, outputSize: 64) })

@@ -4,7 +4,8 @@ import Foundation
 /// y[n] = weight[O, C·kh·kw] · cols[n] (+ bias), then the activation.
 ///
 /// The weight is stored [outChannels, inChannels, kh, kw] and the bias [outChannels]: the same layout and
-/// state-dict keys (`weight`, `bias`) as PyTorch's `nn.Conv2d`.
+/// state-dict keys (`weight`, `bias`) as PyTorch's `nn.Conv2d`. With an activation other than `.identity`
+/// it stands for `Conv2d` then the activation module and takes two indices in a `Sequential`.
 ///
 /// ```swift
 /// let conv = Conv2D(inChannels: 1, outChannels: 32, kernelSize: 3, padding: 1, activation: .relu)
@@ -107,6 +108,9 @@ public final class Conv2D: Layer {
         default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
         }
     }
+
+    /// Two PyTorch modules (`Conv2d` and the activation) when the activation is fused, else one.
+    public var torchModuleCount: Int { activation == .identity ? 1 : 2 }
 
     public var layerDescription: String {
         var s = "Conv2D(\(inChannels) -> \(outChannels), \(kernelSize.0)x\(kernelSize.1)"

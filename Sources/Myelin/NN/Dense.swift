@@ -1,11 +1,13 @@
 import Foundation
 
-/// A fully connected layer: `activation(x · weight + bias)` for x [batch, inputSize], computed as one
-/// fused GEMM (bias and activation in its epilogue, see `Tensor.dense`).
+/// A fully connected layer: `activation(x · weightᵀ + bias)` for x [batch, inputSize], computed as one
+/// fused GEMM with B transposed (bias and activation in its epilogue, see `Tensor.linear`).
 ///
-/// The weight is stored [inputSize, outputSize] (Swift for TensorFlow / Keras layout) so the forward pass
-/// needs no transpose. State-dict keys are `weight` and `bias`. PyTorch's `nn.Linear.weight` is
-/// [out, in]: a PyTorch checkpoint's `weight` is the transpose of ours (bias is the same).
+/// The weight is stored [outputSize, inputSize] and the bias [outputSize], exactly like PyTorch's
+/// `nn.Linear`, under the same state-dict keys (`weight`, `bias`): a `Linear`'s tensors load into a
+/// `Dense` and back with no conversion. In a `Sequential`, a `Dense` with an activation other than
+/// `.identity` stands for PyTorch's `Linear` followed by the activation module and takes two indices
+/// (see `Sequential`).
 ///
 /// ```swift
 /// let layer = Dense(inputSize: 784, outputSize: 128, activation: .relu, seed: 1)
@@ -15,7 +17,7 @@ public final class Dense: Layer {
     public let inputSize: Int
     public let outputSize: Int
     public let activation: Activation
-    /// [inputSize, outputSize].
+    /// [outputSize, inputSize], like `nn.Linear.weight`.
     public private(set) var weight: Tensor
     /// [outputSize], or nil for a layer without bias.
     public private(set) var bias: Tensor?
@@ -23,6 +25,8 @@ public final class Dense: Layer {
 
     /// - Parameters:
     ///   - weightInit: fills the weight (fan-in = inputSize, fan-out = outputSize). Default Glorot uniform.
+    ///     Values are drawn (or, for `.array`, read) in [inputSize, outputSize] row-major order and stored
+    ///     transposed, so a seed gives the same network as in earlier versions of Myelin.
     ///   - biasInit: fills the bias. Default zeros.
     ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`.
     public init(inputSize: Int, outputSize: Int, activation: Activation = .identity, bias: Bool = true,
@@ -35,7 +39,11 @@ public final class Dense: Layer {
         self.activation = activation
         let s = seed ?? Initializer.nextSeed()
         do {
-            weight = try weightInit.make([inputSize, outputSize], seed: s, on: device)
+            // Drawn [in, out] on the host, stored [out, in] once.
+            let drawn = try weightInit.make([inputSize, outputSize], seed: s, on: .cpu).toArray()
+            var stored = [Float](repeating: 0, count: drawn.count)
+            for i in 0..<inputSize { for o in 0..<outputSize { stored[o * inputSize + i] = drawn[i * outputSize + o] } }
+            weight = try Tensor(stored, shape: [outputSize, inputSize], on: device)
             self.bias = bias ? try biasInit.make([outputSize], seed: s &+ 1,
                                                   fans: (inputSize, outputSize), on: device) : nil
         } catch {
@@ -49,7 +57,7 @@ public final class Dense: Layer {
         guard input.rank == 2, input.shape[1] == inputSize else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, \(inputSize)]", got: input.shape)
         }
-        return try input.dense(weight: weight, bias: bias, activation: activation)
+        return try input.linear(weight: weight, bias: bias, activation: activation)
     }
 
     public var namedTensors: [(String, Tensor)] {
@@ -69,12 +77,15 @@ public final class Dense: Layer {
         }
     }
 
+    /// Two PyTorch modules (`Linear` and the activation) when the activation is fused, else one.
+    public var torchModuleCount: Int { activation == .identity ? 1 : 2 }
+
     public var layerDescription: String {
         "Dense(\(inputSize) -> \(outputSize)\(activation == .identity ? "" : ", \(activation.displayName)")\(bias == nil ? ", no bias" : ""))"
     }
 }
 
-/// `Linear` is PyTorch's name for `Dense` (note the weight layout differs: ours is [in, out]).
+/// `Linear` is PyTorch's name for `Dense` (same weight layout [out, in], same keys).
 public typealias Linear = Dense
 
 /// The tensor that replaces `current` in `setTensor`: a device copy of `value` (so the caller's tensor is

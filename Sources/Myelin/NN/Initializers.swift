@@ -3,7 +3,7 @@ import Foundation
 /// How a layer fills a new weight or bias tensor. Random initializers are seeded and draw on the host
 /// (`Tensor.uniform` / `Tensor.normal`), so the same seed gives the same values on every device.
 ///
-/// Fan-in and fan-out come from the shape: a dense weight [in, out] has fanIn = in, fanOut = out;
+/// Fan-in and fan-out come from the shape: a dense weight [in, out] has fanIn = in, fanOut = out (`Dense` draws its weight [in, out] and stores the transpose);
 /// a convolution weight [out, in, kh, kw] has fanIn = in·kh·kw, fanOut = out·kh·kw; a vector [n] has both = n.
 ///
 /// ```swift

@@ -13,9 +13,9 @@ import Foundation
 public protocol Layer: AnyObject {
     /// The forward pass. Shape errors name the layer and both shapes.
     func callAsFunction(_ input: Tensor) throws -> Tensor
-    /// Named tensors of this layer, keyed like PyTorch's `state_dict` (`weight`, `bias`,
-    /// `running_mean`, ...; containers prefix their children's keys with `0.`, `1.`, ...).
-    /// Trainable ones have `requiresGrad = true`.
+    /// Named tensors of this layer in a stable order, keyed like PyTorch's `state_dict` (`weight`, `bias`,
+    /// `running_mean`, ...; containers prefix their children's keys, see `Sequential` and `Residual`).
+    /// Trainable ones have `requiresGrad = true`. `stateDict()` gives the same as a dictionary.
     var namedTensors: [(String, Tensor)] { get }
     /// Replaces the tensor stored under `name` (used by `to(_:)` and checkpoint loading).
     func setTensor(_ name: String, _ value: Tensor) throws
@@ -23,13 +23,40 @@ public protocol Layer: AnyObject {
     var isTraining: Bool { get set }
     /// A short type name for summaries and errors, e.g. "Dense(784 -> 128, relu)".
     var layerDescription: String { get }
+    /// How many modules this layer stands for in PyTorch's equivalent `nn.Sequential`, which sets the
+    /// indices of the keys that follow it: 2 for a layer with a fused activation (`Dense(activation: .relu)`
+    /// is `Linear` then `ReLU`), 1 otherwise (the default).
+    var torchModuleCount: Int { get }
 }
 
 extension Layer {
     /// The trainable parameters, in a stable order.
     public var parameters: [Tensor] { namedTensors.map(\.1).filter(\.requiresGrad) }
-    /// Every named tensor (parameters and buffers such as running statistics).
-    public func stateDict() -> [(String, Tensor)] { namedTensors }
+    /// 1: one PyTorch module.
+    public var torchModuleCount: Int { 1 }
+
+    /// Every named tensor (parameters and buffers such as running statistics) by its key, like PyTorch's
+    /// `state_dict()`. The tensors are the live ones (not copies); `namedTensors` gives them in order.
+    ///
+    /// ```swift
+    /// let state = model.stateDict()          // ["0.weight": ..., "0.bias": ..., "2.weight": ...]
+    /// try other.loadStateDict(state)         // copies the values into other's tensors
+    /// ```
+    public func stateDict() -> [String: Tensor] {
+        Dictionary(namedTensors, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Copies the values of `state` into this layer's tensors, in place (parameters keep their identity, so an
+    /// optimizer built on them stays valid), like PyTorch's `load_state_dict`. Everything is checked before
+    /// anything changes: a shape mismatch is always an error naming the tensor and both shapes (and saying so
+    /// when one is the transpose of the other); with `strict` (the default), so are keys of the model missing
+    /// from `state` and keys of `state` the model does not have, all named in one `CheckpointError`.
+    /// Without `strict`, only the tensors present on both sides are copied.
+    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
+        let entries = state.map { SafeTensorsEntry(name: $0.key, shape: $0.value.shape, values: $0.value.toArray()) }
+        try loadState(SafeTensorsFile(entries: entries, metadata: [:]), source: "state dict", strict: strict,
+                      ignoringPrefixes: [])
+    }
     public func train() { isTraining = true }
     public func eval() { isTraining = false }
     /// Clears the gradients of all parameters.

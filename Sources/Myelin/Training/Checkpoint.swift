@@ -1,7 +1,8 @@
 import Foundation
 
 /// A checkpoint to resume training from: one safetensors file holding the model's `stateDict()` under its own
-/// keys (`0.weight`, ... — loadable alone by `Layer.load(from:)` or by PyTorch after filtering), the optimizer's
+/// keys (`0.weight`, ... — loadable alone by `Layer.load(from:)`, or by PyTorch's `load_state_dict` after dropping
+/// the `optimizer.` keys), the optimizer's
 /// state under `optimizer.` (`optimizer.0.exp_avg`, `optimizer.step`, ...), and in the metadata the completed
 /// epochs, the shuffling seed, the base learning rate, the history so far and each dropout layer's mask counter.
 /// Resuming with the same seed then continues exactly as if training had not stopped: the same batches, the same
@@ -30,12 +31,13 @@ public struct TrainingCheckpoint {
     public static func save(model: any Layer, optimizer: (any Optimizer)?, epoch: Int, seed: UInt64,
                             baseLearningRate: Float? = nil, history: History = History(),
                             metadata extra: [String: String] = [:], to url: URL) throws {
-        var tensors = model.stateDict()
+        var tensors = model.namedTensors
         if let optimizer {
             tensors += optimizer.stateTensors().map { (optimizerPrefix + $0.0, $0.1) }
         }
         var metadata = extra
         metadata["format"] = "myelin-training-checkpoint"
+        metadata[SafeTensors.layoutKey] = SafeTensors.currentLayout
         metadata["epoch"] = String(epoch)
         metadata["seed"] = String(seed)
         if let optimizer {

@@ -296,7 +296,7 @@ public final class EarlyStopping: Callback {
             best = value
             bestEpoch = epoch + 1
             wait = 0
-            if restoreBestWeights { bestWeights = context.model.stateDict().map { $0.1.copy() } }
+            if restoreBestWeights { bestWeights = context.model.namedTensors.map { $0.1.copy() } }
         } else {
             wait += 1
             if wait >= patience {
@@ -308,7 +308,7 @@ public final class EarlyStopping: Callback {
 
     public func trainingDidEnd(_ context: TrainingContext) throws {
         guard restoreBestWeights, !bestWeights.isEmpty, bestEpoch != context.history.epochs.last else { return }
-        for ((_, t), saved) in zip(context.model.stateDict(), bestWeights) { t.assign(from: saved) }
+        for ((_, t), saved) in zip(context.model.namedTensors, bestWeights) { t.assign(from: saved) }
     }
 }
 

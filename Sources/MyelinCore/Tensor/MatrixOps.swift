@@ -48,23 +48,42 @@ extension Tensor {
 
     /// A dense layer's forward as one fused op: activation(x · weight + bias), x [batch, in],
     /// weight [in, out], bias [out]. One GEMM with the bias and activation in its epilogue.
+    /// `linear(weight:bias:activation:)` is the same with PyTorch's [out, in] weight.
     public func dense(weight: Tensor, bias: Tensor?, activation: Activation = .identity) throws -> Tensor {
-        try checkSameDevice(weight, "dense")
-        guard rank == 2, weight.rank == 2, shape[1] == weight.shape[0] else {
-            throw TensorError.shapeMismatch(op: "dense", "do not fit (input [batch, in], weight [in, out])", shape, weight.shape)
+        try fusedAffine(weight: weight, outByIn: false, bias: bias, activation: activation, op: "dense")
+    }
+
+    /// PyTorch's `torch.nn.functional.linear` with a fused activation: activation(x · weightᵀ + bias),
+    /// x [batch, in], weight [out, in] (the layout of `nn.Linear.weight` and of `Dense.weight`), bias [out].
+    /// One GEMM with B transposed (no copy of the weight) and the bias and activation in its epilogue.
+    ///
+    /// ```swift
+    /// let y = try x.linear(weight: w, bias: b, activation: .relu)   // x [32, 784], w [128, 784] -> y [32, 128]
+    /// ```
+    public func linear(weight: Tensor, bias: Tensor?, activation: Activation = .identity) throws -> Tensor {
+        try fusedAffine(weight: weight, outByIn: true, bias: bias, activation: activation, op: "linear")
+    }
+
+    /// activation(x · op(weight) + bias) with op the transpose when `outByIn` (weight [out, in]).
+    private func fusedAffine(weight: Tensor, outByIn: Bool, bias: Tensor?, activation: Activation,
+                             op: String) throws -> Tensor {
+        try checkSameDevice(weight, op)
+        let layout = outByIn ? "weight [out, in]" : "weight [in, out]"
+        guard rank == 2, weight.rank == 2, shape[1] == weight.shape[outByIn ? 1 : 0] else {
+            throw TensorError.shapeMismatch(op: op, "do not fit (input [batch, in], \(layout))", shape, weight.shape)
         }
-        let m = shape[0], k = shape[1], n = weight.shape[1]
+        let m = shape[0], k = shape[1], n = weight.shape[outByIn ? 0 : 1]
         if let bias {
-            try checkSameDevice(bias, "dense")
+            try checkSameDevice(bias, op)
             guard bias.shape == [n] else {
-                throw TensorError.shapeMismatch(op: "dense", "do not fit (bias must be [out])", bias.shape, [n])
+                throw TensorError.shapeMismatch(op: op, "do not fit (bias must be [out])", bias.shape, [n])
             }
         }
         // Activations whose derivative can be read from the output alone are fused into the GEMM;
         // the others keep the pre-activation for their backward.
         let fused = activation.derivativeFromOutput
         let z = Tensor.empty([m, n], on: device)
-        backend.gemm(GemmShape(m: m, n: n, k: k), a: buffer, b: weight.buffer, c: z.buffer,
+        backend.gemm(GemmShape(m: m, n: n, k: k, transB: outByIn), a: buffer, b: weight.buffer, c: z.buffer,
                      bias: bias?.buffer, activation: fused ? activation : .identity)
         let y: Tensor
         if fused || activation == .identity {
@@ -76,7 +95,7 @@ extension Tensor {
         let x = self
         let pre: Tensor? = y === z ? nil : z  // never capture y itself: its node owns this closure
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-        return y.recorded("dense", inputs) { [unowned y] gy in
+        return y.recorded(op, inputs) { [unowned y] gy in
             if activation == .step {
                 throw TensorError.noGradient("the step activation has no gradient (it is forward only); use sigmoid or another differentiable activation in a network that is trained")
             }
@@ -87,8 +106,10 @@ extension Tensor {
                 let yd = y.detach()
                 gz = (pre ?? yd).activationGradient(activation, y: yd, gy: gy)
             }
-            let gx = x.requiresGrad ? try gz.matmul(weight.detach(), transposeB: true) : nil
-            let gw = weight.requiresGrad ? try x.detach().matmul(gz, transposeA: true) : nil
+            // [in, out]: gx = gz·Wᵀ, gW = xᵀ·gz.  [out, in]: gx = gz·W, gW = gzᵀ·x.
+            let gx = x.requiresGrad ? try gz.matmul(weight.detach(), transposeB: !outByIn) : nil
+            let gw = weight.requiresGrad ? (outByIn ? try gz.matmul(x.detach(), transposeA: true)
+                                                    : try x.detach().matmul(gz, transposeA: true)) : nil
             var grads: [Tensor?] = [gx, gw]
             if let bias { grads.append(bias.requiresGrad ? try gz.sum(axis: 0) : nil) }
             return grads
