@@ -151,7 +151,7 @@ enum ConvReference {
             let loss = try softmaxCrossEntropy(logits: model(try Tensor(xv, shape: [5, 1, 8, 8], on: device)),
                                                labels: Tensor([0, 1, 2, 1, 0], on: device))
             try loss.backward()
-            results.append([loss.item()] + model.parameters.flatMap { $0.grad!.toArray() })
+            results.append([try loss.item()] + model.parameters.flatMap { $0.grad!.toArray() })
         }
         expectClose(results[1], results[0].map(Double.init), rtol: 1e-3, atol: 1e-5, "CNN loss and gradients, opencl vs cpu")
         #expect(try build(.cpu).summary(inputShape: [1, 1, 8, 8]).contains("[1, 8, 1, 1]"))

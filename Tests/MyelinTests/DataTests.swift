@@ -243,7 +243,7 @@ func expectDataError(_ body: () throws -> Void, contains parts: [String], source
             let after = device.stats
             best = (min(best.writes, after.hostWrites - before.hostWrites), min(best.reads, after.hostReads - before.hostReads))
             var total: Float = 0
-            for s in sums { total += s.item() }
+            for s in sums { total += try s.item() }
             #expect(total == Float((0..<1000).reduce(0, +)))
             if best.writes == 1 && best.reads == 0 { break }
         }

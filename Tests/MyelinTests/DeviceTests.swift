@@ -10,16 +10,19 @@ import Testing
     @Test func parsesDeviceSpecs() throws {
         let good: [(String, DeviceSpec)] = [
             ("auto", .auto), ("", .auto), ("  AUTO ", .auto), ("cpu", .cpu), (" CPU", .cpu),
-            ("opencl", .opencl(index: nil)), ("cl", .opencl(index: nil)), ("opencl:0", .opencl(index: 0)),
-            ("OpenCL:12", .opencl(index: 12)), ("cl:3", .opencl(index: 3)),
+            ("opencl", .opencl(index: 0)), ("opencl:0", .opencl(index: 0)), (" OpenCL ", .opencl(index: 0)),
+            ("OpenCL:12", .opencl(index: 12)), ("opencl:3", .opencl(index: 3)),
         ]
         for (text, spec) in good {
             #expect(try DeviceSpec(parsing: text) == spec, "'\(text)'")
         }
-        for spec in [DeviceSpec.auto, .cpu, .opencl(index: nil), .opencl(index: 4)] {
+        // One string form per spec: `opencl:N` (what a device's name is too).
+        for spec in [DeviceSpec.auto, .cpu, .opencl(index: 0), .opencl(index: 4)] {
             #expect(try DeviceSpec(parsing: spec.description) == spec)
         }
-        for bad in ["gpu", "opencl:", "opencl:-1", "opencl:x", "cpu:0", "opencl:1:2", "cuda", ":1"] {
+        #expect(DeviceSpec.opencl(index: 0).description == "opencl:0")
+        // `cl` is not a second spelling of `opencl`.
+        for bad in ["gpu", "opencl:", "opencl:-1", "opencl:x", "cpu:0", "opencl:1:2", "cuda", ":1", "cl", "cl:0"] {
             #expect(throws: DeviceError.badSpec(bad), "'\(bad)'") { try DeviceSpec(parsing: bad) }
             expectError(containing: ["'\(bad)'", "auto, cpu, opencl or opencl:N"]) { _ = try DeviceSpec(parsing: bad) }
         }
@@ -56,11 +59,11 @@ import Testing
 
     @Test func openCLDevicesAreNumberedAndShared() throws {
         guard TestDevices.openCLAvailable else { return }
-        let d = try Device.opencl(0)
+        let d = try Device.make(.opencl(index: 0))
         #expect(d.name == "opencl:0" && d.isOpenCL && d.description == "opencl:0")
-        #expect(try Device.opencl(0) === d)
-        #expect(try Device.make(.opencl(index: nil)) === d)
         #expect(try Device.make(.opencl(index: 0)) === d)
+        #expect(try Device.make(DeviceSpec(parsing: "opencl")) === d)
+        #expect(try Device.make(DeviceSpec(parsing: d.name)) === d)
         #expect(d.details.contains(OpenCLPlatforms.devices()[0].name))
     }
 
@@ -68,8 +71,8 @@ import Testing
         let available = Device.availableNames()
         #expect(available.first == "cpu")
         #expect(available.count == 1 + OpenCLPlatforms.devices().count)
-        expectError(containing: ["99"] + available) { _ = try Device.opencl(99) }
-        expectError(containing: ["99", "cpu"]) { _ = try Device.make(.opencl(index: 99)) }
+        expectError(containing: ["99"] + available) { _ = try Device.make(.opencl(index: 99)) }
+        expectError(containing: ["-1", "cpu"]) { _ = try Device.make(.opencl(index: -1)) }
         if TestDevices.openCLAvailable {
             #expect(available[1].hasPrefix("opencl:0 ("))
         }
@@ -89,8 +92,8 @@ import Testing
             let t = try h.transposed().matmul(p)
             let r = try t.max(axis: 0) + t.mean(axis: 1, keepDims: true)
             let labels = try Tensor((0..<33).map { Float($0 % 9) }, shape: [33], on: device)
-            return [h.toArray(), p.toArray(), t.toArray(), r.toArray(), p.argmax().toArray(),
-                    labels.oneHot(classes: 9).toArray(), try x.gather(rows: labels).sum(axis: 1).toArray()]
+            return try [h.toArray(), p.toArray(), t.toArray(), r.toArray(), p.argmax().toArray(),
+                        labels.oneHot(classes: 9).toArray(), x.gather(rows: labels).sum(axis: 1).toArray()]
         }
         let cpu = try run(.cpu), cl = try run(TestDevices.openCL)
         for (i, (a, b)) in zip(cpu, cl).enumerated() {

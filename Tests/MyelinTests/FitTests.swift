@@ -79,7 +79,7 @@ struct ClosureSchedule: LearningRateSchedule {
         let model = Sequential { Dense(inputSize: 2, outputSize: 1, seed: 2, device: device) }
         let sgd = try SGD(parameters: model.parameters, learningRate: 0.2)
         let history = try model.fit(data, epochs: 40, batchSize: 8, loss: .meanSquaredError, optimizer: sgd,
-                                    metrics: [.rmse, .mae], schedule: try StepDecay(stepSize: 30, gamma: 0.5), verbosity: .silent)
+                                    metrics: [.rmse, .mae], schedule: try StepDecay(stepSize: 30, gamma: 0.5), seed: 0, verbosity: .silent)
         let rmse: [Double] = history["rmse"]!
         #expect(rmse.last! < 0.01, "rmse \(rmse)")
         #expect(history["mae"]!.last! < 0.01)
@@ -120,7 +120,7 @@ struct ClosureSchedule: LearningRateSchedule {
         let model = Self.classifier(on: device)
         let stop = EarlyStopping(monitor: "loss", patience: 2, minDelta: 1e-3)
         let h = try model.fit(data, epochs: 20, batchSize: 20, loss: .softmaxCrossEntropy,
-                              optimizer: try SGD(parameters: model.parameters, learningRate: 0), callbacks: [stop], verbosity: .silent)
+                              optimizer: try SGD(parameters: model.parameters, learningRate: 0), callbacks: [stop], seed: 0, verbosity: .silent)
         #expect(h.count == 3 && stop.stoppedEpoch == 3 && stop.bestEpoch == 1)
         // Good steps for two epochs, then a rate that wrecks the weights: the best ones come back.
         final class Snapshots: Callback {
@@ -134,13 +134,13 @@ struct ClosureSchedule: LearningRateSchedule {
         let m2 = Self.classifier(on: device)
         let h2 = try m2.fit(data, epochs: 10, batchSize: 20, loss: .softmaxCrossEntropy,
                             optimizer: try SGD(parameters: m2.parameters, learningRate: 0.1),
-                            callbacks: [snaps, restore], schedule: ClosureSchedule { e, b in e < 3 ? b : b * 500 }, verbosity: .silent)
+                            callbacks: [snaps, restore], schedule: ClosureSchedule { e, b in e < 3 ? b : b * 500 }, seed: 0, verbosity: .silent)
         let best = restore.bestEpoch!
         #expect(h2.count < 10 && best <= 3, "history \(h2["loss"]!)")
         #expect(m2.namedTensors.flatMap { $0.1.toArray() } == snaps.weights[best - 1])
         #expect(throws: TrainingError.self) {
             try m2.fit(data, epochs: 1, loss: .softmaxCrossEntropy, optimizer: try SGD(parameters: m2.parameters),
-                       callbacks: [EarlyStopping(monitor: "val_loss")], verbosity: .silent)
+                       callbacks: [EarlyStopping(monitor: "val_loss")], seed: 0, verbosity: .silent)
         }
     }
 
@@ -194,7 +194,7 @@ struct ClosureSchedule: LearningRateSchedule {
         let model = Self.classifier(on: .cpu)
         let adam = try Adam(parameters: model.parameters, learningRate: 0.05)
         let save = ModelCheckpoint(url: url, monitor: "loss", saveBestOnly: true)
-        let h = try model.fit(data, epochs: 5, batchSize: 20, loss: .softmaxCrossEntropy, optimizer: adam, callbacks: [save], verbosity: .silent)
+        let h = try model.fit(data, epochs: 5, batchSize: 20, loss: .softmaxCrossEntropy, optimizer: adam, callbacks: [save], seed: 0, verbosity: .silent)
         let file = try SafeTensors.load(url)
         let bestEpoch = h["loss"]!.enumerated().min { $0.element < $1.element }!.offset + 1
         #expect(file.metadata["epoch"] == String(bestEpoch))
@@ -207,7 +207,7 @@ struct ClosureSchedule: LearningRateSchedule {
         let model = Self.classifier(on: .cpu)
         var out = ""
         try model.fit(data, epochs: 2, batchSize: 10, loss: .softmaxCrossEntropy, optimizer: try Adam(parameters: model.parameters),
-                      metrics: [.accuracy], verbosity: .progressBar, output: { out += $0 })
+                      metrics: [.accuracy], seed: 0, verbosity: .progressBar, output: { out += $0 })
         #expect(out.contains("Epoch 1/2 [") && out.contains("6/6") && out.contains("ETA") && out.contains("samples/s"))
         #expect(out.contains("accuracy") && out.contains("\r"))
         #expect(out.components(separatedBy: "\n").count == 3)   // one finished line per epoch

@@ -279,7 +279,7 @@ func fixedGradient(step t: Int, count: Int) -> [Float] {
         let saved = original.stateTensors()
         let savedValues = Dictionary(uniqueKeysWithValues: saved.map { ($0.0, $0.1.copy()) })
         let savedArrays = savedValues.mapValues { $0.toArray() }
-        #expect(saved.first { $0.0 == "step" }?.1.item() == 2)
+        #expect(try saved.first { $0.0 == "step" }?.1.item() == 2)
         let afterTwo = p.toArray()
         try setGradient(p, fixedGradient(step: 3, count: 7))
         try original.step()
@@ -366,8 +366,8 @@ func fixedGradient(step t: Int, count: Int) -> [Float] {
                 let loss = try (x.matmul(w) + b - y).square().mean()
                 try loss.backward()
                 try optimizer.step()
-                if step == 0 { first = loss.item() }
-                if step == 59 { last = loss.item() }
+                if step == 0 { first = try loss.item() }
+                if step == 59 { last = try loss.item() }
             }
             results.append(w.toArray() + b.toArray())
             losses.append((first, last))

@@ -7,8 +7,8 @@ import Testing
 /// The devices every parameterized test runs on: the CPU, and the first OpenCL device when one exists.
 enum TestDevices {
     static let openCLAvailable = !OpenCLPlatforms.devices().isEmpty
-    static let all: [Device] = [.cpu] + (openCLAvailable ? [try! Device.opencl(0)] : [])
-    static var openCL: Device { try! Device.opencl(0) }
+    static let all: [Device] = [.cpu] + (openCLAvailable ? [try! Device.make(.opencl(index: 0))] : [])
+    static var openCL: Device { try! Device.make(.opencl(index: 0)) }
     static let skipReason: Comment = "no OpenCL platform on this machine (install pocl-opencl-icd to run the OpenCL suite)"
 }
 

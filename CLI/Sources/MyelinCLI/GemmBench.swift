@@ -29,7 +29,7 @@ struct GemmBench: ParsableCommand {
         for s in shapes.split(separator: ",") where !s.isEmpty { list.append(try BenchShape(parsing: String(s))) }
         guard runs > 0 else { throw ValidationError("--runs must be positive") }
 
-        let gpu = try Device.opencl(opencl)
+        let gpu = try Device.make(.opencl(index: opencl))
         let clblast = CLBlast.load()
         if !json {
             print("SGEMM GFLOP/s, median of \(runs) runs after warm-up (C = op(A)·op(B), row-major)")

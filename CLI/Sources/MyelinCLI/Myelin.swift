@@ -16,11 +16,11 @@ struct DeviceOptions: ParsableArguments {
     @Option(name: .long, help: "Device: auto, cpu, opencl or opencl:N (default: $MYELIN_DEVICE, else auto).")
     var device: String?
 
+    /// The device named by `--device`, else `MYELIN_DEVICE`, else `auto`. It does not change `Device.default`:
+    /// a command that wants tensors and layers made without a device to land there sets it itself.
     func resolve() throws -> Device {
         let spec = try device.map { try DeviceSpec(parsing: $0) } ?? DeviceSpec.fromEnvironment()
-        let d = try Device.make(spec)
-        Device.default = d
-        return d
+        return try Device.make(spec)
     }
 }
 

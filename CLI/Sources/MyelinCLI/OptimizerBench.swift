@@ -13,7 +13,7 @@ struct OptimizerBench: ParsableCommand {
 
     func run() throws {
         var devices: [Device] = [.cpu]
-        if let cl = try? Device.opencl(opencl) { devices.append(cl) }
+        if let cl = try? Device.make(.opencl(index: opencl)) { devices.append(cl) }
         let configurations: [(String, ([Tensor]) throws -> Optimizer)] = [
             ("SGD", { try SGD(parameters: $0, learningRate: 0.1) }),
             ("SGD momentum 0.9", { try SGD(parameters: $0, learningRate: 0.1, momentum: 0.9) }),

@@ -27,6 +27,7 @@ struct PeerBench: ParsableCommand {
 
     func run() throws {
         let device = try self.device.resolve()
+        Device.default = device  // anything made without a device lands there too
         switch workload {
         case "mlp": try mlp(on: device)
         case "xor": try xor(on: device)
@@ -88,7 +89,7 @@ struct PeerBench: ParsableCommand {
             for lo in stride(from: 0, to: testCount, by: evalBatch) {
                 let range = lo..<Swift.min(lo + evalBatch, testCount)
                 let hits = try model(testX.slice(range)).argmax().equal(testY.slice(range)).sum()
-                correct += Int(try hits.item())
+                correct += try Int(hits.item())
             }
         }
         let testSeconds = Double(DispatchTime.now().uptimeNanoseconds - evalStart) / 1e9

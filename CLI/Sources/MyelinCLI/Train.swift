@@ -97,6 +97,7 @@ struct GateLab {
 
     func run(_ options: TrainOptions, _ deviceOptions: DeviceOptions) throws {
         let device = try deviceOptions.resolve()
+        Device.default = device  // anything made without a device lands there too
         printDevice(device)
         let steps = options.epochs ?? 20_000
         let csv = table.table
@@ -117,7 +118,7 @@ struct GateLab {
             try loss.backward()
             try optimizer.step()
             if (step + 1) % logEvery == 0 || step + 1 == steps {
-                lastLoss = loss.item()
+                lastLoss = try loss.item()
                 guard lastLoss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: step + 1, batch: 1, value: lastLoss) }
                 history.append(epoch: step + 1, ["loss": Double(lastLoss)])
                 if options.verbose || (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
@@ -184,6 +185,7 @@ struct TrainRegression: ParsableCommand {
 
     func run() throws {
         let device = try self.device.resolve()
+        Device.default = device  // anything made without a device lands there too
         printDevice(device)
         let table = ToyTable.apartments.table
         let raw = try Dataset(features: table.tensor(["size", "age"], on: device), targets: table.tensor(["price"], on: device))

@@ -21,7 +21,7 @@ struct TrainBench: ParsableCommand {
         if let devices {
             chosen = try devices.split(separator: ",").map { try Device.make(DeviceSpec(parsing: String($0))) }
         } else {
-            chosen = [.cpu] + (0..<OpenCLPlatforms.devices().count).compactMap { try? Device.opencl($0) }
+            chosen = [.cpu] + (0..<OpenCLPlatforms.devices().count).compactMap { try? Device.make(.opencl(index: $0)) }
         }
         var results: [[String: Any]] = []
         for device in chosen {

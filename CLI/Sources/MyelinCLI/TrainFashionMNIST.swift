@@ -17,6 +17,7 @@ struct TrainFashionMNIST: ParsableCommand {
 
     func run() throws {
         let device = try self.device.resolve()
+        Device.default = device  // anything made without a device lands there too
         printDevice(device)
         let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden needs positive sizes like 512,256, got '\(hidden)'") }

@@ -81,8 +81,21 @@ public struct Dataset {
         self.targets = targets.detach()
     }
 
-    /// A data set from host arrays (uploaded once to `device`).
-    public init(features: [Float], shape: [Int], targets: [Float], targetShape: [Int], on device: Device = .default) throws {
+    /// A data set from host arrays (uploaded once to `device`). With `classes`, the targets are class labels:
+    /// `targetShape` must be [N] and each target a whole number in 0..<classes, checked here on the host once
+    /// (training never checks labels on the device); the error names the bad label, its position and the range.
+    ///
+    /// ```swift
+    /// let data = try Dataset(features: x, shape: [4, 2], targets: [0, 2, 1, 2], targetShape: [4], classes: 3)
+    /// ```
+    public init(features: [Float], shape: [Int], targets: [Float], targetShape: [Int], classes: Int? = nil,
+                on device: Device = .default) throws {
+        if let classes {
+            guard classes > 0, targetShape.count == 1 else {
+                throw DataError.invalid("Dataset", reason: "class labels need classes > 0 and a target shape [N], got classes \(classes), shape \(targetShape)")
+            }
+            try checkIndices(targets, in: 0..<classes, op: "Dataset", kind: "label")
+        }
         try self.init(features: Tensor(features, shape: shape, on: device),
                       targets: Tensor(targets, shape: targetShape, on: device))
     }
@@ -172,11 +185,14 @@ public struct Dataset {
         try withTargets(withNoGrad { try transform(targets) })
     }
 
-    /// Class-number targets [N] turned into one-hot rows [N, classes] (on the device).
+    /// Class-number targets [N] turned into one-hot rows [N, classes] (on the device). The labels are read back
+    /// once here and checked to be whole numbers in 0..<classes (an error names the first bad one and its position).
     public func oneHotTargets(classes: Int) throws -> Dataset {
         guard targets.rank == 1 else {
             throw DataError.invalid("Dataset.oneHotTargets", reason: "needs class numbers of shape [N], got \(targets.shape)")
         }
+        guard classes > 0 else { throw DataError.invalid("Dataset.oneHotTargets", reason: "needs classes > 0, got \(classes)") }
+        try checkIndices(targets.toArray(), in: 0..<classes, op: "Dataset.oneHotTargets", kind: "label")
         return try withTargets(targets.oneHot(classes: classes))
     }
 
@@ -200,10 +216,11 @@ public struct Dataset {
 
     /// The batches of one epoch. With `shuffle`, the order is a permutation fixed by (`seed`, `epoch`): the same
     /// epoch always sees the same batches, which makes resumed training identical to uninterrupted training.
+    /// Without a seed, a shuffle draws one from `Random.nextSeed()` (fixed by `Random.seed(_:)`).
     /// The last partial batch is kept unless `dropLast`.
-    public func batches(size: Int, shuffle: Bool = false, seed: UInt64 = 0, epoch: Int = 0, dropLast: Bool = false) -> Batches {
+    public func batches(size: Int, shuffle: Bool = false, seed: UInt64? = nil, epoch: Int = 0, dropLast: Bool = false) -> Batches {
         precondition(size > 0, "batch size must be positive, got \(size)")
-        let hostOrder = shuffle ? Dataset.permutation(count: count, seed: Dataset.epochSeed(seed, epoch)) : nil
+        let hostOrder = shuffle ? Dataset.permutation(count: count, seed: Dataset.epochSeed(seed ?? Random.nextSeed(), epoch)) : nil
         let order = hostOrder.map { Tensor($0.map(Float.init), on: device) }
         return Batches(data: self, size: size, order: order, hostOrder: byteFeatures == nil ? nil : hostOrder, dropLast: dropLast)
     }

@@ -95,15 +95,8 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
 
     // MARK: default seeds
 
-    private static let seedLock = NSLock()
-    nonisolated(unsafe) private static var seedCounter: UInt64 = 0x5EED
-
-    /// The next seed of a process-wide deterministic sequence, used by layers built without a seed:
-    /// a program that builds the same layers in the same order gets the same weights on every run.
-    public static func nextSeed() -> UInt64 {
-        seedLock.lock(); defer { seedLock.unlock() }
-        var g = SeededGenerator(seed: seedCounter)
-        seedCounter &+= 1
-        return g.next()
-    }
+    /// The next seed of the process-wide deterministic sequence (`Random.nextSeed()`), used by layers built
+    /// without a seed: a program that builds the same layers in the same order gets the same weights on every
+    /// run, and `Random.seed(_:)` restarts the sequence.
+    public static func nextSeed() -> UInt64 { Random.nextSeed() }
 }

@@ -3,6 +3,12 @@ import Foundation
 /// A building block of a network: maps a batch to a batch and owns its parameters.
 /// Parameters are tensors with `requiresGrad = true` that live on the layer's device.
 ///
+/// Errors: everything that depends on data throws, naming the layer and the shapes (the forward pass,
+/// `setTensor`, checkpoint loading). A layer's initializer does not throw: an invalid hyperparameter written in
+/// the code (a size of 0, a dropout rate of 1, an `Initializer.array` of the wrong count) stops the program with a
+/// message naming the layer, as `Array(repeating:count:)` does for a negative count, so that `Sequential { ... }`
+/// blocks need no `try`. Check values read from a file or a command line before building layers from them.
+///
 /// ```swift
 /// let model = Sequential {
 ///     Dense(inputSize: 784, outputSize: 128, activation: .relu)

@@ -74,8 +74,9 @@ public func binaryCrossEntropy(logits: Tensor, targets: Tensor) throws -> Tensor
 
 /// Softmax cross-entropy of logits [N, C] against whole-number class labels [N] (values 0..<C stored as
 /// Float), mean over the batch. One fused graph node (log-softmax, pick, mean) whose backward is
-/// (softmax(logits) - onehot(labels)) / N. Labels are not range-checked (that would need a host read): one
-/// outside 0..<C gives an all-zero one-hot row.
+/// (softmax(logits) - onehot(labels)) / N. Labels are checked where they are uploaded (`Tensor(labels:classes:)`,
+/// a `Dataset` given `classes:`, `MNIST.load`), not here: that would need a read back every step. A label
+/// tensor made another way and holding a value outside 0..<C gives an all-zero one-hot row (a loss term of 0).
 ///
 /// ```swift
 /// let loss = try softmaxCrossEntropy(logits: model(images), labels: labels)
@@ -88,7 +89,7 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) throws -> Tensor
             logits.shape, labels.shape)
     }
     let n = logits.shape[0], classes = logits.shape[1]
-    let oneHot = labels.oneHot(classes: classes)
+    let oneHot = try labels.oneHot(classes: classes)
     let logProbabilities = withNoGrad { logits.detach().logSoftmax() }
     let value = try withNoGrad { try (logProbabilities * oneHot).sum() * (-1 / Float(Swift.max(n, 1))) }
     return value.recorded("softmaxCrossEntropy", [logits]) { g in
@@ -123,7 +124,7 @@ public func negativeLogLikelihood(logProbabilities: Tensor, labels: Tensor) thro
             "do not fit (log-probabilities must be [N, classes] and labels [N])", logProbabilities.shape, labels.shape)
     }
     let n = Float(Swift.max(logProbabilities.shape[0], 1))
-    let oneHot = labels.oneHot(classes: logProbabilities.shape[1])
+    let oneHot = try labels.oneHot(classes: logProbabilities.shape[1])
     return try (logProbabilities * oneHot).sum() * (-1 / n)
 }
 

@@ -47,3 +47,21 @@ public func rmse(predictions: Tensor, targets: Tensor) throws -> Float {
 public func mae(predictions: Tensor, targets: Tensor) throws -> Float {
     try meanAbsoluteErrorMetric(predictions: predictions, targets: targets)
 }
+
+extension Metric {
+    /// The shapes `fit` and `evaluate` accept for this metric, as the loss functions do: `accuracy` takes scores
+    /// [N, C] against labels [N] or one-hot targets [N, C]; the others take outputs and targets of one shape.
+    /// A target [N] against outputs [N, 1] is refused (naming both shapes), never broadcast to [N, N].
+    func checkShapes(output: Tensor, target: Tensor) throws {
+        switch self {
+        case .accuracy:
+            guard output.rank == 2, target.shape == [output.shape[0]] || target.shape == output.shape else {
+                throw TensorError.shapeMismatch(op: "accuracy",
+                    "do not fit (outputs must be [N, classes] and targets labels [N] or one-hot [N, classes]; for one output per row use binaryAccuracy)",
+                    output.shape, target.shape)
+            }
+        case .binaryAccuracy, .rmse, .mae:
+            try checkSameShape(rawValue, output, "outputs", target, "targets")
+        }
+    }
+}

@@ -144,7 +144,7 @@ final class ParameterStates {
         var stepCount: Int?
         func wholeNumber(_ key: String, _ t: Tensor) throws -> Int {
             guard t.count == 1 else { throw OptimizerError.invalidState(optimizer: optimizer, key: key, "must hold one value, it has shape \(t.shape)") }
-            let v = t.item()
+            let v = try t.item()
             guard v >= 0, v == v.rounded(), v < Float(Int32.max) else {
                 throw OptimizerError.invalidState(optimizer: optimizer, key: key, "must be a whole number >= 0, got \(v)")
             }

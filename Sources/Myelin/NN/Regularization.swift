@@ -102,7 +102,7 @@ public func clipGradients(_ parameters: [Tensor], byGlobalNorm maxNorm: Float, r
         let factor = (maxNorm / (norm + 1e-6)).minimum(1)
         for p in parameters { if let g = p.grad { p.grad = try g * factor } }
     }
-    return readNorm ? norm.item() : nil
+    return try readNorm ? norm.item() : nil
 }
 
 extension Optimizer {

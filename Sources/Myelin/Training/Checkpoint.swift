@@ -80,7 +80,7 @@ public struct TrainingCheckpoint {
             do { try optimizer.loadState(state) } catch {
                 throw CheckpointError.invalid(url.path, reason: "optimizer state does not fit: \(error)")
             }
-            if let s = state["step"] { optimizer.stepCount = Int(s.item()) }
+            if let s = state["step"] { optimizer.stepCount = try Int(s.item()) }
             if let lr = m["learning_rate"].flatMap(Float.init) { optimizer.learningRate = lr }
         }
         for (d, c) in zip(dropouts, calls) { d.calls = c }

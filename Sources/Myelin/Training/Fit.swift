@@ -13,9 +13,10 @@ public enum Metric: String, Equatable, Sendable, CaseIterable {
 
     /// The sum over the batch (a device scalar) and the number of items it averages over.
     func batchSum(output: Tensor, target: Tensor) throws -> (Tensor, Int) {
+        try checkShapes(output: output, target: target)
         switch self {
         case .accuracy:
-            let labels = target.rank == 1 ? target : target.argmax()
+            let labels = target.rank == 1 ? target : try target.argmax()
             return (try output.argmax().equal(labels).sum(), output.shape[0])
         case .binaryAccuracy:
             return (try output.greater(0.5).equal(target.greater(0.5)).sum(), output.count)
@@ -119,14 +120,15 @@ extension Layer {
     ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
     ///     (or `baseLearningRate`).
     ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
-    ///     `initialEpoch` continues exactly as if it had not stopped.
+    ///     `initialEpoch` continues exactly as if it had not stopped. nil draws one from `Random.nextSeed()`
+    ///     (so `Random.seed(_:)` fixes it too); the seed used is `TrainingContext.seed`.
     ///   - initialEpoch: the number of epochs already done (resuming); `epochs` is the total to reach.
     ///   - history: the history of the epochs already done (resuming), extended and returned.
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
                     loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
-                    shuffle: Bool = true, seed: UInt64 = 0, dropLast: Bool = false,
+                    shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(),
                     verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
@@ -135,6 +137,7 @@ extension Layer {
             throw TrainingError.invalid("fit: initialEpoch \(initialEpoch) must be in 0...\(epochs)")
         }
         let base = baseLearningRate ?? optimizer.learningRate
+        let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
                                       baseLearningRate: base, seed: seed)
         let mode: Verbosity = verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
@@ -180,19 +183,19 @@ extension Layer {
                 }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
-                    let badBatch = firstBad.item()
-                    if badBatch < noBad { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: lossSum.item()) }
-                    var running = ["loss": Double(lossSum.item()) / Double(samples)]
-                    for (i, m) in metrics.enumerated() { running[m.rawValue] = m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+                    let badBatch = try firstBad.item()
+                    if badBatch < noBad { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: try lossSum.item()) }
+                    var running = try ["loss": Double(lossSum.item()) / Double(samples)]
+                    for (i, m) in metrics.enumerated() { running[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
                     progress.batchDone(b + 1, samples: samples, elapsed: Date().timeIntervalSince(start), running: running)
                 }
             }
-            let badBatch = firstBad.item()
+            let badBatch = try firstBad.item()
             if badBatch < noBad {
-                throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: lossSum.item())
+                throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: try lossSum.item())
             }
-            var logs: [String: Double] = ["loss": Double(lossSum.item()) / Double(Swift.max(samples, 1))]
-            for (i, m) in metrics.enumerated() { logs[m.rawValue] = m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+            var logs: [String: Double] = try ["loss": Double(lossSum.item()) / Double(Swift.max(samples, 1))]
+            for (i, m) in metrics.enumerated() { logs[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
             let trainSeconds = Date().timeIntervalSince(start)
             if let validation {
                 let v = try evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
@@ -227,8 +230,8 @@ extension Layer {
                     counts[i] += n
                 }
             }
-            var result = ["loss": Double(lossSum.item()) / Double(Swift.max(data.count, 1))]
-            for (i, m) in metrics.enumerated() { result[m.rawValue] = m.finish(Double(sums[i].item()), count: counts[i]) }
+            var result = try ["loss": Double(lossSum.item()) / Double(Swift.max(data.count, 1))]
+            for (i, m) in metrics.enumerated() { result[m.rawValue] = try m.finish(Double(sums[i].item()), count: counts[i]) }
             return result
         }
     }

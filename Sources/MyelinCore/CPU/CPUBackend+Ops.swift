@@ -277,16 +277,25 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
-    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
+    func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
         let px = x.host!, pi = indices.host!, po = out.host!
-        for i in 0..<n { (po + i * rowSize).update(from: px + Int(pi[i]) * rowSize, count: rowSize) }
+        for i in 0..<n {
+            let v = pi[i]
+            if v >= 0 && v < Float(rows) {
+                (po + i * rowSize).update(from: px + Int(v) * rowSize, count: rowSize)
+            } else {
+                (po + i * rowSize).update(repeating: 0, count: rowSize)
+            }
+        }
         count { $0.launches += 1 }
     }
 
-    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count n: Int, rowSize: Int) {
         let pg = gy.host!, pi = indices.host!, po = out.host!
         for i in 0..<n {
-            let dst = po + Int(pi[i]) * rowSize, src = pg + i * rowSize
+            let v = pi[i]
+            guard v >= 0 && v < Float(rows) else { continue }
+            let dst = po + Int(v) * rowSize, src = pg + i * rowSize
             for j in 0..<rowSize { dst[j] += src[j] }
         }
         count { $0.launches += 1 }
@@ -296,7 +305,8 @@ extension CPUBackend {
         let pi = indices.host!, po = out.host!
         for i in 0..<n {
             let row = po + i * classes
-            let label = Int(pi[i])
+            let v = pi[i]
+            let label = v >= 0 && v < Float(classes) && v.rounded(.down) == v ? Int(v) : -1
             for c in 0..<classes { row[c] = c == label ? 1 : 0 }
         }
         count { $0.launches += 1 }

@@ -41,11 +41,14 @@ protocol Backend: AnyObject, Sendable {
     func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool)
     /// out[b, c, r] = x[b, r, c] for x [batch, rows, cols].
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int)
-    /// out[i, :] = x[indices[i], :] for rows of `rowSize` elements; indices are whole numbers stored as Float.
-    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int)
-    /// out[i, :] += gy[i, :] scattered to rows indices[i] (the backward of gatherRows; out must start zeroed).
-    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int)
-    /// out [count, classes] = one-hot rows of the whole-number labels in `indices`.
+    /// out[i, :] = x[indices[i], :] for x [rows, rowSize]; indices are whole numbers stored as Float. An index
+    /// outside 0..<rows (or NaN) gives a row of zeros: never a read outside x.
+    func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int)
+    /// out[i, :] += gy[i, :] scattered to rows indices[i] of out [rows, rowSize] (the backward of gatherRows; out
+    /// must start zeroed). An index outside 0..<rows (or NaN) is skipped: never a write outside out.
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count: Int, rowSize: Int)
+    /// out [count, classes] = one-hot rows of the whole-number labels in `indices`; a label that is not a whole
+    /// number in 0..<classes gives a row of zeros.
     func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int)
     /// out[i] = uniform in [0, 1) from a counter-based hash of (seed, i): identical on every device.
     func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64)

@@ -21,11 +21,19 @@ final class DeviceBuffer {
     deinit { recycle(capacity, host, mem) }
 }
 
-/// A device that tensors live on and ops run on. Obtain one with `Device.make(_:)`, `Device.cpu`,
-/// `Device.opencl(_:)` or `Device.default`.
+/// A device that tensors live on and ops run on.
+///
+/// One way to name each device: `Device.cpu`, and `try Device.make(_:)` for everything else, from a
+/// `DeviceSpec` (`.auto`, `.cpu`, `.opencl(index: N)`) or from its one string form parsed by
+/// `DeviceSpec(parsing:)`: `auto`, `cpu`, `opencl:N` (`opencl` alone means `opencl:0`), which is also the
+/// device's `name`. `Device.default` is what tensor creation uses when no device is given; nothing sets it
+/// but your own code (or `MYELIN_DEVICE` at the first use).
 ///
 /// ```swift
-/// let gpu = try Device.make(.auto)
+/// let gpu = try Device.make(.opencl(index: 0))
+/// let chosen = try Device.make(DeviceSpec(parsing: "opencl:1"))
+/// let auto = try Device.make(.auto)          // the first OpenCL GPU, else the CPU
+/// Device.default = gpu                       // only when you want it
 /// let x = Tensor.ones([2, 3], on: gpu)
 /// ```
 public final class Device: CustomStringConvertible, Hashable, @unchecked Sendable {
@@ -33,7 +41,7 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
 
     init(backend: Backend) { self.backend = backend }
 
-    /// `cpu` or `opencl:N`.
+    /// `cpu` or `opencl:N`: the string `DeviceSpec(parsing:)` reads back to this device.
     public var name: String { backend.name }
     public var description: String { name }
     /// True for an OpenCL device.
@@ -63,22 +71,33 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     nonisolated(unsafe) private static var defaultDevice: Device?
 
     /// The OpenCL device numbered `index` in the list of all platforms' devices.
+    @available(*, deprecated, message: "use try Device.make(.opencl(index: N)), the one way to name a device")
     public static func opencl(_ index: Int = 0) throws -> Device {
+        try openCLDevice(index)
+    }
+
+    /// The OpenCL device numbered `index`, made once and then shared.
+    private static func openCLDevice(_ index: Int) throws -> Device {
         lock.lock(); defer { lock.unlock() }
         if let d = openCLDevices[index] { return d }
         let all = OpenCLPlatforms.devices()
         guard !all.isEmpty else { throw DeviceError.noOpenCL(available: availableNames()) }
-        guard index < all.count else { throw DeviceError.indexOutOfRange(index, available: availableNames()) }
+        guard index >= 0, index < all.count else { throw DeviceError.indexOutOfRange(index, available: availableNames()) }
         let d = Device(backend: try OpenCLBackend(index: index, info: all[index]))
         openCLDevices[index] = d
         return d
     }
 
-    /// The device a spec names. `auto` picks the first OpenCL GPU, else the CPU.
+    /// The device a spec names (the one way to get an OpenCL device). `auto` picks the first OpenCL GPU,
+    /// else the CPU. Throws when there is no such device, listing the devices there are.
+    ///
+    /// ```swift
+    /// let gpu = try Device.make(.opencl(index: 0))
+    /// ```
     public static func make(_ spec: DeviceSpec) throws -> Device {
         switch spec {
         case .cpu: return .cpu
-        case .opencl(let i): return try opencl(i ?? 0)
+        case .opencl(let i): return try openCLDevice(i)
         case .auto:
             return try make(autoChoice(isGPU: OpenCLPlatforms.devices().map(\.isGPU)))
         }
@@ -90,7 +109,8 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
         isGPU.firstIndex(of: true).map { .opencl(index: $0) } ?? .cpu
     }
 
-    /// The device `Tensor` creation uses when none is given: set by code, else `MYELIN_DEVICE`, else `auto`.
+    /// The device `Tensor` creation (and layers) use when none is given: what your code set, else
+    /// `MYELIN_DEVICE` read at the first use, else `auto`. Nothing in the library sets it.
     public static var `default`: Device {
         get {
             lock.lock()

@@ -1,6 +1,7 @@
 import Foundation
 
 /// Which device to run on, as written on a command line (`--device`) or in `MYELIN_DEVICE`.
+/// The string forms are `auto`, `cpu` and `opencl:N`; `opencl` alone means `opencl:0`.
 ///
 /// ```swift
 /// let spec = try DeviceSpec(parsing: "opencl:1")   // .opencl(index: 1)
@@ -11,20 +12,19 @@ public enum DeviceSpec: Equatable, Sendable, CustomStringConvertible {
     case auto
     /// The CPU: CBLAS for matrix products, vectorized Swift for the rest.
     case cpu
-    /// An OpenCL device by its number in the list of all platforms' devices; `nil` means the first.
-    case opencl(index: Int?)
+    /// An OpenCL device by its number in the list of all platforms' devices (`myelin devices` lists them).
+    case opencl(index: Int)
 
-    /// Parses `auto`, `cpu`, `opencl` or `opencl:N` (case-insensitive, surrounding blanks ignored).
+    /// Parses `auto`, `cpu`, `opencl:N` or `opencl` (= `opencl:0`), case-insensitive, surrounding blanks ignored.
     public init(parsing text: String) throws {
         let t = text.trimmingCharacters(in: .whitespaces).lowercased()
         switch t {
         case "auto", "": self = .auto
         case "cpu": self = .cpu
-        case "opencl", "cl": self = .opencl(index: nil)
+        case "opencl": self = .opencl(index: 0)
         default:
             let parts = t.split(separator: ":", omittingEmptySubsequences: false)
-            if parts.count == 2, parts[0] == "opencl" || parts[0] == "cl",
-               let n = Int(parts[1]), n >= 0 {
+            if parts.count == 2, parts[0] == "opencl", let n = Int(parts[1]), n >= 0 {
                 self = .opencl(index: n)
             } else {
                 throw DeviceError.badSpec(text)
@@ -42,7 +42,7 @@ public enum DeviceSpec: Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .auto: return "auto"
         case .cpu: return "cpu"
-        case .opencl(let i): return i.map { "opencl:\($0)" } ?? "opencl"
+        case .opencl(let i): return "opencl:\(i)"
         }
     }
 }

@@ -15,21 +15,24 @@ __kernel void transpose_batched(__global const float* x, __global float* out, in
 }
 
 __kernel void gather_rows(__global const float* x, __global const float* indices, __global float* out,
-                          int count, int row_size) {
+                          int count, int row_size, int rows) {
     int j = get_global_id(0);
     int i = get_global_id(1);
     if (j >= row_size || i >= count) return;
-    int src = (int)indices[i];
-    out[(long)i * row_size + j] = x[(long)src * row_size + j];
+    float v = indices[i];
+    // An index outside 0..<rows (or NaN, which fails both tests) reads nothing and gives 0.
+    out[(long)i * row_size + j] = (v >= 0.0f && v < (float)rows) ? x[(long)(int)v * row_size + j] : 0.0f;
 }
 
 // out[indices[i], j] += gy[i, j], safe when indices repeat (compare-and-swap on the float's bits).
 __kernel void scatter_add_rows(__global const float* gy, __global const float* indices, __global float* out,
-                               int count, int row_size) {
+                               int count, int row_size, int rows) {
     int j = get_global_id(0);
     int i = get_global_id(1);
     if (j >= row_size || i >= count) return;
-    int dst = (int)indices[i];
+    float v = indices[i];
+    if (!(v >= 0.0f && v < (float)rows)) return;  // out of range or NaN: nothing to add to
+    int dst = (int)v;
     volatile __global int* target = (volatile __global int*)(out + (long)dst * row_size + j);
     float add = gy[(long)i * row_size + j];
     int old = *target, assumed;
@@ -43,5 +46,7 @@ __kernel void one_hot(__global const float* indices, __global float* out, int co
     int c = get_global_id(0);
     int i = get_global_id(1);
     if (c >= classes || i >= count) return;
-    out[(long)i * classes + c] = ((int)indices[i] == c) ? 1.0f : 0.0f;
+    float v = indices[i];
+    int label = (v >= 0.0f && v < (float)classes && floor(v) == v) ? (int)v : -1;
+    out[(long)i * classes + c] = (label == c) ? 1.0f : 0.0f;
 }

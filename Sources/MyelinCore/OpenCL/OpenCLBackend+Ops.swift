@@ -201,16 +201,16 @@ extension OpenCLBackend {
                args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols))])
     }
 
-    func gatherRows(x: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
+    func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
         guard count > 0, rowSize > 0 else { return }
         launch("gather_rows", global: [rowSize, count],
-               args: [.buffer(x), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize))])
+               args: [.buffer(x), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize)), .int(Int32(rows))])
     }
 
-    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
+    func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count: Int, rowSize: Int) {
         guard count > 0, rowSize > 0 else { return }
         launch("scatter_add_rows", global: [rowSize, count],
-               args: [.buffer(gy), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize))])
+               args: [.buffer(gy), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize)), .int(Int32(rows))])
     }
 
     func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int) {

@@ -23,9 +23,10 @@ extension Tensor {
         return out.recorded("reshape", [self]) { g in [try g.reshaped(original)] }
     }
 
-    /// Collapses every dimension after the first: [N, d1, d2, ...] -> [N, d1·d2·...].
+    /// Collapses every dimension after the first: [N, d1, d2, ...] -> [N, d1·d2·...] (a scalar becomes [1, 1]).
     public func flattened() -> Tensor {
-        try! reshaped([shape.first ?? 1, -1])
+        let rows = shape.first ?? 1
+        return try! reshaped([rows, shape.dropFirst().reduce(1, *)])  // same element count by construction
     }
 
     // MARK: reductions
@@ -40,6 +41,9 @@ extension Tensor {
     func reduced(_ op: ReduceOp, axis: Int, keepDims: Bool, name: String) throws -> Tensor {
         let a = try normalizedAxis(axis, name)
         let outer = shape[..<a].reduce(1, *), length = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        if length == 0 && outer * inner > 0 && (op == .max || op == .min) {
+            throw TensorError.invalidShape(op: name, shape, "has no elements along axis \(axis) to take the \(name) of")
+        }
         var outShape = shape
         if keepDims { outShape[a] = 1 } else { outShape.remove(at: a) }
         let out = Tensor.empty(outShape, on: device)
@@ -98,14 +102,16 @@ extension Tensor {
         return y.recorded("mean", [self]) { g in [try g.broadcast(to: self.shape) / n] }
     }
 
-    /// Maximum of all elements (a scalar).
-    public func max() -> Tensor {
-        try! reshaped([count]).max(axis: 0)
+    /// Maximum of all elements (a scalar); throws for an empty tensor.
+    public func max() throws -> Tensor {
+        guard count > 0 else { throw TensorError.invalidShape(op: "max", shape, "has no elements to take the max of") }
+        return try reshaped([count]).max(axis: 0)
     }
 
-    /// Minimum of all elements (a scalar).
-    public func min() -> Tensor {
-        try! reshaped([count]).min(axis: 0)
+    /// Minimum of all elements (a scalar); throws for an empty tensor.
+    public func min() throws -> Tensor {
+        guard count > 0 else { throw TensorError.invalidShape(op: "min", shape, "has no elements to take the min of") }
+        return try reshaped([count]).min(axis: 0)
     }
 
     private func flatAll() -> Tensor { Tensor(shape: [count], device: device, buffer: buffer) }
@@ -119,6 +125,9 @@ extension Tensor {
     /// This tensor stretched to a larger shape by broadcasting (a copy).
     public func broadcast(to target: [Int]) throws -> Tensor {
         if target == shape { return self }
+        guard target.allSatisfy({ $0 >= 0 }) else {
+            throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast (a negative size)", shape, target)
+        }
         if count == 1 && rank <= target.count {
             // One value (the gradient of a full reduction): fill the target from it, without working out a
             // broadcast. max(x, x) = x exactly, so the operand itself serves as the second input.
@@ -157,9 +166,13 @@ extension Tensor {
         return t
     }
 
-    /// Index of the largest value along the last axis, as whole numbers stored in Float (no gradient).
-    public func argmax() -> Tensor {
+    /// Index of the largest value along the last axis, as whole numbers stored in Float (no gradient);
+    /// throws when that axis is empty.
+    public func argmax() throws -> Tensor {
         let cols = shape.last ?? 1
+        if cols == 0 && shape.dropLast().reduce(1, *) > 0 {
+            throw TensorError.invalidShape(op: "argmax", shape, "has an empty last axis: no largest value to point at")
+        }
         let out = Tensor.empty(Array(shape.dropLast()), on: device)
         backend.argmax(x: buffer, out: out.buffer, rows: count / Swift.max(cols, 1), cols: cols)
         return out
@@ -186,15 +199,17 @@ extension Tensor {
 
     // MARK: layout
 
-    /// Swaps the last two axes (a copy).
-    public func transposed() -> Tensor {
-        precondition(rank >= 2, "transposed() needs a tensor of rank 2 or more, got shape \(shape)")
+    /// Swaps the last two axes (a copy); throws for a tensor of rank 0 or 1.
+    public func transposed() throws -> Tensor {
+        guard rank >= 2 else {
+            throw TensorError.invalidShape(op: "transposed", shape, "has rank \(rank), transposed() needs rank 2 or more (use reshaped([1, n]) for a row)")
+        }
         let rows = shape[rank - 2], cols = shape[rank - 1]
         var outShape = shape
         outShape.swapAt(rank - 2, rank - 1)
         let y = Tensor.empty(outShape, on: device)
         backend.transpose(x: buffer, out: y.buffer, batch: count / Swift.max(rows * cols, 1), rows: rows, cols: cols)
-        return y.recorded("transpose", [self]) { g in [g.transposed()] }
+        return y.recorded("transpose", [self]) { g in [try g.transposed()] }
     }
 
     /// Joins tensors along the first axis; all other dimensions must agree.
@@ -240,25 +255,56 @@ extension Tensor {
         }
     }
 
-    /// Rows of the first axis picked by `indices` (whole numbers, any shape): the result has shape
-    /// indices.shape + self.shape.dropFirst().
+    /// Rows of the first axis picked by `indices` (whole numbers stored as Float, any shape): the result has
+    /// shape indices.shape + self.shape.dropFirst().
+    ///
+    /// The index values are on the device and are not checked (that would need a read back on every call):
+    /// an index outside 0..<shape[0] (or not a number) gives a row of zeros, and its gradient is dropped.
+    /// Use `gather(rows: [Int])` to have host indices checked before they are uploaded.
     public func gather(rows indices: Tensor) throws -> Tensor {
         try checkSameDevice(indices, "gather")
         guard rank >= 1 else { throw TensorError.invalidShape(op: "gather", shape, "has no rows") }
-        let rowSize = count / Swift.max(shape[0], 1)
+        let rows = shape[0], rowSize = count / Swift.max(rows, 1)
         let y = Tensor.empty(indices.shape + shape.dropFirst(), on: device)
-        backend.gatherRows(x: buffer, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: rowSize)
+        backend.gatherRows(x: buffer, rows: rows, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: rowSize)
         return y.recorded("gather", [self]) { g in
             let gx = Tensor.zeros(self.shape, on: self.device)
-            self.backend.scatterAddRows(gy: g.buffer, indices: indices.buffer, out: gx.buffer, count: indices.count, rowSize: rowSize)
+            self.backend.scatterAddRows(gy: g.buffer, indices: indices.buffer, out: gx.buffer, rows: rows,
+                                        count: indices.count, rowSize: rowSize)
             return [gx]
         }
     }
 
-    /// One-hot rows [count, classes] from whole-number labels (no gradient).
-    public func oneHot(classes: Int) -> Tensor {
+    /// Rows of the first axis picked by host `indices`, each checked to be in 0..<shape[0] before the one upload;
+    /// the error names the bad index, its position and the range.
+    ///
+    /// ```swift
+    /// let picked = try x.gather(rows: [2, 0, 2])   // x [5, 3] -> [3, 3]
+    /// ```
+    public func gather(rows indices: [Int]) throws -> Tensor {
+        guard rank >= 1 else { throw TensorError.invalidShape(op: "gather", shape, "has no rows") }
+        try checkIndices(indices, in: 0..<shape[0], op: "gather", kind: "row index")
+        return try gather(rows: Tensor(indices.map(Float.init), on: device))
+    }
+
+    /// One-hot rows [..., classes] from whole-number labels (no gradient); throws unless `classes` > 0.
+    ///
+    /// The labels are on the device and are not checked (no read back): a label outside 0..<classes (or not a
+    /// whole number) gives a row of zeros. Labels made with `Tensor(labels:classes:)`, `Tensor.oneHot(_:classes:)`
+    /// or a `Dataset` given `classes:` are checked on the host when uploaded.
+    public func oneHot(classes: Int) throws -> Tensor {
+        guard classes > 0 else { throw TensorError.invalidShape(op: "oneHot(classes: \(classes))", shape, "needs classes > 0") }
         let y = Tensor.empty(shape + [classes], on: device)
         backend.oneHot(indices: buffer, out: y.buffer, count: count, classes: classes)
         return y
+    }
+
+    /// One-hot rows [labels.count, classes] from host labels, each checked to be in 0..<classes first.
+    ///
+    /// ```swift
+    /// let targets = try Tensor.oneHot([2, 0, 1], classes: 3)   // [[0, 0, 1], [1, 0, 0], [0, 1, 0]]
+    /// ```
+    public static func oneHot(_ labels: [Int], classes: Int, on device: Device = .default) throws -> Tensor {
+        try Tensor(labels: labels, classes: classes, on: device).oneHot(classes: classes)
     }
 }

@@ -8,6 +8,9 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
     case invalidAxis(op: String, axis: Int, rank: Int)
     case deviceMismatch(op: String, String, String)
     case noGradient(String)
+    /// An index or label read from host data that is not a whole number in `range` (`kind` says which:
+    /// "label", "row index"); `position` is where it sits in the data.
+    case indexOutOfRange(op: String, kind: String, value: Double, position: Int, range: Range<Int>)
 
     public var description: String {
         switch self {
@@ -23,6 +26,9 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
             return "\(op): tensors are on different devices (\(a) and \(b)); move one with to(_:)"
         case .noGradient(let why):
             return why
+        case .indexOutOfRange(let op, let kind, let value, let position, let range):
+            let shown = value.rounded() == value && Swift.abs(value) < 1e15 ? String(Int64(value)) : "\(value)"
+            return "\(op): \(kind) \(shown) at position \(position) is not a whole number in \(range.lowerBound)..<\(range.upperBound)"
         }
     }
 }
@@ -30,13 +36,30 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 /// A float32, row-major, n-dimensional array that lives on a device.
 ///
 /// Ops run on the tensor's device and leave their result there; nothing comes back to the host
-/// until `toArray()` or `item()`.
+/// until `toArray()`, `toArray2D()`, `toShapedArray()` or `item()`.
 ///
 /// ```swift
 /// let x = try Tensor([1, 2, 3, 4], shape: [2, 2], on: .cpu)
 /// let y = try (x.matmul(x) + 1).relu()
-/// print(y.toArray())   // [8, 11, 16, 23]
+/// print(y.toArray())            // [8, 11, 16, 23]
+/// print(try y.toArray2D())      // [[8, 11], [16, 23]]
 /// ```
+///
+/// **Which calls throw.** An op throws exactly when its inputs can fail to fit together, and then it throws a
+/// `TensorError` naming the op and the shapes:
+/// - every op on two or more tensors (`+ - * /` between tensors, `matmul`, `pow(_: Tensor)`, `maximum(_: Tensor)`,
+///   comparisons with a tensor, `concat`, `gather`): shapes that do not broadcast or fit, different devices;
+/// - every op with an axis, a range, a target shape or a rank requirement: `reshaped`, `sum(axis:)`,
+///   `mean(axis:)`, `max(axis:)`, `slice`, `broadcast(to:)`, `transposed()`, `matmul`, `im2col`, `oneHot`;
+/// - reads that need a particular shape: `item()` (one element), `toArray2D()` (rank 2);
+/// - `max()`, `min()` and `argmax()`, which have nothing to return for an empty tensor (or an empty last axis);
+/// - creation that checks values against a shape or a range: `Tensor(_:shape:)`, `Tensor(labels:classes:)`.
+///
+/// Calls that cannot fail for any tensor do not throw: unary elementwise ops and activations, ops with a
+/// `Float` scalar (`x * 2`, `1 - x`, `x.greater(0.5)`), `sum()`, `mean()`, `softmax()`, `logSoftmax()`,
+/// `flattened()`, `copy()`, `to(_:)`, `toArray()`, `toShapedArray()`, and creation from values alone
+/// (`Tensor(_:)`, `Tensor(scalar:)`) or from a shape (`zeros`, `ones`, `full`, `uniform`, `normal`; a negative
+/// size there is a programming error and stops the program, like `Array(repeating:count:)`).
 public final class Tensor: CustomStringConvertible {
     /// The size of each dimension; `[]` for a scalar.
     public let shape: [Int]
@@ -62,6 +85,7 @@ public final class Tensor: CustomStringConvertible {
 
     /// A new tensor on `device` with uninitialized contents.
     package static func empty(_ shape: [Int], on device: Device) -> Tensor {
+        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
         let n = shape.reduce(1, *)
         return Tensor(shape: shape, device: device, buffer: device.backend.allocate(n))
     }
@@ -83,14 +107,35 @@ public final class Tensor: CustomStringConvertible {
         self.init(shape: shape, device: device, buffer: buffer, requiresGrad: requiresGrad)
     }
 
-    /// A one-dimensional tensor of the given values.
+    /// A one-dimensional tensor of the given values (cannot fail, so it does not throw).
     public convenience init(_ values: [Float], on device: Device = .default, requiresGrad: Bool = false) {
-        try! self.init(values, shape: [values.count], on: device, requiresGrad: requiresGrad)
+        self.init(checkedValues: values, shape: [values.count], on: device, requiresGrad: requiresGrad)
     }
 
     /// A rank-0 tensor holding one value.
     public convenience init(scalar: Float, on device: Device = .default) {
-        try! self.init([scalar], shape: [], on: device)
+        self.init(checkedValues: [scalar], shape: [], on: device, requiresGrad: false)
+    }
+
+    /// Whole-number class labels [N] (stored as Float, as `softmaxCrossEntropy(logits:labels:)`, `accuracy`
+    /// and `oneHot` read them), each checked on the host to be in 0..<classes before the one upload.
+    /// Label tensors made any other way are not checked on the device (that would need a read back per step).
+    ///
+    /// ```swift
+    /// let labels = try Tensor(labels: [3, 0, 9], classes: 10)      // [3]
+    /// try Tensor(labels: [3, 10], classes: 10)   // throws: label 10 at position 1 is not a whole number in 0..<10
+    /// ```
+    public convenience init(labels: [Int], classes: Int, on device: Device = .default) throws {
+        guard classes > 0 else { throw TensorError.invalidShape(op: "Tensor(labels:classes: \(classes))", [labels.count], "needs classes > 0") }
+        try checkIndices(labels, in: 0..<classes, op: "Tensor(labels:classes:)", kind: "label")
+        self.init(checkedValues: labels.map(Float.init), shape: [labels.count], on: device, requiresGrad: false)
+    }
+
+    /// Values already known to fill `shape`.
+    private convenience init(checkedValues values: [Float], shape: [Int], on device: Device, requiresGrad: Bool) {
+        let buffer = device.backend.allocate(values.count)
+        values.withUnsafeBufferPointer { device.backend.write($0, to: buffer, offset: 0) }
+        self.init(shape: shape, device: device, buffer: buffer, requiresGrad: requiresGrad)
     }
 
     /// A tensor of the given shape filled with `value`.
@@ -103,33 +148,39 @@ public final class Tensor: CustomStringConvertible {
     public static func zeros(_ shape: [Int], on device: Device = .default) -> Tensor { full(shape, 0, on: device) }
     public static func ones(_ shape: [Int], on device: Device = .default) -> Tensor { full(shape, 1, on: device) }
 
-    /// Uniform random values in [low, high), from `seed`: the same tensor on every device.
-    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, seed: UInt64,
+    /// Uniform random values in [low, high), from `seed`: the same tensor on every device. Without a seed,
+    /// one is drawn from the process-wide sequence that `Random.seed(_:)` resets (like `torch.rand`).
+    public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, seed: UInt64? = nil,
                                on device: Device = .default) -> Tensor {
-        var rng = SeededGenerator(seed: seed)
+        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
         let values = (0..<shape.reduce(1, *)).map { _ in Float(Double(low) + (Double(high) - Double(low)) * rng.nextDouble()) }
-        return try! Tensor(values, shape: shape, on: device)
+        return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
     }
 
-    /// Normal random values with the given mean and standard deviation, from `seed`: the same tensor on every device.
-    public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, seed: UInt64,
+    /// Normal random values with the given mean and standard deviation, from `seed`: the same tensor on every
+    /// device. Without a seed, one is drawn from the sequence that `Random.seed(_:)` resets (like `torch.randn`).
+    public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, seed: UInt64? = nil,
                               on device: Device = .default) -> Tensor {
-        var rng = SeededGenerator(seed: seed)
+        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
         let values = (0..<shape.reduce(1, *)).map { _ in Float(Double(mean) + Double(std) * rng.nextGaussian()) }
-        return try! Tensor(values, shape: shape, on: device)
+        return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
     }
 
     /// Uniform values in [0, 1) made on the device itself from a counter-based generator (no upload):
-    /// the same bits on every device for the same seed. Dropout masks use this.
-    public static func deviceUniform(_ shape: [Int], seed: UInt64, on device: Device = .default) -> Tensor {
+    /// the same bits on every device for the same seed. Dropout masks use this. Without a seed, one is drawn
+    /// from the sequence that `Random.seed(_:)` resets.
+    public static func deviceUniform(_ shape: [Int], seed: UInt64? = nil, on device: Device = .default) -> Tensor {
         let t = empty(shape, on: device)
-        device.backend.randomUniform(out: t.buffer, count: t.count, seed: seed)
+        device.backend.randomUniform(out: t.buffer, count: t.count, seed: seed ?? Random.nextSeed())
         return t
     }
 
     // MARK: reading back and moving
 
-    /// Copies the values to the host (waits for the device).
+    /// Copies the values to the host, flat in row-major order whatever the rank (waits for the device).
+    /// `toArray2D()` and `toShapedArray()` keep the shape.
     public func toArray() -> [Float] {
         let n = count
         guard n > 0 else { return [] }
@@ -139,9 +190,32 @@ public final class Tensor: CustomStringConvertible {
         }
     }
 
-    /// The single value of a one-element tensor (waits for the device).
-    public func item() -> Float {
-        precondition(count == 1, "item() needs a tensor of one element, this one has shape \(shape)")
+    /// The rows of a rank-2 tensor [rows, columns] (waits for the device); throws for any other rank.
+    ///
+    /// ```swift
+    /// try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]).toArray2D()   // [[1, 2, 3], [4, 5, 6]]
+    /// ```
+    public func toArray2D() throws -> [[Float]] {
+        guard rank == 2 else { throw TensorError.invalidShape(op: "toArray2D", shape, "is not rank 2 (use toArray() or toShapedArray())") }
+        let values = toArray(), columns = shape[1]
+        return (0..<shape[0]).map { r in Array(values[(r * columns)..<((r + 1) * columns)]) }
+    }
+
+    /// The values and the shape together, for any rank (waits for the device).
+    ///
+    /// ```swift
+    /// let a = Tensor.ones([2, 3, 4]).toShapedArray()
+    /// a.shape        // [2, 3, 4]
+    /// a[1, 2, 3]     // 1.0
+    /// ```
+    public func toShapedArray() -> ShapedArray { ShapedArray(shape: shape, values: toArray()) }
+
+    /// The single value of a one-element tensor (waits for the device), like PyTorch's `item()`; throws for a
+    /// tensor of any other element count, naming its shape.
+    public func item() throws -> Float {
+        guard count == 1 else {
+            throw TensorError.invalidShape(op: "item", shape, "has \(count) elements, item() needs exactly one (use toArray() to read them all)")
+        }
         return toArray()[0]
     }
 
@@ -149,7 +223,7 @@ public final class Tensor: CustomStringConvertible {
     /// The copy is a leaf that keeps `requiresGrad`.
     public func to(_ target: Device) -> Tensor {
         if target === device { return self }
-        let out = try! Tensor(toArray(), shape: shape, on: target)
+        let out = Tensor(checkedValues: toArray(), shape: shape, on: target, requiresGrad: false)
         out.requiresGrad = requiresGrad
         return out
     }
@@ -168,6 +242,83 @@ public final class Tensor: CustomStringConvertible {
 
     package func checkSameDevice(_ other: Tensor, _ op: String) throws {
         guard other.device === device else { throw TensorError.deviceMismatch(op: op, device.name, other.device.name) }
+    }
+}
+
+/// A tensor's values read back to the host with its shape (`Tensor.toShapedArray()`): row-major `values`
+/// and a subscript by position.
+///
+/// ```swift
+/// let a = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3]).toShapedArray()
+/// a[1, 0]      // 4.0
+/// a.values     // [1, 2, 3, 4, 5, 6]
+/// ```
+public struct ShapedArray: Equatable, Sendable, CustomStringConvertible {
+    /// The size of each dimension; `[]` for a scalar.
+    public let shape: [Int]
+    /// Every value, row-major; `values.count` is the product of `shape`.
+    public let values: [Float]
+
+    public var rank: Int { shape.count }
+
+    /// The value at one position (one index per dimension, each in 0..<its size; out of range stops the
+    /// program, like an array subscript).
+    public subscript(_ position: Int...) -> Float {
+        precondition(position.count == shape.count, "ShapedArray of shape \(shape) needs \(shape.count) indices, got \(position)")
+        var flat = 0
+        for (i, p) in position.enumerated() {
+            precondition(p >= 0 && p < shape[i], "index \(p) is out of range for dimension \(i) of shape \(shape)")
+            flat = flat * shape[i] + p
+        }
+        return values[flat]
+    }
+
+    public var description: String { "ShapedArray(shape: \(shape), \(values))" }
+}
+
+/// Checks host indices (row numbers, class labels) before they are uploaded: each must be in `range`.
+package func checkIndices(_ indices: [Int], in range: Range<Int>, op: String, kind: String) throws {
+    if let i = indices.firstIndex(where: { !range.contains($0) }) {
+        throw TensorError.indexOutOfRange(op: op, kind: kind, value: Double(indices[i]), position: i, range: range)
+    }
+}
+
+/// Checks host indices stored as Float: each must be a whole number in `range`.
+package func checkIndices(_ indices: [Float], in range: Range<Int>, op: String, kind: String) throws {
+    let low = Float(range.lowerBound), high = Float(range.upperBound)
+    if let i = indices.firstIndex(where: { !($0 >= low && $0 < high && $0.rounded() == $0) }) {
+        throw TensorError.indexOutOfRange(op: op, kind: kind, value: Double(indices[i]), position: i, range: range)
+    }
+}
+
+/// The process-wide source of seeds for everything that is random without an explicit `seed:`: layer
+/// weights (`Initializer.nextSeed()`), dropout masks, `fit`'s shuffling, `Tensor.uniform`/`normal`/`deviceUniform`.
+/// `Random.seed(_:)` resets it (like `torch.manual_seed` or Keras's `set_random_seed`): after it, the same program
+/// builds the same weights and sees the same batches. An explicit `seed:` argument never draws from it. A process
+/// starts as if `Random.seed(0x5EED)` had been called, so runs are reproducible even without it.
+///
+/// ```swift
+/// Random.seed(42)
+/// let a = Dense(inputSize: 4, outputSize: 3)
+/// Random.seed(42)
+/// let b = Dense(inputSize: 4, outputSize: 3)   // the same weights as a
+/// ```
+public enum Random {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var counter: UInt64 = 0x5EED
+
+    /// Restarts the sequence of seeds from `seed`.
+    public static func seed(_ seed: UInt64) {
+        lock.lock(); defer { lock.unlock() }
+        counter = seed
+    }
+
+    /// The next seed of the sequence (each call gives a new one).
+    public static func nextSeed() -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        var g = SeededGenerator(seed: counter)
+        counter &+= 1
+        return g.next()
     }
 }
 
