@@ -24,7 +24,7 @@ import Myelin
             let loss = try halfSumOfSquares(predictions: perceptron(x), targets: t)
             try loss.backward()
             try optimizer.step()
-            if step % 1000 == 0 { losses.append(loss.item()) }
+            if step % 1000 == 0 { losses.append(try loss.item()) }
         }
         let outputs = try perceptron.predict(x).toArray()
         let decisions = try x.dense(weight: perceptron.weight, bias: perceptron.bias, activation: .step)
