@@ -26,7 +26,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Whether the program came from the on-disk cache (no compile) in this process.
     let programFromCache: Bool
     private var kernels: [String: cl_kernel] = [:]
-    private var pool: [Int: [cl_mem]] = [:]
+    /// Free buffers by size class.
+    private let pool = BufferPool<cl_mem>()
     private let lock = NSRecursiveLock()
 
     init(index: Int, info: OpenCLDeviceInfo) throws {
@@ -58,7 +59,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
-        for list in pool.values { for m in list { clReleaseMemObject(m) } }
+        for m in pool.removeAll() { clReleaseMemObject(m) }
         clReleaseProgram(program)
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
@@ -66,39 +67,26 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
-    /// Pool size classes: powers of two up to 4096 elements, then multiples of 1/8 of the next power of two,
-    /// so at most 12.5% is wasted.
-    static func roundedSize(_ count: Int) -> Int {
-        let n = max(count, 1)
-        if n <= 4096 { return 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
-        let p = 1 << (Int.bitWidth - n.leadingZeroBitCount - 1)  // largest power of two <= n
-        let step = p / 8
-        return (n + step - 1) / step * step
-    }
-
     func allocate(_ count: Int) -> DeviceBuffer {
-        let size = Self.roundedSize(count)
-        lock.lock()
-        var mem: cl_mem? = pool[size]?.popLast()
+        let size = BufferPool<cl_mem>.sizeClass(count)
+        var mem: cl_mem? = pool.take(size: size)
         if mem == nil {
             var err: cl_int = 0
             mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
             if mem == nil || err != CL_SUCCESS {
                 // Out of device memory: give the pooled buffers back and try once more.
-                for list in pool.values { for m in list { clReleaseMemObject(m) } }
-                pool.removeAll()
+                for m in pool.removeAll() { clReleaseMemObject(m) }
                 mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
                 precondition(mem != nil && err == CL_SUCCESS,
                              "\(name): clCreateBuffer of \(size * 4) bytes failed with \(openCLErrorName(err))")
             }
-            stats.allocations += 1
+            lock.lock(); stats.allocations += 1; lock.unlock()
         }
-        lock.unlock()
         return DeviceBuffer(capacity: size, host: nil, mem: mem) { [weak self] capacity, _, mem in
             guard let mem else { return }
             guard let self else { clReleaseMemObject(mem); return }
             // The queue is in order: a later user of this memory runs after every earlier command.
-            self.lock.lock(); self.pool[capacity, default: []].append(mem); self.lock.unlock()
+            self.pool.release(mem, size: capacity)
         }
     }
 
