@@ -1,38 +1,5 @@
 import Foundation
 
-/// A metric `fit` and `evaluate` accumulate on the device during an epoch and read once at its end.
-public enum Metric: String, Equatable, Sendable, CaseIterable {
-    /// Fraction of rows whose largest output is at the label (labels [N] or one-hot targets [N, C]).
-    case accuracy
-    /// Fraction of outputs on the right side of 0.5 against 0/1 targets (sigmoid outputs).
-    case binaryAccuracy = "binary_accuracy"
-    /// Root mean squared error over every output.
-    case rmse
-    /// Mean absolute error over every output.
-    case mae
-
-    /// The sum over the batch (a device scalar) and the number of items it averages over.
-    func batchSum(output: Tensor, target: Tensor) throws -> (Tensor, Int) {
-        switch self {
-        case .accuracy:
-            let labels = target.rank == 1 ? target : target.argmax()
-            return (try output.argmax().equal(labels).sum(), output.shape[0])
-        case .binaryAccuracy:
-            return (try output.greater(0.5).equal(target.greater(0.5)).sum(), output.count)
-        case .rmse:
-            return (try (output - target).square().sum(), output.count)
-        case .mae:
-            return (try (output - target).abs().sum(), output.count)
-        }
-    }
-
-    /// The metric from the epoch's accumulated sum.
-    func finish(_ sum: Double, count: Int) -> Double {
-        let mean = sum / Double(Swift.max(count, 1))
-        return self == .rmse ? mean.squareRoot() : mean
-    }
-}
-
 /// How much `fit` prints.
 public enum Verbosity: Sendable {
     /// A progress bar when standard output is a terminal, else one line per epoch.
