@@ -10,6 +10,8 @@ public final class TrainingContext {
     public internal(set) var history: History
     /// The epoch being run or just finished (0-based).
     public internal(set) var epoch = 0
+    /// The number of batches in the epoch being run.
+    public internal(set) var batchesPerEpoch = 0
     /// The number of epochs `fit` was asked to reach.
     public let epochs: Int
     /// The learning rate at the start of training (schedules scale from it).
@@ -26,9 +28,26 @@ public final class TrainingContext {
 }
 
 /// Hooks into `fit` (Keras style). Every method has an empty default.
+///
+/// A callback that watches every batch (Keras's `on_train_batch_end`):
+///
+/// ```swift
+/// final class LossEvery100Batches: Callback {
+///     func batchDidEnd(_ batch: Int, loss: Tensor, _ context: TrainingContext) throws {
+///         if batch % 100 == 0 { print("epoch \(context.epoch + 1) batch \(batch): loss \(loss.item())") }
+///     }
+/// }
+/// ```
 public protocol Callback: AnyObject {
     func trainingWillBegin(_ context: TrainingContext) throws
     func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws
+    /// Before training batch `batch` (0-based within the epoch `context.epoch`).
+    func batchWillBegin(_ batch: Int, _ context: TrainingContext) throws
+    /// After training batch `batch` (0-based within the epoch `context.epoch`) and its optimizer step.
+    /// `loss` is the batch's mean loss as a device scalar without a graph: nothing has been read from the
+    /// device for it; `loss.item()` reads it (one host read, a wait for the device), so read it only as
+    /// often as needed. Setting `context.stopTraining` ends training after the current epoch.
+    func batchDidEnd(_ batch: Int, loss: Tensor, _ context: TrainingContext) throws
     /// `logs` holds the epoch's `loss`, metrics, and `val_` ones.
     func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws
     func trainingDidEnd(_ context: TrainingContext) throws
@@ -37,6 +56,8 @@ public protocol Callback: AnyObject {
 extension Callback {
     public func trainingWillBegin(_ context: TrainingContext) throws {}
     public func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws {}
+    public func batchWillBegin(_ batch: Int, _ context: TrainingContext) throws {}
+    public func batchDidEnd(_ batch: Int, loss: Tensor, _ context: TrainingContext) throws {}
     public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {}
     public func trainingDidEnd(_ context: TrainingContext) throws {}
 }

@@ -32,6 +32,8 @@ extension Layer {
     /// ```
     ///
     /// - Parameters:
+    ///   - callbacks: called before and after training, each epoch and each batch (see `Callback`); the
+    ///     per-batch hooks add no host reads unless a callback reads the batch loss it is given.
     ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
     ///     (or `baseLearningRate`).
     ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
@@ -65,6 +67,7 @@ extension Layer {
             let start = Date()
             let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
             let batchCount = batches.count
+            context.batchesPerEpoch = batchCount
             progress.epochBegan(epoch, batches: batchCount)
             let device = data.device
             var lossSum = Tensor.zeros([], on: device)
@@ -76,13 +79,14 @@ extension Layer {
             var samples = 0
             let readEvery = Swift.max(1, batchCount / 40)
             for (b, batch) in batches.enumerated() {
+                for c in callbacks { try c.batchWillBegin(b, context) }
                 optimizer.zeroGrad()
                 let out = try self(batch.features)
                 let l = try loss(out, batch.targets)
                 try l.backward()
                 try optimizer.step()
+                let value = l.detach()
                 try withNoGrad {
-                    let value = l.detach()
                     lossSum = try lossSum + value * Float(batch.count)
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing.
                     let bad = 1 - (value * 0).equal(0)
@@ -94,6 +98,7 @@ extension Layer {
                         metricCounts[i] += n
                     }
                 }
+                for c in callbacks { try c.batchDidEnd(b, loss: value, context) }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
                     let badBatch = firstBad.item()
