@@ -23,8 +23,6 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     let program: cl_program
-    /// Whether the program came from the on-disk cache (no compile) in this process.
-    let programFromCache: Bool
     private var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
     private let pool = BufferPool<cl_mem>()
@@ -44,9 +42,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
-        let built = try ProgramCache.build(context: ctx, info: info)
-        program = built.program
-        programFromCache = built.fromCache
+        program = try ProgramCache.build(context: ctx, info: info).program
     }
 
     /// Builds `source` for this device through the program cache, then releases the program; tells whether

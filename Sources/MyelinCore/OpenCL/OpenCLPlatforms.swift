@@ -42,11 +42,6 @@ public enum OpenCLPlatforms {
         return found
     }
 
-    /// The index `auto` picks: the first GPU, or nil when there is none.
-    public static func autoIndex() -> Int? {
-        devices().firstIndex { $0.isGPU }
-    }
-
     private static func enumerate() -> [OpenCLDeviceInfo] {
         var count: cl_uint = 0
         // CL_PLATFORM_NOT_FOUND_KHR (-1001) means "no OpenCL here": a normal case.
