@@ -280,7 +280,7 @@ extension Layer {
 
     /// Loads named tensors already read from a file (see `load(from:strict:)`); `source` names the file in errors.
     public func loadState(_ file: SafeTensorsFile, source: String, strict: Bool = true,
-                          ignoringPrefixes: [String] = [TrainingCheckpoint.optimizerPrefix]) throws {
+                          ignoringPrefixes: [String] = ["optimizer."]) throws {
         let own = stateDict()
         // Check everything before changing anything.
         for (name, t) in own {

@@ -9,6 +9,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 
     let name = "cpu"
+    let kind = BackendKind.cpu
+    var details: String { "CPU, \(threads) threads, OpenBLAS" }
     /// Counters kept as relaxed atomics: counting an op takes no lock.
     private let hostReads = Atomic<Int>(0), hostWrites = Atomic<Int>(0), allocations = Atomic<Int>(0),
                 launches = Atomic<Int>(0), waits = Atomic<Int>(0)

@@ -4,6 +4,10 @@
 protocol Backend: AnyObject, Sendable {
     /// A short name: `cpu` or `opencl:N`.
     var name: String { get }
+    /// The kind of backend.
+    var kind: BackendKind { get }
+    /// A longer description: the OpenCL device's name and platform, or the CPU's thread count.
+    var details: String { get }
     /// Transfer, allocation and launch counters.
     var stats: DeviceStats { get }
 

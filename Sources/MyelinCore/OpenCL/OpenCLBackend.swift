@@ -19,6 +19,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let index: Int
     let info: OpenCLDeviceInfo
     let name: String
+    let kind = BackendKind.openCL
+    var details: String { "\(info.name) (\(info.platformName))" }
     private(set) var stats = DeviceStats()
     let context: cl_context
     let queue: cl_command_queue
