@@ -35,6 +35,7 @@ let package = Package(
                 .embedInCode("Kernels/conv.cl"),
                 .embedInCode("Kernels/elementwise.cl"),
                 .embedInCode("Kernels/gemm.cl"),
+                .embedInCode("Kernels/gemm_variants.cl"),
                 .embedInCode("Kernels/layout.cl"),
                 .embedInCode("Kernels/optimizers.cl"),
                 .embedInCode("Kernels/reduce.cl"),

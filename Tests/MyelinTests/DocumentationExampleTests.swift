@@ -27,7 +27,7 @@ import Myelin
             if step % 1000 == 0 { losses.append(try loss.item()) }
         }
         let outputs = try perceptron.predict(x).toArray()
-        let decisions = try x.dense(weight: perceptron.weight, bias: perceptron.bias, activation: .step)
+        let decisions = try x.linear(weight: perceptron.weight, bias: perceptron.bias, activation: .step)
         return (losses, outputs, decisions.toArray(), perceptron.weight.toArray(), perceptron.bias!.toArray())
     }
 

@@ -104,24 +104,14 @@ public enum MNIST {
             return try! Dataset(bytes: bytes, shape: shape, scale: 1 / 255, targets: targets)
         }
         let features = Tensor.empty(flatten ? [rows.count, size] : [rows.count, h, w], on: device)
-        let chunkRows = Swift.max(1, (1 << 18) / Swift.max(size, 1))
-        var chunk = [Float](repeating: 0, count: chunkRows * size)
+        let bytesPerImage = size * images.type.size
         images.payload.withUnsafeBufferPointer { p in
-            var start = 0
-            while start < rows.count {
-                let end = Swift.min(start + chunkRows, rows.count)
-                for (k, r) in rows[start..<end].enumerated() {
-                    do {
-                        let sub = IDXArray(shape: [size], type: images.type,
-                                           payload: Array(p[(r * size * images.type.size)..<((r + 1) * size * images.type.size)]))
-                        let v = sub.floats()
-                        for j in 0..<size { chunk[k * size + j] = v[j] }
-                    }
+            features.uploadRows(rows.count, rowSize: size) { range, chunk in
+                for (k, r) in rows[range].enumerated() {
+                    let v = IDXArray(shape: [size], type: images.type,
+                                     payload: Array(p[(r * bytesPerImage)..<((r + 1) * bytesPerImage)])).floats()
+                    for j in 0..<size { chunk[k * size + j] = v[j] }
                 }
-                chunk.withUnsafeBufferPointer { c in
-                    features.upload(UnsafeBufferPointer(rebasing: c[0..<((end - start) * size)]), at: start * size)
-                }
-                start = end
             }
         }
         return try! Dataset(features: features, targets: targets)

@@ -369,7 +369,7 @@ extension Layer {
     /// Names under `ignoringPrefixes` (a training checkpoint's `optimizer.` state) are never unexpected. Without
     /// `strict`, only the tensors both sides have are copied (shapes must still agree).
     public func loadState(_ file: SafeTensorsFile, source: String, strict: Bool = true,
-                          ignoringPrefixes: [String] = [TrainingCheckpoint.optimizerPrefix]) throws {
+                          ignoringPrefixes: [String] = ["optimizer."]) throws {
         try LegacyCheckpoint.checkLayoutMarker(file, source: source)
         let own = namedTensors
         let byName = Dictionary(file.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -28,21 +28,7 @@ public class ActivationLayer: ParameterlessLayer {
         activation == .identity ? input : input.activation(activation)
     }
 
-    public var layerDescription: String {
-        switch activation {
-        case .identity: return "Identity"
-        case .step: return "Step"
-        case .sigmoid: return "Sigmoid"
-        case .tanh: return "Tanh"
-        case .relu: return "ReLU"
-        case .leakyRelu(let s): return "LeakyReLU(\(s))"
-        case .elu(let a): return "ELU(\(a))"
-        case .selu: return "SELU"
-        case .softplus: return "Softplus"
-        case .geluTanh: return "GELU(tanh)"
-        case .geluErf: return "GELU"
-        }
-    }
+    public var layerDescription: String { activation.layerName }
 }
 
 /// max(x, 0).

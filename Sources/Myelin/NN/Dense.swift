@@ -98,22 +98,3 @@ func replacement(for current: Tensor, _ name: String, _ value: Tensor, layer: St
     t.requiresGrad = current.requiresGrad
     return t
 }
-
-extension Activation {
-    /// A readable name: `relu`, `leakyRelu(0.01)`, `elu(1.0)`, `gelu`, ...
-    public var displayName: String {
-        switch self {
-        case .identity: return "identity"
-        case .step: return "step"
-        case .sigmoid: return "sigmoid"
-        case .tanh: return "tanh"
-        case .relu: return "relu"
-        case .leakyRelu(let s): return "leakyRelu(\(s))"
-        case .elu(let a): return "elu(\(a))"
-        case .selu: return "selu"
-        case .softplus: return "softplus"
-        case .geluTanh: return "gelu(tanh)"
-        case .geluErf: return "gelu"
-        }
-    }
-}

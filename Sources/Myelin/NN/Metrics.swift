@@ -1,6 +1,55 @@
 import Foundation
 
-// Metrics: no graph, one value read back per call.
+// Metrics: the `Metric`s `fit` and `evaluate` accumulate on the device, and the same formulas as functions
+// (no graph, one value read back per call).
+
+/// A metric `fit` and `evaluate` accumulate on the device during an epoch and read once at its end.
+public enum Metric: String, Equatable, Sendable, CaseIterable {
+    /// Fraction of rows whose largest output is at the label (labels [N] or one-hot targets [N, C]).
+    case accuracy
+    /// Fraction of outputs on the right side of 0.5 against 0/1 targets (sigmoid outputs).
+    case binaryAccuracy = "binary_accuracy"
+    /// Root mean squared error over every output.
+    case rmse
+    /// Mean absolute error over every output.
+    case mae
+
+    /// The values the metric averages, on the device: per row (accuracy: 1 where the largest output is at the
+    /// label) or per output (binary accuracy: 1 where output > `threshold` agrees with target > 0.5; rmse: the
+    /// squared error; mae: the absolute error). The metric is their mean (its square root for rmse).
+    func values(output: Tensor, target: Tensor, threshold: Float = 0.5) throws -> Tensor {
+        switch self {
+        case .accuracy:
+            let labels = target.rank == 1 ? target : try target.argmax()
+            return try output.argmax().equal(labels)
+        case .binaryAccuracy:
+            return try output.greater(threshold).equal(target.greater(0.5))
+        case .rmse:
+            return try (output - target).square()
+        case .mae:
+            return try (output - target).abs()
+        }
+    }
+
+    /// The sum of the batch's `values` (a device scalar) and the number of items it averages over (rows for
+    /// accuracy, outputs for the others).
+    func batchSum(output: Tensor, target: Tensor) throws -> (Tensor, Int) {
+        try checkShapes(output: output, target: target)
+        return (try values(output: output, target: target).sum(), self == .accuracy ? output.shape[0] : output.count)
+    }
+
+    /// The metric from the epoch's accumulated sum.
+    func finish(_ sum: Double, count: Int) -> Double {
+        let mean = sum / Double(Swift.max(count, 1))
+        return self == .rmse ? mean.squareRoot() : mean
+    }
+
+    /// The metric over one batch as a number: the mean of `values` (one host read).
+    func mean(output: Tensor, target: Tensor, threshold: Float = 0.5) throws -> Float {
+        let m = try withNoGrad { try values(output: output, target: target, threshold: threshold).mean().item() }
+        return self == .rmse ? m.squareRoot() : m
+    }
+}
 
 /// The fraction of rows whose largest score is at the label: scores [N, C] (logits or probabilities)
 /// against whole-number labels [N].
@@ -16,7 +65,7 @@ public func accuracy(predictions: Tensor, labels: Tensor) throws -> Float {
             predictions.shape, labels.shape)
     }
     guard predictions.shape[0] > 0 else { return 0 }
-    return try withNoGrad { try predictions.argmax().equal(labels).mean().item() }
+    return try Metric.accuracy.mean(output: predictions, target: labels)
 }
 
 /// The fraction of elements on the right side of `threshold`: predicted 1 where the value > threshold
@@ -24,19 +73,19 @@ public func accuracy(predictions: Tensor, labels: Tensor) throws -> Float {
 public func binaryAccuracy(predictions: Tensor, targets: Tensor, threshold: Float = 0.5) throws -> Float {
     try checkSameShape("binaryAccuracy", predictions, "predictions", targets, "targets")
     guard predictions.count > 0 else { return 0 }
-    return try withNoGrad { try predictions.greater(threshold).equal(targets.greater(0.5)).mean().item() }
+    return try Metric.binaryAccuracy.mean(output: predictions, target: targets, threshold: threshold)
 }
 
 /// Root mean squared error over every element.
 public func rootMeanSquaredError(predictions: Tensor, targets: Tensor) throws -> Float {
     try checkSameShape("rootMeanSquaredError", predictions, "predictions", targets, "targets")
-    return try withNoGrad { try (predictions - targets).square().mean().item().squareRoot() }
+    return try Metric.rmse.mean(output: predictions, target: targets)
 }
 
 /// Mean absolute error over every element, as a number.
 public func meanAbsoluteErrorMetric(predictions: Tensor, targets: Tensor) throws -> Float {
     try checkSameShape("meanAbsoluteError", predictions, "predictions", targets, "targets")
-    return try withNoGrad { try (predictions - targets).abs().mean().item() }
+    return try Metric.mae.mean(output: predictions, target: targets)
 }
 
 /// Short names: `rmse` and `mae` as numbers (not differentiable; use the loss functions to train).

@@ -46,6 +46,48 @@ extension Optimizer {
     public func zeroGrad() { for p in parameters { p.zeroGrad() } }
 }
 
+/// The shell of the built-in optimizers (`SGD`, `Adagrad`, `RMSProp`, `Adam`, `AdamW`): the parameters, the step
+/// count, each parameter's state tensors created at its first step (`stateTensors()`, `loadState(_:)`), and a
+/// `step()` that checks every gradient first, then updates each parameter that has one. A subclass only computes
+/// one parameter's update. It is subclassed inside Myelin only; a custom optimizer conforms to `Optimizer`.
+public class StatefulOptimizer: Optimizer {
+    /// The learning rate the next `step()` uses (a schedule may set it each epoch).
+    public var learningRate: Float
+    /// The number of `step()` calls so far.
+    public var stepCount = 0
+    /// The parameters this optimizer updates, in the order given at creation.
+    public var parameters: [Tensor] { states.parameters }
+    /// Each parameter's state slots and step count.
+    let states: ParameterStates
+
+    /// `name` is the optimizer's name in errors; `slotNames` are the state tensors each parameter gets
+    /// (`exp_avg`, ...), their keys in `stateTensors()`.
+    init(name: String, parameters: [Tensor], learningRate: Float, slotNames: [String]) throws {
+        self.learningRate = learningRate
+        states = try ParameterStates(optimizer: name, parameters: parameters, slotNames: slotNames)
+    }
+
+    public func step() throws {
+        for (i, p, g) in try states.gradients() {
+            let (slots, first, t) = states.advance(i)
+            update(p, gradient: g, slots: slots, first: first, step: t)
+        }
+        stepCount += 1
+    }
+
+    /// Updates one parameter in place from its gradient: `slots` are its state tensors (in the order of the
+    /// slot names; uninitialized when `first`), `step` its own step number (1 for its first update).
+    func update(_ parameter: Tensor, gradient: Tensor, slots: [Tensor], first: Bool, step: Int) {
+        preconditionFailure("\(type(of: self)) does not implement update(_:gradient:slots:first:step:)")
+    }
+
+    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        if let s = try states.load(state) { stepCount = s }
+    }
+}
+
 /// Errors from building or stepping an optimizer; each names the optimizer and the parameter.
 public enum OptimizerError: Error, CustomStringConvertible, Equatable {
     case invalidHyperparameter(optimizer: String, name: String, value: String, requirement: String)

@@ -1,7 +1,8 @@
 import Foundation
 
 // The optimizers of torch.optim, with PyTorch's formulas and defaults. Each `step()` is one fused
-// kernel per parameter (see the optimizer methods of `Backend` and Kernels/optimizers.cl).
+// kernel per parameter (see the optimizer methods of `Backend` and Kernels/optimizers.cl); the shell they
+// share (parameters, step counts, state tensors) is `StatefulOptimizer` in Optimizer.swift.
 // Notation: θ parameter, g gradient, lr learning rate, λ weight decay, t the parameter's step (from 1).
 
 /// Stochastic gradient descent with optional momentum, dampening, Nesterov momentum and weight decay
@@ -18,16 +19,12 @@ import Foundation
 /// ```swift
 /// let sgd = try SGD(parameters: model.parameters, learningRate: 0.1, momentum: 0.9, nesterov: true)
 /// ```
-public final class SGD: Optimizer {
-    public var learningRate: Float
+public final class SGD: StatefulOptimizer {
     public let momentum: Float
     public let dampening: Float
     public let nesterov: Bool
     public let weightDecay: Float
     public let decoupledWeightDecay: Bool
-    public var stepCount = 0
-    public var parameters: [Tensor] { states.parameters }
-    let states: ParameterStates
 
     public init(parameters: [Tensor], learningRate: Float = 1e-3, momentum: Float = 0, dampening: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {
@@ -40,30 +37,20 @@ public final class SGD: Optimizer {
             try requireHyperparameter(momentum > 0 && dampening == 0, name, "nesterov", nesterov,
                                       "false unless momentum > 0 and dampening = 0 (Nesterov momentum needs them)")
         }
-        self.learningRate = learningRate
         self.momentum = momentum
         self.dampening = dampening
         self.nesterov = nesterov
         self.weightDecay = weightDecay
         self.decoupledWeightDecay = decoupledWeightDecay
-        states = try ParameterStates(optimizer: name, parameters: parameters,
-                                     slotNames: momentum != 0 ? ["momentum_buffer"] : [])
+        try super.init(name: name, parameters: parameters, learningRate: learningRate,
+                       slotNames: momentum != 0 ? ["momentum_buffer"] : [])
     }
 
-    public func step() throws {
-        for (i, p, g) in try states.gradients() {
-            let (slots, first, _) = states.advance(i)
-            let hyper = SGDStepParameters(learningRate: learningRate, momentum: momentum, dampening: dampening,
-                                          weightDecay: weightDecay, nesterov: nesterov,
-                                          decoupled: decoupledWeightDecay, first: first)
-            p.sgdStep(grad: g, momentumBuffer: slots.first, hyper)
-        }
-        stepCount += 1
-    }
-
-    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
-    public func loadState(_ state: [String: Tensor]) throws {
-        if let s = try states.load(state) { stepCount = s }
+    override func update(_ parameter: Tensor, gradient: Tensor, slots: [Tensor], first: Bool, step: Int) {
+        let hyper = SGDStepParameters(learningRate: learningRate, momentum: momentum, dampening: dampening,
+                                      weightDecay: weightDecay, nesterov: nesterov,
+                                      decoupled: decoupledWeightDecay, first: first)
+        parameter.sgdStep(grad: gradient, momentumBuffer: slots.first, hyper)
     }
 }
 
@@ -77,15 +64,11 @@ public final class SGD: Optimizer {
 /// ```swift
 /// let adagrad = try Adagrad(parameters: model.parameters, learningRate: 0.01)
 /// ```
-public final class Adagrad: Optimizer {
-    public var learningRate: Float
+public final class Adagrad: StatefulOptimizer {
     public let learningRateDecay: Float
     public let weightDecay: Float
     public let initialAccumulatorValue: Float
     public let eps: Float
-    public var stepCount = 0
-    public var parameters: [Tensor] { states.parameters }
-    let states: ParameterStates
 
     public init(parameters: [Tensor], learningRate: Float = 0.01, learningRateDecay: Float = 0, weightDecay: Float = 0,
                 initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
@@ -95,28 +78,18 @@ public final class Adagrad: Optimizer {
         try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
         try requireHyperparameter(initialAccumulatorValue >= 0, name, "initialAccumulatorValue", initialAccumulatorValue, ">= 0")
         try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
-        self.learningRate = learningRate
         self.learningRateDecay = learningRateDecay
         self.weightDecay = weightDecay
         self.initialAccumulatorValue = initialAccumulatorValue
         self.eps = eps
-        states = try ParameterStates(optimizer: name, parameters: parameters, slotNames: ["sum"])
+        try super.init(name: name, parameters: parameters, learningRate: learningRate, slotNames: ["sum"])
     }
 
-    public func step() throws {
-        for (i, p, g) in try states.gradients() {
-            let (slots, first, t) = states.advance(i)
-            let clr = Double(learningRate) / (1 + Double(t - 1) * Double(learningRateDecay))
-            let hyper = AdagradStepParameters(learningRate: Float(clr), weightDecay: weightDecay, eps: eps,
-                                              initialAccumulatorValue: initialAccumulatorValue, first: first)
-            p.adagradStep(grad: g, sum: slots[0], hyper)
-        }
-        stepCount += 1
-    }
-
-    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
-    public func loadState(_ state: [String: Tensor]) throws {
-        if let s = try states.load(state) { stepCount = s }
+    override func update(_ parameter: Tensor, gradient: Tensor, slots: [Tensor], first: Bool, step t: Int) {
+        let clr = Double(learningRate) / (1 + Double(t - 1) * Double(learningRateDecay))
+        let hyper = AdagradStepParameters(learningRate: Float(clr), weightDecay: weightDecay, eps: eps,
+                                          initialAccumulatorValue: initialAccumulatorValue, first: first)
+        parameter.adagradStep(grad: gradient, sum: slots[0], hyper)
     }
 }
 
@@ -131,16 +104,12 @@ public final class Adagrad: Optimizer {
 /// ```swift
 /// let rmsprop = try RMSProp(parameters: model.parameters, learningRate: 1e-3)
 /// ```
-public final class RMSProp: Optimizer {
-    public var learningRate: Float
+public final class RMSProp: StatefulOptimizer {
     public let alpha: Float
     public let eps: Float
     public let weightDecay: Float
     public let momentum: Float
     public let centered: Bool
-    public var stepCount = 0
-    public var parameters: [Tensor] { states.parameters }
-    let states: ParameterStates
 
     public init(parameters: [Tensor], learningRate: Float = 0.01, alpha: Float = 0.99, eps: Float = 1e-8,
                 weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
@@ -150,69 +119,22 @@ public final class RMSProp: Optimizer {
         try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
         try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
         try requireHyperparameter(momentum >= 0, name, "momentum", momentum, ">= 0")
-        self.learningRate = learningRate
         self.alpha = alpha
         self.eps = eps
         self.weightDecay = weightDecay
         self.momentum = momentum
         self.centered = centered
-        states = try ParameterStates(optimizer: name, parameters: parameters,
-                                     slotNames: ["square_avg"] + (momentum > 0 ? ["momentum_buffer"] : [])
-                                         + (centered ? ["grad_avg"] : []))
+        try super.init(name: name, parameters: parameters, learningRate: learningRate,
+                       slotNames: ["square_avg"] + (momentum > 0 ? ["momentum_buffer"] : []) + (centered ? ["grad_avg"] : []))
     }
 
-    public func step() throws {
-        for (i, p, g) in try states.gradients() {
-            let (slots, first, _) = states.advance(i)
-            let hyper = RMSPropStepParameters(learningRate: learningRate, alpha: alpha, eps: eps, weightDecay: weightDecay,
-                                              momentum: momentum, centered: centered, first: first)
-            let momentumBuffer = momentum > 0 ? slots[1] : nil
-            let gradientAverage = centered ? slots[slots.count - 1] : nil
-            p.rmspropStep(grad: g, squareAverage: slots[0], gradientAverage: gradientAverage,
-                          momentumBuffer: momentumBuffer, hyper)
-        }
-        stepCount += 1
-    }
-
-    public func stateTensors() -> [(String, Tensor)] { states.stateTensors(stepCount: stepCount) }
-    public func loadState(_ state: [String: Tensor]) throws {
-        if let s = try states.load(state) { stepCount = s }
-    }
-}
-
-/// The update shared by `Adam` and `AdamW` (they differ only in how weight decay applies).
-final class AdamUpdate {
-    let beta1: Float, beta2: Float, eps: Float, weightDecay: Float, amsgrad: Bool, decoupled: Bool
-    let states: ParameterStates
-
-    init(name: String, parameters: [Tensor], learningRate: Float, betas: (Float, Float), eps: Float,
-         weightDecay: Float, amsgrad: Bool, decoupled: Bool) throws {
-        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
-        try requireHyperparameter(betas.0 >= 0 && betas.0 < 1, name, "betas.0", betas.0, "in [0, 1)")
-        try requireHyperparameter(betas.1 >= 0 && betas.1 < 1, name, "betas.1", betas.1, "in [0, 1)")
-        try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
-        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
-        beta1 = betas.0; beta2 = betas.1
-        self.eps = eps
-        self.weightDecay = weightDecay
-        self.amsgrad = amsgrad
-        self.decoupled = decoupled
-        states = try ParameterStates(optimizer: name, parameters: parameters,
-                                     slotNames: ["exp_avg", "exp_avg_sq"] + (amsgrad ? ["max_exp_avg_sq"] : []))
-    }
-
-    func step(learningRate: Float) throws {
-        for (i, p, g) in try states.gradients() {
-            let (slots, first, t) = states.advance(i)
-            // Bias corrections from the host-side step count, in Double.
-            let bc1 = 1 - Foundation.pow(Double(beta1), Double(t))
-            let bc2 = 1 - Foundation.pow(Double(beta2), Double(t))
-            let hyper = AdamStepParameters(learningRate: learningRate, beta1: beta1, beta2: beta2, eps: eps,
-                                           weightDecay: weightDecay, stepSize: Float(Double(learningRate) / bc1),
-                                           biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupled,
-                                           amsgrad: amsgrad, first: first)
-            p.adamStep(grad: g, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper)
-        }
+    override func update(_ parameter: Tensor, gradient: Tensor, slots: [Tensor], first: Bool, step: Int) {
+        let hyper = RMSPropStepParameters(learningRate: learningRate, alpha: alpha, eps: eps, weightDecay: weightDecay,
+                                          momentum: momentum, centered: centered, first: first)
+        let momentumBuffer = momentum > 0 ? slots[1] : nil
+        let gradientAverage = centered ? slots[slots.count - 1] : nil
+        parameter.rmspropStep(grad: gradient, squareAverage: slots[0], gradientAverage: gradientAverage,
+                              momentumBuffer: momentumBuffer, hyper)
     }
 }
 
@@ -226,35 +148,51 @@ final class AdamUpdate {
 /// ```swift
 /// let adam = try Adam(parameters: model.parameters, learningRate: 1e-3)
 /// ```
-public final class Adam: Optimizer {
-    public var learningRate: Float
-    public var stepCount = 0
-    public var parameters: [Tensor] { update.states.parameters }
-    public var betas: (Float, Float) { (update.beta1, update.beta2) }
-    public var eps: Float { update.eps }
-    public var weightDecay: Float { update.weightDecay }
-    public var amsgrad: Bool { update.amsgrad }
-    let update: AdamUpdate
+public class Adam: StatefulOptimizer {
+    public let betas: (Float, Float)
+    public let eps: Float
+    public let weightDecay: Float
+    public let amsgrad: Bool
+    /// True for AdamW: the weight decay is applied to the weights, not added to the gradient.
+    let decoupledWeightDecay: Bool
 
-    public init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
-                eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) throws {
-        self.learningRate = learningRate
-        update = try AdamUpdate(name: "Adam", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
-                                weightDecay: weightDecay, amsgrad: amsgrad, decoupled: false)
+    public convenience init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
+                            eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) throws {
+        try self.init(name: "Adam", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
+                      weightDecay: weightDecay, amsgrad: amsgrad, decoupledWeightDecay: false)
     }
 
-    public func step() throws {
-        try update.step(learningRate: learningRate)
-        stepCount += 1
+    /// Adam, or AdamW with `decoupledWeightDecay`; `name` is the one errors give.
+    init(name: String, parameters: [Tensor], learningRate: Float, betas: (Float, Float), eps: Float,
+         weightDecay: Float, amsgrad: Bool, decoupledWeightDecay: Bool) throws {
+        try requireHyperparameter(learningRate >= 0, name, "learningRate", learningRate, ">= 0")
+        try requireHyperparameter(betas.0 >= 0 && betas.0 < 1, name, "betas.0", betas.0, "in [0, 1)")
+        try requireHyperparameter(betas.1 >= 0 && betas.1 < 1, name, "betas.1", betas.1, "in [0, 1)")
+        try requireHyperparameter(eps >= 0, name, "eps", eps, ">= 0")
+        try requireHyperparameter(weightDecay >= 0, name, "weightDecay", weightDecay, ">= 0")
+        self.betas = betas
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.amsgrad = amsgrad
+        self.decoupledWeightDecay = decoupledWeightDecay
+        try super.init(name: name, parameters: parameters, learningRate: learningRate,
+                       slotNames: ["exp_avg", "exp_avg_sq"] + (amsgrad ? ["max_exp_avg_sq"] : []))
     }
 
-    public func stateTensors() -> [(String, Tensor)] { update.states.stateTensors(stepCount: stepCount) }
-    public func loadState(_ state: [String: Tensor]) throws {
-        if let s = try update.states.load(state) { stepCount = s }
+    override func update(_ parameter: Tensor, gradient: Tensor, slots: [Tensor], first: Bool, step t: Int) {
+        // Bias corrections from the host-side step count, in Double.
+        let bc1 = 1 - Foundation.pow(Double(betas.0), Double(t))
+        let bc2 = 1 - Foundation.pow(Double(betas.1), Double(t))
+        let hyper = AdamStepParameters(learningRate: learningRate, beta1: betas.0, beta2: betas.1, eps: eps,
+                                       weightDecay: weightDecay, stepSize: Float(Double(learningRate) / bc1),
+                                       biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupledWeightDecay,
+                                       amsgrad: amsgrad, first: first)
+        parameter.adamStep(grad: gradient, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper)
     }
 }
 
-/// AdamW (`torch.optim.AdamW`): Adam with decoupled weight decay, applied to the weights:
+/// AdamW (`torch.optim.AdamW`, like it a subclass of `Adam`): Adam with decoupled weight decay, applied to the
+/// weights:
 ///
 ///     θ ← θ·(1 − lr·λ)
 ///     then the Adam update without the λθ gradient term.
@@ -262,30 +200,10 @@ public final class Adam: Optimizer {
 /// ```swift
 /// let adamw = try AdamW(parameters: model.parameters, learningRate: 1e-3, weightDecay: 0.01)
 /// ```
-public final class AdamW: Optimizer {
-    public var learningRate: Float
-    public var stepCount = 0
-    public var parameters: [Tensor] { update.states.parameters }
-    public var betas: (Float, Float) { (update.beta1, update.beta2) }
-    public var eps: Float { update.eps }
-    public var weightDecay: Float { update.weightDecay }
-    public var amsgrad: Bool { update.amsgrad }
-    let update: AdamUpdate
-
+public final class AdamW: Adam {
     public init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                 eps: Float = 1e-8, weightDecay: Float = 0.01, amsgrad: Bool = false) throws {
-        self.learningRate = learningRate
-        update = try AdamUpdate(name: "AdamW", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
-                                weightDecay: weightDecay, amsgrad: amsgrad, decoupled: true)
-    }
-
-    public func step() throws {
-        try update.step(learningRate: learningRate)
-        stepCount += 1
-    }
-
-    public func stateTensors() -> [(String, Tensor)] { update.states.stateTensors(stepCount: stepCount) }
-    public func loadState(_ state: [String: Tensor]) throws {
-        if let s = try update.states.load(state) { stepCount = s }
+        try super.init(name: "AdamW", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
+                       weightDecay: weightDecay, amsgrad: amsgrad, decoupledWeightDecay: true)
     }
 }

@@ -1,51 +1,5 @@
 import Foundation
 
-/// A metric `fit` and `evaluate` accumulate on the device during an epoch and read once at its end.
-public enum Metric: String, Equatable, Sendable, CaseIterable {
-    /// Fraction of rows whose largest output is at the label (labels [N] or one-hot targets [N, C]).
-    case accuracy
-    /// Fraction of outputs on the right side of 0.5 against 0/1 targets (sigmoid outputs).
-    case binaryAccuracy = "binary_accuracy"
-    /// Root mean squared error over every output.
-    case rmse
-    /// Mean absolute error over every output.
-    case mae
-
-    /// The sum over the batch (a device scalar) and the number of items it averages over.
-    func batchSum(output: Tensor, target: Tensor) throws -> (Tensor, Int) {
-        try checkShapes(output: output, target: target)
-        switch self {
-        case .accuracy:
-            let labels = target.rank == 1 ? target : try target.argmax()
-            return (try output.argmax().equal(labels).sum(), output.shape[0])
-        case .binaryAccuracy:
-            return (try output.greater(0.5).equal(target.greater(0.5)).sum(), output.count)
-        case .rmse:
-            return (try (output - target).square().sum(), output.count)
-        case .mae:
-            return (try (output - target).abs().sum(), output.count)
-        }
-    }
-
-    /// The metric from the epoch's accumulated sum.
-    func finish(_ sum: Double, count: Int) -> Double {
-        let mean = sum / Double(Swift.max(count, 1))
-        return self == .rmse ? mean.squareRoot() : mean
-    }
-}
-
-/// How much `fit` prints.
-public enum Verbosity: Sendable {
-    /// A progress bar when standard output is a terminal, else one line per epoch.
-    case auto
-    /// A live progress bar (epoch, batches, ETA, running loss and metrics, samples/s), then a line per epoch.
-    case progressBar
-    /// One line per epoch.
-    case epochLines
-    /// Nothing.
-    case silent
-}
-
 /// Errors that stop training.
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The loss became NaN or infinite.
@@ -60,45 +14,6 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             return why
         }
     }
-}
-
-/// What callbacks see and may change while `fit` runs.
-public final class TrainingContext {
-    public let model: any Layer
-    public let optimizer: any Optimizer
-    /// The history so far (including epochs of a resumed run).
-    public internal(set) var history: History
-    /// The epoch being run or just finished (0-based).
-    public internal(set) var epoch = 0
-    /// The number of epochs `fit` was asked to reach.
-    public let epochs: Int
-    /// The learning rate at the start of training (schedules scale from it).
-    public let baseLearningRate: Float
-    /// The shuffling seed.
-    public let seed: UInt64
-    /// Set to true to end training after the current epoch.
-    public var stopTraining = false
-
-    init(model: any Layer, optimizer: any Optimizer, history: History, epochs: Int, baseLearningRate: Float, seed: UInt64) {
-        self.model = model; self.optimizer = optimizer; self.history = history
-        self.epochs = epochs; self.baseLearningRate = baseLearningRate; self.seed = seed
-    }
-}
-
-/// Hooks into `fit` (Keras style). Every method has an empty default.
-public protocol Callback: AnyObject {
-    func trainingWillBegin(_ context: TrainingContext) throws
-    func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws
-    /// `logs` holds the epoch's `loss`, metrics, and `val_` ones.
-    func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws
-    func trainingDidEnd(_ context: TrainingContext) throws
-}
-
-extension Callback {
-    public func trainingWillBegin(_ context: TrainingContext) throws {}
-    public func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws {}
-    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {}
-    public func trainingDidEnd(_ context: TrainingContext) throws {}
 }
 
 extension Layer {
@@ -117,6 +32,8 @@ extension Layer {
     /// ```
     ///
     /// - Parameters:
+    ///   - callbacks: called before and after training, each epoch and each batch (see `Callback`); the
+    ///     per-batch hooks add no host reads unless a callback reads the batch loss it is given.
     ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
     ///     (or `baseLearningRate`).
     ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
@@ -152,6 +69,7 @@ extension Layer {
             let start = Date()
             let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
             let batchCount = batches.count
+            context.batchesPerEpoch = batchCount
             progress.epochBegan(epoch, batches: batchCount)
             let device = data.device
             var lossSum = Tensor.zeros([], on: device)
@@ -163,13 +81,14 @@ extension Layer {
             var samples = 0
             let readEvery = Swift.max(1, batchCount / 40)
             for (b, batch) in batches.enumerated() {
+                for c in callbacks { try c.batchWillBegin(b, context) }
                 optimizer.zeroGrad()
                 let out = try self(batch.features)
                 let l = try loss(out, batch.targets)
                 try l.backward()
                 try optimizer.step()
+                let value = l.detach()
                 try withNoGrad {
-                    let value = l.detach()
                     lossSum = try lossSum + value * Float(batch.count)
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing.
                     let bad = 1 - (value * 0).equal(0)
@@ -181,6 +100,7 @@ extension Layer {
                         metricCounts[i] += n
                     }
                 }
+                for c in callbacks { try c.batchDidEnd(b, loss: value, context) }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
                     let badBatch = try firstBad.item()
@@ -253,145 +173,4 @@ extension Layer {
             return parts.count == 1 ? parts[0] : try Tensor.concat(parts)
         }
     }
-}
-
-/// Stops training when a monitored value stops improving (Keras's `EarlyStopping`).
-///
-/// ```swift
-/// let stop = EarlyStopping(monitor: "val_loss", patience: 3, minDelta: 1e-4, restoreBestWeights: true)
-/// try model.fit(train, epochs: 100, validation: validation, loss: .meanSquaredError, optimizer: opt, callbacks: [stop])
-/// ```
-public final class EarlyStopping: Callback {
-    public let monitor: String
-    public let patience: Int
-    public let minDelta: Double
-    public let restoreBestWeights: Bool
-    /// True when larger is better (accuracies); false for losses and errors.
-    public let maximize: Bool
-    /// The best value seen and its epoch (1-based), and the epoch training stopped at (nil when it ran to the end).
-    public private(set) var best: Double?
-    public private(set) var bestEpoch: Int?
-    public private(set) var stoppedEpoch: Int?
-    private var wait = 0
-    private var bestWeights: [Tensor] = []
-
-    /// - Parameters:
-    ///   - maximize: nil picks from the name: `accuracy`-like names are maximized, the rest minimized.
-    public init(monitor: String = "val_loss", patience: Int = 0, minDelta: Double = 0, restoreBestWeights: Bool = false,
-                maximize: Bool? = nil) {
-        self.monitor = monitor
-        self.patience = patience
-        self.minDelta = Swift.abs(minDelta)
-        self.restoreBestWeights = restoreBestWeights
-        self.maximize = maximize ?? monitor.contains("accuracy")
-    }
-
-    public func trainingWillBegin(_ context: TrainingContext) throws {
-        wait = 0; best = nil; bestEpoch = nil; stoppedEpoch = nil; bestWeights = []
-    }
-
-    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
-        guard let value = logs[monitor] else {
-            throw TrainingError.invalid("EarlyStopping: no value '\(monitor)' to monitor (have: \(logs.keys.sorted().joined(separator: ", ")); pass validation data for val_ values)")
-        }
-        let improved = best.map { maximize ? value > $0 + minDelta : value < $0 - minDelta } ?? true
-        if improved {
-            best = value
-            bestEpoch = epoch + 1
-            wait = 0
-            if restoreBestWeights { bestWeights = context.model.namedTensors.map { $0.1.copy() } }
-        } else {
-            wait += 1
-            if wait >= patience {
-                context.stopTraining = true
-                stoppedEpoch = epoch + 1
-            }
-        }
-    }
-
-    public func trainingDidEnd(_ context: TrainingContext) throws {
-        guard restoreBestWeights, !bestWeights.isEmpty, bestEpoch != context.history.epochs.last else { return }
-        for ((_, t), saved) in zip(context.model.namedTensors, bestWeights) { t.assign(from: saved) }
-    }
-}
-
-/// Saves a training checkpoint (model, optimizer state, epoch, seed, history) after each epoch, or only when the
-/// monitored value improves. Writes are atomic.
-public final class ModelCheckpoint: Callback {
-    public let url: URL
-    public let monitor: String
-    public let saveBestOnly: Bool
-    public let maximize: Bool
-    public private(set) var best: Double?
-
-    public init(url: URL, monitor: String = "val_loss", saveBestOnly: Bool = false, maximize: Bool? = nil) {
-        self.url = url
-        self.monitor = monitor
-        self.saveBestOnly = saveBestOnly
-        self.maximize = maximize ?? monitor.contains("accuracy")
-    }
-
-    public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
-        if saveBestOnly {
-            guard let value = logs[monitor] else {
-                throw TrainingError.invalid("ModelCheckpoint: no value '\(monitor)' to monitor (have: \(logs.keys.sorted().joined(separator: ", ")))")
-            }
-            if let best, maximize ? value <= best : value >= best { return }
-            best = value
-        }
-        try TrainingCheckpoint.save(model: context.model, optimizer: context.optimizer, epoch: epoch + 1, seed: context.seed,
-                                    baseLearningRate: context.baseLearningRate, history: context.history, to: url)
-    }
-}
-
-
-/// Prints a live progress bar or one line per epoch.
-final class ProgressPrinter {
-    let mode: Verbosity
-    let epochs: Int
-    let output: (String) -> Void
-    var batches = 0
-    var epoch = 0
-
-    init(mode: Verbosity, epochs: Int, output: @escaping (String) -> Void) {
-        self.mode = mode; self.epochs = epochs; self.output = output
-    }
-
-    func epochBegan(_ epoch: Int, batches: Int) {
-        self.epoch = epoch
-        self.batches = batches
-    }
-
-    func batchDone(_ done: Int, samples: Int, elapsed: Double, running: [String: Double]) {
-        guard mode == .progressBar else { return }
-        let width = 24
-        let filled = Swift.min(width, done * width / Swift.max(batches, 1))
-        let bar = String(repeating: "=", count: filled) + (filled < width ? ">" + String(repeating: ".", count: width - filled - 1) : "")
-        let eta = elapsed / Double(done) * Double(batches - done)
-        let values = ProgressPrinter.format(running, order: ["loss", "accuracy", "binary_accuracy", "rmse", "mae"])
-        output("\r\u{1B}[2KEpoch \(epoch + 1)/\(epochs) [\(bar)] \(done)/\(batches)  ETA \(ProgressPrinter.time(eta))  \(values)  \(Int(Double(samples) / Swift.max(elapsed, 1e-9))) samples/s")
-    }
-
-    func epochEnded(_ epoch: Int, logs: [String: Double], samples: Int, seconds: Double, totalSeconds: Double, learningRate: Float) {
-        guard mode != .silent else { return }
-        let values = ProgressPrinter.format(logs, order: History().keysOrdered(logs))
-        let rate = Int(Double(samples) / Swift.max(seconds, 1e-9))
-        let prefix = mode == .progressBar ? "\r\u{1B}[2K" : ""
-        output("\(prefix)Epoch \(epoch + 1)/\(epochs)  \(batches)/\(batches)  \(String(format: "%.1f", totalSeconds))s  \(rate) samples/s  \(values)  lr \(String(format: "%.3g", learningRate))\n")
-    }
-
-    static func format(_ values: [String: Double], order: [String]) -> String {
-        order.compactMap { k in values[k].map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: "  ")
-    }
-
-    static func time(_ s: Double) -> String {
-        guard s.isFinite else { return "?" }
-        let t = Int(s.rounded())
-        return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
-    }
-}
-
-extension History {
-    /// The keys of `logs` in History's column order.
-    func keysOrdered(_ logs: [String: Double]) -> [String] { logs.keys.sorted(by: History.order) }
 }

@@ -1,56 +1,9 @@
 import CBLAS
 import Foundation
 
-/// Scalar formulas shared by the CPU device and the naive test references (same as Kernels/common.cl).
+/// The binary-op formulas of the CPU device (the same as `b_*` in Kernels/common.cl). The activations' are
+/// `Activation.apply` and `Activation.derivative`.
 enum Formulas {
-    static let seluLambda: Float = 1.0507009873554805
-    static let seluAlpha: Float = 1.6732632423543772
-    static let sqrt2OverPi: Float = 0.7978845608028654
-    static let geluC: Float = 0.044715
-
-    @inline(__always) static func activation(_ a: Activation, _ x: Float) -> Float {
-        switch a {
-        case .identity: return x
-        case .step: return x > 0 ? 1 : 0
-        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
-        case .tanh: return Foundation.tanh(x)
-        case .relu: return x > 0 ? x : 0
-        case .leakyRelu(let s): return x > 0 ? x : s * x
-        case .elu(let al): return x > 0 ? x : al * (Foundation.exp(x) - 1)
-        case .selu: return seluLambda * (x > 0 ? x : seluAlpha * (Foundation.exp(x) - 1))
-        case .softplus: return max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
-        case .geluTanh:
-            // x·sigmoid(2u) through e = exp(-2|u|), as in Kernels/common.cl (no cancellation at large |x|).
-            let u = sqrt2OverPi * (x + geluC * x * x * x)
-            let e = Foundation.exp(-2 * Swift.abs(u))
-            return x * ((u >= 0 ? 1 : e) / (1 + e))
-        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
-        }
-    }
-
-    /// f'(x) given x and y = f(x).
-    @inline(__always) static func derivative(_ a: Activation, _ x: Float, _ y: Float) -> Float {
-        switch a {
-        case .identity: return 1
-        case .step: return 0
-        case .sigmoid: return y * (1 - y)
-        case .tanh: return 1 - y * y
-        case .relu: return x > 0 ? 1 : 0
-        case .leakyRelu(let s): return x > 0 ? 1 : s
-        case .elu(let al): return x > 0 ? 1 : y + al
-        case .selu: return x > 0 ? seluLambda : seluLambda * seluAlpha * Foundation.exp(x)
-        case .softplus: return 1 / (1 + Foundation.exp(-x))
-        case .geluTanh:
-            let u = sqrt2OverPi * (x + geluC * x * x * x)
-            let e = Foundation.exp(-2 * Swift.abs(u))
-            let r = 1 / (1 + e)
-            let s = u >= 0 ? r : e * r
-            return e == 0 ? s : s + 2 * x * e * r * r * sqrt2OverPi * (1 + 3 * geluC * x * x)
-        case .geluErf:
-            return 0.5 * (1 + Foundation.erf(x * 0.7071067811865476)) + x * Foundation.exp(-0.5 * x * x) * 0.3989422804014327
-        }
-    }
-
     @inline(__always) static func binary(_ op: BinaryOp, _ a: Float, _ b: Float) -> Float {
         switch op {
         case .add: return a + b
@@ -103,7 +56,7 @@ extension CPUBackend {
                 switch activation {
                 case .identity: break
                 case .relu: for j in 0..<cols { row[j] = row[j] > 0 ? row[j] : 0 }
-                default: for j in 0..<cols { row[j] = Formulas.activation(activation, row[j]) }
+                default: for j in 0..<cols { row[j] = activation.apply(row[j]) }
                 }
             }
         }
@@ -128,7 +81,7 @@ extension CPUBackend {
         case .clamp(let lo, let hi): map(x, out, n) { Swift.min(Swift.max($0, lo), hi) }
         case .activation(.relu): map(x, out, n) { $0 > 0 ? $0 : 0 }
         case .activation(.identity): map(x, out, n) { $0 }
-        case .activation(let a): map(x, out, n) { Formulas.activation(a, $0) }
+        case .activation(let a): map(x, out, n) { a.apply($0) }
         case .scalar(.add, let s, _): map(x, out, n) { $0 + s }
         case .scalar(.multiply, let s, _): map(x, out, n) { $0 * s }
         case .scalar(.subtract, let s, false): map(x, out, n) { $0 - s }
@@ -146,7 +99,7 @@ extension CPUBackend {
             if activation == .relu {
                 for i in lo..<hi { po[i] = px[i] > 0 ? pg[i] : 0 }
             } else {
-                for i in lo..<hi { po[i] = pg[i] * Formulas.derivative(activation, px[i], py[i]) }
+                for i in lo..<hi { po[i] = pg[i] * activation.derivative(x: px[i], y: py[i]) }
             }
         }
         count { $0.launches += 1 }

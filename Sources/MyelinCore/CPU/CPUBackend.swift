@@ -9,6 +9,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 
     let name = "cpu"
+    let kind = BackendKind.cpu
+    var details: String { "CPU, \(threads) threads, OpenBLAS" }
     /// Counters kept as relaxed atomics: counting an op takes no lock.
     private let hostReads = Atomic<Int>(0), hostWrites = Atomic<Int>(0), allocations = Atomic<Int>(0),
                 launches = Atomic<Int>(0), waits = Atomic<Int>(0)
@@ -23,8 +25,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
     }
     /// Threads for large elementwise loops (and OpenBLAS): `MYELIN_THREADS`, else the core count.
     let threads: Int
-    /// Free host buffers by rounded size, behind a futex-based mutex.
-    private let pool = Mutex(FreeLists())
+    /// Free host buffers by size class.
+    private let pool = BufferPool<UnsafeMutablePointer<Float>>()
     /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
     private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
     /// Below this many elements a loop runs on the calling thread.
@@ -37,16 +39,15 @@ final class CPUBackend: Backend, @unchecked Sendable {
         // The backend is a process-wide singleton that is never freed: no reference counting on self.
         recycler = { [unowned(unsafe) self] capacity, host, _ in
             guard let host else { return }
-            let free = UncheckedSendable(host)
-            self.pool.withLock { $0.release(free.value, size: capacity) }
+            self.pool.release(host, size: capacity)
         }
     }
 
     // MARK: memory
 
     func allocate(_ count: Int) -> DeviceBuffer {
-        let size = OpenCLBackend.roundedSize(count)
-        var ptr = pool.withLock { $0.take(size: size) }
+        let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
+        var ptr = pool.take(size: size)
         if ptr == nil {
             let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
             ptr = raw.bindMemory(to: Float.self, capacity: size)
@@ -109,31 +110,6 @@ final class CPUBackend: Backend, @unchecked Sendable {
                 if lo < hi { chunk(lo, hi) }
             }
         }
-    }
-}
-
-/// A value handed across the pool's lock; the pool owns the buffers it holds, so no one else aliases them.
-struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}
-
-/// Free host buffers of the CPU backend's pool, by rounded size.
-struct FreeLists: ~Copyable {
-    /// The power-of-two sizes 1...4096, indexed by log2(size): no hashing on the hot path.
-    var small = [[UnsafeMutablePointer<Float>]](repeating: [], count: 13)
-    /// Larger (rounded) sizes.
-    var large: [Int: [UnsafeMutablePointer<Float>]] = [:]
-
-    /// A free buffer of the rounded `size`, if one is pooled.
-    mutating func take(size: Int) -> UnsafeMutablePointer<Float>? {
-        size <= 4096 ? small[size.trailingZeroBitCount].popLast() : large[size]?.popLast()
-    }
-
-    /// Puts a free buffer of the rounded `size` back on its list.
-    mutating func release(_ host: UnsafeMutablePointer<Float>, size: Int) {
-        if size <= 4096 { small[size.trailingZeroBitCount].append(host) }
-        else { large[size, default: []].append(host) }
     }
 }
 

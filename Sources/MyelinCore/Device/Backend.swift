@@ -4,6 +4,10 @@
 protocol Backend: AnyObject, Sendable {
     /// A short name: `cpu` or `opencl:N`.
     var name: String { get }
+    /// The kind of backend.
+    var kind: BackendKind { get }
+    /// A longer description: the OpenCL device's name and platform, or the CPU's thread count.
+    var details: String { get }
     /// Transfer, allocation and launch counters.
     var stats: DeviceStats { get }
 
@@ -174,75 +178,6 @@ public struct GemmShape: Equatable, Sendable {
         self.strideA = strideA ?? m * k
         self.strideB = strideB ?? k * n
         self.strideC = m * n
-    }
-}
-
-/// Activation functions, usable alone (`Tensor.relu()`, ...) and fused into a GEMM's epilogue.
-public enum Activation: Equatable, Sendable, Hashable {
-    /// f(x) = x: no activation (regression outputs, logits).
-    case identity
-    /// Heaviside step: 1 where x > 0, else 0. Forward only.
-    case step
-    /// The logistic function 1 / (1 + e^−x).
-    case sigmoid
-    /// The hyperbolic tangent.
-    case tanh
-    /// max(x, 0).
-    case relu
-    /// x where x > 0, slope · x elsewhere.
-    case leakyRelu(slope: Float)
-    /// x where x > 0, alpha · (e^x − 1) elsewhere.
-    case elu(alpha: Float)
-    /// Scaled ELU, λ · (x where x > 0, α · (e^x − 1) elsewhere) with λ ≈ 1.0507 and α ≈ 1.6733.
-    case selu
-    /// log(1 + e^x).
-    case softplus
-    /// GELU with the tanh approximation.
-    case geluTanh
-    /// GELU with the exact erf form.
-    case geluErf
-
-    /// The kernel-side code of the activation (matches `ACT_*` in Kernels/common.cl).
-    var code: Int32 {
-        switch self {
-        case .identity: return 0
-        case .step: return 1
-        case .sigmoid: return 2
-        case .tanh: return 3
-        case .relu: return 4
-        case .leakyRelu: return 5
-        case .elu: return 6
-        case .selu: return 7
-        case .softplus: return 8
-        case .geluTanh: return 9
-        case .geluErf: return 10
-        }
-    }
-
-    /// The activation's parameter (slope or alpha), 0 where it has none.
-    var parameter: Float {
-        switch self {
-        case .leakyRelu(let s): return s
-        case .elu(let a): return a
-        default: return 0
-        }
-    }
-
-    /// The kernel name suffix (`act_relu`, `actgrad_relu`, ...).
-    var kernelName: String {
-        switch self {
-        case .identity: return "identity"
-        case .step: return "step"
-        case .sigmoid: return "sigmoid"
-        case .tanh: return "tanh"
-        case .relu: return "relu"
-        case .leakyRelu: return "leaky_relu"
-        case .elu: return "elu"
-        case .selu: return "selu"
-        case .softplus: return "softplus"
-        case .geluTanh: return "gelu_tanh"
-        case .geluErf: return "gelu_erf"
-        }
     }
 }
 

@@ -45,12 +45,9 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     public var name: String { backend.name }
     public var description: String { name }
     /// True for an OpenCL device.
-    public var isOpenCL: Bool { backend is OpenCLBackend }
+    public var isOpenCL: Bool { backend.kind == .openCL }
     /// A longer description: the OpenCL device's name and platform, or the CPU's thread count.
-    public var details: String {
-        if let cl = backend as? OpenCLBackend { return "\(cl.info.name) (\(cl.info.platformName))" }
-        return "CPU, \(CPUBackend.shared.threads) threads, OpenBLAS"
-    }
+    public var details: String { backend.details }
 
     /// Transfer, allocation and launch counters since the device was created.
     public var stats: DeviceStats { backend.stats }
@@ -64,7 +61,7 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     // MARK: choosing a device
 
     /// The CPU device.
-    public static let cpu = Device(backend: CPUBackend.shared)
+    public static let cpu = Device(backend: BackendRegistry.shared.cpu())
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var openCLDevices: [Int: Device] = [:]
@@ -80,10 +77,10 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     private static func openCLDevice(_ index: Int) throws -> Device {
         lock.lock(); defer { lock.unlock() }
         if let d = openCLDevices[index] { return d }
-        let all = OpenCLPlatforms.devices()
+        let all = BackendRegistry.shared.openCLDevices()
         guard !all.isEmpty else { throw DeviceError.noOpenCL(available: availableNames()) }
         guard index >= 0, index < all.count else { throw DeviceError.indexOutOfRange(index, available: availableNames()) }
-        let d = Device(backend: try OpenCLBackend(index: index, info: all[index]))
+        let d = Device(backend: try BackendRegistry.shared.makeOpenCL(index))
         openCLDevices[index] = d
         return d
     }
@@ -99,7 +96,7 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
         case .cpu: return .cpu
         case .opencl(let i): return try openCLDevice(i)
         case .auto:
-            return try make(autoChoice(isGPU: OpenCLPlatforms.devices().map(\.isGPU)))
+            return try make(autoChoice(isGPU: BackendRegistry.shared.openCLDevices().map(\.isGPU)))
         }
     }
 
@@ -125,6 +122,6 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
 
     /// Names of every device that can be chosen: `cpu` and `opencl:N (name)`.
     public static func availableNames() -> [String] {
-        ["cpu"] + OpenCLPlatforms.devices().enumerated().map { "opencl:\($0.offset) (\($0.element.name))" }
+        ["cpu"] + BackendRegistry.shared.openCLDevices().enumerated().map { "opencl:\($0.offset) (\($0.element.name))" }
     }
 }

@@ -1,6 +1,9 @@
 // Shared helpers for every Myelin kernel: activation functions and their derivatives, binary ops,
 // and the counter-based random generator. Included first in the program (see KernelLibrary.join).
 
+// Activation codes: the same numbers as `Activation.code` (Sources/MyelinCore/Tensor/Activation.swift, which holds
+// the Swift side of every activation: names, codes, CPU formulas); f_* below are the forward formulas, g_* the
+// derivatives, each with an `ACTIVATION(name)` line in elementwise.cl.
 #define ACT_IDENTITY 0
 #define ACT_STEP 1
 #define ACT_SIGMOID 2

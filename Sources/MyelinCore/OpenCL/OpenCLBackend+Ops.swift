@@ -8,23 +8,15 @@ extension OpenCLBackend {
         gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: GemmKernelChoice.choose(s))
     }
 
-    /// The GEMM with a given kernel (tests use this to check every variant on every shape).
+    /// The GEMM with a given kernel (tests use this to check every variant on every shape). The variants that
+    /// `GemmKernelChoice.choose` never picks are in OpenCLBackend+GemmVariants.swift.
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
-        func args(_ s: GemmShape, b: DeviceBuffer, m: Int? = nil, n: Int? = nil) -> [KernelArg] {
-            [.int(Int32(m ?? s.m)), .int(Int32(n ?? s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
-             .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
-             .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
-             .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
-             bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
-             .int(activation.code), .float(activation.parameter)]
-        }
         switch kernel {
         case .direct:
-            launch("gemm_direct", global: [s.n, s.m, s.batch], args: args(s, b: b))
-        case .tiled:
-            launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1], args: args(s, b: b))
+            launch("gemm_direct", global: [s.n, s.m, s.batch],
+                   args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
         case .block(let v):
             var s = s
             var b = b
@@ -45,15 +37,9 @@ extension OpenCLBackend {
                 let name = "gemm_block_\(s.transA ? "tn" : "nn")_\(v.rows)x\(v.columns)"
                 let global = [nMain / v.columns, mMain / v.rows, s.batch]
                 launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
-                       args: args(s, b: b, m: mMain, n: nMain))
+                       args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
             }
-            // The right strip (all rows) and the bottom strip (block columns) with the direct kernel.
-            if nMain < s.n {
-                launch("gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args(s, b: b))
-            }
-            if mMain < s.m && nMain > 0 {
-                launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args(s, b: b))
-            }
+            gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
             _ = scratch  // returns to the pool here; the in-order queue runs later users after these launches
         case .skinny(let rows) where s.n <= 16:
             // A transposed B is packed into K x 16 rows; a plain one is read in place.
@@ -79,43 +65,33 @@ extension OpenCLBackend {
         case .skinny:
             // More than 16 columns: the general path.
             gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
-        case .nt(let v) where s.transB && !s.transA:
-            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
-            if mMain > 0 && nMain > 0 {
-                let global = [nMain / v.columns, mMain / v.rows, s.batch]
-                launch("gemm_nt_\(v.rows)x\(v.columns)", global: global, local: GemmKernelChoice.blockLocal(global),
-                       args: args(s, b: b, m: mMain, n: nMain))
-            }
-            if nMain < s.n {
-                launch("gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args(s, b: b))
-            }
-            if mMain < s.m && nMain > 0 {
-                launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args(s, b: b))
-            }
-        case .nt:
-            // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
-            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
-        case .packed(let v, let rowsFirst):
-            let rowPanels = (s.m + v.rows - 1) / v.rows, colPanels = (s.n + v.columns - 1) / v.columns
-            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
-            let ap = allocate(rowPanels * v.rows * s.k * batchA)
-            let bp = allocate(colPanels * v.columns * s.k * batchB)
-            // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
-            launch("gemm_pack", global: [s.k * v.rows, rowPanels, batchA],
-                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
-                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(v.rows)), .buffer(ap)])
-            launch("gemm_pack", global: [s.k * v.columns, colPanels, batchB],
-                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
-                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(v.columns)), .buffer(bp)])
-            let name = "gemm_packed_\(rowsFirst ? "r_" : "")\(v.rows)x\(v.columns)"
-            let global = rowsFirst ? [rowPanels, colPanels, s.batch] : [colPanels, rowPanels, s.batch]
-            launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
-                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
-                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * v.rows * s.k)),
-                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * v.columns * s.k)),
-                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
-                          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
-                          .int(activation.code), .float(activation.parameter)])
+        case .tiled, .nt, .packed:
+            gemmVariant(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: kernel)
+        }
+    }
+
+    /// The arguments of the kernels with gemm_direct's signature, for the product `s` (or its top-left
+    /// `m` x `n` part).
+    func gemmArguments(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, bias: DeviceBuffer?,
+                       activation: Activation, m: Int? = nil, n: Int? = nil) -> [KernelArg] {
+        [.int(Int32(m ?? s.m)), .int(Int32(n ?? s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+         .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+         .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+         .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+         bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+         .int(activation.code), .float(activation.parameter)]
+    }
+
+    /// After a kernel of whole blocks covered the top-left `mMain` x `nMain` of C: the right strip (all rows)
+    /// and the bottom strip (block columns) with the direct kernel.
+    func gemmEdgeStrips(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, bias: DeviceBuffer?,
+                        activation: Activation, mMain: Int, nMain: Int) {
+        let args = gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation)
+        if nMain < s.n {
+            launch("gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args)
+        }
+        if mMain < s.m && nMain > 0 {
+            launch("gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args)
         }
     }
 
@@ -228,17 +204,16 @@ extension OpenCLBackend {
 /// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (`direct`, `tiled`, `block:RxC`) forces one, for
 /// benchmarking the variants.
 enum GemmKernelChoice {
-    /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl).
+    /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl; the
+    /// sizes measured are `Block.all`, in OpenCLBackend+GemmVariants.swift).
     struct Block: Equatable, Sendable {
         let rows: Int
         let columns: Int
-        static let all: [Block] = [Block(rows: 4, columns: 32), Block(rows: 6, columns: 32), Block(rows: 8, columns: 16),
-                                   Block(rows: 8, columns: 32), Block(rows: 12, columns: 16),
-                                   Block(rows: 8, columns: 24)]
-        /// Blocks of the A·Bᵀ dot-product kernels.
-        static let ntAll: [Block] = [Block(rows: 4, columns: 4), Block(rows: 4, columns: 6), Block(rows: 6, columns: 4)]
     }
 
+    /// The kernels `choose` picks are `direct`, `block(defaultBlock)` and `skinny(rows: 4)`; `tiled`, `packed`,
+    /// `nt`, other blocks and `skinny(rows: 8)` lost the measurements (OpenCLBackend+GemmVariants.swift,
+    /// Kernels/gemm_variants.cl).
     enum Kernel: Equatable, Sendable {
         /// One work-item per output.
         case direct
@@ -278,35 +253,14 @@ enum GemmKernelChoice {
         return [1, 1, 1]
     }
 
-    static let forced: Kernel? = {
-        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
-        if text == "direct" { return .direct }
-        if text == "tiled" { return .tiled }
-        if text == "skinny:4" { return .skinny(rows: 4) }
-        if text == "skinny:8" { return .skinny(rows: 8) }
-        if text.hasPrefix("packed:") || text.hasPrefix("packedr:") {
-            let d = text.split(separator: ":")[1].split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) {
-                return .packed(b, rowsFirst: text.hasPrefix("packedr:"))
-            }
-        }
-        if text.hasPrefix("nt:") {
-            let d = text.dropFirst(3).split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.ntAll.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .nt(b) }
-        }
-        if text.hasPrefix("block:") {
-            let d = text.dropFirst(6).split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .block(b) }
-        }
-        return nil
-    }()
-
+    /// The kernel for a product: `MYELIN_GEMM_KERNEL` when set (`forced`), else skinny up to 16 columns, direct
+    /// below 8 rows, and 8 x 16 register blocks otherwise.
     static func choose(_ s: GemmShape) -> Kernel {
         if let forced { return forced }
         if s.n <= 16 { return .skinny(rows: 4) }
         if s.m < 8 { return .direct }
-        // The transpose into scratch assumes packed B.
-        if s.transB && (s.ldb != s.k || (s.strideB != 0 && s.strideB != s.k * s.n)) { return .tiled }
+        // The transpose into scratch assumes packed B (Tensor ops always pass packed operands).
+        if s.transB && (s.ldb != s.k || (s.strideB != 0 && s.strideB != s.k * s.n)) { return .direct }
         return .block(defaultBlock)
     }
 }

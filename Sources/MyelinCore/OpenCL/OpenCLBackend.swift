@@ -19,14 +19,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let index: Int
     let info: OpenCLDeviceInfo
     let name: String
+    let kind = BackendKind.openCL
+    var details: String { "\(info.name) (\(info.platformName))" }
     private(set) var stats = DeviceStats()
     let context: cl_context
     let queue: cl_command_queue
     let program: cl_program
-    /// Whether the program came from the on-disk cache (no compile) in this process.
-    let programFromCache: Bool
     private var kernels: [String: cl_kernel] = [:]
-    private var pool: [Int: [cl_mem]] = [:]
+    /// Free buffers by size class.
+    private let pool = BufferPool<cl_mem>()
     private let lock = NSRecursiveLock()
 
     init(index: Int, info: OpenCLDeviceInfo) throws {
@@ -43,9 +44,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
-        let built = try ProgramCache.build(context: ctx, info: info)
-        program = built.program
-        programFromCache = built.fromCache
+        program = try ProgramCache.build(context: ctx, info: info).program
     }
 
     /// Builds `source` for this device through the program cache, then releases the program; tells whether
@@ -58,7 +57,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
-        for list in pool.values { for m in list { clReleaseMemObject(m) } }
+        for m in pool.removeAll() { clReleaseMemObject(m) }
         clReleaseProgram(program)
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
@@ -66,39 +65,26 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
-    /// Pool size classes: powers of two up to 4096 elements, then multiples of 1/8 of the next power of two,
-    /// so at most 12.5% is wasted.
-    static func roundedSize(_ count: Int) -> Int {
-        let n = max(count, 1)
-        if n <= 4096 { return 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
-        let p = 1 << (Int.bitWidth - n.leadingZeroBitCount - 1)  // largest power of two <= n
-        let step = p / 8
-        return (n + step - 1) / step * step
-    }
-
     func allocate(_ count: Int) -> DeviceBuffer {
-        let size = Self.roundedSize(count)
-        lock.lock()
-        var mem: cl_mem? = pool[size]?.popLast()
+        let size = BufferPool<cl_mem>.sizeClass(count)
+        var mem: cl_mem? = pool.take(size: size)
         if mem == nil {
             var err: cl_int = 0
             mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
             if mem == nil || err != CL_SUCCESS {
                 // Out of device memory: give the pooled buffers back and try once more.
-                for list in pool.values { for m in list { clReleaseMemObject(m) } }
-                pool.removeAll()
+                for m in pool.removeAll() { clReleaseMemObject(m) }
                 mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
                 precondition(mem != nil && err == CL_SUCCESS,
                              "\(name): clCreateBuffer of \(size * 4) bytes failed with \(openCLErrorName(err))")
             }
-            stats.allocations += 1
+            lock.lock(); stats.allocations += 1; lock.unlock()
         }
-        lock.unlock()
         return DeviceBuffer(capacity: size, host: nil, mem: mem) { [weak self] capacity, _, mem in
             guard let mem else { return }
             guard let self else { clReleaseMemObject(mem); return }
             // The queue is in order: a later user of this memory runs after every earlier command.
-            self.lock.lock(); self.pool[capacity, default: []].append(mem); self.lock.unlock()
+            self.pool.release(mem, size: capacity)
         }
     }
 
@@ -310,7 +296,7 @@ enum KernelLibrary {
     static var embedded: [(String, String)] {
         [("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
-         ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
+         ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
     }
 

@@ -62,9 +62,7 @@ extension Tensor {
     public func activation(_ a: Activation) -> Tensor {
         let y = mapped(.activation(a))
         return y.recorded(a.kernelName, [self]) { [unowned y] g in
-            if a == .step {
-                throw TensorError.noGradient("the step activation has no gradient (it is forward only); use sigmoid or another differentiable activation in a network that is trained")
-            }
+            if let error = a.missingGradientError { throw error }
             return [self.activationGradient(a, y: y.detach(), gy: g)]
         }
     }

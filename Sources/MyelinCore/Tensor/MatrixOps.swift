@@ -96,9 +96,7 @@ extension Tensor {
         let pre: Tensor? = y === z ? nil : z  // never capture y itself: its node owns this closure
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
         return y.recorded(op, inputs) { [unowned y] gy in
-            if activation == .step {
-                throw TensorError.noGradient("the step activation has no gradient (it is forward only); use sigmoid or another differentiable activation in a network that is trained")
-            }
+            if let error = activation.missingGradientError { throw error }
             let gz: Tensor
             if activation == .identity {
                 gz = gy
@@ -113,19 +111,6 @@ extension Tensor {
             var grads: [Tensor?] = [gx, gw]
             if let bias { grads.append(bias.requiresGrad ? try gz.sum(axis: 0) : nil) }
             return grads
-        }
-    }
-}
-
-extension Activation {
-    /// True when f'(x) can be computed from y = f(x) alone (passing y for x in the backward formula).
-    var derivativeFromOutput: Bool {
-        switch self {
-        case .identity, .step, .sigmoid, .tanh, .relu: return true
-        // y > 0 exactly where x > 0 only for a positive slope, or a non-negative alpha.
-        case .leakyRelu(let s): return s > 0
-        case .elu(let a): return a >= 0
-        case .selu, .softplus, .geluTanh, .geluErf: return false
         }
     }
 }

@@ -1,0 +1,65 @@
+import Synchronization
+
+/// The free memory of one device, by size class: a buffer whose last reference goes away is put back here and
+/// handed out again by the next allocation of its class, so a training loop stops allocating after its first
+/// step. `Handle` is the device's memory (a host pointer for the CPU, a `cl_mem` for OpenCL). Thread-safe
+/// (a futex-based mutex); the pool owns the handles it holds.
+final class BufferPool<Handle>: Sendable {
+    private let lists = Mutex(FreeLists())
+
+    /// The size class of a request for `count` elements: powers of two up to 4096 elements, then multiples of
+    /// 1/8 of the next power of two, so at most 12.5% is wasted.
+    static func sizeClass(_ count: Int) -> Int {
+        let n = max(count, 1)
+        if n <= 4096 { return 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
+        let p = 1 << (Int.bitWidth - n.leadingZeroBitCount - 1)  // largest power of two <= n
+        let step = p / 8
+        return (n + step - 1) / step * step
+    }
+
+    /// A free buffer of the size class `size`, if one is pooled.
+    func take(size: Int) -> Handle? {
+        lists.withLock { $0.take(size: size) }?.value
+    }
+
+    /// Puts a free buffer of the size class `size` back.
+    func release(_ handle: Handle, size: Int) {
+        let free = PooledHandle(handle)
+        lists.withLock { $0.release(free, size: size) }
+    }
+
+    /// Empties the pool and returns everything it held (to free it: out of memory, or the device going away).
+    func removeAll() -> [Handle] {
+        lists.withLock { $0.removeAll() }.map(\.value)
+    }
+
+    /// A handle held by the pool. It crosses the mutex unchecked: only the pool refers to it while it is free.
+    private struct PooledHandle: @unchecked Sendable {
+        let value: Handle
+        init(_ value: Handle) { self.value = value }
+    }
+
+    /// The free lists behind the mutex.
+    private struct FreeLists: ~Copyable {
+        /// The power-of-two classes 1...4096, indexed by log2(size): no hashing on the hot path.
+        var small = [[PooledHandle]](repeating: [], count: 13)
+        /// Larger classes.
+        var large: [Int: [PooledHandle]] = [:]
+
+        mutating func take(size: Int) -> PooledHandle? {
+            size <= 4096 ? small[size.trailingZeroBitCount].popLast() : large[size]?.popLast()
+        }
+
+        mutating func release(_ handle: PooledHandle, size: Int) {
+            if size <= 4096 { small[size.trailingZeroBitCount].append(handle) }
+            else { large[size, default: []].append(handle) }
+        }
+
+        mutating func removeAll() -> [PooledHandle] {
+            let all = small.flatMap { $0 } + large.values.flatMap { $0 }
+            small = [[PooledHandle]](repeating: [], count: 13)
+            large = [:]
+            return all
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+
+// The GEMM variants that were measured and lost against the tuned path (README, "GEMM"): the local-memory tiled
+// kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products and skinny with 8 rows. Their kernels
+// are in Kernels/gemm_variants.cl. `GemmKernelChoice.choose` never picks them; `MYELIN_GEMM_KERNEL` selects one
+// for re-measuring (`myelin bench gemm`), and GemmTuningTests checks every one against a Double reference.
+
+extension GemmKernelChoice.Block {
+    /// The register-block sizes measured (`gemm_block_*` and `gemm_packed_*` kernels).
+    static let all: [Self] = [Self(rows: 4, columns: 32), Self(rows: 6, columns: 32), Self(rows: 8, columns: 16),
+                              Self(rows: 8, columns: 32), Self(rows: 12, columns: 16), Self(rows: 8, columns: 24)]
+    /// Blocks of the A·Bᵀ dot-product kernels.
+    static let ntAll: [Self] = [Self(rows: 4, columns: 4), Self(rows: 4, columns: 6), Self(rows: 6, columns: 4)]
+}
+
+extension GemmKernelChoice {
+    /// The kernel `MYELIN_GEMM_KERNEL` forces: `direct`, `tiled`, `skinny:4`, `skinny:8`, `block:RxC`,
+    /// `packed:RxC`, `packedr:RxC` (row panels first) or `nt:RxC`; nil when unset or not one of these.
+    static let forced: Kernel? = {
+        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
+        if text == "direct" { return .direct }
+        if text == "tiled" { return .tiled }
+        if text == "skinny:4" { return .skinny(rows: 4) }
+        if text == "skinny:8" { return .skinny(rows: 8) }
+        if text.hasPrefix("packed:") || text.hasPrefix("packedr:") {
+            let d = text.split(separator: ":")[1].split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) {
+                return .packed(b, rowsFirst: text.hasPrefix("packedr:"))
+            }
+        }
+        if text.hasPrefix("nt:") {
+            let d = text.dropFirst(3).split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.ntAll.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .nt(b) }
+        }
+        if text.hasPrefix("block:") {
+            let d = text.dropFirst(6).split(separator: "x").compactMap { Int($0) }
+            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .block(b) }
+        }
+        return nil
+    }()
+}
+
+extension OpenCLBackend {
+    /// Runs the product with one of the variant kernels (`.tiled`, `.nt`, `.packed`); see `gemm(_:...kernel:)`.
+    func gemmVariant(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+                     bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
+        switch kernel {
+        case .tiled:
+            launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1],
+                   args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
+        case .nt(let v) where s.transB && !s.transA:
+            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
+            if mMain > 0 && nMain > 0 {
+                let global = [nMain / v.columns, mMain / v.rows, s.batch]
+                launch("gemm_nt_\(v.rows)x\(v.columns)", global: global, local: GemmKernelChoice.blockLocal(global),
+                       args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
+            }
+            gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
+        case .nt:
+            // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
+        case .packed(let v, let rowsFirst):
+            let rowPanels = (s.m + v.rows - 1) / v.rows, colPanels = (s.n + v.columns - 1) / v.columns
+            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
+            let ap = allocate(rowPanels * v.rows * s.k * batchA)
+            let bp = allocate(colPanels * v.columns * s.k * batchB)
+            // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
+            launch("gemm_pack", global: [s.k * v.rows, rowPanels, batchA],
+                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
+                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(v.rows)), .buffer(ap)])
+            launch("gemm_pack", global: [s.k * v.columns, colPanels, batchB],
+                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
+                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(v.columns)), .buffer(bp)])
+            let name = "gemm_packed_\(rowsFirst ? "r_" : "")\(v.rows)x\(v.columns)"
+            let global = rowsFirst ? [rowPanels, colPanels, s.batch] : [colPanels, rowPanels, s.batch]
+            launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * v.rows * s.k)),
+                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * v.columns * s.k)),
+                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                          .int(activation.code), .float(activation.parameter)])
+        case .direct, .block, .skinny:
+            // The tuned kernels: the main path.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: kernel)
+        }
+    }
+}
