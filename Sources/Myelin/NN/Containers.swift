@@ -39,7 +39,9 @@ public enum LayerBuilder {
 /// print(try model.summary(inputShape: [1, 784]))
 /// ```
 public final class Sequential: Layer {
-    public private(set) var layers: [any Layer]
+    /// The children in order. (No dynamic exclusivity check: read on every forward pass; `append(_:)` is the
+    /// only write, and nothing reads the list during it.)
+    @exclusivity(unchecked) public private(set) var layers: [any Layer]
 
     /// Train or eval mode, passed on to every child.
     public var isTraining = true {

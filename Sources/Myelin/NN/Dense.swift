@@ -17,10 +17,12 @@ public final class Dense: Layer {
     public let inputSize: Int
     public let outputSize: Int
     public let activation: Activation
+    // weight and bias skip Swift's dynamic exclusivity checks (read on every forward pass): they are only
+    // read whole or replaced whole (`setTensor`), never passed inout.
     /// [outputSize, inputSize], like `nn.Linear.weight`.
-    public private(set) var weight: Tensor
+    @exclusivity(unchecked) public private(set) var weight: Tensor
     /// [outputSize], or nil for a layer without bias.
-    public private(set) var bias: Tensor?
+    @exclusivity(unchecked) public private(set) var bias: Tensor?
     public var isTraining = true
 
     /// - Parameters:

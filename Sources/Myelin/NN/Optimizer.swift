@@ -52,9 +52,10 @@ extension Optimizer {
 /// one parameter's update. It is subclassed inside Myelin only; a custom optimizer conforms to `Optimizer`.
 public class StatefulOptimizer: Optimizer {
     /// The learning rate the next `step()` uses (a schedule may set it each epoch).
-    public var learningRate: Float
+    /// (No dynamic exclusivity check: read once per parameter update, written between steps.)
+    @exclusivity(unchecked) public var learningRate: Float
     /// The number of `step()` calls so far.
-    public var stepCount = 0
+    @exclusivity(unchecked) public var stepCount = 0
     /// The parameters this optimizer updates, in the order given at creation.
     public var parameters: [Tensor] { states.parameters }
     /// Each parameter's state slots and step count.
@@ -119,10 +120,13 @@ final class ParameterStates {
     let parameters: [Tensor]
     /// The slots this configuration uses, in a fixed order (`exp_avg`, `exp_avg_sq`, ...).
     let slotNames: [String]
+    // `slots` and `steps` skip Swift's dynamic exclusivity checks (they cost more than the rest of `advance`
+    // on small models): they are only read or assigned element by element by the optimizer's own methods,
+    // never passed inout, and an optimizer steps on one thread at a time.
     /// Per parameter: its slot tensors (in `slotNames` order), nil before its first step.
-    private(set) var slots: [[Tensor]?]
+    @exclusivity(unchecked) private(set) var slots: [[Tensor]?]
     /// Per parameter: how many updates it has had.
-    private(set) var steps: [Int]
+    @exclusivity(unchecked) private(set) var steps: [Int]
 
     init(optimizer: String, parameters: [Tensor], slotNames: [String]) throws {
         self.optimizer = optimizer
