@@ -9,7 +9,7 @@ final class BufferPool<Handle>: Sendable {
 
     /// The size class of a request for `count` elements: powers of two up to 4096 elements, then multiples of
     /// 1/8 of the next power of two, so at most 12.5% is wasted.
-    static func sizeClass(_ count: Int) -> Int {
+    @inline(__always) static func sizeClass(_ count: Int) -> Int {
         let n = max(count, 1)
         if n <= 4096 { return 1 << (Int.bitWidth - (n - 1).leadingZeroBitCount) }
         let p = 1 << (Int.bitWidth - n.leadingZeroBitCount - 1)  // largest power of two <= n
@@ -18,12 +18,12 @@ final class BufferPool<Handle>: Sendable {
     }
 
     /// A free buffer of the size class `size`, if one is pooled.
-    func take(size: Int) -> Handle? {
+    @inline(__always) func take(size: Int) -> Handle? {
         lists.withLock { $0.take(size: size) }?.value
     }
 
     /// Puts a free buffer of the size class `size` back.
-    func release(_ handle: Handle, size: Int) {
+    @inline(__always) func release(_ handle: Handle, size: Int) {
         let free = PooledHandle(handle)
         lists.withLock { $0.release(free, size: size) }
     }
@@ -46,11 +46,17 @@ final class BufferPool<Handle>: Sendable {
         /// Larger classes.
         var large: [Int: [PooledHandle]] = [:]
 
-        mutating func take(size: Int) -> PooledHandle? {
-            size <= 4096 ? small[size.trailingZeroBitCount].popLast() : large[size]?.popLast()
+        // On the hot path of every op: `isEmpty` + `removeLast()` inline where `popLast()` stays a call
+        // in -O builds.
+        @inline(__always) mutating func take(size: Int) -> PooledHandle? {
+            if size <= 4096 {
+                let i = size.trailingZeroBitCount
+                return small[i].isEmpty ? nil : small[i].removeLast()
+            }
+            return large[size]?.popLast()
         }
 
-        mutating func release(_ handle: PooledHandle, size: Int) {
+        @inline(__always) mutating func release(_ handle: PooledHandle, size: Int) {
             if size <= 4096 { small[size.trailingZeroBitCount].append(handle) }
             else { large[size, default: []].append(handle) }
         }
