@@ -150,5 +150,131 @@ import Myelin
         #expect(confusion.joined().reduce(0, +) == 500)
         #expect(abs(Double(correct) / 500 - result["accuracy"]!) < 1e-9, "\(correct)/500 vs \(result["accuracy"]!)")
         #expect(result["accuracy"]! > 0.5, "1000 images, 1 epoch: \(result["accuracy"]!)")
+
+        // Step 5: save the model; the file has the keys of the article's nn.Sequential and loads back.
+        let file = temporaryFolder().appendingPathComponent("mlp.safetensors")
+        defer { try? FileManager.default.removeItem(at: file.deletingLastPathComponent()) }
+        try model.save(to: file)
+        let saved = try SafeTensors.load(file)
+        #expect(saved.names.sorted() == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"])
+        #expect(saved["0.weight"]?.shape == [512, 784])
+        try model.load(from: file)
+    }
+
+    /// DeviceModel.md: ops stay on the device until one read; a model moved to the device before its optimizer is
+    /// built; after the first step a training step reads nothing back and waits for nothing (the counters are the
+    /// device's, shared with tests running at the same time, so the smallest count of a few steps is checked).
+    @Test(arguments: TestDevices.all)
+    func deviceModelListing(device: Device) throws {
+        let x = try Tensor([1, 2, 3, 4], shape: [2, 2], on: device)   // upload
+        let y = try (x.matmul(x) + 1).relu()                          // queued on the device, nothing read
+        #expect(y.toArray() == [8, 11, 16, 23])                       // one read
+
+        let moved = Sequential { Dense(inputSize: 2, outputSize: 1, device: .cpu) }
+        moved.to(device)                                              // each weight copied once
+        let movedOptimizer = try Adam(parameters: moved.parameters)   // then the optimizer
+        #expect(movedOptimizer.parameters.allSatisfy { $0.device === device })
+
+        let model = Sequential { Dense(inputSize: 2, outputSize: 3, seed: 1, device: device) }
+        let optimizer = try Adam(parameters: model.parameters)
+        let batch = try Dataset(features: Tensor.uniform([8, 2], seed: 2, on: device),
+                                targets: Tensor(labels: [0, 1, 2, 0, 1, 2, 0, 1], classes: 3, on: device))
+        var fewest = (reads: Int.max, waits: Int.max)
+        for _ in 0..<5 {
+            let before = device.stats
+            optimizer.zeroGrad()
+            let loss = try softmaxCrossEntropy(logits: model(batch.features), labels: batch.targets)
+            try loss.backward()
+            try optimizer.step()
+            let after = device.stats
+            fewest = (min(fewest.reads, after.hostReads - before.hostReads), min(fewest.waits, after.waits - before.waits))
+        }
+        #expect(fewest.reads == 0 && fewest.waits == 0, "\(device): host reads and waits of a training step: \(fewest)")
+
+        let spec = try DeviceSpec(parsing: "opencl:1")   // what --device and MYELIN_DEVICE accept
+        #expect(spec == .opencl(index: 1))
+    }
+
+    /// Checkpoints.md: the model of the article, built with seeds (the article's own listing draws them).
+    static func checkpointsMLP(seed: UInt64, device: Device) -> Sequential {
+        Sequential {
+            Dense(inputSize: 4, outputSize: 8, activation: .relu, seed: seed, device: device)
+            Dense(inputSize: 8, outputSize: 8, activation: .tanh, seed: seed + 10, device: device)
+            Dense(inputSize: 8, outputSize: 3, seed: seed + 20, device: device)
+        }
+    }
+
+    /// The ```python blocks of an article, in order.
+    static func pythonListings(article: String) throws -> [String] {
+        let url = repositoryRoot.appendingPathComponent("Sources/Myelin/Myelin.docc/\(article)")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return text.components(separatedBy: "```python\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+    }
+
+    /// Checkpoints.md: save, the article's Python (PyTorch loads the file strictly and saves its own state dict,
+    /// then loads a training checkpoint without its optimizer keys) when python3 has torch, load back, state
+    /// dicts, and a training checkpoint that resumes exactly where training stopped.
+    @Test(arguments: TestDevices.all)
+    func checkpointsListing(device: Device) throws {
+        let dir = temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let model = Self.checkpointsMLP(seed: 1, device: device)
+        try model.save(to: dir.appendingPathComponent("mlp.safetensors"))
+        let x = Tensor.uniform([5, 4], low: -1, high: 1, seed: 3, on: device)
+        let expected = try model.predict(x).toArray()
+
+        let copy = Self.checkpointsMLP(seed: 100, device: device)
+        try copy.loadStateDict(model.stateDict())                 // copy now computes what model computes
+        #expect(try copy.predict(x).toArray() == expected)
+        #expect(model.namedTensors.map(\.0) == ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
+
+        // Training checkpoint: 3 epochs, save, resume to 10 in a fresh model and optimizer; the same weights as
+        // 10 epochs without a stop.
+        let train = try Dataset(features: Tensor.uniform([32, 4], low: -1, high: 1, seed: 4, on: device),
+                                targets: Tensor.uniform([32, 3], low: -1, high: 1, seed: 5, on: device))
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        let firstHistory = try model.fit(train, epochs: 3, loss: .meanSquaredError, optimizer: optimizer, seed: 1,
+                                         verbosity: .silent)
+        try TrainingCheckpoint.save(model: model, optimizer: optimizer, epoch: 3, seed: 1, history: firstHistory,
+                                    to: dir.appendingPathComponent("run.safetensors"))
+        let resumedModel = Self.checkpointsMLP(seed: 200, device: device)
+        let resumedOptimizer = try Adam(parameters: resumedModel.parameters, learningRate: 1e-3)
+        let resumed = try TrainingCheckpoint.load(from: dir.appendingPathComponent("run.safetensors"),
+                                                  into: resumedModel, optimizer: resumedOptimizer)
+        let history = try resumedModel.fit(train, epochs: 10, loss: .meanSquaredError, optimizer: resumedOptimizer,
+                                           seed: resumed.seed, initialEpoch: resumed.epoch, history: resumed.history,
+                                           verbosity: .silent)
+        #expect(history.epochs == Array(1...10))
+        let straight = Self.checkpointsMLP(seed: 1, device: device)
+        let straightOptimizer = try Adam(parameters: straight.parameters, learningRate: 1e-3)
+        let straightHistory = try straight.fit(train, epochs: 10, loss: .meanSquaredError, optimizer: straightOptimizer,
+                                               seed: 1, verbosity: .silent)
+        expectClose(history["loss"]!.map(Float.init), straightHistory["loss"]!, rtol: 1e-6, atol: 1e-7,
+                    "\(device): the losses of the resumed run vs 10 epochs without a stop")
+        expectClose(resumedModel.namedTensors.flatMap { $0.1.toArray() }, straight.namedTensors.flatMap { $0.1.toArray() },
+                    rtol: 1e-6, atol: 1e-7, "\(device): resumed at epoch 3 vs 10 epochs without a stop")
+        let fromTraining = Self.checkpointsMLP(seed: 300, device: device)
+        try fromTraining.load(from: dir.appendingPathComponent("run.safetensors"))   // skips the optimizer. keys
+        #expect(try fromTraining.predict(x).toArray() == model.predict(x).toArray())
+
+        // The article's Python, run where the article's files are.
+        guard pythonTorchAvailable else { return }
+        let listings = try Self.pythonListings(article: "Checkpoints.md")
+        #expect(listings.count == 2)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", listings.joined(separator: "\n")]
+        p.currentDirectoryURL = dir
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "the article's Python failed: \(output)")
+        guard p.terminationStatus == 0 else { return }
+        let fromTorch = Self.checkpointsMLP(seed: 400, device: device)
+        try fromTorch.load(from: dir.appendingPathComponent("from-torch.safetensors"))
+        #expect(try fromTorch.predict(x).toArray() == expected, "PyTorch's state dict of Myelin's file loads back unchanged")
     }
 }

@@ -73,6 +73,7 @@ public struct SafeTensorsFile: Sendable {
     /// The `__metadata__` strings (empty when the file has none).
     public var metadata: [String: String]
 
+    /// A file's content from its tensors (in file order) and metadata (`SafeTensors.encode(entries:metadata:)` writes it).
     public init(entries: [SafeTensorsEntry], metadata: [String: String] = [:]) {
         self.entries = entries; self.metadata = metadata
     }

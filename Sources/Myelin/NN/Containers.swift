@@ -2,13 +2,30 @@ import Foundation
 
 /// Builds an array of layers from a block: `Sequential { Dense(...); ReLU() }`.
 @resultBuilder
+///
+/// Besides single layers, a block may hold arrays of layers, `if`/`else` and `for` loops:
+///
+/// ```swift
+/// let model = Sequential {
+///     for _ in 0..<3 { Dense(inputSize: 16, outputSize: 16, activation: .relu) }
+///     if useDropout { Dropout(rate: 0.1) }
+///     Dense(inputSize: 16, outputSize: 1)
+/// }
+/// ```
 public enum LayerBuilder {
+    /// One layer in the block.
     public static func buildExpression(_ layer: any Layer) -> [any Layer] { [layer] }
+    /// An array of layers in the block, spliced in order.
     public static func buildExpression(_ layers: [any Layer]) -> [any Layer] { layers }
+    /// The block's statements, concatenated in order.
     public static func buildBlock(_ parts: [any Layer]...) -> [any Layer] { parts.flatMap { $0 } }
+    /// An `if` without `else`: its layers, or none.
     public static func buildOptional(_ part: [any Layer]?) -> [any Layer] { part ?? [] }
+    /// The `if` branch of an `if`/`else`.
     public static func buildEither(first part: [any Layer]) -> [any Layer] { part }
+    /// The `else` branch of an `if`/`else`.
     public static func buildEither(second part: [any Layer]) -> [any Layer] { part }
+    /// A `for` loop: the layers of every iteration, in order.
     public static func buildArray(_ parts: [[any Layer]]) -> [any Layer] { parts.flatMap { $0 } }
 }
 
@@ -39,8 +56,9 @@ public enum LayerBuilder {
 /// print(try model.summary(inputShape: [1, 784]))
 /// ```
 public final class Sequential: Layer {
-    /// The children in order. (No dynamic exclusivity check: read on every forward pass; `append(_:)` is the
-    /// only write, and nothing reads the list during it.)
+    /// The children, in the order they are applied.
+    // No dynamic exclusivity check: read on every forward pass; `append(_:)` is the only write, and nothing
+    // reads the list during it.
     @exclusivity(unchecked) public private(set) var layers: [any Layer]
 
     /// Train or eval mode, passed on to every child.
@@ -48,11 +66,13 @@ public final class Sequential: Layer {
         didSet { for layer in layers { layer.isTraining = isTraining } }
     }
 
+    /// Chains `layers` (applied first to last); each child is put in this container's train mode.
     public init(_ layers: [any Layer]) {
         self.layers = layers
         for layer in layers { layer.isTraining = isTraining }
     }
 
+    /// Chains the layers listed in a block: `Sequential { Dense(...); Dropout(rate: 0.2); Dense(...) }`.
     public convenience init(@LayerBuilder _ build: () -> [any Layer]) {
         self.init(build())
     }
@@ -141,12 +161,16 @@ public final class Sequential: Layer {
 /// let block = Residual(Sequential { Dense(inputSize: 64, outputSize: 64, activation: .relu); Dense(inputSize: 64, outputSize: 64) })
 /// ```
 public final class Residual: Layer {
+    /// The residual branch (keys prefixed `inner.`).
     public let inner: any Layer
+    /// The projection on the skip path (keys prefixed `shortcut.`), or nil for the identity.
     public let shortcut: (any Layer)?
     public var isTraining = true {
         didSet { inner.isTraining = isTraining; shortcut?.isTraining = isTraining }
     }
 
+    /// Wraps `inner` with a skip connection. `shortcut` must map the input to `inner`'s output shape; nil (the
+    /// default) adds the input itself, so `inner` must then keep the shape.
     public init(_ inner: any Layer, shortcut: (any Layer)? = nil) {
         self.inner = inner
         self.shortcut = shortcut

@@ -14,8 +14,11 @@ import Foundation
 /// let y = try layer(x)   // x [batch, 784] -> y [batch, 128]
 /// ```
 public final class Dense: Layer {
+    /// The number of input features (the last dimension of the input).
     public let inputSize: Int
+    /// The number of output features (the last dimension of the output).
     public let outputSize: Int
+    /// Applied to `x · weightᵀ + bias`, fused into the matrix product.
     public let activation: Activation
     // weight and bias skip Swift's dynamic exclusivity checks (read on every forward pass): they are only
     // read whole or replaced whole (`setTensor`), never passed inout.
@@ -25,12 +28,20 @@ public final class Dense: Layer {
     @exclusivity(unchecked) public private(set) var bias: Tensor?
     public var isTraining = true
 
+    /// Creates a layer with freshly initialised weight and bias.
+    ///
     /// - Parameters:
+    ///   - inputSize: the number of input features; must be positive.
+    ///   - outputSize: the number of output features; must be positive.
+    ///   - activation: applied to the output. Default `.identity` (none).
+    ///   - bias: whether the layer adds a bias [outputSize]. Default true.
     ///   - weightInit: fills the weight (fan-in = inputSize, fan-out = outputSize). Default Glorot uniform.
     ///     Values are drawn (or, for `.array`, read) in [inputSize, outputSize] row-major order and stored
     ///     transposed, so a seed gives the same network as in earlier versions of Myelin.
     ///   - biasInit: fills the bias. Default zeros.
-    ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`.
+    ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`
+    ///     (so `Random.seed(_:)` fixes it too).
+    ///   - device: where the weight and bias live. Default `Device.default`.
     public init(inputSize: Int, outputSize: Int, activation: Activation = .identity, bias: Bool = true,
                 weightInit: Initializer = .xavierUniform, biasInit: Initializer = .zeros,
                 seed: UInt64? = nil, device: Device = .default) {

@@ -63,7 +63,11 @@ extension Layer {
         try loadState(SafeTensorsFile(entries: entries, metadata: [:]), source: "state dict", strict: strict,
                       ignoringPrefixes: [])
     }
+    /// Switches to train mode (dropout active, batch norm uses and updates batch statistics), like PyTorch's
+    /// `train()`. `fit` does this before each epoch.
     public func train() { isTraining = true }
+    /// Switches to eval mode (dropout off, batch norm uses its running statistics), like PyTorch's `eval()`.
+    /// `fit` leaves the model in eval mode; `evaluate` and `predict` use it and restore the previous mode.
     public func eval() { isTraining = false }
     /// Clears the gradients of all parameters.
     public func zeroGrad() { for p in parameters { p.zeroGrad() } }
@@ -79,9 +83,13 @@ extension Layer {
 
 /// Errors raised by layers, naming the layer (index and type in a container) and the shapes.
 public enum LayerError: Error, CustomStringConvertible {
+    /// The input of `layer` has shape `got`; `expected` describes what it accepts (e.g. "[batch, 784]").
     case shape(layer: String, expected: String, got: [Int])
+    /// `layer` has no tensor under the key `name` (from `setTensor` or state loading).
     case unknownTensor(layer: String, name: String)
+    /// The tensor given for `name` has shape `got`; `layer` stores it with shape `expected`.
     case tensorShape(layer: String, name: String, expected: [Int], got: [Int])
+    /// `underlying` was thrown by the child at position `index` of a container (`layer` describes the child).
     case inLayer(index: Int, layer: String, underlying: Error)
 
     public var description: String {

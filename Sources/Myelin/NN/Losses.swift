@@ -134,9 +134,13 @@ public func negativeLogLikelihood(logProbabilities: Tensor, labels: Tensor) thro
 /// let loss = try Loss.softmaxCrossEntropy(logits, labels)
 /// ```
 public enum Loss: Equatable, Sendable, CustomStringConvertible {
+    /// Mean of (output - target)² over every element (`meanSquaredError(predictions:targets:)`).
     case meanSquaredError
+    /// ½ Σ (output - target)², summed, not averaged (`halfSumOfSquares(predictions:targets:)`).
     case halfSumOfSquares
+    /// Mean of |output - target| over every element (`meanAbsoluteError(predictions:targets:)`).
     case meanAbsoluteError
+    /// Huber loss with threshold `delta` > 0, mean over every element (`huber(predictions:targets:delta:)`).
     case huber(delta: Float)
     /// Targets against probabilities.
     case binaryCrossEntropy

@@ -93,6 +93,7 @@ public func rmse(predictions: Tensor, targets: Tensor) throws -> Float {
     try rootMeanSquaredError(predictions: predictions, targets: targets)
 }
 
+/// Mean absolute error over every element, as a number (short for `meanAbsoluteErrorMetric(predictions:targets:)`).
 public func mae(predictions: Tensor, targets: Tensor) throws -> Float {
     try meanAbsoluteErrorMetric(predictions: predictions, targets: targets)
 }

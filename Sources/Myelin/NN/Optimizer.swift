@@ -51,8 +51,9 @@ extension Optimizer {
 /// `step()` that checks every gradient first, then updates each parameter that has one. A subclass only computes
 /// one parameter's update. It is subclassed inside Myelin only; a custom optimizer conforms to `Optimizer`.
 public class StatefulOptimizer: Optimizer {
+    // learningRate and stepCount skip dynamic exclusivity checks: read once per parameter update, written
+    // between steps, never passed inout.
     /// The learning rate the next `step()` uses (a schedule may set it each epoch).
-    /// (No dynamic exclusivity check: read once per parameter update, written between steps.)
     @exclusivity(unchecked) public var learningRate: Float
     /// The number of `step()` calls so far.
     @exclusivity(unchecked) public var stepCount = 0
@@ -91,10 +92,15 @@ public class StatefulOptimizer: Optimizer {
 
 /// Errors from building or stepping an optimizer; each names the optimizer and the parameter.
 public enum OptimizerError: Error, CustomStringConvertible, Equatable {
+    /// A hyperparameter (`name`, e.g. "learningRate") has an invalid `value`; `requirement` says what it must be.
     case invalidHyperparameter(optimizer: String, name: String, value: String, requirement: String)
+    /// Parameter `index` of the list cannot be optimized (not a leaf tensor, or listed twice); the text says why.
     case invalidParameter(optimizer: String, index: Int, String)
+    /// The gradient of parameter `index` has a different shape from the parameter.
     case gradientShape(optimizer: String, index: Int, parameter: [Int], gradient: [Int])
+    /// The gradient of parameter `index` is on another device than the parameter (device names).
     case gradientDevice(optimizer: String, index: Int, parameter: String, gradient: String)
+    /// The state entry `key` given to `loadState(_:)` is unknown, missing, or of the wrong shape; the text says which.
     case invalidState(optimizer: String, key: String, String)
 
     public var description: String {

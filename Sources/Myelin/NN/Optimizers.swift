@@ -20,12 +20,29 @@ import Foundation
 /// let sgd = try SGD(parameters: model.parameters, learningRate: 0.1, momentum: 0.9, nesterov: true)
 /// ```
 public final class SGD: StatefulOptimizer {
+    /// The momentum factor μ (0: plain SGD, no momentum buffer).
     public let momentum: Float
+    /// The dampening of the momentum: the gradient enters the buffer scaled by 1 − dampening.
     public let dampening: Float
+    /// Whether Nesterov momentum is used (needs momentum > 0 and dampening 0).
     public let nesterov: Bool
+    /// The weight decay λ (L2 penalty).
     public let weightDecay: Float
+    /// Whether the weight decay shrinks the weights directly (SGDW) instead of being added to the gradient.
     public let decoupledWeightDecay: Bool
 
+    /// Creates the optimizer with `torch.optim.SGD`'s defaults.
+    ///
+    /// - Parameters:
+    ///   - parameters: the tensors to update (usually `model.parameters`), leaf tensors, each listed once.
+    ///   - learningRate: lr, >= 0. Default 1e-3.
+    ///   - momentum: μ, >= 0. Default 0.
+    ///   - dampening: finite. Default 0.
+    ///   - nesterov: use Nesterov momentum. Default false.
+    ///   - weightDecay: λ, >= 0. Default 0.
+    ///   - decoupledWeightDecay: apply λ to the weights (θ ← θ·(1 − lr·λ)) instead of the gradient. Default false.
+    /// - Throws: `OptimizerError.invalidHyperparameter` for a value out of range, naming it and its bounds;
+    ///   `OptimizerError.invalidParameter` for a parameter that is not a leaf tensor or is listed twice.
     public init(parameters: [Tensor], learningRate: Float = 1e-3, momentum: Float = 0, dampening: Float = 0,
                 nesterov: Bool = false, weightDecay: Float = 0, decoupledWeightDecay: Bool = false) throws {
         let name = "SGD"
@@ -65,11 +82,26 @@ public final class SGD: StatefulOptimizer {
 /// let adagrad = try Adagrad(parameters: model.parameters, learningRate: 0.01)
 /// ```
 public final class Adagrad: StatefulOptimizer {
+    /// lrDecay: the rate at step t is lr / (1 + (t − 1)·lrDecay).
     public let learningRateDecay: Float
+    /// The weight decay λ (added to the gradient).
     public let weightDecay: Float
+    /// The starting value of the sum of squared gradients.
     public let initialAccumulatorValue: Float
+    /// ε, added to √s for numerical stability.
     public let eps: Float
 
+    /// Creates the optimizer with `torch.optim.Adagrad`'s defaults.
+    ///
+    /// - Parameters:
+    ///   - parameters: the tensors to update (usually `model.parameters`), leaf tensors, each listed once.
+    ///   - learningRate: lr, >= 0. Default 0.01.
+    ///   - learningRateDecay: >= 0. Default 0.
+    ///   - weightDecay: λ, >= 0. Default 0.
+    ///   - initialAccumulatorValue: >= 0. Default 0.
+    ///   - eps: ε, >= 0. Default 1e-10.
+    /// - Throws: `OptimizerError.invalidHyperparameter` for a value out of range, naming it and its bounds;
+    ///   `OptimizerError.invalidParameter` for a parameter that is not a leaf tensor or is listed twice.
     public init(parameters: [Tensor], learningRate: Float = 0.01, learningRateDecay: Float = 0, weightDecay: Float = 0,
                 initialAccumulatorValue: Float = 0, eps: Float = 1e-10) throws {
         let name = "Adagrad"
@@ -105,12 +137,29 @@ public final class Adagrad: StatefulOptimizer {
 /// let rmsprop = try RMSProp(parameters: model.parameters, learningRate: 1e-3)
 /// ```
 public final class RMSProp: StatefulOptimizer {
+    /// α, the smoothing constant of the running mean of squared gradients.
     public let alpha: Float
+    /// ε, added to the root for numerical stability.
     public let eps: Float
+    /// The weight decay λ (added to the gradient).
     public let weightDecay: Float
+    /// The momentum factor μ (0: no momentum buffer).
     public let momentum: Float
+    /// Whether the squared-gradient mean is centered by the running mean of the gradient.
     public let centered: Bool
 
+    /// Creates the optimizer with `torch.optim.RMSprop`'s defaults.
+    ///
+    /// - Parameters:
+    ///   - parameters: the tensors to update (usually `model.parameters`), leaf tensors, each listed once.
+    ///   - learningRate: lr, >= 0. Default 0.01.
+    ///   - alpha: α in [0, 1]. Default 0.99.
+    ///   - eps: ε, >= 0. Default 1e-8.
+    ///   - weightDecay: λ, >= 0. Default 0.
+    ///   - momentum: μ, >= 0. Default 0.
+    ///   - centered: center by the mean gradient. Default false.
+    /// - Throws: `OptimizerError.invalidHyperparameter` for a value out of range, naming it and its bounds;
+    ///   `OptimizerError.invalidParameter` for a parameter that is not a leaf tensor or is listed twice.
     public init(parameters: [Tensor], learningRate: Float = 0.01, alpha: Float = 0.99, eps: Float = 1e-8,
                 weightDecay: Float = 0, momentum: Float = 0, centered: Bool = false) throws {
         let name = "RMSProp"
@@ -149,13 +198,28 @@ public final class RMSProp: StatefulOptimizer {
 /// let adam = try Adam(parameters: model.parameters, learningRate: 1e-3)
 /// ```
 public class Adam: StatefulOptimizer {
+    /// (β₁, β₂): the decay rates of the running means of the gradient and of its square.
     public let betas: (Float, Float)
+    /// ε, added to √v̂ for numerical stability.
     public let eps: Float
+    /// The weight decay λ (added to the gradient for Adam, applied to the weights for AdamW).
     public let weightDecay: Float
+    /// Whether the AMSGrad variant is used (v̂ from the maximum of v over the steps).
     public let amsgrad: Bool
     /// True for AdamW: the weight decay is applied to the weights, not added to the gradient.
     let decoupledWeightDecay: Bool
 
+    /// Creates the optimizer with `torch.optim.Adam`'s defaults.
+    ///
+    /// - Parameters:
+    ///   - parameters: the tensors to update (usually `model.parameters`), leaf tensors, each listed once.
+    ///   - learningRate: lr, >= 0. Default 1e-3.
+    ///   - betas: (β₁, β₂), each in [0, 1). Default (0.9, 0.999).
+    ///   - eps: ε, >= 0. Default 1e-8.
+    ///   - weightDecay: λ, >= 0, added to the gradient. Default 0.
+    ///   - amsgrad: use AMSGrad. Default false.
+    /// - Throws: `OptimizerError.invalidHyperparameter` for a value out of range, naming it and its bounds;
+    ///   `OptimizerError.invalidParameter` for a parameter that is not a leaf tensor or is listed twice.
     public convenience init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                             eps: Float = 1e-8, weightDecay: Float = 0, amsgrad: Bool = false) throws {
         try self.init(name: "Adam", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,
@@ -201,6 +265,17 @@ public class Adam: StatefulOptimizer {
 /// let adamw = try AdamW(parameters: model.parameters, learningRate: 1e-3, weightDecay: 0.01)
 /// ```
 public final class AdamW: Adam {
+    /// Creates the optimizer with `torch.optim.AdamW`'s defaults (weight decay 0.01).
+    ///
+    /// - Parameters:
+    ///   - parameters: the tensors to update (usually `model.parameters`), leaf tensors, each listed once.
+    ///   - learningRate: lr, >= 0. Default 1e-3.
+    ///   - betas: (β₁, β₂), each in [0, 1). Default (0.9, 0.999).
+    ///   - eps: ε, >= 0. Default 1e-8.
+    ///   - weightDecay: λ, >= 0, applied to the weights. Default 0.01.
+    ///   - amsgrad: use AMSGrad. Default false.
+    /// - Throws: `OptimizerError.invalidHyperparameter` for a value out of range, naming it and its bounds;
+    ///   `OptimizerError.invalidParameter` for a parameter that is not a leaf tensor or is listed twice.
     public init(parameters: [Tensor], learningRate: Float = 1e-3, betas: (Float, Float) = (0.9, 0.999),
                 eps: Float = 1e-8, weightDecay: Float = 0.01, amsgrad: Bool = false) throws {
         try super.init(name: "AdamW", parameters: parameters, learningRate: learningRate, betas: betas, eps: eps,

@@ -4,7 +4,9 @@ import Foundation
 
 /// What callbacks see and may change while `fit` runs.
 public final class TrainingContext {
+    /// The model being trained.
     public let model: any Layer
+    /// The optimizer updating `model`'s parameters (a schedule may have changed its learning rate).
     public let optimizer: any Optimizer
     /// The history so far (including epochs of a resumed run).
     public internal(set) var history: History
@@ -39,7 +41,9 @@ public final class TrainingContext {
 /// }
 /// ```
 public protocol Callback: AnyObject {
+    /// Once, before the first epoch (after `context` is set up).
     func trainingWillBegin(_ context: TrainingContext) throws
+    /// Before epoch `epoch` (0-based), after the learning-rate schedule has set the epoch's rate.
     func epochWillBegin(_ epoch: Int, _ context: TrainingContext) throws
     /// Before training batch `batch` (0-based within the epoch `context.epoch`).
     func batchWillBegin(_ batch: Int, _ context: TrainingContext) throws
@@ -50,6 +54,8 @@ public protocol Callback: AnyObject {
     func batchDidEnd(_ batch: Int, loss: Tensor, _ context: TrainingContext) throws
     /// `logs` holds the epoch's `loss`, metrics, and `val_` ones.
     func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws
+    /// Once, after the last epoch (also when a callback stopped training early); not called when training
+    /// ends with an error.
     func trainingDidEnd(_ context: TrainingContext) throws
 }
 
@@ -69,20 +75,32 @@ extension Callback {
 /// try model.fit(train, epochs: 100, validation: validation, loss: .meanSquaredError, optimizer: opt, callbacks: [stop])
 /// ```
 public final class EarlyStopping: Callback {
+    /// The `logs` key watched (`val_loss`, `accuracy`, ...).
     public let monitor: String
+    /// How many epochs in a row without improvement end training (0 and 1 both stop at the first one).
     public let patience: Int
+    /// The smallest change that counts as an improvement (stored as its absolute value).
     public let minDelta: Double
+    /// Whether the weights of the best epoch are put back when training ends.
     public let restoreBestWeights: Bool
     /// True when larger is better (accuracies); false for losses and errors.
     public let maximize: Bool
     /// The best value seen and its epoch (1-based), and the epoch training stopped at (nil when it ran to the end).
     public private(set) var best: Double?
+    /// The epoch (1-based) of `best`, or nil before the first epoch.
     public private(set) var bestEpoch: Int?
+    /// The epoch (1-based) training stopped at, or nil when it ran to the end.
     public private(set) var stoppedEpoch: Int?
     private var wait = 0
     private var bestWeights: [Tensor] = []
 
+    /// Creates the callback; pass it to `fit` in `callbacks`.
+    ///
     /// - Parameters:
+    ///   - monitor: the `logs` key to watch. Default `val_loss` (which needs validation data).
+    ///   - patience: epochs in a row without improvement before stopping. Default 0.
+    ///   - minDelta: the smallest change that counts as an improvement. Default 0.
+    ///   - restoreBestWeights: put the weights of the best epoch back when training ends. Default false.
     ///   - maximize: nil picks from the name: `accuracy`-like names are maximized, the rest minimized.
     public init(monitor: String = "val_loss", patience: Int = 0, minDelta: Double = 0, restoreBestWeights: Bool = false,
                 maximize: Bool? = nil) {
@@ -93,6 +111,7 @@ public final class EarlyStopping: Callback {
         self.maximize = maximize ?? monitor.contains("accuracy")
     }
 
+    /// Resets the state, so one callback can serve several `fit` calls.
     public func trainingWillBegin(_ context: TrainingContext) throws {
         wait = 0; best = nil; bestEpoch = nil; stoppedEpoch = nil; bestWeights = []
     }
@@ -116,6 +135,7 @@ public final class EarlyStopping: Callback {
         }
     }
 
+    /// Puts the best epoch's weights back when `restoreBestWeights` is set and the last epoch was not the best.
     public func trainingDidEnd(_ context: TrainingContext) throws {
         guard restoreBestWeights, !bestWeights.isEmpty, bestEpoch != context.history.epochs.last else { return }
         for ((_, t), saved) in zip(context.model.namedTensors, bestWeights) { t.assign(from: saved) }
@@ -124,13 +144,32 @@ public final class EarlyStopping: Callback {
 
 /// Saves a training checkpoint (model, optimizer state, epoch, seed, history) after each epoch, or only when the
 /// monitored value improves. Writes are atomic.
+///
+/// The file is a `TrainingCheckpoint`; resume with `TrainingCheckpoint.load(from:into:optimizer:)`.
+///
+/// ```swift
+/// let save = ModelCheckpoint(url: URL(fileURLWithPath: "best.safetensors"), monitor: "val_accuracy", saveBestOnly: true)
+/// try model.fit(train, epochs: 20, validation: validation, loss: .softmaxCrossEntropy, optimizer: opt, callbacks: [save])
+/// ```
 public final class ModelCheckpoint: Callback {
+    /// The file written (replaced at each save).
     public let url: URL
+    /// The `logs` key compared when `saveBestOnly` is set.
     public let monitor: String
+    /// Save only when `monitor` improves on the best value so far; otherwise after every epoch.
     public let saveBestOnly: Bool
+    /// True when larger values of `monitor` are better.
     public let maximize: Bool
+    /// The best value of `monitor` saved so far (only with `saveBestOnly`).
     public private(set) var best: Double?
 
+    /// Creates the callback; pass it to `fit` in `callbacks`.
+    ///
+    /// - Parameters:
+    ///   - url: the checkpoint file to write.
+    ///   - monitor: the `logs` key to compare with `saveBestOnly`. Default `val_loss`.
+    ///   - saveBestOnly: save only epochs that improve `monitor`. Default false (save every epoch).
+    ///   - maximize: nil picks from the name: `accuracy`-like names are maximized, the rest minimized.
     public init(url: URL, monitor: String = "val_loss", saveBestOnly: Bool = false, maximize: Bool? = nil) {
         self.url = url
         self.monitor = monitor

@@ -20,9 +20,11 @@ public struct TrainingCheckpoint {
 
     /// The completed epochs.
     public let epoch: Int
+    /// The shuffling seed of the run; pass it to `fit(seed:)` to resume with the same batches.
     public let seed: UInt64
     /// The learning rate schedules start from.
     public let baseLearningRate: Float?
+    /// The loss and metrics of the completed epochs; pass it to `fit(history:)` to extend it.
     public let history: History
     /// All metadata of the file.
     public let metadata: [String: String]

@@ -4,6 +4,7 @@ import Foundation
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The loss became NaN or infinite.
     case nonFiniteLoss(epoch: Int, batch: Int, value: Float)
+    /// An argument of `fit` is out of range (the message says which and why).
     case invalid(String)
 
     public var description: String {
@@ -32,15 +33,32 @@ extension Layer {
     /// ```
     ///
     /// - Parameters:
+    ///   - data: the training samples (features and targets, on the device training runs on).
+    ///   - epochs: the number of passes over `data` to reach (counting the `initialEpoch` ones already done).
+    ///   - batchSize: samples per optimizer step. Default 32.
+    ///   - validation: evaluated after each epoch (in eval mode); its loss and metrics are logged as `val_loss`,
+    ///     `val_accuracy`, ... Default none.
+    ///   - loss: the loss the optimizer minimises.
+    ///   - optimizer: updates the model's parameters after each batch; it must hold `parameters` of this model.
+    ///   - metrics: computed over each epoch's training batches (and over `validation`) and logged by name.
     ///   - callbacks: called before and after training, each epoch and each batch (see `Callback`); the
     ///     per-batch hooks add no host reads unless a callback reads the batch loss it is given.
     ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
     ///     (or `baseLearningRate`).
+    ///   - baseLearningRate: the rate `schedule` starts from; nil takes the optimizer's rate when `fit` starts.
+    ///   - shuffle: draws a new sample order each epoch (from `seed`). Default true.
     ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
     ///     `initialEpoch` continues exactly as if it had not stopped. nil draws one from `Random.nextSeed()`
     ///     (so `Random.seed(_:)` fixes it too); the seed used is `TrainingContext.seed`.
+    ///   - dropLast: skips the last batch of an epoch when it has fewer than `batchSize` samples. Default false.
     ///   - initialEpoch: the number of epochs already done (resuming); `epochs` is the total to reach.
     ///   - history: the history of the epochs already done (resuming), extended and returned.
+    ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
+    ///   - output: where the progress text goes. Default standard output.
+    /// - Returns: the loss and metrics of every epoch (those of `history` first).
+    /// - Throws: `TrainingError.invalid` for a bad argument (batch size, empty data, `initialEpoch`),
+    ///   `TrainingError.nonFiniteLoss` when the loss becomes NaN or infinite, and any error of the model,
+    ///   loss, optimizer or a callback (shape mismatches, for example).
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
                     loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],

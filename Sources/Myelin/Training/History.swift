@@ -16,6 +16,7 @@ public struct History: Equatable, Sendable {
     /// The epoch numbers (1-based) the rows belong to.
     public private(set) var epochs: [Int] = []
 
+    /// An empty history (no epochs).
     public init() {}
 
     /// The values of one metric.

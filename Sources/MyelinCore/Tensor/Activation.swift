@@ -12,15 +12,23 @@ import Foundation
 /// let layer = Dense(inputSize: 4, outputSize: 8, activation: .geluErf)
 /// ```
 public enum Activation: Equatable, Sendable, Hashable {
+    /// f(x) = x: no activation.
     case identity
     /// Heaviside step: 1 where x > 0, else 0. Forward only.
     case step
+    /// f(x) = 1 / (1 + e^-x).
     case sigmoid
+    /// f(x) = tanh(x).
     case tanh
+    /// f(x) = max(x, 0).
     case relu
+    /// f(x) = x where x > 0, else slope·x (PyTorch's `LeakyReLU(negative_slope)`; 0.01 there by default).
     case leakyRelu(slope: Float)
+    /// f(x) = x where x > 0, else alpha·(e^x − 1) (PyTorch's `ELU(alpha)`; 1 there by default).
     case elu(alpha: Float)
+    /// f(x) = λ·(x where x > 0, else α·(e^x − 1)) with λ ≈ 1.0507 and α ≈ 1.6733 (PyTorch's `SELU`).
     case selu
+    /// f(x) = log(1 + e^x), computed stably (PyTorch's `Softplus` with beta 1).
     case softplus
     /// GELU with the tanh approximation.
     case geluTanh

@@ -11,28 +11,34 @@ extension Tensor {
         return out
     }
 
+    /// Elementwise -x (also written `-x`).
     public func negated() -> Tensor {
         mapped(.negate).recorded("negate", [self]) { g in [g.mapped(.negate)] }
     }
 
+    /// Elementwise eˣ.
     public func exp() -> Tensor {
         let y = mapped(.exp)
         return y.recorded("exp", [self]) { [unowned y] g in [try g * y.detach()] }
     }
 
+    /// Elementwise natural logarithm (NaN below 0, -inf at 0, as in IEEE arithmetic).
     public func log() -> Tensor {
         mapped(.log).recorded("log", [self]) { g in [try g / self.detach()] }
     }
 
+    /// Elementwise square root (NaN below 0).
     public func sqrt() -> Tensor {
         let y = mapped(.sqrt)
         return y.recorded("sqrt", [self]) { [unowned y] g in [try g / (y.detach() * 2)] }
     }
 
+    /// Elementwise |x|; the gradient is sign(x) (0 at 0).
     public func abs() -> Tensor {
         mapped(.abs).recorded("abs", [self]) { g in [try g * self.detach().mapped(.sign)] }
     }
 
+    /// Elementwise x².
     public func square() -> Tensor {
         mapped(.square).recorded("square", [self]) { g in [try g * (self.detach() * 2)] }
     }
@@ -74,13 +80,21 @@ extension Tensor {
         return gx
     }
 
+    /// Heaviside step: 1 where x > 0, else 0. It has no gradient (backward through it throws).
     public func step() -> Tensor { activation(.step) }
+    /// Elementwise 1 / (1 + e⁻ˣ).
     public func sigmoid() -> Tensor { activation(.sigmoid) }
+    /// Elementwise hyperbolic tangent.
     public func tanh() -> Tensor { activation(.tanh) }
+    /// Elementwise max(x, 0).
     public func relu() -> Tensor { activation(.relu) }
+    /// Elementwise x where x > 0, else `slope`·x (default 0.01, as PyTorch's `LeakyReLU`).
     public func leakyRelu(slope: Float = 0.01) -> Tensor { activation(.leakyRelu(slope: slope)) }
+    /// Elementwise x where x > 0, else `alpha`·(eˣ − 1) (default 1, as PyTorch's `ELU`).
     public func elu(alpha: Float = 1) -> Tensor { activation(.elu(alpha: alpha)) }
+    /// Elementwise SELU: λ·(x where x > 0, else α·(eˣ − 1)), λ ≈ 1.0507, α ≈ 1.6733.
     public func selu() -> Tensor { activation(.selu) }
+    /// Elementwise log(1 + eˣ), computed stably.
     public func softplus() -> Tensor { activation(.softplus) }
     /// GELU; `approximate: true` uses the tanh approximation, `false` the exact erf form.
     public func gelu(approximate: Bool = false) -> Tensor { activation(approximate ? .geluTanh : .geluErf) }
@@ -108,16 +122,24 @@ extension Tensor {
         return (out, layout)
     }
 
+    /// Elementwise sum with broadcasting (trailing dimensions aligned, size-1 dimensions stretch).
+    /// Throws `TensorError.shapeMismatch` when the shapes do not broadcast, `deviceMismatch` across devices.
+    ///
+    /// ```swift
+    /// let y = try x + bias   // [batch, n] + [n]
+    /// ```
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.add, b, name: "add")
         return y.recorded("add", [a, b]) { g in [try g.sumToShape(a.shape), try g.sumToShape(b.shape)] }
     }
 
+    /// Elementwise difference with broadcasting; throws like `+`.
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.subtract, b, name: "subtract")
         return y.recorded("subtract", [a, b]) { g in [try g.sumToShape(a.shape), try g.negated().sumToShape(b.shape)] }
     }
 
+    /// Elementwise (Hadamard) product with broadcasting; throws like `+`. For matrix products see `matmul`.
     public static func * (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.multiply, b, name: "multiply")
         return y.recorded("multiply", [a, b]) { g in
@@ -126,6 +148,7 @@ extension Tensor {
         }
     }
 
+    /// Elementwise quotient with broadcasting; throws like `+`.
     public static func / (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.divide, b, name: "divide")
         return y.recorded("divide", [a, b]) { g in
@@ -164,39 +187,59 @@ extension Tensor {
     }
 
     // Comparisons: 1 where true, 0 elsewhere; no gradient.
+    /// 1 where x == other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func equal(_ o: Tensor) throws -> Tensor { try elementwise(.equal, o, name: "equal").0 }
+    /// 1 where x != other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func notEqual(_ o: Tensor) throws -> Tensor { try elementwise(.notEqual, o, name: "notEqual").0 }
+    /// 1 where x < other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func less(_ o: Tensor) throws -> Tensor { try elementwise(.less, o, name: "less").0 }
+    /// 1 where x <= other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func lessEqual(_ o: Tensor) throws -> Tensor { try elementwise(.lessEqual, o, name: "lessEqual").0 }
+    /// 1 where x > other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func greater(_ o: Tensor) throws -> Tensor { try elementwise(.greater, o, name: "greater").0 }
+    /// 1 where x >= other, else 0, with broadcasting; no gradient. Throws like `+`.
     public func greaterEqual(_ o: Tensor) throws -> Tensor { try elementwise(.greaterEqual, o, name: "greaterEqual").0 }
+    /// 1 where x == s, else 0; no gradient.
     public func equal(_ s: Float) -> Tensor { mapped(.scalar(.equal, s, scalarFirst: false)) }
+    /// 1 where x < s, else 0; no gradient.
     public func less(_ s: Float) -> Tensor { mapped(.scalar(.less, s, scalarFirst: false)) }
+    /// 1 where x <= s, else 0; no gradient.
     public func lessEqual(_ s: Float) -> Tensor { mapped(.scalar(.lessEqual, s, scalarFirst: false)) }
+    /// 1 where x > s, else 0; no gradient.
     public func greater(_ s: Float) -> Tensor { mapped(.scalar(.greater, s, scalarFirst: false)) }
+    /// 1 where x >= s, else 0; no gradient.
     public func greaterEqual(_ s: Float) -> Tensor { mapped(.scalar(.greaterEqual, s, scalarFirst: false)) }
 
     // MARK: with a scalar
 
+    /// Adds the scalar `s` to every element.
     public static func + (a: Tensor, s: Float) -> Tensor {
         a.mapped(.scalar(.add, s, scalarFirst: false)).recorded("add", [a]) { g in [g] }
     }
+    /// Adds the scalar `s` to every element.
     public static func + (s: Float, a: Tensor) -> Tensor { a + s }
+    /// Subtracts the scalar `s` from every element.
     public static func - (a: Tensor, s: Float) -> Tensor { a + (-s) }
+    /// s − x for every element x.
     public static func - (s: Float, a: Tensor) -> Tensor {
         a.mapped(.scalar(.subtract, s, scalarFirst: true)).recorded("subtract", [a]) { g in [g.negated()] }
     }
+    /// Multiplies every element by the scalar `s`.
     public static func * (a: Tensor, s: Float) -> Tensor {
         a.mapped(.scalar(.multiply, s, scalarFirst: false)).recorded("multiply", [a]) { g in [g * s] }
     }
+    /// Multiplies every element by the scalar `s`.
     public static func * (s: Float, a: Tensor) -> Tensor { a * s }
+    /// Divides every element by the scalar `s` (computed as a product with 1 / s).
     public static func / (a: Tensor, s: Float) -> Tensor { a * (1 / s) }
+    /// s / x for every element x.
     public static func / (s: Float, a: Tensor) -> Tensor {
         a.mapped(.scalar(.divide, s, scalarFirst: true)).recorded("divide", [a]) { g in
             let x = a.detach()
             return [try g * (x * x).mapped(.scalar(.divide, -s, scalarFirst: true))]
         }
     }
+    /// Elementwise -x (`negated()`).
     public static prefix func - (a: Tensor) -> Tensor { a.negated() }
 
     /// Elementwise max(x, s).

@@ -2,11 +2,19 @@ import Foundation
 
 /// Errors from tensor creation and ops. Each names the op and the shapes involved.
 public enum TensorError: Error, CustomStringConvertible, Equatable {
+    /// The two shapes given to `op` do not fit together (do not broadcast, inner dimensions differ, ...);
+    /// the text says how.
     case shapeMismatch(op: String, String, [Int], [Int])
+    /// Creating a tensor of `shape` needs `expected` values; `got` were given.
     case elementCount(expected: Int, got: Int, shape: [Int])
+    /// `op` cannot take a tensor of this shape (wrong rank, empty, negative size, ...); the text says why.
     case invalidShape(op: String, [Int], String)
+    /// `axis` does not exist in a tensor of rank `rank`.
     case invalidAxis(op: String, axis: Int, rank: Int)
+    /// `op` was given tensors on two devices (their names); move one with `Tensor.to(_:)`.
     case deviceMismatch(op: String, String, String)
+    /// `backward()` cannot run (no input requires a gradient, a graph already freed, an op without a
+    /// gradient such as `step()`); the text says why.
     case noGradient(String)
     /// An index or label read from host data that is not a whole number in `range` (`kind` says which:
     /// "label", "row index"); `position` is where it sits in the data.
@@ -63,6 +71,7 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 public final class Tensor: CustomStringConvertible {
     /// The size of each dimension; `[]` for a scalar.
     public let shape: [Int]
+    /// The device that holds the values and runs the ops on this tensor.
     public let device: Device
     let buffer: DeviceBuffer
 
@@ -92,6 +101,7 @@ public final class Tensor: CustomStringConvertible {
 
     /// The number of elements.
     public var count: Int { shape.reduce(1, *) }
+    /// The number of dimensions (`shape.count`); 0 for a scalar.
     public var rank: Int { shape.count }
     var backend: Backend { device.backend }
 
@@ -145,7 +155,9 @@ public final class Tensor: CustomStringConvertible {
         return t
     }
 
+    /// A tensor of the given shape filled with 0: `Tensor.zeros([2, 3])`.
     public static func zeros(_ shape: [Int], on device: Device = .default) -> Tensor { full(shape, 0, on: device) }
+    /// A tensor of the given shape filled with 1: `Tensor.ones([2, 3])`.
     public static func ones(_ shape: [Int], on device: Device = .default) -> Tensor { full(shape, 1, on: device) }
 
     /// Uniform random values in [low, high), from `seed`: the same tensor on every device. Without a seed,
@@ -259,6 +271,7 @@ public struct ShapedArray: Equatable, Sendable, CustomStringConvertible {
     /// Every value, row-major; `values.count` is the product of `shape`.
     public let values: [Float]
 
+    /// The number of dimensions (`shape.count`).
     public var rank: Int { shape.count }
 
     /// The value at one position (one index per dimension, each in 0..<its size; out of range stops the
@@ -324,7 +337,9 @@ public enum Random {
 
 /// A small seeded generator (SplitMix64): the same sequence on every machine.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    /// The generator's whole state; advanced by a fixed step at each `next()`.
     public var state: UInt64
+    /// A generator whose sequence is fixed by `seed`: `var g = SeededGenerator(seed: 1); let u = g.nextDouble()`.
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
