@@ -97,14 +97,10 @@ struct TrainOptions: ParsableArguments {
                 case .written:
                     print(what == "checkpoint" ? "Saved checkpoint: \(path)" : "Wrote \(what): \(path)")
                 case .rescued(let place, let cause):
-                    let line = "\(option): \(cause); the \(what) was written to \(place.path) instead"
-                    FileHandle.standardError.write(Data("error: \(line)\n".utf8))
-                    failures.append(line)
+                    failures.append("\(option): \(cause); the \(what) was written to \(place.path) instead")
                 }
             } catch {
-                let line = "\(option): \(error); the \(what) could not be written anywhere (the current and the temporary folder failed too)"
-                FileHandle.standardError.write(Data("error: \(line)\n".utf8))
-                failures.append(line)
+                failures.append("\(option): \(error); the \(what) could not be written anywhere (the current and the temporary folder failed too)")
             }
         }
         write("checkpoint", "--save", save) { url in

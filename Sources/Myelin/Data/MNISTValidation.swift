@@ -14,7 +14,7 @@ extension MNIST {
                                      splits: [Split] = [.train, .test]) throws {
         var info = stat()
         if stat(directory.path, &info) != 0 {
-            throw DataError.missingFile(directory.path, reason: FileError.words(errno: errno) + " (the data folder)")
+            throw DataError.invalid(directory.path, reason: "cannot read the data folder (\(FileError.words(errno: errno)))")
         }
         guard info.st_mode & S_IFMT == S_IFDIR else {
             throw DataError.invalid(directory.path, reason: "is not a folder (the data folder holds the IDX files)")
