@@ -64,22 +64,66 @@ struct TrainOptions: ParsableArguments {
         return nil
     }
 
-    /// Writes `--save`, `--plot` and `--history` when asked.
+    /// Checks, before any data is loaded or any training done, that every output path (`--save`, `--plot`,
+    /// `--history`) can be written and that `--load` can be read, so that a bad path fails in a second and not
+    /// after the training run. Errors name the user's path and say why in words.
+    func checkFiles() throws {
+        let outputs = [("--save", save), ("--plot", plot), ("--history", history)].compactMap { name, path in path.map { (name, $0) } }
+        for (i, (name, path)) in outputs.enumerated() {
+            if let other = outputs[..<i].first(where: { URL(fileURLWithPath: $0.1).standardized == URL(fileURLWithPath: path).standardized }) {
+                throw ValidationError("\(name) and \(other.0) name the same file \(path); give each output its own file")
+            }
+            do { try AtomicFile.checkWritable(URL(fileURLWithPath: path)) } catch {
+                throw FileOptionError(message: "\(name): \(error)")
+            }
+        }
+        if let load {
+            do { _ = try ReadableFile(URL(fileURLWithPath: load)) } catch {
+                throw FileOptionError(message: "--load: \(error)")
+            }
+        }
+    }
+
+    /// Writes `--save`, `--plot` and `--history` when asked. One that cannot be written does not stop the
+    /// others, and its content is not lost: it goes to a `rescued-...` file in the current folder (or the
+    /// temporary folder), and the error says where; the command then fails.
     func writeOutputs(model: any Layer, optimizer: any Optimizer, epoch: Int, history: History, title: String,
                       baseLearningRate: Float) throws {
-        if let save {
+        var failures: [String] = []
+        func write(_ what: String, _ option: String, _ path: String?, _ body: (URL) throws -> Void) {
+            guard let path else { return }
+            do {
+                switch try AtomicFile.rescuing(URL(fileURLWithPath: path), body) {
+                case .written:
+                    print(what == "checkpoint" ? "Saved checkpoint: \(path)" : "Wrote \(what): \(path)")
+                case .rescued(let place, let cause):
+                    failures.append("\(option): \(cause); the \(what) was written to \(place.path) instead")
+                }
+            } catch {
+                failures.append("\(option): \(error); the \(what) could not be written anywhere (the current and the temporary folder failed too)")
+            }
+        }
+        write("checkpoint", "--save", save) { url in
             try TrainingCheckpoint.save(model: model, optimizer: optimizer, epoch: epoch, seed: seed,
-                                        baseLearningRate: baseLearningRate, history: history, to: URL(fileURLWithPath: save))
-            print("Saved checkpoint: \(save)")
+                                        baseLearningRate: baseLearningRate, history: history, to: url)
         }
-        if let plot {
-            try LossPlot.write(history, title: title, to: URL(fileURLWithPath: plot))
-            print("Wrote loss plot: \(plot)")
-        }
-        if let path = self.history {
-            try history.write(to: URL(fileURLWithPath: path))
-            print("Wrote history: \(path)")
-        }
+        write("loss plot", "--plot", plot) { try LossPlot.write(history, title: title, to: $0) }
+        write("history", "--history", self.history) { try history.write(to: $0) }
+        if !failures.isEmpty { throw OutputsNotWritten(failures: failures) }
+    }
+}
+
+/// A file option (`--save`, `--load`, ...) whose file cannot be used, in words.
+struct FileOptionError: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
+}
+
+/// Outputs that could not be written where asked (each line says where its content went instead).
+struct OutputsNotWritten: Error, CustomStringConvertible {
+    let failures: [String]
+    var description: String {
+        "\(failures.count) output\(failures.count == 1 ? "" : "s") not written where asked:\n  " + failures.joined(separator: "\n  ")
     }
 }
 
@@ -96,6 +140,7 @@ struct GateLab {
     let table: ToyTable
 
     func run(_ options: TrainOptions, _ deviceOptions: DeviceOptions) throws {
+        try options.checkFiles()
         let device = try deviceOptions.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)
@@ -184,6 +229,7 @@ struct TrainRegression: ParsableCommand {
     @OptionGroup var options: TrainOptions
 
     func run() throws {
+        try options.checkFiles()
         let device = try self.device.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)

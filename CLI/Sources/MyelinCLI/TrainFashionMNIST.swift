@@ -16,6 +16,9 @@ struct TrainFashionMNIST: ParsableCommand {
     @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
 
     func run() throws {
+        try options.checkFiles()
+        // Every data file's header (both splits), and the image size the model takes, before anything is loaded.
+        try MNIST.validateFiles(directory: URL(fileURLWithPath: data), imageSize: (rows: 28, columns: 28))
         let device = try self.device.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)

@@ -199,18 +199,26 @@ public enum SafeTensors {
 
     /// Reads and validates a safetensors file. Every malformed file is a `CheckpointError.corrupt` naming the file
     /// (and the tensor where one is at fault), never a crash.
+    /// Unreadable files say why, naming the file: no such file, permission denied, a folder, not a regular
+    /// file (a FIFO), a read error.
     public static func load(_ url: URL) throws -> SafeTensorsFile {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            let exists = FileManager.default.fileExists(atPath: url.path)
-            throw CheckpointError.invalid(url.path, reason: exists ? "cannot read the file (\(error.localizedDescription))" : "no such file")
+        let bytes: [UInt8]
+        do { bytes = try ReadableFile.contents(of: url) } catch let e as FileError {
+            throw CheckpointError.invalid(url.path, reason: "cannot read the file (\(e.reason))")
         }
-        return try decode(data, source: url.path)
+        return try decode(bytes: bytes, source: url.path)
     }
 
     /// Decodes and validates safetensors bytes; `source` names them in errors.
+    ///
+    /// As strict as Python's `safetensors`: the tensors' `data_offsets`, in order, cover the data area exactly —
+    /// the first starts at 0, each starts where the one before ends (no gap, no overlap), and the last ends where
+    /// the file ends (no bytes after it).
     public static func decode(_ data: Data, source: String) throws -> SafeTensorsFile {
-        let bytes = [UInt8](data)
+        try decode(bytes: [UInt8](data), source: source)
+    }
+
+    static func decode(bytes: [UInt8], source: String) throws -> SafeTensorsFile {
         func corrupt(_ why: String) -> CheckpointError { .corrupt(source, reason: why) }
         guard bytes.count >= 8 else { throw corrupt("the file has \(bytes.count) bytes, too short for the 8-byte header length (truncated?)") }
         var length: UInt64 = 0
@@ -268,8 +276,21 @@ public enum SafeTensors {
             ranges.append((name, dtype, shape, begin, end))
         }
         ranges.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
-        for (a, b) in zip(ranges, ranges.dropFirst()) where b.begin < a.end {
-            throw corrupt("tensors '\(a.name)' [\(a.begin), \(a.end)] and '\(b.name)' [\(b.begin), \(b.end)] overlap")
+        // Like Python's safetensors: the tensors cover the data area exactly, in order.
+        if let first = ranges.first, first.begin != 0 {
+            throw corrupt("\(first.begin) bytes before the first tensor '\(first.name)' [\(first.begin), \(first.end)] belong to no tensor (the data must start at offset 0)")
+        }
+        for (a, b) in zip(ranges, ranges.dropFirst()) {
+            if b.begin < a.end {
+                throw corrupt("tensors '\(a.name)' [\(a.begin), \(a.end)] and '\(b.name)' [\(b.begin), \(b.end)] overlap")
+            }
+            if b.begin > a.end {
+                throw corrupt("\(b.begin - a.end) bytes between tensors '\(a.name)' [\(a.begin), \(a.end)] and '\(b.name)' [\(b.begin), \(b.end)] belong to no tensor")
+            }
+        }
+        let covered = ranges.last?.end ?? 0
+        guard covered == dataSize else {
+            throw corrupt("\(dataSize - covered) bytes after the end of the last tensor's data (the data area holds \(dataSize) bytes, the tensors \(covered); Python's safetensors refuses such a file too)")
         }
         let entries = ranges.map { r -> SafeTensorsEntry in
             let n = (r.end - r.begin) / elementSizes[r.dtype]!

@@ -177,6 +177,12 @@ public final class ModelCheckpoint: Callback {
         self.maximize = maximize ?? monitor.contains("accuracy")
     }
 
+    /// Checks that `url` can be written (`AtomicFile.checkWritable`) before the first epoch, so a bad path fails
+    /// at once, not after an epoch of training.
+    public func trainingWillBegin(_ context: TrainingContext) throws {
+        try AtomicFile.checkWritable(url)
+    }
+
     public func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
         if saveBestOnly {
             guard let value = logs[monitor] else {
