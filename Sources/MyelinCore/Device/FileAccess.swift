@@ -24,12 +24,14 @@ public struct FileError: Error, CustomStringConvertible, Equatable, Sendable {
 
     /// The path the user gave.
     public let path: String
+    /// Whether reading or writing failed.
     public let action: Action
     /// Why, in words.
     public let reason: String
     /// The `errno` value behind the failure, when there is one.
     public let code: Int32?
 
+    /// An error for `path` with the reason in words and, when there is one, the `errno` value behind it.
     public init(path: String, action: Action, reason: String, code: Int32? = nil) {
         self.path = path; self.action = action; self.reason = reason; self.code = code
     }
@@ -138,6 +140,7 @@ extension ByteSource {
 public final class MemoryByteSource: ByteSource {
     private let bytes: [UInt8]
     private var position = 0
+    /// A source that reads `bytes` from the start.
     public init(_ bytes: [UInt8]) { self.bytes = bytes }
     /// The bytes not read yet.
     public var remaining: Int { bytes.count - position }
