@@ -8,11 +8,20 @@ struct MLPBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlp", abstract: "Step time of the 784-512-256-10 MLP (batch 128, Adam) on each device.")
 
-    @Option(help: "Timed steps per run.") var steps = 50
-    @Option(help: "Runs (the median is reported).") var runs = 5
-    @Option(help: "Batch size.") var batchSize = 128
+    @Option(parsing: .unconditional, help: "Timed steps per run.") var steps = 50
+    @Option(parsing: .unconditional, help: "Runs (the median is reported).") var runs = 5
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 128
     @Option(help: "Devices to measure, comma separated (cpu, opencl, opencl:N).") var devices = "cpu,opencl"
     @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, steps, name: "--steps")
+            try ValueCheck.atLeast(1, runs, name: "--runs")
+            try ValueCheck.atLeast(1, batchSize, name: "--batch-size")
+        }
+        for name in devices.split(separator: ",") { _ = try DeviceSpec(parsing: String(name)) }
+    }
 
     struct Row: Codable {
         var device: String

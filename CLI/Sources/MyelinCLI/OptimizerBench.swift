@@ -7,9 +7,17 @@ struct OptimizerBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optimizers", abstract: "Milliseconds per optimizer step (one fused kernel per parameter) on each device.")
 
-    @Option(help: "Elements in the parameter.") var count = 1 << 20
-    @Option(help: "Timed steps (the median is reported).") var steps = 30
-    @Option(help: "OpenCL device index (skipped when there is none).") var opencl = 0
+    @Option(parsing: .unconditional, help: "Elements in the parameter.") var count = 1 << 20
+    @Option(parsing: .unconditional, help: "Timed steps (the median is reported).") var steps = 30
+    @Option(parsing: .unconditional, help: "OpenCL device index (skipped when there is none).") var opencl = 0
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, count, name: "--count")
+            try ValueCheck.atLeast(1, steps, name: "--steps")
+            try ValueCheck.atLeast(0, opencl, name: "--opencl")
+        }
+    }
 
     func run() throws {
         var devices: [Device] = [.cpu]
