@@ -483,8 +483,13 @@ private func clReleaseProgramForTest(_ program: OpaquePointer) {
                 try ValueCheck.learningRate(bad, name: "--lr")
                 Issue.record("--lr \(bad) accepted")
             } catch {
-                #expect("\(error)" == "--lr must be a finite number >= 0, got \(bad)")
+                #expect("\(error)" == "--lr must be a finite number >= 0, got \(String(format: "%g", Double(bad)))")
             }
+        }
+        do {
+            try ValueCheck.learningRate(-1, name: "--lr")
+        } catch {
+            #expect("\(error)" == "--lr must be a finite number >= 0, got -1")
         }
         #expect(throws: Never.self) { try ValueCheck.atLeast(1, 3, name: "--runs") }
         do {

@@ -69,9 +69,8 @@ struct TrainOptions: ParsableArguments {
     func resumePlan(_ resumed: TrainingCheckpoint?, optimizer: any Optimizer, defaultEpochs: Int,
                     epochName: String = "epoch") throws -> (initialEpoch: Int, epochs: Int, history: History, baseLearningRate: Float?) {
         guard let resumed, let load else { return (0, epochs ?? defaultEpochs, History(), lr) }
-        let plan = try checkingValues {
-            try resumed.resumePlan(epochs: epochs, defaultEpochs: defaultEpochs, learningRate: lr, source: load, epochName: epochName)
-        }
+        let plan = try resumed.resumePlan(epochs: epochs, defaultEpochs: defaultEpochs, learningRate: lr, source: load,
+                                          epochName: epochName)
         if let rate = plan.learningRate { optimizer.learningRate = rate }
         print(plan.note.prefix(1).uppercased() + plan.note.dropFirst())
         return (plan.initialEpoch, plan.epochs, resumed.history, plan.baseLearningRate)

@@ -13,7 +13,7 @@ public enum ValueCheck {
     /// A learning rate: finite and >= 0 (the rule every optimizer applies).
     public static func learningRate(_ value: Float, name: String) throws {
         guard value.isFinite, value >= 0 else {
-            throw InvalidValueError(name: name, value: "\(value)", rule: "must be a finite number >= 0")
+            throw InvalidValueError(name: name, value: String(format: "%g", Double(value)), rule: "must be a finite number >= 0")
         }
     }
 

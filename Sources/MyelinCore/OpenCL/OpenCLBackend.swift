@@ -250,9 +250,10 @@ enum ProgramCache {
     }
 
     /// Where the binary of `source` built for the device `info` is cached (in `directory`, by default the one the
-    /// process environment names).
+    /// process environment names). The name carries the entry format, so Myelin versions that write other
+    /// formats never read each other's entries.
     static func file(source: String, info: OpenCLDeviceInfo, directory: URL = ProgramCache.directory) -> URL {
-        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).bin")
+        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).v\(formatVersion).bin")
     }
 
     // MARK: entry format
