@@ -38,6 +38,14 @@ struct GemmBench: ParsableCommand {
         let list = try shapeList()
 
         let gpu = try Device.make(.opencl(index: opencl))
+        for s in list {
+            // A, B and C on each device, and the host's copies of A and B.
+            for device in [gpu, Device.cpu] {
+                for (name, shape) in [("A", [s.m, s.k]), ("B", [s.k, s.n]), ("C", [s.m, s.n])] {
+                    try device.checkAllocation(shape: shape, for: "\(s.label): \(name) \(shape)")
+                }
+            }
+        }
         let clblast = CLBlast.load()
         if !json {
             print("SGEMM GFLOP/s, median of \(runs) runs after warm-up (C = op(A)·op(B), row-major)")

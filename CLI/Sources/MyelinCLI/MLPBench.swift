@@ -60,6 +60,7 @@ struct MLPBench: ParsableCommand {
     }
 
     private func measure(on device: Device) throws -> Row {
+        try device.checkAllocation(shape: [batchSize, 784 + 2 * (512 + 256 + 10)], for: "--batch-size \(batchSize): a batch's activations")
         let model = Sequential {
             Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1, device: device)
             Dense(inputSize: 512, outputSize: 256, activation: .relu, seed: 2, device: device)

@@ -32,6 +32,9 @@ struct OptimizerBench: ParsableCommand {
         ]
         print("optimizer step, \(count) elements, median of \(steps) steps")
         for device in devices {
+            // The parameter, its gradient and up to three state tensors; drawn on the host first.
+            try device.checkAllocation(shape: [count, 5], for: "--count \(count): a parameter with its gradient and state")
+            try Device.cpu.checkAllocation(shape: [count], for: "--count \(count): the parameter's values on the host")
             for (name, make) in configurations {
                 let p = Tensor.uniform([count], seed: 1, on: device)
                 p.requiresGrad = true

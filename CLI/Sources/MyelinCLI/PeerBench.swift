@@ -64,6 +64,9 @@ struct PeerBench: ParsableCommand {
               let trainCount = info["train"], let testCount = info["test"] else {
             throw ValidationError("\(data)/meta.json lacks batch, batches, train or test")
         }
+        for (key, value) in [("batch", batch), ("batches", batches), ("train", trainCount), ("test", testCount)] {
+            try ValueCheck.atLeast(1, value, name: "\(data)/meta.json's \(key)")
+        }
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
         let testX = try load("test-x.f32", [testCount, 784], on: device)
