@@ -208,6 +208,27 @@ private func clReleaseProgramForTest(_ program: OpaquePointer) {
         #expect(try KernelLibrary.source(environment: [:]) == KernelLibrary.join(KernelLibrary.embedded))
     }
 
+    /// A folder whose files are all there but one of which lost its kernels: an error at device creation naming
+    /// the missing kernels, not a trap at their first use.
+    @Test func aFolderLackingAKernelFunctionIsAnErrorAtDeviceCreation() throws {
+        guard let info = OpenCLPlatforms.devices().first else { return }
+        let folder = try kernelFolder(leaving: ["reduce.cl"])
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data("// every kernel of this file was removed\n".utf8).write(to: folder.appendingPathComponent("reduce.cl"))
+        // The usual cache (the built-in program is usually there already); the broken program's entry is removed.
+        let cache = ProgramCache.directory
+        let brokenSource = try KernelLibrary.source(environment: ["MYELIN_KERNELS_DIR": folder.path])
+        defer { try? FileManager.default.removeItem(at: ProgramCache.file(source: brokenSource, info: info, directory: cache)) }
+        expectKernelsError({
+            _ = try OpenCLBackend(index: 0, info: info, environment: ["MYELIN_KERNELS_DIR": folder.path, "MYELIN_CACHE_DIR": cache.path])
+        }, contains: [folder.path, "its kernels lack", "argmax_rows", "reduce_rows", "reduce_strided"])
+        // The complete folder makes a working device.
+        try Data(KernelLibrary.embedded.first { $0.0 == "reduce.cl" }!.1.utf8).write(to: folder.appendingPathComponent("reduce.cl"))
+        let device = Device(backend: try OpenCLBackend(index: 0, info: info,
+                                                       environment: ["MYELIN_KERNELS_DIR": folder.path, "MYELIN_CACHE_DIR": cache.path]))
+        #expect(try Tensor([1, 5, 2], shape: [1, 3], on: device).argmax().toArray() == [1])
+    }
+
     /// The error comes when the device is created, before any kernel is built or used.
     @Test func deviceCreationFailsOnABrokenKernelsFolder() throws {
         guard let info = OpenCLPlatforms.devices().first else { return }

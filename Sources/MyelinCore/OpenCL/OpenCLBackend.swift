@@ -32,12 +32,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// The folder of the on-disk program cache this device uses.
     let cacheDirectory: URL
+    /// `MYELIN_KERNELS_DIR` when the kernels came from a folder (named when a kernel is missing).
+    let kernelsDirectory: String?
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built) and `MYELIN_CACHE_DIR` (the program cache).
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         let source = try KernelLibrary.source(environment: environment)
         self.cacheDirectory = ProgramCache.directory(environment: environment)
+        self.kernelsDirectory = environment["MYELIN_KERNELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         self.index = index
         self.info = info
         self.name = "opencl:\(index)"
@@ -51,12 +54,32 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
+        var built: cl_program?
         do {
-            program = try ProgramCache.build(context: ctx, info: info, source: source, directory: cacheDirectory).program
+            built = try ProgramCache.build(context: ctx, info: info, source: source, directory: cacheDirectory).program
+            if let folder = kernelsDirectory {
+                try Self.checkKernels(of: built!, from: folder, context: ctx, info: info, cacheDirectory: cacheDirectory)
+            }
         } catch {
+            if let built { clReleaseProgram(built) }
             clReleaseCommandQueue(q)
             clReleaseContext(ctx)
             throw error
+        }
+        program = built!
+    }
+
+    /// Throws `DeviceError.kernelsDirectory` when the program built from `folder` lacks a kernel that the built-in
+    /// kernels define (a file edited so that a kernel is gone would otherwise trap at the kernel's first use).
+    private static func checkKernels(of program: cl_program, from folder: String, context: cl_context,
+                                     info: OpenCLDeviceInfo, cacheDirectory: URL) throws {
+        let reference = try ProgramCache.build(context: context, info: info, source: KernelLibrary.join(KernelLibrary.embedded),
+                                               directory: cacheDirectory).program
+        let expected = ProgramCache.kernelNames(reference)
+        clReleaseProgram(reference)
+        let missing = expected.subtracting(ProgramCache.kernelNames(program)).sorted()
+        guard missing.isEmpty else {
+            throw DeviceError.kernelsDirectory(folder, problem: "its kernels lack \(missing.joined(separator: ", ")) (the built-in kernels define them)")
         }
     }
 
@@ -165,7 +188,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         if let k = kernels[name] { return k }
         var err: cl_int = 0
         guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
-            fatalError("\(self.name): kernel '\(name)' is missing from the program: \(openCLErrorName(err))")
+            let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
+            fatalError("\(self.name): kernel '\(name)' is missing from the program \(origin): \(openCLErrorName(err))")
         }
         kernels[name] = k
         return k
@@ -254,6 +278,18 @@ enum ProgramCache {
     /// formats never read each other's entries.
     static func file(source: String, info: OpenCLDeviceInfo, directory: URL = ProgramCache.directory) -> URL {
         directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).v\(formatVersion).bin")
+    }
+
+    /// The kernel names of a built program (`CL_PROGRAM_KERNEL_NAMES`); empty when the driver does not say.
+    static func kernelNames(_ program: cl_program) -> Set<String> {
+        var size = 0
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size) == CL_SUCCESS, size > 0 else {
+            return []
+        }
+        var buffer = [CChar](repeating: 0, count: size + 1)
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &buffer, nil) == CL_SUCCESS else { return [] }
+        return Set(String(nulTerminated: buffer).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty })
     }
 
     // MARK: entry format
