@@ -244,7 +244,7 @@ private func clReleaseProgramForTest(_ program: OpaquePointer) {
 /// Issue 10, class 3: sizes are checked against the device's memory before anything is allocated, with errors
 /// naming the layer and the bytes; overflowing shapes are errors.
 @Suite struct AllocationCheckTests {
-    @Test func shapeProductsThatOverflowAreCaught() {
+    @Test func shapeProductsThatOverflowAreCaught() throws {
         #expect(checkedElementCount([Int.max, 2]) == nil)
         #expect(checkedElementCount([1 << 32, 1 << 32]) == nil)
         #expect(checkedElementCount([3, -1]) == nil)
@@ -253,6 +253,11 @@ private func clReleaseProgramForTest(_ program: OpaquePointer) {
         #expect(checkedFloatBytes(Int.max / 2) == nil)
         #expect(throws: TensorError.self) { try Tensor([1, 2], shape: [Int.max, 2], on: .cpu) }
         #expect(throws: TensorError.self) { try Tensor([1, 2], shape: [1 << 40, 1 << 40], on: .cpu) }
+        let x = Tensor.ones([2, 3], on: .cpu)
+        #expect(throws: TensorError.self) { try x.reshaped([Int.max, 2, -1]) }
+        #expect(throws: TensorError.self) { try x.reshaped([1 << 40, 1 << 40, 6]) }
+        #expect(throws: TensorError.self) { try x.broadcast(to: [1 << 40, 1 << 40, 3]) }
+        #expect(try x.reshaped([3, -1]).shape == [3, 2])
         do {
             try Device.cpu.checkAllocation(shape: [1 << 40, 1 << 40], for: "the weight")
             Issue.record("no error")
