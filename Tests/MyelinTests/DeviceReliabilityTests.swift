@@ -64,7 +64,7 @@ private func reliabilityTestFolder(_ name: String) throws -> URL {
         #expect(first.fromCache == false)
         let file = ProgramCache.file(source: source, info: backend.info, directory: folder)
         let good = try Data(contentsOf: file)
-        let payload = try ProgramCache.decode(good).get()
+        #expect((try? ProgramCache.decode(good).get()) != nil)
 
         var bad = good
         switch damage {
@@ -79,7 +79,8 @@ private func reliabilityTestFolder(_ name: String) throws -> URL {
         clReleaseProgramForTest(rebuilt.program)
         #expect(rebuilt.fromCache == false, "a \(damage) entry was handed to the driver")
         let replaced = try Data(contentsOf: file)
-        #expect(try ProgramCache.decode(replaced).get() == payload, "the \(damage) entry was not replaced by a good one")
+        #expect(replaced != bad)
+        #expect((try? ProgramCache.decode(replaced).get()) != nil, "the \(damage) entry was not replaced by a good one")
         let again = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
         clReleaseProgramForTest(again.program)
         #expect(again.fromCache == true)
@@ -109,7 +110,13 @@ private func reliabilityTestFolder(_ name: String) throws -> URL {
         let a = try Tensor([1, 2, 3, 4, 5, 6], shape: [2, 3], on: device)
         let b = try Tensor([1, 0, 0, 1, 1, 1], shape: [3, 2], on: device)
         #expect(try (a.matmul(b) + 1).toArray() == [5, 6, 11, 12])
-        #expect(try ProgramCache.decode(Data(contentsOf: file)).get() == ProgramCache.decode(good).get())
+        // Replaced by a good entry (a driver's binary need not be byte-identical from one build to the next).
+        let replaced = try Data(contentsOf: file)
+        #expect(replaced != bad)
+        #expect((try? ProgramCache.decode(replaced).get()) != nil, "the damaged entry was not replaced by a good one")
+        let reloaded = try ProgramCache.build(context: shared.context, info: shared.info, source: source, directory: folder)
+        OpenCLBackend.releaseProgram(reloaded.program)
+        #expect(reloaded.fromCache, "the replaced entry was not used")
     }
 
     @Test func anUnwritableCacheFolderMeansNoCacheSaidOnce() throws {
