@@ -52,7 +52,7 @@ import Testing
         guard TestDevices.openCLAvailable else { return }
         let backend = try #require(TestDevices.openCL.backend as? OpenCLBackend)
         // The device's own program was saved when it was first built.
-        let deviceFile = ProgramCache.file(source: KernelLibrary.source(), info: backend.info)
+        let deviceFile = ProgramCache.file(source: try KernelLibrary.source(), info: backend.info)
         #expect(FileManager.default.fileExists(atPath: deviceFile.path), "no cached program at \(deviceFile.path)")
         #expect(deviceFile.deletingLastPathComponent().path == ProgramCache.directory.path)
 

@@ -21,16 +21,18 @@ struct ConvertCheckpointCommand: ParsableCommand {
     @Option(help: "The sample model that wrote it: xor, and, regression or fashion-mnist.") var model: String
     @Option(help: "fashion-mnist only: the hidden layer sizes it was trained with.") var hidden = "512,256"
 
+    func validate() throws {
+        _ = try checkingValues { try ValueCheck.layerSizes(hidden) }
+    }
+
     func run() throws {
         let structure: Sequential
         switch model.lowercased() {
         case "xor", "and": structure = GateLab.model(seed: 1, on: .cpu)
         case "regression": structure = TrainRegression.model(seed: 1, on: .cpu)
         case "fashion-mnist":
-            let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-            guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else {
-                throw ValidationError("--hidden needs positive sizes like 512,256, got '\(hidden)'")
-            }
+            let sizes = try checkingValues { try ValueCheck.layerSizes(hidden) }
+            try DenseNetworkMemory(sizes: [784] + sizes + [10], batchSize: 1, optimizerStateTensors: 0).check(on: .cpu)
             structure = TrainFashionMNIST.model(hidden: sizes, seed: 1, on: .cpu)
         default:
             throw ValidationError("unknown model '\(model)'; choose xor, and, regression or fashion-mnist")

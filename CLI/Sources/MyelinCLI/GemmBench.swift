@@ -9,8 +9,8 @@ struct GemmBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm", abstract: "GFLOP/s of SGEMM: CPU device, OpenCL device, OpenBLAS direct, CLBlast.")
 
-    @Option(help: "Timed runs per size (median reported).") var runs = 7
-    @Option(help: "OpenCL device index.") var opencl = 0
+    @Option(parsing: .unconditional, help: "Timed runs per size (median reported).") var runs = 7
+    @Option(parsing: .unconditional, help: "OpenCL device index.") var opencl = 0
     @Option(help: "Square sizes, comma separated.") var sizes = "128,256,512,1024"
     @Option(help: "Extra shapes MxKxN[:tA|:tB|:tAB], comma separated (default: dense-layer shapes of an MNIST MLP and their backward).")
     var shapes = "128x784x512,128x512x256,128x256x10,784x128x512:tA,128x512x784:tB"
@@ -18,18 +18,34 @@ struct GemmBench: ParsableCommand {
     @Flag(help: "Report the fastest run instead of the median (for tuning on a busy machine).") var best = false
     @Flag(help: "Time only Myelin's OpenCL device (for tuning kernels; other columns print 0).") var openclOnly = false
 
-    func run() throws {
-        var list: [BenchShape] = []
-        for s in sizes.split(separator: ",") where !s.isEmpty {
-            guard let n = Int(s.trimmingCharacters(in: .whitespaces)), n > 0 else {
-                throw ValidationError("--sizes: '\(s)' is not a positive integer")
-            }
-            list.append(BenchShape(m: n, k: n, n: n, transA: false, transB: false))
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, runs, name: "--runs")
+            try ValueCheck.atLeast(0, opencl, name: "--opencl")
         }
+        _ = try shapeList()
+    }
+
+    /// The square `--sizes` then the `--shapes`, each checked.
+    func shapeList() throws -> [BenchShape] {
+        var list = try checkingValues { try ValueCheck.layerSizes(sizes, name: "--sizes") }
+            .map { BenchShape(m: $0, k: $0, n: $0, transA: false, transB: false) }
         for s in shapes.split(separator: ",") where !s.isEmpty { list.append(try BenchShape(parsing: String(s))) }
-        guard runs > 0 else { throw ValidationError("--runs must be positive") }
+        return list
+    }
+
+    func run() throws {
+        let list = try shapeList()
 
         let gpu = try Device.make(.opencl(index: opencl))
+        for s in list {
+            // A, B and C on each device, and the host's copies of A and B.
+            for device in [gpu, Device.cpu] {
+                for (name, shape) in [("A", [s.m, s.k]), ("B", [s.k, s.n]), ("C", [s.m, s.n])] {
+                    try device.checkAllocation(shape: shape, for: "\(s.label): \(name) \(shape)")
+                }
+            }
+        }
         let clblast = CLBlast.load()
         if !json {
             print("SGEMM GFLOP/s, median of \(runs) runs after warm-up (C = op(A)·op(B), row-major)")

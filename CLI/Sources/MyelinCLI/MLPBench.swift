@@ -8,11 +8,20 @@ struct MLPBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mlp", abstract: "Step time of the 784-512-256-10 MLP (batch 128, Adam) on each device.")
 
-    @Option(help: "Timed steps per run.") var steps = 50
-    @Option(help: "Runs (the median is reported).") var runs = 5
-    @Option(help: "Batch size.") var batchSize = 128
+    @Option(parsing: .unconditional, help: "Timed steps per run.") var steps = 50
+    @Option(parsing: .unconditional, help: "Runs (the median is reported).") var runs = 5
+    @Option(parsing: .unconditional, help: "Batch size.") var batchSize = 128
     @Option(help: "Devices to measure, comma separated (cpu, opencl, opencl:N).") var devices = "cpu,opencl"
     @Flag(help: "Print JSON instead of a table.") var json = false
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, steps, name: "--steps")
+            try ValueCheck.atLeast(1, runs, name: "--runs")
+            try ValueCheck.atLeast(1, batchSize, name: "--batch-size")
+        }
+        for name in devices.split(separator: ",") { _ = try DeviceSpec(parsing: String(name)) }
+    }
 
     struct Row: Codable {
         var device: String
@@ -51,6 +60,7 @@ struct MLPBench: ParsableCommand {
     }
 
     private func measure(on device: Device) throws -> Row {
+        try device.checkAllocation(shape: [batchSize, 784 + 2 * (512 + 256 + 10)], for: "--batch-size \(batchSize): a batch's activations")
         let model = Sequential {
             Dense(inputSize: 784, outputSize: 512, activation: .relu, seed: 1, device: device)
             Dense(inputSize: 512, outputSize: 256, activation: .relu, seed: 2, device: device)

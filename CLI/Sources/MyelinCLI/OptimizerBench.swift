@@ -7,9 +7,17 @@ struct OptimizerBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "optimizers", abstract: "Milliseconds per optimizer step (one fused kernel per parameter) on each device.")
 
-    @Option(help: "Elements in the parameter.") var count = 1 << 20
-    @Option(help: "Timed steps (the median is reported).") var steps = 30
-    @Option(help: "OpenCL device index (skipped when there is none).") var opencl = 0
+    @Option(parsing: .unconditional, help: "Elements in the parameter.") var count = 1 << 20
+    @Option(parsing: .unconditional, help: "Timed steps (the median is reported).") var steps = 30
+    @Option(parsing: .unconditional, help: "OpenCL device index (skipped when there is none).") var opencl = 0
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, count, name: "--count")
+            try ValueCheck.atLeast(1, steps, name: "--steps")
+            try ValueCheck.atLeast(0, opencl, name: "--opencl")
+        }
+    }
 
     func run() throws {
         var devices: [Device] = [.cpu]
@@ -24,6 +32,9 @@ struct OptimizerBench: ParsableCommand {
         ]
         print("optimizer step, \(count) elements, median of \(steps) steps")
         for device in devices {
+            // The parameter, its gradient and up to three state tensors; drawn on the host first.
+            try device.checkAllocation(shape: [count, 5], for: "--count \(count): a parameter with its gradient and state")
+            try Device.cpu.checkAllocation(shape: [count], for: "--count \(count): the parameter's values on the host")
             for (name, make) in configurations {
                 let p = Tensor.uniform([count], seed: 1, on: device)
                 p.requiresGrad = true

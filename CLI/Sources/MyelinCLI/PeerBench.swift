@@ -21,9 +21,18 @@ struct PeerBench: ParsableCommand {
     @OptionGroup var device: DeviceOptions
     @Option(help: "mlp or xor.") var workload = "mlp"
     @Option(help: "Folder written by `Benchmarks/fashion_mnist.py export` (mlp).") var data: String?
-    @Option(help: "Evaluation chunk size (mlp).") var evalBatch = 1000
-    @Option(help: "Untimed steps before the timed ones.") var warmup = 20
-    @Option(help: "Timed full-batch steps (xor).") var steps = 20_000
+    @Option(parsing: .unconditional, help: "Evaluation chunk size (mlp).") var evalBatch = 1000
+    @Option(parsing: .unconditional, help: "Untimed steps before the timed ones.") var warmup = 20
+    @Option(parsing: .unconditional, help: "Timed full-batch steps (xor).") var steps = 20_000
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, evalBatch, name: "--eval-batch")
+            try ValueCheck.atLeast(0, warmup, name: "--warmup")
+            try ValueCheck.atLeast(1, steps, name: "--steps")
+        }
+        guard ["mlp", "xor"].contains(workload) else { throw ValidationError("--workload must be mlp or xor, got '\(workload)'") }
+    }
 
     func run() throws {
         let device = try self.device.resolve()
@@ -54,6 +63,9 @@ struct PeerBench: ParsableCommand {
         guard let info = meta as? [String: Int], let batch = info["batch"], let batches = info["batches"],
               let trainCount = info["train"], let testCount = info["test"] else {
             throw ValidationError("\(data)/meta.json lacks batch, batches, train or test")
+        }
+        for (key, value) in [("batch", batch), ("batches", batches), ("train", trainCount), ("test", testCount)] {
+            try ValueCheck.atLeast(1, value, name: "\(data)/meta.json's \(key)")
         }
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)

@@ -11,11 +11,15 @@ struct TrainCommand: ParsableCommand {
 
 /// Options every sample trainer takes. Unset values take the sample's defaults.
 struct TrainOptions: ParsableArguments {
-    @Option(help: "Epochs (for xor/and: full-batch gradient steps).") var epochs: Int?
-    @Option(name: .customLong("batch-size"), help: "Samples per batch.") var batchSize: Int?
-    @Option(help: "Learning rate.") var lr: Float?
+    // Numbers are parsed `.unconditional`ly so that `--lr -1` reaches validate() and gets a clear error instead of
+    // the parser taking `-1` for a flag.
+    @Option(parsing: .unconditional,
+            help: "Epochs in all, counting those a resumed checkpoint has done (for xor/and: full-batch gradient steps).")
+    var epochs: Int?
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per batch.") var batchSize: Int?
+    @Option(parsing: .unconditional, help: "Learning rate (wins over a resumed checkpoint's).") var lr: Float?
     @Option(help: "Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.") var optimizer: String?
-    @Option(help: "Seed for initial weights and shuffling.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Seed for initial weights and shuffling.") var seed: UInt64 = 1
     @Option(help: "Save a training checkpoint (safetensors) at the end.") var save: String?
     @Option(help: "Start from a checkpoint: a training checkpoint resumes; a plain model file loads the weights.") var load: String?
     @Option(help: "Write the loss curve as SVG.") var plot: String?
@@ -42,10 +46,34 @@ struct TrainOptions: ParsableArguments {
         }
     }
 
+    /// State tensors per parameter of the optimizer the options name (for the memory check before building).
+    func optimizerStateTensors(defaultName: String) -> Int {
+        switch (optimizer ?? defaultName).lowercased() {
+        case "sgd": return 0
+        case "adam", "adamw": return 2
+        default: return 1
+        }
+    }
+
     func validate() throws {
-        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
-        if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let lr, !(lr >= 0 && lr.isFinite) { throw ValidationError("--lr must be a finite number >= 0, got \(lr)") }
+        try checkingValues {
+            if let epochs { try ValueCheck.atLeast(1, epochs, name: "--epochs") }
+            if let batchSize { try ValueCheck.atLeast(1, batchSize, name: "--batch-size") }
+            if let lr { try ValueCheck.learningRate(lr, name: "--lr") }
+        }
+    }
+
+    /// Where training starts and ends and the learning rate, after `--load`: the command line wins over a
+    /// checkpoint (`--lr` replaces its learning rate; `--epochs` counts all epochs and must be more than it has
+    /// done), and what happened is printed.
+    func resumePlan(_ resumed: TrainingCheckpoint?, optimizer: any Optimizer, defaultEpochs: Int,
+                    epochName: String = "epoch") throws -> (initialEpoch: Int, epochs: Int, history: History, baseLearningRate: Float?) {
+        guard let resumed, let load else { return (0, epochs ?? defaultEpochs, History(), lr) }
+        let plan = try resumed.resumePlan(epochs: epochs, defaultEpochs: defaultEpochs, learningRate: lr, source: load,
+                                          epochName: epochName)
+        if let rate = plan.learningRate { optimizer.learningRate = rate }
+        print(plan.note.prefix(1).uppercased() + plan.note.dropFirst())
+        return (plan.initialEpoch, plan.epochs, resumed.history, plan.baseLearningRate)
     }
 
     /// Loads `--load` into the model (and optimizer when it is a training checkpoint); returns the checkpoint's
@@ -55,9 +83,7 @@ struct TrainOptions: ParsableArguments {
         let url = URL(fileURLWithPath: load)
         let file = try SafeTensors.load(url)
         if file.metadata["format"] == "myelin-training-checkpoint" {
-            let c = try TrainingCheckpoint.load(from: url, into: model, optimizer: optimizer)
-            print("Resumed from \(load): \(c.epoch) epochs done")
-            return c
+            return try TrainingCheckpoint.load(from: url, into: model, optimizer: optimizer)
         }
         try model.loadState(file, source: url.path)
         print("Loaded weights from \(load)")
@@ -127,6 +153,11 @@ struct OutputsNotWritten: Error, CustomStringConvertible {
     }
 }
 
+/// Runs `body`, turning an `InvalidValueError` into the parser's `ValidationError` (printed with the usage).
+func checkingValues<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let error as InvalidValueError { throw ValidationError(error.description) }
+}
+
 func printDevice(_ device: Device) {
     print("Device: \(device.name) (\(device.details))")
 }
@@ -144,16 +175,17 @@ struct GateLab {
         let device = try deviceOptions.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)
-        let steps = options.epochs ?? 20_000
         let csv = table.table
         let x = try csv.tensor(["x1", "x2"], on: device)
         let t = try csv.tensor(["y"], on: device)
         let model = GateLab.model(seed: options.seed, on: device)
         let optimizer = try options.makeOptimizer(model.parameters, defaultName: "sgd", defaultRate: 0.1)
         let resumed = try options.loadIfAsked(model, optimizer)
+        let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: 20_000, epochName: "step")
+        let steps = plan.epochs
         print("\(name.uppercased()) lab: 2-3-1 sigmoid, no bias, half sum of squares, \(type(of: optimizer)) lr \(optimizer.learningRate), \(steps) full-batch steps")
-        var history = resumed?.history ?? History()
-        let first = resumed?.epoch ?? 0
+        var history = plan.history
+        let first = plan.initialEpoch
         let logEvery = Swift.max(1, steps / 20)
         let start = Date()
         var lastLoss: Float = .nan
@@ -181,7 +213,7 @@ struct GateLab {
         let correct = zip(csv.rows, y).filter { ($0.0[2] > 0.5) == ($0.1 > 0.5) }.count
         print("\(correct)/4 rows on the right side of 0.5")
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: steps, history: history,
-                                 title: "\(name.uppercased()) lab (\(device.name))", baseLearningRate: options.lr ?? 0.1)
+                                 title: "\(name.uppercased()) lab (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 0.1)
     }
 
     static func model(seed: UInt64, on device: Device) -> Sequential {
@@ -240,14 +272,15 @@ struct TrainRegression: ParsableCommand {
         let model = Self.model(seed: options.seed, on: device)
         let optimizer = try options.makeOptimizer(model.parameters, defaultName: "sgd", defaultRate: 0.05)
         let resumed = try options.loadIfAsked(model, optimizer)
-        let epochs = options.epochs ?? 3000
+        let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: 3000)
+        let epochs = plan.epochs
         let batch = options.batchSize ?? data.count
         print("Apartment prices: \(data.count) rows, inputs size and age standardized (mean \(scaler.mean.toArray()), std \(scaler.std.toArray().map { ($0 * 1000).rounded() / 1000 }))")
         print("2-2-1 network, sigmoid hidden, identity output, MSE, \(type(of: optimizer)) lr \(optimizer.learningRate), \(epochs) epochs of batch \(batch)")
         let history = try model.fit(data, epochs: epochs, batchSize: batch, loss: .meanSquaredError, optimizer: optimizer,
                                     metrics: [.rmse], callbacks: [EveryNthEpoch(every: Swift.max(1, epochs / 10))],
-                                    seed: options.seed, initialEpoch: Swift.min(resumed?.epoch ?? 0, epochs),
-                                    history: resumed?.history ?? History(), verbosity: .silent)
+                                    baseLearningRate: plan.baseLearningRate, seed: options.seed, initialEpoch: plan.initialEpoch,
+                                    history: plan.history, verbosity: .silent)
         let predictions = try model.predict(data.features).toArray()
         print(" size  age   price  predicted")
         for (row, p) in zip(table.rows, predictions) {
@@ -256,7 +289,7 @@ struct TrainRegression: ParsableCommand {
         let rmse = (zip(table.rows, predictions).map { pow(Double($0.1) - $0.0[2], 2) }.reduce(0, +) / Double(table.rowCount)).squareRoot()
         print(String(format: "RMSE: %.4f (price units)", rmse))
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
-                                 title: "Apartment prices (\(device.name))", baseLearningRate: options.lr ?? 0.05)
+                                 title: "Apartment prices (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 0.05)
     }
 }
 

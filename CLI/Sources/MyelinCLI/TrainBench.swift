@@ -9,12 +9,22 @@ struct TrainBench: ParsableCommand {
         commandName: "train", abstract: "Times an epoch of the Fashion-MNIST MLP per device, the XOR lab, and peak memory.")
 
     @Option(help: "Devices to time, comma separated (default: cpu and every OpenCL device).") var devices: String?
-    @Option(help: "Training images in the timed epoch.") var samples = 60_000
-    @Option(name: .customLong("batch-size"), help: "Batch size.") var batchSize = 128
-    @Option(name: .customLong("xor-steps"), help: "XOR lab steps on the CPU.") var xorSteps = 20_000
-    @Option(name: .customLong("xor-steps-opencl"), help: "XOR lab steps on OpenCL devices (launch-bound).") var xorStepsOpenCL = 2_000
+    @Option(parsing: .unconditional, help: "Training images in the timed epoch.") var samples = 60_000
+    @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Batch size.") var batchSize = 128
+    @Option(name: .customLong("xor-steps"), parsing: .unconditional, help: "XOR lab steps on the CPU.") var xorSteps = 20_000
+    @Option(name: .customLong("xor-steps-opencl"), parsing: .unconditional, help: "XOR lab steps on OpenCL devices (launch-bound).") var xorStepsOpenCL = 2_000
     @Option(help: "Folder with Fashion-MNIST's IDX files.") var data = MNIST.fashionDirectory.path
     @Flag(help: "Print the results as JSON.") var json = false
+
+    func validate() throws {
+        try checkingValues {
+            try ValueCheck.atLeast(1, samples, name: "--samples")
+            try ValueCheck.atLeast(1, batchSize, name: "--batch-size")
+            try ValueCheck.atLeast(1, xorSteps, name: "--xor-steps")
+            try ValueCheck.atLeast(1, xorStepsOpenCL, name: "--xor-steps-opencl")
+        }
+        for name in (devices ?? "").split(separator: ",") { _ = try DeviceSpec(parsing: String(name)) }
+    }
 
     func run() throws {
         let chosen: [Device]

@@ -12,8 +12,17 @@ struct TrainFashionMNIST: ParsableCommand {
     @OptionGroup var options: TrainOptions
     @Option(help: "Folder with the IDX files (train-images-idx3-ubyte.gz, ...).") var data = MNIST.fashionDirectory.path
     @Option(help: "Hidden layer sizes, comma separated.") var hidden = "512,256"
-    @Option(name: .customLong("validation"), help: "Training images kept for validation.") var validationCount = 6000
-    @Option(help: "Use only the first N training images (quick runs).") var limit: Int?
+    @Option(name: .customLong("validation"), parsing: .unconditional, help: "Training images kept for validation.")
+    var validationCount = 6000
+    @Option(parsing: .unconditional, help: "Use only the first N training images (quick runs).") var limit: Int?
+
+    func validate() throws {
+        try checkingValues {
+            _ = try ValueCheck.layerSizes(hidden)
+            try ValueCheck.atLeast(0, validationCount, name: "--validation")
+            if let limit { try ValueCheck.atLeast(1, limit, name: "--limit") }
+        }
+    }
 
     func run() throws {
         try options.checkFiles()
@@ -22,8 +31,10 @@ struct TrainFashionMNIST: ParsableCommand {
         let device = try self.device.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)
-        let sizes = hidden.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard !sizes.isEmpty, sizes.allSatisfy({ $0 > 0 }) else { throw ValidationError("--hidden needs positive sizes like 512,256, got '\(hidden)'") }
+        let sizes = try checkingValues { try ValueCheck.layerSizes(hidden) }
+        // Sizes against the device's memory before anything is loaded or built: a clear error naming the layer.
+        try DenseNetworkMemory(sizes: [784] + sizes + [10], batchSize: options.batchSize ?? 128,
+                               optimizerStateTensors: options.optimizerStateTensors(defaultName: "adam")).check(on: device)
         let dir = URL(fileURLWithPath: data)
         let loadStart = Date()
         let (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: validationCount, seed: options.seed,
@@ -34,14 +45,15 @@ struct TrainFashionMNIST: ParsableCommand {
         let model = Self.model(hidden: sizes, seed: options.seed, on: device)
         let optimizer = try options.makeOptimizer(model.parameters, defaultName: "adam", defaultRate: 1e-3)
         let resumed = try options.loadIfAsked(model, optimizer)
-        let epochs = options.epochs ?? 10
+        let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: 10)
+        let epochs = plan.epochs
         let batch = options.batchSize ?? 128
         print("MLP \(([784] + sizes + [10]).map(String.init).joined(separator: "-")), ReLU, \(model.parameterCount) parameters; \(type(of: optimizer)) lr \(optimizer.learningRate), batch \(batch), \(epochs) epochs")
         let start = Date()
         let history = try model.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
                                     loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
-                                    baseLearningRate: resumed?.baseLearningRate, seed: options.seed,
-                                    initialEpoch: Swift.min(resumed?.epoch ?? 0, epochs), history: resumed?.history ?? History(),
+                                    baseLearningRate: plan.baseLearningRate, seed: options.seed,
+                                    initialEpoch: plan.initialEpoch, history: plan.history,
                                     verbosity: options.verbosity)
         let trainSeconds = Date().timeIntervalSince(start)
         let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
@@ -54,7 +66,7 @@ struct TrainFashionMNIST: ParsableCommand {
         for (p, l) in zip(predicted, labels) { matrix[Int(l)][Int(p)] += 1 }
         print(Self.confusionMatrix(matrix, names: MNIST.fashionClassNames))
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
-                                 title: "Fashion-MNIST MLP (\(device.name))", baseLearningRate: resumed?.baseLearningRate ?? options.lr ?? 1e-3)
+                                 title: "Fashion-MNIST MLP (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 1e-3)
     }
 
     static func model(hidden: [Int] = [512, 256], seed: UInt64, on device: Device) -> Sequential {

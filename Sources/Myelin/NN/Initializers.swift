@@ -62,6 +62,13 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
     /// `fans` overrides the fan-in/fan-out read from the shape.
     public func make(_ shape: [Int], seed: UInt64, fans: (fanIn: Int, fanOut: Int)? = nil,
                      on device: Device = .default) throws -> Tensor {
+        // Sizes first: a shape too large for the device (or for the host, where values are drawn) is an error
+        // here, not a crash in an allocation.
+        let what = "Initializer.\(self) of shape \(shape)"
+        try device.checkAllocation(shape: shape, for: what)
+        if device !== Device.cpu, !isFilledOnDevice {
+            try Device.cpu.checkAllocation(shape: shape, for: what + " (drawn on the host)")
+        }
         let (fanIn, fanOut) = fans ?? Initializer.fans(shape)
         let fi = Double(Swift.max(fanIn, 1)), fo = Double(Swift.max(fanOut, 1))
         switch self {
@@ -90,6 +97,14 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
             return Tensor.full(shape, v, on: device)
         case .array(let values):
             return try Tensor(values, shape: shape, on: device)
+        }
+    }
+
+    /// True for the initializers that fill on the device (no values made on the host).
+    var isFilledOnDevice: Bool {
+        switch self {
+        case .zeros, .constant: return true
+        default: return false
         }
     }
 

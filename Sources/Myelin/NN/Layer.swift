@@ -7,7 +7,9 @@ import Foundation
 /// `setTensor`, checkpoint loading). A layer's initializer does not throw: an invalid hyperparameter written in
 /// the code (a size of 0, a dropout rate of 1, an `Initializer.array` of the wrong count) stops the program with a
 /// message naming the layer, as `Array(repeating:count:)` does for a negative count, so that `Sequential { ... }`
-/// blocks need no `try`. Check values read from a file or a command line before building layers from them.
+/// blocks need no `try`. So does a size too large for the device's memory (the message names the layer, the
+/// tensor and the bytes). Check values read from a file or a command line before building layers from them:
+/// `ValueCheck` for the values, `DenseNetworkMemory` or `Device.checkAllocation(shape:for:)` for the sizes.
 ///
 /// ```swift
 /// let model = Sequential {

@@ -22,6 +22,8 @@ public struct TrainingCheckpoint {
     public let epoch: Int
     /// The shuffling seed of the run; pass it to `fit(seed:)` to resume with the same batches.
     public let seed: UInt64
+    /// The optimizer's learning rate when the checkpoint was saved (nil when it was saved without an optimizer).
+    public let learningRate: Float?
     /// The learning rate schedules start from.
     public let baseLearningRate: Float?
     /// The loss and metrics of the completed epochs; pass it to `fit(history:)` to extend it.
@@ -54,21 +56,44 @@ public struct TrainingCheckpoint {
     }
 
     /// Loads a checkpoint into `model` (in place) and `optimizer`, checking everything before changing anything
-    /// it can: tensor names and shapes (errors name the tensor and both shapes), then the optimizer state.
+    /// it can: the metadata (epoch, seed, learning rates with the same rules as the command line's `--lr`, every
+    /// history entry, dropout counters), tensor names and shapes (errors name the tensor and both shapes), then
+    /// the optimizer state. A value that breaks a rule is an error naming it, never dropped or trusted.
     @discardableResult
     public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?) throws -> TrainingCheckpoint {
         let file = try SafeTensors.load(url)
         let m = file.metadata
-        guard let epochText = m["epoch"], let epoch = Int(epochText), epoch >= 0 else {
+        guard let epochText = m["epoch"] else {
             throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata); load a plain model file with Layer.load(from:)")
+        }
+        guard let epoch = Int(epochText), epoch >= 0 else {
+            throw CheckpointError.invalid(url.path, reason: "has epoch '\(epochText)' in its metadata, which is not a whole number >= 0")
         }
         guard let seedText = m["seed"], let seed = UInt64(seedText) else {
             throw CheckpointError.invalid(url.path, reason: "has no valid 'seed' in its metadata")
         }
+        let learningRate = try checkedRate(m, "learning_rate", url)
+        let baseLearningRate = try checkedRate(m, "base_learning_rate", url)
+        let history: History
+        if let text = m["history"] {
+            do { history = try History(validatingJSON: text) } catch {
+                throw CheckpointError.invalid(url.path, reason: "has a bad history in its metadata: \(error)")
+            }
+            if let last = history.epochs.last, last > epoch, history.epochs.count > 0 {
+                throw CheckpointError.invalid(url.path, reason: "has a history up to epoch \(last) but says \(epoch) epochs are done")
+            }
+        } else {
+            history = History()
+        }
         let dropouts = dropoutLayers(model)
         var calls: [UInt64] = []
         if let text = m["dropout_calls"] {
-            calls = text.split(separator: ",").compactMap { UInt64($0) }
+            calls = try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
+                guard let c = UInt64(item) else {
+                    throw CheckpointError.invalid(url.path, reason: "has dropout counter '\(item)' in its metadata, which is not a whole number >= 0")
+                }
+                return c
+            }
             guard calls.count == dropouts.count else {
                 throw CheckpointError.invalid(url.path, reason: "holds \(calls.count) dropout counters, the model has \(dropouts.count) dropout layers")
             }
@@ -83,11 +108,59 @@ public struct TrainingCheckpoint {
                 throw CheckpointError.invalid(url.path, reason: "optimizer state does not fit: \(error)")
             }
             if let s = state["step"] { optimizer.stepCount = try Int(s.item()) }
-            if let lr = m["learning_rate"].flatMap(Float.init) { optimizer.learningRate = lr }
+            if let learningRate { optimizer.learningRate = learningRate }
         }
         for (d, c) in zip(dropouts, calls) { d.calls = c }
-        return TrainingCheckpoint(epoch: epoch, seed: seed, baseLearningRate: m["base_learning_rate"].flatMap(Float.init),
-                                  history: m["history"].map(History.init(json:)) ?? History(), metadata: m)
+        return TrainingCheckpoint(epoch: epoch, seed: seed, learningRate: learningRate, baseLearningRate: baseLearningRate,
+                                  history: history, metadata: m)
+    }
+
+    /// The learning rate stored under `key`, checked like `--lr` (`ValueCheck.learningRate`); nil when absent.
+    private static func checkedRate(_ m: [String: String], _ key: String, _ url: URL) throws -> Float? {
+        guard let text = m[key] else { return nil }
+        guard let value = Float(text) else {
+            throw CheckpointError.invalid(url.path, reason: "has \(key) '\(text)' in its metadata, which is not a number")
+        }
+        do { try ValueCheck.learningRate(value, name: key) } catch {
+            throw CheckpointError.invalid(url.path, reason: "has a bad value in its metadata: \(error)")
+        }
+        return value
+    }
+
+    /// How training continues from this checkpoint when a command line also gives values: the command line wins,
+    /// and `note` says what happened (print it). `epochs` counts all epochs (like `fit`'s `epochs` with
+    /// `initialEpoch`), so asking for no more than the checkpoint has done is an error that says so; nil means
+    /// `defaultEpochs`. `learningRate` from the command line replaces the checkpoint's (and becomes the base of
+    /// schedules); nil keeps the checkpoint's. `source` names the checkpoint in the note and errors.
+    ///
+    /// ```swift
+    /// let plan = try checkpoint.resumePlan(epochs: 10, defaultEpochs: 10, learningRate: 0.01, source: "run.safetensors")
+    /// print(plan.note)  // resuming from epoch 7 of run.safetensors, training to epoch 10; learning rate 0.01 from
+    ///                   // the command line (the checkpoint had 0.001)
+    /// optimizer.learningRate = plan.learningRate ?? optimizer.learningRate
+    /// ```
+    public func resumePlan(epochs requested: Int?, defaultEpochs: Int, learningRate commandLine: Float?,
+                           source: String, epochName: String = "epoch") throws -> ResumePlan {
+        let total = requested ?? defaultEpochs
+        guard total > epoch else {
+            let name = requested == nil ? "the default --epochs" : "--epochs"
+            throw InvalidValueError(name: name, value: "\(total)", rule: "counts all \(epochName)s, so it must be more than the \(epoch) \(epochName)s \(source) has already done (ask for \(epoch + 1) or more)")
+        }
+        var note = "resuming from \(epochName) \(epoch) of \(source), training to \(epochName) \(total)"
+        let rate: Float?
+        let base: Float?
+        if let commandLine {
+            try ValueCheck.learningRate(commandLine, name: "--lr")
+            rate = commandLine
+            base = commandLine
+            note += "; learning rate \(commandLine) from the command line"
+            if let learningRate { note += " (the checkpoint had \(learningRate))" }
+        } else {
+            rate = learningRate
+            base = baseLearningRate ?? learningRate
+            if let learningRate { note += "; learning rate \(learningRate) from the checkpoint" }
+        }
+        return ResumePlan(initialEpoch: epoch, epochs: total, learningRate: rate, baseLearningRate: base, note: note)
     }
 
     /// Every dropout layer inside `layer`, in order (through `Sequential` and `Residual`).
@@ -99,8 +172,72 @@ public struct TrainingCheckpoint {
     }
 }
 
+/// How training continues from a checkpoint (`TrainingCheckpoint.resumePlan`).
+public struct ResumePlan: Equatable, Sendable {
+    /// The epochs already done: `fit`'s `initialEpoch`.
+    public let initialEpoch: Int
+    /// All epochs, done and to do: `fit`'s `epochs`.
+    public let epochs: Int
+    /// The learning rate to set on the optimizer (nil: keep the optimizer's).
+    public let learningRate: Float?
+    /// The base learning rate of schedules (`fit`'s `baseLearningRate`).
+    public let baseLearningRate: Float?
+    /// What happened, for people: where training resumes and where each value came from.
+    public let note: String
+}
+
 extension History {
-    /// A history read back from `json()` (an unreadable text gives an empty history).
+    /// A history read back from `json()`, every entry checked: an `epoch` list of whole numbers >= 1 in increasing
+    /// order, and for each metric a list of the same length holding numbers (or null for a missing value). Throws
+    /// an `InvalidValueError` naming the bad entry.
+    public init(validatingJSON text: String) throws {
+        self.init()
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+            throw InvalidValueError(name: "history", value: "'\(text.prefix(60))'", rule: "must be JSON")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw InvalidValueError(name: "history", value: "'\(text.prefix(60))'", rule: "must be a JSON object")
+        }
+        guard let epochs = dictionary["epoch"] as? [Any] else {
+            throw InvalidValueError(name: "history", value: "'\(text.prefix(60))'", rule: "must have an 'epoch' list")
+        }
+        func number(_ v: Any) -> Double? {
+            // JSON's true and false come back as NSNumbers of type "c" (char); numbers are "i", "q" or "d".
+            guard let n = v as? NSNumber, String(cString: n.objCType) != "c" else { return nil }
+            return n.doubleValue
+        }
+        var epochNumbers: [Int] = []
+        for (i, e) in epochs.enumerated() {
+            guard let d = number(e), d == d.rounded(), d >= 1, d < 1e15, Int(d) > (epochNumbers.last ?? 0) else {
+                throw InvalidValueError(name: "history epoch entry \(i)", value: "\(e)",
+                                        rule: "must be a whole number >= 1, larger than the one before")
+            }
+            epochNumbers.append(Int(d))
+        }
+        var columns: [String: [Double]] = [:]
+        for (key, value) in dictionary where key != "epoch" {
+            guard let list = value as? [Any] else {
+                throw InvalidValueError(name: "history metric '\(key)'", value: "\(value)", rule: "must be a list")
+            }
+            guard list.count == epochs.count else {
+                throw InvalidValueError(name: "history metric '\(key)'", value: "\(list.count) values",
+                                        rule: "must have one value per epoch (\(epochs.count))")
+            }
+            columns[key] = try list.enumerated().map { i, v in
+                if v is NSNull { return .nan }
+                guard let d = number(v) else {
+                    throw InvalidValueError(name: "history metric '\(key)' entry \(i)", value: "\(v)", rule: "must be a number or null")
+                }
+                return d
+            }
+        }
+        for (i, e) in epochNumbers.enumerated() {
+            append(epoch: e, columns.compactMapValues { $0[i].isNaN ? nil : $0[i] })
+        }
+    }
+
+    /// A history read back from `json()` (an unreadable text gives an empty history; `init(validatingJSON:)`
+    /// says what is wrong instead).
     public init(json text: String) {
         self.init()
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],

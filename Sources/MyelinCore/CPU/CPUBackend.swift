@@ -45,7 +45,13 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
+    var memory: DeviceMemory {
+        let available = HostMemory.available
+        return DeviceMemory(largestBuffer: available, available: available, total: HostMemory.total)
+    }
+
     func allocate(_ count: Int) -> DeviceBuffer {
+        Device.requireAllocatable(count, memory: memory, device: name)
         let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
         var ptr = pool.take(size: size)
         if ptr == nil {

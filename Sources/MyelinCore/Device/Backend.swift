@@ -12,6 +12,10 @@ protocol Backend: AnyObject, Sendable {
     var stats: DeviceStats { get }
 
     // MARK: memory
+    /// The device's memory limits now (see `DeviceMemory`).
+    var memory: DeviceMemory { get }
+    /// A buffer of at least `count` elements; stops the program with a clear message when the device cannot hold
+    /// it (callers that can throw check with `Device.checkAllocation` first).
     func allocate(_ count: Int) -> DeviceBuffer
     /// Copies `source` into `buffer` starting at element `offset` (host to device).
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int)

@@ -107,13 +107,19 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     }
 
     /// The device `Tensor` creation (and layers) use when none is given: what your code set, else
-    /// `MYELIN_DEVICE` read at the first use, else `auto`. Nothing in the library sets it.
+    /// `MYELIN_DEVICE` read at the first use, else `auto`. Nothing in the library sets it. When the device named by
+    /// the environment cannot be created, the CPU is used and stderr says why.
     public static var `default`: Device {
         get {
             lock.lock()
             if let d = defaultDevice { lock.unlock(); return d }
             lock.unlock()
-            let d = (try? make(DeviceSpec.fromEnvironment())) ?? .cpu
+            let d: Device
+            do { d = try make(DeviceSpec.fromEnvironment()) } catch {
+                // Never silently: a broken MYELIN_DEVICE or MYELIN_KERNELS_DIR says why the CPU is used.
+                FileHandle.standardError.write(Data("myelin: the default device could not be created (\(error)); using the CPU\n".utf8))
+                d = .cpu
+            }
             lock.lock(); defaultDevice = d; lock.unlock()
             return d
         }

@@ -61,6 +61,14 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     case buildFailed(device: String, log: String)
     /// Two tensors that must share a device are on the two named devices.
     case mismatchedDevices(String, String)
+    /// `MYELIN_KERNELS_DIR` names this folder, which cannot supply the kernels (`problem` says why: it does not
+    /// exist, lacks kernel files, or has files that cannot be read).
+    case kernelsDirectory(String, problem: String)
+    /// A buffer of `bytes` for `what` does not fit on `device`, which can give `limit` bytes (`limitKind` says
+    /// which limit: the largest single buffer, or the memory available).
+    case outOfMemory(what: String, bytes: Int, device: String, limit: Int, limitKind: String)
+    /// The element count (or byte count) of `shape` for `what` overflows `Int`, or a size is negative.
+    case sizeOverflow(what: String, shape: [Int])
 
     public var description: String {
         switch self {
@@ -76,6 +84,14 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
             return "OpenCL program build failed on \(device):\n\(log)"
         case .mismatchedDevices(let a, let b):
             return "tensors are on different devices: \(a) and \(b); move one with to(_:)"
+        case .kernelsDirectory(let folder, let problem):
+            return "MYELIN_KERNELS_DIR=\(folder): \(problem); unset MYELIN_KERNELS_DIR to use the kernels built into Myelin"
+        case .outOfMemory(let what, let bytes, let device, let limit, let limitKind):
+            return "\(what) needs \(formatBytes(bytes)), the device \(device) has \(formatBytes(limit)) \(limitKind)"
+        case .sizeOverflow(let what, let shape):
+            return shape.contains(where: { $0 < 0 })
+                ? "\(what): the shape \(shape) has a negative size"
+                : "\(what): the shape \(shape) has more elements than a 64-bit count can hold"
         }
     }
 }

@@ -30,7 +30,17 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private let pool = BufferPool<cl_mem>()
     private let lock = NSRecursiveLock()
 
-    init(index: Int, info: OpenCLDeviceInfo) throws {
+    /// The folder of the on-disk program cache this device uses.
+    let cacheDirectory: URL
+    /// `MYELIN_KERNELS_DIR` when the kernels came from a folder (named when a kernel is missing).
+    let kernelsDirectory: String?
+
+    /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
+    /// sources, checked before anything is built) and `MYELIN_CACHE_DIR` (the program cache).
+    init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        let source = try KernelLibrary.source(environment: environment)
+        self.cacheDirectory = ProgramCache.directory(environment: environment)
+        self.kernelsDirectory = environment["MYELIN_KERNELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         self.index = index
         self.info = info
         self.name = "opencl:\(index)"
@@ -44,16 +54,45 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
-        program = try ProgramCache.build(context: ctx, info: info).program
+        var built: cl_program?
+        do {
+            built = try ProgramCache.build(context: ctx, info: info, source: source, directory: cacheDirectory).program
+            if let folder = kernelsDirectory {
+                try Self.checkKernels(of: built!, from: folder, context: ctx, info: info, cacheDirectory: cacheDirectory)
+            }
+        } catch {
+            if let built { clReleaseProgram(built) }
+            clReleaseCommandQueue(q)
+            clReleaseContext(ctx)
+            throw error
+        }
+        program = built!
+    }
+
+    /// Throws `DeviceError.kernelsDirectory` when the program built from `folder` lacks a kernel that the built-in
+    /// kernels define (a file edited so that a kernel is gone would otherwise trap at the kernel's first use).
+    private static func checkKernels(of program: cl_program, from folder: String, context: cl_context,
+                                     info: OpenCLDeviceInfo, cacheDirectory: URL) throws {
+        let reference = try ProgramCache.build(context: context, info: info, source: KernelLibrary.join(KernelLibrary.embedded),
+                                               directory: cacheDirectory).program
+        let expected = ProgramCache.kernelNames(reference)
+        clReleaseProgram(reference)
+        let missing = expected.subtracting(ProgramCache.kernelNames(program)).sorted()
+        guard missing.isEmpty else {
+            throw DeviceError.kernelsDirectory(folder, problem: "its kernels lack \(missing.joined(separator: ", ")) (the built-in kernels define them)")
+        }
     }
 
     /// Builds `source` for this device through the program cache, then releases the program; tells whether
     /// it came from the cache. Throws `DeviceError.buildFailed` with the build log when the source does not compile.
     func buildProgram(source: String) throws -> Bool {
-        let built = try ProgramCache.build(context: context, info: info, source: source)
+        let built = try ProgramCache.build(context: context, info: info, source: source, directory: cacheDirectory)
         clReleaseProgram(built.program)
         return built.fromCache
     }
+
+    /// Releases a program (tests build programs through `ProgramCache.build` and give them back here).
+    static func releaseProgram(_ program: cl_program) { clReleaseProgram(program) }
 
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
@@ -65,7 +104,16 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: memory
 
+    /// `CL_DEVICE_MAX_MEM_ALLOC_SIZE` and `CL_DEVICE_GLOBAL_MEM_SIZE`; a device that is not a GPU (PoCL) keeps its
+    /// buffers in host memory, so the host's available memory bounds it too.
+    var memory: DeviceMemory {
+        var available = info.globalMemory
+        if !info.isGPU { available = min(available, HostMemory.available) }
+        return DeviceMemory(largestBuffer: info.maxAllocation, available: available, total: info.globalMemory)
+    }
+
     func allocate(_ count: Int) -> DeviceBuffer {
+        Device.requireAllocatable(count, memory: memory, device: name)
         let size = BufferPool<cl_mem>.sizeClass(count)
         var mem: cl_mem? = pool.take(size: size)
         if mem == nil {
@@ -140,7 +188,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         if let k = kernels[name] { return k }
         var err: cl_int = 0
         guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
-            fatalError("\(self.name): kernel '\(name)' is missing from the program: \(openCLErrorName(err))")
+            let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
+            fatalError("\(self.name): kernel '\(name)' is missing from the program \(origin): \(openCLErrorName(err))")
         }
         kernels[name] = k
         return k
@@ -188,10 +237,18 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 }
 
 /// Builds the kernel program for a device, or loads its binary from the on-disk cache.
+///
+/// A cache entry is the driver's program binary behind a 32-byte header: the magic `MYELINCL`, the entry format
+/// version, the payload's length and a 64-bit checksum of the payload (`checksum(_:)`). An entry is handed to the
+/// driver only when all four match, so a truncated, garbled or foreign file never reaches
+/// `clCreateProgramWithBinary` (some drivers crash on one). A bad entry is rebuilt from source and replaced. When the
+/// cache folder cannot be written, Myelin runs without a cache and says so once per folder on stderr.
 enum ProgramCache {
     /// `MYELIN_CACHE_DIR`, else `$XDG_CACHE_HOME/myelin`, else `~/.cache/myelin`.
-    static var directory: URL {
-        let env = ProcessInfo.processInfo.environment
+    static var directory: URL { directory(environment: ProcessInfo.processInfo.environment) }
+
+    /// The cache folder that `environment` names (see `directory`).
+    static func directory(environment env: [String: String]) -> URL {
         if let d = env["MYELIN_CACHE_DIR"], !d.isEmpty { return URL(fileURLWithPath: d) }
         if let x = env["XDG_CACHE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("myelin") }
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/myelin")
@@ -216,30 +273,133 @@ enum ProgramCache {
         return String(format: "%016llx%016llx", h1, h2)
     }
 
-    /// Where the binary of `source` built for the device `info` is cached.
-    static func file(source: String, info: OpenCLDeviceInfo) -> URL {
-        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).bin")
+    /// Where the binary of `source` built for the device `info` is cached (in `directory`, by default the one the
+    /// process environment names). The name carries the entry format, so Myelin versions that write other
+    /// formats never read each other's entries.
+    static func file(source: String, info: OpenCLDeviceInfo, directory: URL = ProgramCache.directory) -> URL {
+        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).v\(formatVersion).bin")
     }
 
-    static func build(context: cl_context, info: OpenCLDeviceInfo,
-                      source: String = KernelLibrary.source()) throws -> (program: cl_program, fromCache: Bool) {
+    /// The kernel names of a built program (`CL_PROGRAM_KERNEL_NAMES`); empty when the driver does not say.
+    static func kernelNames(_ program: cl_program) -> Set<String> {
+        var size = 0
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), 0, nil, &size) == CL_SUCCESS, size > 0 else {
+            return []
+        }
+        var buffer = [CChar](repeating: 0, count: size + 1)
+        guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_KERNEL_NAMES), size, &buffer, nil) == CL_SUCCESS else { return [] }
+        return Set(String(nulTerminated: buffer).split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty })
+    }
+
+    // MARK: entry format
+
+    /// The first 8 bytes of every entry.
+    static let magic: [UInt8] = Array("MYELINCL".utf8)
+    /// The entry format; an entry of another version is rebuilt.
+    static let formatVersion: UInt32 = 1
+    /// Magic (8), format version (4), reserved (4), payload length (8), payload checksum (8); little-endian.
+    static let headerSize = 32
+
+    /// Why a cache entry was not handed to the driver.
+    enum EntryProblem: Error, Equatable, CustomStringConvertible {
+        case tooShort(bytes: Int)
+        case wrongMagic
+        case wrongVersion(UInt32)
+        case wrongLength(declared: UInt64, actual: Int)
+        case wrongChecksum
+
+        var description: String {
+            switch self {
+            case .tooShort(let n): return "it has \(n) bytes, shorter than the \(ProgramCache.headerSize)-byte header"
+            case .wrongMagic: return "it does not start with MYELINCL (not a Myelin cache entry)"
+            case .wrongVersion(let v): return "its format version is \(v), this build writes \(ProgramCache.formatVersion)"
+            case .wrongLength(let declared, let actual):
+                return "its header declares \(declared) bytes of program, the file holds \(actual) (truncated or padded)"
+            case .wrongChecksum: return "its checksum does not match its contents (damaged)"
+            }
+        }
+    }
+
+    /// A cache entry holding `binary`.
+    static func encode(_ binary: [UInt8]) -> Data {
+        var out = Data(capacity: headerSize + binary.count)
+        out.append(contentsOf: magic)
+        func append<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        append(formatVersion)
+        append(UInt32(0))
+        append(UInt64(binary.count))
+        append(binary.withUnsafeBytes { checksum($0) })
+        out.append(contentsOf: binary)
+        return out
+    }
+
+    /// The program binary of a cache entry, after checking its header, length and checksum.
+    static func decode(_ data: Data) -> Result<Data, EntryProblem> {
+        data.withUnsafeBytes { raw -> Result<Data, EntryProblem> in
+            guard raw.count >= headerSize else { return .failure(.tooShort(bytes: raw.count)) }
+            guard Array(raw[0..<8]) == magic else { return .failure(.wrongMagic) }
+            let version = UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            guard version == formatVersion else { return .failure(.wrongVersion(version)) }
+            let length = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
+            let actual = raw.count - headerSize
+            guard length == UInt64(actual), actual > 0 else { return .failure(.wrongLength(declared: length, actual: actual)) }
+            let stored = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+            let payload = UnsafeRawBufferPointer(rebasing: raw[headerSize...])
+            guard checksum(payload) == stored else { return .failure(.wrongChecksum) }
+            return .success(Data(payload))
+        }
+    }
+
+    /// A 64-bit checksum of `bytes` (8 bytes per round, multiply-rotate mixing, the length folded in): any change
+    /// of a byte, any truncation or extension gives another value except with a chance of about 2⁻⁶⁴.
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var h: UInt64 = 0x9e37_79b9_7f4a_7c15 ^ UInt64(bytes.count)
+        let words = bytes.count / 8
+        for i in 0..<words {
+            let w = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
+            h ^= w &* 0x87c3_7b91_1142_53d5
+            h = ((h << 27) | (h >> 37)) &* 0x4cf5_ad43_2745_937f &+ 0x52dc_e729
+        }
+        var tail: UInt64 = 0
+        for i in (words * 8)..<bytes.count { tail = (tail << 8) | UInt64(bytes[i]) }
+        h ^= tail &* 0x87c3_7b91_1142_53d5
+        // Final avalanche (SplitMix64).
+        h = (h ^ (h >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        h = (h ^ (h >> 27)) &* 0x94d0_49bb_1331_11eb
+        return h ^ (h >> 31)
+    }
+
+    // MARK: building
+
+    /// Builds `source` (by default the kernel library the process environment names) for the device `info`,
+    /// through the cache in `directory`; tells whether the program came from the cache.
+    static func build(context: cl_context, info: OpenCLDeviceInfo, source: String? = nil,
+                      directory: URL = ProgramCache.directory) throws -> (program: cl_program, fromCache: Bool) {
+        let source = try source ?? KernelLibrary.source()
         let opts = options(for: info)
-        let file = file(source: source, info: info)
+        let file = file(source: source, info: info, directory: directory)
         var device: cl_device_id? = info.device
 
-        if let data = try? Data(contentsOf: file), !data.isEmpty {
-            var err: cl_int = 0
-            var status: cl_int = 0
-            let program: cl_program? = data.withUnsafeBytes { raw in
-                var length = raw.count
-                var ptr: UnsafePointer<UInt8>? = raw.bindMemory(to: UInt8.self).baseAddress
-                return clCreateProgramWithBinary(context, 1, &device, &length, &ptr, &status, &err)
+        if let data = try? Data(contentsOf: file) {
+            switch decode(data) {
+            case .success(let binary):
+                var err: cl_int = 0
+                var status: cl_int = 0
+                let program: cl_program? = binary.withUnsafeBytes { raw in
+                    var length = raw.count
+                    var ptr: UnsafePointer<UInt8>? = raw.bindMemory(to: UInt8.self).baseAddress
+                    return clCreateProgramWithBinary(context, 1, &device, &length, &ptr, &status, &err)
+                }
+                if let program, err == CL_SUCCESS, status == CL_SUCCESS,
+                   clBuildProgram(program, 1, &device, opts, nil, nil) == CL_SUCCESS {
+                    return (program, true)
+                }
+                if let program { clReleaseProgram(program) }
+                warn("myelin: the kernel cache entry \(file.path) was refused by the OpenCL driver; rebuilding it")
+            case .failure(let problem):
+                warn("myelin: ignoring the kernel cache entry \(file.path): \(problem); rebuilding it")
             }
-            if let program, err == CL_SUCCESS, status == CL_SUCCESS,
-               clBuildProgram(program, 1, &device, opts, nil, nil) == CL_SUCCESS {
-                return (program, true)
-            }
-            if let program { clReleaseProgram(program) }
         }
 
         var err: cl_int = 0
@@ -261,7 +421,8 @@ enum ProgramCache {
         return (program, false)
     }
 
-    /// Writes the program binary atomically (temporary file, then rename); a failure only costs a rebuild later.
+    /// Writes the program binary as a cache entry, atomically (temporary file, then rename). A failure only costs a
+    /// rebuild later; an unwritable folder is reported once (`reportUnwritable`).
     private static func save(program: cl_program, to file: URL) {
         var size = 0
         guard clGetProgramInfo(program, cl_program_info(CL_PROGRAM_BINARY_SIZES), MemoryLayout<Int>.size, &size, nil) == CL_SUCCESS,
@@ -273,23 +434,115 @@ enum ProgramCache {
                                     MemoryLayout<UnsafeMutablePointer<UInt8>?>.size, &ptr, nil) == CL_SUCCESS
         }
         guard ok else { return }
-        try? AtomicFile.write(Data(bytes), to: file)
+        do {
+            try AtomicFile.write(encode(bytes), to: file)
+        } catch {
+            reportUnwritable(file.deletingLastPathComponent(), reason: error)
+        }
+    }
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var unwritableReported: Set<String> = []
+
+    /// Says once per folder on stderr that the cache cannot be written there; true when it said it now.
+    @discardableResult
+    static func reportUnwritable(_ directory: URL, reason: Error) -> Bool {
+        lock.lock()
+        let first = unwritableReported.insert(directory.path).inserted
+        lock.unlock()
+        guard first else { return false }
+        let why = folderProblem(directory) ?? ProgramCache.reason(reason)
+        warn("myelin: cannot write the kernel cache in \(directory.path) (\(why)); running without a cache, so every "
+             + "process compiles the kernels again (set MYELIN_CACHE_DIR to a writable folder to keep them)")
+        return true
+    }
+
+    /// Whether `reportUnwritable` has spoken for `directory` in this process.
+    static func hasReportedUnwritable(_ directory: URL) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        return unwritableReported.contains(directory.path)
+    }
+
+    /// Why files cannot be written in `directory`, found by walking up to the nearest existing folder: a file in
+    /// the way, or a folder without write permission; nil when neither explains it.
+    static func folderProblem(_ directory: URL) -> String? {
+        var path = directory.standardizedFileURL.path
+        while true {
+            var isFolder: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) {
+                if !isFolder.boolValue { return "\(path) is a file, not a folder" }
+                if access(path, W_OK) != 0 { return "\(path): \(String(cString: strerror(errno)))" }
+                return nil
+            }
+            let parent = (path as NSString).deletingLastPathComponent
+            if parent == path || parent.isEmpty { return nil }
+            path = parent
+        }
+    }
+
+    /// The operating system's words for a file error (the POSIX reason under a Foundation error when there is one).
+    static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        return ns.localizedDescription
+    }
+
+    private static func warn(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 }
 
 /// The kernel sources: embedded at build time, or read from `MYELIN_KERNELS_DIR` when it is set
-/// (for editing `.cl` files without rebuilding).
+/// (for editing `.cl` files without rebuilding). That folder must hold every kernel file Myelin embeds (extra
+/// `.cl` files are compiled too); a folder that does not exist, lacks one of them or has one that cannot be read
+/// as UTF-8 text is a `DeviceError.kernelsDirectory` when the device is created.
 enum KernelLibrary {
-    static func source() -> String {
-        if let dir = ProcessInfo.processInfo.environment["MYELIN_KERNELS_DIR"], !dir.isEmpty,
-           let files = try? FileManager.default.contentsOfDirectory(atPath: dir) {
-            let named = files.filter { $0.hasSuffix(".cl") }.sorted().compactMap { name -> (String, String)? in
-                guard let text = try? String(contentsOfFile: dir + "/" + name, encoding: .utf8) else { return nil }
-                return (name, text)
-            }
-            return join(named)
+    /// The program source the process environment names (see `source(environment:)`).
+    static func source() throws -> String { try source(environment: ProcessInfo.processInfo.environment) }
+
+    /// The embedded kernels, or every `.cl` file of `MYELIN_KERNELS_DIR` in `environment` when it is set.
+    static func source(environment: [String: String]) throws -> String {
+        guard let dir = environment["MYELIN_KERNELS_DIR"], !dir.isEmpty else { return join(embedded) }
+        return join(try files(inDirectory: dir))
+    }
+
+    /// The `.cl` files of `directory`, checked against the embedded list.
+    static func files(inDirectory directory: String) throws -> [(String, String)] {
+        func fail(_ problem: String) -> DeviceError { .kernelsDirectory(directory, problem: problem) }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isFolder) else {
+            throw fail("the folder does not exist")
         }
-        return join(embedded)
+        guard isFolder.boolValue else { throw fail("is a file, not a folder of .cl files") }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".cl") }.sorted()
+        } catch {
+            throw fail("the folder cannot be listed (\(ProgramCache.reason(error)))")
+        }
+        let missing = embedded.map(\.0).filter { !names.contains($0) }
+        guard missing.isEmpty else {
+            throw fail("missing \(missing.joined(separator: ", ")) (the folder must hold every kernel file: "
+                       + "\(embedded.map(\.0).joined(separator: ", ")))")
+        }
+        var files: [(String, String)] = []
+        var unreadable: [String] = []
+        for name in names {
+            let path = directory + "/" + name
+            guard let data = FileManager.default.contents(atPath: path) else {
+                unreadable.append("\(name) (cannot be read)")
+                continue
+            }
+            guard let text = String(data: data, encoding: .utf8) else {
+                unreadable.append("\(name) (not UTF-8 text)")
+                continue
+            }
+            files.append((name, text))
+        }
+        guard unreadable.isEmpty else { throw fail("unreadable kernel files: \(unreadable.joined(separator: ", "))") }
+        return files
     }
 
     /// The `.cl` files compiled into the binary by SwiftPM (`.embedInCode` resources of MyelinCore).

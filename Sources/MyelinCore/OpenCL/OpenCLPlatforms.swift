@@ -17,8 +17,10 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public var openCLCVersion: String
     /// Parallel compute units (`CL_DEVICE_MAX_COMPUTE_UNITS`): cores on a CPU device.
     public var computeUnits: Int
-    /// Global memory in bytes.
+    /// Global memory in bytes (`CL_DEVICE_GLOBAL_MEM_SIZE`).
     public var globalMemory: Int
+    /// The largest single buffer in bytes (`CL_DEVICE_MAX_MEM_ALLOC_SIZE`).
+    public var maxAllocation: Int
     /// The most work-items a work-group may have.
     public var maxWorkGroupSize: Int
     /// Whether the device reports itself as a GPU (`CL_DEVICE_TYPE_GPU`); `auto` picks the first such device.
@@ -74,7 +76,8 @@ public enum OpenCLPlatforms {
                     driverVersion: deviceString(device, CL_DRIVER_VERSION),
                     openCLCVersion: deviceString(device, CL_DEVICE_OPENCL_C_VERSION),
                     computeUnits: Int(deviceValue(device, CL_DEVICE_MAX_COMPUTE_UNITS, cl_uint.self)),
-                    globalMemory: Int(deviceValue(device, CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong.self)),
+                    globalMemory: Int(clamping: deviceValue(device, CL_DEVICE_GLOBAL_MEM_SIZE, cl_ulong.self)),
+                    maxAllocation: Int(clamping: deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong.self)),
                     maxWorkGroupSize: Int(deviceValue(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int.self)),
                     isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
                     platform: platform, device: device))

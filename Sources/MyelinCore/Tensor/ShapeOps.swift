@@ -9,13 +9,13 @@ extension Tensor {
     public func reshaped(_ newShape: [Int]) throws -> Tensor {
         var s = newShape
         if let i = s.firstIndex(of: -1) {
-            let known = s.enumerated().filter { $0.offset != i }.map(\.element).reduce(1, *)
+            let known = checkedElementCount(s.enumerated().filter { $0.offset != i }.map(\.element)) ?? 0
             guard known > 0, count % known == 0 else {
                 throw TensorError.shapeMismatch(op: "reshape", "have different element counts", shape, newShape)
             }
             s[i] = count / known
         }
-        guard s.allSatisfy({ $0 >= 0 }), s.reduce(1, *) == count else {
+        guard checkedElementCount(s) == count else {
             throw TensorError.shapeMismatch(op: "reshape", "have different element counts", shape, newShape)
         }
         let out = Tensor(shape: s, device: device, buffer: buffer)
@@ -127,6 +127,9 @@ extension Tensor {
         if target == shape { return self }
         guard target.allSatisfy({ $0 >= 0 }) else {
             throw TensorError.shapeMismatch(op: "broadcast", "do not broadcast (a negative size)", shape, target)
+        }
+        guard checkedElementCount(target) != nil else {
+            throw TensorError.invalidShape(op: "broadcast", target, "has more elements than a 64-bit count can hold")
         }
         if count == 1 && rank <= target.count {
             // One value (the gradient of a full reduction): fill the target from it, without working out a

@@ -67,7 +67,10 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 /// `Float` scalar (`x * 2`, `1 - x`, `x.greater(0.5)`), `sum()`, `mean()`, `softmax()`, `logSoftmax()`,
 /// `flattened()`, `copy()`, `to(_:)`, `toArray()`, `toShapedArray()`, and creation from values alone
 /// (`Tensor(_:)`, `Tensor(scalar:)`) or from a shape (`zeros`, `ones`, `full`, `uniform`, `normal`; a negative
-/// size there is a programming error and stops the program, like `Array(repeating:count:)`).
+/// size there is a programming error and stops the program, like `Array(repeating:count:)`, and so does a shape too
+/// large for the device, with a message saying how much it needs and how much there is: check sizes read from
+/// data or a command line first with `Device.checkAllocation(shape:for:)`, or build through `Initializer.make`,
+/// which throws).
 public final class Tensor: CustomStringConvertible {
     /// The size of each dimension; `[]` for a scalar.
     public let shape: [Int]
@@ -94,9 +97,19 @@ public final class Tensor: CustomStringConvertible {
 
     /// A new tensor on `device` with uninitialized contents.
     package static func empty(_ shape: [Int], on device: Device) -> Tensor {
-        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
-        let n = shape.reduce(1, *)
+        let n = requireElementCount(shape)
         return Tensor(shape: shape, device: device, buffer: device.backend.allocate(n))
+    }
+
+    /// The element count of `shape`; stops the program with a clear message for a negative size or a count that
+    /// overflows (the non-throwing creators; a size from untrusted input is checked with
+    /// `Device.checkAllocation(shape:for:)` first).
+    static func requireElementCount(_ shape: [Int]) -> Int {
+        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        guard let n = checkedElementCount(shape) else {
+            preconditionFailure("a tensor of shape \(shape) has more elements than a 64-bit count can hold")
+        }
+        return n
     }
 
     /// The number of elements.
@@ -109,8 +122,10 @@ public final class Tensor: CustomStringConvertible {
 
     /// A tensor with the given values (row-major) and shape.
     public convenience init(_ values: [Float], shape: [Int], on device: Device = .default, requiresGrad: Bool = false) throws {
-        let n = shape.reduce(1, *)
         guard shape.allSatisfy({ $0 >= 0 }) else { throw TensorError.invalidShape(op: "Tensor", shape, "has a negative size") }
+        guard let n = checkedElementCount(shape) else {
+            throw TensorError.invalidShape(op: "Tensor", shape, "has more elements than a 64-bit count can hold")
+        }
         guard values.count == n else { throw TensorError.elementCount(expected: n, got: values.count, shape: shape) }
         let buffer = device.backend.allocate(n)
         values.withUnsafeBufferPointer { device.backend.write($0, to: buffer, offset: 0) }
@@ -164,9 +179,10 @@ public final class Tensor: CustomStringConvertible {
     /// one is drawn from the process-wide sequence that `Random.seed(_:)` resets (like `torch.rand`).
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, seed: UInt64? = nil,
                                on device: Device = .default) -> Tensor {
-        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        let n = requireElementCount(shape)
+        Device.requireAllocatable(n, memory: Device.cpu.memory, device: "cpu (drawing \(shape) on the host)")
         var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
-        let values = (0..<shape.reduce(1, *)).map { _ in Float(Double(low) + (Double(high) - Double(low)) * rng.nextDouble()) }
+        let values = (0..<n).map { _ in Float(Double(low) + (Double(high) - Double(low)) * rng.nextDouble()) }
         return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
     }
 
@@ -174,9 +190,10 @@ public final class Tensor: CustomStringConvertible {
     /// device. Without a seed, one is drawn from the sequence that `Random.seed(_:)` resets (like `torch.randn`).
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, seed: UInt64? = nil,
                               on device: Device = .default) -> Tensor {
-        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        let n = requireElementCount(shape)
+        Device.requireAllocatable(n, memory: Device.cpu.memory, device: "cpu (drawing \(shape) on the host)")
         var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
-        let values = (0..<shape.reduce(1, *)).map { _ in Float(Double(mean) + Double(std) * rng.nextGaussian()) }
+        let values = (0..<n).map { _ in Float(Double(mean) + Double(std) * rng.nextGaussian()) }
         return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
     }
 
