@@ -27,10 +27,11 @@ public struct TrainingCheckpoint {
     /// All metadata of the file.
     public let metadata: [String: String]
 
-    /// Saves model, optimizer state and training position atomically.
+    /// Saves model, optimizer state and training position atomically. A model or optimizer state holding a NaN
+    /// or infinite value is not saved (`CheckpointError.nonFinite` names the tensor) unless `allowNonFinite`.
     public static func save(model: any Layer, optimizer: (any Optimizer)?, epoch: Int, seed: UInt64,
                             baseLearningRate: Float? = nil, history: History = History(),
-                            metadata extra: [String: String] = [:], to url: URL) throws {
+                            metadata extra: [String: String] = [:], allowNonFinite: Bool = false, to url: URL) throws {
         var tensors = model.namedTensors
         if let optimizer {
             tensors += optimizer.stateTensors().map { (optimizerPrefix + $0.0, $0.1) }
@@ -48,14 +49,19 @@ public struct TrainingCheckpoint {
         metadata["history"] = history.json().trimmingCharacters(in: .newlines)
         let calls = dropoutLayers(model).map { String($0.calls) }
         if !calls.isEmpty { metadata["dropout_calls"] = calls.joined(separator: ",") }
-        try SafeTensors.save(tensors, metadata: metadata, to: url)
+        let entries = SafeTensors.entries(tensors)
+        if !allowNonFinite { try SafeTensors.checkFinite(entries, source: url.path, saving: true) }
+        try AtomicFile.write(SafeTensors.encode(entries: entries, metadata: metadata), to: url)
     }
 
     /// Loads a checkpoint into `model` (in place) and `optimizer`, checking everything before changing anything
-    /// it can: tensor names and shapes (errors name the tensor and both shapes), then the optimizer state.
+    /// it can: tensor names and shapes (errors name the tensor and both shapes), NaN or infinite values in the
+    /// model or the optimizer state (refused unless `allowNonFinite`), then the optimizer state.
     @discardableResult
-    public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?) throws -> TrainingCheckpoint {
+    public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?,
+                            allowNonFinite: Bool = false) throws -> TrainingCheckpoint {
         let file = try SafeTensors.load(url)
+        if !allowNonFinite { try SafeTensors.checkFinite(file.entries, source: url.path, saving: false) }
         let m = file.metadata
         guard let epochText = m["epoch"], let epoch = Int(epochText), epoch >= 0 else {
             throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata); load a plain model file with Layer.load(from:)")
@@ -75,12 +81,18 @@ public struct TrainingCheckpoint {
         for e in file.entries where e.name.hasPrefix(optimizerPrefix) {
             state[String(e.name.dropFirst(optimizerPrefix.count))] = e.tensor(on: .cpu)
         }
-        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [optimizerPrefix])
+        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [optimizerPrefix], allowNonFinite: allowNonFinite)
         if let optimizer {
             do { try optimizer.loadState(state) } catch {
                 throw CheckpointError.invalid(url.path, reason: "optimizer state does not fit: \(error)")
             }
-            if let s = state["step"] { optimizer.stepCount = try Int(s.item()) }
+            if let s = state["step"] {
+                let v = try s.item()
+                guard let step = Int(exactly: v), step >= 0 else {
+                    throw CheckpointError.invalid(url.path, reason: "optimizer step count \(v) is not a whole number >= 0")
+                }
+                optimizer.stepCount = step
+            }
             if let lr = m["learning_rate"].flatMap(Float.init) { optimizer.learningRate = lr }
         }
         for (d, c) in zip(dropouts, calls) { d.calls = c }
