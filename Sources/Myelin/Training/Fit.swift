@@ -159,19 +159,24 @@ extension Layer {
                 for c in callbacks { try c.batchDidEnd(b, loss: value, context) }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
-                    try checkFinite(firstBad: firstBad.item(), noBad: noBad, epoch: epoch, lossSum: lossSum)
-                    var running = try ["loss": Double(lossSum.item()) / Double(samples)]
-                    for (i, m) in metrics.enumerated() { running[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+                    // One host read: the flag, the loss sum and the metric sums.
+                    let read = try Self.readScalars([firstBad, lossSum] + metricSums)
+                    try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
+                    var running = ["loss": Double(read[1]) / Double(samples)]
+                    for (i, m) in metrics.enumerated() { running[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
                     progress.batchDone(b + 1, samples: samples, elapsed: Date().timeIntervalSince(start), running: running)
                 }
             }
-            try checkFinite(firstBad: firstBad.item(), noBad: noBad, epoch: epoch, lossSum: lossSum)
-            var logs: [String: Double] = try ["loss": Double(lossSum.item()) / Double(Swift.max(samples, 1))]
-            if reference == nil, let firstLoss { reference = Double(try firstLoss.item()) }
+            // One host read per epoch: the flag, the loss sum, the metric sums and (once) the first batch's loss.
+            let firstLossToRead = reference == nil ? firstLoss : nil
+            let read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
+            var logs: [String: Double] = ["loss": Double(read[1]) / Double(Swift.max(samples, 1))]
+            if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
             if let divergence, let reference, divergence.isDiverged(loss: logs["loss"]!, reference: reference) {
                 throw TrainingError.diverged(epoch: epoch + 1, loss: logs["loss"]!, reference: reference, factor: divergence.factor)
             }
-            for (i, m) in metrics.enumerated() { logs[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+            for (i, m) in metrics.enumerated() { logs[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
             let trainSeconds = Date().timeIntervalSince(start)
             if let validation {
                 let v = try evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
@@ -189,12 +194,18 @@ extension Layer {
 
     /// Throws when the device flag `firstBad` (see `fit`) names a bad batch: a non-finite loss, or parameters
     /// that became non-finite (named after a host read of the parameters, done only then).
-    private func checkFinite(firstBad code: Float, noBad: Float, epoch: Int, lossSum: Tensor) throws {
+    private func checkFinite(firstBad code: Float, noBad: Float, epoch: Int, lossSum: Float) throws {
         guard code < noBad, let whole = Int(exactly: code) else { return }
         let batch = whole / 2 + 1
-        if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: try lossSum.item()) }
+        if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: lossSum) }
         let names = namedTensors.filter { $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
         throw TrainingError.nonFiniteParameters(epoch: epoch + 1, batch: batch, parameters: names)
+    }
+
+    /// The values of rank-0 tensors on one device, in one host read.
+    static func readScalars(_ scalars: [Tensor]) throws -> [Float] {
+        if scalars.count == 1 { return [try scalars[0].item()] }
+        return try Tensor.concat(scalars.map { try $0.reshaped([1]) }).toArray()
     }
 
     /// The loss and metrics over `data` in eval mode (dropout off, batch-norm running statistics), without a graph.
