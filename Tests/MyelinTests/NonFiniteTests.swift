@@ -262,5 +262,7 @@ import Testing
         let svg = LossPlot.svg(h)
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
         #expect(ProgressPrinter.time(1e300) == "?")
+        // A checkpoint history's epochs reach an Int only when they are whole numbers that fit.
+        #expect(History(json: "{\"epoch\":[1e30, 2.5, 3],\"loss\":[1, 2, 3]}").epochs == [1, 2, 3])
     }
 }

@@ -123,7 +123,8 @@ extension History {
                 if let d = values[i] as? Double { row[k] = d } else if let n = values[i] as? Int { row[k] = Double(n) }
                 else if let n = values[i] as? NSNumber { row[k] = n.doubleValue }
             }
-            let epoch = (e as? Int) ?? (e as? NSNumber)?.intValue ?? i + 1
+            // An epoch that is not a whole number fitting an Int (1e30, 2.5, NaN) is never converted unchecked.
+            let epoch = (e as? Int) ?? (e as? NSNumber).flatMap { Int(exactly: $0.doubleValue) } ?? i + 1
             append(epoch: epoch, row)
         }
     }
