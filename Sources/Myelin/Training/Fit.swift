@@ -21,7 +21,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
             let which = names.isEmpty ? "" : " (non-finite now: " + names.map { "'\($0)'" }.joined(separator: ", ") + ")"
             return "the gradients or parameters became NaN or infinite at epoch \(epoch), batch \(batch) although the loss was finite\(which): training stopped (check the inputs for NaN or infinite values, or lower the learning rate)"
         case .diverged(let epoch, let loss, let reference, let factor):
-            return "training diverged: the loss of epoch \(epoch) is \(loss), more than \(factor) times the first batch's loss \(reference): training stopped (lower the learning rate; fit's divergence: nil turns this check off)"
+            return "training diverged: the loss of epoch \(epoch) is " + String(format: "%.4g", loss) + ", more than "
+                + String(format: "%g", factor) + " times the first batch's loss " + String(format: "%.4g", reference)
+                + ": training stopped (lower the learning rate; fit's divergence: nil turns this check off)"
         case .invalid(let why):
             return why
         }
