@@ -146,9 +146,9 @@ extension Layer {
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
                     // value makes its sum non-finite (a sum of finite values that overflows counts as non-finite).
                     let lossGood = (value * 0).equal(0)
-                    var parameterSum = Tensor.zeros([], on: device)
+                    var parameterSum = value * 0
                     for p in parameters where p.device === device { parameterSum = try parameterSum + p.sum() }
-                    let allGood = try lossGood * (parameterSum * 0).equal(0)
+                    let allGood = (parameterSum * 0).equal(0)   // also 0 when the loss is not finite
                     // 2b when the loss is bad, 2b + 1 when only a parameter is, noBad when all is well.
                     firstBad = try firstBad.minimum(allGood * (noBad - Float(2 * b) - 1) + lossGood + Float(2 * b))
                     let o = out.detach()
