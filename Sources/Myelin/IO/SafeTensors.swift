@@ -173,7 +173,8 @@ public enum SafeTensors {
     }
 
     /// Writes a safetensors file atomically (a temporary file in the same folder, then a rename): a failure
-    /// leaves any previous file intact.
+    /// leaves any previous file intact. Values are written as they are, NaN included; `Layer.save` and
+    /// `TrainingCheckpoint.save` refuse non-finite models.
     public static func save(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
         try AtomicFile.write(encode(tensors, metadata: metadata), to: url)
     }
