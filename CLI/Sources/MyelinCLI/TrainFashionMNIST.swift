@@ -63,7 +63,13 @@ struct TrainFashionMNIST: ParsableCommand {
         let predicted = try Tensor.concat(test.batches(size: 256).map { try model.predict($0.features).argmax() }).toArray()
         let labels = test.targets.toArray()
         var matrix = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
-        for (p, l) in zip(predicted, labels) { matrix[Int(l)][Int(p)] += 1 }
+        for (p, l) in zip(predicted, labels) {
+            // Labels were checked on loading and argmax gives 0..<10, but nothing unchecked reaches an Int.
+            guard let li = Int(exactly: l), let pi = Int(exactly: p), (0..<10).contains(li), (0..<10).contains(pi) else {
+                throw TrainingError.invalid("unexpected class \(p) predicted for label \(l) (expected whole numbers in 0..<10)")
+            }
+            matrix[li][pi] += 1
+        }
         print(Self.confusionMatrix(matrix, names: MNIST.fashionClassNames))
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
                                  title: "Fashion-MNIST MLP (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 1e-3)

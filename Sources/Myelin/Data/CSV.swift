@@ -20,8 +20,11 @@ public struct CSVTable: Equatable, Sendable {
 
     /// Parses CSV text: a header line of names, then one line of numbers per row, separated by commas.
     /// Blank lines and lines starting with `#` are skipped; fields may be quoted and surrounded by blanks.
-    /// A row with the wrong number of fields or a field that is not a number is an error naming the line.
-    public init(parsing text: String, source: String) throws {
+    /// A row with the wrong number of fields or a field that is not a number is an error naming the line. So is
+    /// a NaN or infinite field, or one beyond Float's range (±3.4e38, where the table's values go), unless
+    /// `nonFinite` replaces them.
+    public init(parsing text: String, source: String, nonFinite: NonFiniteValues = .refuse) throws {
+        try nonFinite.validate(source)
         self.source = source
         var header: [String]?
         var rows: [[Double]] = []
@@ -53,8 +56,10 @@ public struct CSVTable: Equatable, Sendable {
                 guard let v = Double(f) else {
                     throw DataError.csv(source, line: lineNumber, reason: "field \(i + 1) (\(names[i])) is not a number: \"\(f)\"")
                 }
-                guard v.isFinite else {
-                    throw DataError.csv(source, line: lineNumber, reason: "field \(i + 1) (\(names[i])) is not a finite number: \"\(f)\"")
+                guard v.isFinite, Float(v).isFinite else {
+                    if case .replace(let r) = nonFinite { row.append(Double(r)); continue }
+                    let why = v.isFinite ? "is beyond Float's range (±3.4e38)" : "is not a finite number"
+                    throw DataError.csv(source, line: lineNumber, reason: "field \(i + 1) (\(names[i])) \(why): \"\(f)\" (read with nonFinite: .replace(with: 0) to replace such values)")
                 }
                 row.append(v)
             }
@@ -65,13 +70,13 @@ public struct CSVTable: Equatable, Sendable {
         self.rows = rows
     }
 
-    /// Reads a CSV file (see `init(parsing:source:)`).
-    public static func read(_ url: URL) throws -> CSVTable {
+    /// Reads a CSV file (see `init(parsing:source:nonFinite:)`).
+    public static func read(_ url: URL, nonFinite: NonFiniteValues = .refuse) throws -> CSVTable {
         let bytes = try IDX.readFile(url)
         guard let text = String(bytes: bytes, encoding: .utf8) else {
             throw DataError.invalid(url.path, reason: "is not UTF-8 text")
         }
-        return try CSVTable(parsing: text, source: url.path)
+        return try CSVTable(parsing: text, source: url.path, nonFinite: nonFinite)
     }
 
     /// The index of a column by name.

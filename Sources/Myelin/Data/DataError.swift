@@ -17,6 +17,10 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
     case csv(String, line: Int, reason: String)
     /// Anything else wrong with a file's content or a data set's arguments.
     case invalid(String, reason: String)
+    /// A NaN or infinite value in data (see `NonFiniteValues`): the file (or source), which part (features,
+    /// targets, a tensor's name), the sample (0-based) and, for samples of more than one value, the element in
+    /// the sample (0-based, row-major).
+    case nonFinite(String, part: String, sample: Int, element: Int?, value: Float)
 
     public var description: String {
         switch self {
@@ -34,6 +38,9 @@ public enum DataError: Error, CustomStringConvertible, Equatable {
             return "\(f):\(line): \(reason)"
         case .invalid(let f, let reason):
             return "\(f): \(reason)"
+        case .nonFinite(let f, let part, let sample, let element, let value):
+            return "\(f): \(part) of sample \(sample)" + (element.map { ", element \($0)," } ?? "")
+                + " is \(value): NaN and infinite values are refused (build the data set with nonFinite: .replace(with: 0) to replace them)"
         }
     }
 }

@@ -37,8 +37,18 @@ public struct Dataset {
     /// The shape of one sample's features.
     public var sampleShape: [Int] { Array((deviceFeatures?.shape ?? byteFeatures!.shape).dropFirst()) }
 
-    /// A data set from two tensors on the same device whose first dimensions agree.
-    public init(features: Tensor, targets: Tensor) throws {
+    /// A data set from two tensors on the same device whose first dimensions agree. NaN and infinite values are
+    /// refused (the error names the sample and the element) unless `nonFinite` says to replace them; checking
+    /// costs one sum per tensor on the device and one scalar read each.
+    public init(features: Tensor, targets: Tensor, nonFinite: NonFiniteValues = .refuse) throws {
+        try self.init(unchecked: features, targets: targets)
+        let f = try nonFinite.applied(to: features, source: "Dataset", part: "features")
+        let t = try nonFinite.applied(to: targets, source: "Dataset", part: "targets")
+        if f !== features || t !== targets { self = try Dataset(unchecked: f, targets: t) }
+    }
+
+    /// Two tensors whose values are known to be finite (parts of a checked data set); shapes and devices are checked.
+    init(unchecked features: Tensor, targets: Tensor) throws {
         guard features.rank >= 1, targets.rank >= 1 else {
             throw DataError.invalid("Dataset", reason: "features \(features.shape) and targets \(targets.shape) need a first (sample) dimension")
         }
@@ -66,6 +76,9 @@ public struct Dataset {
         guard bytes.count == shape.reduce(1, *) else {
             throw DataError.invalid("Dataset", reason: "\(bytes.count) feature bytes do not fill shape \(shape)")
         }
+        guard scale.isFinite, (255 * scale).isFinite else {
+            throw DataError.invalid("Dataset", reason: "byte scale \(scale) would make non-finite features")
+        }
         guard shape[0] == targets.shape[0] else {
             throw DataError.countMismatch("features \(shape)", "targets \(targets.shape)", shape[0], targets.shape[0])
         }
@@ -84,19 +97,24 @@ public struct Dataset {
     /// A data set from host arrays (uploaded once to `device`). With `classes`, the targets are class labels:
     /// `targetShape` must be [N] and each target a whole number in 0..<classes, checked here on the host once
     /// (training never checks labels on the device); the error names the bad label, its position and the range.
+    /// NaN and infinite values are refused on the host (the error names the sample and the element) unless
+    /// `nonFinite` says to replace them.
     ///
     /// ```swift
     /// let data = try Dataset(features: x, shape: [4, 2], targets: [0, 2, 1, 2], targetShape: [4], classes: 3)
     /// ```
     public init(features: [Float], shape: [Int], targets: [Float], targetShape: [Int], classes: Int? = nil,
-                on device: Device = .default) throws {
+                nonFinite: NonFiniteValues = .refuse, on device: Device = .default) throws {
+        var features = features, targets = targets
+        try nonFinite.apply(to: &features, sampleSize: Swift.max(1, shape.dropFirst().reduce(1, *)), source: "Dataset", part: "features")
+        try nonFinite.apply(to: &targets, sampleSize: Swift.max(1, targetShape.dropFirst().reduce(1, *)), source: "Dataset", part: "targets")
         if let classes {
             guard classes > 0, targetShape.count == 1 else {
                 throw DataError.invalid("Dataset", reason: "class labels need classes > 0 and a target shape [N], got classes \(classes), shape \(targetShape)")
             }
             try checkIndices(targets, in: 0..<classes, op: "Dataset", kind: "label")
         }
-        try self.init(features: Tensor(features, shape: shape, on: device),
+        try self.init(unchecked: Tensor(features, shape: shape, on: device),
                       targets: Tensor(targets, shape: targetShape, on: device))
     }
 
@@ -105,7 +123,7 @@ public struct Dataset {
         if let b = byteFeatures {
             return try! Dataset(bytes: b.bytes, shape: b.shape, scale: b.scale, targets: targets.to(device))
         }
-        return try! Dataset(features: features.to(device), targets: targets.to(device))
+        return try! Dataset(unchecked: features.to(device), targets: targets.to(device))
     }
 
     // MARK: subsets and splits
@@ -119,7 +137,7 @@ public struct Dataset {
             return try Dataset(bytes: Array(b.bytes[(range.lowerBound * b.sampleSize)..<(range.upperBound * b.sampleSize)]),
                                shape: [range.count] + b.shape.dropFirst(), scale: b.scale, targets: targets.slice(range))
         }
-        return try Dataset(features: features.slice(range), targets: targets.slice(range))
+        return try Dataset(unchecked: features.slice(range), targets: targets.slice(range))
     }
 
     /// The samples at `indices`, in that order (gathered on the device).
@@ -132,7 +150,7 @@ public struct Dataset {
             return try Dataset(bytes: b.gather(indices), shape: [indices.count] + b.shape.dropFirst(), scale: b.scale,
                                targets: targets.gather(rows: index))
         }
-        return try Dataset(features: features.gather(rows: index), targets: targets.gather(rows: index))
+        return try Dataset(unchecked: features.gather(rows: index), targets: targets.gather(rows: index))
     }
 
     /// The samples in a random order fixed by `seed`.
@@ -175,14 +193,15 @@ public struct Dataset {
 
     // MARK: transforms
 
-    /// The same targets with the features replaced by `transform(features)` (e.g. a fitted `Standardizer`).
+    /// The same targets with the features replaced by `transform(features)` (e.g. a fitted `Standardizer`);
+    /// the new features are checked for NaN and infinite values like `init(features:targets:)`'s.
     public func mapFeatures(_ transform: (Tensor) throws -> Tensor) throws -> Dataset {
         try Dataset(features: withNoGrad { try transform(features) }, targets: targets)
     }
 
-    /// The same features with the targets replaced by `transform(targets)`.
+    /// The same features with the targets replaced by `transform(targets)` (checked for NaN and infinite values).
     public func mapTargets(_ transform: (Tensor) throws -> Tensor) throws -> Dataset {
-        try withTargets(withNoGrad { try transform(targets) })
+        try withTargets(NonFiniteValues.refuse.applied(to: withNoGrad { try transform(targets) }, source: "Dataset.mapTargets", part: "targets"))
     }
 
     /// Class-number targets [N] turned into one-hot rows [N, classes] (on the device). The labels are read back
@@ -204,7 +223,7 @@ public struct Dataset {
             }
             return Dataset(byteFeatures: b, targets: newTargets)
         }
-        return try Dataset(features: features, targets: newTargets)
+        return try Dataset(unchecked: features, targets: newTargets)
     }
 
     // MARK: batches

@@ -57,8 +57,59 @@ public struct IDXArray: Sendable {
         }
     }
 
-    /// The elements as whole numbers (labels).
-    public func integers() -> [Int] { floats().map { Int($0) } }
+    /// The elements as whole numbers (labels). Each must be a whole number that fits an `Int` (a float or
+    /// double element of NaN, 1e30 or 2.5 is an error naming `source`, the element's index and its value).
+    public func integers(source: String = "IDX data") throws -> [Int] {
+        let values = floats()
+        var out = [Int]()
+        out.reserveCapacity(values.count)
+        for (i, v) in values.enumerated() {
+            guard let n = Int(exactly: v) else {
+                throw DataError.invalid(source, reason: "element \(i) is \(v), not a whole number")
+            }
+            out.append(n)
+        }
+        return out
+    }
+
+    /// The same array with NaN and infinite elements refused or replaced (`policy`); only float and double
+    /// files can hold them (a double beyond Float's range counts: it becomes infinite as Float). Errors name
+    /// `source`, the sample (first dimension) and the element in the sample.
+    public func checkedFinite(_ policy: NonFiniteValues, source: String) throws -> IDXArray {
+        guard type == .float32 || type == .float64, !payload.isEmpty else { return self }
+        try policy.validate(source)
+        let sampleSize = Swift.max(1, shape.dropFirst().reduce(1, *))
+        var replaced: [UInt8]?
+        let n = payload.count / type.size
+        try payload.withUnsafeBufferPointer { p in
+            for i in 0..<n {
+                let value: Float
+                if type == .float32 {
+                    value = Float(bitPattern: UInt32(p[4 * i]) << 24 | UInt32(p[4 * i + 1]) << 16 | UInt32(p[4 * i + 2]) << 8 | UInt32(p[4 * i + 3]))
+                } else {
+                    var b: UInt64 = 0
+                    for k in 0..<8 { b = b << 8 | UInt64(p[8 * i + k]) }
+                    value = Float(Double(bitPattern: b))
+                }
+                if value.isFinite { continue }
+                switch policy {
+                case .refuse:
+                    throw DataError.nonFinite(source, part: "value", sample: i / sampleSize,
+                                              element: sampleSize > 1 ? i % sampleSize : nil, value: value)
+                case .replace(let v):
+                    if replaced == nil { replaced = payload }
+                    if type == .float32 {
+                        let b = v.bitPattern
+                        for k in 0..<4 { replaced![4 * i + k] = UInt8(truncatingIfNeeded: b >> (24 - 8 * k)) }
+                    } else {
+                        let b = Double(v).bitPattern
+                        for k in 0..<8 { replaced![8 * i + k] = UInt8(truncatingIfNeeded: b >> (56 - 8 * k)) }
+                    }
+                }
+            }
+        }
+        return replaced.map { IDXArray(shape: shape, type: type, payload: $0) } ?? self
+    }
 }
 
 /// Reads IDX files, the format of MNIST and Fashion-MNIST, raw or gzip-compressed.

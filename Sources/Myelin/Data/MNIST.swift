@@ -36,10 +36,13 @@ public enum MNIST {
         return (pick("\(split.rawValue)-images-idx3-ubyte"), pick("\(split.rawValue)-labels-idx1-ubyte"))
     }
 
-    /// Reads and checks a split's two files: images [N, rows, cols] of bytes, labels [N] in 0..<classes.
-    public static func readSplit(directory: URL, split: Split, classes: Int = 10) throws -> (images: IDXArray, labels: IDXArray, imagesFile: String, labelsFile: String) {
+    /// Reads and checks a split's two files: images [N, rows, cols] (float images without NaN or infinite
+    /// values, unless `nonFinite` replaces them), labels [N], each a whole number in 0..<classes. Errors name the
+    /// file, the image (or label) index and the value.
+    public static func readSplit(directory: URL, split: Split, classes: Int = 10,
+                                 nonFinite: NonFiniteValues = .refuse) throws -> (images: IDXArray, labels: IDXArray, imagesFile: String, labelsFile: String) {
         let (imagesURL, labelsURL) = files(in: directory, split: split)
-        let images = try IDX.read(imagesURL)
+        var images = try IDX.read(imagesURL)
         let labels = try IDX.read(labelsURL)
         guard images.shape.count == 3 else {
             throw DataError.invalid(imagesURL.path, reason: "expected images [count, rows, columns], found dimensions \(images.shape)")
@@ -50,29 +53,32 @@ public enum MNIST {
         guard images.count == labels.count else {
             throw DataError.countMismatch(imagesURL.path, labelsURL.path, images.count, labels.count)
         }
-        if let i = labels.integers().firstIndex(where: { $0 < 0 || $0 >= classes }) {
-            throw DataError.invalid(labelsURL.path, reason: "label \(i) is \(labels.integers()[i]), expected 0..<\(classes)")
+        let values = labels.floats()
+        if let i = values.firstIndex(where: { v in Int(exactly: v).map { !(0..<classes).contains($0) } ?? true }) {
+            throw DataError.invalid(labelsURL.path, reason: "label \(i) is \(values[i]), expected a whole number in 0..<\(classes)")
         }
+        images = try images.checkedFinite(nonFinite, source: imagesURL.path)
         return (images, labels, imagesURL.path, labelsURL.path)
     }
 
     /// One split as a data set on `device`: features [N, rows·cols] (or [N, rows, cols] when `flatten` is false)
     /// scaled to [0, 1], targets [N] class numbers. `limit` keeps the first samples only. Byte images stay
-    /// bytes on the host (a quarter of the memory of Float) and are converted batch by batch.
+    /// bytes on the host (a quarter of the memory of Float) and are converted batch by batch. Float images with
+    /// NaN or infinite values are refused, naming the file, the image and the pixel, unless `nonFinite` replaces them.
     public static func load(directory: URL = fashionDirectory, split: Split, limit: Int? = nil, flatten: Bool = true,
-                            on device: Device = .default) throws -> Dataset {
-        let s = try readSplit(directory: directory, split: split)
+                            nonFinite: NonFiniteValues = .refuse, on device: Device = .default) throws -> Dataset {
+        let s = try readSplit(directory: directory, split: split, nonFinite: nonFinite)
         let rows = Array(0..<Swift.min(limit ?? s.images.count, s.images.count))
         return makeDataset(s.images, s.labels, rows: rows, flatten: flatten, on: device)
     }
 
     /// The training split divided into a training and a validation part (`validationCount` samples chosen by a
     /// seeded shuffle), targets on `device`, byte images kept as bytes like `load`'s. `limit` keeps the first
-    /// samples of the file only.
+    /// samples of the file only. Non-finite float pixels are handled as `load` says.
     public static func loadTrainValidation(directory: URL = fashionDirectory, validationCount: Int, seed: UInt64,
-                                           limit: Int? = nil, flatten: Bool = true,
+                                           limit: Int? = nil, flatten: Bool = true, nonFinite: NonFiniteValues = .refuse,
                                            on device: Device = .default) throws -> (train: Dataset, validation: Dataset) {
-        let s = try readSplit(directory: directory, split: .train)
+        let s = try readSplit(directory: directory, split: .train, nonFinite: nonFinite)
         let n = Swift.min(limit ?? s.images.count, s.images.count)
         guard validationCount >= 0, validationCount < n else {
             throw DataError.invalid(s.imagesFile, reason: "cannot keep \(validationCount) of \(n) images for validation")
@@ -88,8 +94,8 @@ public enum MNIST {
     /// types are converted to Float in chunks written straight into one device tensor.
     static func makeDataset(_ images: IDXArray, _ labels: IDXArray, rows: [Int], flatten: Bool, on device: Device) -> Dataset {
         let h = images.shape[1], w = images.shape[2], size = h * w
-        let all = labels.integers()
-        let targets = Tensor(rows.map { Float(all[$0]) }, on: device)
+        let all = labels.floats()   // checked by readSplit: whole numbers in 0..<classes
+        let targets = Tensor(rows.map { all[$0] }, on: device)
         if images.type == .uint8 {
             let shape = flatten ? [rows.count, size] : [rows.count, h, w]
             let inOrder = rows.count == images.count && rows.elementsEqual(0..<images.count)
@@ -114,6 +120,6 @@ public enum MNIST {
                 }
             }
         }
-        return try! Dataset(features: features, targets: targets)
+        return try! Dataset(unchecked: features, targets: targets)   // pixels checked by readSplit
     }
 }

@@ -14,6 +14,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case oldLayout(String, reason: String)
     /// Anything else (bad names, a checkpoint of another kind).
     case invalid(String, reason: String)
+    /// A model (or optimizer state) with NaN or infinite values, refused when saving or loading unless
+    /// `allowNonFinite` is set: the file, the tensor, how many of its values are non-finite, the first one's
+    /// index and value, and whether it was a save or a load.
+    case nonFinite(String, name: String, count: Int, index: Int, value: Float, saving: Bool)
 
     public var description: String {
         switch self {
@@ -40,6 +44,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "\(f): \(reason); \(LegacyCheckpoint.howToConvert)"
         case .invalid(let f, let reason):
             return "\(f): \(reason)"
+        case .nonFinite(let f, let name, let count, let index, let value, let saving):
+            return "\(f): tensor '\(name)' holds \(count) NaN or infinite value\(count == 1 ? "" : "s") (the first, \(value), at index \(index)): "
+                + (saving ? "the model is not saved (training diverged or its data held NaN); pass allowNonFinite: true to save it anyway"
+                          : "the model is not loaded (it was saved from a diverged run, or the file is damaged); pass allowNonFinite: true to load it anyway")
         }
     }
 }
@@ -166,7 +174,8 @@ public enum SafeTensors {
     }
 
     /// Writes a safetensors file atomically (a temporary file in the same folder, then a rename): a failure
-    /// leaves any previous file intact.
+    /// leaves any previous file intact. Values are written as they are, NaN included; `Layer.save` and
+    /// `TrainingCheckpoint.save` refuse non-finite models.
     public static func save(_ tensors: [(String, Tensor)], metadata: [String: String] = [:], to url: URL) throws {
         try AtomicFile.write(encode(tensors, metadata: metadata), to: url)
     }
@@ -174,6 +183,20 @@ public enum SafeTensors {
     /// Writes a state dict (`Layer.stateDict()`) as a safetensors file atomically (tensors sorted by name, as always).
     public static func save(_ tensors: [String: Tensor], metadata: [String: String] = [:], to url: URL) throws {
         try save(tensors.map { ($0.key, $0.value) }, metadata: metadata, to: url)
+    }
+
+    /// Throws `CheckpointError.nonFinite` for the first entry holding a NaN or infinite value (names, in order).
+    static func checkFinite(_ entries: [SafeTensorsEntry], source: String, saving: Bool) throws {
+        for e in entries {
+            guard let first = e.values.firstIndex(where: { !$0.isFinite }) else { continue }
+            let count = e.values.lazy.filter { !$0.isFinite }.count
+            throw CheckpointError.nonFinite(source, name: e.name, count: count, index: first, value: e.values[first], saving: saving)
+        }
+    }
+
+    /// The host copies of named tensors (one read each), for writing.
+    static func entries(_ tensors: [(String, Tensor)]) -> [SafeTensorsEntry] {
+        tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
     }
 
     /// JSON string literal with the escapes serde_json uses.
@@ -368,30 +391,37 @@ extension Layer {
     /// atomically, with `"myelin_layout": "2"` added to `metadata`. The file loads into the equivalent PyTorch
     /// module with `load_state_dict(safetensors.torch.load_file(path), strict=True)` (see `SafeTensors`).
     ///
+    /// A model holding a NaN or infinite value is not saved (`CheckpointError.nonFinite` names the tensor) unless
+    /// `allowNonFinite` is true.
+    ///
     /// ```swift
     /// try model.save(to: URL(fileURLWithPath: "mlp.safetensors"))
     /// try model.load(from: URL(fileURLWithPath: "mlp.safetensors"))
     /// ```
-    public func save(to url: URL, metadata: [String: String] = [:]) throws {
+    public func save(to url: URL, metadata: [String: String] = [:], allowNonFinite: Bool = false) throws {
         var metadata = metadata
         metadata[SafeTensors.layoutKey] = SafeTensors.currentLayout
-        try SafeTensors.save(namedTensors, metadata: metadata, to: url)
+        let entries = SafeTensors.entries(namedTensors)
+        if !allowNonFinite { try SafeTensors.checkFinite(entries, source: url.path, saving: true) }
+        try AtomicFile.write(SafeTensors.encode(entries: entries, metadata: metadata), to: url)
     }
 
     /// Loads every named tensor from a safetensors file, in place (parameters keep their identity, so an
     /// optimizer built on them stays valid): a file `Layer.save` wrote, or a PyTorch `state_dict` of the
     /// equivalent module saved with `safetensors.torch.save_file`. Checked before anything changes: a tensor of
     /// another shape is an error naming it and both shapes; with `strict` (the default) so are missing and
-    /// unexpected keys, all named. An old-layout Myelin file is refused with the way to convert it.
-    public func load(from url: URL, strict: Bool = true) throws {
-        try loadState(SafeTensors.load(url), source: url.path, strict: strict)
+    /// unexpected keys, all named. An old-layout Myelin file is refused with the way to convert it, and so is a
+    /// tensor with a NaN or infinite value (`CheckpointError.nonFinite`) unless `allowNonFinite` is true.
+    public func load(from url: URL, strict: Bool = true, allowNonFinite: Bool = false) throws {
+        try loadState(SafeTensors.load(url), source: url.path, strict: strict, allowNonFinite: allowNonFinite)
     }
 
     /// Loads named tensors already read from a file (see `load(from:strict:)`); `source` names the file in errors.
     /// Names under `ignoringPrefixes` (a training checkpoint's `optimizer.` state) are never unexpected. Without
-    /// `strict`, only the tensors both sides have are copied (shapes must still agree).
+    /// `strict`, only the tensors both sides have are copied (shapes must still agree). A tensor to be copied that
+    /// holds a NaN or infinite value is refused unless `allowNonFinite`.
     public func loadState(_ file: SafeTensorsFile, source: String, strict: Bool = true,
-                          ignoringPrefixes: [String] = ["optimizer."]) throws {
+                          ignoringPrefixes: [String] = ["optimizer."], allowNonFinite: Bool = false) throws {
         try LegacyCheckpoint.checkLayoutMarker(file, source: source)
         let own = namedTensors
         let byName = Dictionary(file.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -411,6 +441,7 @@ extension Layer {
             }
             throw CheckpointError.keysMismatch(source, missing: missing, unexpected: unexpected)
         }
+        if !allowNonFinite { try SafeTensors.checkFinite(own.compactMap { byName[$0.0] }, source: source, saving: false) }
         for (name, t) in own {
             if let e = byName[name] { t.assign(e.values) }
         }
@@ -420,12 +451,16 @@ extension Layer {
 extension Dataset {
     /// A data set from two tensors of a safetensors file (e.g. one written by `safetensors.numpy.save_file`):
     /// features named `features` ([N, ...]) and targets named `targets` ([N] class labels or [N, ...] values).
-    /// Integer tensors (`U8` images, `I64` labels, ...) become Float on load.
+    /// Integer tensors (`U8` images, `I64` labels, ...) become Float on load. With `classes`, the targets are
+    /// class labels: shape [N], each a whole number in 0..<classes. NaN and infinite values are refused, naming the
+    /// file, the tensor, the sample and the element, unless `nonFinite` replaces them; all checks run on the host
+    /// before the upload.
     ///
     /// ```swift
-    /// let data = try Dataset(safetensors: URL(fileURLWithPath: "train.safetensors"), features: "x", targets: "y")
+    /// let data = try Dataset(safetensors: URL(fileURLWithPath: "train.safetensors"), features: "x", targets: "y", classes: 10)
     /// ```
-    public init(safetensors url: URL, features: String, targets: String, on device: Device = .default) throws {
+    public init(safetensors url: URL, features: String, targets: String, classes: Int? = nil,
+                nonFinite: NonFiniteValues = .refuse, on device: Device = .default) throws {
         let file = try SafeTensors.load(url)
         guard let x = file[features] else {
             throw CheckpointError.invalid(url.path, reason: "has no tensor '\(features)' for the features (it has \(file.names.sorted()))")
@@ -433,6 +468,20 @@ extension Dataset {
         guard let y = file[targets] else {
             throw CheckpointError.invalid(url.path, reason: "has no tensor '\(targets)' for the targets (it has \(file.names.sorted()))")
         }
-        try self.init(features: x.tensor(on: device), targets: y.tensor(on: device))
+        guard x.shape.count >= 1, y.shape.count >= 1 else {
+            throw DataError.invalid(url.path, reason: "features '\(features)' \(x.shape) and targets '\(targets)' \(y.shape) need a first (sample) dimension")
+        }
+        var xValues = x.values, yValues = y.values
+        try nonFinite.apply(to: &xValues, sampleSize: Swift.max(1, x.shape.dropFirst().reduce(1, *)), source: url.path, part: "features '\(features)'")
+        try nonFinite.apply(to: &yValues, sampleSize: Swift.max(1, y.shape.dropFirst().reduce(1, *)), source: url.path, part: "targets '\(targets)'")
+        if let classes {
+            guard classes > 0, y.shape.count == 1 else {
+                throw DataError.invalid(url.path, reason: "class labels need classes > 0 and targets '\(targets)' of shape [N], got classes \(classes), shape \(y.shape)")
+            }
+            if let i = yValues.firstIndex(where: { v in Int(exactly: v).map { !(0..<classes).contains($0) } ?? true }) {
+                throw DataError.invalid(url.path, reason: "label \(i) of '\(targets)' is \(yValues[i]), expected a whole number in 0..<\(classes)")
+            }
+        }
+        try self.init(unchecked: Tensor(xValues, shape: x.shape, on: device), targets: Tensor(yValues, shape: y.shape, on: device))
     }
 }

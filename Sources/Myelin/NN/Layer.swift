@@ -59,11 +59,12 @@ extension Layer {
     /// anything changes: a shape mismatch is always an error naming the tensor and both shapes (and saying so
     /// when one is the transpose of the other); with `strict` (the default), so are keys of the model missing
     /// from `state` and keys of `state` the model does not have, all named in one `CheckpointError`.
-    /// Without `strict`, only the tensors present on both sides are copied.
-    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true) throws {
+    /// Without `strict`, only the tensors present on both sides are copied. A NaN or infinite value is refused
+    /// (`CheckpointError.nonFinite` names the tensor) unless `allowNonFinite`.
+    public func loadStateDict(_ state: [String: Tensor], strict: Bool = true, allowNonFinite: Bool = false) throws {
         let entries = state.map { SafeTensorsEntry(name: $0.key, shape: $0.value.shape, values: $0.value.toArray()) }
         try loadState(SafeTensorsFile(entries: entries, metadata: [:]), source: "state dict", strict: strict,
-                      ignoringPrefixes: [])
+                      ignoringPrefixes: [], allowNonFinite: allowNonFinite)
     }
     /// Switches to train mode (dropout active, batch norm uses and updates batch statistics), like PyTorch's
     /// `train()`. `fit` does this before each epoch.

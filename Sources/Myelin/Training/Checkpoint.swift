@@ -31,10 +31,11 @@ public struct TrainingCheckpoint {
     /// All metadata of the file.
     public let metadata: [String: String]
 
-    /// Saves model, optimizer state and training position atomically.
+    /// Saves model, optimizer state and training position atomically. A model or optimizer state holding a NaN
+    /// or infinite value is not saved (`CheckpointError.nonFinite` names the tensor) unless `allowNonFinite`.
     public static func save(model: any Layer, optimizer: (any Optimizer)?, epoch: Int, seed: UInt64,
                             baseLearningRate: Float? = nil, history: History = History(),
-                            metadata extra: [String: String] = [:], to url: URL) throws {
+                            metadata extra: [String: String] = [:], allowNonFinite: Bool = false, to url: URL) throws {
         var tensors = model.namedTensors
         if let optimizer {
             tensors += optimizer.stateTensors().map { (optimizerPrefix + $0.0, $0.1) }
@@ -52,16 +53,21 @@ public struct TrainingCheckpoint {
         metadata["history"] = history.json().trimmingCharacters(in: .newlines)
         let calls = dropoutLayers(model).map { String($0.calls) }
         if !calls.isEmpty { metadata["dropout_calls"] = calls.joined(separator: ",") }
-        try SafeTensors.save(tensors, metadata: metadata, to: url)
+        let entries = SafeTensors.entries(tensors)
+        if !allowNonFinite { try SafeTensors.checkFinite(entries, source: url.path, saving: true) }
+        try AtomicFile.write(SafeTensors.encode(entries: entries, metadata: metadata), to: url)
     }
 
     /// Loads a checkpoint into `model` (in place) and `optimizer`, checking everything before changing anything
     /// it can: the metadata (epoch, seed, learning rates with the same rules as the command line's `--lr`, every
-    /// history entry, dropout counters), tensor names and shapes (errors name the tensor and both shapes), then
-    /// the optimizer state. A value that breaks a rule is an error naming it, never dropped or trusted.
+    /// history entry, dropout counters), tensor names and shapes (errors name the tensor and both shapes), NaN or
+    /// infinite values in the model or the optimizer state (refused unless `allowNonFinite`), then the optimizer
+    /// state. A value that breaks a rule is an error naming it, never dropped or trusted.
     @discardableResult
-    public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?) throws -> TrainingCheckpoint {
+    public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?,
+                            allowNonFinite: Bool = false) throws -> TrainingCheckpoint {
         let file = try SafeTensors.load(url)
+        if !allowNonFinite { try SafeTensors.checkFinite(file.entries, source: url.path, saving: false) }
         let m = file.metadata
         guard let epochText = m["epoch"] else {
             throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata); load a plain model file with Layer.load(from:)")
@@ -102,12 +108,18 @@ public struct TrainingCheckpoint {
         for e in file.entries where e.name.hasPrefix(optimizerPrefix) {
             state[String(e.name.dropFirst(optimizerPrefix.count))] = e.tensor(on: .cpu)
         }
-        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [optimizerPrefix])
+        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [optimizerPrefix], allowNonFinite: allowNonFinite)
         if let optimizer {
             do { try optimizer.loadState(state) } catch {
                 throw CheckpointError.invalid(url.path, reason: "optimizer state does not fit: \(error)")
             }
-            if let s = state["step"] { optimizer.stepCount = try Int(s.item()) }
+            if let s = state["step"] {
+                let v = try s.item()
+                guard let step = Int(exactly: v), step >= 0 else {
+                    throw CheckpointError.invalid(url.path, reason: "optimizer step count \(v) is not a whole number >= 0")
+                }
+                optimizer.stepCount = step
+            }
             if let learningRate { optimizer.learningRate = learningRate }
         }
         for (d, c) in zip(dropouts, calls) { d.calls = c }
@@ -250,7 +262,8 @@ extension History {
                 if let d = values[i] as? Double { row[k] = d } else if let n = values[i] as? Int { row[k] = Double(n) }
                 else if let n = values[i] as? NSNumber { row[k] = n.doubleValue }
             }
-            let epoch = (e as? Int) ?? (e as? NSNumber)?.intValue ?? i + 1
+            // An epoch that is not a whole number fitting an Int (1e30, 2.5, NaN) is never converted unchecked.
+            let epoch = (e as? Int) ?? (e as? NSNumber).flatMap { Int(exactly: $0.doubleValue) } ?? i + 1
             append(epoch: epoch, row)
         }
     }

@@ -4,6 +4,13 @@ import Foundation
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     /// The loss became NaN or infinite.
     case nonFiniteLoss(epoch: Int, batch: Int, value: Float)
+    /// The loss stayed finite but the parameters became NaN or infinite at this batch: a non-finite gradient (for
+    /// example from a NaN input that a ReLU hid in the forward pass) or an update that overflowed reached them.
+    /// `parameters` names the ones that are non-finite when training stopped (keys of `stateDict()`).
+    case nonFiniteParameters(epoch: Int, batch: Int, parameters: [String])
+    /// The epoch's mean loss grew past the bound of `DivergenceCheck`: `loss` > `factor` × `reference`, where
+    /// `reference` is the larger of the first batch's loss and the check's `minimumReference`.
+    case diverged(epoch: Int, loss: Double, reference: Double, factor: Double)
     /// An argument of `fit` is out of range (the message says which and why).
     case invalid(String)
 
@@ -11,9 +18,45 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .nonFiniteLoss(let epoch, let batch, let value):
             return "the loss is \(value) at epoch \(epoch), batch \(batch): training stopped (lower the learning rate, check the inputs for NaN, or scale them)"
+        case .nonFiniteParameters(let epoch, let batch, let names):
+            let which = names.isEmpty ? "" : " (non-finite now: " + names.map { "'\($0)'" }.joined(separator: ", ") + ")"
+            return "the gradients or parameters became NaN or infinite at epoch \(epoch), batch \(batch) although the loss was finite\(which): training stopped (check the inputs for NaN or infinite values, or lower the learning rate)"
+        case .diverged(let epoch, let loss, let reference, let factor):
+            return "training diverged: the loss of epoch \(epoch) is " + String(format: "%.4g", loss) + ", more than "
+                + String(format: "%g", factor) + " times the first batch's loss " + String(format: "%.4g", reference)
+                + ": training stopped (lower the learning rate; fit's divergence: nil turns this check off)"
         case .invalid(let why):
             return why
         }
+    }
+}
+
+/// When `fit` calls a loss divergence: an epoch's mean loss above `factor` × max(first batch's loss,
+/// `minimumReference`), the first batch being the first one this `fit` call trains (the loss of the model as it
+/// started). The default, a factor of 10^6, never trips in normal training (a loss rarely grows at all), and stops a
+/// run whose loss exploded (Adam at learning rate 10^6 reaches 10^23) before its garbage weights are saved.
+///
+/// ```swift
+/// try model.fit(data, epochs: 5, loss: .meanSquaredError, optimizer: sgd, divergence: DivergenceCheck(factor: 1e3))
+/// try model.fit(data, epochs: 5, loss: .meanSquaredError, optimizer: sgd, divergence: nil)   // no check
+/// ```
+public struct DivergenceCheck: Sendable, Equatable {
+    /// How many times the first batch's loss an epoch's loss may reach.
+    public var factor: Double
+    /// The smallest reference loss (so that a model starting at a loss of 0 is not stopped by any later loss).
+    public var minimumReference: Double
+
+    public init(factor: Double = 1e6, minimumReference: Double = 1e-6) {
+        self.factor = factor
+        self.minimumReference = minimumReference
+    }
+
+    /// A factor of 10^6 over a reference of at least 10^-6.
+    public static let standard = DivergenceCheck()
+
+    /// True when `loss` is past the bound set by `reference` (the first batch's loss).
+    public func isDiverged(loss: Double, reference: Double) -> Bool {
+        loss > factor * Swift.max(reference, minimumReference)
     }
 }
 
@@ -22,7 +65,9 @@ extension Layer {
     ///
     /// Everything stays on the device: batches are gathered there, the epoch's loss and metrics are summed
     /// there, and read back once per epoch (and every few batches while a progress bar is shown). A NaN or
-    /// infinite loss stops training with an error naming the epoch and batch.
+    /// infinite loss stops training with an error naming the epoch and batch, and so do parameters that became
+    /// NaN or infinite while the loss stayed finite (after each step the parameters' sums are folded into the same
+    /// device scalar, so this adds no host read); an epoch loss past `divergence` stops it too.
     ///
     /// ```swift
     /// let model = Sequential { Dense(inputSize: 784, outputSize: 128, activation: .relu); Dense(inputSize: 128, outputSize: 10) }
@@ -53,18 +98,21 @@ extension Layer {
     ///   - dropLast: skips the last batch of an epoch when it has fewer than `batchSize` samples. Default false.
     ///   - initialEpoch: the number of epochs already done (resuming); `epochs` is the total to reach.
     ///   - history: the history of the epochs already done (resuming), extended and returned.
+    ///   - divergence: stops training with `TrainingError.diverged` when an epoch's loss exceeds its bound (see
+    ///     `DivergenceCheck`); nil turns the check off.
     ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
     ///   - output: where the progress text goes. Default standard output.
     /// - Returns: the loss and metrics of every epoch (those of `history` first).
     /// - Throws: `TrainingError.invalid` for a bad argument (batch size, empty data, `initialEpoch`),
-    ///   `TrainingError.nonFiniteLoss` when the loss becomes NaN or infinite, and any error of the model,
+    ///   `TrainingError.nonFiniteLoss` when the loss becomes NaN or infinite,
+    ///   `TrainingError.nonFiniteParameters` when parameters do, `TrainingError.diverged` when the loss explodes, and any error of the model,
     ///   loss, optimizer or a callback (shape mismatches, for example).
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
                     loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
-                    initialEpoch: Int = 0, history: History = History(),
+                    initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
                     verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
@@ -79,6 +127,10 @@ extension Layer {
         let progress = ProgressPrinter(mode: mode, epochs: epochs, output: output)
         for c in callbacks { try c.trainingWillBegin(context) }
         defer { eval() }
+        let parameters = self.parameters
+        // The loss of the first batch this call trains, on the device until the end of the first epoch.
+        var firstLoss: Tensor?
+        var reference: Double?
         for epoch in initialEpoch..<epochs {
             context.epoch = epoch
             if let schedule { schedule.apply(to: optimizer, epoch: epoch, base: base) }
@@ -93,8 +145,9 @@ extension Layer {
             var lossSum = Tensor.zeros([], on: device)
             var metricSums = metrics.map { _ in Tensor.zeros([], on: device) }
             var metricCounts = metrics.map { _ in 0 }
-            // The first batch whose loss is not finite (a huge number while all are finite), kept on the device.
-            let noBad = Float(1 << 23)  // whole numbers below it are exact in Float
+            // The first bad batch, kept on the device as 2·batch when its loss is not finite, 2·batch + 1 when the
+            // loss is finite but a parameter is not after the step (a huge number while all is well).
+            let noBad = Float(1 << 24)  // whole numbers below it are exact in Float
             var firstBad = Tensor.full([], noBad, on: device)
             var samples = 0
             let readEvery = Swift.max(1, batchCount / 40)
@@ -106,11 +159,17 @@ extension Layer {
                 try l.backward()
                 try optimizer.step()
                 let value = l.detach()
+                if firstLoss == nil { firstLoss = value }
                 try withNoGrad {
                     lossSum = try lossSum + value * Float(batch.count)
-                    // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing.
-                    let bad = 1 - (value * 0).equal(0)
-                    firstBad = try firstBad.minimum(bad * (Float(b) - noBad) + noBad)
+                    // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
+                    // value makes its sum non-finite (a sum of finite values that overflows counts as non-finite).
+                    let lossGood = (value * 0).equal(0)
+                    var parameterSum = value * 0
+                    for p in parameters where p.device === device { parameterSum = try parameterSum + p.sum() }
+                    let allGood = (parameterSum * 0).equal(0)   // also 0 when the loss is not finite
+                    // 2b when the loss is bad, 2b + 1 when only a parameter is, noBad when all is well.
+                    firstBad = try firstBad.minimum(allGood * (noBad - Float(2 * b) - 1) + lossGood + Float(2 * b))
                     let o = out.detach()
                     for (i, m) in metrics.enumerated() {
                         let (s, n) = try m.batchSum(output: o, target: batch.targets)
@@ -121,19 +180,24 @@ extension Layer {
                 for c in callbacks { try c.batchDidEnd(b, loss: value, context) }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
-                    let badBatch = try firstBad.item()
-                    if badBatch < noBad { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: try lossSum.item()) }
-                    var running = try ["loss": Double(lossSum.item()) / Double(samples)]
-                    for (i, m) in metrics.enumerated() { running[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+                    // One host read: the flag, the loss sum and the metric sums.
+                    let read = try Self.readScalars([firstBad, lossSum] + metricSums)
+                    try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
+                    var running = ["loss": Double(read[1]) / Double(samples)]
+                    for (i, m) in metrics.enumerated() { running[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
                     progress.batchDone(b + 1, samples: samples, elapsed: Date().timeIntervalSince(start), running: running)
                 }
             }
-            let badBatch = try firstBad.item()
-            if badBatch < noBad {
-                throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: Int(badBatch) + 1, value: try lossSum.item())
+            // One host read per epoch: the flag, the loss sum, the metric sums and (once) the first batch's loss.
+            let firstLossToRead = reference == nil ? firstLoss : nil
+            let read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
+            var logs: [String: Double] = ["loss": Double(read[1]) / Double(Swift.max(samples, 1))]
+            if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
+            if let divergence, let reference, divergence.isDiverged(loss: logs["loss"]!, reference: reference) {
+                throw TrainingError.diverged(epoch: epoch + 1, loss: logs["loss"]!, reference: reference, factor: divergence.factor)
             }
-            var logs: [String: Double] = try ["loss": Double(lossSum.item()) / Double(Swift.max(samples, 1))]
-            for (i, m) in metrics.enumerated() { logs[m.rawValue] = try m.finish(Double(metricSums[i].item()), count: metricCounts[i]) }
+            for (i, m) in metrics.enumerated() { logs[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
             let trainSeconds = Date().timeIntervalSince(start)
             if let validation {
                 let v = try evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
@@ -147,6 +211,22 @@ extension Layer {
         }
         for c in callbacks { try c.trainingDidEnd(context) }
         return context.history
+    }
+
+    /// Throws when the device flag `firstBad` (see `fit`) names a bad batch: a non-finite loss, or parameters
+    /// that became non-finite (named after a host read of the parameters, done only then).
+    private func checkFinite(firstBad code: Float, noBad: Float, epoch: Int, lossSum: Float) throws {
+        guard code < noBad, let whole = Int(exactly: code) else { return }
+        let batch = whole / 2 + 1
+        if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: lossSum) }
+        let names = namedTensors.filter { $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
+        throw TrainingError.nonFiniteParameters(epoch: epoch + 1, batch: batch, parameters: names)
+    }
+
+    /// The values of rank-0 tensors on one device, in one host read.
+    static func readScalars(_ scalars: [Tensor]) throws -> [Float] {
+        if scalars.count == 1 { return [try scalars[0].item()] }
+        return try Tensor.concat(scalars.map { try $0.reshaped([1]) }).toArray()
     }
 
     /// The loss and metrics over `data` in eval mode (dropout off, batch-norm running statistics), without a graph.

@@ -37,7 +37,8 @@ public enum LossPlot {
                               x: Double, y: Double, width: Double, height: Double) -> String {
         let left = x + 62, right = x + width - 20, top = y + 24, bottom = y + height - 46
         let epochs = history.epochs.map(Double.init)
-        let finite = keys.flatMap { history[$0] ?? [] }.filter(\.isFinite)
+        // Values from a checkpoint's history are untrusted: beyond ±1e300 the axis range would overflow.
+        let finite = keys.flatMap { history[$0] ?? [] }.filter { $0.isFinite && Swift.abs($0) < 1e300 }
         var lo = finite.min() ?? 0, hi = finite.max() ?? 1
         if name == "Accuracy" { lo = Swift.min(lo, hi - 0.05); hi = Swift.min(1, hi + 0.01) }
         if hi - lo < 1e-12 { lo -= 0.5; hi += 0.5 }
@@ -57,7 +58,7 @@ public enum LossPlot {
         }
         for t in xTicks {
             s += "<line x1=\(q(px(t))) y1=\(q(bottom)) x2=\(q(px(t))) y2=\(q(bottom + 5)) stroke=\"black\"/>\n"
-            s += "<text x=\(q(px(t))) y=\(q(bottom + 18)) font-size=\"11\" text-anchor=\"middle\">\(Int(t))</text>\n"
+            s += "<text x=\(q(px(t))) y=\(q(bottom + 18)) font-size=\"11\" text-anchor=\"middle\">\(String(format: "%.0f", t))</text>\n"
         }
         s += "<line x1=\(q(left)) y1=\(q(bottom)) x2=\(q(right)) y2=\(q(bottom)) stroke=\"black\"/>\n"
         s += "<line x1=\(q(left)) y1=\(q(top)) x2=\(q(left)) y2=\(q(bottom)) stroke=\"black\"/>\n"
@@ -67,7 +68,7 @@ public enum LossPlot {
         for (i, key) in keys.enumerated() {
             let color = key.hasPrefix("val_") ? "#d62728" : "#1f77b4"
             let dash = key.hasPrefix("val_") ? " stroke-dasharray=\"6 3\"" : ""
-            let points = zip(epochs, history[key] ?? []).filter { $0.1.isFinite }
+            let points = zip(epochs, history[key] ?? []).filter { $0.1.isFinite && Swift.abs($0.1) < 1e300 }
             if points.count > 1 {
                 let path = points.map { "\(f(px($0.0))),\(f(py($0.1)))" }.joined(separator: " ")
                 s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(dash) points=\"\(path)\"/>\n"
@@ -101,8 +102,9 @@ public enum LossPlot {
     }
 
     private static func label(_ v: Double, step: Double) -> String {
-        let decimals = Swift.max(0, Int(-Foundation.floor(Foundation.log10(step)) + (step / Foundation.pow(10, Foundation.floor(Foundation.log10(step))) == 2.5 ? 1 : 0)))
-        return String(format: "%.\(Swift.min(decimals, 6))f", v)
+        let exact = -Foundation.floor(Foundation.log10(step)) + (step / Foundation.pow(10, Foundation.floor(Foundation.log10(step))) == 2.5 ? 1 : 0)
+        let decimals = exact.isFinite ? Int(Swift.min(Swift.max(exact, 0), 6)) : 0
+        return String(format: "%.\(decimals)f", v)
     }
 
     private static func f(_ v: Double) -> String { String(format: "%.1f", v) }

@@ -54,7 +54,7 @@ final class ProgressPrinter {
     }
 
     static func time(_ s: Double) -> String {
-        guard s.isFinite else { return "?" }
+        guard s.isFinite, Swift.abs(s) < 1e12 else { return "?" }
         let t = Int(s.rounded())
         return t >= 3600 ? String(format: "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String(format: "%d:%02d", t / 60, t % 60)
     }
