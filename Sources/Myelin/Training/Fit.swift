@@ -46,6 +46,7 @@ public struct DivergenceCheck: Sendable, Equatable {
     /// The smallest reference loss (so that a model starting at a loss of 0 is not stopped by any later loss).
     public var minimumReference: Double
 
+    /// A check with the given bound (defaults: 10^6 times the first batch's loss, and a reference of at least 10^-6).
     public init(factor: Double = 1e6, minimumReference: Double = 1e-6) {
         self.factor = factor
         self.minimumReference = minimumReference
