@@ -26,10 +26,12 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // Inline vector math for the CPU backend (a vector square root).
+        .target(name: "CMyelinMath"),
         // Devices, tensors, autograd, the CPU and OpenCL backends and their kernels.
         .target(
             name: "MyelinCore",
-            dependencies: ["COpenCL", "CBLAS"],
+            dependencies: ["COpenCL", "CBLAS", "CMyelinMath"],
             resources: [
                 .embedInCode("Kernels/common.cl"),
                 .embedInCode("Kernels/conv.cl"),

@@ -1,9 +1,10 @@
+internal import CMyelinMath
 import Foundation
 
 /// The fused optimizer updates as Swift loops, the same formulas as Kernels/optimizers.cl.
 /// Each runs over the elements once, split across cores for large parameters. SGD's loops vectorize,
-/// Adam's (without amsgrad) through explicit SIMD8; the others stay scalar because a scalar
-/// `squareRoot()` is a call to libm's `sqrtf` on Linux.
+/// Adam's (without amsgrad) through explicit SIMD8 with an inline vector square root (CMyelinMath: Swift's
+/// `squareRoot()` is a call to libm's `sqrtf` per lane on Linux); the others stay scalar.
 extension CPUBackend {
     func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
                  _ h: SGDStepParameters) {
@@ -112,7 +113,7 @@ extension CPUBackend {
                     let mi = b1 * m0 + c1 * gi, vi = b2 * v0 + c2 * gi * gi
                     Self.store8(mi, m, i)
                     Self.store8(vi, v, i)
-                    Self.store8(pi * decay - stepSize * mi / (vi.squareRoot() / bc2 + eps), p, i)
+                    Self.store8(pi * decay - stepSize * mi / (myelin_sqrt8(vi) / bc2 + eps), p, i)
                     i += 8
                 }
                 while i < hi {
