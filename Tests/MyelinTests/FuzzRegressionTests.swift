@@ -53,6 +53,19 @@ import Testing
         }
     }
 
+    /// Found by the idx fuzzer: images [0, 4294933154, 3291279360] (no pixels, so the file is complete) made
+    /// `MNIST.load` overflow computing the pixels per image. Now an error naming the file.
+    @Test func emptyImagesOfOverflowingSizeAreRefused() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("myelin-regression-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let images = folder.appendingPathComponent("t10k-images-idx3-ubyte")
+        try Data(contentsOf: Self.regressions.appendingPathComponent("idx/zero-images-of-overflowing-size")).write(to: images)
+        try Data(IDX.encode(uint8: [], shape: [0])).write(to: folder.appendingPathComponent("t10k-labels-idx1-ubyte"))
+        expectDataError({ _ = try MNIST.load(directory: folder, split: .test, on: .cpu) },
+                        contains: [images.path, "4294933154×3291279360", "too large"])
+    }
+
     /// The seeds of the fuzzers (Fuzz/corpus, written by `scripts/fuzz --seeds` from `FuzzHarness.seeds`) are
     /// valid inputs: each is accepted, with its properties (a format change that made them invalid would leave the
     /// fuzzers mutating refused files).

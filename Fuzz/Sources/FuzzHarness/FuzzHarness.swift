@@ -55,7 +55,7 @@ public enum FuzzHarness {
 
     /// The fuzzers' entry: runs the harness (stepping around `knownIssues`), crashes on a violation, ignores
     /// refusals.
-    public static func fuzz(_ target: Target, _ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    public static func fuzz(_ target: Target, _ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         do {
             try run(target, Array(UnsafeBufferPointer(start: data, count: size)), skipping: knownIssues)
         } catch let violation as Violation {
@@ -64,10 +64,10 @@ public enum FuzzHarness {
         return 0
     }
 
-    /// The fuzzers' `LLVMFuzzerInitialize`: with MYELIN_FUZZ_WRITE_SEEDS=<folder> in the environment, writes the
-    /// target's seeds there and exits (how `scripts/fuzz --seeds` makes Fuzz/corpus/<target>/).
-    public static func initialize(_ target: Target) -> CInt {
-        guard let folder = ProcessInfo.processInfo.environment["MYELIN_FUZZ_WRITE_SEEDS"] else { return 0 }
+    /// With MYELIN_FUZZ_WRITE_SEEDS=<folder> in the environment, writes the target's seeds there and exits (how
+    /// `scripts/fuzz --seeds` makes Fuzz/corpus/<target>/); else returns.
+    public static func writeSeedsIfAsked(_ target: Target) {
+        guard let folder = ProcessInfo.processInfo.environment["MYELIN_FUZZ_WRITE_SEEDS"] else { return }
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
             for (name, bytes) in try seeds(target) {
