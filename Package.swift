@@ -62,7 +62,9 @@ let package = Package(
             dependencies: [
                 "Myelin",
                 .product(name: "Numerics", package: "swift-numerics"),
-            ]
+            ],
+            // The fuzzers' reproducers, read by FuzzRegressionTests from the source tree.
+            exclude: ["Regressions"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -47,6 +47,11 @@ public enum MNIST {
         guard images.shape.count == 3 else {
             throw DataError.invalid(imagesURL.path, reason: "expected images [count, rows, columns], found dimensions \(images.shape)")
         }
+        // With a count of 0 the file holds no pixels whatever rows and columns say: bound them here.
+        let (pixels, overflow) = images.shape[1].multipliedReportingOverflow(by: images.shape[2])
+        guard !overflow, pixels <= Int(Int32.max) else {
+            throw DataError.invalid(imagesURL.path, reason: "images of \(images.shape[1])×\(images.shape[2]) pixels are too large")
+        }
         guard labels.shape.count == 1 else {
             throw DataError.invalid(labelsURL.path, reason: "expected labels [count], found dimensions \(labels.shape)")
         }
