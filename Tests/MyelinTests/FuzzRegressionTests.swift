@@ -13,9 +13,7 @@ import Testing
 
     /// Reproducers of bugs not fixed yet, by "<target>/<file>": they still crash, and are recorded as known issues.
     /// Remove an entry (and the FuzzHarness.KnownIssue) with the fix; the test fails while an entry outlives its bug.
-    static let knownIssues: [String: FuzzHarness.KnownIssue] = [
-        "idx/float-label-overflow": .floatLabelsToInt,
-    ]
+    static let knownIssues: [String: FuzzHarness.KnownIssue] = [:]
 
     /// "<target>/<file>" for every file under `folder`/<target>/.
     static func files(in folder: URL) -> [String] {
