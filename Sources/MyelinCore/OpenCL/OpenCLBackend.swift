@@ -38,6 +38,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let limits: LaunchLimits
     /// `CL_KERNEL_WORK_GROUP_SIZE` and `CL_KERNEL_LOCAL_MEM_SIZE` of each kernel, queried once.
     private var kernelLimits: [String: (workGroupSize: Int, localMemory: Int)] = [:]
+    /// The first command that failed and has not been reported yet (`takeFailure`).
+    private var failure: DeviceError?
     /// The local size of the latest launch of each kernel that set one (tests check that a cap changes them).
     private(set) var lastLocalSize: [String: [Int]] = [:]
 
@@ -169,7 +171,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         check(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
-                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
+                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer of \(count * 4) bytes")
         stats.hostReads += 1
         stats.waits += 1
     }
@@ -191,6 +193,21 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         check(clFinish(queue), "clFinish")
         stats.waits += 1
+    }
+
+    func takeFailure() -> DeviceError? {
+        lock.lock(); defer { lock.unlock() }
+        defer { failure = nil }
+        return failure
+    }
+
+    /// Keeps the first failed command for `takeFailure` (later ones are usually its consequences) and says so
+    /// on stderr at once, for programs that never check.
+    private func recordFailure(_ detail: String) {
+        if failure == nil {
+            failure = .commandFailed(device: name, detail: detail)
+            FileHandle.standardError.write(Data("myelin: \(name): \(detail)\n".utf8))
+        }
     }
 
     // MARK: launching
@@ -256,9 +273,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
-    /// at `offset` when given. A local size or local memory beyond the device's limits, or a failed enqueue,
-    /// stops the program with a message naming the kernel, the sizes and the limits (callers pick local sizes
-    /// through `fittingLocal` and `workGroupLimit`, so this is a bug in Myelin, not in the user's program).
+    /// at `offset` when given. A local size or local memory beyond the device's limits (callers pick local sizes
+    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses (e.g. `CL_OUT_OF_RESOURCES`),
+    /// is recorded with the kernel, the sizes and the limits, and thrown at the next `item()` or `Device.check()`.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
         let k = kernel(name)
@@ -292,8 +309,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             }
             if local.reduce(1, *) > min(limits.maxWorkGroupSize, kl.workGroupSize) || !withinDimensions
                 || localBytes + kl.localMemory > limits.localMemorySize {
-                fatalError("\(self.name): a launch exceeds the device's limits: "
-                           + launchDescription(name, global: global, local: local, localBytes: localBytes))
+                recordFailure("a launch exceeds the device's limits, not enqueued: "
+                              + launchDescription(name, global: global, local: local, localBytes: localBytes))
+                return
             }
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
@@ -303,8 +321,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil)
         }
         if status != CL_SUCCESS {
-            fatalError("\(self.name): clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
-                       + launchDescription(name, global: global, local: local, localBytes: localBytes))
+            recordFailure("clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
+                          + launchDescription(name, global: global, local: local, localBytes: localBytes))
+            return
         }
         stats.launches += 1
     }
