@@ -157,14 +157,25 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         staging.copyMemory(from: source.baseAddress!, byteCount: bytes)
         lock.lock(); defer { lock.unlock() }
         var event: cl_event?
-        check(clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event),
-              "clEnqueueWriteBuffer")
+        let status = clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        guard status == CL_SUCCESS else {
+            staging.deallocate()
+            recordFailure("clEnqueueWriteBuffer of \(bytes) bytes failed with \(openCLErrorName(status)) (\(status))")
+            return
+        }
         stats.hostWrites += 1
-        check(clSetEventCallback(event, CL_COMPLETE, { ev, _, userData in
+        let callback = clSetEventCallback(event, CL_COMPLETE, { ev, _, userData in
             userData?.deallocate()
             clReleaseEvent(ev)
-        }, staging), "clSetEventCallback")
-        check(clFlush(queue), "clFlush")
+        }, staging)
+        if callback != CL_SUCCESS {
+            // No callback to free the staging block: wait for the write here instead.
+            clWaitForEvents(1, &event)
+            clReleaseEvent(event)
+            staging.deallocate()
+            recordFailure("clSetEventCallback failed with \(openCLErrorName(callback)) (\(callback))")
+        }
+        recordIfFailed(clFlush(queue), "clFlush")
     }
 
     func read(_ buffer: DeviceBuffer, offset: Int, count: Int, into destination: UnsafeMutableBufferPointer<Float>) {
@@ -179,8 +190,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count: Int) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        check(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
-                                  count * 4, 0, nil, nil), "clEnqueueCopyBuffer")
+        recordIfFailed(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
+                                           count * 4, 0, nil, nil), "clEnqueueCopyBuffer of \(count * 4) bytes")
         stats.launches += 1
     }
 
@@ -191,7 +202,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func synchronize() {
         lock.lock(); defer { lock.unlock() }
-        check(clFinish(queue), "clFinish")
+        recordIfFailed(clFinish(queue), "clFinish")
         stats.waits += 1
     }
 
@@ -199,6 +210,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         defer { failure = nil }
         return failure
+    }
+
+    /// Records `call` as failed unless `status` is `CL_SUCCESS`.
+    private func recordIfFailed(_ status: cl_int, _ call: String) {
+        if status != CL_SUCCESS { recordFailure("\(call) failed with \(openCLErrorName(status)) (\(status))") }
     }
 
     /// Keeps the first failed command for `takeFailure` (later ones are usually its consequences) and says so
@@ -297,7 +313,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 var m: cl_mem? = nil
                 status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
             }
-            check(status, "clSetKernelArg(\(name), argument \(i))")
+            if status != CL_SUCCESS {
+                recordFailure("clSetKernelArg(\(name), argument \(i)) failed with \(openCLErrorName(status)) (\(status)); "
+                              + "the launch was not enqueued")
+                return
+            }
         }
         var g = global.map { max($0, 1) }
         var o = offset ?? [Int](repeating: 0, count: g.count)
