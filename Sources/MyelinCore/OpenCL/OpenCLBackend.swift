@@ -25,7 +25,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     let program: cl_program
-    private var kernels: [String: cl_kernel] = [:]
+    /// The kernels created so far (each on its first launch), by name.
+    private(set) var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
     private let pool = BufferPool<cl_mem>()
     private let lock = NSRecursiveLock()
