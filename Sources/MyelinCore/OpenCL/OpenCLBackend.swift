@@ -47,7 +47,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
     /// `MYELIN_MAX_WORK_GROUP_SIZE` (a cap on the work-group size, as on a smaller GPU); `maxWorkGroupSize`, when
-    /// given, is that cap.
+    /// given, is that cap. The cap binds the launches that choose their own work-group size (reductions,
+    /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
          maxWorkGroupSize: Int? = nil) throws {
         let source = try KernelLibrary.source(environment: environment)
