@@ -35,7 +35,8 @@ enum KernelExercise {
         }
         // GEMM: every variant, every transpose, bias + activation, at shapes with whole blocks and edges.
         let cl = backend as? OpenCLBackend
-        for (m, n, k) in [(13, 35, 5), (3, 7, 9)] {
+        // 37 x 67 spans several 32 x 32 tiles and several register blocks of every size.
+        for (m, n, k) in [(13, 35, 5), (3, 7, 9), (37, 67, 19)] {
             for transA in [false, true] {
                 for transB in [false, true] {
                     let a = upload(backend, testValues(m * k, seed: UInt64(m + k)))
