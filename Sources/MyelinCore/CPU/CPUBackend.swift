@@ -88,6 +88,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func synchronize() {}
 
+    func takeFailure() -> DeviceError? { nil }
+
     /// Adds to the counters: `update` changes a zeroed `DeviceStats` (inlined, so only the fields it touches cost).
     @inline(__always) func count(_ update: (inout DeviceStats) -> Void) {
         var d = DeviceStats()

@@ -27,6 +27,9 @@ protocol Backend: AnyObject, Sendable {
     func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count: Int)
     /// Waits until every enqueued command has finished.
     func synchronize()
+    /// The first command that failed since the last call, if any (an OpenCL enqueue that the driver refused),
+    /// and forgets it. The CPU never fails a command.
+    func takeFailure() -> DeviceError?
 
     // MARK: compute
     /// C = act(alpha · op(A) · op(B) + beta · C + bias), batched; see `GemmShape`.

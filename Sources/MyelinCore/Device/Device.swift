@@ -55,6 +55,19 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     /// Waits for every queued command on the device to finish (benchmarks use this).
     public func synchronize() { backend.synchronize() }
 
+    /// Waits for the device, then throws the first command that failed since the last check (an OpenCL launch
+    /// the driver refused, naming the kernel, its sizes and the device's limits), so results computed after it
+    /// are not trusted. `Tensor.item()` checks the same way.
+    ///
+    /// ```swift
+    /// let loss = model(x).mean()
+    /// try loss.device.check()
+    /// ```
+    public func check() throws {
+        backend.synchronize()
+        if let failure = backend.takeFailure() { throw failure }
+    }
+
     public static func == (a: Device, b: Device) -> Bool { a === b }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
 

@@ -69,6 +69,10 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     case outOfMemory(what: String, bytes: Int, device: String, limit: Int, limitKind: String)
     /// The element count (or byte count) of `shape` for `what` overflows `Int`, or a size is negative.
     case sizeOverflow(what: String, shape: [Int])
+    /// A command on `device` failed when it was enqueued (`detail` names the call, the error, and for a kernel
+    /// launch the kernel, its global and local sizes and the device's limits). Later results on the device are
+    /// not to be trusted; the error is thrown at the next `item()` or `Device.check()`.
+    case commandFailed(device: String, detail: String)
 
     public var description: String {
         switch self {
@@ -88,6 +92,8 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
             return "MYELIN_KERNELS_DIR=\(folder): \(problem); unset MYELIN_KERNELS_DIR to use the kernels built into Myelin"
         case .outOfMemory(let what, let bytes, let device, let limit, let limitKind):
             return "\(what) needs \(formatBytes(bytes)), the device \(device) has \(formatBytes(limit)) \(limitKind)"
+        case .commandFailed(let device, let detail):
+            return "\(device): \(detail)"
         case .sizeOverflow(let what, let shape):
             return shape.contains(where: { $0 < 0 })
                 ? "\(what): the shape \(shape) has a negative size"

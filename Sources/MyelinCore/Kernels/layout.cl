@@ -1,17 +1,19 @@
 // Data movement: transpose of the last two axes, gather/scatter of rows, one-hot.
 
-#define TRANSPOSE_TILE 16
-__kernel void transpose_batched(__global const float* x, __global float* out, int rows, int cols) {
-    __local float tile[TRANSPOSE_TILE][TRANSPOSE_TILE + 1];
+// Square work-groups of t x t items (t = the local size, chosen by the host within the device's limits) move
+// a t x t tile through local memory of t x (t + 1) floats (the padding column avoids bank conflicts).
+__kernel void transpose_batched(__global const float* x, __global float* out, int rows, int cols,
+                                __local float* tile) {
+    int t = get_local_size(0);
     int b = get_global_id(2);
     int c = get_global_id(0), r = get_global_id(1);
     int lc = get_local_id(0), lr = get_local_id(1);
     long base = (long)b * rows * cols;
-    if (r < rows && c < cols) tile[lr][lc] = x[base + (long)r * cols + c];
+    if (r < rows && c < cols) tile[lr * (t + 1) + lc] = x[base + (long)r * cols + c];
     barrier(CLK_LOCAL_MEM_FENCE);
-    int oc = get_group_id(1) * TRANSPOSE_TILE + lc;  // output column = input row
-    int orow = get_group_id(0) * TRANSPOSE_TILE + lr; // output row = input column
-    if (orow < cols && oc < rows) out[base + (long)orow * rows + oc] = tile[lc][lr];
+    int oc = get_group_id(1) * t + lc;  // output column = input row
+    int orow = get_group_id(0) * t + lr; // output row = input column
+    if (orow < cols && oc < rows) out[base + (long)orow * rows + oc] = tile[lc * (t + 1) + lr];
 }
 
 __kernel void gather_rows(__global const float* x, __global const float* indices, __global float* out,
@@ -35,7 +37,9 @@ __kernel void scatter_add_rows(__global const float* gy, __global const float* i
     int dst = (int)v;
     volatile __global int* target = (volatile __global int*)(out + (long)dst * row_size + j);
     float add = gy[(long)i * row_size + j];
-    int old = *target, assumed;
+    // Every access to the target is atomic (a plain first read would race with other items' updates): the
+    // first compare-and-swap guesses 0.0f and, when wrong, returns the value to retry with.
+    int old = as_int(0.0f), assumed;
     do {
         assumed = old;
         old = atomic_cmpxchg(target, assumed, as_int(as_float(assumed) + add));

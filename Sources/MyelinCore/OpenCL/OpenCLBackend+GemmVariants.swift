@@ -45,6 +45,10 @@ extension OpenCLBackend {
     func gemmVariant(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
                      bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
         switch kernel {
+        case .tiled where workGroupLimit("gemm_tiled") < 64 || limits.maxWorkItemSizes.prefix(2).contains(where: { $0 < 8 })
+                          || limits.localMemorySize < 2 * 16 * 32 * 4:
+            // Its 8 x 8 work-groups (or 4 KiB of tiles) do not fit this device: the kernel without local memory.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .direct)
         case .tiled:
             launch("gemm_tiled", global: [(s.n + 3) / 4, (s.m + 3) / 4, s.batch], local: [8, 8, 1],
                    args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
@@ -52,7 +56,8 @@ extension OpenCLBackend {
             let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
             if mMain > 0 && nMain > 0 {
                 let global = [nMain / v.columns, mMain / v.rows, s.batch]
-                launch("gemm_nt_\(v.rows)x\(v.columns)", global: global, local: GemmKernelChoice.blockLocal(global),
+                let name = "gemm_nt_\(v.rows)x\(v.columns)"
+                launch(name, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), kernel: name),
                        args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
             }
             gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
@@ -73,7 +78,7 @@ extension OpenCLBackend {
                           .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(v.columns)), .buffer(bp)])
             let name = "gemm_packed_\(rowsFirst ? "r_" : "")\(v.rows)x\(v.columns)"
             let global = rowsFirst ? [rowPanels, colPanels, s.batch] : [colPanels, rowPanels, s.batch]
-            launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
+            launch(name, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), kernel: name),
                    args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
                           .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * v.rows * s.k)),
                           .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * v.columns * s.k)),

@@ -36,7 +36,7 @@ extension OpenCLBackend {
             if mMain > 0 && nMain > 0 {
                 let name = "gemm_block_\(s.transA ? "tn" : "nn")_\(v.rows)x\(v.columns)"
                 let global = [nMain / v.columns, mMain / v.rows, s.batch]
-                launch(name, global: global, local: GemmKernelChoice.blockLocal(global),
+                launch(name, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), kernel: name),
                        args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
             }
             gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
@@ -55,7 +55,7 @@ extension OpenCLBackend {
             }
             let global = [(s.m + rows - 1) / rows, s.batch]
             let l0 = global[0] * global[1] >= 32 ? 2 : 1
-            launch("gemm_skinny_\(rows)", global: global, local: [l0, 1],
+            launch("gemm_skinny_\(rows)", global: global, local: fittingLocal([l0, 1], kernel: "gemm_skinny_\(rows)"),
                    args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
                           .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
                           .buffer(bp), .int(Int32(ldbp)), .ulong(UInt64(strideBp)),
@@ -145,7 +145,10 @@ extension OpenCLBackend {
     func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int) {
         guard outer > 0, inner > 0 else { return }
         if inner == 1 {
-            let wg = length >= 256 ? 256 : (length >= 64 ? 64 : 16)
+            // A power of two (the tree halves it) within the kernel's work-group limit.
+            var wg = length >= 256 ? 256 : (length >= 64 ? 64 : 16)
+            while wg > workGroupLimit("reduce_rows") || wg > limits.maxWorkItemSizes[0] { wg /= 2 }
+            wg = max(wg, 1)
             launch("reduce_rows", global: [outer * wg], local: [wg],
                    args: [.buffer(x), .buffer(out), .int(Int32(length)), .int(op.rawValue), .local(wg * 4)])
         } else {
@@ -173,8 +176,13 @@ extension OpenCLBackend {
 
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
         guard batch > 0, rows > 0, cols > 0 else { return }
-        launch("transpose_batched", global: [cols, rows, batch], local: [16, 16, 1],
-               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols))])
+        // Square tiles of 16 x 16 where the device allows, else the largest power of two that fits.
+        var tile = 16
+        let limit = workGroupLimit("transpose_batched")
+        while tile > 1 && (tile * tile > limit || tile > limits.maxWorkItemSizes[0]
+                           || tile > limits.maxWorkItemSizes[min(1, limits.maxWorkItemSizes.count - 1)]) { tile /= 2 }
+        launch("transpose_batched", global: [cols, rows, batch], local: [tile, tile, 1],
+               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .local(tile * (tile + 1) * 4)])
     }
 
     func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {

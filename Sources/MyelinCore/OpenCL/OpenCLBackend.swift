@@ -25,7 +25,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let context: cl_context
     let queue: cl_command_queue
     let program: cl_program
-    private var kernels: [String: cl_kernel] = [:]
+    /// The kernels created so far (each on its first launch), by name.
+    private(set) var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
     private let pool = BufferPool<cl_mem>()
     private let lock = NSRecursiveLock()
@@ -34,11 +35,25 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let cacheDirectory: URL
     /// `MYELIN_KERNELS_DIR` when the kernels came from a folder (named when a kernel is missing).
     let kernelsDirectory: String?
+    /// The device's launch limits (work-group size, possibly capped; per-dimension sizes; local memory).
+    let limits: LaunchLimits
+    /// `CL_KERNEL_WORK_GROUP_SIZE` and `CL_KERNEL_LOCAL_MEM_SIZE` of each kernel, queried once.
+    private var kernelLimits: [String: (workGroupSize: Int, localMemory: Int)] = [:]
+    /// The first command that failed and has not been reported yet (`takeFailure`).
+    private var failure: DeviceError?
+    /// The local size of the latest launch of each kernel that set one (tests check that a cap changes them).
+    private(set) var lastLocalSize: [String: [Int]] = [:]
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
-    /// sources, checked before anything is built) and `MYELIN_CACHE_DIR` (the program cache).
-    init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
+    /// `MYELIN_MAX_WORK_GROUP_SIZE` (a cap on the work-group size, as on a smaller GPU); `maxWorkGroupSize`, when
+    /// given, is that cap. The cap binds the launches that choose their own work-group size (reductions,
+    /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
+    init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
+         maxWorkGroupSize: Int? = nil) throws {
         let source = try KernelLibrary.source(environment: environment)
+        let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
+        self.limits = LaunchLimits(device: info.device, cap: cap)
         self.cacheDirectory = ProgramCache.directory(environment: environment)
         self.kernelsDirectory = environment["MYELIN_KERNELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         self.index = index
@@ -144,21 +159,32 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         staging.copyMemory(from: source.baseAddress!, byteCount: bytes)
         lock.lock(); defer { lock.unlock() }
         var event: cl_event?
-        check(clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event),
-              "clEnqueueWriteBuffer")
+        let status = clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        guard status == CL_SUCCESS else {
+            staging.deallocate()
+            recordFailure("clEnqueueWriteBuffer of \(bytes) bytes failed with \(openCLErrorName(status)) (\(status))")
+            return
+        }
         stats.hostWrites += 1
-        clSetEventCallback(event, CL_COMPLETE, { ev, _, userData in
+        let callback = clSetEventCallback(event, CL_COMPLETE, { ev, _, userData in
             userData?.deallocate()
             clReleaseEvent(ev)
         }, staging)
-        clFlush(queue)
+        if callback != CL_SUCCESS {
+            // No callback to free the staging block: wait for the write here instead.
+            clWaitForEvents(1, &event)
+            clReleaseEvent(event)
+            staging.deallocate()
+            recordFailure("clSetEventCallback failed with \(openCLErrorName(callback)) (\(callback))")
+        }
+        recordIfFailed(clFlush(queue), "clFlush")
     }
 
     func read(_ buffer: DeviceBuffer, offset: Int, count: Int, into destination: UnsafeMutableBufferPointer<Float>) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
         check(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
-                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer")
+                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer of \(count * 4) bytes")
         stats.hostReads += 1
         stats.waits += 1
     }
@@ -166,8 +192,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count: Int) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        check(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
-                                  count * 4, 0, nil, nil), "clEnqueueCopyBuffer")
+        recordIfFailed(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
+                                           count * 4, 0, nil, nil), "clEnqueueCopyBuffer of \(count * 4) bytes")
         stats.launches += 1
     }
 
@@ -178,8 +204,28 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func synchronize() {
         lock.lock(); defer { lock.unlock() }
-        check(clFinish(queue), "clFinish")
+        recordIfFailed(clFinish(queue), "clFinish")
         stats.waits += 1
+    }
+
+    func takeFailure() -> DeviceError? {
+        lock.lock(); defer { lock.unlock() }
+        defer { failure = nil }
+        return failure
+    }
+
+    /// Records `call` as failed unless `status` is `CL_SUCCESS`.
+    private func recordIfFailed(_ status: cl_int, _ call: String) {
+        if status != CL_SUCCESS { recordFailure("\(call) failed with \(openCLErrorName(status)) (\(status))") }
+    }
+
+    /// Keeps the first failed command for `takeFailure` (later ones are usually its consequences) and says so
+    /// on stderr at once, for programs that never check.
+    private func recordFailure(_ detail: String) {
+        if failure == nil {
+            failure = .commandFailed(device: name, detail: detail)
+            FileHandle.standardError.write(Data("myelin: \(name): \(detail)\n".utf8))
+        }
     }
 
     // MARK: launching
@@ -195,11 +241,63 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return k
     }
 
+    /// The most work-items one work-group of kernel `name` may have: the device's limit (after the cap) and
+    /// the kernel's own `CL_KERNEL_WORK_GROUP_SIZE`, whichever is smaller.
+    func workGroupLimit(_ name: String) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return min(limits.maxWorkGroupSize, kernelLimit(name).workGroupSize)
+    }
+
+    /// `wanted` shrunk (halving its largest dimension) until it fits kernel `name`'s work-group limit and the
+    /// device's per-dimension limits.
+    func fittingLocal(_ wanted: [Int], kernel name: String) -> [Int] {
+        let limit = workGroupLimit(name)
+        var l = wanted.map { max($0, 1) }
+        func fits() -> Bool {
+            l.reduce(1, *) <= limit && l.indices.allSatisfy { $0 >= limits.maxWorkItemSizes.count || l[$0] <= limits.maxWorkItemSizes[$0] }
+        }
+        while !fits() {
+            let i = l.indices.max { l[$0] < l[$1] }!
+            if l[i] == 1 { break }
+            l[i] = (l[i] + 1) / 2
+        }
+        return l
+    }
+
+    private func kernelLimit(_ name: String) -> (workGroupSize: Int, localMemory: Int) {
+        if let known = kernelLimits[name] { return known }
+        let k = kernel(name)
+        var size = 0
+        var localMemory: cl_ulong = 0
+        let status = clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
+                                              MemoryLayout<Int>.size, &size, nil)
+        check(status, "clGetKernelWorkGroupInfo(\(name), CL_KERNEL_WORK_GROUP_SIZE)")
+        check(clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_LOCAL_MEM_SIZE),
+                                       MemoryLayout<cl_ulong>.size, &localMemory, nil),
+              "clGetKernelWorkGroupInfo(\(name), CL_KERNEL_LOCAL_MEM_SIZE)")
+        let known = (workGroupSize: max(size, 1), localMemory: Int(localMemory))
+        kernelLimits[name] = known
+        return known
+    }
+
+    /// What a launch asked for and what the device allows, for error messages.
+    private func launchDescription(_ name: String, global: [Int], local: [Int]?, localBytes: Int) -> String {
+        let kl = kernelLimit(name)
+        return "kernel \(name), global size \(global), local size \(local.map { "\($0)" } ?? "chosen by the driver")"
+            + ", \(localBytes) bytes of local memory arguments; device limits: CL_DEVICE_MAX_WORK_GROUP_SIZE "
+            + "\(info.maxWorkGroupSize)\(limits.cap.map { " (capped to \($0))" } ?? ""), CL_KERNEL_WORK_GROUP_SIZE "
+            + "\(kl.workGroupSize), CL_DEVICE_MAX_WORK_ITEM_SIZES \(limits.maxWorkItemSizes), CL_DEVICE_LOCAL_MEM_SIZE "
+            + "\(limits.localMemorySize) (the kernel itself uses \(kl.localMemory))"
+    }
+
     /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
-    /// at `offset` when given.
+    /// at `offset` when given. A local size or local memory beyond the device's limits (callers pick local sizes
+    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses (e.g. `CL_OUT_OF_RESOURCES`),
+    /// is recorded with the kernel, the sizes and the limits, and thrown at the next `item()` or `Device.check()`.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
         let k = kernel(name)
+        var localBytes = 0
         for (i, arg) in args.enumerated() {
             let idx = cl_uint(i)
             var status: cl_int
@@ -210,29 +308,76 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             case .int(var v): status = clSetKernelArg(k, idx, 4, &v)
             case .float(var v): status = clSetKernelArg(k, idx, 4, &v)
             case .ulong(var v): status = clSetKernelArg(k, idx, 8, &v)
-            case .local(let bytes): status = clSetKernelArg(k, idx, bytes, nil)
+            case .local(let bytes):
+                localBytes += bytes
+                status = clSetKernelArg(k, idx, bytes, nil)
             case .null:
                 var m: cl_mem? = nil
                 status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
             }
-            check(status, "clSetKernelArg(\(name), \(i))")
+            if status != CL_SUCCESS {
+                recordFailure("clSetKernelArg(\(name), argument \(i)) failed with \(openCLErrorName(status)) (\(status)); "
+                              + "the launch was not enqueued")
+                return
+            }
         }
         var g = global.map { max($0, 1) }
         var o = offset ?? [Int](repeating: 0, count: g.count)
+        let status: cl_int
         if let local {
+            let kl = kernelLimit(name)
+            let withinDimensions = local.indices.allSatisfy {
+                $0 >= limits.maxWorkItemSizes.count || local[$0] <= limits.maxWorkItemSizes[$0]
+            }
+            if local.reduce(1, *) > min(limits.maxWorkGroupSize, kl.workGroupSize) || !withinDimensions
+                || localBytes + kl.localMemory > limits.localMemorySize {
+                recordFailure("a launch exceeds the device's limits, not enqueued: "
+                              + launchDescription(name, global: global, local: local, localBytes: localBytes))
+                return
+            }
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil),
-                  "clEnqueueNDRangeKernel(\(name))")
+            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil)
+            lastLocalSize[name] = local
         } else {
-            check(clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil),
-                  "clEnqueueNDRangeKernel(\(name))")
+            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil)
+        }
+        if status != CL_SUCCESS {
+            recordFailure("clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
+                          + launchDescription(name, global: global, local: local, localBytes: localBytes))
+            return
         }
         stats.launches += 1
     }
 
     private func check(_ status: cl_int, _ call: String) {
         precondition(status == CL_SUCCESS, "\(name): \(call) failed with \(openCLErrorName(status)) (\(status))")
+    }
+}
+
+/// The limits a launch must respect: `CL_DEVICE_MAX_WORK_GROUP_SIZE` (lowered to a cap when one is given),
+/// `CL_DEVICE_MAX_WORK_ITEM_SIZES` and `CL_DEVICE_LOCAL_MEM_SIZE`.
+struct LaunchLimits: Sendable {
+    /// The most work-items in one work-group (after the cap).
+    let maxWorkGroupSize: Int
+    /// The most work-items along each dimension of a work-group.
+    let maxWorkItemSizes: [Int]
+    /// Bytes of local memory a work-group may use.
+    let localMemorySize: Int
+    /// The cap asked for (`MYELIN_MAX_WORK_GROUP_SIZE` or `OpenCLBackend(maxWorkGroupSize:)`), if any.
+    let cap: Int?
+
+    init(device: cl_device_id, cap: Int?) {
+        let deviceMax = Int(OpenCLPlatforms.deviceValue(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int.self))
+        self.cap = cap.map { max($0, 1) }
+        maxWorkGroupSize = max(1, min(deviceMax, self.cap ?? deviceMax))
+        let dimensions = Int(OpenCLPlatforms.deviceValue(device, CL_DEVICE_MAX_WORK_ITEM_DIMENSIONS, cl_uint.self))
+        var sizes = [Int](repeating: 0, count: max(dimensions, 1))
+        sizes.withUnsafeMutableBytes { raw in
+            _ = clGetDeviceInfo(device, cl_device_info(CL_DEVICE_MAX_WORK_ITEM_SIZES), raw.count, raw.baseAddress, nil)
+        }
+        maxWorkItemSizes = sizes.map { $0 > 0 ? $0 : deviceMax }
+        localMemorySize = Int(clamping: OpenCLPlatforms.deviceValue(device, CL_DEVICE_LOCAL_MEM_SIZE, cl_ulong.self))
     }
 }
 

@@ -240,12 +240,17 @@ public final class Tensor: CustomStringConvertible {
     public func toShapedArray() -> ShapedArray { ShapedArray(shape: shape, values: toArray()) }
 
     /// The single value of a one-element tensor (waits for the device), like PyTorch's `item()`; throws for a
-    /// tensor of any other element count, naming its shape.
+    /// tensor of any other element count, naming its shape, and throws `DeviceError.commandFailed` when a device
+    /// command failed since the last check (see `Device.check()`).
     public func item() throws -> Float {
         guard count == 1 else {
             throw TensorError.invalidShape(op: "item", shape, "has \(count) elements, item() needs exactly one (use toArray() to read them all)")
         }
-        return toArray()[0]
+        var value: Float = 0
+        withUnsafeMutablePointer(to: &value) { backend.read(buffer, offset: 0, count: 1, into: UnsafeMutableBufferPointer(start: $0, count: 1)) }
+        // A command the device refused earlier leaves this value untrustworthy: throw it here.
+        if let failure = backend.takeFailure() { throw failure }
+        return value
     }
 
     /// This tensor on another device (a copy; the same tensor when it is already there).

@@ -1,0 +1,259 @@
+import Foundation
+import Testing
+@testable import MyelinCore
+@testable import Myelin
+
+/// Every OpenCL kernel once, at small odd shapes, through the `Backend` interface, with the CPU backend's result
+/// as the reference. `StrictKernelTests` runs the set on every OpenCL device with its own limits; under
+/// `scripts/oclgrind-check` that device is Oclgrind, which reports races, reads past a buffer's end, divergent
+/// barriers and API misuse. `CappedWorkGroupTests` runs it on opencl:0 with the work-group size capped, as on a
+/// smaller GPU, and checks that the launches changed.
+enum KernelExercise {
+    /// One op's output on `backend`: a name and the values it produced.
+    typealias Output = (name: String, values: [Float])
+
+    static func upload(_ backend: Backend, _ values: [Float]) -> DeviceBuffer {
+        let buffer = backend.allocate(values.count)
+        values.withUnsafeBufferPointer { backend.write($0, to: buffer, offset: 0) }
+        return buffer
+    }
+
+    static func download(_ backend: Backend, _ buffer: DeviceBuffer, _ count: Int) -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { backend.read(buffer, offset: 0, count: count, into: $0) }
+        return out
+    }
+
+    /// The GEMM kernels of `OpenCLBackend` (every variant; the CPU ignores the choice).
+    static let gemmKernels: [GemmKernelChoice.Kernel] = GemmTuningTests.kernels
+
+    /// Runs every op on `backend` and returns the outputs in a fixed order.
+    static func run(on backend: Backend) -> [Output] {
+        var outputs: [Output] = []
+        func record(_ name: String, _ buffer: DeviceBuffer, _ count: Int) {
+            outputs.append((name, download(backend, buffer, count)))
+        }
+        // GEMM: every variant, every transpose, bias + activation, at shapes with whole blocks and edges.
+        let cl = backend as? OpenCLBackend
+        // 37 x 67 spans several 32 x 32 tiles and several register blocks of every size.
+        for (m, n, k) in [(13, 35, 5), (3, 7, 9), (37, 67, 19)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let a = upload(backend, testValues(m * k, seed: UInt64(m + k)))
+                    let b = upload(backend, testValues(k * n, seed: UInt64(n + 3 * k)))
+                    let bias = upload(backend, testValues(n, seed: 5))
+                    let shape = GemmShape(m: m, n: n, k: k, transA: transA, transB: transB, alpha: 0.75, beta: 0)
+                    for kernel in (cl == nil ? [GemmKernelChoice.Kernel.direct] : gemmKernels) {
+                        let c = backend.allocate(m * n)
+                        if let cl {
+                            cl.gemm(shape, a: a, b: b, c: c, bias: bias, activation: .relu, kernel: kernel)
+                        } else {
+                            backend.gemm(shape, a: a, b: b, c: c, bias: bias, activation: .relu)
+                        }
+                        let values = download(backend, c, m * n)
+                        // The CPU runs one product; it stands for every variant's expected result.
+                        let copies = cl == nil ? gemmKernels.count : 1
+                        for _ in 0..<copies { outputs.append(("gemm \(m)x\(n)x\(k) tA=\(transA) tB=\(transB)", values)) }
+                    }
+                }
+            }
+        }
+        // Reductions along rows (work-group tree) and along a strided axis.
+        let x = testValues(7 * 300, seed: 11)
+        let xb = upload(backend, x)
+        for op in [ReduceOp.sum, .mean, .max, .min] {
+            for length in [1, 33, 300] {
+                let out = backend.allocate(7)
+                backend.reduce(op, x: xb, out: out, outer: 7, length: length, inner: 1)
+                record("reduce_rows \(op) length \(length)", out, 7)
+            }
+            let out = backend.allocate(7 * 5)
+            backend.reduce(op, x: xb, out: out, outer: 7, length: 3, inner: 5)
+            record("reduce_strided \(op)", out, 35)
+        }
+        let am = backend.allocate(7)
+        backend.argmax(x: xb, out: am, rows: 7, cols: 33)
+        record("argmax", am, 7)
+        // Softmax and its gradient.
+        for log in [false, true] {
+            let y = backend.allocate(5 * 33), gx = backend.allocate(5 * 33)
+            backend.softmax(x: xb, out: y, rows: 5, cols: 33, log: log)
+            record("softmax log=\(log)", y, 5 * 33)
+            let gy = upload(backend, testValues(5 * 33, seed: 12))
+            backend.softmaxBackward(y: y, gy: gy, gx: gx, rows: 5, cols: 33, log: log)
+            record("softmax backward log=\(log)", gx, 5 * 33)
+        }
+        // Transpose (tiles with edges) and elementwise.
+        let t = backend.allocate(3 * 19 * 23)
+        backend.transpose(x: xb, out: t, batch: 3, rows: 19, cols: 23)
+        record("transpose", t, 3 * 19 * 23)
+        // Every elementwise kernel: activations and their gradients, unary ops, scalar and binary ops (flat and
+        // broadcast). NaN where both devices give NaN (log of a negative) counts as equal.
+        let activations: [Activation] = [.identity, .step, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.1), .elu(alpha: 1.5),
+                                         .selu, .softplus, .geluTanh, .geluErf]
+        let gyb = upload(backend, testValues(37, seed: 14))
+        for activation in activations {
+            let y = backend.allocate(37), gx = backend.allocate(37)
+            backend.unary(.activation(activation), x: xb, out: y, count: 37)
+            record("activation \(activation)", y, 37)
+            backend.activationBackward(activation, x: xb, y: y, gy: gyb, gx: gx, count: 37)
+            record("activation backward \(activation)", gx, 37)
+        }
+        var unaries: [UnaryOp] = [.negate, .exp, .log, .sqrt, .abs, .square, .reciprocal, .sign, .clamp(min: -0.25, max: 0.5)]
+        for op in BinaryOp.allCases { unaries += [.scalar(op, 0.75, scalarFirst: false), .scalar(op, 0.75, scalarFirst: true)] }
+        for op in unaries {
+            let u = backend.allocate(37)
+            backend.unary(op, x: xb, out: u, count: 37)
+            record("unary \(op)", u, 37)
+        }
+        let (shape, layout) = BroadcastLayout.make([5, 7], [7])!
+        let other = upload(backend, testValues(37, seed: 15))
+        for op in BinaryOp.allCases {
+            let bo = backend.allocate(shape.reduce(1, *))
+            backend.binary(op, a: xb, b: other, out: bo, layout: layout)
+            record("binary broadcast \(op)", bo, 35)
+            let bf = backend.allocate(37)
+            backend.binary(op, a: xb, b: other, out: bf, layout: .flat(37))
+            record("binary \(op)", bf, 37)
+        }
+        // Gather, scatter, one-hot, random, fill, copy.
+        let indices = upload(backend, [2, 0, 4, 2, -1, 9])
+        let g = backend.allocate(6 * 7)
+        backend.gatherRows(x: xb, rows: 5, indices: indices, out: g, count: 6, rowSize: 7)
+        record("gather", g, 42)
+        let sc = upload(backend, [Float](repeating: 0, count: 5 * 7))
+        backend.scatterAddRows(gy: xb, indices: indices, out: sc, rows: 5, count: 6, rowSize: 7)
+        record("scatter_add", sc, 35)
+        let oh = backend.allocate(6 * 5)
+        backend.oneHot(indices: indices, out: oh, count: 6, classes: 5)
+        record("one_hot", oh, 30)
+        let r = backend.allocate(29)
+        backend.randomUniform(out: r, count: 29, seed: 42)
+        record("random", r, 29)
+        let f = backend.allocate(29)
+        backend.fill(f, value: 0.5, offset: 3, count: 26)
+        backend.copy(xb, sourceOffset: 1, to: f, destinationOffset: 0, count: 3)
+        record("fill + copy", f, 29)
+        // Convolution data movement: padding, stride, odd sizes.
+        let geometry = ConvGeometry(batch: 2, channels: 3, height: 7, width: 5, kernelH: 3, kernelW: 2,
+                                    strideH: 2, strideW: 1, padH: 1, padW: 1)
+        let colsCount = geometry.batch * geometry.patchSize * geometry.positions
+        let image = upload(backend, testValues(2 * 3 * 7 * 5, seed: 13))
+        let cols = backend.allocate(colsCount)
+        backend.im2col(x: image, cols: cols, geometry: geometry, padValue: -1)
+        record("im2col", cols, colsCount)
+        let back = backend.allocate(2 * 3 * 7 * 5)
+        backend.col2im(cols: cols, x: back, geometry: geometry)
+        record("col2im", back, 2 * 3 * 7 * 5)
+        // Optimizer steps, each twice (first step, then with state).
+        let n = 37
+        func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {
+            let p = upload(backend, testValues(n, seed: 21)), grad = upload(backend, testValues(n, seed: 22))
+            body(p, grad, true)
+            body(p, grad, false)
+            record(name, p, n)
+        }
+        for (momentum, nesterov) in [(Float(0), false), (0.9, false), (0.9, true)] {
+            let buffer = backend.allocate(n)
+            step("sgd momentum \(momentum) nesterov \(nesterov)") { p, grad, first in
+                backend.sgdStep(param: p, grad: grad, momentumBuffer: momentum == 0 ? nil : buffer, count: n,
+                                SGDStepParameters(learningRate: 0.1, momentum: momentum, dampening: 0, weightDecay: 0.01,
+                                                  nesterov: nesterov, decoupled: false, first: first))
+            }
+        }
+        let sum = backend.allocate(n)
+        step("adagrad") { p, grad, first in
+            backend.adagradStep(param: p, grad: grad, sum: sum, count: n,
+                                AdagradStepParameters(learningRate: 0.1, weightDecay: 0, eps: 1e-10,
+                                                      initialAccumulatorValue: 0.1, first: first))
+        }
+        for (centered, momentum) in [(false, Float(0)), (true, 0), (false, 0.9), (true, 0.9)] {
+            let square = backend.allocate(n), average = backend.allocate(n), momentumBuffer = backend.allocate(n)
+            step("rmsprop centered \(centered) momentum \(momentum)") { p, grad, first in
+                backend.rmspropStep(param: p, grad: grad, squareAverage: square, gradientAverage: centered ? average : nil,
+                                    momentumBuffer: momentum == 0 ? nil : momentumBuffer, count: n,
+                                    RMSPropStepParameters(learningRate: 0.01, alpha: 0.99, eps: 1e-8, weightDecay: 0,
+                                                          momentum: momentum, centered: centered, first: first))
+            }
+        }
+        for amsgrad in [false, true] {
+            let m1 = backend.allocate(n), m2 = backend.allocate(n), mx = backend.allocate(n)
+            step("adam amsgrad \(amsgrad)") { p, grad, first in
+                backend.adamStep(param: p, grad: grad, expAvg: m1, expAvgSq: m2, maxExpAvgSq: amsgrad ? mx : nil, count: n,
+                                 AdamStepParameters(learningRate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8,
+                                                    weightDecay: 0.01, stepSize: 0.01, biasCorrection2Sqrt: 0.05,
+                                                    decoupled: true, amsgrad: amsgrad, first: first))
+            }
+        }
+        backend.synchronize()
+        return outputs
+    }
+
+    /// Runs the set on `backend` and on the CPU and records an issue for every output that differs.
+    static func check(_ backend: OpenCLBackend) {
+        let expected = run(on: CPUBackend.shared)
+        let actual = run(on: backend)
+        #expect(actual.count == expected.count)
+        for (a, e) in zip(actual, expected) {
+            #expect(a.name == e.name)
+            expectClose(a.values, e.values.map(Double.init), rtol: 1e-4, atol: 1e-5, "\(backend.name) \(a.name)")
+        }
+    }
+}
+
+@Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+struct StrictKernelTests {
+    /// Every kernel on every OpenCL device, with the device's own limits, against the CPU.
+    @Test(arguments: OpenCLPlatforms.devices().indices)
+    func everyKernelMatchesTheCPU(device index: Int) throws {
+        let backend = try OpenCLBackend(index: index, info: OpenCLPlatforms.devices()[index])
+        KernelExercise.check(backend)
+        // Every kernel of the program ran (a kernel added later without a case here is named).
+        let missing = ProgramCache.kernelNames(backend.program).subtracting(backend.kernels.keys).sorted()
+        #expect(missing.isEmpty, "kernels that StrictKernelTests does not run: \(missing)")
+    }
+}
+
+@Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+struct CappedWorkGroupTests {
+    /// With the work-group size capped at 64 and at 1, every kernel still matches the CPU, and the launches
+    /// that pick their own work-group size picked a smaller one.
+    @Test(arguments: [64, 1])
+    func everyKernelMatchesTheCPUUnderACap(cap: Int) throws {
+        let info = OpenCLPlatforms.devices()[0]
+        let backend = try OpenCLBackend(index: 0, info: info, maxWorkGroupSize: cap)
+        #expect(backend.limits.maxWorkGroupSize == min(cap, info.maxWorkGroupSize))
+        KernelExercise.check(backend)
+        for (kernel, local) in backend.lastLocalSize {
+            #expect(local.reduce(1, *) <= cap, "\(kernel) ran work-groups of \(local) under a cap of \(cap)")
+        }
+        // The kernels that want 256 items (reductions, transpose) ran smaller groups.
+        #expect(backend.lastLocalSize["reduce_rows"] == [min(cap, 256)])
+        let tile = cap >= 64 ? 8 : 1
+        #expect(backend.lastLocalSize["transpose_batched"] == [tile, tile, 1])
+        // The 8 x 8 tiled GEMM fits 64 and falls back to the direct kernel below.
+        #expect((backend.lastLocalSize["gemm_tiled"] != nil) == (cap >= 64))
+    }
+
+    /// Without a cap the device's own limit stands, and the reduction uses 256 items where the device allows.
+    @Test func uncappedLaunchesUseTheDeviceLimit() throws {
+        let info = OpenCLPlatforms.devices()[0]
+        let backend = try OpenCLBackend(index: 0, info: info, environment: [:])
+        #expect(backend.limits.maxWorkGroupSize == info.maxWorkGroupSize)
+        #expect(backend.limits.cap == nil)
+        let x = KernelExercise.upload(backend, testValues(2 * 300, seed: 1))
+        let out = backend.allocate(2)
+        backend.reduce(.sum, x: x, out: out, outer: 2, length: 300, inner: 1)
+        backend.synchronize()
+        #expect(backend.lastLocalSize["reduce_rows"] == [min(256, backend.workGroupLimit("reduce_rows"))])
+    }
+
+    /// `MYELIN_MAX_WORK_GROUP_SIZE` caps the limit like the init parameter.
+    @Test func environmentVariableCapsTheLimit() throws {
+        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0],
+                                        environment: ["MYELIN_MAX_WORK_GROUP_SIZE": "16"])
+        #expect(backend.limits.maxWorkGroupSize == 16)
+        #expect(backend.fittingLocal([4, 4, 1], kernel: "gemm_block_nn_8x16") == [4, 4, 1])
+        #expect(backend.fittingLocal([16, 16, 1], kernel: "gemm_block_nn_8x16").reduce(1, *) <= 16)
+    }
+}
