@@ -159,7 +159,15 @@ extension Device {
     /// Stops the program with a clear message when `count` elements cannot be allocated (the last line of
     /// defence of `Backend.allocate`, which cannot throw; throwing paths check first with `checkAllocation`).
     /// Small requests skip the check (reading the host's memory costs a system call).
-    static func requireAllocatable(_ count: Int, memory: @autoclosure () -> DeviceMemory, device: String) {
+    @inline(__always)
+    static func requireAllocatable(_ count: Int, memory: @autoclosure () -> DeviceMemory, device: @autoclosure () -> String) {
+        // Fast path (every allocation): small, valid requests need no check.
+        if count >= 0 && count < requireAllocatableThreshold / 4 { return }
+        requireAllocatableChecked(count, memory: memory(), device: device())
+    }
+
+    /// `requireAllocatable` for requests of `requireAllocatableThreshold` bytes or more (or invalid counts).
+    static func requireAllocatableChecked(_ count: Int, memory: @autoclosure () -> DeviceMemory, device: String) {
         guard let bytes = checkedFloatBytes(count), count <= Int.max / 16 else {
             fatalError("\(device): cannot allocate \(count) Float elements: the byte count overflows")
         }

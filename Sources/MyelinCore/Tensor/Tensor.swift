@@ -104,12 +104,21 @@ public final class Tensor: CustomStringConvertible {
     /// The element count of `shape`; stops the program with a clear message for a negative size or a count that
     /// overflows (the non-throwing creators; a size from untrusted input is checked with
     /// `Device.checkAllocation(shape:for:)` first).
-    static func requireElementCount(_ shape: [Int]) -> Int {
-        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
-        guard let n = checkedElementCount(shape) else {
-            preconditionFailure("a tensor of shape \(shape) has more elements than a 64-bit count can hold")
+    @inline(__always) static func requireElementCount(_ shape: [Int]) -> Int {
+        // Fast path (every tensor creation): the product with overflow detection, no closures or messages.
+        var n = 1
+        for d in shape {
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            if d < 0 || overflow { elementCountFailure(shape) }
+            n = p
         }
         return n
+    }
+
+    /// Stops the program naming the shape: a negative size, or more elements than an `Int` holds.
+    static func elementCountFailure(_ shape: [Int]) -> Never {
+        precondition(shape.allSatisfy { $0 >= 0 }, "a tensor shape cannot have a negative size, got \(shape)")
+        preconditionFailure("a tensor of shape \(shape) has more elements than a 64-bit count can hold")
     }
 
     /// The number of elements.
