@@ -40,9 +40,15 @@ let pythonSafetensorsAvailable: Bool = {
 
 /// Runs scripts/safetensors_check.py; returns (status, output).
 func runPythonCheck(_ arguments: [String]) throws -> (Int32, String) {
+    try runPythonScript("scripts/safetensors_check.py", arguments)
+}
+
+/// Runs a Python script of the repository (`path` relative to its top) with python3; returns (status, output
+/// and error output together).
+func runPythonScript(_ path: String, _ arguments: [String]) throws -> (Int32, String) {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", repositoryRoot.appendingPathComponent("scripts/safetensors_check.py").path] + arguments
+    p.arguments = ["python3", repositoryRoot.appendingPathComponent(path).path] + arguments
     let pipe = Pipe()
     p.standardOutput = pipe
     p.standardError = pipe

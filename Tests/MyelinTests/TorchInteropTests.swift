@@ -54,16 +54,7 @@ struct TorchInteropTests {
     }
 
     static func runScript(_ arguments: [String]) throws -> (Int32, String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", repositoryRoot.appendingPathComponent("scripts/torch_interop.py").path] + arguments
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: out, as: UTF8.self))
+        try runPythonScript("scripts/torch_interop.py", arguments)
     }
 
     static func writeJSON(_ t: Tensor, to url: URL) throws {
