@@ -46,8 +46,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
     // MARK: memory
 
     var memory: DeviceMemory {
-        let available = HostMemory.available
-        return DeviceMemory(largestBuffer: available, available: available, total: HostMemory.total)
+        let host = HostMemory.current()
+        return DeviceMemory(largestBuffer: host.available, available: host.available, total: host.total)
     }
 
     func allocate(_ count: Int) -> DeviceBuffer {

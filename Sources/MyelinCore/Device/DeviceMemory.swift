@@ -30,23 +30,21 @@ public struct DeviceMemory: Sendable, Equatable {
 /// sysconf).
 enum HostMemory {
     /// Physical memory, or the cgroup's limit when it is lower.
-    static var total: Int {
-        let physical = sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
-        let meminfo = readMeminfo().total ?? physical
-        if let limit = cgroup().limit { return min(meminfo, limit) }
-        return meminfo
-    }
+    static var total: Int { current().total }
 
     /// Memory that can be allocated now without pushing the machine (or the container) into the
     /// out-of-memory killer: the smaller of MemAvailable and the cgroup's headroom, less a slack of 1/32 of the
     /// total (at most 512 MiB) for everything else the process needs.
-    static var available: Int {
-        let total = self.total
-        var available = readMeminfo().available
-            ?? sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
-        let group = cgroup()
+    static var available: Int { current().available }
+
+    /// `total` and `available` from one reading of /proc/meminfo and the cgroup files.
+    static func current() -> (total: Int, available: Int) {
+        let info = readMeminfo(), group = cgroup()
+        var total = info.total ?? sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
+        if let limit = group.limit { total = min(total, limit) }
+        var available = info.available ?? sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
         if let limit = group.limit, let usage = group.usage { available = min(available, max(0, limit - usage)) }
-        return max(0, available - min(total / 32, 512 << 20))
+        return (total, max(0, available - min(total / 32, 512 << 20)))
     }
 
     /// MemTotal and MemAvailable of /proc/meminfo, in bytes.
