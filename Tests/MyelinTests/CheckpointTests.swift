@@ -27,16 +27,19 @@ final class TwoTensorLayer: Layer {
 }
 
 /// Whether Python's safetensors and numpy can be imported (scripts/setup installs them with pip).
-let pythonSafetensorsAvailable: Bool = {
+let pythonSafetensorsAvailable = pythonCanImport("safetensors, numpy")
+
+/// Whether `python3 -c "import <modules>"` succeeds.
+func pythonCanImport(_ modules: String) -> Bool {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import safetensors, numpy"]
+    p.arguments = ["python3", "-c", "import \(modules)"]
     p.standardOutput = FileHandle.nullDevice
     p.standardError = FileHandle.nullDevice
     do { try p.run() } catch { return false }
     p.waitUntilExit()
     return p.terminationStatus == 0
-}()
+}
 
 /// Runs scripts/safetensors_check.py; returns (status, output).
 func runPythonCheck(_ arguments: [String]) throws -> (Int32, String) {

@@ -5,16 +5,7 @@ import Testing
 
 /// Whether python3 can import torch and safetensors (scripts/setup installs a CPU torch wheel from a local
 /// find-links folder, and safetensors with pip).
-let pythonTorchAvailable: Bool = {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    p.arguments = ["python3", "-c", "import torch, safetensors"]
-    p.standardOutput = FileHandle.nullDevice
-    p.standardError = FileHandle.nullDevice
-    do { try p.run() } catch { return false }
-    p.waitUntilExit()
-    return p.terminationStatus == 0
-}()
+let pythonTorchAvailable = pythonCanImport("torch, safetensors")
 
 /// Myelin's files are PyTorch state dicts of the equivalent `nn.Sequential` and the other way round, with no
 /// conversion by anyone: scripts/torch_interop.py loads Myelin's file with `load_state_dict(strict=True)`, and
