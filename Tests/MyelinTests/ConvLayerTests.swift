@@ -88,25 +88,36 @@ struct GroupedConvReference {
             (3, 3, 3, 3, 2, .explicit(rows: 1, columns: 0)),
             (5, 10, 5, 5, 1, .same),
             (3, 2, 1, 3, 1, .same),
+            (2, 3, 1, 4, 1, .same),   // even: PyTorch pads 1 above and left, 2 below and right
         ]
         let (n, h, w) = (3, 7, 9)
         for (index, t) in cases.enumerated() {
             let conv = Conv2D(inChannels: t.c, outChannels: t.o, kernelSize: t.k, stride: t.s, padding: t.p, groups: t.groups,
                               biasInit: .uniform(low: -1, high: 1), seed: UInt64(30 + index), device: device)
             #expect(conv.weight.shape == [t.o, t.c / t.groups, t.k, t.k])
+            // Same padding: (k - 1) / 2 above and left, the rest below and right; the reference pads (k - 1) / 2
+            // on both sides and, for an even kernel, the image gets one more zero row and column below and right.
             let pad = t.p == .same ? ((t.k - 1) / 2, (t.k - 1) / 2) : conv.padding
-            let ref = GroupedConvReference(n: n, c: t.c, h: h, w: w, o: t.o, k: (t.k, t.k), s: t.s, p: pad, groups: t.groups)
+            let extra = t.p == .same && t.k % 2 == 0 ? 1 : 0
+            let ref = GroupedConvReference(n: n, c: t.c, h: h + extra, w: w + extra, o: t.o, k: (t.k, t.k), s: t.s, p: pad, groups: t.groups)
             let xv = testValues(n * t.c * h * w, seed: UInt64(300 + index))
             let x = try Tensor(xv, shape: [n, t.c, h, w], on: device, requiresGrad: true)
             let y = try conv(x)
             let what = "\(device) \(conv.layerDescription)"
             if t.p == .same { #expect(y.shape == [n, t.o, h, w], "\(what): same padding keeps 7x9") }
             #expect(y.shape == [n, t.o, ref.oh, ref.ow], "\(what)")
-            expectClose(y.toArray(), ref.forward(xv, conv.weight.toArray(), conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
+            // The image as the reference sees it (with the extra zero row and column for an even kernel).
+            var xr = [Float](repeating: 0, count: n * t.c * (h + extra) * (w + extra))
+            for plane in 0..<(n * t.c) { for i in 0..<h { for j in 0..<w {
+                xr[(plane * (h + extra) + i) * (w + extra) + j] = xv[(plane * h + i) * w + j]
+            } } }
+            expectClose(y.toArray(), ref.forward(xr, conv.weight.toArray(), conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
             let r = testValues(y.count, seed: UInt64(400 + index))
             try (y * Tensor(r, shape: y.shape, on: device)).sum().backward()
-            let expected = ref.backward(xv, conv.weight.toArray(), r)
-            expectClose(x.grad!.toArray(), expected.x, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
+            let expected = ref.backward(xr, conv.weight.toArray(), r)
+            var gx: [Double] = []
+            for plane in 0..<(n * t.c) { for i in 0..<h { for j in 0..<w { gx.append(expected.x[(plane * (h + extra) + i) * (w + extra) + j]) } } }
+            expectClose(x.grad!.toArray(), gx, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
             expectClose(conv.weight.grad!.toArray(), expected.w, rtol: 1e-4, atol: 1e-4, "\(what) weight grad")
             expectClose(conv.bias!.grad!.toArray(), expected.b, rtol: 1e-4, atol: 1e-4, "\(what) bias grad")
         }
@@ -118,6 +129,13 @@ struct GroupedConvReference {
             try weightedSum(conv(x), seed: 10)
         }
         #expect(conv.layerDescription == "Conv2D(4 -> 2, 3x3, padding same, groups 2, tanh)")
+        let even = Conv2D(inChannels: 2, outChannels: 2, kernelSize: (2, 3), padding: .same, activation: .tanh,
+                          biasInit: .uniform(low: -0.5, high: 0.5), seed: 11, device: device)
+        let xe = try Tensor(testValues(2 * 2 * 3 * 4, seed: 12), shape: [2, 2, 3, 4], on: device, requiresGrad: true)
+        #expect(try even(xe).shape == [2, 2, 3, 4])
+        try GradientCheck.check([("x", xe)] + even.namedTensors, eps: 5e-3, "\(device) same Conv2D with a 2x3 kernel") {
+            try weightedSum(even(xe), seed: 13)
+        }
         do { _ = try conv(Tensor.zeros([1, 3, 5, 5], on: device)); Issue.record("expected a shape error") } catch {
             #expect("\(error)".contains("Conv2D(4 -> 2, 3x3") && "\(error)".contains("[1, 3, 5, 5]")
                     && "\(error)".contains("[2, 2, 3, 3]"), "\(error)")
@@ -337,6 +355,13 @@ struct GroupedConvReference {
         let y = try withNoGrad { try model(flat) }
         #expect(y.shape == [2, 10])
         #expect(try withNoGrad { try model(flat.reshaped([2, 1, 28, 28])) }.toArray() == y.toArray())
+        // fit takes flat rows, as MNIST.load gives them.
+        let data = try Dataset(features: Tensor(testValues(8 * 784, seed: 2).map { ($0 + 1) / 2 }, shape: [8, 784], on: .cpu),
+                               targets: Tensor([0, 1, 2, 3, 4, 5, 6, 7], on: .cpu))
+        let trained = ConvNets.fashionCNN(seed: 5, device: .cpu)
+        let history = try trained.fit(data, epochs: 1, batchSize: 4, loss: .softmaxCrossEntropy,
+                                      optimizer: try SGD(parameters: trained.parameters, learningRate: 0.01), verbosity: .silent)
+        #expect(history.epochs.count == 1 && trained.stateDict()["2.num_batches_tracked"]!.toArray() == [2])
         let again = ConvNets.fashionCNN(seed: 1, device: .cpu), other = ConvNets.fashionCNN(seed: 2, device: .cpu)
         #expect(again.namedTensors.map { $0.1.toArray() } == model.namedTensors.map { $0.1.toArray() })
         #expect(other.namedTensors[0].1.toArray() != model.namedTensors[0].1.toArray())
