@@ -8,7 +8,7 @@ transposing. Modes (one Python start for all models, as importing torch takes se
       for every DIR/NAME.safetensors written by Myelin with DIR/NAME-inputs.json and DIR/NAME-logits.json beside
       it (NAME: MODEL or MODEL-anything, e.g. cnn-opencl): build MODEL, load the file with
       load_state_dict(strict=True), run it in eval mode on the inputs and compare with Myelin's logits. Prints
-      "NAME: strict load OK, 64/64 classes equal, max |logit diff| ..." per file and exits 1 when a class differs
+      "NAME: strict load OK, 32/32 classes equal, max |logit diff| ..." per file and exits 1 when a class differs
       or a logit differs by more than 1e-4. By hand: MYELIN_INTEROP_DIR=/tmp/interop swift test --skip-build
       --filter ConvNetInteropTests leaves the files in /tmp/interop, then run this script on /tmp/interop.
   torch_convnet_interop.py save DIR MODEL...

@@ -388,6 +388,8 @@ struct GroupedConvReference {
         let model = ConvNets.resnet(depth: 1, classes: 7, inChannels: 3, imageSize: 12, seed: 3, device: .cpu)
         let y = try model(try Tensor(testValues(2 * 3 * 144, seed: 2), shape: [2, 432], on: .cpu))
         #expect(y.shape == [2, 7])
+        let summary = try model.summary(inputShape: [1, 432])
+        #expect(summary.contains("GlobalAvgPool2D") && summary.contains("[1, 64]") && summary.contains("[1, 3, 12, 12]"), "\(summary)")
         // Train/eval reaches the blocks inside the stages.
         model.eval()
         let block = (model.layers[5] as! Sequential).layers[0] as! ResidualBlock
