@@ -90,7 +90,11 @@ def write_tensor(t, path):
 def check(name, path, inputs, myelin_logits):
     torch.manual_seed(0)
     model = build(name.split("-")[0])
-    model.load_state_dict(load_file(path), strict=True)
+    try:
+        model.load_state_dict(load_file(path), strict=True)
+    except RuntimeError as error:
+        print(f"{name}: strict load FAILED: {error}")
+        return 1
     model.eval()
     with torch.no_grad():
         logits = model(read_tensor(inputs))

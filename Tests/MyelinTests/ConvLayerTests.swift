@@ -254,6 +254,8 @@ struct GroupedConvReference {
         #expect(try reshape(flat).shape == [2, 1, 4, 5])
         #expect(try reshape(flat.reshaped([2, 1, 4, 5])).shape == [2, 1, 4, 5])
         #expect(try reshape(flat).toArray() == flat.toArray())
+        let flatLeaf = try Tensor(testValues(2 * 20, seed: 74), shape: [2, 20], on: device, requiresGrad: true)
+        try GradientCheck.check([("x", flatLeaf)], eps: 5e-3, "\(device) Reshape") { try weightedSum(reshape(flatLeaf).square(), seed: 75) }
         do { _ = try reshape(Tensor.zeros([2, 21], on: device)); Issue.record("expected a shape error") } catch {
             #expect("\(error)".contains("Reshape([1, 4, 5])") && "\(error)".contains("[2, 21]"), "\(error)")
         }
