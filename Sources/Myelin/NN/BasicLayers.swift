@@ -149,3 +149,34 @@ public final class Dropout: ParameterlessLayer {
 
     public var layerDescription: String { "Dropout(\(rate))" }
 }
+
+/// Gives each sample the shape `sampleShape`: [N, ...] -> [N] + sampleShape (no copy), for any input whose
+/// samples hold as many values, e.g. flat Fashion-MNIST rows [N, 784] -> images [N, 1, 28, 28] (images
+/// already [N, 1, 28, 28] pass unchanged). It stands for PyTorch's `nn.Unflatten(1, sampleShape)` (one module
+/// in a `Sequential`, no tensors).
+///
+/// ```swift
+/// let model = Sequential { Reshape([1, 28, 28]); Conv2D(inChannels: 1, outChannels: 8, kernelSize: 3) }
+/// ```
+public final class Reshape: ParameterlessLayer {
+    /// The shape of one sample after the layer.
+    public let sampleShape: [Int]
+    public var isTraining = true
+
+    /// A layer that reshapes every sample to `sampleShape` (positive sizes).
+    public init(_ sampleShape: [Int]) {
+        precondition(!sampleShape.isEmpty && sampleShape.allSatisfy { $0 > 0 },
+                     "Reshape needs a non-empty shape of positive sizes, got \(sampleShape)")
+        self.sampleShape = sampleShape
+    }
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        let perSample = sampleShape.reduce(1, *)
+        guard input.rank >= 1, input.shape.dropFirst().reduce(1, *) == perSample else {
+            throw LayerError.shape(layer: layerDescription, expected: "[batch, ...] with \(perSample) values per sample", got: input.shape)
+        }
+        return try input.reshaped([input.shape[0]] + sampleShape)
+    }
+
+    public var layerDescription: String { "Reshape(\(sampleShape))" }
+}

@@ -3,15 +3,27 @@ import Foundation
 /// A 2-D convolution over NCHW images, computed as im2col + one batched GEMM:
 /// y[n] = weight[O, C·kh·kw] · cols[n] (+ bias), then the activation.
 ///
-/// The weight is stored [outChannels, inChannels, kh, kw] and the bias [outChannels]: the same layout and
-/// state-dict keys (`weight`, `bias`) as PyTorch's `nn.Conv2d`. With an activation other than `.identity`
+/// The weight is stored [outChannels, inChannels / groups, kh, kw] and the bias [outChannels]: the same layout
+/// and state-dict keys (`weight`, `bias`) as PyTorch's `nn.Conv2d`. With an activation other than `.identity`
 /// it stands for `Conv2d` then the activation module and takes two indices in a `Sequential`.
 ///
 /// ```swift
 /// let conv = Conv2D(inChannels: 1, outChannels: 32, kernelSize: 3, padding: 1, activation: .relu)
 /// let y = try conv(images)   // [N, 1, 28, 28] -> [N, 32, 28, 28]
+/// let same = Conv2D(inChannels: 32, outChannels: 32, kernelSize: 5, padding: .same, bias: false)
+/// let depthwise = Conv2D(inChannels: 32, outChannels: 32, kernelSize: 3, padding: 1, groups: 32)
 /// ```
 public final class Conv2D: Layer {
+    /// How a convolution pads its input: numbers, or PyTorch's `padding="same"`.
+    public enum Padding: Equatable, Sendable {
+        /// This many zero rows above and below, and zero columns left and right, of each image.
+        case explicit(rows: Int, columns: Int)
+        /// The output keeps the input's height and width (PyTorch's `padding="same"`): (k − 1) / 2 zeros on
+        /// each side. Stride 1 only, and odd kernel sizes only (PyTorch pads an even kernel asymmetrically,
+        /// which this layer does not).
+        case same
+    }
+
     /// Channels of the input images (C of [N, C, H, W]).
     public let inChannels: Int
     /// Channels of the output images: the number of filters.
@@ -20,63 +32,107 @@ public final class Conv2D: Layer {
     public let kernelSize: (Int, Int)
     /// The step between windows, (rows, columns).
     public let stride: (Int, Int)
-    /// Zero rows added above and below, and zero columns added left and right, of each image.
+    /// Zero rows added above and below, and zero columns added left and right, of each image (for `.same`,
+    /// the numbers it stands for).
     public let padding: (Int, Int)
+    /// The padding as given: `.explicit` numbers or `.same`.
+    public let paddingMode: Padding
+    /// Input and output channels are split into this many groups, each convolved with its own filters
+    /// (PyTorch's `groups`; `groups == inChannels` is a depthwise convolution).
+    public let groups: Int
     /// Applied to the output (fused after the bias).
     public let activation: Activation
-    /// [outChannels, inChannels, kh, kw].
+    /// [outChannels, inChannels / groups, kh, kw].
     public private(set) var weight: Tensor
     /// [outChannels], or nil.
     public private(set) var bias: Tensor?
     public var isTraining = true
 
     /// A convolution with a rectangular kernel; the output is [N, outChannels, outH, outW] with
-    /// outH = (H + 2·padding.0 − kernelSize.0) / stride.0 + 1 and outW alike.
+    /// outH = (H + 2·padding.rows − kernelSize.0) / stride.0 + 1 and outW alike (H and W for `.same`).
     ///
     /// - Parameters:
     ///   - inChannels: channels of the input images.
     ///   - outChannels: channels of the output images (filters).
     ///   - kernelSize: the window's (rows, columns).
     ///   - stride: the step between windows, (rows, columns).
-    ///   - padding: zeros added on each side, (rows, columns).
+    ///   - padding: `.explicit(rows:columns:)` zeros on each side, or `.same` (stride 1 and odd kernels only,
+    ///     like PyTorch, which refuses `padding="same"` for strided convolutions).
+    ///   - groups: channel groups; must divide both channel counts. Default 1.
     ///   - activation: applied to the output. Default identity.
     ///   - bias: whether the layer has a bias [outChannels].
-    ///   - weightInit: fills the weight (fan-in = inChannels·kh·kw, fan-out = outChannels·kh·kw). Default He uniform.
+    ///   - weightInit: fills the weight (fan-in = inChannels / groups·kh·kw, fan-out = outChannels·kh·kw, as
+    ///     PyTorch counts them). Default He uniform.
     ///   - biasInit: fills the bias. Default zeros.
     ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`.
     ///   - device: where the weight and bias live.
     public init(inChannels: Int, outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
-                padding: (Int, Int) = (0, 0), activation: Activation = .identity, bias: Bool = true,
+                padding: Padding, groups: Int = 1, activation: Activation = .identity, bias: Bool = true,
                 weightInit: Initializer = .heUniform, biasInit: Initializer = .zeros,
                 seed: UInt64? = nil, device: Device = .default) {
+        let name = "Conv2D(\(inChannels) -> \(outChannels), \(kernelSize.0)x\(kernelSize.1))"
         precondition(inChannels > 0 && outChannels > 0 && kernelSize.0 > 0 && kernelSize.1 > 0
-                     && stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0,
-                     "Conv2D needs positive channels, kernel and stride and non-negative padding")
+                     && stride.0 > 0 && stride.1 > 0,
+                     "\(name): needs positive channels, kernel and stride")
+        precondition(groups > 0 && inChannels % groups == 0 && outChannels % groups == 0,
+                     "\(name): groups (\(groups)) must be positive and divide both inChannels and outChannels")
+        switch padding {
+        case .explicit(let rows, let columns):
+            precondition(rows >= 0 && columns >= 0, "\(name): padding must not be negative, got (\(rows), \(columns))")
+            self.padding = (rows, columns)
+        case .same:
+            precondition(stride == (1, 1),
+                         "\(name): padding .same is not supported for strided convolutions (stride \(stride)), as in PyTorch")
+            precondition(kernelSize.0 % 2 == 1 && kernelSize.1 % 2 == 1,
+                         "\(name): padding .same needs odd kernel sizes (an even kernel would need asymmetric padding)")
+            self.padding = ((kernelSize.0 - 1) / 2, (kernelSize.1 - 1) / 2)
+        }
+        self.paddingMode = padding
         self.inChannels = inChannels
         self.outChannels = outChannels
         self.kernelSize = kernelSize
         self.stride = stride
-        self.padding = padding
+        self.groups = groups
         self.activation = activation
         let s = seed ?? Initializer.nextSeed()
-        let shape = [outChannels, inChannels, kernelSize.0, kernelSize.1]
+        let shape = [outChannels, inChannels / groups, kernelSize.0, kernelSize.1]
         do {
             weight = try weightInit.make(shape, seed: s, on: device)
             self.bias = bias ? try biasInit.make([outChannels], seed: s &+ 1, fans: Initializer.fans(shape), on: device) : nil
         } catch {
-            preconditionFailure("Conv2D: \(error)")
+            preconditionFailure("\(name): \(error)")
         }
         weight.requiresGrad = true
         self.bias?.requiresGrad = true
     }
 
+    /// A rectangular kernel with padding given as numbers (rows, columns) on each side.
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
+                            padding: (Int, Int) = (0, 0), groups: Int = 1, activation: Activation = .identity,
+                            bias: Bool = true, weightInit: Initializer = .heUniform, biasInit: Initializer = .zeros,
+                            seed: UInt64? = nil, device: Device = .default) {
+        self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: kernelSize, stride: stride,
+                  padding: .explicit(rows: padding.0, columns: padding.1), groups: groups, activation: activation,
+                  bias: bias, weightInit: weightInit, biasInit: biasInit, seed: seed, device: device)
+    }
+
     /// A square kernel, stride and padding.
     public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                            activation: Activation = .identity, bias: Bool = true,
+                            groups: Int = 1, activation: Activation = .identity, bias: Bool = true,
                             weightInit: Initializer = .heUniform, biasInit: Initializer = .zeros,
                             seed: UInt64? = nil, device: Device = .default) {
         self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: (kernelSize, kernelSize),
-                  stride: (stride, stride), padding: (padding, padding), activation: activation, bias: bias,
+                  stride: (stride, stride), padding: .explicit(rows: padding, columns: padding), groups: groups,
+                  activation: activation, bias: bias, weightInit: weightInit, biasInit: biasInit, seed: seed, device: device)
+    }
+
+    /// A square kernel and stride, with padding given as `.same` or `.explicit(rows:columns:)`.
+    public convenience init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Padding,
+                            groups: Int = 1, activation: Activation = .identity, bias: Bool = true,
+                            weightInit: Initializer = .heUniform, biasInit: Initializer = .zeros,
+                            seed: UInt64? = nil, device: Device = .default) {
+        self.init(inChannels: inChannels, outChannels: outChannels, kernelSize: (kernelSize, kernelSize),
+                  stride: (stride, stride), padding: padding, groups: groups, activation: activation, bias: bias,
                   weightInit: weightInit, biasInit: biasInit, seed: seed, device: device)
     }
 
@@ -84,15 +140,33 @@ public final class Conv2D: Layer {
         guard input.rank == 4, input.shape[1] == inChannels,
               input.shape[2] + 2 * padding.0 >= kernelSize.0, input.shape[3] + 2 * padding.1 >= kernelSize.1 else {
             throw LayerError.shape(layer: layerDescription,
-                                   expected: "[batch, \(inChannels), height >= \(kernelSize.0 - 2 * padding.0), width >= \(kernelSize.1 - 2 * padding.1)]",
+                                   expected: "[batch, \(inChannels), height >= \(kernelSize.0 - 2 * padding.0), width >= \(kernelSize.1 - 2 * padding.1)] (weight \(weight.shape))",
                                    got: input.shape)
         }
-        let g = try input.convGeometry(kernel: kernelSize, stride: stride, padding: padding, op: layerDescription)
-        let cols = try input.im2col(kernel: kernelSize, stride: stride, padding: padding)
-        var y = try weight.reshaped([outChannels, g.patchSize]).matmul(cols)       // [N, O, L]
-        y = try y.reshaped([g.batch, outChannels, g.outH, g.outW])
+        var y: Tensor
+        if groups == 1 {
+            let g = try input.convGeometry(kernel: kernelSize, stride: stride, padding: padding, op: layerDescription)
+            let cols = try input.im2col(kernel: kernelSize, stride: stride, padding: padding)
+            y = try weight.reshaped([outChannels, g.patchSize]).matmul(cols)       // [N, O, L]
+            y = try y.reshaped([g.batch, outChannels, g.outH, g.outW])
+        } else {
+            y = try groupedConvolution(input)
+        }
         if let bias { y = try y + bias.reshaped([1, outChannels, 1, 1]) }
         return activation == .identity ? y : y.activation(activation)
+    }
+
+    /// groups > 1: the images seen as N·G images of C/G channels, each multiplied by its group's filters
+    /// [O/G, C/G·kh·kw] in one batched GEMM (the weight repeated over the batch; its gradient sums back).
+    private func groupedConvolution(_ input: Tensor) throws -> Tensor {
+        let (n, h, w) = (input.shape[0], input.shape[2], input.shape[3])
+        let perGroupOut = outChannels / groups
+        let grouped = try input.reshaped([n * groups, inChannels / groups, h, w])
+        let g = try grouped.convGeometry(kernel: kernelSize, stride: stride, padding: padding, op: layerDescription)
+        let cols = try grouped.im2col(kernel: kernelSize, stride: stride, padding: padding)   // [N·G, C/G·kh·kw, L]
+        let filters = try weight.reshaped([1, weight.count]).broadcast(to: [n, weight.count])
+            .reshaped([n * groups, perGroupOut, g.patchSize])
+        return try filters.matmul(cols).reshaped([n, outChannels, g.outH, g.outW])   // [N·G, O/G, L] = [N, O, L]
     }
 
     public var namedTensors: [(String, Tensor)] {
@@ -115,7 +189,8 @@ public final class Conv2D: Layer {
     public var layerDescription: String {
         var s = "Conv2D(\(inChannels) -> \(outChannels), \(kernelSize.0)x\(kernelSize.1)"
         if stride != (1, 1) { s += ", stride \(stride.0)x\(stride.1)" }
-        if padding != (0, 0) { s += ", padding \(padding.0)x\(padding.1)" }
+        if paddingMode == .same { s += ", padding same" } else if padding != (0, 0) { s += ", padding \(padding.0)x\(padding.1)" }
+        if groups != 1 { s += ", groups \(groups)" }
         if activation != .identity { s += ", \(activation.displayName)" }
         if bias == nil { s += ", no bias" }
         return s + ")"
@@ -195,4 +270,32 @@ public final class AvgPool2D: ParameterlessLayer {
     public var layerDescription: String {
         "AvgPool2D(\(kernelSize.0)x\(kernelSize.1)\(stride != kernelSize ? ", stride \(stride.0)" : "")\(padding.0 > 0 ? ", padding \(padding.0)" : ""))"
     }
+}
+
+/// Global average pooling: [N, C, H, W] -> [N, C], the mean of each channel's H·W values (one reduction;
+/// the backward spreads each gradient evenly over its channel's positions).
+///
+/// It stands for two PyTorch modules, `nn.AdaptiveAvgPool2d(1)` then `nn.Flatten()`, and takes two indices
+/// in a `Sequential`.
+///
+/// ```swift
+/// let head = Sequential { GlobalAvgPool2D(); Dense(inputSize: 64, outputSize: 10) }   // [N, 64, 7, 7] -> [N, 10]
+/// ```
+public final class GlobalAvgPool2D: ParameterlessLayer {
+    public var isTraining = true
+    /// A global average pooling layer.
+    public init() {}
+
+    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+        guard input.rank == 4, input.shape[2] > 0, input.shape[3] > 0 else {
+            throw LayerError.shape(layer: layerDescription, expected: "[batch, channels, height > 0, width > 0]", got: input.shape)
+        }
+        let (n, c) = (input.shape[0], input.shape[1])
+        return try input.reshaped([n, c, input.shape[2] * input.shape[3]]).mean(axis: 2)
+    }
+
+    /// Two PyTorch modules: `AdaptiveAvgPool2d(1)` and `Flatten()`.
+    public var torchModuleCount: Int { 2 }
+
+    public var layerDescription: String { "GlobalAvgPool2D" }
 }
