@@ -20,13 +20,10 @@ struct TrainFashionMNIST: ParsableCommand {
         commandName: "fashion-mnist",
         abstract: "Fashion-MNIST with an MLP, a CNN or a ResNet; prints test accuracy and a confusion matrix.",
         discussion: """
-            Recipes (each option overrides its part):
-              mlp     784-512-256-10 ReLU; adam lr 1e-3; no schedule; no augmentation; 10 epochs
-              cnn     conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01;
-                      cosine schedule per batch (no warm-up); random crop (2-pixel padding) + flip; 10 epochs
-              resnet  CIFAR-style ResNet, --depth 3 (ResNet-20); nesterov (momentum 0.9) lr 0.1, weight decay 5e-4;
-                      1 warm-up epoch, then cosine per batch; random crop + flip; 15 epochs
-            All: batch 128, 6000 validation images.
+            Recipes (each option overrides its part); all: batch 128, 6000 validation images.
+              mlp: 784-512-256-10 ReLU; adam lr 1e-3; no schedule, no augmentation; 10 epochs.
+              cnn: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01; cosine schedule per batch, no warm-up; random crop + flip; 10 epochs.
+              resnet: CIFAR-style ResNet, --depth 3 (ResNet-20); nesterov (momentum 0.9) lr 0.1, weight decay 5e-4; 1 warm-up epoch, then cosine per batch; random crop + flip; 15 epochs.
             """)
     @OptionGroup var device: DeviceOptions
     @OptionGroup var options: TrainOptions
@@ -182,18 +179,22 @@ struct TrainFashionMNIST: ParsableCommand {
                                  baseLearningRate: plan.baseLearningRate ?? options.lr ?? recipe.learningRate)
     }
 
-    /// ", weight decay λ" (decoupled for AdamW) when the optimizer decays its weights.
+    /// " (Nesterov momentum 0.9)" for SGD with momentum, then ", weight decay λ" (decoupled for AdamW) when the
+    /// optimizer decays its weights.
     static func decayText(_ optimizer: any Optimizer) -> String {
         let decay: Float
+        var momentum = ""
         switch optimizer {
-        case let o as SGD: decay = o.weightDecay
+        case let o as SGD:
+            decay = o.weightDecay
+            if o.momentum > 0 { momentum = " (\(o.nesterov ? "Nesterov momentum" : "momentum") \(o.momentum))" }
         case let o as Adam: decay = o.weightDecay
         case let o as Adagrad: decay = o.weightDecay
         case let o as RMSProp: decay = o.weightDecay
         default: decay = 0
         }
-        guard decay > 0 else { return "" }
-        return ", weight decay \(decay)" + (optimizer is AdamW ? " (decoupled)" : "")
+        guard decay > 0 else { return momentum }
+        return momentum + ", weight decay \(decay)" + (optimizer is AdamW ? " (decoupled)" : "")
     }
 
     /// "1 epoch", "0.5 epochs".
