@@ -18,9 +18,9 @@ public final class Conv2D: Layer {
     public enum Padding: Equatable, Sendable {
         /// This many zero rows above and below, and zero columns left and right, of each image.
         case explicit(rows: Int, columns: Int)
-        /// The output keeps the input's height and width (PyTorch's `padding="same"`): (k − 1) / 2 zeros on
-        /// each side. Stride 1 only, and odd kernel sizes only (PyTorch pads an even kernel asymmetrically,
-        /// which this layer does not).
+        /// The output keeps the input's height and width (PyTorch's `padding="same"`): k − 1 zeros in all,
+        /// (k − 1) / 2 above (left) and the rest below (right), so an even kernel gets one more below (right),
+        /// as in PyTorch. Stride 1 only: PyTorch refuses `padding="same"` for strided convolutions too.
         case same
     }
 
@@ -32,8 +32,9 @@ public final class Conv2D: Layer {
     public let kernelSize: (Int, Int)
     /// The step between windows, (rows, columns).
     public let stride: (Int, Int)
-    /// Zero rows added above and below, and zero columns added left and right, of each image (for `.same`,
-    /// the numbers it stands for).
+    /// Zero rows added above and below, and zero columns added left and right, of each image. For `.same`,
+    /// k / 2 (rounded down): (k − 1) / 2 for an odd kernel; for an even one the window then starts one row
+    /// (column) early, and the output's first row (column) is dropped, which is PyTorch's asymmetric padding.
     public let padding: (Int, Int)
     /// The padding as given: `.explicit` numbers or `.same`.
     public let paddingMode: Padding
@@ -56,8 +57,8 @@ public final class Conv2D: Layer {
     ///   - outChannels: channels of the output images (filters).
     ///   - kernelSize: the window's (rows, columns).
     ///   - stride: the step between windows, (rows, columns).
-    ///   - padding: `.explicit(rows:columns:)` zeros on each side, or `.same` (stride 1 and odd kernels only,
-    ///     like PyTorch, which refuses `padding="same"` for strided convolutions).
+    ///   - padding: `.explicit(rows:columns:)` zeros on each side, or `.same` (stride 1 only, like PyTorch,
+    ///     which refuses `padding="same"` for strided convolutions).
     ///   - groups: channel groups; must divide both channel counts. Default 1.
     ///   - activation: applied to the output. Default identity.
     ///   - bias: whether the layer has a bias [outChannels].
@@ -83,9 +84,7 @@ public final class Conv2D: Layer {
         case .same:
             precondition(stride == (1, 1),
                          "\(name): padding .same is not supported for strided convolutions (stride \(stride)), as in PyTorch")
-            precondition(kernelSize.0 % 2 == 1 && kernelSize.1 % 2 == 1,
-                         "\(name): padding .same needs odd kernel sizes (an even kernel would need asymmetric padding)")
-            self.padding = ((kernelSize.0 - 1) / 2, (kernelSize.1 - 1) / 2)
+            self.padding = (kernelSize.0 / 2, kernelSize.1 / 2)
         }
         self.paddingMode = padding
         self.inChannels = inChannels
@@ -152,8 +151,29 @@ public final class Conv2D: Layer {
         } else {
             y = try groupedConvolution(input)
         }
+        if paddingMode == .same, kernelSize.0 % 2 == 0 || kernelSize.1 % 2 == 0 {
+            y = try droppingFirstRowAndColumn(y, row: kernelSize.0 % 2 == 0, column: kernelSize.1 % 2 == 0)
+        }
         if let bias { y = try y + bias.reshaped([1, outChannels, 1, 1]) }
         return activation == .identity ? y : y.activation(activation)
+    }
+
+    /// `.same` with an even kernel: y [N, O, H + 1, W + 1] (padded by k / 2 on both sides) without its first
+    /// row and/or column, i.e. padded by k / 2 − 1 above (left) and k / 2 below (right), as PyTorch pads.
+    private func droppingFirstRowAndColumn(_ y: Tensor, row: Bool, column: Bool) throws -> Tensor {
+        var (planes, h, w) = (y.shape[0] * y.shape[1], y.shape[2], y.shape[3])
+        var x = y
+        if row {   // rows of each plane but its first
+            x = try x.reshaped([planes * h, w]).gather(rows: (0..<planes).flatMap { p in (1..<h).map { p * h + $0 } })
+            h -= 1
+        }
+        if column {   // the same on the transpose: columns but the first
+            let t = try x.reshaped([planes, h, w]).transposed().reshaped([planes * w, h])
+            x = try t.gather(rows: (0..<planes).flatMap { p in (1..<w).map { p * w + $0 } })
+                .reshaped([planes, w - 1, h]).transposed()
+            w -= 1
+        }
+        return try x.reshaped([y.shape[0], y.shape[1], h, w])
     }
 
     /// groups > 1: the images seen as N·G images of C/G channels, each multiplied by its group's filters
