@@ -33,6 +33,7 @@ let package = Package(
             name: "MyelinCore",
             dependencies: ["COpenCL", "CBLAS", "CMyelinMath"],
             resources: [
+                .embedInCode("Kernels/augment.cl"),
                 .embedInCode("Kernels/common.cl"),
                 .embedInCode("Kernels/conv.cl"),
                 .embedInCode("Kernels/elementwise.cl"),

@@ -145,6 +145,13 @@ enum KernelExercise {
         let back = backend.allocate(2 * 3 * 7 * 5)
         backend.col2im(cols: cols, x: back, geometry: geometry)
         record("col2im", back, 2 * 3 * 7 * 5)
+        // Augmentation: random crop with zero padding and flip, odd sizes, padding past the image's size too.
+        for (padding, flip) in [(2, true), (0, true), (9, false)] {
+            let augmented = backend.allocate(2 * 3 * 7 * 5)
+            backend.randomCropFlip(x: image, out: augmented, batch: 2, channels: 3, height: 7, width: 5,
+                                   padding: padding, flip: flip, seed: 31)
+            record("random_crop_flip padding \(padding) flip \(flip)", augmented, 2 * 3 * 7 * 5)
+        }
         // Optimizer steps, each twice (first step, then with state).
         let n = 37
         func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {

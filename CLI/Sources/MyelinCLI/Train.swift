@@ -19,6 +19,9 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), parsing: .unconditional, help: "Samples per batch.") var batchSize: Int?
     @Option(parsing: .unconditional, help: "Learning rate (wins over a resumed checkpoint's).") var lr: Float?
     @Option(help: "Optimizer: sgd, momentum, nesterov, adagrad, rmsprop, adam, adamw.") var optimizer: String?
+    @Option(name: .customLong("weight-decay"), parsing: .unconditional,
+            help: "Weight decay λ (L2 added to the gradient; decoupled for adamw). Default: the sample's (else the optimizer's own: adamw 0.01, others 0).")
+    var weightDecay: Float?
     @Option(parsing: .unconditional, help: "Seed for initial weights and shuffling.") var seed: UInt64 = 1
     @Option(help: "Save a training checkpoint (safetensors) at the end.") var save: String?
     @Option(help: "Start from a checkpoint: a training checkpoint resumes; a plain model file loads the weights.") var load: String?
@@ -29,18 +32,24 @@ struct TrainOptions: ParsableArguments {
 
     var verbosity: Verbosity { quiet ? .epochLines : verbose ? .progressBar : .auto }
 
-    /// The optimizer the options name, for `parameters`.
-    func makeOptimizer(_ parameters: [Tensor], defaultName: String, defaultRate: Float) throws -> any Optimizer {
+    /// The optimizer the options name, for `parameters`. The weight decay is `--weight-decay`, else
+    /// `defaultWeightDecay`, else the optimizer's own default (AdamW 0.01, the others 0).
+    func makeOptimizer(_ parameters: [Tensor], defaultName: String, defaultRate: Float,
+                       defaultWeightDecay: Float? = nil) throws -> any Optimizer {
         let name = (optimizer ?? defaultName).lowercased()
         let rate = lr ?? defaultRate
+        let decay = weightDecay ?? defaultWeightDecay
         switch name {
-        case "sgd": return try SGD(parameters: parameters, learningRate: rate)
-        case "momentum": return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9)
-        case "nesterov": return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9, nesterov: true)
-        case "adagrad": return try Adagrad(parameters: parameters, learningRate: rate)
-        case "rmsprop": return try RMSProp(parameters: parameters, learningRate: rate)
-        case "adam": return try Adam(parameters: parameters, learningRate: rate)
-        case "adamw": return try AdamW(parameters: parameters, learningRate: rate)
+        case "sgd": return try SGD(parameters: parameters, learningRate: rate, weightDecay: decay ?? 0)
+        case "momentum": return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9, weightDecay: decay ?? 0)
+        case "nesterov":
+            return try SGD(parameters: parameters, learningRate: rate, momentum: 0.9, nesterov: true, weightDecay: decay ?? 0)
+        case "adagrad": return try Adagrad(parameters: parameters, learningRate: rate, weightDecay: decay ?? 0)
+        case "rmsprop": return try RMSProp(parameters: parameters, learningRate: rate, weightDecay: decay ?? 0)
+        case "adam": return try Adam(parameters: parameters, learningRate: rate, weightDecay: decay ?? 0)
+        case "adamw":
+            return try decay.map { try AdamW(parameters: parameters, learningRate: rate, weightDecay: $0) }
+                ?? AdamW(parameters: parameters, learningRate: rate)
         default:
             throw ValidationError("unknown optimizer '\(name)'; choose sgd, momentum, nesterov, adagrad, rmsprop, adam or adamw")
         }
@@ -60,6 +69,7 @@ struct TrainOptions: ParsableArguments {
             if let epochs { try ValueCheck.atLeast(1, epochs, name: "--epochs") }
             if let batchSize { try ValueCheck.atLeast(1, batchSize, name: "--batch-size") }
             if let lr { try ValueCheck.learningRate(lr, name: "--lr") }
+            if let weightDecay { try ValueCheck.learningRate(weightDecay, name: "--weight-decay") }
         }
     }
 

@@ -2,25 +2,90 @@ import ArgumentParser
 import Foundation
 import Myelin
 
-/// The Fashion-MNIST MLP: 784-512-256-10 with ReLU, Adam 1e-3, batches of 128, a validation split from the
-/// training set; prints the test accuracy and a confusion matrix.
+/// The models `myelin train fashion-mnist` trains.
+enum FashionModel: String, ExpressibleByArgument, CaseIterable {
+    case mlp, cnn, resnet
+}
+
+/// Fashion-MNIST with a choice of model, each with its own recipe (every default can be changed by an option):
+/// - `mlp`: 784-512-256-10 with ReLU, Adam 1e-3, no schedule, no augmentation, 10 epochs.
+/// - `cnn`: `ConvNets.fashionCNN`, AdamW 1e-3 (weight decay 0.01), cosine schedule set every batch, random crops
+///   (2-pixel padding) and flips, 10 epochs.
+/// - `resnet`: `ConvNets.resnet(depth: 3)` (ResNet-20), SGD with Nesterov momentum 0.9, lr 0.1, weight decay 5e-4,
+///   1 epoch of linear warm-up then cosine, set every batch, random crops and flips, 15 epochs.
+/// All use batches of 128 and a validation split from the training set, and print the test accuracy and a
+/// confusion matrix.
 struct TrainFashionMNIST: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fashion-mnist",
-        abstract: "An MLP (784-512-256-10, ReLU, Adam) on Fashion-MNIST; prints test accuracy and a confusion matrix.")
+        abstract: "Fashion-MNIST with an MLP, a CNN or a ResNet; prints test accuracy and a confusion matrix.",
+        discussion: """
+            Recipes (each option overrides its part); all: batch 128, 6000 validation images.
+              mlp: 784-512-256-10 ReLU; adam lr 1e-3; no schedule, no augmentation; 10 epochs.
+              cnn: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01; cosine schedule per batch, no warm-up; random crop + flip; 10 epochs.
+              resnet: CIFAR-style ResNet, --depth 3 (ResNet-20); nesterov (momentum 0.9) lr 0.1, weight decay 5e-4; 1 warm-up epoch, then cosine per batch; random crop + flip; 15 epochs.
+            """)
     @OptionGroup var device: DeviceOptions
     @OptionGroup var options: TrainOptions
+    @Option(help: "The model: mlp, cnn or resnet.") var model: FashionModel = .mlp
+    @Option(help: "Hidden layer sizes of the mlp, comma separated (default 512,256).") var hidden: String?
+    @Option(parsing: .unconditional, help: "Residual blocks per stage of the resnet: 1 is ResNet-8, 2 ResNet-14, 3 ResNet-20 (default 3).")
+    var depth: Int?
+    @Flag(inversion: .prefixedNo,
+          help: "Random crops (2-pixel zero padding) and horizontal flips of the training images, on the device (default: on for cnn and resnet, off for mlp).")
+    var augment: Bool?
+    @Option(help: "Learning-rate schedule: none, or cosine (linear warm-up over --warmup epochs, then cosine down to 0 at the last epoch, set every batch). Default: cosine for cnn and resnet, none for mlp.")
+    var schedule: String?
+    @Option(parsing: .unconditional, help: "Warm-up epochs of the cosine schedule, fractions allowed (default: resnet 1, cnn 0).")
+    var warmup: Double?
     @Option(help: "Folder with the IDX files (train-images-idx3-ubyte.gz, ...).") var data = MNIST.fashionDirectory.path
-    @Option(help: "Hidden layer sizes, comma separated.") var hidden = "512,256"
     @Option(name: .customLong("validation"), parsing: .unconditional, help: "Training images kept for validation.")
     var validationCount = 6000
     @Option(parsing: .unconditional, help: "Use only the first N training images (quick runs).") var limit: Int?
 
+    /// The recipe of `model` with the options applied.
+    struct Recipe {
+        var optimizer: String
+        var learningRate: Float
+        var weightDecay: Float?
+        var epochs: Int
+        var cosine: Bool
+        var warmup: Double
+        var augment: Bool
+    }
+
+    var recipe: Recipe {
+        var r: Recipe
+        switch model {
+        case .mlp: r = Recipe(optimizer: "adam", learningRate: 1e-3, weightDecay: nil, epochs: 10, cosine: false, warmup: 0, augment: false)
+        case .cnn: r = Recipe(optimizer: "adamw", learningRate: 1e-3, weightDecay: 0.01, epochs: 10, cosine: true, warmup: 0, augment: true)
+        case .resnet: r = Recipe(optimizer: "nesterov", learningRate: 0.1, weightDecay: 5e-4, epochs: 15, cosine: true, warmup: 1, augment: true)
+        }
+        if let schedule { r.cosine = schedule.lowercased() == "cosine" }
+        if let warmup { r.warmup = warmup }
+        if let augment { r.augment = augment }
+        return r
+    }
+
     func validate() throws {
         try checkingValues {
-            _ = try ValueCheck.layerSizes(hidden)
+            if let hidden {
+                guard model == .mlp else { throw ValidationError("--hidden sets the mlp's layers; the \(model.rawValue) model has none to set") }
+                _ = try ValueCheck.layerSizes(hidden)
+            }
+            if let depth {
+                guard model == .resnet else { throw ValidationError("--depth sets the resnet's blocks per stage; use it with --model resnet") }
+                try ValueCheck.atLeast(1, depth, name: "--depth")
+            }
             try ValueCheck.atLeast(0, validationCount, name: "--validation")
             if let limit { try ValueCheck.atLeast(1, limit, name: "--limit") }
+            if let schedule, !["none", "cosine"].contains(schedule.lowercased()) {
+                throw ValidationError("unknown schedule '\(schedule)'; choose none or cosine")
+            }
+            if let warmup {
+                guard warmup >= 0, warmup.isFinite else { throw ValidationError("--warmup must be a finite number of epochs >= 0, got \(warmup)") }
+                guard recipe.cosine else { throw ValidationError("--warmup belongs to the cosine schedule; add --schedule cosine") }
+            }
         }
     }
 
@@ -31,10 +96,21 @@ struct TrainFashionMNIST: ParsableCommand {
         let device = try self.device.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)
-        let sizes = try checkingValues { try ValueCheck.layerSizes(hidden) }
+        let recipe = self.recipe
+        let sizes = try checkingValues { try ValueCheck.layerSizes(hidden ?? "512,256") }
+        let depth = self.depth ?? 3
+        let batch = options.batchSize ?? 128
         // Sizes against the device's memory before anything is loaded or built: a clear error naming the layer.
-        try DenseNetworkMemory(sizes: [784] + sizes + [10], batchSize: options.batchSize ?? 128,
-                               optimizerStateTensors: options.optimizerStateTensors(defaultName: "adam")).check(on: device)
+        switch model {
+        case .mlp:
+            try DenseNetworkMemory(sizes: [784] + sizes + [10], batchSize: batch,
+                                   optimizerStateTensors: options.optimizerStateTensors(defaultName: recipe.optimizer)).check(on: device)
+        case .cnn, .resnet:
+            // The parameters are small (under 1 MB); a batch's largest tensor is a convolution's patch buffer:
+            // [batch, 32·9, 14·14] in the cnn's second convolution, [batch, 16·9, 28·28] in the resnet's first stage.
+            let patch = model == .cnn ? [batch, 32 * 9, 14 * 14] : [batch, 16 * 9, 28 * 28]
+            try device.checkAllocation(shape: patch, for: "the \(model.rawValue)'s largest convolution buffer \(patch) for batches of \(batch) (lower --batch-size)")
+        }
         let dir = URL(fileURLWithPath: data)
         let loadStart = Date()
         let (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: validationCount, seed: options.seed,
@@ -42,25 +118,51 @@ struct TrainFashionMNIST: ParsableCommand {
         let test = try MNIST.load(directory: dir, split: .test, on: device)
         print("Fashion-MNIST from \(data): \(train.count) training, \(validation.count) validation, \(test.count) test images"
               + String(format: " (loaded in %.1f s)", Date().timeIntervalSince(loadStart)))
-        let model = Self.model(hidden: sizes, seed: options.seed, on: device)
-        let optimizer = try options.makeOptimizer(model.parameters, defaultName: "adam", defaultRate: 1e-3)
-        let resumed = try options.loadIfAsked(model, optimizer)
-        let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: 10)
+        let network: Sequential
+        let name: String
+        switch model {
+        case .mlp:
+            network = Self.model(hidden: sizes, seed: options.seed, on: device)
+            name = "MLP \(([784] + sizes + [10]).map(String.init).joined(separator: "-")), ReLU"
+        case .cnn:
+            network = ConvNets.fashionCNN(seed: options.seed, device: device)
+            name = "CNN conv3x3(32)-BN-ReLU-maxpool, conv3x3(64)-BN-ReLU-maxpool, dense 3136-128-10"
+        case .resnet:
+            network = ConvNets.resnet(depth: depth, seed: options.seed, device: device)
+            name = "ResNet-\(6 * depth + 2) (\(depth) block\(depth == 1 ? "" : "s") per stage of 16, 32, 64 channels)"
+        }
+        let optimizer = try options.makeOptimizer(network.parameters, defaultName: recipe.optimizer, defaultRate: recipe.learningRate,
+                                                  defaultWeightDecay: recipe.weightDecay)
+        let resumed = try options.loadIfAsked(network, optimizer)
+        let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: recipe.epochs)
         let epochs = plan.epochs
-        let batch = options.batchSize ?? 128
-        print("MLP \(([784] + sizes + [10]).map(String.init).joined(separator: "-")), ReLU, \(model.parameterCount) parameters; \(type(of: optimizer)) lr \(optimizer.learningRate), batch \(batch), \(epochs) epochs")
+        var schedule: WarmupCosine?
+        if recipe.cosine {
+            // The default warm-up shrinks to half the run when the run is short; one asked for must fit.
+            if warmup != nil && recipe.warmup >= Double(epochs) {
+                throw ValidationError("--warmup \(recipe.warmup) must be shorter than the \(epochs) epochs of the run")
+            }
+            schedule = try WarmupCosine(warmupEpochs: Swift.min(recipe.warmup, Double(epochs) / 2), totalEpochs: Double(epochs))
+        }
+        let augmentation: Augmentation? = recipe.augment ? .randomCropFlip(padding: 2, imageShape: [1, 28, 28]) : nil
+        print("\(name), \(network.parameterCount) parameters; \(type(of: optimizer)) lr \(optimizer.learningRate)"
+              + Self.decayText(optimizer) + ", batch \(batch), \(epochs) epochs")
+        if model != .mlp || schedule != nil || augmentation != nil { print("Schedule: " + (schedule.map { s in
+                (s.warmupEpochs > 0 ? "linear warm-up over \(Self.epochText(s.warmupEpochs)), then " : "")
+                + "cosine to 0 at epoch \(epochs), set every batch" } ?? "none (constant rate)")
+              + "; augmentation: " + (augmentation.map { "random crop (\($0.padding)-pixel zero padding) + horizontal flip, on the device" } ?? "none")) }
         let start = Date()
-        let history = try model.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
-                                    loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
-                                    baseLearningRate: plan.baseLearningRate, seed: options.seed,
-                                    initialEpoch: plan.initialEpoch, history: plan.history,
-                                    verbosity: options.verbosity)
+        let history = try network.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
+                                      loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
+                                      schedule: schedule, baseLearningRate: plan.baseLearningRate, augmentation: augmentation,
+                                      seed: options.seed, initialEpoch: plan.initialEpoch, history: plan.history,
+                                      verbosity: options.verbosity)
         let trainSeconds = Date().timeIntervalSince(start)
-        let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
+        let result = try network.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
         print(String(format: "Training took %.1f s", trainSeconds) + " on \(device.name)")
         print(String(format: "Test accuracy: %.2f%% (%d images), test loss %.4f", 100 * result["accuracy"]!, test.count, result["loss"]!))
         // Confusion matrix: one read of the predicted classes (batch by batch, so the test images stay bytes).
-        let predicted = try Tensor.concat(test.batches(size: 256).map { try model.predict($0.features).argmax() }).toArray()
+        let predicted = try Tensor.concat(test.batches(size: 256).map { try network.predict($0.features).argmax() }).toArray()
         let labels = test.targets.toArray()
         var matrix = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
         for (p, l) in zip(predicted, labels) {
@@ -71,8 +173,33 @@ struct TrainFashionMNIST: ParsableCommand {
             matrix[li][pi] += 1
         }
         print(Self.confusionMatrix(matrix, names: MNIST.fashionClassNames))
-        try options.writeOutputs(model: model, optimizer: optimizer, epoch: epochs, history: history,
-                                 title: "Fashion-MNIST MLP (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 1e-3)
+        let title = model == .resnet ? "ResNet-\(6 * depth + 2)" : model.rawValue.uppercased()
+        try options.writeOutputs(model: network, optimizer: optimizer, epoch: epochs, history: history,
+                                 title: "Fashion-MNIST \(title) (\(device.name))",
+                                 baseLearningRate: plan.baseLearningRate ?? options.lr ?? recipe.learningRate)
+    }
+
+    /// " (Nesterov momentum 0.9)" for SGD with momentum, then ", weight decay λ" (decoupled for AdamW) when the
+    /// optimizer decays its weights.
+    static func decayText(_ optimizer: any Optimizer) -> String {
+        let decay: Float
+        var momentum = ""
+        switch optimizer {
+        case let o as SGD:
+            decay = o.weightDecay
+            if o.momentum > 0 { momentum = " (\(o.nesterov ? "Nesterov momentum" : "momentum") \(o.momentum))" }
+        case let o as Adam: decay = o.weightDecay
+        case let o as Adagrad: decay = o.weightDecay
+        case let o as RMSProp: decay = o.weightDecay
+        default: decay = 0
+        }
+        guard decay > 0 else { return momentum }
+        return momentum + ", weight decay \(decay)" + (optimizer is AdamW ? " (decoupled)" : "")
+    }
+
+    /// "1 epoch", "0.5 epochs".
+    static func epochText(_ epochs: Double) -> String {
+        (epochs == epochs.rounded() ? String(Int(epochs)) : String(format: "%g", epochs)) + (epochs == 1 ? " epoch" : " epochs")
     }
 
     static func model(hidden: [Int] = [512, 256], seed: UInt64, on device: Device) -> Sequential {

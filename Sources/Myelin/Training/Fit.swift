@@ -89,9 +89,13 @@ extension Layer {
     ///   - metrics: computed over each epoch's training batches (and over `validation`) and logged by name.
     ///   - callbacks: called before and after training, each epoch and each batch (see `Callback`); the
     ///     per-batch hooks add no host reads unless a callback reads the batch loss it is given.
-    ///   - schedule: sets the learning rate before each epoch from the rate the optimizer has when `fit` starts
-    ///     (or `baseLearningRate`).
+    ///   - schedule: sets the learning rate before each epoch (before each batch when its `perBatch` is true, from
+    ///     the fractional epoch `epoch + batch / batchesPerEpoch`) from the rate the optimizer has when `fit`
+    ///     starts (or `baseLearningRate`).
     ///   - baseLearningRate: the rate `schedule` starts from; nil takes the optimizer's rate when `fit` starts.
+    ///   - augmentation: a random change made on the device to each training batch's features before the step
+    ///     (see `Augmentation`), with draws fixed by `seed`, the epoch and the batch; validation is never
+    ///     augmented. Default none.
     ///   - shuffle: draws a new sample order each epoch (from `seed`). Default true.
     ///   - seed: fixes the shuffling; epoch `e` always sees the same batches, so a run resumed with
     ///     `initialEpoch` continues exactly as if it had not stopped. nil draws one from `Random.nextSeed()`
@@ -112,7 +116,7 @@ extension Layer {
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
                     loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
-                    shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
+                    augmentation: Augmentation? = nil, shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
                     verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
@@ -120,6 +124,7 @@ extension Layer {
         guard initialEpoch >= 0, initialEpoch <= epochs else {
             throw TrainingError.invalid("fit: initialEpoch \(initialEpoch) must be in 0...\(epochs)")
         }
+        if let augmentation { _ = try augmentation.image(forSampleShape: data.sampleShape) }
         let base = baseLearningRate ?? optimizer.learningRate
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
@@ -134,7 +139,10 @@ extension Layer {
         var reference: Double?
         for epoch in initialEpoch..<epochs {
             context.epoch = epoch
-            if let schedule { schedule.apply(to: optimizer, epoch: epoch, base: base) }
+            if let schedule {
+                if schedule.perBatch { schedule.apply(to: optimizer, progress: Double(epoch), base: base) }
+                else { schedule.apply(to: optimizer, epoch: epoch, base: base) }
+            }
             for c in callbacks { try c.epochWillBegin(epoch, context) }
             train()
             let start = Date()
@@ -153,9 +161,15 @@ extension Layer {
             var samples = 0
             let readEvery = Swift.max(1, batchCount / 40)
             for (b, batch) in batches.enumerated() {
+                if let schedule, schedule.perBatch {
+                    schedule.apply(to: optimizer, progress: Double(epoch) + Double(b) / Double(batchCount), base: base)
+                }
                 for c in callbacks { try c.batchWillBegin(b, context) }
                 optimizer.zeroGrad()
-                let out = try self(batch.features)
+                let features = try augmentation.map {
+                    try $0.apply(to: batch.features, seed: Augmentation.batchSeed(seed, epoch: epoch, batch: b))
+                } ?? batch.features
+                let out = try self(features)
                 let l = try loss(out, batch.targets)
                 try l.backward()
                 try optimizer.step()

@@ -91,6 +91,14 @@ protocol Backend: AnyObject, Sendable {
     /// The adjoint of `im2col`: x[n, c, h, w] = the sum of every cols entry that im2col read from (n, c, h, w).
     /// Overwrites x (no zeroing needed).
     func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry)
+
+    // MARK: augmentation (Kernels/augment.cl)
+    /// Random crop with zero padding and random horizontal flip of images x [N, C, H, W] into out (same shape), in
+    /// one launch: image n's draws come from `AugmentDraw(seed:image:)` (a counter-based hash, the same on every
+    /// device), and out[n, c, y, x] = x[n, c, y + dy − padding, x' + dx − padding] with x' = W − 1 − x when flipped
+    /// (else x), or 0 where that lies outside the image.
+    func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
+                        padding: Int, flip: Bool, seed: UInt64)
 }
 
 /// The shapes of a 2-D convolution or pooling window over NCHW images.

@@ -692,7 +692,7 @@ enum KernelLibrary {
 
     /// The `.cl` files compiled into the binary by SwiftPM (`.embedInCode` resources of MyelinCore).
     static var embedded: [(String, String)] {
-        [("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
+        [("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
          ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
