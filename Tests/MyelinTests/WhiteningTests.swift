@@ -185,6 +185,27 @@ private func identity(_ d: Int) -> [Double] { (0..<d * d).map { $0 / d == $0 % d
         expectClose(try whitening.transform(test).toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(method): (x - mean)·Wᵀ")
     }
 
+    /// Whitening.md's listing, on the first 700 training images to stay quick: ZCA fitted on the training part,
+    /// applied to both parts, and mapped back to pixels.
+    @Test(.enabled(if: ReadmeExampleTests.dataPresent, "Fashion-MNIST is not installed (Debian dataset-fashion-mnist)"),
+          arguments: TestDevices.all)
+    func articleExample(device: Device) throws {
+        let (train, validation) = try MNIST.loadTrainValidation(validationCount: 100, seed: 1, limit: 700, on: device)
+        let whitening = try Whitening(fitting: train.features, method: .zca, epsilon: 0.1)
+        let whitenedTrain = try train.mapFeatures(whitening.transform)
+        let whitenedValidation = try validation.mapFeatures(whitening.transform)   // the training statistics
+        let images = try whitening.inverseTransform(whitenedValidation.features)  // back to pixels in [0, 1]
+        #expect(whitenedTrain.features.shape == [600, 784] && whitenedValidation.features.device === device)
+        expectClose(images.toArray(), validation.features.toArray(), rtol: 0, atol: 1e-4, "pixels after inverse(transform)")
+        // On the training part every principal direction has variance λ/(λ + ε) < 1, and the large ones about 1.
+        let whitened = whitenedTrain.features.toArray()   // covariance checked against the reference in covarianceMatchesTheReference
+        let (mean, covariance) = whitened.withUnsafeBufferPointer { HostLinearAlgebra.meanAndCovariance($0, rows: 600, columns: 784) }
+        #expect(mean.allSatisfy { Swift.abs($0) < 1e-4 })
+        let values = try Tensor(covariance.map { Float($0) }, shape: [784, 784]).symmetricEigendecomposition().values.toArray()
+        let expected = whitening.eigenvalues.map { max($0, 0) / (max($0, 0) + 0.1) }.sorted()
+        expectClose(values, expected, rtol: 0, atol: 1e-3, "eigenvalues of the whitened covariance")
+    }
+
     @Test func transformRunsOnTheSamplesDevice() throws {
         guard TestDevices.openCLAvailable else { return }
         let n = 100, d = 4

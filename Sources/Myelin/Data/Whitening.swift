@@ -25,7 +25,7 @@ import Foundation
 /// **Epsilon.** ε is added to every eigenvalue: it bounds the gain of directions with almost no variance, where
 /// whitening would otherwise blow noise up by 1/√λ. The default, 1e-5 (in the data's squared units), is a
 /// regularizer for features of unit scale that leaves every direction with a variance well above it at unit
-/// variance. For images whose pixels are scaled to [0, 1] a larger value is usual, 1e-2 to 1e-1; <doc:FashionMNIST>
+/// variance. For images whose pixels are scaled to [0, 1] a larger value is usual, 1e-2 to 1e-1; <doc:Whitening>
 /// measures it for Fashion-MNIST. ε = 0 whitens exactly, and then a covariance without full rank is refused.
 ///
 /// Samples may be [N, D] or [N, ...] (images [N, 1, 28, 28], say): the D values of a sample are whitened
@@ -72,11 +72,13 @@ public struct Whitening {
         let n = x.shape[0], d = x.count / n
         guard d >= 1 else { throw DataError.invalid(name, reason: "samples of shape \(Array(x.shape.dropFirst())) hold no values") }
         let values = x.toArray()
-        if let i = values.firstIndex(where: { !$0.isFinite }) {
-            throw DataError.nonFinite(name, part: "features", sample: i / d, element: d > 1 ? i % d : nil, value: values[i])
-        }
         let (meanValues, covariance) = values.withUnsafeBufferPointer {
             HostLinearAlgebra.meanAndCovariance($0, rows: n, columns: d)
+        }
+        // A NaN or infinite feature makes its column's mean non-finite (a sum of finite Floats cannot overflow a
+        // Double): only then are the values searched for it.
+        if meanValues.contains(where: { !$0.isFinite }), let i = values.firstIndex(where: { !$0.isFinite }) {
+            throw DataError.nonFinite(name, part: "features", sample: i / d, element: d > 1 ? i % d : nil, value: values[i])
         }
         let ascending: (values: [Double], eigenvectorRows: [Double])
         do {

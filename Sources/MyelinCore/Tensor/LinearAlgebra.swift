@@ -118,26 +118,38 @@ package enum HostLinearAlgebra {
         -> (mean: [Double], covariance: [Double]) {
         precondition(rows >= 2 && columns >= 1 && x.count == rows * columns,
                      "meanAndCovariance: \(x.count) values for [\(rows), \(columns)] (needs 2 rows or more)")
+        // Raw pointers in the loops: they stay fast in a debug build too.
+        let source = x.baseAddress!
         var mean = [Double](repeating: 0, count: columns)
-        for r in 0..<rows {
-            let row = x.baseAddress! + r * columns
-            for j in 0..<columns { mean[j] += Double(row[j]) }
+        mean.withUnsafeMutableBufferPointer { m in
+            let sum = m.baseAddress!
+            for r in 0..<rows {
+                let row = source + r * columns
+                for j in 0..<columns { sum[j] += Double(row[j]) }
+            }
+            for j in 0..<columns { sum[j] /= Double(rows) }
         }
-        for j in 0..<columns { mean[j] /= Double(rows) }
         var covariance = [Double](repeating: 0, count: columns * columns)
         let chunkRows = Swift.max(1, Swift.min(rows, (1 << 20) / columns))   // about 8 MB of Double a chunk
         var chunk = [Double](repeating: 0, count: chunkRows * columns)
-        var start = 0
-        while start < rows {
-            let count = Swift.min(chunkRows, rows - start)
-            for r in 0..<count {
-                let row = x.baseAddress! + (start + r) * columns
-                for j in 0..<columns { chunk[r * columns + j] = Double(row[j]) - mean[j] }
+        mean.withUnsafeBufferPointer { m in
+            chunk.withUnsafeMutableBufferPointer { c in
+                covariance.withUnsafeMutableBufferPointer { cov in
+                    let mu = m.baseAddress!, centered = c.baseAddress!
+                    var start = 0
+                    while start < rows {
+                        let count = Swift.min(chunkRows, rows - start)
+                        for r in 0..<count {
+                            let row = source + (start + r) * columns, out = centered + r * columns
+                            for j in 0..<columns { out[j] = Double(row[j]) - mu[j] }
+                        }
+                        // C += chunkᵀ · chunk (the upper triangle of the row-major C).
+                        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(count), 1, centered,
+                                    Int32(columns), 1, cov.baseAddress!, Int32(columns))
+                        start += count
+                    }
+                }
             }
-            // C += chunkᵀ · chunk (the upper triangle of the row-major C).
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(columns), Int32(count), 1, chunk, Int32(columns),
-                        1, &covariance, Int32(columns))
-            start += count
         }
         let scale = 1 / Double(rows - 1)
         for i in 0..<columns {
