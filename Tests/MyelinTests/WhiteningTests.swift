@@ -185,7 +185,7 @@ private func identity(_ d: Int) -> [Double] { (0..<d * d).map { $0 / d == $0 % d
         expectClose(try whitening.transform(test).toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(method): (x - mean)·Wᵀ")
     }
 
-    /// Whitening.md's listing, on the first 700 training images to stay quick: ZCA fitted on the training part,
+    /// WhiteningData.md's listing, on the first 700 training images to stay quick: ZCA fitted on the training part,
     /// applied to both parts, and mapped back to pixels.
     @Test(.enabled(if: ReadmeExampleTests.dataPresent, "Fashion-MNIST is not installed (Debian dataset-fashion-mnist)"),
           arguments: TestDevices.all)

@@ -25,7 +25,7 @@ import Foundation
 /// **Epsilon.** ε is added to every eigenvalue: it bounds the gain of directions with almost no variance, where
 /// whitening would otherwise blow noise up by 1/√λ. The default, 1e-5 (in the data's squared units), is a
 /// regularizer for features of unit scale that leaves every direction with a variance well above it at unit
-/// variance. For images whose pixels are scaled to [0, 1] a larger value is usual, 1e-2 to 1e-1; <doc:Whitening>
+/// variance. For images whose pixels are scaled to [0, 1] a larger value is usual, 1e-2 to 1e-1; <doc:WhiteningData>
 /// measures it for Fashion-MNIST. ε = 0 whitens exactly, and then a covariance without full rank is refused.
 ///
 /// Samples may be [N, D] or [N, ...] (images [N, 1, 28, 28], say): the D values of a sample are whitened
