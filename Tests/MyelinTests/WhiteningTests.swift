@@ -249,6 +249,7 @@ private func identity(_ d: Int) -> [Double] { (0..<d * d).map { $0 / d == $0 % d
         expectDataError({ _ = try whitening.inverseTransform(Tensor.zeros([5, 2, 2])) }, contains: ["inverseTransform", "[5, 2, 2]", "[4]"])
         expectDataError({ _ = try Whitening(fitting: Tensor.zeros([1, 4])) }, contains: ["Whitening(zca)", "N >= 2", "[1, 4]"])
         expectDataError({ _ = try Whitening(fitting: Tensor.zeros([5]), method: .pca) }, contains: ["Whitening(pca)", "[5]"])
+        expectDataError({ _ = try Whitening(fitting: Tensor.zeros([2, 1, 129, 129])) }, contains: ["16641 values", "at most 16384 features"])
         expectDataError({ _ = try Whitening(fitting: x, epsilon: -1) }, contains: ["epsilon", "-1"])
         expectDataError({ _ = try Whitening(fitting: x, epsilon: .nan) }, contains: ["epsilon", "nan"])
         var bad = x.toArray()

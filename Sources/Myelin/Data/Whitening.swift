@@ -71,6 +71,11 @@ public struct Whitening {
         }
         let n = x.shape[0], d = x.count / n
         guard d >= 1 else { throw DataError.invalid(name, reason: "samples of shape \(Array(x.shape.dropFirst())) hold no values") }
+        // The fit holds a few D×D Double matrices (covariance, eigenvectors, W): refuse sizes that would not fit.
+        guard d <= Whitening.maximumFeatureCount else {
+            throw DataError.invalid(name, reason: "samples of \(d) values need a \(d)×\(d) covariance (\(8 * d * d / 1_000_000) MB of Double, "
+                                    + "held several times); whitening takes at most \(Whitening.maximumFeatureCount) features (whiten patches instead)")
+        }
         let values = x.toArray()
         let (meanValues, covariance) = values.withUnsafeBufferPointer {
             HostLinearAlgebra.meanAndCovariance($0, rows: n, columns: d)
@@ -125,6 +130,9 @@ public struct Whitening {
         self.matrix = try Tensor(w, shape: [d, d], on: x.device)
         self.inverseMatrix = try Tensor(inverse, shape: [d, d], on: x.device)
     }
+
+    /// The most values a sample may have (D) for a fit: its D×D Double matrices take 2 GB each at this size.
+    public static let maximumFeatureCount = 16_384
 
     /// The number of values in a sample (D).
     public var featureCount: Int { matrix.shape[0] }
