@@ -87,7 +87,7 @@ import Testing
         // OpenCL: a private device whose counters no other test touches. The CPU device's counters are shared
         // with tests running in parallel, which can only raise them: the smallest count of a few attempts is
         // the fit's own.
-        let device = shared.isOpenCL ? try DeviceTests.privateOpenCLDevice() : shared
+        let device = shared.isOpenCL ? try DeviceTests.privateOpenCLDevice() : DeviceTests.privateCPUDevice()
         func hostReads(readLoss: Bool) throws -> Int {
             var best = Int.max
             for _ in 0..<5 {

@@ -233,7 +233,7 @@ func expectDataError(_ body: () throws -> Void, contains parts: [String], source
         // OpenCL: a private device whose counters no other test touches. The CPU device is one shared
         // backend: tests run in parallel and share its counters, which other tests can only raise, so one
         // attempt with exactly one write and no read proves the epoch loop itself does no more.
-        let device = shared.isOpenCL ? try DeviceTests.privateOpenCLDevice() : shared
+        let device = shared.isOpenCL ? try DeviceTests.privateOpenCLDevice() : DeviceTests.privateCPUDevice()
         let data = try numbered(1000, on: device)
         var best = (writes: Int.max, reads: Int.max)
         for attempt in 0..<5 {

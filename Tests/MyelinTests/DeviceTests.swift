@@ -154,6 +154,11 @@ import Testing
         Device(backend: try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0]))
     }
 
+    /// A CPU device with a backend (and counters) of its own: no test running in parallel raises its counts.
+    static func privateCPUDevice() -> Device {
+        Device(backend: CPUBackend.makePrivate())
+    }
+
     /// About ten ops, forward and backward, on device data.
     static func chain(_ x: Tensor, _ w: Tensor, _ b: Tensor) throws -> Tensor {
         let h = try x.dense(weight: w, bias: b, activation: .relu)

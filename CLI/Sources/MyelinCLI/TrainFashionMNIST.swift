@@ -7,6 +7,8 @@ enum FashionModel: String, ExpressibleByArgument, CaseIterable {
     case mlp, cnn, resnet
 }
 
+extension Whitening.Method: @retroactive ExpressibleByArgument {}
+
 /// Fashion-MNIST with a choice of model, each with its own recipe (every default can be changed by an option):
 /// - `mlp`: 784-512-256-10 with ReLU, Adam 1e-3, no schedule, no augmentation, 10 epochs.
 /// - `cnn`: `ConvNets.fashionCNN`, AdamW 1e-3 (weight decay 0.01), cosine schedule set every batch, random crops
@@ -42,6 +44,11 @@ struct TrainFashionMNIST: ParsableCommand {
     @Option(name: .customLong("validation"), parsing: .unconditional, help: "Training images kept for validation.")
     var validationCount = 6000
     @Option(parsing: .unconditional, help: "Use only the first N training images (quick runs).") var limit: Int?
+    @Option(help: "Whiten the images: zca or pca, fitted on the training part (mean, covariance, its eigendecomposition), applied on the device to every split.")
+    var whiten: Whitening.Method?
+    @Option(name: .customLong("whiten-epsilon"), parsing: .unconditional,
+            help: "Added to the covariance's eigenvalues before whitening (pixels in [0, 1]; default 0.1).")
+    var whitenEpsilon: Double?
 
     /// The recipe of `model` with the options applied.
     struct Recipe {
@@ -79,6 +86,12 @@ struct TrainFashionMNIST: ParsableCommand {
             }
             try ValueCheck.atLeast(0, validationCount, name: "--validation")
             if let limit { try ValueCheck.atLeast(1, limit, name: "--limit") }
+            if let whitenEpsilon {
+                guard whiten != nil else { throw ValidationError("--whiten-epsilon belongs to --whiten zca|pca") }
+                guard whitenEpsilon > 0, whitenEpsilon.isFinite else {
+                    throw ValidationError("--whiten-epsilon must be a finite number > 0, got \(whitenEpsilon)")
+                }
+            }
             if let schedule, !["none", "cosine"].contains(schedule.lowercased()) {
                 throw ValidationError("unknown schedule '\(schedule)'; choose none or cosine")
             }
@@ -113,9 +126,19 @@ struct TrainFashionMNIST: ParsableCommand {
         }
         let dir = URL(fileURLWithPath: data)
         let loadStart = Date()
-        let (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: validationCount, seed: options.seed,
+        var (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: validationCount, seed: options.seed,
                                                                 limit: limit, on: device)
-        let test = try MNIST.load(directory: dir, split: .test, on: device)
+        var test = try MNIST.load(directory: dir, split: .test, on: device)
+        if let whiten {
+            // Fitted on the training part only; validation and test images go through the same transform.
+            let fitStart = Date()
+            let whitening = try Whitening(fitting: train.features, method: whiten, epsilon: whitenEpsilon ?? 0.1)
+            train = try train.mapFeatures(whitening.transform)
+            validation = try validation.mapFeatures(whitening.transform)
+            test = try test.mapFeatures(whitening.transform)
+            print("Whitening: \(whiten.rawValue.uppercased()), epsilon \(whitening.epsilon), fitted on \(train.count) training images"
+                  + String(format: " and applied to every split in %.1f s", Date().timeIntervalSince(fitStart)))
+        }
         print("Fashion-MNIST from \(data): \(train.count) training, \(validation.count) validation, \(test.count) test images"
               + String(format: " (loaded in %.1f s)", Date().timeIntervalSince(loadStart)))
         let network: Sequential

@@ -32,6 +32,15 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// Below this many elements a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
 
+    /// A backend of its own, beside the shared one, for tests that read its counters. Kept for the process's
+    /// life like the shared one: its buffers recycle through an unowned reference to it.
+    static func makePrivate() -> CPUBackend {
+        let backend = CPUBackend()
+        privateBackends.withLock { $0.append(backend) }
+        return backend
+    }
+    private static let privateBackends = Mutex<[CPUBackend]>([])
+
     private init() {
         let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
         threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
