@@ -7,14 +7,19 @@ import Testing
 /// runtime following the table, `myelin tune`'s measurement on PoCL, and the built-in defaults by device type.
 /// The variants' results are checked in GemmTuningTests (PoCL) and StrictKernelTests (Oclgrind).
 @Suite struct GemmTuningTableTests {
-    /// A fresh cache folder holding a copy of the main program's cache entry (so the backend does not rebuild it).
+    /// A fresh cache folder holding copies of the cache entries of the main program and of the variants' programs
+    /// (so that the backend does not build them again).
     func cacheFolder(_ name: String) throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("myelin-tuning-\(name)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         if let info = OpenCLPlatforms.devices().first {
-            let source = try KernelLibrary.source(environment: [:])
-            let entry = ProgramCache.file(source: source, info: info, directory: ProgramCache.directory(environment: [:]))
-            if FileManager.default.fileExists(atPath: entry.path) {
+            let home = ProgramCache.directory(environment: [:])
+            let variantSource = try KernelLibrary.gemmVariantSource(kernelsDirectory: nil)
+            let entries = [ProgramCache.file(source: try KernelLibrary.source(environment: [:]), info: info, directory: home)]
+                + (GemmVariant.panelCandidates + GemmVariant.tileCandidates).map {
+                    ProgramCache.file(source: variantSource, info: info, directory: home, defines: $0.defines)
+                }
+            for entry in entries where FileManager.default.fileExists(atPath: entry.path) {
                 try? FileManager.default.copyItem(at: entry, to: dir.appendingPathComponent(entry.lastPathComponent))
             }
         }
@@ -87,8 +92,9 @@ import Testing
         #expect(backend.gemmKernel(for: GemmShape(m: 128, n: 10, k: 256)) == .skinny(rows: 8))
         let forward = GemmShape(m: 128, n: 512, k: 784, transB: true)
         #expect(backend.gemmKernel(for: forward) == GemmDefaults.kernel(for: forward, info: info, limits: backend.limits))
-        let x = try Tensor(testValues(128 * 512, seed: 1), shape: [128, 512], on: Device(backend: backend))
-        let w = try Tensor(testValues(512 * 784, seed: 2), shape: [512, 784], on: Device(backend: backend))
+        let device = Device(backend: backend)
+        let x = try Tensor(testValues(128 * 512, seed: 1), shape: [128, 512], on: device)
+        let w = try Tensor(testValues(512 * 784, seed: 2), shape: [512, 784], on: device)
         expectClose(try x.matmul(w).toArray(), Reference.gemm(x.toArray(), w.toArray(), m: 128, n: 784, k: 512),
                     rtol: 1e-4, atol: 1e-4, "matmul through the table's \(chosen)")
 
@@ -113,7 +119,8 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let backend = try OpenCLBackend(index: 0, info: info, environment: ["MYELIN_CACHE_DIR": dir.path])
         var lines: [String] = []
-        var tuner = GemmTuner(backend: backend, budget: 30, progress: { lines.append($0) })
+        // The budget only has to exceed what these small products take (kernels built on a busy machine included).
+        var tuner = GemmTuner(backend: backend, budget: 600, progress: { lines.append($0) })
         tuner.classes = [(GemmShapeClass(name: "narrow"), GemmShapeClass.shape(33, 40, 10)),
                          (GemmShapeClass(name: "nn-small"), GemmShapeClass.shape(65, 47, 70)),
                          (GemmShapeClass(name: "nt-small"), GemmShapeClass.shape(40, 33, 50, transB: true))]

@@ -482,10 +482,12 @@ struct GemmTuner {
         var entries: [String: GemmTuningTable.Entry] = [:]
         /// Half the best rate of the class measured last (GFLOP/s): the estimate of what the next one costs.
         var estimate: Double? = nil
+        /// The longest first (untimed) run so far, which builds the kernel: what a new kernel may cost on top.
+        var firstRunCost = 0.0
         for (shapeClass, shape) in classes {
             let flops = 2.0 * Double(shape.m) * Double(shape.n) * Double(shape.k)
             // Three runs at the estimated rate must fit in what is left.
-            if elapsed() >= budget || estimate.map({ elapsed() + 3 * flops / ($0 * 1e9) > budget }) == true {
+            if elapsed() + firstRunCost >= budget || estimate.map({ elapsed() + 3 * flops / ($0 * 1e9) > budget }) == true {
                 skipped.append(shapeClass.name)
                 progress("\(shapeClass): skipped (\(Self.label(shape)) would not fit the budget)")
                 continue
@@ -498,7 +500,7 @@ struct GemmTuner {
             var notes: [String] = []
             let list = candidates(for: shapeClass, shape: shape)
             for (index, kernel) in list.enumerated() {
-                if index > 0, let rate = best?.gflops, elapsed() + 3 * flops / (0.5 * rate * 1e9) > budget {
+                if index > 0, let rate = best?.gflops, elapsed() + firstRunCost + 3 * flops / (0.5 * rate * 1e9) > budget {
                     notes.append("\(list.count - index) kernels not measured (budget)")
                     break
                 }
@@ -507,6 +509,7 @@ struct GemmTuner {
                     continue
                 }
                 // First run (untimed): builds the kernel and checks its result against the default's.
+                let firstStart = Date()
                 b.gemm(shape, a: operands.a, b: operands.b, c: operands.c, bias: nil, activation: .identity, kernel: kernel)
                 b.synchronize()
                 if let failure = b.takeFailure() {
@@ -514,6 +517,7 @@ struct GemmTuner {
                     continue
                 }
                 let values = operands.result()
+                firstRunCost = max(firstRunCost, Date().timeIntervalSince(firstStart))
                 if let reference {
                     if let problem = Self.compare(values, reference) {
                         notes.append("\(kernel.name): wrong results (\(problem)); left out")
