@@ -208,8 +208,9 @@ struct GemmTuningTable: Codable, Sendable, Equatable {
         var gflops: Double
         /// The product measured, `MxKxN` with `:tA` / `:tB`.
         var shape: String
-        /// The built-in default's kernel and GFLOP/s on the same product.
+        /// The built-in default's kernel on the same product.
         var defaultKernel: String
+        /// The built-in default's GFLOP/s on the same product.
         var defaultGflops: Double
     }
 
@@ -348,20 +349,25 @@ public struct GemmTuningResult: Sendable {
     public let shapeClass: String
     /// The product measured, e.g. `2048x2048x2048`.
     public let shape: String
-    /// The kernel chosen and its GFLOP/s (the default when nothing else was measured).
+    /// The kernel chosen (the default when nothing else was measured).
     public let kernel: String
+    /// The chosen kernel's GFLOP/s on `shape`.
     public let gflops: Double
-    /// The built-in default's kernel and GFLOP/s.
+    /// The built-in default's kernel.
     public let defaultKernel: String
+    /// The built-in default's GFLOP/s on `shape`.
     public let defaultGflops: Double
-    /// How many kernels were measured, and why others were not (budget, limits, wrong results).
+    /// How many kernels were measured.
     public let measured: Int
+    /// Why other kernels were not measured or were left out (budget, device limits, wrong results).
     public let notes: [String]
 }
 
 /// What `Device.tuneGEMM` did: the per-class results and the table written.
 public struct GemmTuningReport: Sendable {
+    /// The device tuned, e.g. `opencl:0: NVIDIA H200 (NVIDIA CUDA)`.
     public let device: String
+    /// One result per shape class measured.
     public let results: [GemmTuningResult]
     /// The table file written.
     public let file: URL
