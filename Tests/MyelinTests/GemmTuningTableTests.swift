@@ -142,14 +142,18 @@ import Testing
     }
 
     /// Without a table a GPU gets local-memory tiles that fit its limits (direct when none fits); a CPU device
-    /// the register blocks, and the K-blocked panels for large products.
+    /// the register blocks for small products and the K-blocked panels from 2²⁶ FLOPs on.
     @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
     func defaultsByDeviceType() throws {
         var info = OpenCLPlatforms.devices()[0]
         let big = GemmShape(m: 1024, n: 1024, k: 1024)
         let cpuLimits = LaunchLimits(device: info.device, cap: nil)
         if !info.isGPU {
-            #expect(GemmDefaults.kernel(for: big, info: info, limits: cpuLimits) == .block(GemmKernelChoice.defaultBlock))
+            #expect(GemmDefaults.kernel(for: big, info: info, limits: cpuLimits) == .variant(GemmDefaults.cpuLarge))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 64), info: info, limits: cpuLimits)
+                    == .block(GemmKernelChoice.defaultBlock))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 64, transB: true), info: info, limits: cpuLimits)
+                    == .nt(GemmKernelChoice.ntBlock))
             #expect(GemmDefaults.kernel(for: GemmShape(m: 2048, n: 2048, k: 2048), info: info, limits: cpuLimits)
                     == .variant(GemmDefaults.cpuLarge))
             #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .skinny(rows: 4))

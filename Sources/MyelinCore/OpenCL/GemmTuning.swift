@@ -168,8 +168,8 @@ extension GemmKernelChoice.Kernel {
 }
 
 /// The built-in choice when a device has no tuning table: GPU-style tiles through local memory on GPUs (larger
-/// tiles on NVIDIA and AMD), the register-block kernels on CPU OpenCL (PoCL), the K-blocked panels there for
-/// large products.
+/// tiles on NVIDIA and AMD), the register-block kernels on CPU OpenCL (PoCL) for small products and the
+/// K-blocked packed panels there from 2²⁶ FLOPs on.
 enum GemmDefaults {
     /// The kernel for `s` on a device of this type and vendor with these limits.
     static func kernel(for s: GemmShape, info: OpenCLDeviceInfo, limits: LaunchLimits) -> GemmKernelChoice.Kernel {
@@ -183,15 +183,16 @@ enum GemmDefaults {
             return .direct
         }
         let cpu = GemmKernelChoice.choose(s)
-        // Large products: K blocks keep the panels in the caches (the 8 x 16 blocks fall to a third of the
-        // cores' speed from n = 2048 on).
-        if case .block = cpu, 2.0 * Double(s.m) * Double(s.n) * Double(s.k) >= 0x1p32 {
-            return .variant(cpuLarge)
-        }
+        // From about the MLP's products (128×784×512) up: packed panels of 6 x 16 (15 of the 16 AVX2 vector
+        // registers; the 8 x 16 blocks spill there) with K blocks that keep the panels in the caches (the 8 x 16
+        // blocks fall to a third of the cores' speed from n = 2048 on).
+        if case .direct = cpu { return cpu }
+        if case .skinny = cpu { return cpu }
+        if 2.0 * Double(s.m) * Double(s.n) * Double(s.k) >= 0x1p26 { return .variant(cpuLarge) }
         return cpu
     }
 
-    /// The panel variant CPU devices use for large products without a table.
+    /// The panel variant CPU devices use from 2²⁶ FLOPs on without a table.
     static let cpuLarge = GemmVariant.panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4)
 }
 
