@@ -1,9 +1,10 @@
 import Foundation
 
-// The GEMM variants that were measured and lost against the tuned path (README, "GEMM"): the local-memory tiled
-// kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products and skinny with 8 rows. Their kernels
-// are in Kernels/gemm_variants.cl. `GemmKernelChoice.choose` never picks them; `MYELIN_GEMM_KERNEL` selects one
-// for re-measuring (`myelin bench gemm`), and GemmTuningTests checks every one against a Double reference.
+// The GEMM variants that were measured and lost against the default path (README, "GEMM"): the local-memory tiled
+// kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products and skinny with 8 rows (their kernels
+// are in Kernels/gemm_variants.cl); and the launches of the parameterised kernels of Kernels/gemm_tuned.cl
+// (`GemmVariant`, OpenCL/GemmTuning.swift), which the tuning table or `GemmDefaults` pick. `MYELIN_GEMM_KERNEL`
+// selects any of them (`myelin bench gemm`), and GemmTuningTests checks every one against a Double reference.
 
 extension GemmKernelChoice.Block {
     /// The register-block sizes measured (`gemm_block_*` and `gemm_packed_*` kernels).

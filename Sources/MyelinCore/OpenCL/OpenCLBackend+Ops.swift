@@ -31,8 +31,8 @@ extension OpenCLBackend {
         }
     }
 
-    /// The GEMM with a given kernel (tests use this to check every variant on every shape). The variants that
-    /// `GemmKernelChoice.choose` never picks are in OpenCLBackend+GemmVariants.swift.
+    /// The GEMM with a given kernel (tests use this to check every variant on every shape). The older variants
+    /// and the parameterised ones (`GemmVariant`) are in OpenCLBackend+GemmVariants.swift.
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
