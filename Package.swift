@@ -38,6 +38,7 @@ let package = Package(
                 .embedInCode("Kernels/conv.cl"),
                 .embedInCode("Kernels/elementwise.cl"),
                 .embedInCode("Kernels/gemm.cl"),
+                .embedInCode("Kernels/gemm_tuned.cl"),
                 .embedInCode("Kernels/gemm_variants.cl"),
                 .embedInCode("Kernels/layout.cl"),
                 .embedInCode("Kernels/optimizers.cl"),

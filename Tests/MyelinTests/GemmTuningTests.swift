@@ -13,6 +13,10 @@ import Testing
         [.direct, .tiled] + Block.all.map { .block($0) } + Block.all.map { .packed($0, rowsFirst: false) }
         + [.packed(Block(rows: 8, columns: 16), rowsFirst: true), .packed(Block(rows: 8, columns: 32), rowsFirst: true)]
         + Block.ntAll.map { .nt($0) } + [.skinny(rows: 4), .skinny(rows: 8)]
+        + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + [kBlockedPanel]).map { .variant($0) }
+
+    /// A panel variant with K blocks of 8, so that the small shapes here run several K blocks and a remainder.
+    static let kBlockedPanel = GemmVariant.panel(mr: 3, nv: 1, kc: 8, mb: 2, nb: 2)
 
     /// (m, n, k): 1, 7, 33, 129, non-square, exact block multiples and one past them.
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (33, 7, 129), (129, 65, 33), (48, 64, 17),

@@ -17,6 +17,8 @@ struct GemmBench: ParsableCommand {
     @Flag(help: "Print one JSON object per shape (one per line) instead of the table.") var json = false
     @Flag(help: "Report the fastest run instead of the median (for tuning on a busy machine).") var best = false
     @Flag(help: "Time only Myelin's OpenCL device (for tuning kernels; other columns print 0).") var openclOnly = false
+    @Flag(name: .customLong("no-clblast"), help: "Leave CLBlast out (it is slow on a CPU OpenCL device at large sizes).")
+    var noCLBlast = false
 
     func validate() throws {
         try checkingValues {
@@ -46,14 +48,16 @@ struct GemmBench: ParsableCommand {
                 }
             }
         }
-        let clblast = CLBlast.load()
+        let clblast = noCLBlast ? nil : CLBlast.load()
         if !json {
             print("SGEMM GFLOP/s, median of \(runs) runs after warm-up (C = op(A)·op(B), row-major)")
             print("cpu: \(Device.cpu.details)")
             print("\(gpu.name): \(gpu.details)")
-            print("CLBlast: \(clblast == nil ? "not installed (libclblast.so.1 could not be loaded)" : "libclblast.so.1")")
+            print("CLBlast: \(noCLBlast ? "left out (--no-clblast)" : clblast == nil ? "not installed (libclblast.so.1 could not be loaded)" : "libclblast.so.1")")
+            print("GEMM tuning of \(gpu.name): \(gpu.gemmTuningStatus?.summary ?? "-")")
             print("")
-            let header = ["M×K×N", "Myelin CPU", "OpenBLAS", "CPU/BLAS", "Myelin OpenCL", "CLBlast", "OpenCL/CLBlast"]
+            let header = ["M×K×N", "Myelin CPU", "OpenBLAS", "CPU/BLAS", "Myelin OpenCL", "CLBlast", "OpenCL/CLBlast",
+                          "OpenCL/BLAS", "OpenCL kernel"]
             print(Self.row(header))
             print(Self.row(header.map { String(repeating: "-", count: $0.count) }))
         }
@@ -64,14 +68,16 @@ struct GemmBench: ParsableCommand {
             } else {
                 print(Self.row([shape.label, fmt(r.myelinCPU), fmt(r.openBLAS), ratio(r.myelinCPU, r.openBLAS),
                                 fmt(r.myelinOpenCL), r.clBlast.map(fmt) ?? "not installed",
-                                r.clBlast.map { ratio(r.myelinOpenCL, $0) } ?? "-"]))
+                                r.clBlast.map { ratio(r.myelinOpenCL, $0) } ?? "-",
+                                r.openBLAS > 0 ? ratio(r.myelinOpenCL, r.openBLAS) : "-",
+                                gpu.gemmKernelName(for: shape.gemmShape) ?? "-"]))
             }
             fflush(nil)
         }
     }
 
     static func row(_ cells: [String]) -> String {
-        let widths = [18, 11, 9, 9, 14, 14, 15]
+        let widths = [18, 11, 9, 9, 14, 14, 15, 12, 32]
         return zip(cells, widths).map { c, w in
             c.count >= w ? c : String(repeating: " ", count: w - c.count) + c
         }.joined(separator: " ")
@@ -166,6 +172,9 @@ struct BenchShape {
         self.init(m: dims[0], k: dims[1], n: dims[2], transA: flag.contains("A"), transB: flag.contains("B"))
     }
 
+    /// The packed product this shape stands for.
+    var gemmShape: GemmShape { GemmShape(m: m, n: n, k: k, transA: transA, transB: transB) }
+
     var label: String {
         let t = transA && transB ? " tAB" : transA ? " tA" : transB ? " tB" : ""
         return "\(m)×\(k)×\(n)\(t)"
@@ -187,6 +196,8 @@ struct BenchResult {
             ("myelin_opencl_gflops", num(myelinOpenCL)), ("clblast_gflops", num(clBlast)),
             ("cpu_over_openblas", num(myelinCPU / openBLAS)),
             ("opencl_over_clblast", num(clBlast.map { myelinOpenCL / $0 })),
+            ("opencl_over_openblas", num(openBLAS > 0 ? myelinOpenCL / openBLAS : nil)),
+            ("opencl_kernel", device.gemmKernelName(for: shape.gemmShape).map { "\"\($0)\"" } ?? "null"),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }

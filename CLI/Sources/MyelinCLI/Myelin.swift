@@ -7,7 +7,8 @@ struct MyelinCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "myelin",
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
-        subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self]
+        subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self,
+                      TuneCommand.self]
     )
 }
 
@@ -42,6 +43,8 @@ struct DevicesCommand: ParsableCommand {
             print("  opencl:\(i): \(d.name)")
             print("    vendor: \(d.vendor), type: \(d.isGPU ? "GPU" : "other"), compute units: \(d.computeUnits), memory: \(mem)")
             print("    \(d.openCLCVersion), driver \(d.driverVersion)")
+            let tuning = GemmTuningStatus.of(d)
+            print("    GEMM: \(tuning.summary), table \(tuning.file.path)")
         }
         let auto = try Device.make(.auto)
         print("auto picks: \(auto.name)\(auto.isOpenCL ? " (\(auto.details))" : " (no OpenCL GPU)")")

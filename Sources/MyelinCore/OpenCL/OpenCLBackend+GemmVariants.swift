@@ -1,9 +1,10 @@
 import Foundation
 
-// The GEMM variants that were measured and lost against the tuned path (README, "GEMM"): the local-memory tiled
-// kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products and skinny with 8 rows. Their kernels
-// are in Kernels/gemm_variants.cl. `GemmKernelChoice.choose` never picks them; `MYELIN_GEMM_KERNEL` selects one
-// for re-measuring (`myelin bench gemm`), and GemmTuningTests checks every one against a Double reference.
+// The GEMM variants that were measured and lost against the default path (README, "GEMM"): the local-memory tiled
+// kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products and skinny with 8 rows (their kernels
+// are in Kernels/gemm_variants.cl); and the launches of the parameterised kernels of Kernels/gemm_tuned.cl
+// (`GemmVariant`, OpenCL/GemmTuning.swift), which the tuning table or `GemmDefaults` pick. `MYELIN_GEMM_KERNEL`
+// selects any of them (`myelin bench gemm`), and GemmTuningTests checks every one against a Double reference.
 
 extension GemmKernelChoice.Block {
     /// The register-block sizes measured (`gemm_block_*` and `gemm_packed_*` kernels).
@@ -15,28 +16,11 @@ extension GemmKernelChoice.Block {
 
 extension GemmKernelChoice {
     /// The kernel `MYELIN_GEMM_KERNEL` forces: `direct`, `tiled`, `skinny:4`, `skinny:8`, `block:RxC`,
-    /// `packed:RxC`, `packedr:RxC` (row panels first) or `nt:RxC`; nil when unset or not one of these.
+    /// `packed:RxC`, `packedr:RxC` (row panels first), `nt:RxC` or a `GemmVariant` name (`panel:...`, `tile:...`);
+    /// nil when unset or not one of these.
     static let forced: Kernel? = {
         guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
-        if text == "direct" { return .direct }
-        if text == "tiled" { return .tiled }
-        if text == "skinny:4" { return .skinny(rows: 4) }
-        if text == "skinny:8" { return .skinny(rows: 8) }
-        if text.hasPrefix("packed:") || text.hasPrefix("packedr:") {
-            let d = text.split(separator: ":")[1].split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) {
-                return .packed(b, rowsFirst: text.hasPrefix("packedr:"))
-            }
-        }
-        if text.hasPrefix("nt:") {
-            let d = text.dropFirst(3).split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.ntAll.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .nt(b) }
-        }
-        if text.hasPrefix("block:") {
-            let d = text.dropFirst(6).split(separator: "x").compactMap { Int($0) }
-            if d.count == 2, let b = Block.all.first(where: { $0.rows == d[0] && $0.columns == d[1] }) { return .block(b) }
-        }
-        return nil
+        return parse(text)
     }()
 }
 
@@ -85,9 +69,50 @@ extension OpenCLBackend {
                           .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
                           bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
                           .int(activation.code), .float(activation.parameter)])
+        case .variant(let v) where s.k == 0 || !variantUsable(v):
+            // Nothing to sum (the direct kernel writes beta * C + bias), or the variant does not fit this device:
+            // the direct kernel on a GPU, the CPU-device default elsewhere.
+            let fallback: GemmKernelChoice.Kernel = s.k == 0 || info.isGPU ? .direct : GemmKernelChoice.choose(s)
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: fallback)
+        case .variant(let v):
+            gemmParameterised(s, a: a, b: b, c: c, bias: bias, activation: activation, variant: v)
         case .direct, .block, .skinny:
             // The tuned kernels: the main path.
             gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: kernel)
+        }
+    }
+
+    /// Runs the product with a parameterised kernel of Kernels/gemm_tuned.cl (see `GemmVariant`).
+    func gemmParameterised(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+                           bias: DeviceBuffer?, activation: Activation, variant v: GemmVariant) {
+        let epilogue: [KernelArg] = [.buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                                     bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                                     .int(activation.code), .float(activation.parameter)]
+        switch v {
+        case .tile(let tm, let tn, _, let wm, let wn):
+            let rtm = tm / wm, rtn = tn / wn
+            launch(v.kernelKey("gemm_tile"), global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch],
+                   local: [rtn, rtm, 1], args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
+        case .panel(let mr, let nv, _, let mb, let nb):
+            let nr = 8 * nv
+            let rowPanels = (s.m + mr - 1) / mr, colPanels = (s.n + nr - 1) / nr
+            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
+            let ap = allocate(rowPanels * mr * s.k * batchA)
+            let bp = allocate(colPanels * nr * s.k * batchB)
+            let kBlocks = (s.k + 63) / 64
+            // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
+            launch(v.kernelKey("gemm_panel_pack_a"), global: [rowPanels, kBlocks, batchA],
+                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
+                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(rowPanels)), .buffer(ap)])
+            launch(v.kernelKey("gemm_panel_pack_b"), global: [colPanels, kBlocks, batchB],
+                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
+                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(colPanels)), .buffer(bp)])
+            let key = v.kernelKey("gemm_panel")
+            let global = [(colPanels + nb - 1) / nb, (rowPanels + mb - 1) / mb, s.batch]
+            launch(key, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), kernel: key),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k)),
+                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
         }
     }
 }

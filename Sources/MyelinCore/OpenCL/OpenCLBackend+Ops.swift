@@ -5,11 +5,34 @@ import COpenCL
 extension OpenCLBackend {
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation) {
-        gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: GemmKernelChoice.choose(s))
+        gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: gemmKernel(for: s))
     }
 
-    /// The GEMM with a given kernel (tests use this to check every variant on every shape). The variants that
-    /// `GemmKernelChoice.choose` never picks are in OpenCLBackend+GemmVariants.swift.
+    /// The kernel for a product on this device: `MYELIN_GEMM_KERNEL` when set, else direct below 8 rows (more
+    /// than 16 columns), else the tuning table's choice for the product's shape class (`GemmShapeClass`), else the
+    /// built-in default for the device's type and vendor (`GemmDefaults`).
+    func gemmKernel(for s: GemmShape) -> GemmKernelChoice.Kernel {
+        if let forced = GemmKernelChoice.forced { return forced }
+        if s.m < 8 && s.n > 16 { return .direct }
+        if let table = gemmTuningTable, let chosen = table.kernel(for: GemmShapeClass(s)), usable(chosen, for: s) {
+            return chosen
+        }
+        return GemmDefaults.kernel(for: s, info: info, limits: limits)
+    }
+
+    /// Whether `kernel` runs `s` as itself on this device (the others fall back to another kernel).
+    func usable(_ kernel: GemmKernelChoice.Kernel, for s: GemmShape) -> Bool {
+        switch kernel {
+        case .variant(let v): return variantUsable(v)
+        case .nt: return s.transB && !s.transA
+        case .skinny: return s.n <= 16
+        case .block: return !s.transB || (s.ldb == s.k && (s.strideB == 0 || s.strideB == s.k * s.n))
+        case .direct, .tiled, .packed: return true
+        }
+    }
+
+    /// The GEMM with a given kernel (tests use this to check every variant on every shape). The older variants
+    /// and the parameterised ones (`GemmVariant`) are in OpenCLBackend+GemmVariants.swift.
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
@@ -65,7 +88,7 @@ extension OpenCLBackend {
         case .skinny:
             // More than 16 columns: the general path.
             gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
-        case .tiled, .nt, .packed:
+        case .tiled, .nt, .packed, .variant:
             gemmVariant(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: kernel)
         }
     }
@@ -209,8 +232,9 @@ extension OpenCLBackend {
     }
 }
 
-/// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (`direct`, `tiled`, `block:RxC`) forces one, for
-/// benchmarking the variants.
+/// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (`direct`, `tiled`, `block:RxC`, a `GemmVariant` name
+/// such as `panel:6x16:kc256:mb8:nb4`) forces one, for benchmarking the variants. `OpenCLBackend.gemmKernel(for:)`
+/// decides: the tuning table, else `GemmDefaults` (of which `choose` is the CPU-device part).
 enum GemmKernelChoice {
     /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl; the
     /// sizes measured are `Block.all`, in OpenCLBackend+GemmVariants.swift).
@@ -235,6 +259,9 @@ enum GemmKernelChoice {
         case skinny(rows: Int)
         /// A·Bᵀ as register blocks of dot products along K (other transposes: `block(defaultBlock)`).
         case nt(Block)
+        /// A parameterised kernel of Kernels/gemm_tuned.cl (OpenCL/GemmTuning.swift): K-blocked panels or
+        /// local-memory tiles.
+        case variant(GemmVariant)
     }
 
     /// The block the tuned path uses.
@@ -263,10 +290,10 @@ enum GemmKernelChoice {
         return [1, 1, 1]
     }
 
-    /// The kernel for a product: `MYELIN_GEMM_KERNEL` when set (`forced`), else skinny up to 16 columns, direct
-    /// below 8 rows, 4 x 4 dot-product blocks for A·Bᵀ, and 8 x 16 register blocks otherwise.
+    /// The built-in kernel for a product on a CPU-type device: skinny up to 16 columns, direct below 8 rows,
+    /// 4 x 4 dot-product blocks for A·Bᵀ, and 8 x 16 register blocks otherwise (`GemmDefaults` takes the
+    /// K-blocked panels instead for large products).
     static func choose(_ s: GemmShape) -> Kernel {
-        if let forced { return forced }
         if s.n <= 16 { return .skinny(rows: 4) }
         if s.m < 8 { return .direct }
         // A·Bᵀ (a Dense layer's forward pass, its weight stored [out, in]): dot products along K read B in place.

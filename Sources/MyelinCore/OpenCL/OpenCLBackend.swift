@@ -43,6 +43,12 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var failure: DeviceError?
     /// The local size of the latest launch of each kernel that set one (tests check that a cap changes them).
     private(set) var lastLocalSize: [String: [Int]] = [:]
+    /// The programs of the parameterised GEMM kernels built so far, by their defines (`GemmVariant.defines`),
+    /// and the variants whose program did not build or whose kernels do not fit the device.
+    private var variantPrograms: [String: cl_program] = [:]
+    private var unusableVariants: [GemmVariant: String] = [:]
+    /// The device's GEMM tuning table once read (`gemmTuningTable`); `.some(nil)` when there is none.
+    private var tuningTable: GemmTuningTable?? = nil
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
@@ -112,6 +118,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     deinit {
         for k in kernels.values { clReleaseKernel(k) }
         for m in pool.removeAll() { clReleaseMemObject(m) }
+        for p in variantPrograms.values { clReleaseProgram(p) }
         clReleaseProgram(program)
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
@@ -230,15 +237,86 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: launching
 
+    /// The kernel `name` of the program; `kernel|defines` names a kernel of a parameterised GEMM program
+    /// (`GemmVariant.kernelKey`), built on first use.
     func kernel(_ name: String) -> cl_kernel {
         if let k = kernels[name] { return k }
         var err: cl_int = 0
+        if let bar = name.firstIndex(of: "|") {
+            let defines = String(name[name.index(after: bar)...])
+            let built: cl_program
+            do {
+                built = try variantProgram(defines: defines)
+            } catch {
+                fatalError("\(self.name): the GEMM variant program \(defines) does not build: \(error)")
+            }
+            guard let k = clCreateKernel(built, String(name[..<bar]), &err), err == CL_SUCCESS else {
+                fatalError("\(self.name): kernel '\(name)' is missing from its program: \(openCLErrorName(err))")
+            }
+            kernels[name] = k
+            return k
+        }
         guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
             let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
             fatalError("\(self.name): kernel '\(name)' is missing from the program \(origin): \(openCLErrorName(err))")
         }
         kernels[name] = k
         return k
+    }
+
+    /// The program of the parameterised GEMM kernels built with `defines`, through the program cache.
+    func variantProgram(defines: String) throws -> cl_program {
+        lock.lock(); defer { lock.unlock() }
+        if let p = variantPrograms[defines] { return p }
+        let source = try KernelLibrary.gemmVariantSource(kernelsDirectory: kernelsDirectory)
+        let built = try ProgramCache.build(context: context, info: info, source: source, directory: cacheDirectory,
+                                           defines: defines).program
+        variantPrograms[defines] = built
+        return built
+    }
+
+    /// Whether the GEMM variant builds on this device and its kernels fit the device's limits (checked once).
+    func variantUsable(_ v: GemmVariant) -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if unusableVariants[v] != nil { return false }
+        if variantPrograms[v.defines] != nil { return true }
+        guard v.fits(limits) else {
+            unusableVariants[v] = "its work-group or local memory exceeds the device's limits"
+            return false
+        }
+        do {
+            _ = try variantProgram(defines: v.defines)
+        } catch {
+            unusableVariants[v] = "\(error)"
+            return false
+        }
+        if let wg = v.workGroup, wg.reduce(1, *) > workGroupLimit(v.kernelKey("gemm_tile")) {
+            unusableVariants[v] = "its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE"
+            return false
+        }
+        return true
+    }
+
+    /// The device's current GEMM tuning table (read once; nil when there is none, it is stale, or
+    /// `MYELIN_TUNING=off`).
+    var gemmTuningTable: GemmTuningTable? {
+        lock.lock(); defer { lock.unlock() }
+        if let known = tuningTable { return known }
+        var table: GemmTuningTable? = nil
+        let env = ProcessInfo.processInfo.environment
+        if !GemmTuner.tableDisabled(env), let files = try? KernelLibrary.sourceFiles(kernelsDirectory: kernelsDirectory),
+           case .current(let t) = GemmTuningTable.lookup(for: info, directory: cacheDirectory,
+                                                         sourceHash: GemmTuningTable.sourceHash(files)) {
+            table = t
+        }
+        tuningTable = .some(table)
+        return table
+    }
+
+    /// Forgets the table read, so that the next product reads it again (after `myelin tune` wrote it).
+    func reloadTuningTable() {
+        lock.lock(); defer { lock.unlock() }
+        tuningTable = nil
     }
 
     /// The most work-items one work-group of kernel `name` may have: the device's limit (after the cap) and
@@ -421,8 +499,10 @@ enum ProgramCache {
     /// Where the binary of `source` built for the device `info` is cached (in `directory`, by default the one the
     /// process environment names). The name carries the entry format, so Myelin versions that write other
     /// formats never read each other's entries.
-    static func file(source: String, info: OpenCLDeviceInfo, directory: URL = ProgramCache.directory) -> URL {
-        directory.appendingPathComponent("\(key(source: source, options: options(for: info), info: info)).v\(formatVersion).bin")
+    static func file(source: String, info: OpenCLDeviceInfo, directory: URL = ProgramCache.directory,
+                     defines: String = "") -> URL {
+        let opts = defines.isEmpty ? options(for: info) : options(for: info) + " " + defines
+        return directory.appendingPathComponent("\(key(source: source, options: opts, info: info)).v\(formatVersion).bin")
     }
 
     /// The kernel names of a built program (`CL_PROGRAM_KERNEL_NAMES`); empty when the driver does not say.
@@ -520,10 +600,10 @@ enum ProgramCache {
     /// Builds `source` (by default the kernel library the process environment names) for the device `info`,
     /// through the cache in `directory`; tells whether the program came from the cache.
     static func build(context: cl_context, info: OpenCLDeviceInfo, source: String? = nil,
-                      directory: URL = ProgramCache.directory) throws -> (program: cl_program, fromCache: Bool) {
+                      directory: URL = ProgramCache.directory, defines: String = "") throws -> (program: cl_program, fromCache: Bool) {
         let source = try source ?? KernelLibrary.source()
-        let opts = options(for: info)
-        let file = file(source: source, info: info, directory: directory)
+        let opts = defines.isEmpty ? options(for: info) : options(for: info) + " " + defines
+        let file = file(source: source, info: info, directory: directory, defines: defines)
         var device: cl_device_id? = info.device
 
         if let data = try? Data(contentsOf: file) {
@@ -694,6 +774,7 @@ enum KernelLibrary {
     static var embedded: [(String, String)] {
         [("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
+         ("gemm_tuned.cl", PackageResources.gemm_tuned_cl),
          ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
     }

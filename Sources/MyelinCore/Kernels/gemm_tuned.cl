@@ -1,0 +1,210 @@
+// Parameterised GEMM kernels, C = act(alpha * op(A) * op(B) + beta * C + bias), row-major, batched over
+// dimension 2. Each variant is its own program: common.cl and this file, built with the -D defines of
+// `GemmVariant.defines` (OpenCL/GemmTuning.swift). In the main program none of them is defined and this file is
+// empty. `myelin tune` measures the variants on a device; the tuning table or the device's defaults pick one
+// per shape class.
+//
+// GEMM_PANEL (CPU-like devices): both operands are packed into zero-padded panels (A: MR rows, depth-major; B:
+// NR = 8 * NV columns, depth-major), then each work-item computes MB x NB register blocks of MR x NR with the
+// K loop cut into blocks of KC: for each K block it walks its NB column panels (the KC x NR slice of B stays
+// in L1) and, for each, its MB row panels (the MB x MR x KC slice of A stays in L2), updating C after each
+// block. No barriers, no local memory: PoCL runs each work-item as plain vector code.
+//   Defines: MR (rows per register block), NV (float8 vectors per row of the block), KC (K block; 0: all of
+//   K), MB (row panels per work-item), NB (column panels per work-item).
+//
+// GEMM_TILE (GPU-like devices): a work-group of (TN / WN) x (TM / WM) items computes a TM x TN tile of C, each
+// item WM x WN outputs in registers (rows ty + r * (TM / WM), columns tx + c * (TN / WN)); tiles of A and B of
+// depth TK go through local memory, loaded so that neighbouring items read neighbouring addresses. Edges are
+// zero-padded, so every M, N, K and transpose is correct.
+//   Defines: TM, TN (tile of C), TK (depth of a local tile), WM, WN (outputs per item).
+
+inline float tuned_epilogue(float acc, float alpha, float beta, __global const float* c_old,
+                            __global const float* bias, int has_bias, int j, int act, float act_p) {
+    float v = alpha * acc;
+    if (beta != 0.0f) v += beta * (*c_old);
+    if (has_bias) v += bias[j];
+    return act_apply(act, v, act_p);
+}
+
+#ifdef GEMM_PANEL
+#define NR (8 * NV)
+
+// Packs panels of W consecutive rows of op(X) (element (x, p) = src[x * sx + p * sp]) depth-major:
+// dst[(b * panels + panel) * K * W + p * W + w] = x < X ? src[...] : 0 with x = panel * W + w.
+// Global size: [panels, ceil(K / 64), batch]; each work-item copies 64 steps of one panel.
+#define GEMM_PANEL_PACK(NAME, W)                                                                                \
+__kernel void NAME(__global const float* src, int sx, int sp, long stride, int X, int K, int panels,            \
+                   __global float* dst) {                                                                       \
+    int panel = get_global_id(0);                                                                               \
+    int p0 = get_global_id(1) * 64;                                                                             \
+    int b = get_global_id(2);                                                                                   \
+    if (panel >= panels || p0 >= K) return;                                                                     \
+    int p1 = min(p0 + 64, K);                                                                                   \
+    int x0 = panel * W;                                                                                         \
+    src += b * stride;                                                                                          \
+    __global float* d = dst + ((long)b * panels + panel) * (long)K * W;                                         \
+    if (x0 + W <= X && sx == 1) {                                                                               \
+        for (int p = p0; p < p1; ++p) {                                                                         \
+            __global const float* s = src + (long)p * sp + x0;                                                  \
+            _Pragma("unroll") for (int w = 0; w < W; ++w) d[(long)p * W + w] = s[w];                            \
+        }                                                                                                       \
+    } else if (x0 + W <= X && sp == 1) {                                                                        \
+        _Pragma("unroll") for (int w = 0; w < W; ++w) {                                                         \
+            __global const float* s = src + (long)(x0 + w) * sx;                                                \
+            for (int p = p0; p < p1; ++p) d[(long)p * W + w] = s[p];                                            \
+        }                                                                                                       \
+    } else {                                                                                                    \
+        for (int p = p0; p < p1; ++p)                                                                           \
+            for (int w = 0; w < W; ++w) {                                                                       \
+                int x = x0 + w;                                                                                 \
+                d[(long)p * W + w] = x < X ? src[(long)x * sx + (long)p * sp] : 0.0f;                           \
+            }                                                                                                   \
+    }                                                                                                           \
+}
+
+GEMM_PANEL_PACK(gemm_panel_pack_a, MR)
+GEMM_PANEL_PACK(gemm_panel_pack_b, NR)
+
+// Writes one MR x NR register block at rows i0.., columns j0.. . `first`: the first K block (reads beta * C);
+// later blocks add to the partial sums already in C. `last`: the last K block (adds the bias, applies the
+// activation). Rows past M and columns past N are not written.
+inline void panel_store(float8 acc[MR][NV], int i0, int j0, int M, int N, __global float* C, int ldc,
+                        float alpha, float beta, __global const float* bias, int has_bias, int act, float act_p,
+                        int first, int last) {
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {
+        if (i0 + r >= M) break;
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;
+        if (j0 + NR <= N) {
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) {
+                float8 x = alpha * acc[r][v];
+                if (!first) x += vload8(v, cr);
+                else if (beta != 0.0f) x += beta * vload8(v, cr);
+                if (last) {
+                    if (has_bias) x += vload8(0, bias + j0 + 8 * v);
+                    if (act == ACT_RELU) x = fmax(x, (float8)(0.0f));
+                    else if (act != 0) {
+                        float t[8];
+                        vstore8(x, 0, t);
+                        for (int e = 0; e < 8; ++e) t[e] = act_apply(act, t[e], act_p);
+                        x = vload8(0, t);
+                    }
+                }
+                vstore8(x, v, cr);
+            }
+        } else {
+            _Pragma("unroll") for (int v = 0; v < NV; ++v) {
+                float t[8];
+                vstore8(acc[r][v], 0, t);
+                for (int e = 0; e < 8; ++e) {
+                    int j = j0 + 8 * v + e;
+                    if (j >= N) break;
+                    float x = alpha * t[e];
+                    if (!first) x += cr[8 * v + e];
+                    else if (beta != 0.0f) x += beta * cr[8 * v + e];
+                    if (last) {
+                        if (has_bias) x += bias[j];
+                        x = act_apply(act, x, act_p);
+                    }
+                    cr[8 * v + e] = x;
+                }
+            }
+        }
+    }
+}
+
+// Work-item (x, y, b) covers column panels x * NB .. and row panels y * MB .. of batch b.
+__kernel void gemm_panel(int M, int N, int K, float alpha, float beta,
+                         __global const float* Ap, long strideAp, __global const float* Bp, long strideBp,
+                         __global float* C, int ldc, long strideC,
+                         __global const float* bias, int has_bias, int act, float act_p) {
+    int cp0 = get_global_id(0) * NB;
+    int rp0 = get_global_id(1) * MB;
+    int b = get_global_id(2);
+    int colPanels = (N + NR - 1) / NR, rowPanels = (M + MR - 1) / MR;
+    if (cp0 >= colPanels || rp0 >= rowPanels) return;
+    int cp1 = min(cp0 + NB, colPanels), rp1 = min(rp0 + MB, rowPanels);
+    Ap += b * strideAp; Bp += b * strideBp; C += b * strideC;
+    int kc = KC > 0 ? KC : K;
+    for (int k0 = 0; k0 < K; k0 += kc) {
+        int k1 = min(k0 + kc, K);
+        for (int cp = cp0; cp < cp1; ++cp) {
+            for (int rp = rp0; rp < rp1; ++rp) {
+                __global const float* ap = Ap + ((long)rp * K + k0) * MR;
+                __global const float* bp = Bp + ((long)cp * K + k0) * NR;
+                float8 acc[MR][NV];
+                _Pragma("unroll") for (int r = 0; r < MR; ++r)
+                    _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);
+                for (int p = k0; p < k1; ++p, ap += MR, bp += NR) {
+                    float8 bv[NV];
+                    _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);
+                    _Pragma("unroll") for (int r = 0; r < MR; ++r) {
+                        float8 a = (float8)(ap[r]);
+                        _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(a, bv[v], acc[r][v]);
+                    }
+                }
+                panel_store(acc, rp * MR, cp * NR, M, N, C, ldc, alpha, beta, bias, has_bias, act, act_p,
+                            k0 == 0, k1 == K);
+            }
+        }
+    }
+}
+#endif
+
+#ifdef GEMM_TILE
+#define RTM (TM / WM)
+#define RTN (TN / WN)
+#define THREADS (RTM * RTN)
+
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void gemm_tile(int M, int N, int K, float alpha, float beta,
+               __global const float* A, int lda, long strideA, int transA,
+               __global const float* B, int ldb, long strideB, int transB,
+               __global float* C, int ldc, long strideC,
+               __global const float* bias, int has_bias, int act, float act_p) {
+    __local float As[TK][TM + 1];
+    __local float Bs[TK][TN + 1];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN;
+    int row0 = get_group_id(1) * TM;
+    int b = get_global_id(2);
+    A += b * strideA; B += b * strideB; C += b * strideC;
+    float acc[WM][WN];
+    for (int r = 0; r < WM; ++r) for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
+    int lid = ty * RTN + tx;
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        // Neighbouring items read neighbouring addresses: along K for a row-major A, along M for a transposed one.
+        for (int l = lid; l < TM * TK; l += THREADS) {
+            int kk = transA ? l / TM : l % TK;
+            int mm = transA ? l % TM : l / TK;
+            int gi = row0 + mm, gk = k0 + kk;
+            As[kk][mm] = (gi < M && gk < K) ? (transA ? A[(long)gk * lda + gi] : A[(long)gi * lda + gk]) : 0.0f;
+        }
+        for (int l = lid; l < TN * TK; l += THREADS) {
+            int kk = transB ? l % TK : l / TN;
+            int nn = transB ? l / TK : l % TN;
+            int gj = col0 + nn, gk = k0 + kk;
+            Bs[kk][nn] = (gj < N && gk < K) ? (transB ? B[(long)gj * ldb + gk] : B[(long)gk * ldb + gj]) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kk = 0; kk < TK; ++kk) {
+            float bv[WN];
+            for (int c = 0; c < WN; ++c) bv[c] = Bs[kk][tx + c * RTN];
+            for (int r = 0; r < WM; ++r) {
+                float av = As[kk][ty + r * RTM];
+                for (int c = 0; c < WN; ++c) acc[r][c] = fma(av, bv[c], acc[r][c]);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    for (int r = 0; r < WM; ++r) {
+        int i = row0 + ty + r * RTM;
+        if (i >= M) continue;
+        for (int c = 0; c < WN; ++c) {
+            int j = col0 + tx + c * RTN;
+            if (j >= N) continue;
+            __global float* cp = C + (long)i * ldc + j;
+            *cp = tuned_epilogue(acc[r][c], alpha, beta, cp, bias, has_bias, j, act, act_p);
+        }
+    }
+}
+#endif

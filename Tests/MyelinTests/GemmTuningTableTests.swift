@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+@testable import MyelinCore
+@testable import Myelin
+
+/// The GEMM tuning machinery: variant names, shape classes, the table file (current, stale, unreadable), the
+/// runtime following the table, `myelin tune`'s measurement on PoCL, and the built-in defaults by device type.
+/// The variants' results are checked in GemmTuningTests (PoCL) and StrictKernelTests (Oclgrind).
+@Suite struct GemmTuningTableTests {
+    /// A fresh cache folder holding copies of the cache entries of the main program and of the variants' programs
+    /// (so that the backend does not build them again).
+    func cacheFolder(_ name: String) throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("myelin-tuning-\(name)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        if let info = OpenCLPlatforms.devices().first {
+            let home = ProgramCache.directory(environment: [:])
+            let variantSource = try KernelLibrary.gemmVariantSource(kernelsDirectory: nil)
+            let entries = [ProgramCache.file(source: try KernelLibrary.source(environment: [:]), info: info, directory: home)]
+                + (GemmVariant.panelCandidates + GemmVariant.tileCandidates).map {
+                    ProgramCache.file(source: variantSource, info: info, directory: home, defines: $0.defines)
+                }
+            for entry in entries where FileManager.default.fileExists(atPath: entry.path) {
+                try? FileManager.default.copyItem(at: entry, to: dir.appendingPathComponent(entry.lastPathComponent))
+            }
+        }
+        return dir
+    }
+
+    func table(for info: OpenCLDeviceInfo, classes: [String: String], hash: String? = nil) -> GemmTuningTable {
+        GemmTuningTable(format: GemmTuningTable.format, device: info.name, driver: info.driverVersion,
+                        platform: info.platformVersion,
+                        kernelSourceHash: hash ?? GemmTuningTable.sourceHash(KernelLibrary.embedded),
+                        created: "2026-12-01T00:00:00Z", budgetSeconds: 1,
+                        classes: classes.mapValues { .init(kernel: $0, gflops: 1, shape: "1x1x1", defaultKernel: "direct",
+                                                           defaultGflops: 1) })
+    }
+
+    @Test func variantNamesRoundTrip() {
+        for v in GemmVariant.panelCandidates + GemmVariant.tileCandidates + [GemmTuningTests.kBlockedPanel] {
+            #expect(GemmVariant(name: v.description) == v)
+            #expect(GemmKernelChoice.parse(v.description) == .variant(v))
+        }
+        for k: GemmKernelChoice.Kernel in [.direct, .tiled, .skinny(rows: 4), .skinny(rows: 8), .block(.init(rows: 8, columns: 16)),
+                                           .nt(.init(rows: 4, columns: 4)), .packed(.init(rows: 8, columns: 16), rowsFirst: true)] {
+            #expect(GemmKernelChoice.parse(k.name) == k)
+        }
+        // Malformed or unsupported parameters.
+        for bad in ["panel:6x12:kc256:mb8:nb4", "panel:0x16:kc256:mb8:nb4", "panel:6x16:kc256:mb0:nb4", "tile:64x64:k16:w3x4",
+                    "tile:64x64:k0:w4x4", "tile:64x64:w4x4", "panel", "block:7x7", ""] {
+            #expect(GemmKernelChoice.parse(bad) == nil, "\(bad)")
+        }
+        #expect(GemmVariant.tile(tm: 64, tn: 32, tk: 8, wm: 4, wn: 2).workGroup == [16, 16, 1])
+        #expect(GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4).localBytes == 4 * 16 * 66)
+    }
+
+    @Test func shapeClasses() {
+        func cls(_ m: Int, _ k: Int, _ n: Int, tA: Bool = false, tB: Bool = false) -> String {
+            GemmShapeClass(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)).name
+        }
+        #expect(cls(128, 256, 10) == "narrow")
+        #expect(cls(128, 784, 512, tB: true) == "nt-small")
+        #expect(cls(512, 128, 784, tA: true) == "tn-small")
+        #expect(cls(128, 512, 784) == "nn-small")
+        #expect(cls(1024, 1024, 1024) == "nn-medium")
+        #expect(cls(1024, 1024, 1024, tA: true, tB: true) == "nn-medium")
+        #expect(cls(4096, 4096, 4096, tB: true) == "nt-large")
+        #expect(cls(16384, 288, 64) == "tall")
+        #expect(cls(288, 16384, 64, tA: true) == "deep")
+        for (c, s) in GemmShapeClass.representatives { #expect(GemmShapeClass(s) == c, "\(c)") }
+    }
+
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+    func tableLookupAndRuntimeChoice() throws {
+        let info = OpenCLPlatforms.devices()[0]
+        let dir = try cacheFolder("lookup")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let hash = GemmTuningTable.sourceHash(KernelLibrary.embedded)
+        let file = GemmTuningTable.file(for: info, directory: dir)
+        #expect(GemmTuningTable.lookup(for: info, directory: dir, sourceHash: hash) == .absent)
+        #expect(!GemmTuningStatus.of(info, environment: ["MYELIN_CACHE_DIR": dir.path]).isTuned)
+
+        let chosen = "panel:4x24:kc256:mb8:nb4"
+        let t = table(for: info, classes: ["nn-small": chosen, "narrow": "skinny:8", "nt-small": "no-such-kernel"])
+        try t.save(to: file)
+        #expect(GemmTuningTable.lookup(for: info, directory: dir, sourceHash: hash) == .current(t))
+        let status = GemmTuningStatus.of(info, environment: ["MYELIN_CACHE_DIR": dir.path])
+        #expect(status.isTuned && status.file == file && status.summary.hasPrefix("tuned (3 shape classes"))
+
+        // The runtime follows the table, and the defaults where it has nothing usable.
+        let backend = try OpenCLBackend(index: 0, info: info, environment: ["MYELIN_CACHE_DIR": dir.path])
+        #expect(backend.gemmKernel(for: GemmShape(m: 128, n: 784, k: 512)).name == chosen)
+        #expect(backend.gemmKernel(for: GemmShape(m: 128, n: 10, k: 256)) == .skinny(rows: 8))
+        let forward = GemmShape(m: 128, n: 512, k: 784, transB: true)
+        #expect(backend.gemmKernel(for: forward) == GemmDefaults.kernel(for: forward, info: info, limits: backend.limits))
+        let device = Device(backend: backend)
+        let x = try Tensor(testValues(128 * 512, seed: 1), shape: [128, 512], on: device)
+        let w = try Tensor(testValues(512 * 784, seed: 2), shape: [512, 784], on: device)
+        expectClose(try x.matmul(w).toArray(), Reference.gemm(x.toArray(), w.toArray(), m: 128, n: 784, k: 512),
+                    rtol: 1e-4, atol: 1e-4, "matmul through the table's \(chosen)")
+
+        // Another kernel source or another driver makes the table stale; garbage is unreadable.
+        if case .stale = GemmTuningTable.lookup(for: info, directory: dir, sourceHash: "0") {} else { Issue.record("not stale") }
+        var other = t
+        other.driver = "another driver"
+        try other.save(to: file)
+        if case .stale = GemmTuningTable.lookup(for: info, directory: dir, sourceHash: hash) {} else { Issue.record("not stale") }
+        try Data("not json".utf8).write(to: file)
+        if case .unreadable = GemmTuningTable.lookup(for: info, directory: dir, sourceHash: hash) {} else {
+            Issue.record("not unreadable")
+        }
+        #expect(!GemmTuningStatus.of(info, environment: ["MYELIN_CACHE_DIR": dir.path]).isTuned)
+    }
+
+    /// The tuner on PoCL with small products and a short budget: it measures, writes a table the runtime reads.
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+    func tunerWritesATableTheRuntimeUses() throws {
+        let info = OpenCLPlatforms.devices()[0]
+        let dir = try cacheFolder("tuner")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let backend = try OpenCLBackend(index: 0, info: info, environment: ["MYELIN_CACHE_DIR": dir.path])
+        var lines: [String] = []
+        // The budget only has to exceed what these small products take (kernels built on a busy machine included).
+        var tuner = GemmTuner(backend: backend, budget: 600, progress: { lines.append($0) })
+        tuner.classes = [(GemmShapeClass(name: "narrow"), GemmShapeClass.shape(33, 40, 10)),
+                         (GemmShapeClass(name: "nn-small"), GemmShapeClass.shape(65, 47, 70)),
+                         (GemmShapeClass(name: "nt-small"), GemmShapeClass.shape(40, 33, 50, transB: true))]
+        let report = try tuner.run()
+        #expect(report.results.map(\.shapeClass) == ["narrow", "nn-small", "nt-small"])
+        #expect(report.results.allSatisfy { $0.gflops > 0 && $0.measured >= 2 })
+        #expect(!lines.isEmpty)
+        guard case .current(let table) = GemmTuningTable.lookup(for: info, directory: dir,
+                                                               sourceHash: GemmTuningTable.sourceHash(KernelLibrary.embedded)) else {
+            Issue.record("no current table in \(dir.path)")
+            return
+        }
+        #expect(table.classes["nn-small"]?.kernel == report.results[1].kernel)
+        #expect(backend.gemmKernel(for: GemmShape(m: 65, n: 70, k: 47)).name == report.results[1].kernel)
+
+        // A budget already spent measures nothing and keeps the defaults.
+        let spent = try GemmTuner(backend: backend, budget: 1e-9, progress: { _ in }).run()
+        #expect(spent.results.isEmpty && spent.skippedClasses.count == GemmShapeClass.representatives.count)
+    }
+
+    /// Without a table a GPU gets local-memory tiles that fit its limits (direct when none fits); a CPU device
+    /// the register blocks for small products and the K-blocked panels from 2²⁶ FLOPs on.
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+    func defaultsByDeviceType() throws {
+        var info = OpenCLPlatforms.devices()[0]
+        let big = GemmShape(m: 1024, n: 1024, k: 1024)
+        let cpuLimits = LaunchLimits(device: info.device, cap: nil)
+        if !info.isGPU {
+            #expect(GemmDefaults.kernel(for: big, info: info, limits: cpuLimits) == .variant(GemmDefaults.cpuLarge))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 64), info: info, limits: cpuLimits)
+                    == .block(GemmKernelChoice.defaultBlock))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 64, transB: true), info: info, limits: cpuLimits)
+                    == .nt(GemmKernelChoice.ntBlock))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 2048, n: 2048, k: 2048), info: info, limits: cpuLimits)
+                    == .variant(GemmDefaults.cpuLarge))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .skinny(rows: 4))
+        }
+        info.isGPU = true
+        info.vendor = "Some GPU vendor"
+        for (cap, expected) in [(1024, "tile:32x32:k16:w4x4"), (64, "tile:32x32:k16:w4x4"), (16, "direct")] {
+            let limits = LaunchLimits(device: info.device, cap: cap)
+            #expect(GemmDefaults.kernel(for: big, info: info, limits: limits).name == expected, "cap \(cap)")
+        }
+        info.vendor = "NVIDIA Corporation"
+        #expect(GemmDefaults.kernel(for: big, info: info, limits: LaunchLimits(device: info.device, cap: 1024)).name
+                == "tile:64x64:k16:w4x4")
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .direct)
+    }
+}
