@@ -87,11 +87,7 @@ public final class Conv2D: Layer {
                                    expected: "[batch, \(inChannels), height >= \(kernelSize.0 - 2 * padding.0), width >= \(kernelSize.1 - 2 * padding.1)]",
                                    got: input.shape)
         }
-        let g = try input.convGeometry(kernel: kernelSize, stride: stride, padding: padding, op: layerDescription)
-        let cols = try input.im2col(kernel: kernelSize, stride: stride, padding: padding)
-        var y = try weight.reshaped([outChannels, g.patchSize]).matmul(cols)       // [N, O, L]
-        y = try y.reshaped([g.batch, outChannels, g.outH, g.outW])
-        if let bias { y = try y + bias.reshaped([1, outChannels, 1, 1]) }
+        let y = try input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
         return activation == .identity ? y : y.activation(activation)
     }
 
