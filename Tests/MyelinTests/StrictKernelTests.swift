@@ -152,6 +152,25 @@ enum KernelExercise {
                                    padding: padding, flip: flip, seed: 31)
             record("random_crop_flip padding \(padding) flip \(flip)", augmented, 2 * 3 * 7 * 5)
         }
+        // The chunked convolution (conv_unfold, conv_fold, conv_gather_output, conv_scatter_output): a batch of 3
+        // in chunks of 2 + 1, with a bias, and both gradients.
+        let convGeometry = ConvGeometry(batch: 3, channels: 3, height: 7, width: 5, kernelH: 3, kernelW: 2,
+                                        strideH: 2, strideW: 1, padH: 1, padW: 1)
+        let outChannels = 4, outCount = 3 * outChannels * convGeometry.positions
+        let convX = upload(backend, testValues(3 * 3 * 7 * 5, seed: 14))
+        let convW = upload(backend, testValues(outChannels * convGeometry.patchSize, seed: 15))
+        let convB = upload(backend, testValues(outChannels, seed: 16))
+        let convGy = upload(backend, testValues(outCount, seed: 17))
+        let twoImages = 2 * convGeometry.patchSize * convGeometry.positions
+        let convY = backend.allocate(outCount)
+        backend.conv2dForward(x: convX, weight: convW, bias: convB, y: convY, geometry: convGeometry,
+                              outChannels: outChannels, chunkBudget: twoImages)
+        record("conv2d forward", convY, outCount)
+        let convGx = backend.allocate(3 * 3 * 7 * 5), convGw = backend.allocate(outChannels * convGeometry.patchSize)
+        backend.conv2dBackward(x: convX, weight: convW, gy: convGy, gx: convGx, gw: convGw, geometry: convGeometry,
+                               outChannels: outChannels, chunkBudget: twoImages)
+        record("conv2d input gradient", convGx, 3 * 3 * 7 * 5)
+        record("conv2d weight gradient", convGw, outChannels * convGeometry.patchSize)
         // Optimizer steps, each twice (first step, then with state).
         let n = 37
         func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {

@@ -144,17 +144,16 @@ public final class Conv2D: Layer {
         }
         var y: Tensor
         if groups == 1 {
-            let g = try input.convGeometry(kernel: kernelSize, stride: stride, padding: padding, op: layerDescription)
-            let cols = try input.im2col(kernel: kernelSize, stride: stride, padding: padding)
-            y = try weight.reshaped([outChannels, g.patchSize]).matmul(cols)       // [N, O, L]
-            y = try y.reshaped([g.batch, outChannels, g.outH, g.outW])
+            // One node: the chunked convolution with its bias (MyelinCore's conv2d).
+            y = try input.conv2d(weight: weight, bias: bias, stride: stride, padding: padding)
         } else {
             y = try groupedConvolution(input)
+            if let bias { y = try y + bias.reshaped([1, outChannels, 1, 1]) }
         }
+        // A per-channel bias commutes with dropping the first row and column.
         if paddingMode == .same, kernelSize.0 % 2 == 0 || kernelSize.1 % 2 == 0 {
             y = try droppingFirstRowAndColumn(y, row: kernelSize.0 % 2 == 0, column: kernelSize.1 % 2 == 0)
         }
-        if let bias { y = try y + bias.reshaped([1, outChannels, 1, 1]) }
         return activation == .identity ? y : y.activation(activation)
     }
 

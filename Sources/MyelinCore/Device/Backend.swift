@@ -99,6 +99,25 @@ protocol Backend: AnyObject, Sendable {
     /// (else x), or 0 where that lies outside the image.
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64)
+
+    // Chunked convolution (the algorithm is `conv2dForward` / `conv2dBackward` in ChunkedConvolution.swift).
+    // A chunk is the images firstImage..<firstImage+images of the batch; L = outH·outW; its column matrix is
+    // [C·kh·kw, images·L] with image b's patches in columns b·L..<(b+1)·L.
+
+    /// The largest column buffer (elements) one convolution chunk may use.
+    var convChunkElements: Int { get }
+    /// cols[(c·kh + i)·kw + j, b·L + oh·outW + ow] = x[firstImage + b, c, oh·sh − ph + i, ow·sw − pw + j], or 0
+    /// outside the image.
+    func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
+    /// The adjoint of `convUnfold` for the chunk's images: overwrites x[firstImage..<firstImage+images] with the
+    /// sum of the column entries read from each pixel.
+    func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
+    /// chunk[o, b·L + p] = y[firstImage + b, o, p] for y [N, O, L].
+    func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels: Int, positions: Int,
+                          firstImage: Int, images: Int)
+    /// y[firstImage + b, o, p] = chunk[o, b·L + p] (+ bias[o]) for y [N, O, L].
+    func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels: Int, positions: Int,
+                           firstImage: Int, images: Int)
 }
 
 /// The shapes of a 2-D convolution or pooling window over NCHW images.

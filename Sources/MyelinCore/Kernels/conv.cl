@@ -45,3 +45,72 @@ __kernel void col2im(__global const float* cols, __global float* x,
     }
     x[((long)plane * h + hi) * w + wi] = sum;
 }
+
+// The chunked convolution (ChunkedConvolution.swift): a chunk is `images` images from `n0`; its column matrix
+// is [c*kh*kw, images*L] (L = oh*ow) with image b's patches in columns b*L..(b+1)*L.
+
+// One work item per column entry: global = [L, c*kh*kw, images].
+__kernel void conv_unfold(__global const float* x, __global float* cols,
+                          int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                          int oh, int ow, int n0, int images) {
+    int pos = get_global_id(0);
+    int row = get_global_id(1);
+    int b = get_global_id(2);
+    int l = oh * ow;
+    if (pos >= l || row >= c * kh * kw || b >= images) return;
+    int ch = row / (kh * kw), i = (row / kw) % kh, j = row % kw;
+    int y = pos / ow, xo = pos - y * ow;
+    int hi = y * sh - ph + i, wi = xo * sw - pw + j;
+    float v = 0.0f;
+    if (hi >= 0 && hi < h && wi >= 0 && wi < w) v = x[(((long)(n0 + b) * c + ch) * h + hi) * w + wi];
+    cols[(long)row * images * l + (long)b * l + pos] = v;
+}
+
+// One work item per image pixel of the chunk, which sums every column entry read from it: global = [w, h, images*c].
+__kernel void conv_fold(__global const float* cols, __global float* x,
+                        int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                        int oh, int ow, int n0, int images) {
+    int wi = get_global_id(0);
+    int hi = get_global_id(1);
+    int plane = get_global_id(2);
+    if (wi >= w || hi >= h || plane >= images * c) return;
+    int b = plane / c, ch = plane - b * c;
+    int l = oh * ow;
+    long rowLength = (long)images * l;
+    float sum = 0.0f;
+    for (int i = 0; i < kh; i++) {
+        int ty = hi + ph - i;            // = y * sh for the output row y that reads (hi, .) at kernel row i
+        if (ty < 0 || ty % sh != 0) continue;
+        int y = ty / sh;
+        if (y >= oh) continue;
+        for (int j = 0; j < kw; j++) {
+            int tx = wi + pw - j;
+            if (tx < 0 || tx % sw != 0) continue;
+            int xo = tx / sw;
+            if (xo >= ow) continue;
+            sum += cols[((ch * kh + i) * kw + j) * rowLength + (long)b * l + y * ow + xo];
+        }
+    }
+    x[(((long)n0 * c + plane) * h + hi) * w + wi] = sum;
+}
+
+// chunk[o, b*L + p] = y[n0 + b, o, p]: global = [L, o, images].
+__kernel void conv_gather_output(__global const float* y, __global float* chunk, int o, int l, int n0, int images) {
+    int p = get_global_id(0);
+    int oc = get_global_id(1);
+    int b = get_global_id(2);
+    if (p >= l || oc >= o || b >= images) return;
+    chunk[((long)oc * images + b) * l + p] = y[((long)(n0 + b) * o + oc) * l + p];
+}
+
+// y[n0 + b, o, p] = chunk[o, b*L + p] (+ bias[o]): global = [L, o, images].
+__kernel void conv_scatter_output(__global const float* chunk, __global float* y, __global const float* bias,
+                                  int has_bias, int o, int l, int n0, int images) {
+    int p = get_global_id(0);
+    int oc = get_global_id(1);
+    int b = get_global_id(2);
+    if (p >= l || oc >= o || b >= images) return;
+    float v = chunk[((long)oc * images + b) * l + p];
+    if (has_bias) v += bias[oc];
+    y[((long)(n0 + b) * o + oc) * l + p] = v;
+}

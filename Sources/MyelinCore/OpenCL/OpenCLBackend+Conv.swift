@@ -2,7 +2,7 @@ import COpenCL
 
 // Convolution data movement as launches of Kernels/conv.cl.
 extension OpenCLBackend {
-    private func geometryArgs(_ g: ConvGeometry) -> [KernelArg] {
+    func geometryArgs(_ g: ConvGeometry) -> [KernelArg] {
         [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW]
             .map { .int(Int32($0)) }
     }
@@ -17,5 +17,38 @@ extension OpenCLBackend {
         guard g.batch * g.channels > 0, g.height > 0, g.width > 0 else { return }
         launch("col2im", global: [g.width, g.height, g.batch * g.channels],
                args: [.buffer(cols), .buffer(x)] + geometryArgs(g))
+    }
+}
+
+// The chunked convolution's data movement (ChunkedConvolution.swift) as launches of Kernels/conv.cl.
+extension OpenCLBackend {
+    /// Columns per chunk: 4 MiB on a CPU-like device (PoCL), 64 MiB on a GPU (`MYELIN_CONV_CHUNK` overrides).
+    var convChunkElements: Int { ConvChunking.budget(default: info.isGPU ? 1 << 24 : 1 << 20) }
+
+    func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        guard images > 0, g.patchSize > 0, g.positions > 0 else { return }
+        launch("conv_unfold", global: [g.positions, g.patchSize, images],
+               args: [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
+    }
+
+    func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        guard images * g.channels > 0, g.height > 0, g.width > 0 else { return }
+        launch("conv_fold", global: [g.width, g.height, images * g.channels],
+               args: [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
+    }
+
+    func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels o: Int, positions l: Int,
+                          firstImage: Int, images: Int) {
+        guard images > 0, o > 0, l > 0 else { return }
+        launch("conv_gather_output", global: [l, o, images],
+               args: [.buffer(y), .buffer(chunk), .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
+    }
+
+    func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels o: Int, positions l: Int,
+                           firstImage: Int, images: Int) {
+        guard images > 0, o > 0, l > 0 else { return }
+        launch("conv_scatter_output", global: [l, o, images],
+               args: [.buffer(chunk), .buffer(y), bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                      .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
     }
 }
