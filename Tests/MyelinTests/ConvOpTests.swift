@@ -62,8 +62,7 @@ enum ConvGradientReference {
         }
     }
 
-    /// A batch of 5 cut into chunks of 1, 2 (2 + 2 + 1) and 5 images gives the same forward and gradients, with the
-    /// weight gradient computed per chunk and per image.
+    /// A batch of 5 cut into chunks of 1, 2 (2 + 2 + 1) and 5 images gives the same forward and gradients.
     @Test(arguments: TestDevices.all)
     func everyChunkingGivesTheReference(device: Device) throws {
         let (n, c, h, wd, o) = (5, 3, 7, 9, 4)
@@ -78,22 +77,13 @@ enum ConvGradientReference {
         let perImage = g.patchSize * g.positions
         for images in [1, 2, 5] {
             #expect(ConvChunking(g, budget: perImage * images + perImage / 2).images == images)
-            let y = backend.allocate(n * o * g.positions)
+            let y = backend.allocate(n * o * g.positions), gx = backend.allocate(xv.count), gw = backend.allocate(wv.count)
             backend.conv2dForward(x: x, weight: w, bias: nil, y: y, geometry: g, outChannels: o, chunkBudget: perImage * images)
+            backend.conv2dBackward(x: x, weight: w, gy: r, gx: gx, gw: gw, geometry: g, outChannels: o,
+                                   chunkBudget: perImage * images)
             expectClose(KernelExercise.download(backend, y, ref.values.count), ref.values, "\(device) chunks of \(images): forward")
-            // The weight gradient both ways: one product per chunk, and one per image slot summed at the end.
-            for perImageWeights in [false, true] {
-                let what = "\(device) chunks of \(images), weight gradient per image \(perImageWeights)"
-                let gx = backend.allocate(xv.count), gw = backend.allocate(wv.count)
-                backend.conv2dBackward(x: x, weight: w, gy: r, gx: gx, gw: gw, geometry: g, outChannels: o,
-                                       chunkBudget: perImage * images, perImageWeightGradient: perImageWeights)
-                expectClose(KernelExercise.download(backend, gx, xv.count), grads.gx, "\(what): input gradient")
-                expectClose(KernelExercise.download(backend, gw, wv.count), grads.gw, "\(what): weight gradient")
-                let gwOnly = backend.allocate(wv.count)
-                backend.conv2dBackward(x: x, weight: w, gy: r, gx: nil, gw: gwOnly, geometry: g, outChannels: o,
-                                       chunkBudget: perImage * images, perImageWeightGradient: perImageWeights)
-                expectClose(KernelExercise.download(backend, gwOnly, wv.count), grads.gw, "\(what): weight gradient alone")
-            }
+            expectClose(KernelExercise.download(backend, gx, xv.count), grads.gx, "\(device) chunks of \(images): input gradient")
+            expectClose(KernelExercise.download(backend, gw, wv.count), grads.gw, "\(device) chunks of \(images): weight gradient")
         }
         // A budget below one image still takes one image per chunk; above the batch, the whole batch.
         #expect(ConvChunking(g, budget: 1).images == 1)

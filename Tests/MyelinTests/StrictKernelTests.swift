@@ -159,13 +159,11 @@ enum KernelExercise {
         backend.conv2dForward(x: convX, weight: convW, bias: convB, y: convY, geometry: convGeometry,
                               outChannels: outChannels, chunkBudget: twoImages)
         record("conv2d forward", convY, outCount)
-        for perImage in [false, true] {  // conv_unfold, then conv_unfold_transposed for the weight gradient
-            let convGx = backend.allocate(3 * 3 * 7 * 5), convGw = backend.allocate(outChannels * convGeometry.patchSize)
-            backend.conv2dBackward(x: convX, weight: convW, gy: convGy, gx: convGx, gw: convGw, geometry: convGeometry,
-                                   outChannels: outChannels, chunkBudget: twoImages, perImageWeightGradient: perImage)
-            record("conv2d input gradient", convGx, 3 * 3 * 7 * 5)
-            record("conv2d weight gradient (per image \(perImage))", convGw, outChannels * convGeometry.patchSize)
-        }
+        let convGx = backend.allocate(3 * 3 * 7 * 5), convGw = backend.allocate(outChannels * convGeometry.patchSize)
+        backend.conv2dBackward(x: convX, weight: convW, gy: convGy, gx: convGx, gw: convGw, geometry: convGeometry,
+                               outChannels: outChannels, chunkBudget: twoImages)
+        record("conv2d input gradient", convGx, 3 * 3 * 7 * 5)
+        record("conv2d weight gradient", convGw, outChannels * convGeometry.patchSize)
         // Optimizer steps, each twice (first step, then with state).
         let n = 37
         func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {

@@ -172,35 +172,3 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 }
-
-extension CPUBackend {
-    /// One product per chunk measured faster here than one per image (`myelin bench conv`).
-    var convWeightGradientPerImage: Bool { false }
-
-    func convUnfoldTransposed(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
-        let px = x.host!, pc = cols.host!
-        let ow = g.outW, l = g.positions, rows = g.patchSize
-        guard images > 0, rows > 0, l > 0 else { return }
-        // One unit of work per (image, position): one row of C·kh·kw entries.
-        parallelFor(images * l, minimum: max(1, CPUBackend.parallelThreshold / rows)) { lo, hi in
-            for unit in lo..<hi {
-                let b = unit / l, p = unit % l
-                let y = p / ow, xo = p % ow
-                let dst = pc + unit * rows
-                var r = 0
-                for c in 0..<g.channels {
-                    let src = px + ((firstImage + b) * g.channels + c) * g.height * g.width
-                    for i in 0..<g.kernelH {
-                        let h = y * g.strideH - g.padH + i
-                        for j in 0..<g.kernelW {
-                            let w = xo * g.strideW - g.padW + j
-                            dst[r] = (h >= 0 && h < g.height && w >= 0 && w < g.width) ? src[h * g.width + w] : 0
-                            r += 1
-                        }
-                    }
-                }
-            }
-        }
-        count { $0.launches += 1 }
-    }
-}

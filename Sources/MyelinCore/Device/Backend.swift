@@ -101,12 +101,6 @@ protocol Backend: AnyObject, Sendable {
     /// cols[(c·kh + i)·kw + j, b·L + oh·outW + ow] = x[firstImage + b, c, oh·sh − ph + i, ow·sw − pw + j], or 0
     /// outside the image.
     func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
-    /// Whether `conv2dBackward` computes the weight gradient as one product per image (accumulated over the
-    /// chunks, then summed over images) rather than one product per chunk: the faster on PoCL, whose GEMM is
-    /// slow on a chunk's long inner dimension.
-    var convWeightGradientPerImage: Bool { get }
-    /// The transpose of `convUnfold`'s columns: cols[b·L + p, r] (rows of positions, [images·L, C·kh·kw]).
-    func convUnfoldTransposed(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
     /// The adjoint of `convUnfold` for the chunk's images: overwrites x[firstImage..<firstImage+images] with the
     /// sum of the column entries read from each pixel.
     func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)

@@ -12,8 +12,6 @@ import Foundation
 //   forward:         Yc [O, B·L]  = W [O, K] · cols [K, B·L]                 -> scatter into y (+ bias)
 //   backward data:   dcols [K, B·L] = Wᵀ · dYc [O, B·L]  (dYc gathered from gy) -> fold (col2im) into gx
 //   backward weight: dW [O, K] += dYc · colsᵀ                                (beta 0 on the first chunk)
-//                    or, where `convWeightGradientPerImage` (PoCL), one [O, L]·[L, K] product per image slot of the
-//                    chunk from transposed columns [B·L, K], accumulated over chunks, then summed over the slots
 
 /// How a convolution's batch is cut into chunks of images.
 struct ConvChunking: Equatable {
@@ -42,8 +40,7 @@ struct ConvChunking: Equatable {
 }
 
 extension Backend {
-    // `chunkBudget` replaces `convChunkElements` (tests use it to cut a small batch into several chunks), and
-    // `perImageWeightGradient` replaces `convWeightGradientPerImage` (tests check both ways on every device).
+    // `chunkBudget` replaces `convChunkElements` (tests use it to cut a small batch into several chunks).
 
     /// y [N, O, outH, outW] = conv(x [N, C, H, W], weight [O, C, kh, kw]) + bias [O] (bias optional).
     func conv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
@@ -66,8 +63,7 @@ extension Backend {
     /// The gradients of `conv2dForward` from the output gradient gy [N, O, outH, outW]: gx [N, C, H, W] and
     /// gw [O, C, kh, kw], each overwritten when given (the bias gradient is a plain sum of gy, done by the caller).
     func conv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
-                        geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil,
-                        perImageWeightGradient: Bool? = nil) {
+                        geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
         guard gx != nil || gw != nil, g.batch > 0, o > 0 else { return }
         let k = g.patchSize, l = g.positions
         if l == 0 || k == 0 {
@@ -78,20 +74,11 @@ extension Backend {
         let chunking = ConvChunking(g, budget: chunkBudget ?? convChunkElements)
         let cols = allocate(chunking.columnElements)
         let gyc = allocate(o * chunking.images * l)
-        let perImageWeights = gw != nil && (perImageWeightGradient ?? convWeightGradientPerImage)
-            ? allocate(chunking.images * o * k) : nil
         var n0 = 0
         while n0 < g.batch {
             let b = min(chunking.images, g.batch - n0)
             convGatherOutput(y: gy, chunk: gyc, outChannels: o, positions: l, firstImage: n0, images: b)
-            if let perImageWeights {
-                // perImageWeights[b] (+)= gyc[:, b·L..<(b+1)·L] · colsᵀ[b·L..<(b+1)·L, :]; slots past a short
-                // last chunk keep the sums of earlier chunks, which the final reduction counts all the same.
-                convUnfoldTransposed(x: x, cols: cols, geometry: g, firstImage: n0, images: b)
-                var s = GemmShape(m: o, n: k, k: l, beta: n0 == 0 ? 0 : 1, batch: b, strideA: l, strideB: l * k)
-                s.lda = b * l
-                gemm(s, a: gyc, b: cols, c: perImageWeights, bias: nil, activation: .identity)
-            } else if let gw {
+            if let gw {
                 convUnfold(x: x, cols: cols, geometry: g, firstImage: n0, images: b)
                 gemm(GemmShape(m: o, n: k, k: b * l, transB: true, beta: n0 == 0 ? 0 : 1),
                      a: gyc, b: cols, c: gw, bias: nil, activation: .identity)
@@ -101,9 +88,6 @@ extension Backend {
                 convFold(cols: cols, x: gx, geometry: g, firstImage: n0, images: b)
             }
             n0 += b
-        }
-        if let gw, let perImageWeights {
-            reduce(.sum, x: perImageWeights, out: gw, outer: 1, length: min(chunking.images, g.batch), inner: o * k)
         }
     }
 }

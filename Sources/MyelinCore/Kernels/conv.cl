@@ -114,20 +114,3 @@ __kernel void conv_scatter_output(__global const float* chunk, __global float* y
     if (has_bias) v += bias[oc];
     y[((long)(n0 + b) * o + oc) * l + p] = v;
 }
-
-// cols[b*L + pos, row] (the transpose of conv_unfold's columns): global = [c*kh*kw, L, images].
-__kernel void conv_unfold_transposed(__global const float* x, __global float* cols,
-                                     int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
-                                     int oh, int ow, int n0, int images) {
-    int row = get_global_id(0);
-    int pos = get_global_id(1);
-    int b = get_global_id(2);
-    int l = oh * ow, rows = c * kh * kw;
-    if (row >= rows || pos >= l || b >= images) return;
-    int ch = row / (kh * kw), i = (row / kw) % kh, j = row % kw;
-    int y = pos / ow, xo = pos - y * ow;
-    int hi = y * sh - ph + i, wi = xo * sw - pw + j;
-    float v = 0.0f;
-    if (hi >= 0 && hi < h && wi >= 0 && wi < w) v = x[(((long)(n0 + b) * c + ch) * h + hi) * w + wi];
-    cols[((long)b * l + pos) * rows + row] = v;
-}

@@ -31,15 +31,6 @@ extension OpenCLBackend {
                args: [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
     }
 
-    /// On a CPU-like device (PoCL) one product per image measured faster than one per chunk (`myelin bench conv`).
-    var convWeightGradientPerImage: Bool { !info.isGPU }
-
-    func convUnfoldTransposed(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
-        guard images > 0, g.patchSize > 0, g.positions > 0 else { return }
-        launch("conv_unfold_transposed", global: [g.patchSize, g.positions, images],
-               args: [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
-    }
-
     func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
         guard images * g.channels > 0, g.height > 0, g.width > 0 else { return }
         launch("conv_fold", global: [g.width, g.height, images * g.channels],
