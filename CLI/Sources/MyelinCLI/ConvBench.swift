@@ -6,8 +6,8 @@ import Myelin
 /// `cnn` and `resnet` models (batch 128) per device, for `Tensor.conv2d` (the production path) and, for
 /// reference, the old im2col + batched-matmul graph. `--model cnn` times training steps of the whole `cnn` instead.
 ///
-/// A pass costs 2·N·O·C·kh·kw·outH·outW floating-point operations. The backward passes are timed as
-/// (forward + backward with only that input requiring a gradient) − forward, through the public API.
+/// A pass costs 2·N·O·C·kh·kw·outH·outW floating-point operations. Each backward pass is timed alone: the
+/// `backward()` of a forward run (untimed) in which only that input requires a gradient.
 struct ConvBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv",
@@ -21,6 +21,9 @@ struct ConvBench: ParsableCommand {
     @Option(help: "Convolution path for --model: fast (Conv2D, Tensor.conv2d) or im2col (the old graph of im2col + matmul nodes).")
     var conv = "fast"
     @Flag(help: "Skip the im2col + matmul reference rows.") var noReference = false
+    @Flag(help: "Report the fastest run instead of the median (for a busy machine).") var best = false
+    @Flag(help: "Time with the process's CPU time (user + system, all threads) instead of the wall clock: steadier on a busy machine (run with MYELIN_THREADS=1 to compare work).")
+    var cpuTime = false
     @Option(help: "Only the shapes whose name contains this text.") var only: String?
 
     func validate() throws {
@@ -68,9 +71,10 @@ struct ConvBench: ParsableCommand {
             print(String(format: "Peak resident memory of this process: %.0f MiB", TrainBench.peakMiB()))
             return
         }
-        print("Convolutions of the cnn and resnet models, batch \(batch), median of \(runs) runs after a warm-up; "
+        print("Convolutions of the cnn and resnet models, batch \(batch), \(best ? "fastest" : "median") of \(runs) runs after a warm-up; "
               + "ms and GFLOP/s (2·N·O·C·kh·kw·outH·outW per pass)")
-        print("backward data / weight = (forward + that backward) − forward")
+        print("backward data / weight: backward() of a forward in which only x / only the weight requires a gradient"
+              + (cpuTime ? "; CPU time of the process (all threads), not wall time" : ""))
         for d in chosen {
             print("")
             print("\(d.name): \(d.details)")
@@ -86,6 +90,15 @@ struct ConvBench: ParsableCommand {
             }
         }
         print(String(format: "Peak resident memory of this process: %.0f MiB", TrainBench.peakMiB()))
+    }
+
+    /// Seconds on the wall clock, or of CPU time with `--cpu-time`.
+    func now() -> Double {
+        guard cpuTime else { return Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+        var usage = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
     static func row(_ cells: [String]) -> String {
@@ -115,28 +128,31 @@ struct ConvBench: ParsableCommand {
         let w = try Tensor(wv, shape: [shape.o, shape.c, shape.k, shape.k], on: device)
         let gy = Tensor.full([batch, shape.o, shape.out, shape.out], 0.01, on: device)
         device.synchronize()
-        func median(_ body: () throws -> Void) throws -> Double {
-            try body()  // warm-up: kernels built, buffers pooled
+        // Each run: `prepare` untimed, then `body` timed to the end of the device's work.
+        func measure(prepare: () throws -> Tensor, _ body: (Tensor) throws -> Void) throws -> Double {
+            try body(try prepare())  // warm-up: kernels built, buffers pooled
             var times: [Double] = []
             for _ in 0..<runs {
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                try body()
+                let input = try prepare()
                 device.synchronize()
-                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+                let t0 = now()
+                try body(input)
+                device.synchronize()
+                times.append(now() - t0)
             }
-            return times.sorted()[times.count / 2]
+            times.sort()
+            return best ? times[0] : times[times.count / 2]
         }
-        let forward = try median { _ = try withNoGrad { try Self.convolve(x, w, shape, path: path) } }
-        func withBackward(_ leaf: Tensor) throws -> Double {
+        let forward = try measure(prepare: { x }) { x in _ = try withNoGrad { try Self.convolve(x, w, shape, path: path) } }
+        // The backward of a forward run with only `leaf` requiring a gradient.
+        func backward(_ leaf: Tensor) throws -> Double {
             leaf.requiresGrad = true
             defer { leaf.requiresGrad = false; leaf.zeroGrad() }
-            return try median {
-                leaf.zeroGrad()
-                try Self.convolve(x, w, shape, path: path).backward(gy)
+            return try measure(prepare: { leaf.zeroGrad(); return try Self.convolve(x, w, shape, path: path) }) { y in
+                try y.backward(gy)
             }
         }
-        let data = try withBackward(x), weight = try withBackward(w)
-        return (forward, max(0, data - forward), max(0, weight - forward))
+        return (forward, try backward(x), try backward(w))
     }
 
     /// The issue's `cnn` from the library's layers (with `--conv im2col`, its convolutions as the old graph).
@@ -174,12 +190,12 @@ struct ConvBench: ParsableCommand {
         }
         for _ in 0..<2 { try step() }
         device.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = now()
         for _ in 0..<steps { try step() }
         device.synchronize()
-        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) * 1e-9
-        print(String(format: "cnn training (%@ convolutions) %@: %d steps of %d  %.2f s  %.0f samples/s  peak RSS %.0f MiB",
-                     conv, device.name, steps, batch, seconds, Double(steps * batch) / seconds, TrainBench.peakMiB()))
+        let seconds = now() - start
+        print(String(format: "cnn training (%@ convolutions%@) %@: %d steps of %d  %.2f s  %.0f samples/s  peak RSS %.0f MiB",
+                     conv, cpuTime ? ", CPU time" : "", device.name, steps, batch, seconds, Double(steps * batch) / seconds, TrainBench.peakMiB()))
         fflush(nil)
     }
 }
