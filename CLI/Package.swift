@@ -19,11 +19,14 @@ let package = Package(
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
         ),
+        // Line-buffered standard output (C's stdio), for logs written to files.
+        .systemLibrary(name: "CTerminal"),
         .executableTarget(
             name: "MyelinCLI",
             dependencies: [
                 .product(name: "Myelin", package: "Myelin"),
                 "COpenBLAS",
+                "CTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

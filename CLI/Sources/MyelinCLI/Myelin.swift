@@ -1,4 +1,5 @@
 import ArgumentParser
+import CTerminal
 import Foundation
 import Myelin
 
@@ -10,6 +11,12 @@ struct MyelinCommand: ParsableCommand {
         subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self,
                       TuneCommand.self]
     )
+
+    /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command.
+    static func main() {
+        myelin_line_buffered_stdout()
+        main(nil)
+    }
 }
 
 /// `--device auto|cpu|opencl[:N]`, shared by every command; `MYELIN_DEVICE` when absent.
