@@ -20,12 +20,14 @@ transposing. Modes (one Python start for all models, as importing torch takes se
 MODEL: "cnn" = ConvNets.fashionCNN, "resnet1" / "resnet2" / "resnet3" = ConvNets.resnet(depth: 1 / 2 / 3), both
        for inputs [N, 784] (Fashion-MNIST rows scaled to [0, 1]). JSON tensors are {"shape": [...], "values": [...]}.
 """
-import json
 import os
 import sys
 
 import torch
 from safetensors.torch import load_file, save_file
+
+# The JSON tensor format of the MLP interop script beside this one (its folder is on sys.path when run).
+from torch_interop import read_tensor, write_tensor
 
 nn = torch.nn
 TOLERANCE = 1e-4
@@ -76,15 +78,6 @@ def build(kind):
     if kind.startswith("resnet") and kind[6:].isdigit():
         return resnet(int(kind[6:]))
     raise SystemExit(f"unknown model {kind!r} (cnn, resnet1, resnet2, resnet3)")
-
-
-def read_tensor(path):
-    spec = json.load(open(path))
-    return torch.tensor(spec["values"], dtype=torch.float32).reshape(spec["shape"])
-
-
-def write_tensor(t, path):
-    json.dump({"shape": list(t.shape), "values": t.reshape(-1).tolist()}, open(path, "w"))
 
 
 def check(name, path, inputs, myelin_logits):
