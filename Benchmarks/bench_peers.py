@@ -16,12 +16,15 @@ import time
 import fashion_mnist
 import myelin_side
 import report
-from runner import ROOT, BenchError, run_json, time_process
+from runner import ROOT, BenchError, run_json, run_json_measured, time_process
 
 PY = sys.executable
 BENCH = os.path.join(ROOT, "Benchmarks")
+CONV_WARMUP = 10  # untimed training steps before the timed ones (cnn, resnet)
+QUICK_CONV_WARMUP, QUICK_CONV_BATCHES = 5, 40  # --quick: 5 warm-up steps, then the epoch's first 40 batches
+TINYGRAD_CAP_S = {True: 600, False: 1800}  # seconds per tinygrad process (--quick, full)
 SIZES = [256, 512, 1024, 2048]
-ALL = {"gemm", "mlp", "xor", "whole", "startup"}
+ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet"}
 
 
 def median(values):
@@ -84,6 +87,49 @@ def mlp_rounds(rounds, data):
             for name, xs in results.items()}
 
 
+def convnet(model, rounds, quick):
+    """Training samples/s and whole-process peak RSS of `model` (cnn or resnet) per runtime, on the same batches in
+    the same order: --quick times the first QUICK_CONV_BATCHES batches of the epoch after QUICK_CONV_WARMUP warm-up
+    steps (one round, no tinygrad CPU), a full run the whole epoch after CONV_WARMUP. tinygrad gets at most
+    TINYGRAD_CAP_S seconds per process (its kernels compile for minutes on PoCL)."""
+    warmup, batches = (QUICK_CONV_WARMUP, QUICK_CONV_BATCHES) if quick else (CONV_WARMUP, 0)
+    cap = TINYGRAD_CAP_S[quick]
+    steps = ["--warmup", str(warmup), "--batches", str(batches)]
+    data = tempfile.mkdtemp(prefix="fashion-mnist-")
+    try:
+        fashion_mnist.export(data)
+        myelin = lambda device: run_json_measured(  # noqa: E731
+            [myelin_side.MYELIN, "bench", "peers", "--workload", model, "--data", data, "--device", device] + steps)
+        tinygrad = lambda dev: run_json_measured(  # noqa: E731
+            [PY, f"{BENCH}/tinygrad_convnets.py", "--model", model] + steps, env={"DEV": dev}, timeout=cap)
+        peers = {
+            "Myelin CPU": lambda: myelin("cpu"),
+            "PyTorch CPU": lambda: run_json_measured([PY, f"{BENCH}/torch_convnets.py", "--model", model] + steps),
+            "Myelin OpenCL": lambda: myelin("opencl"),
+            "tinygrad CL": lambda: tinygrad("CL"),
+        }
+        if not quick:
+            peers["tinygrad CPU"] = lambda: tinygrad("CPU")
+        results = {name: [] for name in peers}
+        notes = {}
+        for r in range(rounds):
+            for name, run in peers.items():
+                print(f"  {model} round {r + 1}/{rounds}: {name}", flush=True)
+                try:
+                    results[name].append(run())
+                except BenchError as error:
+                    print(f"  {name}: not measured: {error}", flush=True)
+                    notes[name] = str(error).splitlines()[0][:200]
+                    results[name].append({})
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    summary = {name: {key: median([x.get(key) for x in xs]) for key in ("train_samples_per_s", "peak_rss_mib", "wall_s")}
+               for name, xs in results.items()}
+    for name, note in notes.items():
+        summary[name]["note"] = note
+    return {"runtimes": summary, "warmup": warmup, "batches": batches or None, "tinygrad_cap_s": cap}
+
+
 def xor(rounds):
     myelin, torch = [], []
     for r in range(rounds):
@@ -134,7 +180,10 @@ def main():
                  ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 5)),
                  ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
                  ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 5)),
-                 ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3))]
+                 ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3)),
+                 ("cnn", "Fashion-MNIST CNN training", lambda: convnet("cnn", rounds=1, quick=quick)),
+                 ("resnet", "Fashion-MNIST ResNet-8 training",
+                  lambda: convnet("resnet", rounds=1, quick=quick))]
     results = {}
     if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
         with open(args.results) as f:

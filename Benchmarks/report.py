@@ -118,6 +118,34 @@ def startup_section(s):
             + f"\n\nThe cache saves {s['first']['wall_s'] - s['second']['wall_s']:.2f} s of the first run.")
 
 
+def conv_section(number, title):
+    """Section for a convnet workload: samples/s and peak RSS per runtime, and issue 8's goals."""
+    def section(c):
+        m = c["runtimes"]
+        get = lambda name, key: m.get(name, {}).get(key)  # noqa: E731
+        span = (f"the epoch's first {c['batches']} batches of 128" if c["batches"] else "one epoch (468 batches of 128)")
+        rows = []
+        for name in m:
+            note = get(name, "note")
+            rows.append([name, num(get(name, "train_samples_per_s")) if not note else f"n/a ({note})",
+                         num(get(name, "peak_rss_mib"), 1), num(get(name, "wall_s"), 1)])
+        goals = [("Training: Myelin CPU / PyTorch CPU", get("Myelin CPU", "train_samples_per_s"),
+                  get("PyTorch CPU", "train_samples_per_s"), 1.2, True),
+                 ("Training: Myelin OpenCL / tinygrad CL", get("Myelin OpenCL", "train_samples_per_s"),
+                  get("tinygrad CL", "train_samples_per_s"), 3, True),
+                 ("Training: Myelin OpenCL / Myelin CPU", get("Myelin OpenCL", "train_samples_per_s"),
+                  get("Myelin CPU", "train_samples_per_s"), 1, True),
+                 ("Peak memory: Myelin CPU / PyTorch CPU", get("Myelin CPU", "peak_rss_mib"),
+                  get("PyTorch CPU", "peak_rss_mib"), 0.5, False),
+                 ("Peak memory: Myelin OpenCL / PyTorch CPU", get("Myelin OpenCL", "peak_rss_mib"),
+                  get("PyTorch CPU", "peak_rss_mib"), 0.5, False)]
+        return (f"## {number}. {title}, Adam 1e-3, batch 128, no augmentation: training over {span}\n\n"
+                + table(["Runtime", "Training samples/s", "Whole-process peak RSS (MiB)", "Process wall time (s)"], rows)
+                + "\n\nGoals of issue 8:\n\n"
+                + table(["Ratio", "Value"], [[label, ratio(a, b, t, hi)] for label, a, b, t, hi in goals]))
+    return section
+
+
 METHOD = """## How
 
 - Myelin side: `myelin bench gemm --json` (SGEMM on the CPU and OpenCL devices, Debian's OpenBLAS called
@@ -129,12 +157,22 @@ METHOD = """## How
 - MLP: Fashion-MNIST from the IDX files (`Benchmarks/fashion_mnist.py`); every runtime trains the same
   468 full batches of 128 in the same shuffled order (seed 0) after 20 warm-up steps, then classifies the
   10000 test images in chunks of 1000. XOR: 200 warm-up steps, then 20000 timed steps.
+- CNN and ResNet-8 (sections 6 and 7): `ConvNets.fashionCNN` and `ConvNets.resnet(depth: 1)` through
+  `myelin bench peers --workload cnn|resnet`, the identical PyTorch modules (`Benchmarks/torch_convnets.py`,
+  from `scripts/torch_convnet_interop.py`) and tinygrad ports with `TinyJit` (`Benchmarks/tinygrad_convnets.py`),
+  Adam 1e-3, batch 128, no augmentation, the MLP's batch order. Full run: 10 warm-up steps, then the whole
+  epoch (468 batches), one round, tinygrad also on `DEV=CPU`; `--quick`: 5 warm-up steps, then the epoch's first
+  40 batches (5120 images), one round, no tinygrad CPU. Each process runs under `/usr/bin/time -v`, which gives
+  its whole-process peak RSS (data, model, allocator caches and, for OpenCL on PoCL, the device buffers, which
+  live in host memory). A tinygrad process is stopped after 600 s (`--quick`) or 1800 s (full): on PoCL it
+  compiles its kernels for minutes.
 - PyTorch is the CPU-only wheel (`torch-*+cpu`): PyPI's default Linux wheel needs several GB of CUDA
   packages even to import. See `scripts/bench-peers`."""
 
 
 SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
-            "startup": startup_section}
+            "startup": startup_section, "cnn": conv_section(6, "Fashion-MNIST CNN (`ConvNets.fashionCNN`)"),
+            "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)")}
 
 
 def markdown(results):
@@ -143,8 +181,8 @@ def markdown(results):
         "# Myelin against its peers",
         f"Written by `scripts/bench-peers` on {now}. Each workload runs Myelin and its peers alternately "
         "(A B A B ...); every process warms up before it times anything, and each figure is the median over the "
-        "rounds (full run: 5 rounds of each workload, 3 start-up pairs; `--quick`: 2 for SGEMM and XOR, 1 for the "
-        "rest). "
+        "rounds (full run: 5 rounds of each workload, 3 start-up pairs, 1 round of the CNN and ResNet-8 epochs; "
+        "`--quick`: 2 for SGEMM and XOR, 1 for the rest). "
         "Higher is better except in sections 4 and 5. Raw figures: `Benchmarks/results.json`.",
         "## Machine and versions\n\n" + table(["", ""], machine()),
         METHOD,

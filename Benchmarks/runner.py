@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import tempfile
 
@@ -12,12 +13,20 @@ class BenchError(RuntimeError):
     pass
 
 
-def _run(cmd, env=None):
+def _run(cmd, env=None, timeout=None):
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run(cmd, cwd=ROOT, env=full_env, capture_output=True, text=True)
+    # A session of its own, so that a time cap stops the whole process group (/usr/bin/time and what it started).
+    with subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise BenchError(f"stopped at the time cap of {timeout:.0f} s") from None
     if proc.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{proc.stderr[-2000:]}{proc.stdout[-2000:]}")
-    return proc
+        raise BenchError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{stderr[-2000:]}{stdout[-2000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
 def run_text(cmd, env=None):
@@ -33,12 +42,27 @@ def run_json(cmd, env=None):
     return [json.loads(line) for line in lines]
 
 
-def time_process(cmd, env=None):
-    """Wall seconds and peak resident MiB of the whole process, from /usr/bin/time -v."""
+def _timed(cmd, env, timeout):
+    """The finished process and its wall seconds and peak resident MiB, from /usr/bin/time -v."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
-        _run(["/usr/bin/time", "-v", "-o", out.name] + cmd, env)
+        proc = _run(["/usr/bin/time", "-v", "-o", out.name] + cmd, env, timeout)
         text = out.read()
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", text).group(1)
     seconds = sum(float(part) * 60 ** i for i, part in enumerate(reversed(wall.split(":"))))
     rss_kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", text).group(1))
-    return {"wall_s": seconds, "peak_rss_mib": rss_kib / 1024}
+    return proc, {"wall_s": seconds, "peak_rss_mib": rss_kib / 1024}
+
+
+def time_process(cmd, env=None):
+    """Wall seconds and peak resident MiB of the whole process, from /usr/bin/time -v."""
+    return _timed(cmd, env, None)[1]
+
+
+def run_json_measured(cmd, env=None, timeout=None):
+    """The last JSON object cmd printed, with the whole process's wall_s and peak_rss_mib added; BenchError when
+    it fails or runs past `timeout` seconds."""
+    proc, measured = _timed(cmd, env, timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        raise BenchError(f"{' '.join(cmd)} printed no JSON line")
+    return dict(json.loads(lines[-1]), **measured)

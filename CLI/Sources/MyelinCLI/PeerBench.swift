@@ -9,6 +9,9 @@ import Myelin
 ///   that `Benchmarks/fashion_mnist.py export` wrote as raw little-endian Float32 files (so every runtime
 ///   trains on the same pixels in the same batch order): `--warmup` steps, then one timed epoch, then
 ///   test-set inference in chunks of `--eval-batch`.
+/// - `--workload cnn` / `--workload resnet`: `ConvNets.fashionCNN` / `ConvNets.resnet(depth: 1)` (ResNet-8),
+///   Adam 1e-3, softmax cross-entropy, no augmentation, on the same export and batch order: `--warmup` steps,
+///   then `--batches` timed training steps (0: the whole epoch). Training samples/s only.
 /// - `--workload xor`: the XOR lab, 2-3-1 sigmoid without bias, ½Σ(y - t)², SGD lr 0.1, `--steps` full-batch steps.
 ///
 /// ```
@@ -16,22 +19,27 @@ import Myelin
 /// ```
 struct PeerBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "peers", abstract: "The Myelin side of scripts/bench-peers (MLP epoch or XOR lab), as one JSON line.")
+        commandName: "peers", abstract: "The Myelin side of scripts/bench-peers (MLP, CNN or ResNet-8 epoch, or XOR lab), as one JSON line.")
 
     @OptionGroup var device: DeviceOptions
-    @Option(help: "mlp or xor.") var workload = "mlp"
-    @Option(help: "Folder written by `Benchmarks/fashion_mnist.py export` (mlp).") var data: String?
+    @Option(help: "mlp, cnn, resnet or xor.") var workload = "mlp"
+    @Option(help: "Folder written by `Benchmarks/fashion_mnist.py export` (mlp, cnn, resnet).") var data: String?
     @Option(parsing: .unconditional, help: "Evaluation chunk size (mlp).") var evalBatch = 1000
     @Option(parsing: .unconditional, help: "Untimed steps before the timed ones.") var warmup = 20
     @Option(parsing: .unconditional, help: "Timed full-batch steps (xor).") var steps = 20_000
+    @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (cnn, resnet; 0: the whole epoch).")
+    var batches = 0
 
     func validate() throws {
         try checkingValues {
             try ValueCheck.atLeast(1, evalBatch, name: "--eval-batch")
             try ValueCheck.atLeast(0, warmup, name: "--warmup")
             try ValueCheck.atLeast(1, steps, name: "--steps")
+            try ValueCheck.atLeast(0, batches, name: "--batches")
         }
-        guard ["mlp", "xor"].contains(workload) else { throw ValidationError("--workload must be mlp or xor, got '\(workload)'") }
+        guard ["mlp", "cnn", "resnet", "xor"].contains(workload) else {
+            throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
+        }
     }
 
     func run() throws {
@@ -39,14 +47,16 @@ struct PeerBench: ParsableCommand {
         Device.default = device  // anything made without a device lands there too
         switch workload {
         case "mlp": try mlp(on: device)
+        case "cnn": try convnet(ConvNets.fashionCNN(seed: 1, device: device), on: device)
+        case "resnet": try convnet(ConvNets.resnet(depth: 1, seed: 1, device: device), on: device)
         case "xor": try xor(on: device)
-        default: throw ValidationError("--workload must be mlp or xor, got '\(workload)'")
+        default: throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
         }
     }
 
     /// A raw Float32 file of the export, as a tensor of `shape` on `device`.
     private func load(_ name: String, _ shape: [Int], on device: Device) throws -> Tensor {
-        guard let data else { throw ValidationError("--workload mlp needs --data (see Benchmarks/fashion_mnist.py)") }
+        guard let data else { throw ValidationError("--workload \(workload) needs --data (see Benchmarks/fashion_mnist.py)") }
         let url = URL(fileURLWithPath: data).appendingPathComponent(name)
         let bytes = try Data(contentsOf: url)
         let count = shape.reduce(1, *)
@@ -57,8 +67,9 @@ struct PeerBench: ParsableCommand {
         return try Tensor(values, shape: shape, on: device)
     }
 
-    private func mlp(on device: Device) throws {
-        guard let data else { throw ValidationError("--workload mlp needs --data") }
+    /// The export's meta.json: batch size, batches in the epoch, training and test images.
+    private func meta() throws -> (batch: Int, batches: Int, train: Int, test: Int) {
+        guard let data else { throw ValidationError("--workload \(workload) needs --data") }
         let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: data).appendingPathComponent("meta.json")))
         guard let info = meta as? [String: Int], let batch = info["batch"], let batches = info["batches"],
               let trainCount = info["train"], let testCount = info["test"] else {
@@ -67,6 +78,38 @@ struct PeerBench: ParsableCommand {
         for (key, value) in [("batch", batch), ("batches", batches), ("train", trainCount), ("test", testCount)] {
             try ValueCheck.atLeast(1, value, name: "\(data)/meta.json's \(key)")
         }
+        return (batch, batches, trainCount, testCount)
+    }
+
+    /// `--warmup` steps, then `--batches` (0: all) timed steps of `model` with Adam 1e-3 on the export's batch order.
+    private func convnet(_ model: Sequential, on device: Device) throws {
+        let (batch, epochBatches, trainCount, _) = try meta()
+        let trainX = try load("train-x.f32", [trainCount, 784], on: device)
+        let trainY = try load("train-y.f32", [trainCount], on: device)
+        let order = try load("batches.f32", [epochBatches, batch], on: device)
+        let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        func step(_ i: Int) throws -> Tensor {
+            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
+            optimizer.zeroGrad()
+            let loss = try softmaxCrossEntropy(logits: model(trainX.gather(rows: rows)), labels: trainY.gather(rows: rows))
+            try loss.backward()
+            try optimizer.step()
+            return loss
+        }
+        for i in 0..<Swift.min(warmup, epochBatches) { _ = try step(i) }
+        device.synchronize()
+        let start = DispatchTime.now().uptimeNanoseconds
+        var loss: Tensor? = nil
+        for i in 0..<timed { loss = try step(i) }
+        let finalLoss = try loss?.item() ?? .nan
+        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        printJSON(["device": device.name, "model": workload, "batches": timed,
+                   "train_samples_per_s": Double(timed * batch) / trainSeconds, "final_loss": Double(finalLoss)])
+    }
+
+    private func mlp(on device: Device) throws {
+        let (batch, batches, trainCount, testCount) = try meta()
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
         let testX = try load("test-x.f32", [testCount, 784], on: device)
