@@ -198,6 +198,22 @@ enum KernelExercise {
                 record("bn_backward_input \(outer)x\(channels)x\(inner) batch statistics \(batchStatistics)", gx, total)
             }
         }
+        // Max pooling (max_pool_forward, max_pool_backward): overlapping and padded windows, non-overlapping ones,
+        // on [2, 3, 7, 5] with ties (values rounded to tenths).
+        let poolX = upload(backend, testValues(2 * 3 * 7 * 5, seed: 45).map { ($0 * 10).rounded() / 10 })
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 0)] {
+            let pg = ConvGeometry(batch: 2, channels: 3, height: 7, width: 5, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                                  padH: p, padW: p)
+            let outCount = 2 * 3 * pg.outH * pg.outW
+            let py = backend.allocate(outCount), ties = backend.allocate(outCount)
+            backend.maxPoolForward(x: poolX, y: py, ties: ties, geometry: pg)
+            record("max_pool_forward \(k) \(s) \(p)", py, outCount)
+            record("max_pool_forward ties \(k) \(s) \(p)", ties, outCount)
+            let gx = backend.allocate(2 * 3 * 7 * 5)
+            backend.maxPoolBackward(x: poolX, y: py, ties: ties, gy: upload(backend, testValues(outCount, seed: 46)), gx: gx,
+                                    geometry: pg)
+            record("max_pool_backward \(k) \(s) \(p)", gx, 2 * 3 * 7 * 5)
+        }
         // Optimizer steps, each twice (first step, then with state).
         let n = 37
         func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {

@@ -117,6 +117,14 @@ protocol Backend: AnyObject, Sendable {
                                 weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
                                 epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int)
 
+    // Max pooling of the N·C planes of x [N, C, H, W] (geometry with any channel count); padding reads -infinity.
+
+    /// y[plane, oh, ow] = the window's maximum; ties[plane, oh, ow] = how many window positions equal it.
+    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry: ConvGeometry)
+    /// Overwrites gx with Σ over the windows holding each input at their maximum of gy / ties.
+    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
+                         geometry: ConvGeometry)
+
     // Chunked convolution (the algorithm is `conv2dForward` / `conv2dBackward` in ChunkedConvolution.swift).
     // A chunk is the images firstImage..<firstImage+images of the batch; L = outH·outW; its column matrix is
     // [C·kh·kw, images·L] with image b's patches in columns b·L..<(b+1)·L.

@@ -107,3 +107,60 @@ __kernel void bn_backward_input(__global const float* x, __global const float* g
     }
     gx[i] = k * g;
 }
+
+// Max pooling of the planes of x [planes, height, width] (padding reads -INFINITY): one work-item per output;
+// ties counts the window positions equal to the maximum (padding included), which share its gradient.
+__kernel void max_pool_forward(__global const float* x, __global float* y, __global float* ties, int height, int width,
+                               int out_h, int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w,
+                               int pad_h, int pad_w, int count) {
+    int o = get_global_id(0);
+    if (o >= count) return;
+    int p = o / (out_h * out_w), rest = o - p * out_h * out_w;
+    int oh = rest / out_w, ow = rest - oh * out_w;
+    __global const float* src = x + (long)p * height * width;
+    float best = -INFINITY;
+    for (int i = 0; i < kernel_h; ++i) {
+        int r = oh * stride_h - pad_h + i;
+        if (r < 0 || r >= height) continue;
+        for (int j = 0; j < kernel_w; ++j) {
+            int c = ow * stride_w - pad_w + j;
+            if (c >= 0 && c < width && src[r * width + c] > best) best = src[r * width + c];
+        }
+    }
+    int tied = 0;
+    for (int i = 0; i < kernel_h; ++i) {
+        int r = oh * stride_h - pad_h + i;
+        for (int j = 0; j < kernel_w; ++j) {
+            int c = ow * stride_w - pad_w + j;
+            float v = (r >= 0 && r < height && c >= 0 && c < width) ? src[r * width + c] : -INFINITY;
+            if (v == best) tied += 1;
+        }
+    }
+    y[o] = best;
+    ties[o] = (float)tied;
+}
+
+// gx[plane, r, c] = sum over the windows holding (r, c) at their maximum of gy / ties: one work-item per input.
+__kernel void max_pool_backward(__global const float* x, __global const float* y, __global const float* ties,
+                                __global const float* gy, __global float* gx, int height, int width, int out_h,
+                                int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
+                                int pad_w, int count) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int p = i / (height * width), rest = i - p * height * width;
+    int r = rest / width, c = rest - r * width;
+    float v = x[i];
+    int low_h = r + pad_h - kernel_h + 1, low_w = c + pad_w - kernel_w + 1;
+    int oh0 = low_h <= 0 ? 0 : (low_h + stride_h - 1) / stride_h;
+    int ow0 = low_w <= 0 ? 0 : (low_w + stride_w - 1) / stride_w;
+    int oh1 = min(out_h - 1, (r + pad_h) / stride_h), ow1 = min(out_w - 1, (c + pad_w) / stride_w);
+    long base = (long)p * out_h * out_w;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; ++oh) {
+        for (int ow = ow0; ow <= ow1; ++ow) {
+            long at = base + oh * out_w + ow;
+            if (v == y[at]) acc += gy[at] / ties[at];
+        }
+    }
+    gx[i] = acc;
+}
