@@ -41,6 +41,7 @@ let package = Package(
                 .embedInCode("Kernels/gemm_tuned.cl"),
                 .embedInCode("Kernels/gemm_variants.cl"),
                 .embedInCode("Kernels/layout.cl"),
+                .embedInCode("Kernels/normalization.cl"),
                 .embedInCode("Kernels/optimizers.cl"),
                 .embedInCode("Kernels/reduce.cl"),
             ],

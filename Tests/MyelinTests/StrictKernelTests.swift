@@ -171,6 +171,49 @@ enum KernelExercise {
                                outChannels: outChannels, chunkBudget: twoImages)
         record("conv2d input gradient", convGx, 3 * 3 * 7 * 5)
         record("conv2d weight gradient", convGw, outChannels * convGeometry.patchSize)
+        // Batch normalization (bn_moments, bn_apply, bn_backward_sums, bn_backward_input): [3, 5, 7·9] and [1, 3, 1]
+        // (one value per channel: a work-group mostly idle) and [7, 3] (2-D, inner 1).
+        for (outer, channels, inner) in [(3, 5, 63), (1, 3, 1), (7, 3, 1)] {
+            let total = outer * channels * inner
+            let bnX = upload(backend, testValues(total, seed: 41)), bnGy = upload(backend, testValues(total, seed: 42))
+            let bnW = upload(backend, testValues(channels, seed: 43)), bnB = upload(backend, testValues(channels, seed: 44))
+            let mean = backend.allocate(channels), variance = backend.allocate(channels)
+            backend.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner)
+            record("bn_moments mean \(outer)x\(channels)x\(inner)", mean, channels)
+            record("bn_moments variance \(outer)x\(channels)x\(inner)", variance, channels)
+            let y = backend.allocate(total)
+            backend.batchNormApply(x: bnX, y: y, mean: mean, variance: variance, weight: bnW, bias: bnB, epsilon: 1e-5,
+                                   outer: outer, channels: channels, inner: inner)
+            record("bn_apply \(outer)x\(channels)x\(inner)", y, total)
+            let gw = backend.allocate(channels), gb = backend.allocate(channels)
+            backend.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
+                                          epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
+            record("bn_backward_sums weight \(outer)x\(channels)x\(inner)", gw, channels)
+            record("bn_backward_sums bias \(outer)x\(channels)x\(inner)", gb, channels)
+            for batchStatistics in [true, false] {
+                let gx = backend.allocate(total)
+                backend.batchNormBackwardInput(x: bnX, gy: bnGy, mean: mean, variance: variance, weight: bnW, gweight: gw,
+                                               gbias: gb, gx: gx, epsilon: 1e-5, batchStatistics: batchStatistics,
+                                               outer: outer, channels: channels, inner: inner)
+                record("bn_backward_input \(outer)x\(channels)x\(inner) batch statistics \(batchStatistics)", gx, total)
+            }
+        }
+        // Max pooling (max_pool_forward, max_pool_backward): overlapping and padded windows, non-overlapping ones,
+        // on [2, 3, 7, 5] with ties (values rounded to tenths).
+        let poolX = upload(backend, testValues(2 * 3 * 7 * 5, seed: 45).map { ($0 * 10).rounded() / 10 })
+        for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 0)] {
+            let pg = ConvGeometry(batch: 2, channels: 3, height: 7, width: 5, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                                  padH: p, padW: p)
+            let outCount = 2 * 3 * pg.outH * pg.outW
+            let py = backend.allocate(outCount), ties = backend.allocate(outCount)
+            backend.maxPoolForward(x: poolX, y: py, ties: ties, geometry: pg)
+            record("max_pool_forward \(k) \(s) \(p)", py, outCount)
+            record("max_pool_forward ties \(k) \(s) \(p)", ties, outCount)
+            let gx = backend.allocate(2 * 3 * 7 * 5)
+            backend.maxPoolBackward(x: poolX, y: py, ties: ties, gy: upload(backend, testValues(outCount, seed: 46)), gx: gx,
+                                    geometry: pg)
+            record("max_pool_backward \(k) \(s) \(p)", gx, 2 * 3 * 7 * 5)
+        }
         // Optimizer steps, each twice (first step, then with state).
         let n = 37
         func step(_ name: String, _ body: (DeviceBuffer, DeviceBuffer, Bool) -> Void) {

@@ -6,7 +6,7 @@ import Foundation
 /// Train mode normalizes with the batch's mean and biased variance and updates the running statistics:
 /// `running = (1 - momentum)·running + momentum·batchStatistic`, with the unbiased variance
 /// (·n/(n-1)) for `running_var`. Eval mode uses the running statistics. `y = x̂·weight + bias`.
-/// Built from tensor ops, so autograd gives the backward. State keys are PyTorch's: `weight` (gamma),
+/// One recorded op with a closed-form backward (per-channel sums, then one pass over the values). State keys are PyTorch's: `weight` (gamma),
 /// `bias` (beta), `running_mean`, `running_var` and `num_batches_tracked` (a scalar counting train-mode
 /// batches, stored as a float; it does not change the result, as with PyTorch's default momentum).
 ///
@@ -53,32 +53,21 @@ public final class BatchNorm: Layer {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, \(features)] or [batch, \(features), height, width]",
                                    got: input.shape)
         }
-        // Parameters and statistics broadcast as [1, F] or [1, C, 1, 1].
-        let paramShape = input.rank == 2 ? [1, features] : [1, features, 1, 1]
-        let reduceAxes = input.rank == 2 ? [0] : [0, 2, 3]
-        let gamma = try weight.reshaped(paramShape), beta = try bias.reshaped(paramShape)
         if !isTraining {
-            let scale = try gamma / (runningVar.reshaped(paramShape) + epsilon).sqrt()
-            let shift = try beta - runningMean.reshaped(paramShape) * scale
-            return try input * scale + shift
+            return try input.batchNorm(weight: weight, bias: bias, statistics: (runningMean, runningVar), epsilon: epsilon).output
         }
-        let n = reduceAxes.reduce(1) { $0 * input.shape[$1] }
+        let n = input.count / features
         guard n > 1 else {
             throw LayerError.shape(layer: layerDescription, expected: "more than one value per feature in train mode", got: input.shape)
         }
-        var mean = input
-        for a in reduceAxes { mean = try mean.mean(axis: a, keepDims: true) }
-        let centered = try input - mean
-        var variance = centered.square()
-        for a in reduceAxes { variance = try variance.mean(axis: a, keepDims: true) }
-        let normalized = try centered / (variance + epsilon).sqrt()
+        let (output, mean, variance) = try input.batchNorm(weight: weight, bias: bias, statistics: nil, epsilon: epsilon)
         try withNoGrad {
             let m = momentum
-            runningMean = try runningMean * (1 - m) + mean.detach().reshaped([features]) * m
-            runningVar = try runningVar * (1 - m) + variance.detach().reshaped([features]) * (m * Float(n) / Float(n - 1))
+            runningMean = try runningMean * (1 - m) + mean * m
+            runningVar = try runningVar * (1 - m) + variance * (m * Float(n) / Float(n - 1))
             numBatchesTracked = numBatchesTracked + 1
         }
-        return try normalized * gamma + beta
+        return output
     }
 
     public var namedTensors: [(String, Tensor)] {

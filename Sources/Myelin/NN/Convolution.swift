@@ -226,12 +226,12 @@ func pool(_ input: Tensor, _ kind: PoolingKind, kernel: (Int, Int), stride: (Int
         throw LayerError.shape(layer: layer, expected: "[batch, channels, height >= \(kernel.0 - 2 * padding.0), width >= \(kernel.1 - 2 * padding.1)]",
                                got: input.shape)
     }
+    if kind == .max { return try input.maxPool2d(kernel: kernel, stride: stride, padding: padding) }
     let (n, c, h, w) = (input.shape[0], input.shape[1], input.shape[2], input.shape[3])
     let planes = try input.reshaped([n * c, 1, h, w])
-    let cols = try planes.im2col(kernel: kernel, stride: stride, padding: padding,
-                                 padValue: kind == .max ? -Float.infinity : 0)   // [N·C, kh·kw, L]
+    let cols = try planes.im2col(kernel: kernel, stride: stride, padding: padding, padValue: 0)   // [N·C, kh·kw, L]
     let g = try planes.convGeometry(kernel: kernel, stride: stride, padding: padding, op: layer)
-    let reduced = kind == .max ? try cols.max(axis: 1) : try cols.mean(axis: 1)
+    let reduced = try cols.mean(axis: 1)
     return try reduced.reshaped([n, c, g.outH, g.outW])
 }
 

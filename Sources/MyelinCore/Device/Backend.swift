@@ -100,6 +100,31 @@ protocol Backend: AnyObject, Sendable {
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64)
 
+    // Batch normalization over x [outer, channels, inner]: channel c holds the m = outer·inner values x[n, c, i].
+    // x̂ = (x − mean[c]) / √(variance[c] + epsilon).
+
+    /// mean[c] and the biased variance[c] of each channel's m values.
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int)
+    /// y = x̂·weight[c] + bias[c].
+    func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
+                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
+    /// gweight[c] = Σ gy·x̂ and gbias[c] = Σ gy over each channel's m values.
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
+    /// gx = weight[c]/√(variance[c] + epsilon) · (gy − (gbias[c] + x̂·gweight[c]) / m) when the statistics were
+    /// the batch's (`batchStatistics`), weight[c]/√(variance[c] + epsilon) · gy when they were constants.
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
+                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int)
+
+    // Max pooling of the N·C planes of x [N, C, H, W] (geometry with any channel count); padding reads -infinity.
+
+    /// y[plane, oh, ow] = the window's maximum; ties[plane, oh, ow] = how many window positions equal it.
+    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry: ConvGeometry)
+    /// Overwrites gx with Σ over the windows holding each input at their maximum of gy / ties.
+    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
+                         geometry: ConvGeometry)
+
     // Chunked convolution (the algorithm is `conv2dForward` / `conv2dBackward` in ChunkedConvolution.swift).
     // A chunk is the images firstImage..<firstImage+images of the batch; L = outH·outW; its column matrix is
     // [C·kh·kw, images·L] with image b's patches in columns b·L..<(b+1)·L.

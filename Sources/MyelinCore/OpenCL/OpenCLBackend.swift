@@ -775,7 +775,8 @@ enum KernelLibrary {
         [("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
          ("gemm_tuned.cl", PackageResources.gemm_tuned_cl),
-         ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl), ("optimizers.cl", PackageResources.optimizers_cl),
+         ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl),
+         ("normalization.cl", PackageResources.normalization_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
     }
 

@@ -1,0 +1,99 @@
+import Foundation
+
+// Batch normalization on the CPU: per-channel sums in Double, the elementwise passes as one multiply-add per value
+// (the naive form of Kernels/normalization.cl).
+extension CPUBackend {
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
+        let px = x.host!, pm = mean.host!, pv = variance.host!
+        guard outer > 0, channels > 0, inner > 0 else { return }
+        let m = Double(outer * inner)
+        parallelFor(channels, minimum: max(1, CPUBackend.parallelThreshold / (outer * inner))) { lo, hi in
+            for c in lo..<hi {
+                var sum = 0.0
+                for n in 0..<outer {
+                    let row = px + (n * channels + c) * inner
+                    for i in 0..<inner { sum += Double(row[i]) }
+                }
+                let mu = sum / m
+                var squares = 0.0
+                for n in 0..<outer {
+                    let row = px + (n * channels + c) * inner
+                    for i in 0..<inner {
+                        let d = Double(row[i]) - mu
+                        squares += d * d
+                    }
+                }
+                pm[c] = Float(mu)
+                pv[c] = Float(squares / m)
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
+                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+        let px = x.host!, py = y.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!, pb = bias.host!
+        guard outer > 0, channels > 0, inner > 0 else { return }
+        parallelFor(outer * channels, minimum: max(1, CPUBackend.parallelThreshold / inner)) { lo, hi in
+            for unit in lo..<hi {
+                let c = unit % channels
+                let invstd = 1 / (Double(pv[c]) + Double(epsilon)).squareRoot()
+                let scale = Float(Double(pw[c]) * invstd)
+                let shift = Float(Double(pb[c]) - Double(pm[c]) * Double(pw[c]) * invstd)
+                let src = px + unit * inner, dst = py + unit * inner
+                for i in 0..<inner { dst[i] = src[i] * scale + shift }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pgw = gweight.host!, pgb = gbias.host!
+        guard channels > 0 else { return }
+        parallelFor(channels, minimum: max(1, CPUBackend.parallelThreshold / max(1, outer * inner))) { lo, hi in
+            for c in lo..<hi {
+                let mu = Double(pm[c])
+                var sumG = 0.0, sumGX = 0.0
+                for n in 0..<outer {
+                    let offset = (n * channels + c) * inner
+                    let xr = px + offset, gr = pg + offset
+                    for i in 0..<inner {
+                        let g = Double(gr[i])
+                        sumG += g
+                        sumGX += g * (Double(xr[i]) - mu)
+                    }
+                }
+                pgb[c] = Float(sumG)
+                pgw[c] = Float(sumGX / (Double(pv[c]) + Double(epsilon)).squareRoot())
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
+                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!
+        let pgw = gweight.host!, pgb = gbias.host!, pgx = gx.host!
+        guard outer > 0, channels > 0, inner > 0 else { return }
+        let m = Double(outer * inner)
+        parallelFor(outer * channels, minimum: max(1, CPUBackend.parallelThreshold / inner)) { lo, hi in
+            for unit in lo..<hi {
+                let c = unit % channels
+                let invstd = 1 / (Double(pv[c]) + Double(epsilon)).squareRoot()
+                let k = Double(pw[c]) * invstd
+                // gx = k·gy + slope·x + offset, with slope and offset zero for constant statistics.
+                var slope = 0.0, offset = 0.0
+                if batchStatistics {
+                    slope = -k * invstd * Double(pgw[c]) / m
+                    offset = -k * Double(pgb[c]) / m - slope * Double(pm[c])
+                }
+                let a = Float(k), b = Float(slope), d = Float(offset)
+                let xr = px + unit * inner, gr = pg + unit * inner, out = pgx + unit * inner
+                for i in 0..<inner { out[i] = a * gr[i] + b * xr[i] + d }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+}

@@ -1,0 +1,166 @@
+// Batch normalization over x [outer, channels, inner]: channel c holds the m = outer*inner values x[n, c, i].
+// xhat = (x - mean[c]) / sqrt(variance[c] + epsilon). The per-channel kernels run one work-group per channel
+// whose local size is a power of two (the tree halves it).
+
+// The k-th of channel c's m values.
+inline long bn_index(long k, int channels, int inner, int c) {
+    long n = k / inner;
+    return (n * channels + c) * inner + (k - n * inner);
+}
+
+// Sums scratch[0..size) into scratch[0] (size a power of two); every work-item must call it.
+inline void bn_tree_sum(__local float* scratch, int lid, int size) {
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = size / 2; s > 0; s >>= 1) {
+        if (lid < s) scratch[lid] += scratch[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
+// mean[c] and biased variance[c], in two passes (the squares are of centred values).
+__kernel void bn_moments(__global const float* x, __global float* mean, __global float* variance,
+                         int outer, int channels, int inner, __local float* scratch) {
+    int c = get_group_id(0);
+    int lid = get_local_id(0);
+    int size = get_local_size(0);
+    long m = (long)outer * inner;
+    float acc = 0.0f;
+    for (long k = lid; k < m; k += size) acc += x[bn_index(k, channels, inner, c)];
+    scratch[lid] = acc;
+    bn_tree_sum(scratch, lid, size);
+    float mu = scratch[0] / (float)m;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    acc = 0.0f;
+    for (long k = lid; k < m; k += size) {
+        float d = x[bn_index(k, channels, inner, c)] - mu;
+        acc += d * d;
+    }
+    scratch[lid] = acc;
+    bn_tree_sum(scratch, lid, size);
+    if (lid == 0) {
+        mean[c] = mu;
+        variance[c] = scratch[0] / (float)m;
+    }
+}
+
+// y = xhat * weight[c] + bias[c], one work-item per value.
+__kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
+                       __global const float* variance, __global const float* weight, __global const float* bias,
+                       float epsilon, int channels, int inner, int count) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int c = (i / inner) % channels;
+    float scale = weight[c] * rsqrt(variance[c] + epsilon);
+    y[i] = (x[i] - mean[c]) * scale + bias[c];
+}
+
+// gweight[c] = sum(gy * xhat) and gbias[c] = sum(gy) over channel c; scratch holds 2 * local size floats.
+__kernel void bn_backward_sums(__global const float* x, __global const float* gy, __global const float* mean,
+                               __global const float* variance, __global float* gweight, __global float* gbias,
+                               float epsilon, int outer, int channels, int inner, __local float* scratch) {
+    int c = get_group_id(0);
+    int lid = get_local_id(0);
+    int size = get_local_size(0);
+    long m = (long)outer * inner;
+    float mu = mean[c];
+    float sumG = 0.0f, sumGX = 0.0f;
+    for (long k = lid; k < m; k += size) {
+        long at = bn_index(k, channels, inner, c);
+        float g = gy[at];
+        sumG += g;
+        sumGX += g * (x[at] - mu);
+    }
+    __local float* scratchG = scratch;
+    __local float* scratchGX = scratch + size;
+    scratchG[lid] = sumG;
+    scratchGX[lid] = sumGX;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = size / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            scratchG[lid] += scratchG[lid + s];
+            scratchGX[lid] += scratchGX[lid + s];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) {
+        gbias[c] = scratchG[0];
+        gweight[c] = scratchGX[0] * rsqrt(variance[c] + epsilon);
+    }
+}
+
+// gx = weight[c] * invstd * (gy - (gbias[c] + xhat * gweight[c]) / m) for batch statistics (batch_stats != 0),
+// weight[c] * invstd * gy for constant ones.
+__kernel void bn_backward_input(__global const float* x, __global const float* gy, __global const float* mean,
+                                __global const float* variance, __global const float* weight,
+                                __global const float* gweight, __global const float* gbias, __global float* gx,
+                                float epsilon, int batch_stats, int outer, int channels, int inner, int count) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int c = (i / inner) % channels;
+    float invstd = rsqrt(variance[c] + epsilon);
+    float k = weight[c] * invstd;
+    float g = gy[i];
+    if (batch_stats) {
+        float m = (float)outer * (float)inner;
+        float xhat = (x[i] - mean[c]) * invstd;
+        g -= (gbias[c] + xhat * gweight[c]) / m;
+    }
+    gx[i] = k * g;
+}
+
+// Max pooling of the planes of x [planes, height, width] (padding reads -INFINITY): one work-item per output;
+// ties counts the window positions equal to the maximum (padding included), which share its gradient.
+__kernel void max_pool_forward(__global const float* x, __global float* y, __global float* ties, int height, int width,
+                               int out_h, int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w,
+                               int pad_h, int pad_w, int count) {
+    int o = get_global_id(0);
+    if (o >= count) return;
+    int p = o / (out_h * out_w), rest = o - p * out_h * out_w;
+    int oh = rest / out_w, ow = rest - oh * out_w;
+    __global const float* src = x + (long)p * height * width;
+    float best = -INFINITY;
+    for (int i = 0; i < kernel_h; ++i) {
+        int r = oh * stride_h - pad_h + i;
+        if (r < 0 || r >= height) continue;
+        for (int j = 0; j < kernel_w; ++j) {
+            int c = ow * stride_w - pad_w + j;
+            if (c >= 0 && c < width && src[r * width + c] > best) best = src[r * width + c];
+        }
+    }
+    int tied = 0;
+    for (int i = 0; i < kernel_h; ++i) {
+        int r = oh * stride_h - pad_h + i;
+        for (int j = 0; j < kernel_w; ++j) {
+            int c = ow * stride_w - pad_w + j;
+            float v = (r >= 0 && r < height && c >= 0 && c < width) ? src[r * width + c] : -INFINITY;
+            if (v == best) tied += 1;
+        }
+    }
+    y[o] = best;
+    ties[o] = (float)tied;
+}
+
+// gx[plane, r, c] = sum over the windows holding (r, c) at their maximum of gy / ties: one work-item per input.
+__kernel void max_pool_backward(__global const float* x, __global const float* y, __global const float* ties,
+                                __global const float* gy, __global float* gx, int height, int width, int out_h,
+                                int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
+                                int pad_w, int count) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int p = i / (height * width), rest = i - p * height * width;
+    int r = rest / width, c = rest - r * width;
+    float v = x[i];
+    int low_h = r + pad_h - kernel_h + 1, low_w = c + pad_w - kernel_w + 1;
+    int oh0 = low_h <= 0 ? 0 : (low_h + stride_h - 1) / stride_h;
+    int ow0 = low_w <= 0 ? 0 : (low_w + stride_w - 1) / stride_w;
+    int oh1 = min(out_h - 1, (r + pad_h) / stride_h), ow1 = min(out_w - 1, (c + pad_w) / stride_w);
+    long base = (long)p * out_h * out_w;
+    float acc = 0.0f;
+    for (int oh = oh0; oh <= oh1; ++oh) {
+        for (int ow = ow0; ow <= ow1; ++ow) {
+            long at = base + oh * out_w + ow;
+            if (v == y[at]) acc += gy[at] / ties[at];
+        }
+    }
+    gx[i] = acc;
+}
