@@ -1,7 +1,6 @@
 """Fashion-MNIST `cnn` and ResNet-8 (`resnet`) training in PyTorch eager on the CPU (Adam 1e-3, batch 128, no
-augmentation): the architectures of ConvNets.fashionCNN and ConvNets.resnet(depth: 1), copied from
-scripts/torch_convnet_interop.py (which the checkpoint interoperability check proves identical to Myelin's;
-copied rather than imported because that script needs safetensors, which the benchmark venv lacks).
+augmentation): the architectures of ConvNets.fashionCNN and ConvNets.resnet(depth: 1), from scripts/torch_convnet_models.py
+(which the checkpoint interoperability check proves identical to Myelin's).
 
 Prints one JSON line: training samples/s over --batches batches (0: the whole shuffled epoch) after --warmup steps,
 on the batch order of Benchmarks/fashion_mnist.py (the same as every other runtime's).
@@ -9,51 +8,16 @@ on the batch order of Benchmarks/fashion_mnist.py (the same as every other runti
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
 from fashion_mnist import epoch_batches, load
 
-nn = torch.nn
-
-
-class BasicBlock(nn.Module):
-    """torchvision.models.resnet.BasicBlock (as in scripts/torch_convnet_interop.py)."""
-
-    def __init__(self, inplanes, planes, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = None
-        if stride != 1 or inplanes != planes:
-            self.downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-
-    def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        identity = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + identity)
-
-
-def fashion_cnn():
-    """ConvNets.fashionCNN."""
-    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)),
-                         nn.Conv2d(1, 32, 3, padding=1, bias=False), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
-
-
-def resnet(depth, classes=10):
-    """ConvNets.resnet(depth:) for 1x28x28 images."""
-    def stage(inplanes, planes, stride):
-        return nn.Sequential(BasicBlock(inplanes, planes, stride), *[BasicBlock(planes, planes) for _ in range(depth - 1)])
-    return nn.Sequential(nn.Unflatten(1, (1, 28, 28)),
-                         nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                         stage(16, 16, 1), stage(16, 32, 2), stage(32, 64, 2),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes))
+# The modules of scripts/torch_convnet_models.py, which the checkpoint interoperability check proves equal to
+# Myelin's (that module needs only torch).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from torch_convnet_models import fashion_cnn, resnet  # noqa: E402
 
 
 def main():

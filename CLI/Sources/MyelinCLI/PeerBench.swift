@@ -88,22 +88,8 @@ struct PeerBench: ParsableCommand {
         let trainY = try load("train-y.f32", [trainCount], on: device)
         let order = try load("batches.f32", [epochBatches, batch], on: device)
         let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
-        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
-        func step(_ i: Int) throws -> Tensor {
-            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
-            optimizer.zeroGrad()
-            let loss = try softmaxCrossEntropy(logits: model(trainX.gather(rows: rows)), labels: trainY.gather(rows: rows))
-            try loss.backward()
-            try optimizer.step()
-            return loss
-        }
-        for i in 0..<Swift.min(warmup, epochBatches) { _ = try step(i) }
-        device.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
-        var loss: Tensor? = nil
-        for i in 0..<timed { loss = try step(i) }
-        let finalLoss = try loss?.item() ?? .nan
-        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (trainSeconds, finalLoss) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
+                                                         available: epochBatches, timed: timed, on: device)
         printJSON(["device": device.name, "model": workload, "batches": timed,
                    "train_samples_per_s": Double(timed * batch) / trainSeconds, "final_loss": Double(finalLoss)])
     }
@@ -121,22 +107,8 @@ struct PeerBench: ParsableCommand {
             Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 2, device: device)
             Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
         }
-        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
-        func step(_ i: Int) throws -> Tensor {
-            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
-            optimizer.zeroGrad()
-            let loss = try softmaxCrossEntropy(logits: model(trainX.gather(rows: rows)), labels: trainY.gather(rows: rows))
-            try loss.backward()
-            try optimizer.step()
-            return loss
-        }
-        for i in 0..<Swift.min(warmup, batches) { _ = try step(i) }
-        device.synchronize()
-        let start = DispatchTime.now().uptimeNanoseconds
-        var loss: Tensor? = nil
-        for i in 0..<batches { loss = try step(i) }
-        let finalLoss = try loss?.item() ?? .nan
-        let trainSeconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let (trainSeconds, finalLoss) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
+                                                         available: batches, timed: batches, on: device)
 
         let evalStart = DispatchTime.now().uptimeNanoseconds
         var correct = 0
@@ -151,6 +123,28 @@ struct PeerBench: ParsableCommand {
         printJSON(["device": device.name, "train_samples_per_s": Double(batches * batch) / trainSeconds,
                    "test_samples_per_s": Double(testCount) / testSeconds, "final_loss": Double(finalLoss),
                    "test_accuracy": Double(correct) / Double(testCount)])
+    }
+
+    /// Adam (lr 1e-3) with softmax cross-entropy on the rows of `order`, one batch per row: `warmup` untimed steps,
+    /// then `timed` steps from the epoch's first batch; the seconds they took and the last loss (one read at the end).
+    private func timeTraining(_ model: Sequential, x: Tensor, y: Tensor, order: Tensor, batch: Int, available: Int,
+                              timed: Int, on device: Device) throws -> (seconds: Double, loss: Float) {
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        func step(_ i: Int) throws -> Tensor {
+            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
+            optimizer.zeroGrad()
+            let loss = try softmaxCrossEntropy(logits: model(x.gather(rows: rows)), labels: y.gather(rows: rows))
+            try loss.backward()
+            try optimizer.step()
+            return loss
+        }
+        for i in 0..<Swift.min(warmup, available) { _ = try step(i) }
+        device.synchronize()
+        let start = DispatchTime.now().uptimeNanoseconds
+        var loss: Tensor? = nil
+        for i in 0..<timed { loss = try step(i) }
+        let finalLoss = try loss?.item() ?? .nan
+        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, finalLoss)
     }
 
     private func xor(on device: Device) throws {
