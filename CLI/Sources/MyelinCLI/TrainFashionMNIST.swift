@@ -11,8 +11,8 @@ extension Whitening.Method: @retroactive ExpressibleByArgument {}
 
 /// Fashion-MNIST with a choice of model, each with its own recipe (every default can be changed by an option):
 /// - `mlp`: 784-512-256-10 with ReLU, Adam 1e-3, no schedule, no augmentation, 10 epochs.
-/// - `cnn`: `ConvNets.fashionCNN`, AdamW 1e-3 (weight decay 0.01), cosine schedule set every batch, random crops
-///   (2-pixel padding) and flips, 10 epochs.
+/// - `cnn`: `ConvNets.fashionCNN`, AdamW 1e-3 (weight decay 0.01), cosine schedule set every batch, no augmentation
+///   (in 10 epochs crops and flips leave this small network underfitted: 90.9% against 92.1% without, on the CPU device), 10 epochs.
 /// - `resnet`: `ConvNets.resnet(depth: 3)` (ResNet-20), SGD with Nesterov momentum 0.9, lr 0.1, weight decay 5e-4,
 ///   1 epoch of linear warm-up then cosine, set every batch, random crops and flips, 15 epochs.
 /// All use batches of 128 and a validation split from the training set, and print the test accuracy and a
@@ -24,7 +24,7 @@ struct TrainFashionMNIST: ParsableCommand {
         discussion: """
             Recipes (each option overrides its part); all: batch 128, 6000 validation images.
               mlp: 784-512-256-10 ReLU; adam lr 1e-3; no schedule, no augmentation; 10 epochs.
-              cnn: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01; cosine schedule per batch, no warm-up; random crop + flip; 10 epochs.
+              cnn: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01; cosine schedule per batch, no warm-up; no augmentation; 10 epochs.
               resnet: CIFAR-style ResNet, --depth 3 (ResNet-20); nesterov (momentum 0.9) lr 0.1, weight decay 5e-4; 1 warm-up epoch, then cosine per batch; random crop + flip; 15 epochs.
             """)
     @OptionGroup var device: DeviceOptions
@@ -34,7 +34,7 @@ struct TrainFashionMNIST: ParsableCommand {
     @Option(parsing: .unconditional, help: "Residual blocks per stage of the resnet: 1 is ResNet-8, 2 ResNet-14, 3 ResNet-20 (default 3).")
     var depth: Int?
     @Flag(inversion: .prefixedNo,
-          help: "Random crops (2-pixel zero padding) and horizontal flips of the training images, on the device (default: on for cnn and resnet, off for mlp).")
+          help: "Random crops (2-pixel zero padding) and horizontal flips of the training images, on the device (default: on for resnet, off for mlp and cnn).")
     var augment: Bool?
     @Option(help: "Learning-rate schedule: none, or cosine (linear warm-up over --warmup epochs, then cosine down to 0 at the last epoch, set every batch). Default: cosine for cnn and resnet, none for mlp.")
     var schedule: String?
@@ -65,7 +65,7 @@ struct TrainFashionMNIST: ParsableCommand {
         var r: Recipe
         switch model {
         case .mlp: r = Recipe(optimizer: "adam", learningRate: 1e-3, weightDecay: nil, epochs: 10, cosine: false, warmup: 0, augment: false)
-        case .cnn: r = Recipe(optimizer: "adamw", learningRate: 1e-3, weightDecay: 0.01, epochs: 10, cosine: true, warmup: 0, augment: true)
+        case .cnn: r = Recipe(optimizer: "adamw", learningRate: 1e-3, weightDecay: 0.01, epochs: 10, cosine: true, warmup: 0, augment: false)
         case .resnet: r = Recipe(optimizer: "nesterov", learningRate: 0.1, weightDecay: 5e-4, epochs: 15, cosine: true, warmup: 1, augment: true)
         }
         if let schedule { r.cosine = schedule.lowercased() == "cosine" }
