@@ -140,8 +140,17 @@ public final class Dropout: ParameterlessLayer {
 
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         guard isTraining, rate > 0 else { return input }
-        let u = Tensor.deviceUniform(input.shape, seed: maskSeed(calls), on: input.device)
+        let seed = maskSeed(calls)
         calls &+= 1
+        if CaptureHooks.isRecording {
+            // A captured step draws the next call's mask seed the same way at each replay.
+            CaptureHooks.noteSeed(seed) { [self] in
+                let next = maskSeed(calls)
+                calls &+= 1
+                return next
+            }
+        }
+        let u = Tensor.deviceUniform(input.shape, seed: seed, on: input.device)
         // keep where u >= rate (probability 1 - rate), scaled so the expectation is unchanged.
         let mask = u.greaterEqual(rate) * (1 / (1 - rate))
         return try input * mask

@@ -61,11 +61,15 @@ public final class BatchNorm: Layer {
             throw LayerError.shape(layer: layerDescription, expected: "more than one value per feature in train mode", got: input.shape)
         }
         let (output, mean, variance) = try input.batchNorm(weight: weight, bias: bias, statistics: nil, epsilon: epsilon)
+        // In place (the same launches and values as `running = running * (1 - m) + statistic * m`), so the
+        // tensors keep their buffers: a captured step replays the update into them.
         try withNoGrad {
             let m = momentum
-            runningMean = try runningMean * (1 - m) + mean * m
-            runningVar = try runningVar * (1 - m) + variance * (m * Float(n) / Float(n - 1))
-            numBatchesTracked = numBatchesTracked + 1
+            runningMean.applyInPlace(.multiply, scalar: 1 - m)
+            try runningMean.applyInPlace(.add, mean * m)
+            runningVar.applyInPlace(.multiply, scalar: 1 - m)
+            try runningVar.applyInPlace(.add, variance * (m * Float(n) / Float(n - 1)))
+            numBatchesTracked.applyInPlace(.add, scalar: 1)
         }
         return output
     }

@@ -107,6 +107,10 @@ extension Layer {
     ///     `DivergenceCheck`); nil turns the check off.
     ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
     ///   - output: where the progress text goes. Default standard output.
+    ///   - capture: records the training step once per batch shape and replays it (see `CapturedStep`):
+    ///     bit-identical results with less host work per step. Used when every layer is one of Myelin's own; a
+    ///     model with a layer type of your own, or a step that capture refuses (`CaptureError`), trains eagerly.
+    ///     The loss given to callbacks is then a copy. Default true; false always trains eagerly.
     /// - Returns: the loss and metrics of every epoch (those of `history` first).
     /// - Throws: `TrainingError.invalid` for a bad argument (batch size, empty data, `initialEpoch`),
     ///   `TrainingError.nonFiniteLoss` when the loss becomes NaN or infinite,
@@ -118,7 +122,8 @@ extension Layer {
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     augmentation: Augmentation? = nil, shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
-                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
+                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) },
+                    capture: Bool = true) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
         guard initialEpoch >= 0, initialEpoch <= epochs else {
@@ -134,6 +139,7 @@ extension Layer {
         for c in callbacks { try c.trainingWillBegin(context) }
         defer { eval() }
         let parameters = self.parameters
+        let captured = capture && CapturedStep.isBuiltIn(self) ? CapturedStep(model: self, optimizer: optimizer, loss: { try loss($0, $1) }) : nil
         // The loss of the first batch this call trains, on the device until the end of the first epoch.
         var firstLoss: Tensor?
         var reference: Double?
@@ -145,6 +151,7 @@ extension Layer {
             }
             for c in callbacks { try c.epochWillBegin(epoch, context) }
             train()
+            captured?.dropStaleRecordings()
             let start = Date()
             let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
             let batchCount = batches.count
@@ -165,16 +172,22 @@ extension Layer {
                     schedule.apply(to: optimizer, progress: Double(epoch) + Double(b) / Double(batchCount), base: base)
                 }
                 for c in callbacks { try c.batchWillBegin(b, context) }
-                optimizer.zeroGrad()
                 let features = try augmentation.map {
                     try $0.apply(to: batch.features, seed: Augmentation.batchSeed(seed, epoch: epoch, batch: b))
                 } ?? batch.features
-                let out = try self(features)
-                let l = try loss(out, batch.targets)
-                try l.backward()
-                try optimizer.step()
-                let value = l.detach()
-                if firstLoss == nil { firstLoss = value }
+                let out: Tensor, value: Tensor
+                if let captured {
+                    // The captured step's loss and output are overwritten by its next call: copies where kept.
+                    (value, out) = try captured.fitStep(features, batch.targets)
+                } else {
+                    optimizer.zeroGrad()
+                    out = try self(features)
+                    let l = try loss(out, batch.targets)
+                    try l.backward()
+                    try optimizer.step()
+                    value = l.detach()
+                }
+                if firstLoss == nil { firstLoss = captured == nil ? value : value.copy() }
                 try withNoGrad {
                     lossSum = try lossSum + value * Float(batch.count)
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
@@ -192,7 +205,10 @@ extension Layer {
                         metricCounts[i] += n
                     }
                 }
-                for c in callbacks { try c.batchDidEnd(b, loss: value, context) }
+                if !callbacks.isEmpty {
+                    let kept = captured == nil ? value : value.copy()
+                    for c in callbacks { try c.batchDidEnd(b, loss: kept, context) }
+                }
                 samples += batch.count
                 if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
                     // One host read: the flag, the loss sum and the metric sums.

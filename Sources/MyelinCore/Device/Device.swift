@@ -1,5 +1,6 @@
 import Foundation
 import COpenCL
+import Synchronization
 
 /// Memory that lives on a device: host memory for the CPU, a `cl_mem` for OpenCL.
 /// When the last reference goes away the memory returns to its device's pool.
@@ -37,23 +38,33 @@ final class DeviceBuffer {
 /// let x = Tensor.ones([2, 3], on: gpu)
 /// ```
 public final class Device: CustomStringConvertible, Hashable, @unchecked Sendable {
-    let backend: Backend
+    /// The device's own backend (what `backend` gives outside a step capture).
+    let base: Backend
+    /// How many step captures are recording now, anywhere in the process (see Capture.swift). While it is 0,
+    /// `backend` is `base` after one relaxed load and a branch.
+    let activeCaptures = Atomic<Int>(0)
 
-    init(backend: Backend) { self.backend = backend }
+    init(backend: Backend) { self.base = backend }
+
+    /// The backend every op calls: `base`, or the recording proxy of a step capture running in this task.
+    @inline(__always) var backend: Backend {
+        if activeCaptures.load(ordering: .relaxed) == 0 { return base }
+        return CaptureRecorder.backend(for: self)
+    }
 
     /// `cpu` or `opencl:N`: the string `DeviceSpec(parsing:)` reads back to this device.
-    public var name: String { backend.name }
+    public var name: String { base.name }
     public var description: String { name }
     /// True for an OpenCL device.
-    public var isOpenCL: Bool { backend.kind == .openCL }
+    public var isOpenCL: Bool { base.kind == .openCL }
     /// A longer description: the OpenCL device's name and platform, or the CPU's thread count.
-    public var details: String { backend.details }
+    public var details: String { base.details }
 
     /// Transfer, allocation and launch counters since the device was created.
-    public var stats: DeviceStats { backend.stats }
+    public var stats: DeviceStats { base.stats }
 
     /// Waits for every queued command on the device to finish (benchmarks use this).
-    public func synchronize() { backend.synchronize() }
+    public func synchronize() { base.synchronize() }
 
     /// Waits for the device, then throws the first command that failed since the last check (an OpenCL launch
     /// the driver refused, naming the kernel, its sizes and the device's limits), so results computed after it
@@ -64,8 +75,8 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     /// try loss.device.check()
     /// ```
     public func check() throws {
-        backend.synchronize()
-        if let failure = backend.takeFailure() { throw failure }
+        base.synchronize()
+        if let failure = base.takeFailure() { throw failure }
     }
 
     public static func == (a: Device, b: Device) -> Bool { a === b }
@@ -84,6 +95,12 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
     @available(*, deprecated, message: "use try Device.make(.opencl(index: N)), the one way to name a device")
     public static func opencl(_ index: Int = 0) throws -> Device {
         try openCLDevice(index)
+    }
+
+    /// Every device made so far: the CPU and each OpenCL device created (a step capture watches them all).
+    static func created() -> [Device] {
+        lock.lock(); defer { lock.unlock() }
+        return [cpu] + openCLDevices.keys.sorted().map { openCLDevices[$0]! }
     }
 
     /// The OpenCL device numbered `index`, made once and then shared.

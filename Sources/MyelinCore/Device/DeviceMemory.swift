@@ -117,7 +117,7 @@ package func checkedFloatBytes(_ count: Int) -> Int? {
 
 extension Device {
     /// How much memory this device can give now (see `DeviceMemory`).
-    public var memory: DeviceMemory { backend.memory }
+    public var memory: DeviceMemory { base.memory }
 
     /// Throws `DeviceError.outOfMemory` when a buffer of `bytes` cannot be allocated on this device: larger than its
     /// largest buffer, or than the memory available. `what` names the tensor in the message (e.g.

@@ -26,6 +26,22 @@ extension Tensor {
         backend.write(values, to: buffer, offset: offset)
     }
 
+    // MARK: in-place arithmetic (state that must keep its buffer, e.g. running statistics under step capture)
+
+    /// self = self op s, in place (the same launch as `self op s` makes, writing into this tensor's buffer).
+    package func applyInPlace(_ op: BinaryOp, scalar s: Float) {
+        backend.unary(.scalar(op, s, scalarFirst: false), x: buffer, out: buffer, count: count)
+    }
+
+    /// self = self op other, in place, for `other` of the same shape (the launch `self op other` makes).
+    package func applyInPlace(_ op: BinaryOp, _ other: Tensor) throws {
+        guard other.shape == shape else {
+            throw TensorError.shapeMismatch(op: "applyInPlace(\(op))", "differ (an in-place update needs the same shape)", shape, other.shape)
+        }
+        try checkSameDevice(other, "applyInPlace(\(op))")
+        backend.binary(op, a: buffer, b: other.buffer, out: buffer, layout: .flat(count))
+    }
+
     // MARK: fused optimizer updates (one launch each; self is the parameter, updated in place)
 
     /// One SGD step on this parameter from `grad`, with its momentum buffer when momentum is used.

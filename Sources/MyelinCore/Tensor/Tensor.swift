@@ -359,6 +359,13 @@ public enum Random {
 
     /// The next seed of the sequence (each call gives a new one).
     public static func nextSeed() -> UInt64 {
+        let seed = draw()
+        // Inside a step capture, a replay draws this seed again (see `CaptureHooks.noteSeed`).
+        if let recorder = CaptureRecorder.current { recorder.noteSeed(seed) { Random.draw() } }
+        return seed
+    }
+
+    private static func draw() -> UInt64 {
         lock.lock(); defer { lock.unlock() }
         var g = SeededGenerator(seed: counter)
         counter &+= 1
