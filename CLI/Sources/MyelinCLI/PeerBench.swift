@@ -29,6 +29,7 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed full-batch steps (xor).") var steps = 20_000
     @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (cnn, resnet; 0: the whole epoch).")
     var batches = 0
+    @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
 
     func validate() throws {
         try checkingValues {
@@ -130,8 +131,10 @@ struct PeerBench: ParsableCommand {
     private func timeTraining(_ model: Sequential, x: Tensor, y: Tensor, order: Tensor, batch: Int, available: Int,
                               timed: Int, on device: Device) throws -> (seconds: Double, loss: Float) {
         let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        let captured = capture ? try model.captureStep(loss: .softmaxCrossEntropy, optimizer: optimizer) : nil
         func step(_ i: Int) throws -> Tensor {
             let rows = try order.slice(i..<(i + 1)).reshaped([batch])
+            if let captured { return try captured(x.gather(rows: rows), y.gather(rows: rows)) }
             optimizer.zeroGrad()
             let loss = try softmaxCrossEntropy(logits: model(x.gather(rows: rows)), labels: y.gather(rows: rows))
             try loss.backward()
@@ -157,7 +160,9 @@ struct PeerBench: ParsableCommand {
         let x = try Tensor([0, 0, 0, 1, 1, 0, 1, 1], shape: [4, 2], on: device)
         let t = try Tensor([0, 1, 1, 0], shape: [4, 1], on: device)
         let optimizer = try SGD(parameters: model.parameters, learningRate: 0.1)
+        let captured = capture ? try model.captureStep(loss: .halfSumOfSquares, optimizer: optimizer) : nil
         func step() throws -> Tensor {
+            if let captured { return try captured(x, t) }
             optimizer.zeroGrad()
             let loss = try halfSumOfSquares(predictions: model(x), targets: t)
             try loss.backward()

@@ -15,6 +15,7 @@ struct TrainBench: ParsableCommand {
     @Option(name: .customLong("xor-steps-opencl"), parsing: .unconditional, help: "XOR lab steps on OpenCL devices (launch-bound).") var xorStepsOpenCL = 2_000
     @Option(help: "Folder with Fashion-MNIST's IDX files.") var data = MNIST.fashionDirectory.path
     @Flag(help: "Print the results as JSON.") var json = false
+    @Flag(inversion: .prefixedNo, help: "Capture the training step and replay it (fit(capture:), captureStep).") var capture = true
 
     func validate() throws {
         try checkingValues {
@@ -42,11 +43,11 @@ struct TrainBench: ParsableCommand {
             let adam = try Adam(parameters: model.parameters, learningRate: 1e-3)
             // Warm-up: kernels built and buffers pooled.
             try model.fit(train.subset(0..<Swift.min(1024, train.count)), epochs: 1, batchSize: batchSize, loss: .softmaxCrossEntropy,
-                          optimizer: adam, metrics: [.accuracy], verbosity: .silent)
+                          optimizer: adam, metrics: [.accuracy], verbosity: .silent, capture: capture)
             device.synchronize()
             let start = Date()
             let h = try model.fit(train, epochs: 1, batchSize: batchSize, loss: .softmaxCrossEntropy, optimizer: adam,
-                                  metrics: [.accuracy], verbosity: .silent)
+                                  metrics: [.accuracy], verbosity: .silent, capture: capture)
             device.synchronize()
             let seconds = Date().timeIntervalSince(start)
             let mlp: [String: Any] = ["device": device.name, "details": device.details, "benchmark": "fashion-mnist-mlp-epoch",
@@ -59,7 +60,7 @@ struct TrainBench: ParsableCommand {
                              train.count, seconds, Double(train.count) / seconds, h["accuracy"]![0], Self.peakMiB()))
             }
             let steps = device.isOpenCL ? xorStepsOpenCL : xorSteps
-            let xorSeconds = try Self.xorLab(on: device, steps: steps)
+            let xorSeconds = try Self.xorLab(on: device, steps: steps, capture: capture)
             let xor: [String: Any] = ["device": device.name, "benchmark": "xor-lab", "steps": steps, "seconds": xorSeconds,
                                       "steps_per_second": Double(steps) / xorSeconds, "peak_rss_mib": Self.peakMiB()]
             results.append(xor)
@@ -78,12 +79,14 @@ struct TrainBench: ParsableCommand {
     }
 
     /// Seconds for `steps` full-batch steps of the XOR lab (SGD, lr 0.1), after a short warm-up.
-    static func xorLab(on device: Device, steps: Int) throws -> Double {
+    static func xorLab(on device: Device, steps: Int, capture: Bool = false) throws -> Double {
         let model = GateLab.model(seed: 1, on: device)
         let sgd = try SGD(parameters: model.parameters, learningRate: 0.1)
         let table = ToyTable.xor.table
         let x = try table.tensor(["x1", "x2"], on: device), t = try table.tensor(["y"], on: device)
+        let captured = capture ? try model.captureStep(loss: .halfSumOfSquares, optimizer: sgd) : nil
         func step() throws {
+            if let captured { try captured(x, t); return }
             sgd.zeroGrad()
             try halfSumOfSquares(predictions: model(x), targets: t).backward()
             try sgd.step()
