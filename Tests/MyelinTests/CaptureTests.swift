@@ -197,6 +197,9 @@ struct CaptureTests {
         for _ in 0..<2 { try eagerStep(); try step(x, y) }
         let calls = try #require(step.recordedCallCount(features: [8, 5], targets: [8]))
         #expect(calls > 20)
+        // On OpenCL every recorded call but device copies replays as launches with their arguments set once.
+        let prepared = try #require(step.preparedCallCount(features: [8, 5], targets: [8]))
+        #expect(openCL ? prepared >= calls - 4 : prepared == 0, "\(prepared) of \(calls) calls prepared")
         device.synchronize()
         let start = device.stats
         for _ in 0..<5 { try eagerStep() }

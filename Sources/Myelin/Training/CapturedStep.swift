@@ -98,6 +98,11 @@ public final class CapturedStep {
         recordings.first { $0.key == Key(features: features, targets: targets, training: model.isTraining) }?.program.callCount
     }
 
+    /// How many of the record's calls replay as prepared launches (OpenCL kernels with their arguments set once).
+    func preparedCallCount(features: [Int], targets: [Int]) -> Int? {
+        recordings.first { $0.key == Key(features: features, targets: targets, training: model.isTraining) }?.program.preparedCallCount
+    }
+
     /// Drops the records made before one of the model's tensors was replaced (`fit` checks once per epoch).
     func dropStaleRecordings() {
         guard !recordings.isEmpty else { return }

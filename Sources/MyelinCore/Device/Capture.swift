@@ -82,8 +82,13 @@ package final class CapturedProgram {
     /// The device the record runs on.
     package let device: Device
 
-    fileprivate init(records: [(Backend) -> Void], redraws: [() -> UInt64], seeds: SeedSlots, device: Device) {
+    /// How many of the recorded calls replay as prepared launches (OpenCL: kernels with their arguments set once).
+    package let preparedCallCount: Int
+
+    fileprivate init(records: [(Backend) -> Void], redraws: [() -> UInt64], seeds: SeedSlots, device: Device,
+                     preparedCallCount: Int) {
         self.records = records
+        self.preparedCallCount = preparedCallCount
         self.base = device.base
         self.redraws = redraws
         self.seeds = seeds
@@ -101,7 +106,7 @@ package final class CapturedProgram {
 }
 
 /// The seeds a replay draws, read by the recorded random ops.
-private final class SeedSlots: @unchecked Sendable {
+final class SeedSlots: @unchecked Sendable {
     var values: [UInt64]
     init(count: Int) { values = Array(repeating: 0, count: count) }
 }
@@ -119,16 +124,35 @@ package enum StepCapture {
         var devices = Device.created()
         if !devices.contains(where: { $0 === device }) { devices.append(device) }   // a device made privately
         for d in devices { d.activeCaptures.add(1, ordering: .sequentiallyConsistent) }
-        defer { for d in devices { d.activeCaptures.subtract(1, ordering: .sequentiallyConsistent) } }
+        let logs = recorder.preparable != nil
+        if logs { CaptureRecorder.launchLogging.add(1, ordering: .sequentiallyConsistent) }
+        defer {
+            for d in devices { d.activeCaptures.subtract(1, ordering: .sequentiallyConsistent) }
+            if logs { CaptureRecorder.launchLogging.subtract(1, ordering: .sequentiallyConsistent) }
+        }
         let result = try CaptureRecorder.$current.withValue(recorder) { try body() }
         return (result, Result { () throws(CaptureError) -> CapturedProgram in try recorder.finish() })
     }
+}
+
+/// A backend whose recorded calls a capture can turn into a cheaper replay than calling the backend again (OpenCL:
+/// kernels with their arguments set once). While some capture records, the backend hands each launch it enqueues
+/// to `CaptureRecorder.current?.logLaunch(from:_:)`.
+protocol CaptureReplayPreparing: AnyObject {
+    /// The replay of one recorded call from the launches it logged (in order), or nil to keep the generic one.
+    /// A launch argument equal to `seed.value` takes the seed drawn again at each replay from `seed.slots`.
+    func preparedReplay(of launches: [Any], seed: (value: UInt64, slots: SeedSlots, slot: Int)?) -> ((Backend) -> Void)?
 }
 
 /// The recording proxy of one capture: forwards every call to the device's backend and appends a replay closure.
 final class CaptureRecorder: Backend, @unchecked Sendable {
     /// The recorder of the capture the current task runs, if any.
     @TaskLocal static var current: CaptureRecorder?
+
+    /// How many captures record on a backend that logs its launches (`CaptureReplayPreparing`).
+    static let launchLogging = Atomic<Int>(0)
+    /// Whether a backend should hand its launches to `current` (one relaxed load).
+    static var logsLaunches: Bool { launchLogging.load(ordering: .relaxed) > 0 }
 
     /// What `Device.backend` gives while some capture records: this task's recorder for its device, else the base.
     static func backend(for device: Device) -> Backend {
@@ -146,9 +170,23 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     private var seedDraws: [(value: UInt64, redraw: () -> UInt64, used: Bool)] = []
     private let seeds = SeedSlots(count: 0)
 
+    /// The base backend when it can prepare replays.
+    let preparable: CaptureReplayPreparing?
+    /// The launches the base logged during the call being recorded (nil between calls).
+    private var pending: [Any]?
+    /// How many records are prepared replays.
+    private var preparedCount = 0
+
     init(device: Device) {
         self.device = device
         self.base = device.base
+        self.preparable = device.base as? CaptureReplayPreparing
+    }
+
+    /// Takes a launch the base backend enqueued for the call being recorded (other backends' are ignored).
+    func logLaunch(from backend: AnyObject, _ launch: Any) {
+        guard backend === base, pending != nil else { return }
+        pending!.append(launch)
     }
 
     func fail(_ error: CaptureError) { if failure == nil { failure = error } }
@@ -169,13 +207,36 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
         let unused = seedDraws.filter { !$0.used }.count
         if unused > 0 { throw CaptureError.seedNotUsed(count: unused) }
         seeds.values = Array(repeating: 0, count: seedDraws.count)
-        return CapturedProgram(records: records, redraws: seedDraws.map(\.redraw), seeds: seeds, device: device)
+        return CapturedProgram(records: records, redraws: seedDraws.map(\.redraw), seeds: seeds, device: device,
+                               preparedCallCount: preparedCount)
     }
 
     /// Runs `call` on the base backend now and appends it for replays.
     @inline(__always) private func run(_ call: @escaping (Backend) -> Void) {
-        call(base)
-        records.append(call)
+        record(now: call, replay: call, seed: nil)
+    }
+
+    /// Runs `now` on the base backend and appends `replay` (or the base's prepared replay of the launches `now`
+    /// made, when every command it enqueued was a logged launch).
+    private func record(now: (Backend) -> Void, replay: @escaping (Backend) -> Void,
+                        seed: (value: UInt64, slots: SeedSlots, slot: Int)?) {
+        guard let preparable else {
+            now(base)
+            records.append(replay)
+            return
+        }
+        pending = []
+        let before = base.stats.launches
+        now(base)
+        let enqueued = base.stats.launches - before
+        let launches = pending ?? []
+        pending = nil
+        if !launches.isEmpty, enqueued == launches.count, let prepared = preparable.preparedReplay(of: launches, seed: seed) {
+            records.append(prepared)
+            preparedCount += 1
+        } else {
+            records.append(replay)
+        }
     }
 
     // MARK: Backend: forwarded without recording
@@ -248,12 +309,13 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
         run { $0.oneHot(indices: indices, out: out, count: count, classes: classes) }
     }
     func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64) {
-        base.randomUniform(out: out, count: count, seed: seed)
+        let now: (Backend) -> Void = { $0.randomUniform(out: out, count: count, seed: seed) }
         if let slot = seedSlot(for: seed) {
             let seeds = self.seeds
-            records.append { $0.randomUniform(out: out, count: count, seed: seeds.values[slot]) }
+            record(now: now, replay: { $0.randomUniform(out: out, count: count, seed: seeds.values[slot]) },
+                   seed: (seed, seeds, slot))
         } else {
-            records.append { $0.randomUniform(out: out, count: count, seed: seed) }
+            record(now: now, replay: now, seed: nil)
         }
     }
     func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int, _ hyper: SGDStepParameters) {
@@ -280,15 +342,18 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     }
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64) {
-        base.randomCropFlip(x: x, out: out, batch: batch, channels: channels, height: height, width: width,
-                            padding: padding, flip: flip, seed: seed)
+        let now: (Backend) -> Void = {
+            $0.randomCropFlip(x: x, out: out, batch: batch, channels: channels, height: height, width: width,
+                              padding: padding, flip: flip, seed: seed)
+        }
         if let slot = seedSlot(for: seed) {
             let seeds = self.seeds
-            records.append { $0.randomCropFlip(x: x, out: out, batch: batch, channels: channels, height: height, width: width,
-                                               padding: padding, flip: flip, seed: seeds.values[slot]) }
+            record(now: now, replay: {
+                $0.randomCropFlip(x: x, out: out, batch: batch, channels: channels, height: height, width: width,
+                                  padding: padding, flip: flip, seed: seeds.values[slot])
+            }, seed: (seed, seeds, slot))
         } else {
-            records.append { $0.randomCropFlip(x: x, out: out, batch: batch, channels: channels, height: height, width: width,
-                                               padding: padding, flip: flip, seed: seed) }
+            record(now: now, replay: now, seed: nil)
         }
     }
     func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {

@@ -21,7 +21,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let name: String
     let kind = BackendKind.openCL
     var details: String { "\(info.name) (\(info.platformName))" }
-    private(set) var stats = DeviceStats()
+    var stats = DeviceStats()
     let context: cl_context
     let queue: cl_command_queue
     let program: cl_program
@@ -29,7 +29,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private(set) var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
     private let pool = BufferPool<cl_mem>()
-    private let lock = NSRecursiveLock()
+    let lock = NSRecursiveLock()
 
     /// The folder of the on-disk program cache this device uses.
     let cacheDirectory: URL
@@ -228,7 +228,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Keeps the first failed command for `takeFailure` (later ones are usually its consequences) and says so
     /// on stderr at once, for programs that never check.
-    private func recordFailure(_ detail: String) {
+    func recordFailure(_ detail: String) {
         if failure == nil {
             failure = .commandFailed(device: name, detail: detail)
             FileHandle.standardError.write(Data("myelin: \(name): \(detail)\n".utf8))
@@ -425,6 +425,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                           + launchDescription(name, global: global, local: local, localBytes: localBytes))
             return
         }
+        if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
         stats.launches += 1
     }
 
