@@ -105,6 +105,11 @@ extension Layer {
     ///   - history: the history of the epochs already done (resuming), extended and returned.
     ///   - divergence: stops training with `TrainingError.diverged` when an epoch's loss exceeds its bound (see
     ///     `DivergenceCheck`); nil turns the check off.
+    ///   - distributed: trains data-parallel over the ranks of a `DataParallel` coordinator (MyelinMPI's
+    ///     `DistributedDataParallel`): `batchSize` is the global batch, split over the ranks; gradients are
+    ///     combined before each step, so every rank steps like a single process on the global batch; the logs are
+    ///     the global ones on every rank; only rank 0 prints (and `ModelCheckpoint` writes only there). The
+    ///     progress bar's running figures are rank 0's share. Default nil (one process).
     ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
     ///   - output: where the progress text goes. Default standard output.
     /// - Returns: the loss and metrics of every epoch (those of `history` first).
@@ -118,7 +123,7 @@ extension Layer {
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     augmentation: Augmentation? = nil, shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
-                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
+                    distributed: (any DataParallel)? = nil, verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) }) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
         guard initialEpoch >= 0, initialEpoch <= epochs else {
@@ -129,7 +134,8 @@ extension Layer {
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
                                       baseLearningRate: base, seed: seed)
-        let mode: Verbosity = verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
+        if let distributed { try startDataParallel(distributed, batchSize: batchSize); context.rank = distributed.rank }
+        let mode: Verbosity = (distributed?.rank ?? 0) != 0 ? .silent : verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
         let progress = ProgressPrinter(mode: mode, epochs: epochs, output: output)
         for c in callbacks { try c.trainingWillBegin(context) }
         defer { eval() }
@@ -146,7 +152,8 @@ extension Layer {
             for c in callbacks { try c.epochWillBegin(epoch, context) }
             train()
             let start = Date()
-            let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+            var batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+            if let distributed { batches = batches.sharded(rank: distributed.rank, of: distributed.worldSize) }
             let batchCount = batches.count
             context.batchesPerEpoch = batchCount
             progress.epochBegan(epoch, batches: batchCount)
@@ -172,9 +179,12 @@ extension Layer {
                 let out = try self(features)
                 let l = try loss(out, batch.targets)
                 try l.backward()
+                // This rank's share of the global batch; the gradients become the global batch's.
+                let share = distributed == nil ? 1 : Float(batch.count) / Float(Swift.min(batchSize, data.count - b * batchSize))
+                try distributed?.reduceGradients(of: parameters, weight: share)
                 try optimizer.step()
                 let value = l.detach()
-                if firstLoss == nil { firstLoss = value }
+                if firstLoss == nil { firstLoss = distributed == nil ? value : value * share }
                 try withNoGrad {
                     lossSum = try lossSum + value * Float(batch.count)
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
@@ -205,7 +215,11 @@ extension Layer {
             }
             // One host read per epoch: the flag, the loss sum, the metric sums and (once) the first batch's loss.
             let firstLossToRead = reference == nil ? firstLoss : nil
-            let read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            var read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            if let distributed {
+                (read, samples, metricCounts) = try Self.combineEpoch(distributed, read: read, samples: samples, counts: metricCounts)
+                try distributed.broadcast(namedTensors.map(\.1).filter { !$0.requiresGrad })   // rank 0's running statistics
+            }
             try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
             var logs: [String: Double] = ["loss": Double(read[1]) / Double(Swift.max(samples, 1))]
             if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
