@@ -8,16 +8,17 @@ public enum MPIError: Error, CustomStringConvertible, Equatable {
     case callFailed(function: String, code: Int32, message: String)
     /// Distributed training was asked for in a process that no MPI launcher started.
     case notLaunchedByMPI
-    /// The environment names a local rank that the devices cannot serve.
-    case invalidLocalDevice(String)
+    /// An argument out of range (the message says which and why).
+    case invalidArgument(String)
 
+    /// The error in words, naming the MPI function or what to do.
     public var description: String {
         switch self {
         case .callFailed(let function, let code, let message):
             return "\(function) failed with MPI error \(code): \(message)"
         case .notLaunchedByMPI:
             return "distributed training needs an MPI launcher: start the program with mpirun (for example `mpirun -np 2 myelin train fashion-mnist --distributed`); no OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK is set in this process's environment"
-        case .invalidLocalDevice(let why):
+        case .invalidArgument(let why):
             return why
         }
     }
@@ -104,7 +105,7 @@ public final class DistributedDataParallel: DataParallel {
     ///   when MPI cannot start.
     public init(bucketBytes: Int = 25 << 20) throws {
         guard MPILaunch.isLaunched else { throw MPIError.notLaunchedByMPI }
-        guard bucketBytes > 0 else { throw MPIError.invalidLocalDevice("DistributedDataParallel: bucketBytes must be positive, got \(bucketBytes)") }
+        guard bucketBytes > 0 else { throw MPIError.invalidArgument("DistributedDataParallel: bucketBytes must be positive, got \(bucketBytes)") }
         try MPIRuntime.start()
         var r: Int32 = 0, n: Int32 = 0
         try mpiCheck(MPI_Comm_rank(myelin_mpi_comm_world(), &r), "MPI_Comm_rank")
