@@ -7,6 +7,9 @@
 //       loads the checkpoint written by the distributed run into a fresh network and checks it equals the network
 //       trained in this one process.
 //   MyelinMPICheck --device D --probe          exits 1 when the device cannot be made.
+//   mpirun -np 2 MyelinMPICheck --device D --allreduce-floats N
+//       times reduceGradients on N gradient values (one tensor, after a barrier, 20 calls; device reads and writes
+//       included), for Benchmarks/ddp_overhead.
 // Exits 1 with a message on any difference.
 import Foundation
 import Myelin
@@ -83,6 +86,23 @@ do {
             fail("the checkpoint of the distributed run (epoch \(checkpoint.epoch)) differs from single-process training by \(d) in '\(name)'")
         }
         print("mpi-check: [\(device.name)] the distributed run's checkpoint loads in one process and equals its training (max difference \(d))")
+        exit(0)
+    }
+    if let text = option("--allreduce-floats"), let n = Int(text), n > 0 {
+        let ddp = try DistributedDataParallel()
+        let p = Tensor.zeros([n], on: device)
+        p.grad = Tensor.ones([n], on: device)
+        for _ in 0..<3 { try ddp.reduceGradients(of: [p], weight: 0.5) }
+        try ddp.barrier()
+        ddp.resetCounters()
+        let start = Date()
+        for _ in 0..<20 { try ddp.reduceGradients(of: [p], weight: 0.5) }
+        let ms = Date().timeIntervalSince(start) / 20 * 1000
+        guard p.grad!.toArray().allSatisfy({ $0 == 1 }) else { fail("the reduced gradient is not the mean") }
+        if ddp.isMainRank {
+            print(String(format: "myelin allreduce alone (%@): %.2f MB in %.2f ms, of which %.2f ms in MPI", device.name, Double(4 * n) / 1e6, ms,
+                         ddp.communicationSeconds / 20 * 1000))
+        }
         exit(0)
     }
     guard let path = option("--checkpoint") else { fail("give --checkpoint FILE (under mpirun) or --load FILE") }
