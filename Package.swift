@@ -7,6 +7,9 @@ let package = Package(
     name: "Myelin",
     products: [
         .library(name: "Myelin", targets: ["Myelin"]),
+        // Data-parallel training over processes and hosts on Open MPI; a product of its own, so that users of
+        // `Myelin` alone never need MPI.
+        .library(name: "MyelinMPI", targets: ["MyelinMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
@@ -25,6 +28,12 @@ let package = Package(
         .systemLibrary(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
+        ),
+        // Open MPI, with a header of inline functions for its handles (macros Swift cannot import).
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
         ),
         // Inline vector math for the CPU backend (a vector square root).
         .target(name: "CMyelinMath"),
@@ -60,6 +69,10 @@ let package = Package(
             ],
             linkerSettings: [.linkedLibrary("z")]
         ),
+        // `DistributedDataParallel`: Myelin's `DataParallel` on MPI (broadcast, bucketed gradient allreduce).
+        .target(name: "MyelinMPI", dependencies: ["Myelin", "CMPI"]),
+        // Run under mpirun by scripts/mpi-check: data-parallel training equals one process on the global batch.
+        .executableTarget(name: "MyelinMPICheck", dependencies: ["MyelinMPI"], path: "Tests/MyelinMPICheck"),
         .testTarget(
             name: "MyelinTests",
             dependencies: [

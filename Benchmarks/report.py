@@ -201,4 +201,8 @@ def markdown(results):
         else:
             title, _, body = section(entry["data"]).partition("\n\n")
             parts.append(f"{title}\n\n{when}\n\n{body}")
+    # Sections measured by other scripts, kept by hand (Benchmarks/data_parallel.md: Benchmarks/ddp_overhead).
+    extra = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data_parallel.md")
+    if os.path.exists(extra):
+        parts.append(open(extra).read().strip())
     return "\n\n".join(parts) + "\n"

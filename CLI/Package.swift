@@ -25,6 +25,7 @@ let package = Package(
             name: "MyelinCLI",
             dependencies: [
                 .product(name: "Myelin", package: "Myelin"),
+                .product(name: "MyelinMPI", package: "Myelin"),
                 "COpenBLAS",
                 "CTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Myelin
+import MyelinMPI
 
 /// The models `myelin train fashion-mnist` trains.
 enum FashionModel: String, ExpressibleByArgument, CaseIterable {
@@ -26,10 +27,16 @@ struct TrainFashionMNIST: ParsableCommand {
               mlp: 784-512-256-10 ReLU; adam lr 1e-3; no schedule, no augmentation; 10 epochs.
               cnn: conv32-BN-ReLU-pool, conv64-BN-ReLU-pool, dense 128, dense 10; adamw lr 1e-3, weight decay 0.01; cosine schedule per batch, no warm-up; no augmentation; 10 epochs.
               resnet: CIFAR-style ResNet, --depth 3 (ResNet-20); nesterov (momentum 0.9) lr 0.1, weight decay 5e-4; 1 warm-up epoch, then cosine per batch; random crop + flip; 15 epochs.
+            Data-parallel on Open MPI: mpirun -np 2 myelin train fashion-mnist --distributed [--device opencl:local]
+              (--batch-size is the global batch, split over the ranks; only rank 0 prints and writes files).
             """)
     @OptionGroup var device: DeviceOptions
     @OptionGroup var options: TrainOptions
     @Option(help: "The model: mlp, cnn or resnet.") var model: FashionModel = .mlp
+    @Flag(help: "Train data-parallel over the ranks of mpirun (each rank on its share of every batch; --device opencl:local gives rank r of a machine opencl:r).")
+    var distributed = false
+    @Option(name: .customLong("bucket-mb"), parsing: .unconditional, help: "With --distributed: gradient MiB per allreduce (default 25).")
+    var bucketMB: Double?
     @Option(help: "Hidden layer sizes of the mlp, comma separated (default 512,256).") var hidden: String?
     @Option(parsing: .unconditional, help: "Residual blocks per stage of the resnet: 1 is ResNet-8, 2 ResNet-14, 3 ResNet-20 (default 3).")
     var depth: Int?
@@ -86,6 +93,10 @@ struct TrainFashionMNIST: ParsableCommand {
             }
             try ValueCheck.atLeast(0, validationCount, name: "--validation")
             if let limit { try ValueCheck.atLeast(1, limit, name: "--limit") }
+            if let bucketMB {
+                guard distributed else { throw ValidationError("--bucket-mb belongs to --distributed") }
+                guard bucketMB > 0, bucketMB.isFinite else { throw ValidationError("--bucket-mb must be a finite number > 0, got \(bucketMB)") }
+            }
             if let whitenEpsilon {
                 guard whiten != nil else { throw ValidationError("--whiten-epsilon belongs to --whiten zca|pca") }
                 guard whitenEpsilon > 0, whitenEpsilon.isFinite else {
@@ -103,12 +114,20 @@ struct TrainFashionMNIST: ParsableCommand {
     }
 
     func run() throws {
-        try options.checkFiles()
+        // Data-parallel: join the ranks first (a clear error without mpirun); ranks other than 0 print nothing.
+        let ddp = try distributed ? DistributedDataParallel(bucketBytes: Int((bucketMB ?? 25) * 1_048_576)) : nil
+        if let ddp, !ddp.isMainRank { silenceStandardOutput() }
+        if ddp?.isMainRank ?? true { try options.checkFiles() }
         // Every data file's header (both splits), and the image size the model takes, before anything is loaded.
         try MNIST.validateFiles(directory: URL(fileURLWithPath: data), imageSize: (rows: 28, columns: 28))
-        let device = try self.device.resolve()
+        let device = try ddp != nil ? Device.make(self.device.device.map { try MPILaunch.deviceSpec(parsing: $0) } ?? DeviceSpec.fromEnvironment())
+                                    : self.device.resolve()
         Device.default = device  // anything made without a device lands there too
         printDevice(device)
+        if let ddp {
+            print("Data-parallel on MPI: \(ddp.worldSize) ranks, global batch \(options.batchSize ?? 128) split over them, "
+                  + String(format: "gradient buckets of %g MiB", Double(ddp.bucketBytes) / 1_048_576) + " (rank 0 prints)")
+        }
         let recipe = self.recipe
         let sizes = try checkingValues { try ValueCheck.layerSizes(hidden ?? "512,256") }
         let depth = self.depth ?? 3
@@ -179,8 +198,16 @@ struct TrainFashionMNIST: ParsableCommand {
                                       loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
                                       schedule: schedule, baseLearningRate: plan.baseLearningRate, augmentation: augmentation,
                                       seed: options.seed, initialEpoch: plan.initialEpoch, history: plan.history,
-                                      verbosity: options.verbosity)
+                                      distributed: ddp, verbosity: options.verbosity)
         let trainSeconds = Date().timeIntervalSince(start)
+        if let ddp {
+            let steps = Swift.max(ddp.reduceCalls, 1)
+            print(String(format: "Gradient allreduce: %.2f MB per step in %.2f ms (%.2f ms of it in MPI_Allreduce, waiting for the slowest rank included), %.1f%% of the training step of %.2f ms",
+                         Double(ddp.reducedBytes) / Double(steps) / 1e6, 1000 * ddp.reduceSeconds / Double(steps),
+                         1000 * ddp.communicationSeconds / Double(steps), 100 * ddp.reduceSeconds / Swift.max(trainSeconds, 1e-9),
+                         1000 * trainSeconds / Double(steps)))
+            guard ddp.isMainRank else { return }   // the model is the same on every rank: rank 0 tests and saves
+        }
         let result = try network.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
         print(String(format: "Training took %.1f s", trainSeconds) + " on \(device.name)")
         print(String(format: "Test accuracy: %.2f%% (%d images), test loss %.4f", 100 * result["accuracy"]!, test.count, result["loss"]!))
@@ -248,4 +275,11 @@ struct TrainFashionMNIST: ParsableCommand {
         }
         return s
     }
+}
+
+/// Sends this process's standard output to /dev/null (data-parallel ranks other than 0); errors still reach stderr.
+func silenceStandardOutput() {
+    fflush(nil)
+    let null = open("/dev/null", O_WRONLY)
+    if null >= 0 { dup2(null, STDOUT_FILENO); close(null) }
 }

@@ -253,18 +253,31 @@ public struct Dataset {
         /// The same order on the host, kept for byte features (whose rows are gathered on the host).
         let hostOrder: [Int]?
         let dropLast: Bool
+        /// Data-parallel training: this rank's share of each batch (see `sharded(rank:of:)`), or nil for all of it.
+        var shard: (rank: Int, ranks: Int)?
 
         /// The number of batches in the epoch.
-        public var count: Int { data.batchCount(size: size, dropLast: dropLast) }
+        public var count: Int {
+            let full = data.batchCount(size: size, dropLast: dropLast)
+            guard let shard, !dropLast, full > 0, data.count - (full - 1) * size < shard.ranks else { return full }
+            return full - 1   // a last batch with fewer samples than ranks is skipped
+        }
 
         public func makeIterator() -> AnyIterator<Batch> {
-            var start = 0
+            var globalStart = 0
             let n = data.count
+            let shard = self.shard
             return AnyIterator {
-                guard start < n else { return nil }
-                let end = Swift.min(start + size, n)
-                if dropLast && end - start < size { return nil }
-                defer { start = end }
+                guard globalStart < n else { return nil }
+                let globalEnd = Swift.min(globalStart + size, n)
+                if dropLast && globalEnd - globalStart < size { return nil }
+                defer { globalStart = globalEnd }
+                var (start, end) = (globalStart, globalEnd)
+                if let shard {
+                    let b = globalEnd - globalStart
+                    if b < shard.ranks { return nil }
+                    (start, end) = (globalStart + b * shard.rank / shard.ranks, globalStart + b * (shard.rank + 1) / shard.ranks)
+                }
                 if let bytes = data.byteFeatures {
                     if let order, let hostOrder {
                         return Batch(features: bytes.rows(hostOrder[start..<end]), targets: try! data.targets.gather(rows: try! order.slice(start..<end)),

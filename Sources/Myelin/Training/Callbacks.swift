@@ -20,6 +20,9 @@ public final class TrainingContext {
     public let baseLearningRate: Float
     /// The shuffling seed.
     public let seed: UInt64
+    /// This process's rank in data-parallel training (`fit`'s `distributed`), 0 otherwise. Callbacks that
+    /// write files or print do it on rank 0 only; the logs they see are the same on every rank.
+    public internal(set) var rank = 0
     /// Set to true to end training after the current epoch.
     public var stopTraining = false
 
@@ -143,7 +146,7 @@ public final class EarlyStopping: Callback {
 }
 
 /// Saves a training checkpoint (model, optimizer state, epoch, seed, history) after each epoch, or only when the
-/// monitored value improves. Writes are atomic.
+/// monitored value improves. Writes are atomic. In data-parallel training (`fit`'s `distributed`) only rank 0 writes.
 ///
 /// The file is a `TrainingCheckpoint`; resume with `TrainingCheckpoint.load(from:into:optimizer:)`.
 ///
@@ -180,6 +183,7 @@ public final class ModelCheckpoint: Callback {
     /// Checks that `url` can be written (`AtomicFile.checkWritable`) before the first epoch, so a bad path fails
     /// at once, not after an epoch of training.
     public func trainingWillBegin(_ context: TrainingContext) throws {
+        guard context.rank == 0 else { return }
         try AtomicFile.checkWritable(url)
     }
 
@@ -191,6 +195,7 @@ public final class ModelCheckpoint: Callback {
             if let best, maximize ? value <= best : value >= best { return }
             best = value
         }
+        guard context.rank == 0 else { return }   // data-parallel training: every rank holds the same model
         try TrainingCheckpoint.save(model: context.model, optimizer: context.optimizer, epoch: epoch + 1, seed: context.seed,
                                     baseLearningRate: context.baseLearningRate, history: context.history, to: url)
     }

@@ -105,6 +105,11 @@ extension Layer {
     ///   - history: the history of the epochs already done (resuming), extended and returned.
     ///   - divergence: stops training with `TrainingError.diverged` when an epoch's loss exceeds its bound (see
     ///     `DivergenceCheck`); nil turns the check off.
+    ///   - distributed: trains data-parallel over the ranks of a `DataParallel` coordinator (MyelinMPI's
+    ///     `DistributedDataParallel`): `batchSize` is the global batch, split over the ranks; gradients are
+    ///     combined before each step, so every rank steps like a single process on the global batch; the logs are
+    ///     the global ones on every rank; only rank 0 prints (and `ModelCheckpoint` writes only there). The
+    ///     progress bar's running figures are rank 0's share. Default nil (one process).
     ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
     ///   - output: where the progress text goes. Default standard output.
     ///   - capture: records the training step once per batch shape and replays it (see `CapturedStep`):
@@ -122,7 +127,8 @@ extension Layer {
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     augmentation: Augmentation? = nil, shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
                     initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
-                    verbosity: Verbosity = .auto, output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) },
+                    distributed: (any DataParallel)? = nil, verbosity: Verbosity = .auto,
+                    output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) },
                     capture: Bool = true) throws -> History {
         guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
         guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
@@ -134,12 +140,17 @@ extension Layer {
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
                                       baseLearningRate: base, seed: seed)
-        let mode: Verbosity = verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
+        if let distributed { try startDataParallel(distributed, batchSize: batchSize); context.rank = distributed.rank }
+        let mode: Verbosity = (distributed?.rank ?? 0) != 0 ? .silent : verbosity == .auto ? (isatty(1) != 0 ? .progressBar : .epochLines) : verbosity
         let progress = ProgressPrinter(mode: mode, epochs: epochs, output: output)
         for c in callbacks { try c.trainingWillBegin(context) }
         defer { eval() }
         let parameters = self.parameters
         let captured = capture && CapturedStep.isBuiltIn(self) ? CapturedStep(model: self, optimizer: optimizer, loss: { try loss($0, $1) }) : nil
+        var share: Float = 1   // this rank's share of the batch being trained (set per batch below)
+        if let distributed, let captured {
+            captured.beforeUpdate = { try distributed.reduceGradients(of: parameters, weight: share) }
+        }
         // The loss of the first batch this call trains, on the device until the end of the first epoch.
         var firstLoss: Tensor?
         var reference: Double?
@@ -153,7 +164,8 @@ extension Layer {
             train()
             captured?.dropStaleRecordings()
             let start = Date()
-            let batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+            var batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+            if let distributed { batches = batches.sharded(rank: distributed.rank, of: distributed.worldSize) }
             let batchCount = batches.count
             context.batchesPerEpoch = batchCount
             progress.epochBegan(epoch, batches: batchCount)
@@ -175,19 +187,26 @@ extension Layer {
                 let features = try augmentation.map {
                     try $0.apply(to: batch.features, seed: Augmentation.batchSeed(seed, epoch: epoch, batch: b))
                 } ?? batch.features
+                // This rank's share of the global batch: its gradients, weighted by it and combined over the ranks,
+                // become the global batch's (1 in one process).
+                share = distributed == nil ? 1 : Float(batch.count) / Float(Swift.min(batchSize, data.count - b * batchSize))
                 let out: Tensor, value: Tensor
                 if let captured {
                     // The captured step's loss and output are overwritten by its next call: copies where kept.
+                    // Its `beforeUpdate` combines the gradients over the ranks (set above).
                     (value, out) = try captured.fitStep(features, batch.targets)
                 } else {
                     optimizer.zeroGrad()
                     out = try self(features)
                     let l = try loss(out, batch.targets)
                     try l.backward()
+                    try distributed?.reduceGradients(of: parameters, weight: share)
                     try optimizer.step()
                     value = l.detach()
                 }
-                if firstLoss == nil { firstLoss = captured == nil ? value : value.copy() }
+                if firstLoss == nil {
+                    firstLoss = distributed != nil ? value * share : captured == nil ? value : value.copy()
+                }
                 try withNoGrad {
                     lossSum = try lossSum + value * Float(batch.count)
                     // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
@@ -221,7 +240,11 @@ extension Layer {
             }
             // One host read per epoch: the flag, the loss sum, the metric sums and (once) the first batch's loss.
             let firstLossToRead = reference == nil ? firstLoss : nil
-            let read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            var read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
+            if let distributed {
+                (read, samples, metricCounts) = try Self.combineEpoch(distributed, read: read, samples: samples, counts: metricCounts)
+                try distributed.broadcast(namedTensors.map(\.1).filter { !$0.requiresGrad })   // rank 0's running statistics
+            }
             try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
             var logs: [String: Double] = ["loss": Double(read[1]) / Double(Swift.max(samples, 1))]
             if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
