@@ -10,4 +10,5 @@ static inline __attribute__((always_inline)) myelin_float8 myelin_sqrt8(myelin_f
     return __builtin_elementwise_sqrt(x);
 }
 #include "myelin_gemm.h"
+#include "myelin_optimizers.h"
 #endif
