@@ -113,5 +113,8 @@ struct CPUGemmKernelTests {
             #expect(CPUBackend.shared.usesOwnGemm(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)),
                     "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
         }
+        // Large products stay with OpenBLAS.
+        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 1024, n: 1024, k: 1024)))
+        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 512, n: 512, k: 512)))
     }
 }

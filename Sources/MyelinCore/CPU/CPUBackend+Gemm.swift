@@ -27,9 +27,12 @@ extension CPUBackend {
         }
     }
 
-    /// The shape classes where the kernel measured faster than OpenBLAS (see `myelin bench gemm`).
+    /// The shape classes where the kernel measured at least as fast as OpenBLAS (`myelin bench gemm`, one
+    /// thread, 2026-12-01): up to 512 rows and 1024 columns and 2²⁶ multiply-adds (an MLP's products at batch
+    /// 128: 1.0-1.5× OpenBLAS, and no separate pass for beta = 0, the bias or ReLU). Larger products go to
+    /// OpenBLAS, whose cache blocking is better there (1024×1024×1024: 0.9×; 1024×256×1024: 0.7×).
     static func ownGemmIsFaster(m: Int, n: Int, k: Int) -> Bool {
-        m <= 1024 && n <= 4096 && k <= 4096
+        m <= 512 && n <= 1024 && m * n * k <= 1 << 26
     }
 
     /// C = alpha·op(A)·op(B) + beta·C for one product of `s` (its batch ignored), then the bias row and,
