@@ -1,6 +1,8 @@
 // See include/myelin_gemm.h.
 #include "myelin_gemm.h"
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +12,15 @@
 
 enum { MR = 6, NR = 16, KC = 256, MC = 144 };
 
+#if !defined(__x86_64__)
+// Other architectures: the CPU device uses BLAS (and its Swift loops) only.
+int myelin_sgemm_available(void) { return 0; }
+void myelin_sgemm_block(int transA, int transB, long k, float alpha, const float *a, long lda, const float *b, long ldb,
+                        float beta, float *c, long ldc, const float *bias, int relu,
+                        long row0, long row1, long col0, long col1) {
+    abort();
+}
+#else
 int myelin_sgemm_available(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -240,3 +251,4 @@ void myelin_sgemm_block(int transA, int transB, long k, float alpha,
         }
     }
 }
+#endif

@@ -1,11 +1,22 @@
 // See include/myelin_optimizers.h.
 #include "myelin_optimizers.h"
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <math.h>
+#include <stdlib.h>
 
 // Every multiply and add rounds on its own, as in Swift (no contraction into FMAs).
 #pragma clang fp contract(off)
 
+#if !defined(__x86_64__)
+// Other architectures: never called (`myelin_sgemm_available()` is 0 there).
+void myelin_adam_avx(float *p, const float *g, float *m, float *v, long lo, long hi,
+                     float l2, float b1, float c1, float b2, float c2, float decay, float stepSize,
+                     float bc2, float eps, int first) {
+    abort();
+}
+#else
 __attribute__((target("avx2,fma")))
 void myelin_adam_avx(float *p, const float *g, float *m, float *v, long lo, long hi,
                      float l2, float b1, float c1, float b2, float c2, float decay, float stepSize,
@@ -35,3 +46,4 @@ void myelin_adam_avx(float *p, const float *g, float *m, float *v, long lo, long
         p[i] = p[i] * decay - stepSize * mi / (sqrtf(vi) / bc2 + eps);
     }
 }
+#endif
