@@ -1,2 +1,2 @@
-// Everything is inline in include/myelin_math.h; SwiftPM needs one source file for a C target.
+// The vector square root is inline in include/myelin_math.h; the SGEMM kernel is in myelin_gemm.c.
 #include "myelin_math.h"

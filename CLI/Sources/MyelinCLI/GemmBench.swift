@@ -12,8 +12,8 @@ struct GemmBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed runs per size (median reported).") var runs = 7
     @Option(parsing: .unconditional, help: "OpenCL device index.") var opencl = 0
     @Option(help: "Square sizes, comma separated.") var sizes = "128,256,512,1024"
-    @Option(help: "Extra shapes MxKxN[:tA|:tB|:tAB], comma separated (default: dense-layer shapes of an MNIST MLP and their backward).")
-    var shapes = "128x784x512,128x512x256,128x256x10,784x128x512:tA,128x512x784:tB"
+    @Option(help: "Extra shapes MxKxN[:tA|:tB|:tAB], comma separated (default: the products of a 784-512-256-10 MLP at batch 128, weights [out, in]: forward, input gradients, weight gradients).")
+    var shapes = "128x784x512:tB,128x512x256:tB,128x256x10:tB,128x256x512,128x10x256,512x128x784:tA,256x128x512:tA,10x128x256:tA"
     @Flag(help: "Print one JSON object per shape (one per line) instead of the table.") var json = false
     @Flag(help: "Report the fastest run instead of the median (for tuning on a busy machine).") var best = false
     @Flag(help: "Time only Myelin's OpenCL device (for tuning kernels; other columns print 0).") var openclOnly = false

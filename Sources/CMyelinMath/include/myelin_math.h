@@ -9,4 +9,6 @@ typedef float myelin_float8 __attribute__((ext_vector_type(8)));
 static inline __attribute__((always_inline)) myelin_float8 myelin_sqrt8(myelin_float8 x) {
     return __builtin_elementwise_sqrt(x);
 }
+#include "myelin_gemm.h"
+#include "myelin_optimizers.h"
 #endif

@@ -3,8 +3,8 @@ import COpenCL
 import Foundation
 import Synchronization
 
-/// The CPU device: OpenBLAS `cblas_sgemm` for matrix products, vectorizable Swift loops for the rest,
-/// split across cores when a tensor is large.
+/// The CPU device: OpenBLAS `cblas_sgemm` for matrix products (the smaller ones on its own AVX2 kernel,
+/// CPUBackend+Gemm.swift), vectorizable Swift loops for the rest, split across cores when a tensor is large.
 final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 

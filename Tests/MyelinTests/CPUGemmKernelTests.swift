@@ -1,0 +1,120 @@
+import Foundation
+import Testing
+@testable import MyelinCore
+@testable import Myelin
+
+/// The CPU device's own SGEMM kernel (CMyelinMath/myelin_gemm.c), called directly whatever shapes `gemm` routes
+/// to it, against the naive Double reference: odd sizes, every transpose, padded row strides, alpha and beta,
+/// the fused bias and ReLU, K and M past one cache block, and both ways of splitting C across threads.
+@Suite(.enabled(if: CPUBackend.ownGemmAvailable, "the CPU has no AVX2 and FMA: the CPU device uses OpenBLAS only"))
+struct CPUGemmKernelTests {
+    /// The store variants: (alpha, beta, bias, relu).
+    static let epilogues: [(Float, Float, Bool, Bool)] = [(1, 0, false, false), (0.5, 0.25, true, false),
+                                                          (1, 0, false, true), (-1.5, 1, true, true)]
+
+    /// Runs the kernel on one product with row strides `pad` past the minimum and checks every element of C,
+    /// padding included (it must be left alone).
+    func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, pad: Int = 0) {
+        let aRows = transA ? k : m, aCols = transA ? m : k
+        let bRows = transB ? n : k, bCols = transB ? k : n
+        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
+        let a = testValues(aRows * lda, seed: UInt64(m * 31 + k)), b = testValues(bRows * ldb, seed: UInt64(n * 17 + k))
+        // The dense (unpadded) operands for the reference.
+        let aDense = (0..<aRows).flatMap { r in a[(r * lda)..<(r * lda + aCols)] }
+        let bDense = (0..<bRows).flatMap { r in b[(r * ldb)..<(r * ldb + bCols)] }
+        let product = Reference.gemm(Array(aDense), Array(bDense), m: m, n: n, k: k, transA: transA, transB: transB)
+        let bias = testValues(n, seed: 99)
+        let c0 = testValues(m * ldc, seed: 5)
+        for (alpha, beta, withBias, relu) in Self.epilogues {
+            var shape = GemmShape(m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta)
+            shape.lda = lda; shape.ldb = ldb; shape.ldc = ldc
+            var c = c0
+            a.withUnsafeBufferPointer { pa in
+                b.withUnsafeBufferPointer { pb in
+                    bias.withUnsafeBufferPointer { pbias in
+                        c.withUnsafeMutableBufferPointer { pc in
+                            CPUBackend.shared.ownGemm(shape, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!,
+                                                      bias: withBias ? pbias.baseAddress! : nil, relu: relu)
+                        }
+                    }
+                }
+            }
+            var expected = c0.map(Double.init)
+            for i in 0..<m {
+                for j in 0..<n {
+                    var v = Double(alpha) * product[i * n + j] + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
+                    if withBias { v += Double(bias[j]) }
+                    if relu { v = Swift.max(v, 0) }
+                    expected[i * ldc + j] = v
+                }
+            }
+            expectClose(c, expected, rtol: 1e-4, atol: 1e-4 * Double(Swift.max(1, k / 64)),
+                        "own gemm \(m)x\(n)x\(k) transA \(transA) transB \(transB) pad \(pad) alpha \(alpha) beta \(beta) bias \(withBias) relu \(relu)")
+        }
+    }
+
+    @Test(arguments: [false, true])
+    func oddShapesEveryTransposeAndEpilogue(transA: Bool) {
+        let sizes = [1, 7, 33, 129]
+        for transB in [false, true] {
+            for m in sizes {
+                for n in sizes {
+                    for k in sizes { check(m: m, n: n, k: k, transA: transA, transB: transB) }
+                }
+            }
+        }
+    }
+
+    /// Row strides wider than the rows; K over one 256-deep block (equal blocks, and a thin last one);
+    /// M over one 144-row block; a product split across threads by rows (one 16-column panel).
+    @Test(arguments: [(17, 40, 33), (150, 40, 600), (300, 17, 257), (129, 7, 1200), (128, 10, 784), (33, 129, 513)])
+    func stridesBlocksAndThreadSplits(shape: (Int, Int, Int)) {
+        for transA in [false, true] {
+            for transB in [false, true] {
+                check(m: shape.0, n: shape.1, k: shape.2, transA: transA, transB: transB, pad: 3)
+            }
+        }
+    }
+
+    /// Through the device interface with `gemm`'s own choice of kernel: a batch with strides, the bias, and
+    /// an activation the kernel does not fuse (applied afterwards) or does (ReLU).
+    @Test(arguments: [Activation.identity, .relu, .sigmoid, .tanh])
+    func deviceGemmWithBiasAndActivation(activation: Activation) throws {
+        let device = Device.cpu
+        let (batch, m, n, k) = (2, 33, 40, 129)
+        let a = testValues(batch * m * k, seed: 41), b = testValues(k * n, seed: 42), bias = testValues(n, seed: 43)
+        let ta = try Tensor(a, shape: [batch * m * k], on: device), tb = try Tensor(b, shape: [n * k], on: device)
+        let tbias = try Tensor(bias, shape: [n], on: device)
+        let tc = Tensor.zeros([batch, m, n], on: device)
+        let shape = GemmShape(m: m, n: n, k: k, transB: true, batch: batch, strideA: m * k, strideB: 0)
+        device.backend.gemm(shape, a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: tbias.buffer, activation: activation)
+        var expected: [Double] = []
+        for i in 0..<batch {
+            let ab = Reference.gemm(Array(a[(i * m * k)..<((i + 1) * m * k)]), b, m: m, n: n, k: k, transB: true)
+            expected += (0..<(m * n)).map { j -> Double in
+                let z = ab[j] + Double(bias[j % n])
+                switch activation {
+                case .relu: return Swift.max(z, 0)
+                case .sigmoid: return 1 / (1 + Foundation.exp(-z))
+                case .tanh: return Foundation.tanh(z)
+                default: return z
+                }
+            }
+        }
+        expectClose(tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
+    }
+
+    /// The shape classes of a 784-512-256-10 MLP at batch 128 (forward, input and weight gradients) go to the
+    /// own kernel under the default choice.
+    @Test func mlpShapesUseTheOwnKernel() {
+        guard CPUBackend.gemmChoice == .auto else { return }
+        for (m, n, k, tA, tB) in [(128, 512, 784, false, true), (128, 256, 512, false, true), (128, 512, 256, false, false),
+                                  (512, 784, 128, true, false), (256, 512, 128, true, false)] {
+            #expect(CPUBackend.shared.usesOwnGemm(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)),
+                    "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
+        }
+        // Large products stay with OpenBLAS.
+        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 1024, n: 1024, k: 1024)))
+        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 512, n: 512, k: 512)))
+    }
+}
