@@ -1,5 +1,6 @@
 import COpenCL
 import Foundation
+import Synchronization
 
 /// One argument of a kernel launch.
 enum KernelArg {
@@ -49,6 +50,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var unusableVariants: [GemmVariant: String] = [:]
     /// The device's GEMM tuning table once read (`gemmTuningTable`); `.some(nil)` when there is none.
     private var tuningTable: GemmTuningTable?? = nil
+    /// Bytes of the buffers this device created and has not released, pooled ones included.
+    private let createdBytes = Atomic<Int>(0)
+    /// Times the pool's cached buffers were freed because the device was out of memory.
+    private let poolFlushCount = Atomic<Int>(0)
+    /// Test-only fault injection (`injectFailures`): how many of the next enqueues and buffer creations fail,
+    /// and with which status.
+    private let injectedEnqueueFailures = Atomic<Int>(0)
+    private let injectedBufferFailures = Atomic<Int>(0)
+    private let injectedStatus = Atomic<Int32>(0)
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
@@ -134,20 +144,31 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return DeviceMemory(largestBuffer: info.maxAllocation, available: available, total: info.globalMemory)
     }
 
+    /// A buffer of at least `count` elements: a pooled one of its size class, else a new one. When the driver
+    /// cannot create it, the pool's cached buffers are freed and it tries once more; when that fails too, the
+    /// failure is recorded (`DeviceError.deviceOutOfMemory`, thrown at the next `item()` or `Device.check()`) and
+    /// the buffer has no memory: the commands that use it are skipped, and reads of it give NaN.
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
         let size = BufferPool<cl_mem>.sizeClass(count)
         var mem: cl_mem? = pool.take(size: size)
         if mem == nil {
             var err: cl_int = 0
-            mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
-            if mem == nil || err != CL_SUCCESS {
+            mem = createBuffer(bytes: size * 4, &err)
+            if mem == nil {
                 // Out of device memory: give the pooled buffers back and try once more.
-                for m in pool.removeAll() { clReleaseMemObject(m) }
-                mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
-                precondition(mem != nil && err == CL_SUCCESS,
-                             "\(name): clCreateBuffer of \(size * 4) bytes failed with \(openCLErrorName(err))")
+                freeCachedBuffers()
+                mem = createBuffer(bytes: size * 4, &err)
             }
+            guard mem != nil else {
+                lock.lock()
+                let request = "clCreateBuffer of \(size * 4) bytes (\(count) Float elements) failed with "
+                    + "\(openCLErrorName(err)) (\(err))"
+                if Self.isOutOfMemory(err) { recordOutOfMemory(request) } else { recordFailure(request) }
+                lock.unlock()
+                return DeviceBuffer(capacity: size, host: nil, mem: nil) { _, _, _ in }
+            }
+            createdBytes.add(size * 4, ordering: .relaxed)
             lock.lock(); stats.allocations += 1; lock.unlock()
         }
         return DeviceBuffer(capacity: size, host: nil, mem: mem) { [weak self] capacity, _, mem in
@@ -166,10 +187,17 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         staging.copyMemory(from: source.baseAddress!, byteCount: bytes)
         lock.lock(); defer { lock.unlock() }
         var event: cl_event?
-        let status = clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        guard buffer.mem != nil else {
+            staging.deallocate()
+            recordUnallocated("clEnqueueWriteBuffer of \(bytes) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        }
         guard status == CL_SUCCESS else {
             staging.deallocate()
-            recordFailure("clEnqueueWriteBuffer of \(bytes) bytes failed with \(openCLErrorName(status)) (\(status))")
+            recordEnqueueFailure("clEnqueueWriteBuffer of \(bytes) bytes", status: status)
             return
         }
         stats.hostWrites += 1
@@ -190,8 +218,19 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func read(_ buffer: DeviceBuffer, offset: Int, count: Int, into destination: UnsafeMutableBufferPointer<Float>) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        check(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
-                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer of \(count * 4) bytes")
+        guard buffer.mem != nil else {
+            destination.update(repeating: .nan)
+            recordUnallocated("clEnqueueReadBuffer of \(count * 4) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
+                                destination.baseAddress, 0, nil, nil)
+        }
+        if status != CL_SUCCESS {
+            destination.update(repeating: .nan)
+            recordEnqueueFailure("clEnqueueReadBuffer of \(count * 4) bytes", status: status)
+        }
         stats.hostReads += 1
         stats.waits += 1
     }
@@ -199,8 +238,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count: Int) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        recordIfFailed(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
-                                           count * 4, 0, nil, nil), "clEnqueueCopyBuffer of \(count * 4) bytes")
+        guard source.mem != nil, destination.mem != nil else {
+            recordUnallocated("clEnqueueCopyBuffer of \(count * 4) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
+                                count * 4, 0, nil, nil)
+        }
+        if status != CL_SUCCESS { recordEnqueueFailure("clEnqueueCopyBuffer of \(count * 4) bytes", status: status) }
         stats.launches += 1
     }
 
@@ -370,8 +416,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
     /// at `offset` when given. A local size or local memory beyond the device's limits (callers pick local sizes
-    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses (e.g. `CL_OUT_OF_RESOURCES`),
-    /// is recorded with the kernel, the sizes and the limits, and thrown at the next `item()` or `Device.check()`.
+    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses, is recorded with the kernel,
+    /// the sizes and the limits, and thrown at the next `item()` or `Device.check()`. An enqueue that fails for want
+    /// of memory (`CL_OUT_OF_RESOURCES`, `CL_MEM_OBJECT_ALLOCATION_FAILURE`) is tried once more after the pool's
+    /// cached buffers are freed; a second failure is recorded as `DeviceError.deviceOutOfMemory`.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
         let k = kernel(name)
@@ -381,6 +429,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             var status: cl_int
             switch arg {
             case .buffer(let b):
+                // A buffer whose allocation failed: the launch would write through a null pointer.
+                guard b.mem != nil else {
+                    recordUnallocated("kernel \(name), argument \(i)")
+                    return
+                }
                 var m = b.mem
                 status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
             case .int(var v): status = clSetKernelArg(k, idx, 4, &v)
@@ -415,14 +468,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             }
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil)
+            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil) }
             lastLocalSize[name] = local
         } else {
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil)
+            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil) }
         }
         if status != CL_SUCCESS {
-            recordFailure("clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
-                          + launchDescription(name, global: global, local: local, localBytes: localBytes))
+            let request = "clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
+                + launchDescription(name, global: global, local: local, localBytes: localBytes)
+            if Self.isOutOfMemory(status) { recordOutOfMemory(request) } else { recordFailure(request) }
             return
         }
         stats.launches += 1
@@ -430,6 +484,101 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func check(_ status: cl_int, _ call: String) {
         precondition(status == CL_SUCCESS, "\(name): \(call) failed with \(openCLErrorName(status)) (\(status))")
+    }
+
+    // MARK: out of memory
+
+    /// Whether `status` says the device (or the driver's host side) ran out of memory. Drivers allocate lazily,
+    /// so this can come from an enqueue as well as from `clCreateBuffer`.
+    static func isOutOfMemory(_ status: cl_int) -> Bool {
+        status == CL_OUT_OF_RESOURCES || status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_HOST_MEMORY
+    }
+
+    /// Bytes held by Myelin's buffers on this device that are not cached in the pool.
+    var bytesInUse: Int { createdBytes.load(ordering: .relaxed) - pool.pooledElements * 4 }
+
+    /// Bytes of every buffer this device created and has not released, the pool's cached ones included.
+    var bytesCreated: Int { createdBytes.load(ordering: .relaxed) }
+
+    /// Times the pool's cached buffers were freed because the device ran out of memory.
+    var poolFlushes: Int { poolFlushCount.load(ordering: .relaxed) }
+
+    /// Releases every buffer cached in the pool, then waits for the queue, so that the driver can reclaim their
+    /// memory before a failed command is tried again (only on this failure path: the hot path never waits).
+    private func freeCachedBuffers() {
+        for (mem, size) in pool.removeAllWithSizes() {
+            clReleaseMemObject(mem)
+            createdBytes.subtract(size * 4, ordering: .relaxed)
+        }
+        poolFlushCount.add(1, ordering: .relaxed)
+        _ = clFinish(queue)
+    }
+
+    /// A new buffer of `bytes`, or nil with the driver's status in `err`.
+    private func createBuffer(bytes: Int, _ err: inout cl_int) -> cl_mem? {
+        if let injected = takeInjectedFailure(injectedBufferFailures) {
+            err = injected
+            return nil
+        }
+        let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
+        if mem != nil, err != CL_SUCCESS { clReleaseMemObject(mem); return nil }
+        return mem
+    }
+
+    /// Runs one enqueue; when the device is out of memory, frees the pool's cached buffers and runs it once more.
+    /// Returns the status of the last try.
+    private func enqueueRetrying(_ enqueue: () -> cl_int) -> cl_int {
+        let status = takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
+        guard Self.isOutOfMemory(status) else { return status }
+        freeCachedBuffers()
+        return takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
+    }
+
+    /// Records a failed transfer or copy: as `DeviceError.deviceOutOfMemory` when the device was out of memory
+    /// (after the retry), else as `commandFailed`.
+    private func recordEnqueueFailure(_ request: String, status: cl_int) {
+        let what = "\(request) failed with \(openCLErrorName(status)) (\(status))"
+        if Self.isOutOfMemory(status) { recordOutOfMemory(what) } else { recordFailure(what) }
+    }
+
+    /// Records a command skipped because a buffer it uses has no memory (its allocation failed earlier).
+    private func recordUnallocated(_ what: String) {
+        recordFailure("\(what): not enqueued, a buffer it uses has no memory (its allocation failed: out of memory)")
+    }
+
+    /// Keeps `DeviceError.deviceOutOfMemory` for `request` as the failure to report (when none is kept yet), with
+    /// the device's memory and the bytes in use, and says so on stderr.
+    private func recordOutOfMemory(_ request: String) {
+        guard failure == nil else { return }
+        let error = DeviceError.deviceOutOfMemory(device: name, request: request, deviceMemory: info.globalMemory,
+                                                  bytesInUse: bytesInUse)
+        failure = error
+        FileHandle.standardError.write(Data("myelin: \(error)\n".utf8))
+    }
+
+    /// Where `injectFailures` makes commands fail.
+    enum FaultPoint { case enqueue, bufferCreation }
+
+    /// For tests only: the next `count` enqueues (kernel launches, writes, reads, copies) or buffer creations
+    /// report `status` without reaching the driver.
+    func injectFailures(_ count: Int, status: cl_int, at point: FaultPoint) {
+        injectedStatus.store(status, ordering: .relaxed)
+        switch point {
+        case .enqueue: injectedEnqueueFailures.store(count, ordering: .relaxed)
+        case .bufferCreation: injectedBufferFailures.store(count, ordering: .relaxed)
+        }
+    }
+
+    /// The injected status when `counter` still has failures to give (one is used), else nil.
+    @inline(__always)
+    private func takeInjectedFailure(_ counter: borrowing Atomic<Int>) -> cl_int? {
+        var left = counter.load(ordering: .relaxed)
+        while left > 0 {
+            let (done, original) = counter.compareExchange(expected: left, desired: left - 1, ordering: .relaxed)
+            if done { return injectedStatus.load(ordering: .relaxed) }
+            left = original
+        }
+        return nil
     }
 }
 
