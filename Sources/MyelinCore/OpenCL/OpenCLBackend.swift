@@ -336,7 +336,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             unusableVariants[v] = "\(error)"
             return false
         }
-        if let wg = v.workGroup, wg.reduce(1, *) > workGroupLimit(v.kernelKey("gemm_tile")) {
+        if let wg = v.workGroup, wg.reduce(1, *) > workGroupLimit(v.kernelKey(v.mainKernel)) {
             unusableVariants[v] = "its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE"
             return false
         }
