@@ -14,8 +14,9 @@ enum KernelArg {
     case null
 }
 
-/// The OpenCL device: one context, one in-order queue, one program of all of Myelin's kernels
-/// (built once per device and cached on disk), and a pool of buffers.
+/// The OpenCL device: one context, one in-order queue, one program per kernel file (common.cl and the file, built
+/// on the first use of one of its kernels and cached on disk, so a run compiles only the files it uses), and a
+/// pool of buffers.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     let index: Int
     let info: OpenCLDeviceInfo
@@ -25,7 +26,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private(set) var stats = DeviceStats()
     let context: cl_context
     let queue: cl_command_queue
-    let program: cl_program
+    /// common.cl, which every file's program starts with.
+    private let commonSource: String
+    /// The kernel files other than common.cl (gemm_tuned.cl is built per variant, `variantProgram`).
+    /// (Settable for tests, which add a file that does not build.)
+    var programFiles: [(name: String, text: String)]
+    /// The programs of the files built so far, and their kernel names.
+    private var filePrograms: [String: (program: cl_program, kernels: Set<String>)] = [:]
+    /// The files whose program did not build (the error is recorded once, `takeFailure`).
+    private var unbuiltFiles: [String: DeviceError] = [:]
     /// The kernels created so far (each on its first launch), by name.
     private(set) var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
@@ -67,7 +76,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
          maxWorkGroupSize: Int? = nil) throws {
-        let source = try KernelLibrary.source(environment: environment)
+        let files = try KernelLibrary.sourceFiles(environment: environment)
+        commonSource = files.first { $0.0 == "common.cl" }?.1 ?? ""
+        programFiles = files.filter { $0.0 != "common.cl" && $0.0 != "gemm_tuned.cl" }.map { (name: $0.0, text: $0.1) }
         let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
         self.limits = LaunchLimits(device: info.device, cap: cap)
         self.cacheDirectory = ProgramCache.directory(environment: environment)
@@ -85,30 +96,36 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
-        var built: cl_program?
-        do {
-            built = try ProgramCache.build(context: ctx, info: info, source: source, directory: cacheDirectory).program
-            if let folder = kernelsDirectory {
-                try Self.checkKernels(of: built!, from: folder, context: ctx, info: info, cacheDirectory: cacheDirectory)
+        if let folder = kernelsDirectory {
+            // Kernels being edited: every file is built now, so that a build error or a missing kernel is an
+            // error when the device is created (the build log in `DeviceError.buildFailed`).
+            // (Every stored property is set: when this throws, deinit releases what was made.)
+            for file in programFiles {
+                let built = try ProgramCache.build(context: ctx, info: info, source: programSource(file),
+                                                   directory: cacheDirectory).program
+                filePrograms[file.name] = (built, ProgramCache.kernelNames(built))
             }
-        } catch {
-            if let built { clReleaseProgram(built) }
-            clReleaseCommandQueue(q)
-            clReleaseContext(ctx)
-            throw error
+            try checkKernels(from: folder)
         }
-        program = built!
     }
 
-    /// Throws `DeviceError.kernelsDirectory` when the program built from `folder` lacks a kernel that the built-in
+    /// The program source of one kernel file: common.cl, the files it names on a `// requires: a.cl, b.cl` line
+    /// (whose helpers it uses), then the file.
+    func programSource(_ file: (name: String, text: String)) -> String {
+        let required = KernelLibrary.requirements(of: file.text).compactMap { name in
+            programFiles.first { $0.name == name }.map { ($0.name, $0.text) }
+        }
+        return KernelLibrary.join([("common.cl", commonSource)] + required + [(file.name, file.text)])
+    }
+
+    /// Throws `DeviceError.kernelsDirectory` when the programs built from `folder` lack a kernel that the built-in
     /// kernels define (a file edited so that a kernel is gone would otherwise trap at the kernel's first use).
-    private static func checkKernels(of program: cl_program, from folder: String, context: cl_context,
-                                     info: OpenCLDeviceInfo, cacheDirectory: URL) throws {
+    private func checkKernels(from folder: String) throws {
         let reference = try ProgramCache.build(context: context, info: info, source: KernelLibrary.join(KernelLibrary.embedded),
                                                directory: cacheDirectory).program
         let expected = ProgramCache.kernelNames(reference)
         clReleaseProgram(reference)
-        let missing = expected.subtracting(ProgramCache.kernelNames(program)).sorted()
+        let missing = expected.subtracting(filePrograms.values.reduce(into: Set<String>()) { $0.formUnion($1.kernels) }).sorted()
         guard missing.isEmpty else {
             throw DeviceError.kernelsDirectory(folder, problem: "its kernels lack \(missing.joined(separator: ", ")) (the built-in kernels define them)")
         }
@@ -129,7 +146,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         for k in kernels.values { clReleaseKernel(k) }
         for m in pool.removeAll() { clReleaseMemObject(m) }
         for p in variantPrograms.values { clReleaseProgram(p) }
-        clReleaseProgram(program)
+        for p in filePrograms.values { clReleaseProgram(p.program) }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
     }
@@ -283,9 +300,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: launching
 
-    /// The kernel `name` of the program; `kernel|defines` names a kernel of a parameterised GEMM program
-    /// (`GemmVariant.kernelKey`), built on first use.
-    func kernel(_ name: String) -> cl_kernel {
+    /// The kernel `name`, from the program of the file that defines it (built on first use); `kernel|defines`
+    /// names a kernel of a parameterised GEMM program (`GemmVariant.kernelKey`), built on first use. Nil when the
+    /// file's program does not build on this device: that is recorded (`DeviceError.buildFailed` with the build
+    /// log, thrown at the next `item()` or `Device.check()`).
+    func kernel(_ name: String) -> cl_kernel? {
         if let k = kernels[name] { return k }
         var err: cl_int = 0
         if let bar = name.firstIndex(of: "|") {
@@ -302,12 +321,56 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             kernels[name] = k
             return k
         }
-        guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
-            let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
-            fatalError("\(self.name): kernel '\(name)' is missing from the program \(origin): \(openCLErrorName(err))")
+        // The file that most likely defines it first; the others after it when it does not.
+        var unbuilt = false
+        for file in KernelLibrary.filesLikelyDefining(name, in: programFiles) {
+            guard let built = fileProgram(file) else { unbuilt = true; continue }
+            guard built.kernels.contains(name) else { continue }
+            guard let k = clCreateKernel(built.program, name, &err), err == CL_SUCCESS else { break }
+            kernels[name] = k
+            return k
         }
-        kernels[name] = k
-        return k
+        if unbuilt { return nil }
+        let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
+        fatalError("\(self.name): kernel '\(name)' is missing from the programs \(origin): \(openCLErrorName(err))")
+    }
+
+    /// The program of kernel file `name` (built through the program cache on first use), or nil when it does not
+    /// build on this device (recorded once).
+    private func fileProgram(_ name: String) -> (program: cl_program, kernels: Set<String>)? {
+        lock.lock(); defer { lock.unlock() }
+        if let built = filePrograms[name] { return built }
+        if unbuiltFiles[name] != nil { return nil }
+        guard let file = programFiles.first(where: { $0.name == name }) else { return nil }
+        do {
+            let program = try ProgramCache.build(context: context, info: info, source: programSource(file),
+                                                 directory: cacheDirectory).program
+            let built = (program: program, kernels: ProgramCache.kernelNames(program))
+            filePrograms[name] = built
+            return built
+        } catch {
+            let failed = error as? DeviceError ?? .commandFailed(device: self.name, detail: "\(name) does not build: \(error)")
+            unbuiltFiles[name] = failed
+            if failure == nil {
+                failure = failed
+                FileHandle.standardError.write(Data("myelin: \(self.name): the kernels of \(name) do not build: \(failed)\n".utf8))
+            }
+            return nil
+        }
+    }
+
+    /// The kernel names of every file's program, building those not built yet (tests check that every kernel
+    /// runs).
+    func allKernelNames() -> Set<String> {
+        programFiles.reduce(into: Set<String>()) { names, file in
+            if let built = fileProgram(file.name) { names.formUnion(built.kernels) }
+        }
+    }
+
+    /// The kernel files whose programs have been built so far.
+    var builtProgramFiles: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return filePrograms.keys.sorted()
     }
 
     /// The program of the parameterised GEMM kernels built with `defines`, through the program cache.
@@ -390,7 +453,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func kernelLimit(_ name: String) -> (workGroupSize: Int, localMemory: Int) {
         if let known = kernelLimits[name] { return known }
-        let k = kernel(name)
+        // A kernel whose program does not build (recorded): the device's limits, so that callers go on to the
+        // launch, which is skipped.
+        guard let k = kernel(name) else { return (limits.maxWorkGroupSize, 0) }
         var size = 0
         var localMemory: cl_ulong = 0
         let status = clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
@@ -422,7 +487,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// cached buffers are freed; a second failure is recorded as `DeviceError.deviceOutOfMemory`.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
-        let k = kernel(name)
+        guard let k = kernel(name) else { return }  // its program does not build (recorded)
         var localBytes = 0
         for (i, arg) in args.enumerated() {
             let idx = cl_uint(i)
@@ -927,6 +992,38 @@ enum KernelLibrary {
          ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl),
          ("normalization.cl", PackageResources.normalization_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
+    }
+
+    /// The names of `files`, those that most likely define kernel `name` first: a `void name(` definition, then
+    /// `name` as the first argument of a macro, then a `void prefix##` macro definition that, with one of the
+    /// file's macro arguments, makes `name`; the other files after them. (Only an order to try: the programs'
+    /// kernel names decide.)
+    static func filesLikelyDefining(_ name: String, in files: [(name: String, text: String)]) -> [String] {
+        func rank(_ text: String) -> Int {
+            if text.range(of: "void\\s+\(name)\\s*\\(", options: .regularExpression) != nil { return 0 }
+            if text.range(of: "\\w\\(\\s*\(name)\\s*[,)]", options: .regularExpression) != nil { return 1 }
+            var search = text.startIndex..<text.endIndex
+            while let r = text.range(of: "void\\s+\\w+##", options: .regularExpression, range: search) {
+                let prefix = text[r].dropFirst(4).trimmingCharacters(in: .whitespaces).dropLast(2)
+                if !prefix.isEmpty, name.hasPrefix(prefix) {
+                    let rest = name.dropFirst(prefix.count)
+                    if text.range(of: "\\w\\(\\s*\(rest)\\s*[,)]", options: .regularExpression) != nil { return 2 }
+                }
+                search = r.upperBound..<text.endIndex
+            }
+            return 3
+        }
+        return files.map { ($0.name, rank($0.text)) }.enumerated()
+            .sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
+    }
+
+    /// The files a kernel file names on its `// requires: a.cl, b.cl` lines (it uses their helpers or macros).
+    static func requirements(of text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line -> [String]? in
+            guard line.hasPrefix("// requires:") else { return nil }
+            return line.dropFirst("// requires:".count).split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }.flatMap { $0 }
     }
 
     /// common.cl first (shared helpers), then the rest in name order.
