@@ -36,7 +36,8 @@ import Testing
     }
 
     @Test func variantNamesRoundTrip() {
-        for v in GemmVariant.panelCandidates + GemmVariant.tileCandidates + [GemmTuningTests.kBlockedPanel] {
+        for v in GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
+            + [GemmTuningTests.kBlockedPanel, GemmTuningTests.smallSplit] {
             #expect(GemmVariant(name: v.description) == v)
             #expect(GemmKernelChoice.parse(v.description) == .variant(v))
         }
@@ -46,11 +47,25 @@ import Testing
         }
         // Malformed or unsupported parameters.
         for bad in ["panel:6x12:kc256:mb8:nb4", "panel:0x16:kc256:mb8:nb4", "panel:6x16:kc256:mb0:nb4", "tile:64x64:k16:w3x4",
-                    "tile:64x64:k0:w4x4", "tile:64x64:w4x4", "panel", "block:7x7", ""] {
+                    "tile:64x64:k0:w4x4", "tile:64x64:w4x4", "tile:32x32:k16:w4x4:s0", "tile:32x32:k16:w4x4:s65",
+                    "tile:32x32:k16:w4x4:8", "panel", "block:7x7", ""] {
             #expect(GemmKernelChoice.parse(bad) == nil, "\(bad)")
         }
         #expect(GemmVariant.tile(tm: 64, tn: 32, tk: 8, wm: 4, wn: 2).workGroup == [16, 16, 1])
         #expect(GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4).localBytes == 4 * 16 * 66)
+        // K-split names: ":sS" only when S > 1; the same program (defines) as the tile without a split.
+        let split = GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 8)
+        #expect(split.description == "tile:32x32:k16:w4x4:s8")
+        #expect(GemmVariant(name: "tile:32x32:k16:w4x4:s8") == split)
+        #expect(GemmVariant(name: "tile:32x32:k16:w4x4:s1") == .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4))
+        #expect(split.defines == GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4).defines)
+        #expect(split.mainKernel == "gemm_tile_split")
+        // Slices of whole TK steps, none empty: K = 100 in at most 8 slices of 16 -> 7 slices (6 x 16 + 4).
+        #expect(split.kSlices(k: 100) == (7, 16))
+        #expect(split.kSlices(k: 16384) == (8, 2048))
+        #expect(split.kSlices(k: 5) == (1, 16))
+        #expect(GemmVariant.tile(tm: 8, tn: 8, tk: 4, wm: 2, wn: 2, slices: 3).kSlices(k: 33) == (3, 12))
+        #expect(GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4).kSlices(k: 16384) == (1, 16384))
     }
 
     @Test func shapeClasses() {

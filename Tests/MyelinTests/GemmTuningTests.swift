@@ -13,10 +13,15 @@ import Testing
         [.direct, .tiled] + Block.all.map { .block($0) } + Block.all.map { .packed($0, rowsFirst: false) }
         + [.packed(Block(rows: 8, columns: 16), rowsFirst: true), .packed(Block(rows: 8, columns: 32), rowsFirst: true)]
         + Block.ntAll.map { .nt($0) } + [.skinny(rows: 4), .skinny(rows: 8)]
-        + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + [kBlockedPanel]).map { .variant($0) }
+        + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
+           + [kBlockedPanel, smallSplit]).map { .variant($0) }
 
     /// A panel variant with K blocks of 8, so that the small shapes here run several K blocks and a remainder.
     static let kBlockedPanel = GemmVariant.panel(mr: 3, nv: 1, kc: 8, mb: 2, nb: 2)
+
+    /// A K-split into at most 3 slices of whole steps of 4, so that the small K here runs several slices whose
+    /// count does not divide K (e.g. K = 33: slices of 12, 12 and 9).
+    static let smallSplit = GemmVariant.tile(tm: 8, tn: 8, tk: 4, wm: 2, wn: 2, slices: 3)
 
     /// (m, n, k): 1, 7, 33, 129, non-square, exact block multiples and one past them.
     static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (7, 33, 5), (33, 7, 129), (129, 65, 33), (48, 64, 17),
@@ -88,6 +93,37 @@ import Testing
         try check(kernel, m: 33, n: 40, k: 9, transA: false, transB: true, withBias: true, activation: .relu)
         try check(kernel, m: 9, n: 35, k: 70, transA: true, transB: false, alpha: 2, beta: 0.25, withBias: true,
                   activation: .sigmoid)
+    }
+
+    /// The K-split variants on deep products (small M x N, long K) of odd sizes, with K split into slices that do
+    /// not divide it, batches, alpha/beta and the bias + activation epilogue (applied once, after the slices are
+    /// added); and the result is the same on every run (the slices are added in a fixed order).
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason),
+          arguments: GemmVariant.splitCandidates + [smallSplit])
+    func kSplitOnDeepProducts(variant: GemmVariant) throws {
+        for (m, n, k) in [(7, 33, 1031), (1, 1, 300), (33, 17, 2049), (40, 24, 1500)] {
+            #expect(variant.kSlices(k: k).count > 1, "\(variant) splits K = \(k)")
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                try check(.variant(variant), m: m, n: n, k: k, transA: transA, transB: transB)
+            }
+        }
+        try check(.variant(variant), m: 9, n: 35, k: 700, transA: true, transB: false, batch: 3, alpha: 2, beta: 0.25,
+                  withBias: true, activation: .sigmoid)
+        try check(.variant(variant), m: 19, n: 37, k: 515, transA: false, transB: true, batch: 2, broadcastA: true,
+                  beta: -1, withBias: true, activation: .relu)
+        // Deterministic: two runs give the same bits.
+        let cl = TestDevices.openCL.backend as! OpenCLBackend
+        let s = GemmShape(m: 13, n: 21, k: 3001, transA: true)
+        let a = KernelExercise.upload(cl, testValues(13 * 3001, seed: 1))
+        let b = KernelExercise.upload(cl, testValues(3001 * 21, seed: 2))
+        var runs: [[Float]] = []
+        for _ in 0..<2 {
+            let c = cl.allocate(13 * 21)
+            cl.gemm(s, a: a, b: b, c: c, bias: nil, activation: .identity, kernel: .variant(variant))
+            runs.append(KernelExercise.download(cl, c, 13 * 21))
+        }
+        #expect(runs[0] == runs[1])
+        #expect(cl.lastLocalSize[variant.kernelKey("gemm_tile_split")] != nil, "the split kernel ran")
     }
 
     /// The automatic choice at sizes where the tuned kernels run, through the public ops, on every device.

@@ -51,10 +51,15 @@ import Testing
     @Test func builtProgramsAreCachedOnDisk() throws {
         guard TestDevices.openCLAvailable else { return }
         let backend = try #require(TestDevices.openCL.backend as? OpenCLBackend)
-        // The device's own program was saved when it was first built.
-        let deviceFile = ProgramCache.file(source: try KernelLibrary.source(), info: backend.info)
-        #expect(FileManager.default.fileExists(atPath: deviceFile.path), "no cached program at \(deviceFile.path)")
-        #expect(deviceFile.deletingLastPathComponent().path == ProgramCache.directory.path)
+        // The program of each kernel file the device used was saved when it was first built.
+        _ = Tensor.zeros([3], on: TestDevices.openCL)
+        #expect(!backend.builtProgramFiles.isEmpty)
+        for name in backend.builtProgramFiles {
+            let file = try #require(backend.programFiles.first { $0.name == name })
+            let deviceFile = ProgramCache.file(source: backend.programSource(file), info: backend.info)
+            #expect(FileManager.default.fileExists(atPath: deviceFile.path), "no cached program at \(deviceFile.path)")
+            #expect(deviceFile.deletingLastPathComponent().path == ProgramCache.directory.path)
+        }
 
         // A source of its own: compiled the first time, loaded from the cache the second.
         let source = "// test \(UUID().uuidString)\n__kernel void twice(__global float* x) { x[get_global_id(0)] *= 2.0f; }\n"
@@ -79,5 +84,66 @@ import Testing
         var other = info
         other.driverVersion += "+1"
         #expect(k != ProgramCache.key(source: "a", options: "-x", info: other))
+    }
+}
+
+/// The kernel programs are built per file, on the first use of one of the file's kernels.
+@Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+struct LazyProgramTests {
+    @Test func aNewDeviceBuildsOnlyTheFilesItsKernelsNeed() throws {
+        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
+        #expect(backend.builtProgramFiles.isEmpty)
+        let device = Device(backend: backend)
+        let x = try Tensor([1, -2, 3], shape: [3], on: device)
+        let y = try x + x
+        #expect(y.toArray() == [2, -4, 6])
+        let built = backend.builtProgramFiles
+        #expect(built.contains("elementwise.cl"))
+        #expect(!built.contains("conv.cl") && !built.contains("normalization.cl") && !built.contains("optimizers.cl"),
+                "built \(built)")
+    }
+
+    /// A file whose program does not build is an error at the first use of its kernel, with the build log, thrown at
+    /// the next check; no crash, and the other files' kernels work on.
+    @Test func aFileThatDoesNotBuildIsAnErrorWithItsBuildLog() throws {
+        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
+        backend.programFiles.append((name: "zz_broken.cl",
+                                     text: "__kernel void broken_in_test(__global float* x) { x[0] = undefined_name_in_lazy_test; }\n"))
+        let device = Device(backend: backend)
+        let x = Tensor.zeros([4], on: device)
+        backend.launch("broken_in_test", global: [1], args: [.buffer(x.buffer)])
+        do {
+            try device.check()
+            Issue.record("a kernel whose program does not build launched")
+        } catch let error as DeviceError {
+            guard case .buildFailed(_, let log) = error else {
+                Issue.record("expected buildFailed, got \(error)")
+                return
+            }
+            #expect(log.contains("undefined_name_in_lazy_test"), "build log: \(log)")
+        }
+        #expect((x + 1).toArray() == [1, 1, 1, 1])
+    }
+
+    /// The file tried first for every kernel is the one that defines it (so a kernel's first use builds one file).
+    @Test func everyKernelIsLookedForFirstInItsOwnFile() throws {
+        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
+        let files = backend.programFiles
+        var kernelsOf: [String: Set<String>] = [:]
+        for file in files {
+            let program = try ProgramCache.build(context: backend.context, info: backend.info,
+                                                 source: backend.programSource(file)).program
+            kernelsOf[file.name] = ProgramCache.kernelNames(program)
+            OpenCLBackend.releaseProgram(program)
+        }
+        for file in files {
+            // Its own kernels: not those of the files it requires (which its program holds too).
+            let required = KernelLibrary.requirements(of: file.text).reduce(into: Set<String>()) { $0.formUnion(kernelsOf[$1] ?? []) }
+            let names = kernelsOf[file.name, default: []].subtracting(required)
+            #expect(!names.isEmpty, "\(file.name) defines no kernel")
+            for name in names {
+                #expect(KernelLibrary.filesLikelyDefining(name, in: files).first == file.name, "\(name) is in \(file.name)")
+            }
+        }
     }
 }

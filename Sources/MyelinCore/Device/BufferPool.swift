@@ -30,8 +30,16 @@ final class BufferPool<Handle>: Sendable {
 
     /// Empties the pool and returns everything it held (to free it: out of memory, or the device going away).
     func removeAll() -> [Handle] {
-        lists.withLock { $0.removeAll() }.map(\.value)
+        lists.withLock { $0.removeAll() }.map(\.handle.value)
     }
+
+    /// Empties the pool and returns everything it held with each buffer's size class (in elements).
+    func removeAllWithSizes() -> [(handle: Handle, size: Int)] {
+        lists.withLock { $0.removeAll() }.map { ($0.handle.value, $0.size) }
+    }
+
+    /// The elements held by the pooled buffers, all size classes together.
+    var pooledElements: Int { lists.withLock { $0.pooledElements } }
 
     /// A handle held by the pool. It crosses the mutex unchecked: only the pool refers to it while it is free.
     private struct PooledHandle: @unchecked Sendable {
@@ -45,26 +53,36 @@ final class BufferPool<Handle>: Sendable {
         var small = [[PooledHandle]](repeating: [], count: 13)
         /// Larger classes.
         var large: [Int: [PooledHandle]] = [:]
+        /// The sum of the size classes of the pooled handles.
+        var pooledElements = 0
 
         // On the hot path of every op: `isEmpty` + `removeLast()` inline where `popLast()` stays a call
         // in -O builds.
         @inline(__always) mutating func take(size: Int) -> PooledHandle? {
             if size <= 4096 {
                 let i = size.trailingZeroBitCount
-                return small[i].isEmpty ? nil : small[i].removeLast()
+                if small[i].isEmpty { return nil }
+                pooledElements -= size
+                return small[i].removeLast()
             }
-            return large[size]?.popLast()
+            guard let h = large[size]?.popLast() else { return nil }
+            pooledElements -= size
+            return h
         }
 
         @inline(__always) mutating func release(_ handle: PooledHandle, size: Int) {
+            pooledElements += size
             if size <= 4096 { small[size.trailingZeroBitCount].append(handle) }
             else { large[size, default: []].append(handle) }
         }
 
-        mutating func removeAll() -> [PooledHandle] {
-            let all = small.flatMap { $0 } + large.values.flatMap { $0 }
+        mutating func removeAll() -> [(handle: PooledHandle, size: Int)] {
+            var all: [(handle: PooledHandle, size: Int)] = []
+            for (i, list) in small.enumerated() { all += list.map { ($0, 1 << i) } }
+            for (size, list) in large { all += list.map { ($0, size) } }
             small = [[PooledHandle]](repeating: [], count: 13)
             large = [:]
+            pooledElements = 0
             return all
         }
     }

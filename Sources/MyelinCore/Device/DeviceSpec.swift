@@ -73,6 +73,11 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     /// launch the kernel, its global and local sizes and the device's limits). Later results on the device are
     /// not to be trusted; the error is thrown at the next `item()` or `Device.check()`.
     case commandFailed(device: String, detail: String)
+    /// `device` ran out of memory for `request` (a kernel launch with its sizes, or a buffer or transfer of so many
+    /// bytes, with the driver's error) twice: the second time after the buffers cached in its pool were freed.
+    /// `deviceMemory` is the device's memory (`CL_DEVICE_GLOBAL_MEM_SIZE`), `bytesInUse` what Myelin's buffers
+    /// on it held then. Thrown at the next `item()` or `Device.check()`, like `commandFailed`.
+    case deviceOutOfMemory(device: String, request: String, deviceMemory: Int, bytesInUse: Int)
 
     public var description: String {
         switch self {
@@ -94,6 +99,11 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
             return "\(what) needs \(formatBytes(bytes)), the device \(device) has \(formatBytes(limit)) \(limitKind)"
         case .commandFailed(let device, let detail):
             return "\(device): \(detail)"
+        case .deviceOutOfMemory(let device, let request, let deviceMemory, let bytesInUse):
+            func bytes(_ n: Int) -> String { n < 1024 ? formatBytes(n) : "\(formatBytes(n)) (\(n) bytes)" }
+            return "\(device) is out of memory: \(request), also after freeing the buffers cached in its pool and "
+                + "trying once more; the device has \(bytes(deviceMemory)) of memory, Myelin's buffers on it hold "
+                + "\(bytes(bytesInUse)); free tensors you no longer need or use smaller batches"
         case .sizeOverflow(let what, let shape):
             return shape.contains(where: { $0 < 0 })
                 ? "\(what): the shape \(shape) has a negative size"

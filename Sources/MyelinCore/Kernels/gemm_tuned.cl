@@ -15,7 +15,8 @@
 // GEMM_TILE (GPU-like devices): a work-group of (TN / WN) x (TM / WM) items computes a TM x TN tile of C, each
 // item WM x WN outputs in registers (rows ty + r * (TM / WM), columns tx + c * (TN / WN)); tiles of A and B of
 // depth TK go through local memory, loaded so that neighbouring items read neighbouring addresses. Edges are
-// zero-padded, so every M, N, K and transpose is correct.
+// zero-padded, so every M, N, K and transpose is correct. The same program holds the K-split kernels
+// (gemm_tile_split, gemm_split_reduce) for products with few tiles of C and a long K (the `deep` class).
 //   Defines: TM, TN (tile of C), TK (depth of a local tile), WM, WN (outputs per item).
 
 inline float tuned_epilogue(float acc, float alpha, float beta, __global const float* c_old,
@@ -155,6 +156,40 @@ __kernel void gemm_panel(int M, int N, int K, float alpha, float beta,
 #define RTN (TN / WN)
 #define THREADS (RTM * RTN)
 
+// acc += op(A)[row0 .. row0 + TM, k0 .. k1) · op(B)[k0 .. k1, col0 .. col0 + TN) for this item's WM x WN outputs,
+// through the work-group's local tiles As, Bs (rows past M, columns past N and steps past k1 read as zeros).
+inline void tile_accumulate(float acc[WM][WN], __local float As[TK][TM + 1], __local float Bs[TK][TN + 1],
+                            int M, int N, int k0, int k1, int row0, int col0, int tx, int ty,
+                            __global const float* A, int lda, int transA,
+                            __global const float* B, int ldb, int transB) {
+    int lid = ty * RTN + tx;
+    for (int kt = k0; kt < k1; kt += TK) {
+        // Neighbouring items read neighbouring addresses: along K for a row-major A, along M for a transposed one.
+        for (int l = lid; l < TM * TK; l += THREADS) {
+            int kk = transA ? l / TM : l % TK;
+            int mm = transA ? l % TM : l / TK;
+            int gi = row0 + mm, gk = kt + kk;
+            As[kk][mm] = (gi < M && gk < k1) ? (transA ? A[(long)gk * lda + gi] : A[(long)gi * lda + gk]) : 0.0f;
+        }
+        for (int l = lid; l < TN * TK; l += THREADS) {
+            int kk = transB ? l % TK : l / TN;
+            int nn = transB ? l / TK : l % TN;
+            int gj = col0 + nn, gk = kt + kk;
+            Bs[kk][nn] = (gj < N && gk < k1) ? (transB ? B[(long)gj * ldb + gk] : B[(long)gk * ldb + gj]) : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int kk = 0; kk < TK; ++kk) {
+            float bv[WN];
+            for (int c = 0; c < WN; ++c) bv[c] = Bs[kk][tx + c * RTN];
+            for (int r = 0; r < WM; ++r) {
+                float av = As[kk][ty + r * RTM];
+                for (int c = 0; c < WN; ++c) acc[r][c] = fma(av, bv[c], acc[r][c]);
+            }
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+}
+
 __kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
 void gemm_tile(int M, int N, int K, float alpha, float beta,
                __global const float* A, int lda, long strideA, int transA,
@@ -170,32 +205,7 @@ void gemm_tile(int M, int N, int K, float alpha, float beta,
     A += b * strideA; B += b * strideB; C += b * strideC;
     float acc[WM][WN];
     for (int r = 0; r < WM; ++r) for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
-    int lid = ty * RTN + tx;
-    for (int k0 = 0; k0 < K; k0 += TK) {
-        // Neighbouring items read neighbouring addresses: along K for a row-major A, along M for a transposed one.
-        for (int l = lid; l < TM * TK; l += THREADS) {
-            int kk = transA ? l / TM : l % TK;
-            int mm = transA ? l % TM : l / TK;
-            int gi = row0 + mm, gk = k0 + kk;
-            As[kk][mm] = (gi < M && gk < K) ? (transA ? A[(long)gk * lda + gi] : A[(long)gi * lda + gk]) : 0.0f;
-        }
-        for (int l = lid; l < TN * TK; l += THREADS) {
-            int kk = transB ? l % TK : l / TN;
-            int nn = transB ? l / TK : l % TN;
-            int gj = col0 + nn, gk = k0 + kk;
-            Bs[kk][nn] = (gj < N && gk < K) ? (transB ? B[(long)gj * ldb + gk] : B[(long)gk * ldb + gj]) : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int kk = 0; kk < TK; ++kk) {
-            float bv[WN];
-            for (int c = 0; c < WN; ++c) bv[c] = Bs[kk][tx + c * RTN];
-            for (int r = 0; r < WM; ++r) {
-                float av = As[kk][ty + r * RTM];
-                for (int c = 0; c < WN; ++c) acc[r][c] = fma(av, bv[c], acc[r][c]);
-            }
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
+    tile_accumulate(acc, As, Bs, M, N, 0, K, row0, col0, tx, ty, A, lda, transA, B, ldb, transB);
     for (int r = 0; r < WM; ++r) {
         int i = row0 + ty + r * RTM;
         if (i >= M) continue;
@@ -206,5 +216,52 @@ void gemm_tile(int M, int N, int K, float alpha, float beta,
             *cp = tuned_epilogue(acc[r][c], alpha, beta, cp, bias, has_bias, j, act, act_p);
         }
     }
+}
+
+// K-split (small M x N, long K): dimension 2 runs over batch x slices; slice s of batch b sums K steps
+// s * sliceK .. min((s + 1) * sliceK, K) of its tile into its own M x N partial product
+// W[(b * slices + s) * M * N ..], with no epilogue. gemm_split_reduce then adds the slices in order and applies
+// alpha, beta * C, the bias and the activation: no atomics, the same result on every run.
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void gemm_tile_split(int M, int N, int K, int slices, int sliceK,
+                     __global const float* A, int lda, long strideA, int transA,
+                     __global const float* B, int ldb, long strideB, int transB,
+                     __global float* W) {
+    __local float As[TK][TM + 1];
+    __local float Bs[TK][TN + 1];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN;
+    int row0 = get_group_id(1) * TM;
+    int z = get_global_id(2);
+    int b = z / slices, s = z % slices;
+    A += b * strideA; B += b * strideB;
+    int k0 = min(s * sliceK, K), k1 = min(k0 + sliceK, K);
+    float acc[WM][WN];
+    for (int r = 0; r < WM; ++r) for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
+    tile_accumulate(acc, As, Bs, M, N, k0, k1, row0, col0, tx, ty, A, lda, transA, B, ldb, transB);
+    __global float* w = W + (long)z * M * N;
+    for (int r = 0; r < WM; ++r) {
+        int i = row0 + ty + r * RTM;
+        if (i >= M) continue;
+        for (int c = 0; c < WN; ++c) {
+            int j = col0 + tx + c * RTN;
+            if (j < N) w[(long)i * N + j] = acc[r][c];
+        }
+    }
+}
+
+// C[b, i, j] = act(alpha * (W[b, 0, i, j] + W[b, 1, i, j] + ...) + beta * C[b, i, j] + bias[j]), the slices
+// added in order. Global size: [N, M, batch].
+__kernel void gemm_split_reduce(int M, int N, int slices, float alpha, float beta, __global const float* W,
+                                __global float* C, int ldc, long strideC,
+                                __global const float* bias, int has_bias, int act, float act_p) {
+    int j = get_global_id(0), i = get_global_id(1), b = get_global_id(2);
+    if (i >= M || j >= N) return;
+    long mn = (long)M * N;
+    __global const float* w = W + (long)b * slices * mn + (long)i * N + j;
+    float sum = 0.0f;
+    for (int s = 0; s < slices; ++s) sum += w[s * mn];
+    __global float* cp = C + b * strideC + (long)i * ldc + j;
+    *cp = tuned_epilogue(sum, alpha, beta, cp, bias, has_bias, j, act, act_p);
 }
 #endif

@@ -2,6 +2,7 @@
 // tiled kernel, register blocks of other sizes, packed panels, A·Bᵀ dot products, skinny with 8 rows. The tuned
 // path never picks them; `MYELIN_GEMM_KERNEL` selects one (for re-measuring) and GemmTuningTests checks them all.
 // This file comes after gemm.cl in the program (name order) and uses its helpers and macros.
+// requires: gemm.cl
 
 // Tiled kernel: a work-group of (TILE/WPT)^2 items computes a TILE x TILE block of C, each item WPT x WPT
 // outputs held in registers; A and B tiles of TILE x KTILE go through local memory. Edges are zero-padded,

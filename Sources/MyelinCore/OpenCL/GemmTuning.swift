@@ -10,14 +10,18 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
     /// panels and `nb` column panels per work-item.
     case panel(mr: Int, nv: Int, kc: Int, mb: Int, nb: Int)
     /// GPU-style: `tm` x `tn` tiles of C per work-group through local memory of depth `tk`, `wm` x `wn` outputs
-    /// per work-item.
-    case tile(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int)
+    /// per work-item. `slices` > 1 splits K: up to that many slices (of whole `tk` steps) each compute a partial
+    /// product into a workspace, and a second kernel adds them in order and applies the epilogue (for products
+    /// with few tiles of C and a long K, the `deep` class).
+    case tile(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int, slices: Int = 1)
 
-    /// The name in tables, reports and `MYELIN_GEMM_KERNEL`: `panel:6x16:kc256:mb8:nb4`, `tile:64x64:k16:w4x4`.
+    /// The name in tables, reports and `MYELIN_GEMM_KERNEL`: `panel:6x16:kc256:mb8:nb4`, `tile:64x64:k16:w4x4`,
+    /// and with a K-split `tile:32x32:k16:w4x4:s8`.
     var description: String {
         switch self {
         case .panel(let mr, let nv, let kc, let mb, let nb): return "panel:\(mr)x\(8 * nv):kc\(kc):mb\(mb):nb\(nb)"
-        case .tile(let tm, let tn, let tk, let wm, let wn): return "tile:\(tm)x\(tn):k\(tk):w\(wm)x\(wn)"
+        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
+            return "tile:\(tm)x\(tn):k\(tk):w\(wm)x\(wn)" + (slices > 1 ? ":s\(slices)" : "")
         }
     }
 
@@ -34,9 +38,10 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
            let kc = number(parts[2], prefix: "kc"), let mb = number(parts[3], prefix: "mb"),
            let nb = number(parts[4], prefix: "nb") {
             self = .panel(mr: mr, nv: nr / 8, kc: kc, mb: mb, nb: nb)
-        } else if parts.count == 4, parts[0] == "tile", let (tm, tn) = pair(parts[1]),
-                  let tk = number(parts[2], prefix: "k"), let (wm, wn) = pair(parts[3], prefix: "w") {
-            self = .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn)
+        } else if parts.count == 4 || parts.count == 5, parts[0] == "tile", let (tm, tn) = pair(parts[1]),
+                  let tk = number(parts[2], prefix: "k"), let (wm, wn) = pair(parts[3], prefix: "w"),
+                  let slices = parts.count == 5 ? number(parts[4], prefix: "s") : 1 {
+            self = .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices)
         } else {
             return nil
         }
@@ -44,13 +49,14 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Parameters the kernels accept: positive sizes, tiles divisible by the per-item block, at most 16 x 4
-    /// float8 accumulators per panel block.
+    /// float8 accumulators per panel block, 1 to 64 K slices.
     var isWellFormed: Bool {
         switch self {
         case .panel(let mr, let nv, let kc, let mb, let nb):
             return (1...16).contains(mr) && (1...4).contains(nv) && kc >= 0 && mb >= 1 && nb >= 1
-        case .tile(let tm, let tn, let tk, let wm, let wn):
+        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
             return tm > 0 && tn > 0 && tk > 0 && wm > 0 && wn > 0 && tm % wm == 0 && tn % wn == 0 && wm * wn <= 64
+                && (1...64).contains(slices)
         }
     }
 
@@ -59,7 +65,8 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
         switch self {
         case .panel(let mr, let nv, let kc, let mb, let nb):
             return "-DGEMM_PANEL -DMR=\(mr) -DNV=\(nv) -DKC=\(kc) -DMB=\(mb) -DNB=\(nb)"
-        case .tile(let tm, let tn, let tk, let wm, let wn):
+        case .tile(let tm, let tn, let tk, let wm, let wn, _):
+            // The K-split kernels are in the same program: the slice count is an argument.
             return "-DGEMM_TILE -DTM=\(tm) -DTN=\(tn) -DTK=\(tk) -DWM=\(wm) -DWN=\(wn)"
         }
     }
@@ -67,15 +74,31 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
     /// The key `OpenCLBackend.kernel(_:)` builds a kernel of this variant's program from.
     func kernelKey(_ kernel: String) -> String { "\(kernel)|\(defines)" }
 
+    /// The kernel that runs the variant's work-groups: `gemm_panel`, `gemm_tile`, or `gemm_tile_split` for a K-split.
+    var mainKernel: String {
+        switch self {
+        case .panel: return "gemm_panel"
+        case .tile(_, _, _, _, _, let slices): return slices > 1 ? "gemm_tile_split" : "gemm_tile"
+        }
+    }
+
+    /// The K slices a product with `k` steps runs in: slices of whole `tk` steps, at most `slices` of them,
+    /// none empty (1: no split); and the steps per slice.
+    func kSlices(k: Int) -> (count: Int, length: Int) {
+        guard case .tile(_, _, let tk, _, _, let slices) = self, slices > 1, k > 0 else { return (1, k) }
+        let length = ((k + slices - 1) / slices + tk - 1) / tk * tk
+        return ((k + length - 1) / length, length)
+    }
+
     /// The work-group a tile variant needs (`reqd_work_group_size`); nil for panels (any size).
     var workGroup: [Int]? {
-        if case .tile(let tm, let tn, _, let wm, let wn) = self { return [tn / wn, tm / wm, 1] }
+        if case .tile(let tm, let tn, _, let wm, let wn, _) = self { return [tn / wn, tm / wm, 1] }
         return nil
     }
 
     /// Bytes of local memory a work-group uses.
     var localBytes: Int {
-        if case .tile(let tm, let tn, let tk, _, _) = self { return 4 * tk * (tm + 1 + tn + 1) }
+        if case .tile(let tm, let tn, let tk, _, _, _) = self { return 4 * tk * (tm + 1 + tn + 1) }
         return 0
     }
 
@@ -104,6 +127,14 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
         .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4), .tile(tm: 128, tn: 128, tk: 8, wm: 8, wn: 8),
         .tile(tm: 128, tn: 64, tk: 16, wm: 8, wn: 4), .tile(tm: 64, tn: 64, tk: 8, wm: 4, wn: 4),
         .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2), .tile(tm: 32, tn: 32, tk: 8, wm: 2, wn: 2),
+    ]
+
+    /// The K-split tile variants `myelin tune` measures for the `deep` class, on every device type (a product
+    /// with a few tiles of C leaves most of a GPU idle, and most of a CPU's cores too, without them).
+    static let splitCandidates: [GemmVariant] = [
+        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 4), .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 8),
+        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 16), .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4, slices: 8),
+        .tile(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8, slices: 16), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2, slices: 16),
     ]
 }
 
@@ -168,7 +199,7 @@ extension GemmKernelChoice.Kernel {
 }
 
 /// The built-in choice when a device has no tuning table: GPU-style tiles through local memory on GPUs (larger
-/// tiles on NVIDIA and AMD), the register-block kernels on CPU OpenCL (PoCL) for small products and the
+/// tiles on NVIDIA and AMD; with K split for `deep` products of few tiles), the register-block kernels on CPU OpenCL (PoCL) for small products and the
 /// K-blocked packed panels there from 2²⁶ FLOPs on.
 enum GemmDefaults {
     /// The kernel for `s` on a device of this type and vendor with these limits.
@@ -179,8 +210,17 @@ enum GemmDefaults {
             let big = vendor.contains("nvidia") || vendor.contains("amd") || vendor.contains("advanced micro")
             let preferred: [GemmVariant] = (big ? [.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4)] : [])
                 + [.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)]
-            if let v = preferred.first(where: { $0.fits(limits) }) { return .variant(v) }
-            return .direct
+            guard let v = preferred.first(where: { $0.fits(limits) }) else { return .direct }
+            if case .tile(let tm, let tn, let tk, let wm, let wn, _) = v, GemmShapeClass(s).name == "deep" {
+                // A few tiles of C and a long K would leave most of the GPU idle: split K so that about 64
+                // work-groups run (2 to 16 slices).
+                let tiles = (s.m + tm - 1) / tm * ((s.n + tn - 1) / tn) * s.batch
+                if tiles < 64 {
+                    let slices = min(16, max(2, (64 + tiles - 1) / tiles))
+                    return .variant(.tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices))
+                }
+            }
+            return .variant(v)
         }
         let cpu = GemmKernelChoice.choose(s)
         // From about the MLP's products (128×784×512) up: packed panels of 6 x 16 (15 of the 16 AVX2 vector
@@ -465,6 +505,9 @@ struct GemmTuner {
     func candidates(for shapeClass: GemmShapeClass, shape: GemmShape) -> [GemmKernelChoice.Kernel] {
         let b = backend
         var list: [GemmKernelChoice.Kernel] = [GemmDefaults.kernel(for: shape, info: b.info, limits: b.limits)]
+        if shapeClass.name == "deep" {
+            list += GemmVariant.splitCandidates.filter { $0.fits(b.limits) }.map { .variant($0) }
+        }
         if b.info.isGPU {
             if shapeClass.name == "narrow" { list += [.direct, .skinny(rows: 4)] }
             list += GemmVariant.tileCandidates.filter { $0.fits(b.limits) }.map { .variant($0) }

@@ -89,7 +89,23 @@ extension OpenCLBackend {
                                      bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
                                      .int(activation.code), .float(activation.parameter)]
         switch v {
-        case .tile(let tm, let tn, _, let wm, let wn):
+        case .tile(let tm, let tn, _, let wm, let wn, _) where v.kSlices(k: s.k).count > 1:
+            // K-split: each slice's partial product into a workspace, then the slices added in order and the
+            // epilogue applied (gemm_split_reduce).
+            let (slices, sliceK) = v.kSlices(k: s.k)
+            let rtm = tm / wm, rtn = tn / wn
+            let workspace = allocate(slices * s.m * s.n * s.batch)
+            launch(v.kernelKey("gemm_tile_split"),
+                   global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch * slices], local: [rtn, rtm, 1],
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(slices)), .int(Int32(sliceK)),
+                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+                          .buffer(workspace)])
+            let reduce = v.kernelKey("gemm_split_reduce")
+            launch(reduce, global: [s.n, s.m, s.batch], local: fittingLocal([16, 16, 1], kernel: reduce),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(slices)), .float(s.alpha), .float(s.beta),
+                          .buffer(workspace)] + epilogue)
+        case .tile(let tm, let tn, _, let wm, let wn, _):
             let rtm = tm / wm, rtn = tn / wn
             launch(v.kernelKey("gemm_tile"), global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch],
                    local: [rtn, rtm, 1], args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))

@@ -1,5 +1,6 @@
 import COpenCL
 import Foundation
+import Synchronization
 
 /// One argument of a kernel launch.
 enum KernelArg {
@@ -13,8 +14,9 @@ enum KernelArg {
     case null
 }
 
-/// The OpenCL device: one context, one in-order queue, one program of all of Myelin's kernels
-/// (built once per device and cached on disk), and a pool of buffers.
+/// The OpenCL device: one context, one in-order queue, one program per kernel file (common.cl and the file, built
+/// on the first use of one of its kernels and cached on disk, so a run compiles only the files it uses), and a
+/// pool of buffers.
 final class OpenCLBackend: Backend, @unchecked Sendable {
     let index: Int
     let info: OpenCLDeviceInfo
@@ -24,7 +26,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     var stats = DeviceStats()
     let context: cl_context
     let queue: cl_command_queue
-    let program: cl_program
+    /// common.cl, which every file's program starts with.
+    private let commonSource: String
+    /// The kernel files other than common.cl (gemm_tuned.cl is built per variant, `variantProgram`).
+    /// (Settable for tests, which add a file that does not build.)
+    var programFiles: [(name: String, text: String)]
+    /// The programs of the files built so far, and their kernel names.
+    private var filePrograms: [String: (program: cl_program, kernels: Set<String>)] = [:]
+    /// The files whose program did not build (the error is recorded once, `takeFailure`).
+    private var unbuiltFiles: [String: DeviceError] = [:]
     /// The kernels created so far (each on its first launch), by name.
     private(set) var kernels: [String: cl_kernel] = [:]
     /// Free buffers by size class.
@@ -49,6 +59,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private var unusableVariants: [GemmVariant: String] = [:]
     /// The device's GEMM tuning table once read (`gemmTuningTable`); `.some(nil)` when there is none.
     private var tuningTable: GemmTuningTable?? = nil
+    /// Bytes of the buffers this device created and has not released, pooled ones included.
+    private let createdBytes = Atomic<Int>(0)
+    /// Times the pool's cached buffers were freed because the device was out of memory.
+    private let poolFlushCount = Atomic<Int>(0)
+    /// Test-only fault injection (`injectFailures`): how many of the next enqueues and buffer creations fail,
+    /// and with which status.
+    private let injectedEnqueueFailures = Atomic<Int>(0)
+    private let injectedBufferFailures = Atomic<Int>(0)
+    private let injectedStatus = Atomic<Int32>(0)
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
@@ -57,7 +76,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
          maxWorkGroupSize: Int? = nil) throws {
-        let source = try KernelLibrary.source(environment: environment)
+        let files = try KernelLibrary.sourceFiles(environment: environment)
+        commonSource = files.first { $0.0 == "common.cl" }?.1 ?? ""
+        programFiles = files.filter { $0.0 != "common.cl" && $0.0 != "gemm_tuned.cl" }.map { (name: $0.0, text: $0.1) }
         let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
         self.limits = LaunchLimits(device: info.device, cap: cap)
         self.cacheDirectory = ProgramCache.directory(environment: environment)
@@ -75,30 +96,36 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
-        var built: cl_program?
-        do {
-            built = try ProgramCache.build(context: ctx, info: info, source: source, directory: cacheDirectory).program
-            if let folder = kernelsDirectory {
-                try Self.checkKernels(of: built!, from: folder, context: ctx, info: info, cacheDirectory: cacheDirectory)
+        if let folder = kernelsDirectory {
+            // Kernels being edited: every file is built now, so that a build error or a missing kernel is an
+            // error when the device is created (the build log in `DeviceError.buildFailed`).
+            // (Every stored property is set: when this throws, deinit releases what was made.)
+            for file in programFiles {
+                let built = try ProgramCache.build(context: ctx, info: info, source: programSource(file),
+                                                   directory: cacheDirectory).program
+                filePrograms[file.name] = (built, ProgramCache.kernelNames(built))
             }
-        } catch {
-            if let built { clReleaseProgram(built) }
-            clReleaseCommandQueue(q)
-            clReleaseContext(ctx)
-            throw error
+            try checkKernels(from: folder)
         }
-        program = built!
     }
 
-    /// Throws `DeviceError.kernelsDirectory` when the program built from `folder` lacks a kernel that the built-in
+    /// The program source of one kernel file: common.cl, the files it names on a `// requires: a.cl, b.cl` line
+    /// (whose helpers it uses), then the file.
+    func programSource(_ file: (name: String, text: String)) -> String {
+        let required = KernelLibrary.requirements(of: file.text).compactMap { name in
+            programFiles.first { $0.name == name }.map { ($0.name, $0.text) }
+        }
+        return KernelLibrary.join([("common.cl", commonSource)] + required + [(file.name, file.text)])
+    }
+
+    /// Throws `DeviceError.kernelsDirectory` when the programs built from `folder` lack a kernel that the built-in
     /// kernels define (a file edited so that a kernel is gone would otherwise trap at the kernel's first use).
-    private static func checkKernels(of program: cl_program, from folder: String, context: cl_context,
-                                     info: OpenCLDeviceInfo, cacheDirectory: URL) throws {
+    private func checkKernels(from folder: String) throws {
         let reference = try ProgramCache.build(context: context, info: info, source: KernelLibrary.join(KernelLibrary.embedded),
                                                directory: cacheDirectory).program
         let expected = ProgramCache.kernelNames(reference)
         clReleaseProgram(reference)
-        let missing = expected.subtracting(ProgramCache.kernelNames(program)).sorted()
+        let missing = expected.subtracting(filePrograms.values.reduce(into: Set<String>()) { $0.formUnion($1.kernels) }).sorted()
         guard missing.isEmpty else {
             throw DeviceError.kernelsDirectory(folder, problem: "its kernels lack \(missing.joined(separator: ", ")) (the built-in kernels define them)")
         }
@@ -119,7 +146,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         for k in kernels.values { clReleaseKernel(k) }
         for m in pool.removeAll() { clReleaseMemObject(m) }
         for p in variantPrograms.values { clReleaseProgram(p) }
-        clReleaseProgram(program)
+        for p in filePrograms.values { clReleaseProgram(p.program) }
         clReleaseCommandQueue(queue)
         clReleaseContext(context)
     }
@@ -134,20 +161,31 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return DeviceMemory(largestBuffer: info.maxAllocation, available: available, total: info.globalMemory)
     }
 
+    /// A buffer of at least `count` elements: a pooled one of its size class, else a new one. When the driver
+    /// cannot create it, the pool's cached buffers are freed and it tries once more; when that fails too, the
+    /// failure is recorded (`DeviceError.deviceOutOfMemory`, thrown at the next `item()` or `Device.check()`) and
+    /// the buffer has no memory: the commands that use it are skipped, and reads of it give NaN.
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
         let size = BufferPool<cl_mem>.sizeClass(count)
         var mem: cl_mem? = pool.take(size: size)
         if mem == nil {
             var err: cl_int = 0
-            mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
-            if mem == nil || err != CL_SUCCESS {
+            mem = createBuffer(bytes: size * 4, &err)
+            if mem == nil {
                 // Out of device memory: give the pooled buffers back and try once more.
-                for m in pool.removeAll() { clReleaseMemObject(m) }
-                mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), size * 4, nil, &err)
-                precondition(mem != nil && err == CL_SUCCESS,
-                             "\(name): clCreateBuffer of \(size * 4) bytes failed with \(openCLErrorName(err))")
+                freeCachedBuffers()
+                mem = createBuffer(bytes: size * 4, &err)
             }
+            guard mem != nil else {
+                lock.lock()
+                let request = "clCreateBuffer of \(size * 4) bytes (\(count) Float elements) failed with "
+                    + "\(openCLErrorName(err)) (\(err))"
+                if Self.isOutOfMemory(err) { recordOutOfMemory(request) } else { recordFailure(request) }
+                lock.unlock()
+                return DeviceBuffer(capacity: size, host: nil, mem: nil) { _, _, _ in }
+            }
+            createdBytes.add(size * 4, ordering: .relaxed)
             lock.lock(); stats.allocations += 1; lock.unlock()
         }
         return DeviceBuffer(capacity: size, host: nil, mem: mem) { [weak self] capacity, _, mem in
@@ -166,10 +204,17 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         staging.copyMemory(from: source.baseAddress!, byteCount: bytes)
         lock.lock(); defer { lock.unlock() }
         var event: cl_event?
-        let status = clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        guard buffer.mem != nil else {
+            staging.deallocate()
+            recordUnallocated("clEnqueueWriteBuffer of \(bytes) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueWriteBuffer(queue, buffer.mem, cl_bool(CL_FALSE), offset * 4, bytes, staging, 0, nil, &event)
+        }
         guard status == CL_SUCCESS else {
             staging.deallocate()
-            recordFailure("clEnqueueWriteBuffer of \(bytes) bytes failed with \(openCLErrorName(status)) (\(status))")
+            recordEnqueueFailure("clEnqueueWriteBuffer of \(bytes) bytes", status: status)
             return
         }
         stats.hostWrites += 1
@@ -190,8 +235,19 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func read(_ buffer: DeviceBuffer, offset: Int, count: Int, into destination: UnsafeMutableBufferPointer<Float>) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        check(clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
-                                  destination.baseAddress, 0, nil, nil), "clEnqueueReadBuffer of \(count * 4) bytes")
+        guard buffer.mem != nil else {
+            destination.update(repeating: .nan)
+            recordUnallocated("clEnqueueReadBuffer of \(count * 4) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueReadBuffer(queue, buffer.mem, cl_bool(CL_TRUE), offset * 4, count * 4,
+                                destination.baseAddress, 0, nil, nil)
+        }
+        if status != CL_SUCCESS {
+            destination.update(repeating: .nan)
+            recordEnqueueFailure("clEnqueueReadBuffer of \(count * 4) bytes", status: status)
+        }
         stats.hostReads += 1
         stats.waits += 1
     }
@@ -199,8 +255,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count: Int) {
         guard count > 0 else { return }
         lock.lock(); defer { lock.unlock() }
-        recordIfFailed(clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
-                                           count * 4, 0, nil, nil), "clEnqueueCopyBuffer of \(count * 4) bytes")
+        guard source.mem != nil, destination.mem != nil else {
+            recordUnallocated("clEnqueueCopyBuffer of \(count * 4) bytes")
+            return
+        }
+        let status = enqueueRetrying {
+            clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
+                                count * 4, 0, nil, nil)
+        }
+        if status != CL_SUCCESS { recordEnqueueFailure("clEnqueueCopyBuffer of \(count * 4) bytes", status: status) }
         stats.launches += 1
     }
 
@@ -237,9 +300,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     // MARK: launching
 
-    /// The kernel `name` of the program; `kernel|defines` names a kernel of a parameterised GEMM program
-    /// (`GemmVariant.kernelKey`), built on first use.
-    func kernel(_ name: String) -> cl_kernel {
+    /// The kernel `name`, from the program of the file that defines it (built on first use); `kernel|defines`
+    /// names a kernel of a parameterised GEMM program (`GemmVariant.kernelKey`), built on first use. Nil when the
+    /// file's program does not build on this device: that is recorded (`DeviceError.buildFailed` with the build
+    /// log, thrown at the next `item()` or `Device.check()`).
+    func kernel(_ name: String) -> cl_kernel? {
         if let k = kernels[name] { return k }
         var err: cl_int = 0
         if let bar = name.firstIndex(of: "|") {
@@ -256,12 +321,56 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             kernels[name] = k
             return k
         }
-        guard let k = clCreateKernel(program, name, &err), err == CL_SUCCESS else {
-            let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
-            fatalError("\(self.name): kernel '\(name)' is missing from the program \(origin): \(openCLErrorName(err))")
+        // The file that most likely defines it first; the others after it when it does not.
+        var unbuilt = false
+        for file in KernelLibrary.filesLikelyDefining(name, in: programFiles) {
+            guard let built = fileProgram(file) else { unbuilt = true; continue }
+            guard built.kernels.contains(name) else { continue }
+            guard let k = clCreateKernel(built.program, name, &err), err == CL_SUCCESS else { break }
+            kernels[name] = k
+            return k
         }
-        kernels[name] = k
-        return k
+        if unbuilt { return nil }
+        let origin = kernelsDirectory.map { "built from MYELIN_KERNELS_DIR=\($0)" } ?? "built into Myelin"
+        fatalError("\(self.name): kernel '\(name)' is missing from the programs \(origin): \(openCLErrorName(err))")
+    }
+
+    /// The program of kernel file `name` (built through the program cache on first use), or nil when it does not
+    /// build on this device (recorded once).
+    private func fileProgram(_ name: String) -> (program: cl_program, kernels: Set<String>)? {
+        lock.lock(); defer { lock.unlock() }
+        if let built = filePrograms[name] { return built }
+        if unbuiltFiles[name] != nil { return nil }
+        guard let file = programFiles.first(where: { $0.name == name }) else { return nil }
+        do {
+            let program = try ProgramCache.build(context: context, info: info, source: programSource(file),
+                                                 directory: cacheDirectory).program
+            let built = (program: program, kernels: ProgramCache.kernelNames(program))
+            filePrograms[name] = built
+            return built
+        } catch {
+            let failed = error as? DeviceError ?? .commandFailed(device: self.name, detail: "\(name) does not build: \(error)")
+            unbuiltFiles[name] = failed
+            if failure == nil {
+                failure = failed
+                FileHandle.standardError.write(Data("myelin: \(self.name): the kernels of \(name) do not build: \(failed)\n".utf8))
+            }
+            return nil
+        }
+    }
+
+    /// The kernel names of every file's program, building those not built yet (tests check that every kernel
+    /// runs).
+    func allKernelNames() -> Set<String> {
+        programFiles.reduce(into: Set<String>()) { names, file in
+            if let built = fileProgram(file.name) { names.formUnion(built.kernels) }
+        }
+    }
+
+    /// The kernel files whose programs have been built so far.
+    var builtProgramFiles: [String] {
+        lock.lock(); defer { lock.unlock() }
+        return filePrograms.keys.sorted()
     }
 
     /// The program of the parameterised GEMM kernels built with `defines`, through the program cache.
@@ -290,7 +399,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             unusableVariants[v] = "\(error)"
             return false
         }
-        if let wg = v.workGroup, wg.reduce(1, *) > workGroupLimit(v.kernelKey("gemm_tile")) {
+        if let wg = v.workGroup, wg.reduce(1, *) > workGroupLimit(v.kernelKey(v.mainKernel)) {
             unusableVariants[v] = "its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE"
             return false
         }
@@ -344,7 +453,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func kernelLimit(_ name: String) -> (workGroupSize: Int, localMemory: Int) {
         if let known = kernelLimits[name] { return known }
-        let k = kernel(name)
+        // A kernel whose program does not build (recorded): the device's limits, so that callers go on to the
+        // launch, which is skipped.
+        guard let k = kernel(name) else { return (limits.maxWorkGroupSize, 0) }
         var size = 0
         var localMemory: cl_ulong = 0
         let status = clGetKernelWorkGroupInfo(k, info.device, cl_kernel_work_group_info(CL_KERNEL_WORK_GROUP_SIZE),
@@ -370,17 +481,24 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Enqueues a kernel over `global` work-items (rounded up to `local` multiples when given), whose ids start
     /// at `offset` when given. A local size or local memory beyond the device's limits (callers pick local sizes
-    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses (e.g. `CL_OUT_OF_RESOURCES`),
-    /// is recorded with the kernel, the sizes and the limits, and thrown at the next `item()` or `Device.check()`.
+    /// through `fittingLocal` and `workGroupLimit`), or an enqueue the driver refuses, is recorded with the kernel,
+    /// the sizes and the limits, and thrown at the next `item()` or `Device.check()`. An enqueue that fails for want
+    /// of memory (`CL_OUT_OF_RESOURCES`, `CL_MEM_OBJECT_ALLOCATION_FAILURE`) is tried once more after the pool's
+    /// cached buffers are freed; a second failure is recorded as `DeviceError.deviceOutOfMemory`.
     func launch(_ name: String, global: [Int], local: [Int]? = nil, offset: [Int]? = nil, args: [KernelArg]) {
         lock.lock(); defer { lock.unlock() }
-        let k = kernel(name)
+        guard let k = kernel(name) else { return }  // its program does not build (recorded)
         var localBytes = 0
         for (i, arg) in args.enumerated() {
             let idx = cl_uint(i)
             var status: cl_int
             switch arg {
             case .buffer(let b):
+                // A buffer whose allocation failed: the launch would write through a null pointer.
+                guard b.mem != nil else {
+                    recordUnallocated("kernel \(name), argument \(i)")
+                    return
+                }
                 var m = b.mem
                 status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
             case .int(var v): status = clSetKernelArg(k, idx, 4, &v)
@@ -415,14 +533,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             }
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
             var l = local
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil)
+            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil) }
             lastLocalSize[name] = local
         } else {
-            status = clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil)
+            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil) }
         }
         if status != CL_SUCCESS {
-            recordFailure("clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
-                          + launchDescription(name, global: global, local: local, localBytes: localBytes))
+            let request = "clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
+                + launchDescription(name, global: global, local: local, localBytes: localBytes)
+            if Self.isOutOfMemory(status) { recordOutOfMemory(request) } else { recordFailure(request) }
             return
         }
         if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
@@ -431,6 +550,101 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     private func check(_ status: cl_int, _ call: String) {
         precondition(status == CL_SUCCESS, "\(name): \(call) failed with \(openCLErrorName(status)) (\(status))")
+    }
+
+    // MARK: out of memory
+
+    /// Whether `status` says the device (or the driver's host side) ran out of memory. Drivers allocate lazily,
+    /// so this can come from an enqueue as well as from `clCreateBuffer`.
+    static func isOutOfMemory(_ status: cl_int) -> Bool {
+        status == CL_OUT_OF_RESOURCES || status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_HOST_MEMORY
+    }
+
+    /// Bytes held by Myelin's buffers on this device that are not cached in the pool.
+    var bytesInUse: Int { createdBytes.load(ordering: .relaxed) - pool.pooledElements * 4 }
+
+    /// Bytes of every buffer this device created and has not released, the pool's cached ones included.
+    var bytesCreated: Int { createdBytes.load(ordering: .relaxed) }
+
+    /// Times the pool's cached buffers were freed because the device ran out of memory.
+    var poolFlushes: Int { poolFlushCount.load(ordering: .relaxed) }
+
+    /// Releases every buffer cached in the pool, then waits for the queue, so that the driver can reclaim their
+    /// memory before a failed command is tried again (only on this failure path: the hot path never waits).
+    private func freeCachedBuffers() {
+        for (mem, size) in pool.removeAllWithSizes() {
+            clReleaseMemObject(mem)
+            createdBytes.subtract(size * 4, ordering: .relaxed)
+        }
+        poolFlushCount.add(1, ordering: .relaxed)
+        _ = clFinish(queue)
+    }
+
+    /// A new buffer of `bytes`, or nil with the driver's status in `err`.
+    private func createBuffer(bytes: Int, _ err: inout cl_int) -> cl_mem? {
+        if let injected = takeInjectedFailure(injectedBufferFailures) {
+            err = injected
+            return nil
+        }
+        let mem = clCreateBuffer(context, cl_mem_flags(CL_MEM_READ_WRITE), bytes, nil, &err)
+        if mem != nil, err != CL_SUCCESS { clReleaseMemObject(mem); return nil }
+        return mem
+    }
+
+    /// Runs one enqueue; when the device is out of memory, frees the pool's cached buffers and runs it once more.
+    /// Returns the status of the last try.
+    private func enqueueRetrying(_ enqueue: () -> cl_int) -> cl_int {
+        let status = takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
+        guard Self.isOutOfMemory(status) else { return status }
+        freeCachedBuffers()
+        return takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
+    }
+
+    /// Records a failed transfer or copy: as `DeviceError.deviceOutOfMemory` when the device was out of memory
+    /// (after the retry), else as `commandFailed`.
+    private func recordEnqueueFailure(_ request: String, status: cl_int) {
+        let what = "\(request) failed with \(openCLErrorName(status)) (\(status))"
+        if Self.isOutOfMemory(status) { recordOutOfMemory(what) } else { recordFailure(what) }
+    }
+
+    /// Records a command skipped because a buffer it uses has no memory (its allocation failed earlier).
+    private func recordUnallocated(_ what: String) {
+        recordFailure("\(what): not enqueued, a buffer it uses has no memory (its allocation failed: out of memory)")
+    }
+
+    /// Keeps `DeviceError.deviceOutOfMemory` for `request` as the failure to report (when none is kept yet), with
+    /// the device's memory and the bytes in use, and says so on stderr.
+    private func recordOutOfMemory(_ request: String) {
+        guard failure == nil else { return }
+        let error = DeviceError.deviceOutOfMemory(device: name, request: request, deviceMemory: info.globalMemory,
+                                                  bytesInUse: bytesInUse)
+        failure = error
+        FileHandle.standardError.write(Data("myelin: \(error)\n".utf8))
+    }
+
+    /// Where `injectFailures` makes commands fail.
+    enum FaultPoint { case enqueue, bufferCreation }
+
+    /// For tests only: the next `count` enqueues (kernel launches, writes, reads, copies) or buffer creations
+    /// report `status` without reaching the driver.
+    func injectFailures(_ count: Int, status: cl_int, at point: FaultPoint) {
+        injectedStatus.store(status, ordering: .relaxed)
+        switch point {
+        case .enqueue: injectedEnqueueFailures.store(count, ordering: .relaxed)
+        case .bufferCreation: injectedBufferFailures.store(count, ordering: .relaxed)
+        }
+    }
+
+    /// The injected status when `counter` still has failures to give (one is used), else nil.
+    @inline(__always)
+    private func takeInjectedFailure(_ counter: borrowing Atomic<Int>) -> cl_int? {
+        var left = counter.load(ordering: .relaxed)
+        while left > 0 {
+            let (done, original) = counter.compareExchange(expected: left, desired: left - 1, ordering: .relaxed)
+            if done { return injectedStatus.load(ordering: .relaxed) }
+            left = original
+        }
+        return nil
     }
 }
 
@@ -779,6 +993,38 @@ enum KernelLibrary {
          ("gemm_variants.cl", PackageResources.gemm_variants_cl), ("layout.cl", PackageResources.layout_cl),
          ("normalization.cl", PackageResources.normalization_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
+    }
+
+    /// The names of `files`, those that most likely define kernel `name` first: a `void name(` definition, then
+    /// `name` as the first argument of a macro, then a `void prefix##` macro definition that, with one of the
+    /// file's macro arguments, makes `name`; the other files after them. (Only an order to try: the programs'
+    /// kernel names decide.)
+    static func filesLikelyDefining(_ name: String, in files: [(name: String, text: String)]) -> [String] {
+        func rank(_ text: String) -> Int {
+            if text.range(of: "void\\s+\(name)\\s*\\(", options: .regularExpression) != nil { return 0 }
+            if text.range(of: "\\w\\(\\s*\(name)\\s*[,)]", options: .regularExpression) != nil { return 1 }
+            var search = text.startIndex..<text.endIndex
+            while let r = text.range(of: "void\\s+\\w+##", options: .regularExpression, range: search) {
+                let prefix = text[r].dropFirst(4).trimmingCharacters(in: .whitespaces).dropLast(2)
+                if !prefix.isEmpty, name.hasPrefix(prefix) {
+                    let rest = name.dropFirst(prefix.count)
+                    if text.range(of: "\\w\\(\\s*\(rest)\\s*[,)]", options: .regularExpression) != nil { return 2 }
+                }
+                search = r.upperBound..<text.endIndex
+            }
+            return 3
+        }
+        return files.map { ($0.name, rank($0.text)) }.enumerated()
+            .sorted { ($0.element.1, $0.offset) < ($1.element.1, $1.offset) }.map(\.element.0)
+    }
+
+    /// The files a kernel file names on its `// requires: a.cl, b.cl` lines (it uses their helpers or macros).
+    static func requirements(of text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line -> [String]? in
+            guard line.hasPrefix("// requires:") else { return nil }
+            return line.dropFirst("// requires:".count).split(separator: ",")
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }.flatMap { $0 }
     }
 
     /// common.cl first (shared helpers), then the rest in name order.
