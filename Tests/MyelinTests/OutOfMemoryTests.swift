@@ -121,6 +121,39 @@ struct OutOfMemoryTests {
         expectClose(fresh.toArray(), testValues(5 * 41, seed: 4), "a tensor created after the error")
         try device.check()
     }
+
+    /// A captured step's replayed launches (enqueued directly, with their arguments set once) get the same retry:
+    /// one failure mid-replay frees the pool and the step ends as an eager step does; two are the clear error.
+    @Test(arguments: statuses)
+    func replayedLaunchesAreRetriedToo(status: cl_int) throws {
+        let (backend, device) = try deviceWithCachedBuffers()
+        func model(_ d: Device) -> Sequential {
+            Sequential { Dense(inputSize: 5, outputSize: 7, activation: .relu, seed: 3, device: d); Dense(inputSize: 7, outputSize: 3, seed: 4, device: d) }
+        }
+        let x = try Tensor(testValues(9 * 5, seed: 5), shape: [9, 5], on: device)
+        let y = try Tensor((0..<9).map { Float($0 % 3) }, shape: [9], on: device)
+        let captured = model(device), eager = model(device)
+        let capturedOptimizer = try SGD(parameters: captured.parameters, learningRate: 0.1)
+        let eagerOptimizer = try SGD(parameters: eager.parameters, learningRate: 0.1)
+        let step = try captured.captureStep(loss: .softmaxCrossEntropy, optimizer: capturedOptimizer)
+        for i in 0..<3 {
+            // Mid-replay: after the two copies of the batch into the record's inputs, a prepared launch fails.
+            if i == 2 { backend.injectFailures(1, status: status, at: .enqueue, after: 3) }
+            try step(x, y)
+            eagerOptimizer.zeroGrad()
+            try softmaxCrossEntropy(logits: eager(x), labels: y).backward()
+            try eagerOptimizer.step()
+        }
+        try device.check()
+        #expect(step.recordCount == 1)
+        #expect(backend.poolFlushes == 1)
+        for ((name, c), (_, e)) in zip(captured.namedTensors, eager.namedTensors) {
+            #expect(c.toArray() == e.toArray(), "\(name) after a replay with a retried launch")
+        }
+        backend.injectFailures(2, status: status, at: .enqueue, after: 3)
+        try step(x, y)
+        expectOutOfMemory({ try device.check() }, mentioning: ["out of memory", "replayed launch", openCLErrorName(status)])
+    }
 }
 
 extension OpenCLBackend {

@@ -118,9 +118,13 @@ extension OpenCLBackend: CaptureReplayPreparing {
                     return
                 }
             }
-            let status = clEnqueueNDRangeKernel(queue, p.kernel, p.dimensions, p.offset, p.global, p.local, 0, nil, nil)
+            // Out of memory: the pool's cached buffers are freed and the launch tried once more, as in `launch`.
+            let status = enqueueRetrying {
+                clEnqueueNDRangeKernel(queue, p.kernel, p.dimensions, p.offset, p.global, p.local, 0, nil, nil)
+            }
             if status != CL_SUCCESS {
-                recordFailure("clEnqueueNDRangeKernel of a replayed launch failed with \(openCLErrorName(status)) (\(status)): global size \(Array(UnsafeBufferPointer(start: p.global, count: Int(p.dimensions)))), local size \(p.local.map { Array(UnsafeBufferPointer(start: $0, count: Int(p.dimensions))) }.map { "\($0)" } ?? "chosen by the driver")")
+                let request = "clEnqueueNDRangeKernel of a replayed launch failed with \(openCLErrorName(status)) (\(status)): global size \(Array(UnsafeBufferPointer(start: p.global, count: Int(p.dimensions)))), local size \(p.local.map { Array(UnsafeBufferPointer(start: $0, count: Int(p.dimensions))) }.map { "\($0)" } ?? "chosen by the driver")"
+                if Self.isOutOfMemory(status) { recordOutOfMemory(request) } else { recordFailure(request) }
                 return
             }
             stats.launches += 1

@@ -68,6 +68,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private let injectedEnqueueFailures = Atomic<Int>(0)
     private let injectedBufferFailures = Atomic<Int>(0)
     private let injectedStatus = Atomic<Int32>(0)
+    private let injectedEnqueueSkips = Atomic<Int>(0)
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
@@ -593,8 +594,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Runs one enqueue; when the device is out of memory, frees the pool's cached buffers and runs it once more.
     /// Returns the status of the last try.
-    private func enqueueRetrying(_ enqueue: () -> cl_int) -> cl_int {
-        let status = takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
+    func enqueueRetrying(_ enqueue: () -> cl_int) -> cl_int {
+        let skip = injectedEnqueueSkips.load(ordering: .relaxed) > 0
+        if skip { injectedEnqueueSkips.subtract(1, ordering: .relaxed) }
+        let status = (skip ? nil : takeInjectedFailure(injectedEnqueueFailures)) ?? enqueue()
         guard Self.isOutOfMemory(status) else { return status }
         freeCachedBuffers()
         return takeInjectedFailure(injectedEnqueueFailures) ?? enqueue()
@@ -614,7 +617,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     /// Keeps `DeviceError.deviceOutOfMemory` for `request` as the failure to report (when none is kept yet), with
     /// the device's memory and the bytes in use, and says so on stderr.
-    private func recordOutOfMemory(_ request: String) {
+    func recordOutOfMemory(_ request: String) {
         guard failure == nil else { return }
         let error = DeviceError.deviceOutOfMemory(device: name, request: request, deviceMemory: info.globalMemory,
                                                   bytesInUse: bytesInUse)
@@ -626,11 +629,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     enum FaultPoint { case enqueue, bufferCreation }
 
     /// For tests only: the next `count` enqueues (kernel launches, writes, reads, copies) or buffer creations
-    /// report `status` without reaching the driver.
-    func injectFailures(_ count: Int, status: cl_int, at point: FaultPoint) {
+    /// report `status` without reaching the driver; with `skipped`, the enqueues fail after that many have gone through.
+    func injectFailures(_ count: Int, status: cl_int, at point: FaultPoint, after skipped: Int = 0) {
         injectedStatus.store(status, ordering: .relaxed)
         switch point {
-        case .enqueue: injectedEnqueueFailures.store(count, ordering: .relaxed)
+        case .enqueue:
+            injectedEnqueueSkips.store(skipped, ordering: .relaxed)
+            injectedEnqueueFailures.store(count, ordering: .relaxed)
         case .bufferCreation: injectedBufferFailures.store(count, ordering: .relaxed)
         }
     }
