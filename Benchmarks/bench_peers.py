@@ -72,6 +72,8 @@ def mlp_rounds(rounds, data):
         "Myelin CPU": lambda: myelin_side.mlp("cpu", data),
         "PyTorch CPU": lambda: run_json([PY, f"{BENCH}/torch_mlp.py"])[-1],
         "Myelin OpenCL": lambda: myelin_side.mlp("opencl", data),
+        "Myelin CPU, eager": lambda: myelin_side.mlp("cpu", data, capture=False),
+        "Myelin OpenCL, eager": lambda: myelin_side.mlp("opencl", data, capture=False),
         "tinygrad CL": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CL"})[-1],
         "tinygrad CPU": lambda: run_json([PY, f"{BENCH}/tinygrad_mlp.py"], env={"DEV": "CPU"})[-1],
         "Myelin CPU, `fit` (bench train)": lambda: myelin_side.fit_epoch("cpu"),
@@ -131,12 +133,17 @@ def convnet(model, rounds, quick):
 
 
 def xor(rounds):
-    myelin, torch = [], []
+    runs = {"Myelin CPU": lambda: myelin_side.xor("cpu"),
+            "Myelin CPU, eager": lambda: myelin_side.xor("cpu", capture=False),
+            "Myelin OpenCL": lambda: myelin_side.xor("opencl"),
+            "Myelin OpenCL, eager": lambda: myelin_side.xor("opencl", capture=False),
+            "PyTorch CPU": lambda: run_json([PY, f"{BENCH}/torch_xor.py"])[-1]["steps_per_s"]}
+    results = {name: [] for name in runs}
     for r in range(rounds):
         print(f"  xor round {r + 1}/{rounds}", flush=True)
-        myelin.append(attempt("Myelin", myelin_side.xor))
-        torch.append(run_json([PY, f"{BENCH}/torch_xor.py"])[-1]["steps_per_s"])
-    return {"Myelin CPU": median(myelin), "PyTorch CPU": median(torch)}
+        for name, run in runs.items():
+            results[name].append(attempt(name, run))
+    return {name: median(xs) for name, xs in results.items()}
 
 
 def whole_process(rounds):

@@ -14,10 +14,12 @@ def gemm(sizes, runs):
     return {row["n"]: row for row in rows if row["m"] == row["n"] == row["k"]}
 
 
-def mlp(device, data):
+def mlp(device, data, capture=True):
     """Training and test-set inference samples/s of the Fashion-MNIST MLP on `device` (cpu or opencl), on the
-    data and batch order that fashion_mnist.export wrote to the folder `data`."""
-    return run_json([MYELIN, "bench", "peers", "--workload", "mlp", "--data", data, "--device", device])[-1]
+    data and batch order that fashion_mnist.export wrote to the folder `data`; with `capture`, the training step is
+    recorded once and replayed (what `fit` does by default), else every step runs eagerly."""
+    return run_json([MYELIN, "bench", "peers", "--workload", "mlp", "--data", data, "--device", device]
+                    + (["--capture"] if capture else []))[-1]
 
 
 def fit_epoch(device):
@@ -28,9 +30,12 @@ def fit_epoch(device):
     return {"train_samples_per_s": rows[0]["samples_per_second"], "test_accuracy": None}
 
 
-def xor():
-    """Steps/s of the XOR lab on the CPU device."""
-    row = run_json([MYELIN, "bench", "peers", "--workload", "xor", "--device", "cpu"])[-1]
+def xor(device="cpu", capture=True):
+    """Steps/s of the XOR lab on `device`, captured (recorded once, replayed) or eager; the OpenCL device runs 2000
+    steps (its steps are far slower than the CPU's)."""
+    steps = ["--steps", "2000"] if device != "cpu" else []
+    row = run_json([MYELIN, "bench", "peers", "--workload", "xor", "--device", device] + steps
+                   + (["--capture"] if capture else []))[-1]
     if "steps_per_s" not in row:
         raise BenchError(f"myelin bench peers --workload xor printed no steps_per_s: {row}")
     return row["steps_per_s"]
