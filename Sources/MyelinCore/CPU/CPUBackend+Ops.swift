@@ -153,6 +153,18 @@ extension CPUBackend {
     func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int) {
         let px = x.host!, po = out.host!
         let initial: Float = op == .max ? -.infinity : (op == .min ? .infinity : 0)
+        if inner == 1 && (op == .sum || op == .mean) {
+            // Sums of contiguous rows (a whole tensor's sum, as `fit`'s per-step finiteness check takes of every
+            // parameter) in 32 vector lanes: the general loop below stores the total back at every element.
+            parallelFor(outer, minimum: max(1, CPUBackend.parallelThreshold / max(length, 1))) { lo, hi in
+                for o in lo..<hi {
+                    let total = Self.contiguousSum(px + o * length, length)
+                    po[o] = op == .mean ? total * (1 / Float(length)) : total
+                }
+            }
+            count { $0.launches += 1 }
+            return
+        }
         parallelFor(outer, minimum: max(1, CPUBackend.parallelThreshold / max(length * inner, 1))) { lo, hi in
             for o in lo..<hi {
                 let base = px + o * length * inner
@@ -170,6 +182,28 @@ extension CPUBackend {
             }
         }
         count { $0.launches += 1 }
+    }
+
+    /// The sum of `count` contiguous values, accumulated in 4 × 8 lanes (then the lanes and the tail in order).
+    @inline(__always)
+    static func contiguousSum(_ p: UnsafeMutablePointer<Float>, _ count: Int) -> Float {
+        let raw = UnsafeRawPointer(p)
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        var i = 0
+        while i + 32 <= count {
+            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            a1 += raw.loadUnaligned(fromByteOffset: (i + 8) * 4, as: SIMD8<Float>.self)
+            a2 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD8<Float>.self)
+            a3 += raw.loadUnaligned(fromByteOffset: (i + 24) * 4, as: SIMD8<Float>.self)
+            i += 32
+        }
+        while i + 8 <= count {
+            a0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var total = ((a0 + a1) + (a2 + a3)).sum()
+        while i < count { total += p[i]; i += 1 }
+        return total
     }
 
     func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
