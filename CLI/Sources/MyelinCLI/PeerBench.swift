@@ -111,6 +111,8 @@ struct PeerBench: ParsableCommand {
         let (trainSeconds, finalLoss) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
                                                          available: batches, timed: batches, on: device)
 
+        // One untimed chunk first: kernel programs are built on first use, and inference uses kernels training does not.
+        _ = try withNoGrad { try model(testX.slice(0..<Swift.min(evalBatch, testCount))).argmax().equal(testY.slice(0..<Swift.min(evalBatch, testCount))).sum().item() }
         let evalStart = DispatchTime.now().uptimeNanoseconds
         var correct = 0
         try withNoGrad {
