@@ -32,7 +32,7 @@ struct LaunchFailureTests {
         let x = Tensor.ones([16], on: device)
         let out = Tensor.zeros([1], on: device)
         backend.launch("reduce_rows", global: [8], local: [8],
-                       args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .local(8 * 4)])
+                       args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .int(1), .int(16), .local(8 * 4)])
         expectCommandFailed({ _ = try out.item() },
                             mentioning: ["opencl:0", "reduce_rows", "global size [8]", "local size [8]",
                                          "CL_DEVICE_MAX_WORK_GROUP_SIZE", "capped to 4", "CL_KERNEL_WORK_GROUP_SIZE",
@@ -50,7 +50,7 @@ struct LaunchFailureTests {
         let out = Tensor.zeros([1], on: device)
         let tooMuch = backend.limits.localMemorySize + 4
         backend.launch("reduce_rows", global: [1], local: [1],
-                       args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .local(tooMuch)])
+                       args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .int(1), .int(16), .local(tooMuch)])
         expectCommandFailed({ try device.check() }, mentioning: ["reduce_rows", "\(tooMuch) bytes of local memory"])
     }
 

@@ -51,6 +51,26 @@ import Testing
         }
     }
 
+    /// Rows long enough for OpenCL to split each over several work-groups and finish in a second launch, and for
+    /// the CPU's vector lanes: whole numbers 1...8, whose sums are exact in any order, so sums are compared exactly.
+    @Test(arguments: TestDevices.all)
+    func longRowsAreExact(device: Device) throws {
+        for shape in [[70001], [2, 70001], [3, 20000], [1, 8191]] {
+            let n = shape.reduce(1, *)
+            let x = (0..<n).map { Float(($0 &* 7919) % 8 + 1) }
+            let t = try Tensor(x, shape: shape, on: device)
+            let length = shape.last!, rows = n / length
+            let rowsOf = (0..<rows).map { Array(x[($0 * length)..<(($0 + 1) * length)]) }
+            let axis = shape.count - 1
+            #expect(try t.sum(axis: axis).toArray() == rowsOf.map { $0.reduce(0, +) }, "\(device) sum of \(shape)")
+            #expect(try t.max(axis: axis).toArray() == rowsOf.map { $0.max()! }, "\(device) max of \(shape)")
+            #expect(try t.min(axis: axis).toArray() == rowsOf.map { $0.min()! }, "\(device) min of \(shape)")
+            expectClose(try t.mean(axis: axis).toArray(), rowsOf.map { Double($0.reduce(0, +)) / Double(length) },
+                        rtol: 1e-6, atol: 0, "\(device) mean of \(shape)")
+            #expect(try t.sum().item() == x.reduce(0, +), "\(device) sum of everything of \(shape)")
+        }
+    }
+
     @Test(arguments: TestDevices.all)
     func badAxisThrows(device: Device) throws {
         let t = Tensor.zeros([2, 3], on: device)

@@ -61,7 +61,13 @@ enum KernelExercise {
         // Reductions along rows (work-group tree) and along a strided axis.
         let x = testValues(7 * 300, seed: 11)
         let xb = upload(backend, x)
+        let longRow = upload(backend, testValues(9001, seed: 12))
         for op in [ReduceOp.sum, .mean, .max, .min] {
+            // A row long enough to be split over several work-groups (partials, then a second launch); first, so
+            // that the last reduce_rows launch is a whole-row one (a test below reads its work-group size).
+            let long = backend.allocate(1)
+            backend.reduce(op, x: longRow, out: long, outer: 1, length: 9001, inner: 1)
+            record("reduce_rows \(op) split, length 9001", long, 1)
             for length in [1, 33, 300] {
                 let out = backend.allocate(7)
                 backend.reduce(op, x: xb, out: out, outer: 7, length: length, inner: 1)

@@ -22,21 +22,27 @@ __kernel void reduce_strided(__global const float* x, __global float* out, int o
     out[o * inner + j] = acc;
 }
 
-// One work-group per row of `length` contiguous elements (inner == 1); tree reduction in local memory.
-__kernel void reduce_rows(__global const float* x, __global float* out, int length, int op, __local float* scratch) {
-    int row = get_group_id(0);
+// Rows of `length` contiguous elements (inner == 1), each split into `parts` parts: one work-group per (row, part),
+// group g = row * parts + part, tree reduction in local memory. With parts == 1 a group writes its row's result to
+// out[row] (divided by `divisor` for the mean); with parts > 1 it writes its part's partial result (a sum for the
+// mean) to out[g], and a second launch with parts == 1 over those partials finishes (long rows of few outputs, such
+// as a whole tensor's sum, then use more than one work-group).
+__kernel void reduce_rows(__global const float* x, __global float* out, int length, int op, int parts, int divisor,
+                          __local float* scratch) {
+    int group = get_group_id(0);
+    int row = group / parts, part = group % parts;
     int lid = get_local_id(0);
     int size = get_local_size(0);
     __global const float* p = x + (long)row * length;
     float acc = red_init(op);
-    for (int l = lid; l < length; l += size) acc = red_step(op, acc, p[l]);
+    for (long l = (long)part * size + lid; l < length; l += (long)parts * size) acc = red_step(op, acc, p[l]);
     scratch[lid] = acc;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = size / 2; s > 0; s >>= 1) {
         if (lid < s) scratch[lid] = red_step(op, scratch[lid], scratch[lid + s]);
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-    if (lid == 0) out[row] = op == RED_MEAN ? scratch[0] / (float)length : scratch[0];
+    if (lid == 0) out[group] = (op == RED_MEAN && parts == 1) ? scratch[0] / (float)divisor : scratch[0];
 }
 
 __kernel void argmax_rows(__global const float* x, __global float* out, int rows, int cols) {

@@ -169,16 +169,40 @@ extension OpenCLBackend {
         guard outer > 0, inner > 0 else { return }
         if inner == 1 {
             // A power of two (the tree halves it) within the kernel's work-group limit.
-            var wg = length >= 256 ? 256 : (length >= 64 ? 64 : 16)
-            while wg > workGroupLimit("reduce_rows") || wg > limits.maxWorkItemSizes[0] { wg /= 2 }
-            wg = max(wg, 1)
-            launch("reduce_rows", global: [outer * wg], local: [wg],
-                   args: [.buffer(x), .buffer(out), .int(Int32(length)), .int(op.rawValue), .local(wg * 4)])
+            func groupSize(_ length: Int) -> Int {
+                var wg = length >= 256 ? 256 : (length >= 64 ? 64 : 16)
+                while wg > workGroupLimit("reduce_rows") || wg > limits.maxWorkItemSizes[0] { wg /= 2 }
+                return max(wg, 1)
+            }
+            let wg = groupSize(length)
+            // Few long rows (a whole tensor's sum): split each row over several work-groups, at least
+            // `Self.reduceItemsPerWorkItem` elements per work-item and about `Self.reduceGroups` groups in all, then
+            // reduce the partial results in a second launch.
+            let parts = min(length / (wg * Self.reduceItemsPerWorkItem), max(1, Self.reduceGroups / outer))
+            if parts > 1 {
+                let partials = allocate(outer * parts)
+                launch("reduce_rows", global: [outer * parts * wg], local: [wg],
+                       args: [.buffer(x), .buffer(partials), .int(Int32(length)), .int(op.rawValue), .int(Int32(parts)),
+                              .int(Int32(length)), .local(wg * 4)])
+                let wg2 = groupSize(parts)
+                launch("reduce_rows", global: [outer * wg2], local: [wg2],
+                       args: [.buffer(partials), .buffer(out), .int(Int32(parts)), .int(op.rawValue), .int(1),
+                              .int(Int32(length)), .local(wg2 * 4)])
+            } else {
+                launch("reduce_rows", global: [outer * wg], local: [wg],
+                       args: [.buffer(x), .buffer(out), .int(Int32(length)), .int(op.rawValue), .int(1),
+                              .int(Int32(length)), .local(wg * 4)])
+            }
         } else {
             launch("reduce_strided", global: [inner, outer],
                    args: [.buffer(x), .buffer(out), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)), .int(op.rawValue)])
         }
     }
+
+    /// Elements per work-item below which `reduce` keeps a row in one work-group.
+    static let reduceItemsPerWorkItem = 16
+    /// About how many work-groups `reduce` spreads few long rows over.
+    static let reduceGroups = 256
 
     func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
         guard rows > 0 else { return }
