@@ -83,22 +83,10 @@ extension OpenCLBackend: CaptureReplayPreparing {
             var seedArgument: (index: cl_uint, slots: SeedSlots, slot: Int)?
             for (i, arg) in launch.args.enumerated() {
                 let idx = cl_uint(i)
-                var status: cl_int
-                switch arg {
-                case .buffer(let b):
-                    var m = b.mem
-                    status = clSetKernelArg(kernel, idx, MemoryLayout<cl_mem>.size, &m)
-                case .int(var v): status = clSetKernelArg(kernel, idx, 4, &v)
-                case .float(var v): status = clSetKernelArg(kernel, idx, 4, &v)
-                case .ulong(var v):
-                    if let seed, v == seed.value, seedArgument == nil { seedArgument = (idx, seed.slots, seed.slot) }
-                    status = clSetKernelArg(kernel, idx, 8, &v)
-                case .local(let bytes): status = clSetKernelArg(kernel, idx, bytes, nil)
-                case .null:
-                    var m: cl_mem? = nil
-                    status = clSetKernelArg(kernel, idx, MemoryLayout<cl_mem>.size, &m)
+                if case .ulong(let v) = arg, let seed, v == seed.value, seedArgument == nil {
+                    seedArgument = (idx, seed.slots, seed.slot)
                 }
-                guard status == CL_SUCCESS else { clReleaseKernel(kernel); return nil }
+                guard Self.setArgument(kernel, idx, arg) == CL_SUCCESS else { clReleaseKernel(kernel); return nil }
             }
             if seed != nil && seedArgument == nil { clReleaseKernel(kernel); return nil }
             prepared.append(PreparedLaunch(kernel: kernel, args: launch.args, launch: launch, seed: seedArgument))

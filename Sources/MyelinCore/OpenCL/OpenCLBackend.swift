@@ -491,27 +491,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         guard let k = kernel(name) else { return }  // its program does not build (recorded)
         var localBytes = 0
         for (i, arg) in args.enumerated() {
-            let idx = cl_uint(i)
-            var status: cl_int
             switch arg {
-            case .buffer(let b):
+            case .buffer(let b) where b.mem == nil:
                 // A buffer whose allocation failed: the launch would write through a null pointer.
-                guard b.mem != nil else {
-                    recordUnallocated("kernel \(name), argument \(i)")
-                    return
-                }
-                var m = b.mem
-                status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
-            case .int(var v): status = clSetKernelArg(k, idx, 4, &v)
-            case .float(var v): status = clSetKernelArg(k, idx, 4, &v)
-            case .ulong(var v): status = clSetKernelArg(k, idx, 8, &v)
-            case .local(let bytes):
-                localBytes += bytes
-                status = clSetKernelArg(k, idx, bytes, nil)
-            case .null:
-                var m: cl_mem? = nil
-                status = clSetKernelArg(k, idx, MemoryLayout<cl_mem>.size, &m)
+                recordUnallocated("kernel \(name), argument \(i)")
+                return
+            case .local(let bytes): localBytes += bytes
+            default: break
             }
+            let status = Self.setArgument(k, cl_uint(i), arg)
             if status != CL_SUCCESS {
                 recordFailure("clSetKernelArg(\(name), argument \(i)) failed with \(openCLErrorName(status)) (\(status)); "
                               + "the launch was not enqueued")
@@ -547,6 +535,22 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
         stats.launches += 1
+    }
+
+    /// Sets argument `index` of `kernel` to `arg` (used by `launch` and by the captured step's prepared launches).
+    static func setArgument(_ kernel: cl_kernel, _ index: cl_uint, _ arg: KernelArg) -> cl_int {
+        switch arg {
+        case .buffer(let b):
+            var m = b.mem
+            return clSetKernelArg(kernel, index, MemoryLayout<cl_mem>.size, &m)
+        case .int(var v): return clSetKernelArg(kernel, index, 4, &v)
+        case .float(var v): return clSetKernelArg(kernel, index, 4, &v)
+        case .ulong(var v): return clSetKernelArg(kernel, index, 8, &v)
+        case .local(let bytes): return clSetKernelArg(kernel, index, bytes, nil)
+        case .null:
+            var m: cl_mem? = nil
+            return clSetKernelArg(kernel, index, MemoryLayout<cl_mem>.size, &m)
+        }
     }
 
     private func check(_ status: cl_int, _ call: String) {
