@@ -58,14 +58,9 @@ struct PeerBench: ParsableCommand {
     /// A raw Float32 file of the export, as a tensor of `shape` on `device`.
     private func load(_ name: String, _ shape: [Int], on device: Device) throws -> Tensor {
         guard let data else { throw ValidationError("--workload \(workload) needs --data (see Benchmarks/fashion_mnist.py)") }
-        let url = URL(fileURLWithPath: data).appendingPathComponent(name)
-        let bytes = try Data(contentsOf: url)
-        let count = shape.reduce(1, *)
-        guard bytes.count == count * 4 else {
-            throw ValidationError("\(url.path): \(bytes.count) bytes, expected \(count * 4) for Float32 shape \(shape)")
-        }
-        let values = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-        return try Tensor(values, shape: shape, on: device)
+        // Read in chunks straight into the tensor: the values are never held twice on the host, so the
+        // whole-process peak memory is the training set once, as with NumPy's fromfile + torch.from_numpy.
+        return try Tensor.load(float32File: URL(fileURLWithPath: data).appendingPathComponent(name), shape: shape, on: device)
     }
 
     /// The export's meta.json: batch size, batches in the epoch, training and test images.
