@@ -177,6 +177,30 @@ enum KernelExercise {
                                outChannels: outChannels, chunkBudget: twoImages)
         record("conv2d input gradient", convGx, 3 * 3 * 7 * 5)
         record("conv2d weight gradient", convGw, outChannels * convGeometry.patchSize)
+        // Both work splits of the chunked unfold and fold (OpenCL picks one by device type; here both run), on the
+        // second image of a batch of 2: padding wider than the kernel reaches, and a 1x1 kernel with stride 2.
+        let splitGeometries = [
+            ConvGeometry(batch: 2, channels: 3, height: 7, width: 5, kernelH: 3, kernelW: 2, strideH: 2, strideW: 1, padH: 2, padW: 2),
+            ConvGeometry(batch: 2, channels: 5, height: 7, width: 9, kernelH: 1, kernelW: 1, strideH: 2, strideW: 2, padH: 0, padW: 1),
+        ]
+        for (gi, sg) in splitGeometries.enumerated() {
+            let pixels = sg.batch * sg.channels * sg.height * sg.width, colsOne = sg.patchSize * sg.positions
+            let splitX = upload(backend, testValues(pixels, seed: UInt64(18 + gi)))
+            let splitCols = upload(backend, testValues(colsOne, seed: UInt64(20 + gi)))
+            for rowWise in [true, false] {
+                let unfolded = backend.allocate(colsOne), folded = backend.allocate(pixels)
+                backend.fill(folded, value: 7, offset: 0, count: pixels)   // image 0 must stay untouched
+                if let cl {
+                    cl.convUnfold(x: splitX, cols: unfolded, geometry: sg, firstImage: 1, images: 1, byRows: rowWise)
+                    cl.convFold(cols: splitCols, x: folded, geometry: sg, firstImage: 1, images: 1, byPlanes: rowWise)
+                } else {
+                    backend.convUnfold(x: splitX, cols: unfolded, geometry: sg, firstImage: 1, images: 1)
+                    backend.convFold(cols: splitCols, x: folded, geometry: sg, firstImage: 1, images: 1)
+                }
+                record("conv unfold geometry \(gi) rowWise \(rowWise)", unfolded, colsOne)
+                record("conv fold geometry \(gi) rowWise \(rowWise)", folded, pixels)
+            }
+        }
         // Batch normalization (bn_moments, bn_apply, bn_backward_sums, bn_backward_input): [3, 5, 7·9] and [1, 3, 1]
         // (one value per channel: a work-group mostly idle) and [7, 3] (2-D, inner 1).
         for (outer, channels, inner) in [(3, 5, 63), (1, 3, 1), (7, 3, 1)] {

@@ -66,6 +66,38 @@ __kernel void conv_unfold(__global const float* x, __global float* cols,
     cols[(long)row * images * l + (long)b * l + pos] = v;
 }
 
+// The same columns, one work item per (patch row, image) that walks the output positions in order: no integer
+// division per element, which a CPU-like device (PoCL) pays dearly for; a GPU keeps conv_unfold, whose
+// neighbouring work items write neighbouring addresses. global = [c*kh*kw, images].
+__kernel void conv_unfold_rows(__global const float* x, __global float* cols,
+                               int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                               int oh, int ow, int n0, int images) {
+    int row = get_global_id(0);
+    int b = get_global_id(1);
+    if (row >= c * kh * kw || b >= images) return;
+    int ch = row / (kh * kw), i = (row / kw) % kh, j = row % kw;
+    int l = oh * ow;
+    __global const float* plane = x + ((long)(n0 + b) * c + ch) * h * w;
+    __global float* out = cols + (long)row * images * l + (long)b * l;
+    // The output columns xo whose input column wi = xo*sw - pw + j lies in 0..<w: lo..<hi.
+    int lo = 0;
+    while (lo < ow && lo * sw - pw + j < 0) lo++;
+    int hi = lo;
+    while (hi < ow && hi * sw - pw + j < w) hi++;
+    for (int y = 0; y < oh; y++) {
+        int r = y * sh - ph + i;
+        __global float* o = out + y * ow;
+        if (r < 0 || r >= h) {
+            for (int xo = 0; xo < ow; xo++) o[xo] = 0.0f;
+            continue;
+        }
+        __global const float* src = plane + (long)r * w - pw + j;
+        for (int xo = 0; xo < lo; xo++) o[xo] = 0.0f;
+        for (int xo = lo; xo < hi; xo++) o[xo] = src[xo * sw];
+        for (int xo = hi; xo < ow; xo++) o[xo] = 0.0f;
+    }
+}
+
 // One work item per image pixel of the chunk, which sums every column entry read from it: global = [w, h, images*c].
 __kernel void conv_fold(__global const float* cols, __global float* x,
                         int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
@@ -92,6 +124,37 @@ __kernel void conv_fold(__global const float* cols, __global float* x,
         }
     }
     x[(((long)n0 * c + plane) * h + hi) * w + wi] = sum;
+}
+
+// conv_fold for a CPU-like device: one work item per image plane of the chunk, which zeroes its plane and then
+// adds every column entry of its channel in order (patch rows, then positions), with no integer division per
+// element. Only this work item writes the plane, so nothing races. global = [c, images].
+__kernel void conv_fold_planes(__global const float* cols, __global float* x,
+                               int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                               int oh, int ow, int n0, int images) {
+    int ch = get_global_id(0);
+    int b = get_global_id(1);
+    if (ch >= c || b >= images) return;
+    int l = oh * ow;
+    long rowLength = (long)images * l;
+    __global float* plane = x + ((long)(n0 + b) * c + ch) * h * w;
+    for (int p = 0; p < h * w; p++) plane[p] = 0.0f;
+    for (int i = 0; i < kh; i++) {
+        for (int j = 0; j < kw; j++) {
+            __global const float* in = cols + (long)((ch * kh + i) * kw + j) * rowLength + (long)b * l;
+            int lo = 0;
+            while (lo < ow && lo * sw - pw + j < 0) lo++;
+            int hi = lo;
+            while (hi < ow && hi * sw - pw + j < w) hi++;
+            for (int y = 0; y < oh; y++) {
+                int r = y * sh - ph + i;
+                if (r < 0 || r >= h) continue;
+                __global float* dst = plane + (long)r * w - pw + j;
+                __global const float* src = in + y * ow;
+                for (int xo = lo; xo < hi; xo++) dst[xo * sw] += src[xo];
+            }
+        }
+    }
 }
 
 // chunk[o, b*L + p] = y[n0 + b, o, p]: global = [L, o, images].

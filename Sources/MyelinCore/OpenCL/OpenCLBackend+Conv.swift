@@ -26,15 +26,39 @@ extension OpenCLBackend {
     var convChunkElements: Int { ConvChunking.budget(default: info.isGPU ? 1 << 24 : 1 << 20) }
 
     func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        convUnfold(x: x, cols: cols, geometry: g, firstImage: firstImage, images: images, byRows: !info.isGPU)
+    }
+
+    /// `byRows`: one work item per patch row and image walking its positions (`conv_unfold_rows`, no integer
+    /// division per element: what a CPU-like device wants), else one per column entry (`conv_unfold`, coalesced
+    /// writes for a GPU). Both are tested on every OpenCL device.
+    func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int,
+                    byRows: Bool) {
         guard images > 0, g.patchSize > 0, g.positions > 0 else { return }
-        launch("conv_unfold", global: [g.positions, g.patchSize, images],
-               args: [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
+        let args: [KernelArg] = [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
+        if byRows {
+            launch("conv_unfold_rows", global: [g.patchSize, images], args: args)
+        } else {
+            launch("conv_unfold", global: [g.positions, g.patchSize, images], args: args)
+        }
     }
 
     func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        convFold(cols: cols, x: x, geometry: g, firstImage: firstImage, images: images, byPlanes: !info.isGPU)
+    }
+
+    /// `byPlanes`: one work item per image plane adding its channel's column entries in order
+    /// (`conv_fold_planes`, for a CPU-like device), else one per pixel gathering the entries read from it
+    /// (`conv_fold`, for a GPU). Both are tested on every OpenCL device.
+    func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int,
+                  byPlanes: Bool) {
         guard images * g.channels > 0, g.height > 0, g.width > 0 else { return }
-        launch("conv_fold", global: [g.width, g.height, images * g.channels],
-               args: [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))])
+        let args: [KernelArg] = [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
+        if byPlanes {
+            launch("conv_fold_planes", global: [g.channels, images], args: args)
+        } else {
+            launch("conv_fold", global: [g.width, g.height, images * g.channels], args: args)
+        }
     }
 
     func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels o: Int, positions l: Int,
