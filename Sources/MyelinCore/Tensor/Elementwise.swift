@@ -130,13 +130,18 @@ extension Tensor {
     /// ```
     public static func + (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.add, b, name: "add")
-        return y.recorded("add", [a, b]) { g in [try g.sumToShape(a.shape), try g.sumToShape(b.shape)] }
+        return y.recorded("add", [a, b]) { g in
+            [a.requiresGrad ? try g.sumToShape(a.shape) : nil, b.requiresGrad ? try g.sumToShape(b.shape) : nil]
+        }
     }
 
     /// Elementwise difference with broadcasting; throws like `+`.
     public static func - (a: Tensor, b: Tensor) throws -> Tensor {
         let (y, _) = try a.elementwise(.subtract, b, name: "subtract")
-        return y.recorded("subtract", [a, b]) { g in [try g.sumToShape(a.shape), try g.negated().sumToShape(b.shape)] }
+        // Only the operands that need a gradient get one: `prediction - target` negates nothing for the target.
+        return y.recorded("subtract", [a, b]) { g in
+            [a.requiresGrad ? try g.sumToShape(a.shape) : nil, b.requiresGrad ? try g.negated().sumToShape(b.shape) : nil]
+        }
     }
 
     /// Elementwise (Hadamard) product with broadcasting; throws like `+`. For matrix products see `matmul`.
@@ -173,7 +178,8 @@ extension Tensor {
         let (y, _) = try elementwise(.maximum, other, name: "maximum")
         return y.recorded("maximum", [self, other]) { g in
             let mask = try self.detach().greaterEqual(other.detach())
-            return [try (g * mask).sumToShape(self.shape), try (g * (1 - mask)).sumToShape(other.shape)]
+            return [self.requiresGrad ? try (g * mask).sumToShape(self.shape) : nil,
+                    other.requiresGrad ? try (g * (1 - mask)).sumToShape(other.shape) : nil]
         }
     }
 
@@ -182,7 +188,8 @@ extension Tensor {
         let (y, _) = try elementwise(.minimum, other, name: "minimum")
         return y.recorded("minimum", [self, other]) { g in
             let mask = try self.detach().lessEqual(other.detach())
-            return [try (g * mask).sumToShape(self.shape), try (g * (1 - mask)).sumToShape(other.shape)]
+            return [self.requiresGrad ? try (g * mask).sumToShape(self.shape) : nil,
+                    other.requiresGrad ? try (g * (1 - mask)).sumToShape(other.shape) : nil]
         }
     }
 
