@@ -6,6 +6,36 @@ extension CPUBackend {
         let px = x.host!, py = y.host!, pt = ties.host!
         let planes = g.batch * g.channels, plane = g.height * g.width, outPlane = g.outH * g.outW
         guard planes > 0, outPlane > 0 else { return }
+        if g.isPlainTwoByTwo {
+            // The common 2x2 window, stride 2, no padding: four loads per output, no bounds checks (the general
+            // loop below re-reads the geometry for every element and took a quarter of the cnn's step).
+            let w = g.width, outH = g.outH, outW = g.outW
+            parallelFor(planes, minimum: max(1, CPUBackend.parallelThreshold / max(1, plane))) { lo, hi in
+                for p in lo..<hi {
+                    let src = px + p * plane, out = py + p * outPlane, tie = pt + p * outPlane
+                    for oh in 0..<outH {
+                        let top = src + 2 * oh * w, bottom = top + w
+                        for ow in 0..<outW {
+                            let a = top[2 * ow], b = top[2 * ow + 1], c = bottom[2 * ow], d = bottom[2 * ow + 1]
+                            var best = -Float.infinity
+                            if a > best { best = a }
+                            if b > best { best = b }
+                            if c > best { best = c }
+                            if d > best { best = d }
+                            var count: Float = 0
+                            if a == best { count += 1 }
+                            if b == best { count += 1 }
+                            if c == best { count += 1 }
+                            if d == best { count += 1 }
+                            out[oh * outW + ow] = best
+                            tie[oh * outW + ow] = count
+                        }
+                    }
+                }
+            }
+            count { $0.launches += 1 }
+            return
+        }
         parallelFor(planes, minimum: max(1, CPUBackend.parallelThreshold / max(1, plane))) { lo, hi in
             for p in lo..<hi {
                 let src = px + p * plane
@@ -43,6 +73,29 @@ extension CPUBackend {
         let px = x.host!, py = y.host!, pt = ties.host!, pg = gy.host!, pgx = gx.host!
         let planes = g.batch * g.channels, plane = g.height * g.width, outPlane = g.outH * g.outW
         guard planes > 0, plane > 0 else { return }
+        if g.isPlainTwoByTwo {
+            let w = g.width, outH = g.outH, outW = g.outW
+            parallelFor(planes, minimum: max(1, CPUBackend.parallelThreshold / max(1, plane))) { lo, hi in
+                for p in lo..<hi {
+                    let src = px + p * plane, dst = pgx + p * plane
+                    let best = py + p * outPlane, ties = pt + p * outPlane, grad = pg + p * outPlane
+                    dst.update(repeating: 0, count: plane)   // rows and columns past the last window stay 0
+                    for oh in 0..<outH {
+                        let top = 2 * oh * w, bottom = top + w
+                        for ow in 0..<outW {
+                            let at = oh * outW + ow, m = best[at], share = grad[at] / ties[at]
+                            let i = 2 * ow
+                            if src[top + i] == m { dst[top + i] = share }
+                            if src[top + i + 1] == m { dst[top + i + 1] = share }
+                            if src[bottom + i] == m { dst[bottom + i] = share }
+                            if src[bottom + i + 1] == m { dst[bottom + i + 1] = share }
+                        }
+                    }
+                }
+            }
+            count { $0.launches += 1 }
+            return
+        }
         parallelFor(planes, minimum: max(1, CPUBackend.parallelThreshold / max(1, plane))) { lo, hi in
             for p in lo..<hi {
                 let src = px + p * plane, dst = pgx + p * plane
@@ -65,5 +118,12 @@ extension CPUBackend {
             }
         }
         count { $0.launches += 1 }
+    }
+}
+
+extension ConvGeometry {
+    /// A 2x2 window with stride 2 and no padding (every window inside the image): pooling's common case.
+    var isPlainTwoByTwo: Bool {
+        kernelH == 2 && kernelW == 2 && strideH == 2 && strideW == 2 && padH == 0 && padW == 0
     }
 }
