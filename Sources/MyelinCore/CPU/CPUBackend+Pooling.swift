@@ -17,16 +17,13 @@ extension CPUBackend {
                         let top = src + 2 * oh * w, bottom = top + w
                         for ow in 0..<outW {
                             let a = top[2 * ow], b = top[2 * ow + 1], c = bottom[2 * ow], d = bottom[2 * ow + 1]
+                            // Selects, not branches (random data mispredicts them); NaN is never picked, as below.
                             var best = -Float.infinity
-                            if a > best { best = a }
-                            if b > best { best = b }
-                            if c > best { best = c }
-                            if d > best { best = d }
-                            var count: Float = 0
-                            if a == best { count += 1 }
-                            if b == best { count += 1 }
-                            if c == best { count += 1 }
-                            if d == best { count += 1 }
+                            best = a > best ? a : best
+                            best = b > best ? b : best
+                            best = c > best ? c : best
+                            best = d > best ? d : best
+                            let count = (a == best ? 1 : 0) + (b == best ? 1 : 0) + (c == best ? 1 : 0) + (d == best ? 1 : 0) as Float
                             out[oh * outW + ow] = best
                             tie[oh * outW + ow] = count
                         }
@@ -79,16 +76,17 @@ extension CPUBackend {
                 for p in lo..<hi {
                     let src = px + p * plane, dst = pgx + p * plane
                     let best = py + p * outPlane, ties = pt + p * outPlane, grad = pg + p * outPlane
-                    dst.update(repeating: 0, count: plane)   // rows and columns past the last window stay 0
+                    // Rows and columns past the last window get 0; every other element is written below.
+                    if outH * 2 < g.height || outW * 2 < w { dst.update(repeating: 0, count: plane) }
                     for oh in 0..<outH {
                         let top = 2 * oh * w, bottom = top + w
                         for ow in 0..<outW {
                             let at = oh * outW + ow, m = best[at], share = grad[at] / ties[at]
                             let i = 2 * ow
-                            if src[top + i] == m { dst[top + i] = share }
-                            if src[top + i + 1] == m { dst[top + i + 1] = share }
-                            if src[bottom + i] == m { dst[bottom + i] = share }
-                            if src[bottom + i + 1] == m { dst[bottom + i + 1] = share }
+                            dst[top + i] = src[top + i] == m ? share : 0
+                            dst[top + i + 1] = src[top + i + 1] == m ? share : 0
+                            dst[bottom + i] = src[bottom + i] == m ? share : 0
+                            dst[bottom + i + 1] = src[bottom + i + 1] == m ? share : 0
                         }
                     }
                 }
