@@ -118,10 +118,3 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 }
-
-extension ConvGeometry {
-    /// A 2x2 window with stride 2 and no padding (every window inside the image): pooling's common case.
-    var isPlainTwoByTwo: Bool {
-        kernelH == 2 && kernelW == 2 && strideH == 2 && strideW == 2 && padH == 0 && padW == 0
-    }
-}

@@ -359,3 +359,11 @@ public struct BroadcastLayout: Equatable, Sendable {
         return (out, BroadcastLayout(dims: dims, stridesA: ra, stridesB: rb))
     }
 }
+
+extension ConvGeometry {
+    /// A 2x2 window with stride 2 and no padding (every window inside the image): pooling's common case, which
+    /// both backends run without the general loop's bounds checks and integer divisions.
+    var isPlainTwoByTwo: Bool {
+        kernelH == 2 && kernelW == 2 && strideH == 2 && strideW == 2 && padH == 0 && padW == 0
+    }
+}

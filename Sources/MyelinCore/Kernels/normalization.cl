@@ -140,6 +140,45 @@ __kernel void max_pool_forward(__global const float* x, __global float* y, __glo
     ties[o] = (float)tied;
 }
 
+// The common 2x2 window with stride 2 and no padding, without an integer division per element (which a
+// CPU-like device pays dearly for): one work-item per output, global = [out_w, out_h, planes].
+__kernel void max_pool2x2_forward(__global const float* x, __global float* y, __global float* ties, int height,
+                                  int width, int out_h, int out_w) {
+    int ow = get_global_id(0), oh = get_global_id(1), p = get_global_id(2);
+    if (ow >= out_w || oh >= out_h) return;
+    __global const float* top = x + ((long)p * height + 2 * oh) * width + 2 * ow;
+    float a = top[0], b = top[1], c = top[width], d = top[width + 1];
+    float best = -INFINITY;
+    best = a > best ? a : best;
+    best = b > best ? b : best;
+    best = c > best ? c : best;
+    best = d > best ? d : best;
+    long o = ((long)p * out_h + oh) * out_w + ow;
+    y[o] = best;
+    ties[o] = (float)((a == best) + (b == best) + (c == best) + (d == best));
+}
+
+// Its backward: one work-item per 2x2 block of the input, global = [ceil(width/2), ceil(height/2), planes]. The
+// windows do not overlap, so each input gets the share of the one window holding it (or 0 outside every window:
+// the last row or column of an odd size).
+__kernel void max_pool2x2_backward(__global const float* x, __global const float* y, __global const float* ties,
+                                   __global const float* gy, __global float* gx, int height, int width, int out_h,
+                                   int out_w) {
+    int bw = get_global_id(0), bh = get_global_id(1), p = get_global_id(2);
+    int r0 = 2 * bh, c0 = 2 * bw;
+    if (r0 >= height || c0 >= width) return;
+    int inside = bh < out_h && bw < out_w;
+    long o = ((long)p * out_h + bh) * out_w + bw;
+    float best = inside ? y[o] : 0.0f, share = inside ? gy[o] / ties[o] : 0.0f;
+    long base = (long)p * height * width;
+    for (int r = r0; r < min(r0 + 2, height); ++r) {
+        for (int c = c0; c < min(c0 + 2, width); ++c) {
+            long at = base + (long)r * width + c;
+            gx[at] = inside && x[at] == best ? share : 0.0f;
+        }
+    }
+}
+
 // gx[plane, r, c] = sum over the windows holding (r, c) at their maximum of gy / ties: one work-item per input.
 __kernel void max_pool_backward(__global const float* x, __global const float* y, __global const float* ties,
                                 __global const float* gy, __global float* gx, int height, int width, int out_h,

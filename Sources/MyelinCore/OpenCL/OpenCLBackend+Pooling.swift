@@ -10,6 +10,11 @@ extension OpenCLBackend {
     func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry g: ConvGeometry) {
         let count = g.batch * g.channels * g.outH * g.outW
         guard count > 0 else { return }
+        if g.isPlainTwoByTwo {
+            launch("max_pool2x2_forward", global: [g.outW, g.outH, g.batch * g.channels],
+                   args: [.buffer(x), .buffer(y), .buffer(ties)] + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
+            return
+        }
         launch("max_pool_forward", global: [count], args: [.buffer(x), .buffer(y), .buffer(ties)] + poolArgs(g, count: count))
     }
 
@@ -17,6 +22,12 @@ extension OpenCLBackend {
                          geometry g: ConvGeometry) {
         let count = g.batch * g.channels * g.height * g.width
         guard count > 0 else { return }
+        if g.isPlainTwoByTwo {
+            launch("max_pool2x2_backward", global: [(g.width + 1) / 2, (g.height + 1) / 2, g.batch * g.channels],
+                   args: [.buffer(x), .buffer(y), .buffer(ties), .buffer(gy), .buffer(gx)]
+                       + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
+            return
+        }
         launch("max_pool_backward", global: [count],
                args: [.buffer(x), .buffer(y), .buffer(ties), .buffer(gy), .buffer(gx)] + poolArgs(g, count: count))
     }
