@@ -203,7 +203,8 @@ enum KernelExercise {
         }
         // Batch normalization (bn_moments, bn_apply, bn_backward_sums, bn_backward_input): [3, 5, 7·9] and [1, 3, 1]
         // (one value per channel: a work-group mostly idle) and [7, 3] (2-D, inner 1).
-        for (outer, channels, inner) in [(3, 5, 63), (1, 3, 1), (7, 3, 1)] {
+        // Also rows longer than a work-group (300 > 256) and several short rows per pass with idle lanes (20 of 64).
+        for (outer, channels, inner) in [(3, 5, 63), (1, 3, 1), (7, 3, 1), (2, 3, 300), (9, 2, 20)] {
             let total = outer * channels * inner
             let bnX = upload(backend, testValues(total, seed: 41)), bnGy = upload(backend, testValues(total, seed: 42))
             let bnW = upload(backend, testValues(channels, seed: 43)), bnB = upload(backend, testValues(channels, seed: 44))

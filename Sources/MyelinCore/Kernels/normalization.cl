@@ -2,11 +2,16 @@
 // xhat = (x - mean[c]) / sqrt(variance[c] + epsilon). The per-channel kernels run one work-group per channel
 // whose local size is a power of two (the tree halves it).
 
-// The k-th of channel c's m values.
-inline long bn_index(long k, int channels, int inner, int c) {
-    long n = k / inner;
-    return (n * channels + c) * inner + (k - n * inner);
-}
+// A work-group walks channel c's values as rows (one per outer index n) of `inner` contiguous values: `lanes` =
+// min(inner, size) work-items share a row (neighbours read neighbouring values), size / lanes rows go at once,
+// and the rest of the group idles. Work-item lid starts at row lid / lanes, column lid % lanes; nothing is
+// divided per value (a CPU-like device pays dearly for that). BN_ROWS(...) { body using `at` }.
+#define BN_LANES(inner, size) min((inner), (size))
+#define BN_ROWS(lid, size, outer, channels, inner, c)                                                          \
+    for (int bn_l = BN_LANES(inner, size), bn_n = (lid) / bn_l, bn_step = (size) / bn_l;                     \
+         bn_n < (outer) && (lid) < bn_step * bn_l; bn_n += bn_step)                                          \
+        for (long bn_row = ((long)bn_n * (channels) + (c)) * (inner), at = bn_row + (lid) % bn_l;            \
+             at < bn_row + (inner); at += bn_l)
 
 // Sums scratch[0..size) into scratch[0] (size a power of two); every work-item must call it.
 inline void bn_tree_sum(__local float* scratch, int lid, int size) {
@@ -25,14 +30,14 @@ __kernel void bn_moments(__global const float* x, __global float* mean, __global
     int size = get_local_size(0);
     long m = (long)outer * inner;
     float acc = 0.0f;
-    for (long k = lid; k < m; k += size) acc += x[bn_index(k, channels, inner, c)];
+    BN_ROWS(lid, size, outer, channels, inner, c) acc += x[at];
     scratch[lid] = acc;
     bn_tree_sum(scratch, lid, size);
     float mu = scratch[0] / (float)m;
     barrier(CLK_LOCAL_MEM_FENCE);
     acc = 0.0f;
-    for (long k = lid; k < m; k += size) {
-        float d = x[bn_index(k, channels, inner, c)] - mu;
+    BN_ROWS(lid, size, outer, channels, inner, c) {
+        float d = x[at] - mu;
         acc += d * d;
     }
     scratch[lid] = acc;
@@ -43,13 +48,12 @@ __kernel void bn_moments(__global const float* x, __global float* mean, __global
     }
 }
 
-// y = xhat * weight[c] + bias[c], one work-item per value.
+// y = xhat * weight[c] + bias[c], one work-item per value: global = [inner, channels, outer].
 __kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
                        __global const float* variance, __global const float* weight, __global const float* bias,
-                       float epsilon, int channels, int inner, int count) {
-    int i = get_global_id(0);
-    if (i >= count) return;
-    int c = (i / inner) % channels;
+                       float epsilon, int channels, int inner) {
+    int c = get_global_id(1);
+    long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float scale = weight[c] * rsqrt(variance[c] + epsilon);
     y[i] = (x[i] - mean[c]) * scale + bias[c];
 }
@@ -61,11 +65,9 @@ __kernel void bn_backward_sums(__global const float* x, __global const float* gy
     int c = get_group_id(0);
     int lid = get_local_id(0);
     int size = get_local_size(0);
-    long m = (long)outer * inner;
     float mu = mean[c];
     float sumG = 0.0f, sumGX = 0.0f;
-    for (long k = lid; k < m; k += size) {
-        long at = bn_index(k, channels, inner, c);
+    BN_ROWS(lid, size, outer, channels, inner, c) {
         float g = gy[at];
         sumG += g;
         sumGX += g * (x[at] - mu);
@@ -93,10 +95,9 @@ __kernel void bn_backward_sums(__global const float* x, __global const float* gy
 __kernel void bn_backward_input(__global const float* x, __global const float* gy, __global const float* mean,
                                 __global const float* variance, __global const float* weight,
                                 __global const float* gweight, __global const float* gbias, __global float* gx,
-                                float epsilon, int batch_stats, int outer, int channels, int inner, int count) {
-    int i = get_global_id(0);
-    if (i >= count) return;
-    int c = (i / inner) % channels;
+                                float epsilon, int batch_stats, int outer, int channels, int inner) {
+    int c = get_global_id(1);
+    long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float invstd = rsqrt(variance[c] + epsilon);
     float k = weight[c] * invstd;
     float g = gy[i];

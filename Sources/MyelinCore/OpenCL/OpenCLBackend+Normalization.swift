@@ -21,9 +21,9 @@ extension OpenCLBackend {
                         bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch("bn_apply", global: [count],
+        launch("bn_apply", global: [inner, channels, outer],
                args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(bias),
-                      .float(epsilon), .int(Int32(channels)), .int(Int32(inner)), .int(Int32(count))])
+                      .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
     }
 
     func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
@@ -40,9 +40,9 @@ extension OpenCLBackend {
                                 epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch("bn_backward_input", global: [count],
+        launch("bn_backward_input", global: [inner, channels, outer],
                args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(gweight),
                       .buffer(gbias), .buffer(gx), .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(outer)),
-                      .int(Int32(channels)), .int(Int32(inner)), .int(Int32(count))])
+                      .int(Int32(channels)), .int(Int32(inner))])
     }
 }
