@@ -100,8 +100,10 @@ def convnet(model, rounds, quick):
     data = tempfile.mkdtemp(prefix="fashion-mnist-")
     try:
         fashion_mnist.export(data)
-        myelin = lambda device: run_json_measured(  # noqa: E731
-            [myelin_side.MYELIN, "bench", "peers", "--workload", model, "--data", data, "--device", device] + steps)
+        # Captured like fit's default (recorded once, replayed); the eager rows show what capture gives.
+        myelin = lambda device, capture=True: run_json_measured(  # noqa: E731
+            [myelin_side.MYELIN, "bench", "peers", "--workload", model, "--data", data, "--device", device] + steps
+            + (["--capture"] if capture else []))
         tinygrad = lambda dev: run_json_measured(  # noqa: E731
             [PY, f"{BENCH}/tinygrad_convnets.py", "--model", model] + steps, env={"DEV": dev}, timeout=cap)
         peers = {
@@ -109,6 +111,7 @@ def convnet(model, rounds, quick):
             "PyTorch CPU": lambda: run_json_measured([PY, f"{BENCH}/torch_convnets.py", "--model", model] + steps),
             "Myelin OpenCL": lambda: myelin("opencl"),
             "tinygrad CL": lambda: tinygrad("CL"),
+            "Myelin CPU, eager": lambda: myelin("cpu", capture=False),
         }
         if not quick:
             peers["tinygrad CPU"] = lambda: tinygrad("CPU")

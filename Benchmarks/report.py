@@ -168,8 +168,8 @@ METHOD = """## How
 - MLP: Fashion-MNIST from the IDX files (`Benchmarks/fashion_mnist.py`); every runtime trains the same
   468 full batches of 128 in the same shuffled order (seed 0) after 20 warm-up steps, then classifies the
   10000 test images in chunks of 1000. XOR: 20 warm-up steps, then 20000 timed steps (2000 on OpenCL).
-- Myelin's MLP and XOR rows capture the training step once and replay it (`captureStep`, what `fit` does by
-  default: `myelin bench peers --capture`); the rows marked "eager" run every step through the graph.
+- Myelin's MLP, XOR, CNN and ResNet-8 rows capture the training step once and replay it (`captureStep`, what
+  `fit` does by default: `myelin bench peers --capture`); the rows marked "eager" run every step through the graph.
 - CNN and ResNet-8 (sections 6 and 7): `ConvNets.fashionCNN` and `ConvNets.resnet(depth: 1)` through
   `myelin bench peers --workload cnn|resnet`, the identical PyTorch modules (`Benchmarks/torch_convnets.py`,
   from `scripts/torch_convnet_interop.py`) and tinygrad ports with `TinyJit` (`Benchmarks/tinygrad_convnets.py`),
