@@ -66,6 +66,16 @@ __kernel void conv_unfold(__global const float* x, __global float* cols,
     cols[(long)row * images * l + (long)b * l + pos] = v;
 }
 
+// The output columns xo whose input column xo*sw - pw + j lies in 0..<w, for kernel column j: *lo..<*hi.
+inline void conv_valid_columns(int ow, int sw, int pw, int j, int w, int* lo, int* hi) {
+    int a = 0;
+    while (a < ow && a * sw - pw + j < 0) a++;
+    int b = a;
+    while (b < ow && b * sw - pw + j < w) b++;
+    *lo = a;
+    *hi = b;
+}
+
 // The same columns, one work item per (patch row, image) that walks the output positions in order: no integer
 // division per element, which a CPU-like device (PoCL) pays dearly for; a GPU keeps conv_unfold, whose
 // neighbouring work items write neighbouring addresses. global = [c*kh*kw, images].
@@ -79,11 +89,8 @@ __kernel void conv_unfold_rows(__global const float* x, __global float* cols,
     int l = oh * ow;
     __global const float* plane = x + ((long)(n0 + b) * c + ch) * h * w;
     __global float* out = cols + (long)row * images * l + (long)b * l;
-    // The output columns xo whose input column wi = xo*sw - pw + j lies in 0..<w: lo..<hi.
-    int lo = 0;
-    while (lo < ow && lo * sw - pw + j < 0) lo++;
-    int hi = lo;
-    while (hi < ow && hi * sw - pw + j < w) hi++;
+    int lo, hi;
+    conv_valid_columns(ow, sw, pw, j, w, &lo, &hi);
     for (int y = 0; y < oh; y++) {
         int r = y * sh - ph + i;
         __global float* o = out + y * ow;
@@ -142,10 +149,8 @@ __kernel void conv_fold_planes(__global const float* cols, __global float* x,
     for (int i = 0; i < kh; i++) {
         for (int j = 0; j < kw; j++) {
             __global const float* in = cols + (long)((ch * kh + i) * kw + j) * rowLength + (long)b * l;
-            int lo = 0;
-            while (lo < ow && lo * sw - pw + j < 0) lo++;
-            int hi = lo;
-            while (hi < ow && hi * sw - pw + j < w) hi++;
+            int lo, hi;
+            conv_valid_columns(ow, sw, pw, j, w, &lo, &hi);
             for (int y = 0; y < oh; y++) {
                 int r = y * sh - ph + i;
                 if (r < 0 || r >= h) continue;

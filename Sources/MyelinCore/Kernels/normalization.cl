@@ -6,9 +6,8 @@
 // min(inner, size) work-items share a row (neighbours read neighbouring values), size / lanes rows go at once,
 // and the rest of the group idles. Work-item lid starts at row lid / lanes, column lid % lanes; nothing is
 // divided per value (a CPU-like device pays dearly for that). BN_ROWS(...) { body using `at` }.
-#define BN_LANES(inner, size) min((inner), (size))
 #define BN_ROWS(lid, size, outer, channels, inner, c)                                                          \
-    for (int bn_l = BN_LANES(inner, size), bn_n = (lid) / bn_l, bn_step = (size) / bn_l;                     \
+    for (int bn_l = min((inner), (size)), bn_n = (lid) / bn_l, bn_step = (size) / bn_l;                     \
          bn_n < (outer) && (lid) < bn_step * bn_l; bn_n += bn_step)                                          \
         for (long bn_row = ((long)bn_n * (channels) + (c)) * (inner), at = bn_row + (lid) % bn_l;            \
              at < bn_row + (inner); at += bn_l)
