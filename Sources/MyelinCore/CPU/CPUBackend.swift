@@ -42,13 +42,15 @@ final class CPUBackend: Backend, @unchecked Sendable {
     }
     private static let privateBackends = Mutex<[CPUBackend]>([])
 
+    /// OpenBLAS's idle workers otherwise spin for ~0.1 s after every GEMM and take cores from this backend's
+    /// own loops (ResNet-8 training 619-667 -> 749-770 samples/s, the cnn 1484 -> 1949 on 2 cores). Done once per
+    /// process, however many backends are made; OPENBLAS_THREAD_TIMEOUT, when set, wins.
+    private static let quietOpenBLASWorkers: Void = { _ = myelin_openblas_short_spin(4) }()
+
     private init() {
         let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
         threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
-        // OpenBLAS's idle workers otherwise spin for ~0.1 s after every GEMM and take cores from this backend's
-        // own loops: ResNet-8 training 619-667 -> 749-770 samples/s, the cnn 1484 -> 1949 on 2 cores.
-        // OPENBLAS_THREAD_TIMEOUT, when set, wins.
-        _ = myelin_openblas_short_spin(4)
+        Self.quietOpenBLASWorkers
         openblas_set_num_threads(Int32(threads))
         // The backend is a process-wide singleton that is never freed: no reference counting on self.
         recycler = { [unowned(unsafe) self] capacity, host, _ in
