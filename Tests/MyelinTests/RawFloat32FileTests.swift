@@ -38,6 +38,9 @@ import Testing
         #expect(throws: DataError.invalid(url.path, reason: "28 bytes, expected 32 for Float32 values of shape [2, 4]")) {
             try Tensor.load(float32File: url, shape: [2, 4], on: .cpu)
         }
+        #expect(throws: DataError.invalid(url.path, reason: "shape [\(Int.max / 2), 3] has more Float32 values than a file can hold")) {
+            try Tensor.load(float32File: url, shape: [Int.max / 2, 3], on: .cpu)
+        }
         let missing = url.deletingLastPathComponent().appendingPathComponent("no-such-file.f32")
         #expect(throws: DataError.missingFile(missing.path, reason: "No such file or directory")) {
             try Tensor.load(float32File: missing, shape: [2], on: .cpu)

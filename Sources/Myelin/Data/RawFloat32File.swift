@@ -16,15 +16,17 @@ extension Tensor {
     public static func load(float32File url: URL, shape: [Int], on device: Device = .default) throws -> Tensor {
         let path = url.path
         guard shape.allSatisfy({ $0 >= 0 }) else { throw DataError.invalid(path, reason: "shape \(shape) has a negative size") }
-        let count = shape.reduce(1) { $0.multipliedReportingOverflow(by: $1).overflow ? Int.max : $0 * $1 }
+        guard let count = checkedElementCount(shape), count <= Int.max / 4 else {
+            throw DataError.invalid(path, reason: "shape \(shape) has more Float32 values than a file can hold")
+        }
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw DataError.missingFile(path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw DataError.missingFile(path, reason: String(cString: strerror(errno))) }
         let size = Int(info.st_size)
-        guard count < Int.max / 4, size == count * 4 else {
-            throw DataError.invalid(path, reason: "\(size) bytes, expected \(count < Int.max / 4 ? String(count * 4) : "more than Int.max") for Float32 values of shape \(shape)")
+        guard size == count * 4 else {
+            throw DataError.invalid(path, reason: "\(size) bytes, expected \(count * 4) for Float32 values of shape \(shape)")
         }
         let tensor = Tensor.empty(shape, on: device)
         guard count > 0 else { return tensor }
