@@ -168,12 +168,15 @@ struct PeerBench: ParsableCommand {
         }
         for _ in 0..<warmup { _ = try step() }
         device.synchronize()
+        let launchesBefore = device.stats.launches
         let start = DispatchTime.now().uptimeNanoseconds
         var loss: Tensor? = nil
         for _ in 0..<steps { loss = try step() }
+        let launches = device.stats.launches - launchesBefore
         let finalLoss = try loss?.item() ?? .nan
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        printJSON(["device": device.name, "steps_per_s": Double(steps) / seconds, "final_loss": Double(finalLoss)])
+        printJSON(["device": device.name, "steps_per_s": Double(steps) / seconds, "final_loss": Double(finalLoss),
+                   "launches_per_step": Double(launches) / Double(max(steps, 1))])
     }
 
     private func printJSON(_ object: [String: Any]) {
