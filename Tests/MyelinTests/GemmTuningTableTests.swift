@@ -105,6 +105,10 @@ import Testing
         let backend = try OpenCLBackend(index: 0, info: info, environment: ["MYELIN_CACHE_DIR": dir.path])
         #expect(backend.gemmKernel(for: GemmShape(m: 128, n: 784, k: 512)).name == chosen)
         #expect(backend.gemmKernel(for: GemmShape(m: 128, n: 10, k: 256)) == .skinny(rows: 8))
+        // Tiny products (the XOR lab's) take one direct launch whatever the table says, never a pack and a compute.
+        #expect(backend.gemmKernel(for: GemmShape(m: 4, n: 3, k: 2, transB: true)) == .direct)
+        #expect(backend.gemmKernel(for: GemmShape(m: 16, n: 16, k: 16, transA: true)) == .direct)
+        #expect(backend.gemmKernel(for: GemmShape(m: 16, n: 17, k: 16)) != .direct)
         let forward = GemmShape(m: 128, n: 512, k: 784, transB: true)
         #expect(backend.gemmKernel(for: forward) == GemmDefaults.kernel(for: forward, info: info, limits: backend.limits))
         let device = Device(backend: backend)

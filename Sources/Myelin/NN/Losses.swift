@@ -19,14 +19,28 @@ func checkSameShape(_ loss: String, _ a: Tensor, _ aName: String, _ b: Tensor, _
 /// ```
 public func meanSquaredError(predictions: Tensor, targets: Tensor) throws -> Tensor {
     try checkSameShape("meanSquaredError", predictions, "predictions", targets, "targets")
-    return try (predictions - targets).square().mean()
+    return try squaredError("meanSquaredError", predictions, targets, mean: true)
 }
 
 /// E = 1/2 Σ (y - t)², summed over every element and NOT averaged: the loss of hand-derived
 /// backpropagation (its gradient is simply y - t).
 public func halfSumOfSquares(predictions: Tensor, targets: Tensor) throws -> Tensor {
     try checkSameShape("halfSumOfSquares", predictions, "predictions", targets, "targets")
-    return try (predictions - targets).square().sum() * 0.5
+    return try squaredError("halfSumOfSquares", predictions, targets, mean: false)
+}
+
+/// mean((p - t)²) or ½ Σ (p - t)² as one graph node that keeps d = p - t from the forward pass. Its backward is
+/// one broadcast product, d·(g·2/n) for the mean and d·g for the half sum (minus that for the targets), where the
+/// chain of ops it replaces took five launches (the scale's, the sum's broadcast, the square's two, the
+/// difference's). The forward values are those of the chain, op for op.
+private func squaredError(_ name: String, _ predictions: Tensor, _ targets: Tensor, mean: Bool) throws -> Tensor {
+    let difference = try withNoGrad { try predictions.detach() - targets.detach() }
+    let value = try withNoGrad { mean ? try difference.square().mean() : try difference.square().sum() * 0.5 }
+    let factor = mean ? 2 / Float(Swift.max(predictions.count, 1)) : 1
+    return value.recorded(name, [predictions, targets]) { g in
+        let gradient = try difference * (factor == 1 ? g : g * factor)
+        return [predictions.requiresGrad ? gradient : nil, targets.requiresGrad ? gradient.negated() : nil]
+    }
 }
 
 /// Mean of |p - t| over every element.

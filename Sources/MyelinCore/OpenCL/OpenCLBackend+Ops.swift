@@ -8,11 +8,15 @@ extension OpenCLBackend {
         gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: gemmKernel(for: s))
     }
 
-    /// The kernel for a product on this device: `MYELIN_GEMM_KERNEL` when set, else direct below 8 rows (more
-    /// than 16 columns), else the tuning table's choice for the product's shape class (`GemmShapeClass`), else the
-    /// built-in default for the device's type and vendor (`GemmDefaults`).
+    /// The kernel for a product on this device: `MYELIN_GEMM_KERNEL` when set, else direct for tiny products
+    /// (`GemmKernelChoice.tinyProduct` multiply-adds at most) and below 8 rows (more than 16 columns), else the
+    /// tuning table's choice for the product's shape class (`GemmShapeClass`), else the built-in default for the
+    /// device's type and vendor (`GemmDefaults`).
     func gemmKernel(for s: GemmShape) -> GemmKernelChoice.Kernel {
         if let forced = GemmKernelChoice.forced { return forced }
+        // A tiny product (the XOR lab's 4×2·2×3) costs its launches, not its arithmetic: one direct launch, where
+        // the skinny kernel would first pack a transposed B in a launch of its own.
+        if s.m * s.n * s.k <= GemmKernelChoice.tinyProduct { return .direct }
         if s.m < 8 && s.n > 16 { return .direct }
         if let table = gemmTuningTable, let chosen = table.kernel(for: GemmShapeClass(s)), usable(chosen, for: s) {
             return chosen
@@ -287,6 +291,9 @@ enum GemmKernelChoice {
         /// local-memory tiles.
         case variant(GemmVariant)
     }
+
+    /// Products of at most this many multiply-adds (m·n·k) run on the direct kernel in one launch.
+    static let tinyProduct = 4096
 
     /// The block the tuned path uses.
     static let defaultBlock = Block(rows: 8, columns: 16)
