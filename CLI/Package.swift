@@ -29,7 +29,13 @@ let package = Package(
                 "COpenBLAS",
                 "CTerminal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // mimalloc in place of glibc's malloc for the whole process (Debian's libmimalloc-dev). PoCL allocates
+            // a command and a copy of each kernel argument at every enqueue and frees them on its worker
+            // threads; glibc serves that pattern from its locked arena (the freed chunks fill the worker's
+            // thread cache, never the caller's), which made malloc and free about a third of a small step's time.
+            // README "Performance notes" has the figures; the Myelin library itself never links an allocator.
+            linkerSettings: [.linkedLibrary("mimalloc", .when(platforms: [.linux]))]
         ),
     ],
     swiftLanguageModes: [.v6]
