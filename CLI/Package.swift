@@ -34,7 +34,7 @@ let package = Package(
             // a command and a copy of each kernel argument at every enqueue and frees them on its worker
             // threads; glibc serves that pattern from its locked arena (the freed chunks fill the worker's
             // thread cache, never the caller's), which made malloc and free about a third of a small step's time.
-            // README "Performance notes" has the figures; the Myelin library itself never links an allocator.
+            // README ("Small steps on PoCL") has the figures; the Myelin library itself never links an allocator.
             linkerSettings: [.linkedLibrary("mimalloc", .when(platforms: [.linux]))]
         ),
     ],

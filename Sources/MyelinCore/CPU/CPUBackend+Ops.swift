@@ -105,7 +105,15 @@ extension CPUBackend {
         let px = x.host!, py = y.host!, pg = gy.host!, po = gx.host!
         parallelFor(n) { lo, hi in
             if activation == .relu {
-                for i in lo..<hi { po[i] = px[i] > 0 ? pg[i] : 0 }
+                // Eight lanes at a time with a select (the scalar loop's load under a branch did not vectorize:
+                // 4% of the MLP's CPU step); NaN or non-positive inputs give +0, as below.
+                var i = lo
+                while i + 8 <= hi {
+                    let xv = Self.load8(px, i), gv = Self.load8(pg, i)
+                    Self.store8(SIMD8<Float>(repeating: 0).replacing(with: gv, where: xv .> 0), po, i)
+                    i += 8
+                }
+                while i < hi { let g = pg[i]; po[i] = px[i] > 0 ? g : 0; i += 1 }
             } else {
                 for i in lo..<hi { po[i] = pg[i] * activation.derivative(x: px[i], y: py[i]) }
             }
