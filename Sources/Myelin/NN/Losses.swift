@@ -35,7 +35,7 @@ public func halfSumOfSquares(predictions: Tensor, targets: Tensor) throws -> Ten
 /// difference's). The forward values are those of the chain, op for op.
 private func squaredError(_ name: String, _ predictions: Tensor, _ targets: Tensor, mean: Bool) throws -> Tensor {
     let difference = try withNoGrad { try predictions.detach() - targets.detach() }
-    let value = try withNoGrad { mean ? try difference.square().mean() : try difference.square().sum() * 0.5 }
+    let value = withNoGrad { mean ? difference.square().mean() : difference.square().sum() * 0.5 }
     let factor = mean ? 2 / Float(Swift.max(predictions.count, 1)) : 1
     return value.recorded(name, [predictions, targets]) { g in
         let gradient = try difference * (factor == 1 ? g : g * factor)

@@ -1,6 +1,7 @@
 /// The fused optimizer updates as launches of the kernels in Kernels/optimizers.cl (one per call).
 /// Options that change which state buffers are used pick a kernel variant; a variant's unused buffer
-/// arguments get a null buffer and are never touched.
+/// arguments get a null buffer and are never touched. The kernels have no bounds check: every launch here
+/// covers exactly `count` work-items (global size `count`, no work-group size) and none is made for 0.
 extension OpenCLBackend {
     private static func flag(_ b: Bool) -> KernelArg { .int(b ? 1 : 0) }
     private static func optional(_ b: DeviceBuffer?) -> KernelArg { b.map { .buffer($0) } ?? .null }
