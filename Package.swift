@@ -48,7 +48,6 @@ let package = Package(
                 .embedInCode("Kernels/elementwise.cl"),
                 .embedInCode("Kernels/gemm.cl"),
                 .embedInCode("Kernels/gemm_tuned.cl"),
-                .embedInCode("Kernels/gemm_variants.cl"),
                 .embedInCode("Kernels/layout.cl"),
                 .embedInCode("Kernels/normalization.cl"),
                 .embedInCode("Kernels/optimizers.cl"),

@@ -3,16 +3,13 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// Every OpenCL GEMM kernel variant (direct, local-memory tiled, register-blocked, packed) against a Double
+/// Every OpenCL GEMM kernel (direct, register-blocked, A·Bᵀ dot products, skinny, and the parameterised panels,
+/// tiles and K-splits) against a Double
 /// reference on odd shapes, all transposes, batches (with a broadcast operand), alpha/beta and the fused
 /// bias + activation epilogue; and the automatic kernel choice through `Tensor.matmul`/`dense` on every device.
 @Suite struct GemmTuningTests {
-    typealias Block = GemmKernelChoice.Block
-
     static let kernels: [GemmKernelChoice.Kernel] =
-        [.direct, .tiled] + Block.all.map { .block($0) } + Block.all.map { .packed($0, rowsFirst: false) }
-        + [.packed(Block(rows: 8, columns: 16), rowsFirst: true), .packed(Block(rows: 8, columns: 32), rowsFirst: true)]
-        + Block.ntAll.map { .nt($0) } + [.skinny(rows: 4), .skinny(rows: 8)]
+        [.direct, .block(GemmKernelChoice.defaultBlock), .nt(GemmKernelChoice.ntBlock), .skinny(rows: 4), .skinny(rows: 8)]
         + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
            + [kBlockedPanel, smallSplit]).map { .variant($0) }
 
@@ -123,7 +120,7 @@ import Testing
             runs.append(KernelExercise.download(cl, c, 13 * 21))
         }
         #expect(runs[0] == runs[1])
-        #expect(cl.lastLocalSize[variant.kernelKey("gemm_tile_split")] != nil, "the split kernel ran")
+        #expect(cl.lastLocalSize[KernelReference(.gemmVariant(variant), "gemm_tile_split")] != nil, "the split kernel ran")
     }
 
     /// The automatic choice at sizes where the tuned kernels run, through the public ops, on every device.

@@ -31,7 +31,7 @@ struct LaunchFailureTests {
         let device = Device(backend: backend)
         let x = Tensor.ones([16], on: device)
         let out = Tensor.zeros([1], on: device)
-        backend.launch("reduce_rows", global: [8], local: [8],
+        backend.launch(.reduce, "reduce_rows", global: [8], local: [8],
                        args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .int(1), .int(16), .local(8 * 4)])
         expectCommandFailed({ _ = try out.item() },
                             mentioning: ["opencl:0", "reduce_rows", "global size [8]", "local size [8]",
@@ -49,19 +49,20 @@ struct LaunchFailureTests {
         let x = Tensor.ones([16], on: device)
         let out = Tensor.zeros([1], on: device)
         let tooMuch = backend.limits.localMemorySize + 4
-        backend.launch("reduce_rows", global: [1], local: [1],
+        backend.launch(.reduce, "reduce_rows", global: [1], local: [1],
                        args: [.buffer(x.buffer), .buffer(out.buffer), .int(16), .int(0), .int(1), .int(16), .local(tooMuch)])
         expectCommandFailed({ try device.check() }, mentioning: ["reduce_rows", "\(tooMuch) bytes of local memory"])
     }
 
-    /// A local size the driver refuses (gemm_tiled requires 8 x 8 work-groups) becomes the driver's error.
+    /// A local size the driver refuses (the 32 x 32 GEMM tile requires 8 x 8 work-groups) becomes the driver's error.
     @Test func anEnqueueTheDriverRefusesThrows() throws {
         let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
         let device = Device(backend: backend)
         let a = Tensor.ones([4 * 4], on: device), b = Tensor.ones([4 * 4], on: device), c = Tensor.zeros([4 * 4], on: device)
-        backend.launch("gemm_tiled", global: [1, 1, 1], local: [2, 2, 1],
+        let tile = KernelProgram.gemmVariant(.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4))
+        backend.launch(tile, "gemm_tile", global: [1, 1, 1], local: [2, 2, 1],
                        args: backend.gemmArguments(GemmShape(m: 4, n: 4, k: 4), a: a.buffer, b: b.buffer, c: c.buffer,
                                                    bias: nil, activation: .identity))
-        expectCommandFailed({ try device.check() }, mentioning: ["clEnqueueNDRangeKernel", "CL_INVALID_WORK_GROUP_SIZE", "gemm_tiled"])
+        expectCommandFailed({ try device.check() }, mentioning: ["clEnqueueNDRangeKernel", "CL_INVALID_WORK_GROUP_SIZE", "gemm_tile"])
     }
 }

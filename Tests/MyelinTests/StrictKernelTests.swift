@@ -309,7 +309,7 @@ struct StrictKernelTests {
         let backend = try OpenCLBackend(index: index, info: OpenCLPlatforms.devices()[index])
         KernelExercise.check(backend)
         // Every kernel of the program ran (a kernel added later without a case here is named).
-        let missing = backend.allKernelNames().subtracting(backend.kernels.keys).sorted()
+        let missing = backend.allKernelNames().subtracting(backend.kernels.keys.map(\.name)).sorted()
         #expect(missing.isEmpty, "kernels that StrictKernelTests does not run: \(missing)")
     }
 }
@@ -328,11 +328,12 @@ struct CappedWorkGroupTests {
             #expect(local.reduce(1, *) <= cap, "\(kernel) ran work-groups of \(local) under a cap of \(cap)")
         }
         // The kernels that want 256 items (reductions, transpose) ran smaller groups.
-        #expect(backend.lastLocalSize["reduce_rows"] == [min(cap, 256)])
+        #expect(backend.lastLocalSize[KernelReference(.reduce, "reduce_rows")] == [min(cap, 256)])
         let tile = cap >= 64 ? 8 : 1
-        #expect(backend.lastLocalSize["transpose_batched"] == [tile, tile, 1])
-        // The 8 x 8 tiled GEMM fits 64 and falls back to the direct kernel below.
-        #expect((backend.lastLocalSize["gemm_tiled"] != nil) == (cap >= 64))
+        #expect(backend.lastLocalSize[KernelReference(.layout, "transpose_batched")] == [tile, tile, 1])
+        // The 32 x 32 GEMM tile's 8 x 8 work-groups fit 64; below, the product falls back to the direct kernel.
+        let gemmTile = KernelReference(.gemmVariant(.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4)), "gemm_tile")
+        #expect((backend.lastLocalSize[gemmTile] != nil) == (cap >= 64))
     }
 
     /// Without a cap the device's own limit stands, and the reduction uses 256 items where the device allows.
@@ -345,7 +346,7 @@ struct CappedWorkGroupTests {
         let out = backend.allocate(2)
         backend.reduce(.sum, x: x, out: out, outer: 2, length: 300, inner: 1)
         backend.synchronize()
-        #expect(backend.lastLocalSize["reduce_rows"] == [min(256, backend.workGroupLimit("reduce_rows"))])
+        #expect(backend.lastLocalSize[KernelReference(.reduce, "reduce_rows")] == [min(256, backend.workGroupLimit(.reduce, "reduce_rows"))])
     }
 
     /// `MYELIN_MAX_WORK_GROUP_SIZE` caps the limit like the init parameter.
@@ -353,7 +354,7 @@ struct CappedWorkGroupTests {
         let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0],
                                         environment: ["MYELIN_MAX_WORK_GROUP_SIZE": "16"])
         #expect(backend.limits.maxWorkGroupSize == 16)
-        #expect(backend.fittingLocal([4, 4, 1], kernel: "gemm_block_nn_8x16") == [4, 4, 1])
-        #expect(backend.fittingLocal([16, 16, 1], kernel: "gemm_block_nn_8x16").reduce(1, *) <= 16)
+        #expect(backend.fittingLocal([4, 4, 1], .gemm, "gemm_block_nn_8x16") == [4, 4, 1])
+        #expect(backend.fittingLocal([16, 16, 1], .gemm, "gemm_block_nn_8x16").reduce(1, *) <= 16)
     }
 }

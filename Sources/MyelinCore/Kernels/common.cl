@@ -1,5 +1,5 @@
-// Shared helpers for every Myelin kernel: activation functions and their derivatives, binary ops,
-// and the counter-based random generator. Included first in the program (see KernelLibrary.join).
+// Shared helpers for every Myelin kernel: activation functions and their derivatives, the GEMM epilogue, binary
+// ops, and the counter-based random generator. Included first in the program (see KernelLibrary.join).
 
 // Activation codes: the same numbers as `Activation.code` (Sources/MyelinCore/Tensor/Activation.swift, which holds
 // the Swift side of every activation: names, codes, CPU formulas); f_* below are the forward formulas, g_* the
@@ -77,6 +77,16 @@ inline float act_apply(int code, float x, float p) {
     case ACT_GELU_ERF: return f_gelu_erf(x, p);
     default: return x;
     }
+}
+
+// The end of every GEMM kernel for one output C[i, j] (Kernels/gemm.cl, gemm_tuned.cl): alpha times the sum, plus
+// beta times C's old value (not read when beta is 0), plus bias[j] when there is one, through the activation.
+inline float gemm_epilogue(float acc, float alpha, float beta, __global const float* c_old,
+                           __global const float* bias, int has_bias, int j, int act, float act_p) {
+    float v = alpha * acc;
+    if (beta != 0.0f) v += beta * (*c_old);
+    if (has_bias) v += bias[j];
+    return act_apply(act, v, act_p);
 }
 
 // Binary ops; comparisons give 1 or 0.

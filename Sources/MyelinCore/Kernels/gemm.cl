@@ -1,16 +1,9 @@
 // Matrix products C = act(alpha * op(A) * op(B) + beta * C + bias), row-major, batched over dimension 2.
 // op(A)[i, p] = transA ? A[p * lda + i] : A[i * lda + p];  op(B)[p, j] = transB ? B[j * ldb + p] : B[p * ldb + j].
-// The kernels `GemmKernelChoice.choose` picks: direct, register blocks 8 x 16, skinny (4 rows), and the packing
-// kernel. The variants that lost the measurements (README, "GEMM") are in gemm_variants.cl, which comes after
-// this file in the program and uses its macros.
-
-inline float gemm_epilogue(float acc, float alpha, float beta, __global const float* c_old,
-                           __global const float* bias, int has_bias, int j, int act, float act_p) {
-    float v = alpha * acc;
-    if (beta != 0.0f) v += beta * (*c_old);
-    if (has_bias) v += bias[j];
-    return act_apply(act, v, act_p);
-}
+// The fixed kernels the GEMM dispatch (OpenCL/OpenCLBackend+Gemm.swift) picks without a tuning table on CPU-type
+// devices, and for tiny, narrow and row-poor products everywhere: direct, register blocks 8 x 16, A·Bᵀ dot-product
+// blocks 4 x 4, skinny (4 or 8 rows), and the packing kernel. The parameterised kernels (K-blocked panels, GPU
+// tiles, the K-split) are in gemm_tuned.cl. The epilogue (gemm_epilogue) is in common.cl.
 
 // Direct kernel: one work-item per output, for small or skinny products.
 __kernel void gemm_direct(int M, int N, int K, float alpha, float beta,
@@ -94,8 +87,49 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta,                
 GEMM_BLOCK_KERNEL(gemm_block_nn_8x16, 0, 8, 2)
 GEMM_BLOCK_KERNEL(gemm_block_tn_8x16, 1, 8, 2)
 
-// Packing (for the skinny kernel's transposed B below, and the packed variants in gemm_variants.cl): panels of W consecutive rows of op(A) (or columns of op(B)), each stored
-// depth-major (K x W, contiguous) and zero-padded past X, so the compute kernel reads both operands sequentially
+// A times B transposed (op(A)[i, p] = A[i * lda + p], op(B)[p, j] = B[j * ldb + p]): both operands are read along
+// K, so each work-item keeps MR x NC float8 partial dot products and sums their lanes at the end; no transpose
+// of B first. Whole blocks only (the host passes M, N rounded down and computes the strips with gemm_direct).
+#define GEMM_NT_KERNEL(NAME, MR, NC)                                                                            \
+__kernel void NAME(int M, int N, int K, float alpha, float beta,                                                \
+                   __global const float* A, int lda, long strideA, int transA,                                  \
+                   __global const float* B, int ldb, long strideB, int transB,                                  \
+                   __global float* C, int ldc, long strideC,                                                    \
+                   __global const float* bias, int has_bias, int act, float act_p) {                            \
+    int j0 = get_global_id(0) * NC;                                                                             \
+    int i0 = get_global_id(1) * MR;                                                                             \
+    int b = get_global_id(2);                                                                                   \
+    if (i0 >= M || j0 >= N) return;                                                                             \
+    A += b * strideA + (long)i0 * lda; B += b * strideB + (long)j0 * ldb; C += b * strideC;                     \
+    float8 acc[MR][NC];                                                                                         \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r)                                                              \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) acc[r][c] = (float8)(0.0f);                              \
+    int K8 = K & ~7;                                                                                            \
+    for (int p = 0; p < K8; p += 8) {                                                                           \
+        float8 av[MR];                                                                                          \
+        _Pragma("unroll") for (int r = 0; r < MR; ++r) av[r] = vload8(0, A + (long)r * lda + p);                \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) {                                                        \
+            float8 bv = vload8(0, B + (long)c * ldb + p);                                                       \
+            _Pragma("unroll") for (int r = 0; r < MR; ++r) acc[r][c] = fma(av[r], bv, acc[r][c]);               \
+        }                                                                                                       \
+    }                                                                                                           \
+    _Pragma("unroll") for (int r = 0; r < MR; ++r) {                                                            \
+        __global float* cr = C + (long)(i0 + r) * ldc + j0;                                                     \
+        _Pragma("unroll") for (int c = 0; c < NC; ++c) {                                                        \
+            float8 t8 = acc[r][c];                                                                              \
+            float4 t4 = t8.lo + t8.hi;                                                                          \
+            float2 t2 = t4.lo + t4.hi;                                                                          \
+            float s = t2.x + t2.y;                                                                              \
+            for (int p = K8; p < K; ++p) s += A[(long)r * lda + p] * B[(long)c * ldb + p];                      \
+            cr[c] = gemm_epilogue(s, alpha, beta, cr + c, bias, has_bias, j0 + c, act, act_p);                  \
+        }                                                                                                       \
+    }                                                                                                           \
+}
+
+GEMM_NT_KERNEL(gemm_nt_4x4, 4, 4)
+
+// Packing (the skinny kernel's transposed B below): panels of W consecutive rows of op(A) (or columns of op(B)),
+// each stored depth-major (K x W, contiguous) and zero-padded past X, so the compute kernel reads both operands sequentially
 // and needs no edge checks until the store. Element (x, p) of the operand is src[x * sx + p * sp].
 // Global size: [K * W, number of panels, batch], with no work-group size (get_global_size(1) = panels).
 __kernel void gemm_pack(__global const float* src, int sx, int sp, long stride, int X, int K, int W,
@@ -160,3 +194,4 @@ __kernel void NAME(int M, int N, int K, float alpha, float beta,                
 }
 
 GEMM_SKINNY_KERNEL(gemm_skinny_4, 4)
+GEMM_SKINNY_KERNEL(gemm_skinny_8, 8)

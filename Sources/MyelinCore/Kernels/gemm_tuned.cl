@@ -1,6 +1,6 @@
 // Parameterised GEMM kernels, C = act(alpha * op(A) * op(B) + beta * C + bias), row-major, batched over
 // dimension 2. Each variant is its own program: common.cl and this file, built with the -D defines of
-// `GemmVariant.defines` (OpenCL/GemmTuning.swift). In the main program none of them is defined and this file is
+// `GemmVariant.defines` (OpenCL/OpenCLBackend+Gemm.swift). In the main program none of them is defined and this file is
 // empty. `myelin tune` measures the variants on a device; the tuning table or the device's defaults pick one
 // per shape class.
 //
@@ -18,14 +18,6 @@
 // zero-padded, so every M, N, K and transpose is correct. The same program holds the K-split kernels
 // (gemm_tile_split, gemm_split_reduce) for products with few tiles of C and a long K (the `deep` class).
 //   Defines: TM, TN (tile of C), TK (depth of a local tile), WM, WN (outputs per item).
-
-inline float tuned_epilogue(float acc, float alpha, float beta, __global const float* c_old,
-                            __global const float* bias, int has_bias, int j, int act, float act_p) {
-    float v = alpha * acc;
-    if (beta != 0.0f) v += beta * (*c_old);
-    if (has_bias) v += bias[j];
-    return act_apply(act, v, act_p);
-}
 
 #ifdef GEMM_PANEL
 #define NR (8 * NV)
@@ -213,7 +205,7 @@ void gemm_tile(int M, int N, int K, float alpha, float beta,
             int j = col0 + tx + c * RTN;
             if (j >= N) continue;
             __global float* cp = C + (long)i * ldc + j;
-            *cp = tuned_epilogue(acc[r][c], alpha, beta, cp, bias, has_bias, j, act, act_p);
+            *cp = gemm_epilogue(acc[r][c], alpha, beta, cp, bias, has_bias, j, act, act_p);
         }
     }
 }
@@ -262,6 +254,6 @@ __kernel void gemm_split_reduce(int M, int N, int slices, float alpha, float bet
     float sum = 0.0f;
     for (int s = 0; s < slices; ++s) sum += w[s * mn];
     __global float* cp = C + b * strideC + (long)i * ldc + j;
-    *cp = tuned_epilogue(sum, alpha, beta, cp, bias, has_bias, j, act, act_p);
+    *cp = gemm_epilogue(sum, alpha, beta, cp, bias, has_bias, j, act, act_p);
 }
 #endif

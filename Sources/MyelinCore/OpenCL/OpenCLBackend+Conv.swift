@@ -9,13 +9,13 @@ extension OpenCLBackend {
 
     func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, padValue: Float) {
         guard g.batch > 0, g.patchSize > 0, g.positions > 0 else { return }
-        launch("im2col", global: [g.positions, g.patchSize, g.batch],
+        launch(.conv, "im2col", global: [g.positions, g.patchSize, g.batch],
                args: [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.float(padValue)])
     }
 
     func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry) {
         guard g.batch * g.channels > 0, g.height > 0, g.width > 0 else { return }
-        launch("col2im", global: [g.width, g.height, g.batch * g.channels],
+        launch(.conv, "col2im", global: [g.width, g.height, g.batch * g.channels],
                args: [.buffer(cols), .buffer(x)] + geometryArgs(g))
     }
 }
@@ -37,9 +37,9 @@ extension OpenCLBackend {
         guard images > 0, g.patchSize > 0, g.positions > 0 else { return }
         let args: [KernelArg] = [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
         if byRows {
-            launch("conv_unfold_rows", global: [g.patchSize, images], args: args)
+            launch(.conv, "conv_unfold_rows", global: [g.patchSize, images], args: args)
         } else {
-            launch("conv_unfold", global: [g.positions, g.patchSize, images], args: args)
+            launch(.conv, "conv_unfold", global: [g.positions, g.patchSize, images], args: args)
         }
     }
 
@@ -55,23 +55,23 @@ extension OpenCLBackend {
         guard images * g.channels > 0, g.height > 0, g.width > 0 else { return }
         let args: [KernelArg] = [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
         if byPlanes {
-            launch("conv_fold_planes", global: [g.channels, images], args: args)
+            launch(.conv, "conv_fold_planes", global: [g.channels, images], args: args)
         } else {
-            launch("conv_fold", global: [g.width, g.height, images * g.channels], args: args)
+            launch(.conv, "conv_fold", global: [g.width, g.height, images * g.channels], args: args)
         }
     }
 
     func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels o: Int, positions l: Int,
                           firstImage: Int, images: Int) {
         guard images > 0, o > 0, l > 0 else { return }
-        launch("conv_gather_output", global: [l, o, images],
+        launch(.conv, "conv_gather_output", global: [l, o, images],
                args: [.buffer(y), .buffer(chunk), .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
     }
 
     func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels o: Int, positions l: Int,
                            firstImage: Int, images: Int) {
         guard images > 0, o > 0, l > 0 else { return }
-        launch("conv_scatter_output", global: [l, o, images],
+        launch(.conv, "conv_scatter_output", global: [l, o, images],
                args: [.buffer(chunk), .buffer(y), bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
                       .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
     }

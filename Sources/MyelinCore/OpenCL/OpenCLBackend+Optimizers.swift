@@ -16,13 +16,13 @@ extension OpenCLBackend {
         guard count > 0 else { return }
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
         if h.momentum == 0 {
-            launch("sgd_step", global: [count], args: [
+            launch(.optimizers, "sgd_step", global: [count], args: [
                 .buffer(param), .buffer(grad), .int(Int32(count)), .float(h.learningRate), .float(decay), .float(l2),
             ])
             return
         }
         guard let momentumBuffer else { preconditionFailure("sgdStep: momentum \(h.momentum) needs a momentum buffer") }
-        launch("sgd_momentum_step", global: [count], args: [
+        launch(.optimizers, "sgd_momentum_step", global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(momentumBuffer), .int(Int32(count)),
             .float(h.learningRate), .float(decay), .float(l2), .float(h.momentum), .float(h.dampening),
             Self.flag(h.nesterov), Self.flag(h.first),
@@ -32,7 +32,7 @@ extension OpenCLBackend {
     func adagradStep(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
                      _ h: AdagradStepParameters) {
         guard count > 0 else { return }
-        launch("adagrad_step", global: [count], args: [
+        launch(.optimizers, "adagrad_step", global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(sum), .int(Int32(count)),
             .float(h.learningRate), .float(h.weightDecay), .float(h.eps), .float(h.initialAccumulatorValue),
             Self.flag(h.first),
@@ -46,7 +46,7 @@ extension OpenCLBackend {
         precondition(!h.centered || gradientAverage != nil, "rmspropStep: centered needs a gradient-average buffer")
         precondition(h.momentum <= 0 || momentumBuffer != nil, "rmspropStep: momentum \(h.momentum) needs a momentum buffer")
         let name = "rmsprop" + (h.centered ? "_centered" : "") + (h.momentum > 0 ? "_momentum" : "") + "_step"
-        launch(name, global: [count], args: [
+        launch(.optimizers, name, global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(squareAverage),
             h.centered ? Self.optional(gradientAverage) : .null, h.momentum > 0 ? Self.optional(momentumBuffer) : .null,
             .int(Int32(count)),
@@ -60,7 +60,7 @@ extension OpenCLBackend {
         guard count > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
-        launch(h.amsgrad ? "adam_amsgrad_step" : "adam_step", global: [count], args: [
+        launch(.optimizers, h.amsgrad ? "adam_amsgrad_step" : "adam_step", global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(expAvg), .buffer(expAvgSq), h.amsgrad ? Self.optional(maxExpAvgSq) : .null,
             .int(Int32(count)),
             .float(decay), .float(l2), .float(h.beta1), .float(h.beta2), .float(h.eps),

@@ -11,11 +11,11 @@ extension OpenCLBackend {
         let count = g.batch * g.channels * g.outH * g.outW
         guard count > 0 else { return }
         if g.isPlainTwoByTwo {
-            launch("max_pool2x2_forward", global: [g.outW, g.outH, g.batch * g.channels],
+            launch(.normalization, "max_pool2x2_forward", global: [g.outW, g.outH, g.batch * g.channels],
                    args: [.buffer(x), .buffer(y), .buffer(ties)] + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
             return
         }
-        launch("max_pool_forward", global: [count], args: [.buffer(x), .buffer(y), .buffer(ties)] + poolArgs(g, count: count))
+        launch(.normalization, "max_pool_forward", global: [count], args: [.buffer(x), .buffer(y), .buffer(ties)] + poolArgs(g, count: count))
     }
 
     func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
@@ -23,12 +23,12 @@ extension OpenCLBackend {
         let count = g.batch * g.channels * g.height * g.width
         guard count > 0 else { return }
         if g.isPlainTwoByTwo {
-            launch("max_pool2x2_backward", global: [(g.width + 1) / 2, (g.height + 1) / 2, g.batch * g.channels],
+            launch(.normalization, "max_pool2x2_backward", global: [(g.width + 1) / 2, (g.height + 1) / 2, g.batch * g.channels],
                    args: [.buffer(x), .buffer(y), .buffer(ties), .buffer(gy), .buffer(gx)]
                        + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
             return
         }
-        launch("max_pool_backward", global: [count],
+        launch(.normalization, "max_pool_backward", global: [count],
                args: [.buffer(x), .buffer(y), .buffer(ties), .buffer(gy), .buffer(gx)] + poolArgs(g, count: count))
     }
 }

@@ -1,0 +1,480 @@
+import Foundation
+
+// The GEMM house: which kernel runs a product on an OpenCL device (`gemmKernel(for:)`: `MYELIN_GEMM_KERNEL`, tiny
+// and row-poor products, the tuning table, else `GemmDefaults`), the kernels (`GemmKernelChoice.Kernel`, with the
+// fixed ones in Kernels/gemm.cl and the parameterised `GemmVariant`s in Kernels/gemm_tuned.cl), and their launches.
+// The tuning table is GemmTuningTable.swift, the measurement that writes it GemmTuner.swift. Every kernel is checked
+// against a Double reference on odd shapes by GemmTests and GemmTuningTests.
+
+extension OpenCLBackend {
+    func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation) {
+        gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: gemmKernel(for: s))
+    }
+
+    /// The kernel for a product on this device: `MYELIN_GEMM_KERNEL` when set, else direct for tiny products
+    /// (`GemmKernelChoice.tinyProduct` multiply-adds at most) and below 8 rows (more than 16 columns), else the
+    /// tuning table's choice for the product's shape class (`GemmShapeClass`), else the built-in default for the
+    /// device's type and vendor (`GemmDefaults`).
+    func gemmKernel(for s: GemmShape) -> GemmKernelChoice.Kernel {
+        if let forced = GemmKernelChoice.forced { return forced }
+        // A tiny product (the XOR lab's 4×2·2×3) costs its launches, not its arithmetic: one direct launch, where
+        // the skinny kernel would first pack a transposed B in a launch of its own.
+        if s.m * s.n * s.k <= GemmKernelChoice.tinyProduct { return .direct }
+        if s.m < 8 && s.n > 16 { return .direct }
+        if let table = gemmTuningTable, let chosen = table.kernel(for: GemmShapeClass(s)), usable(chosen, for: s) {
+            return chosen
+        }
+        return GemmDefaults.kernel(for: s, info: info, limits: limits)
+    }
+
+    /// Whether `kernel` runs `s` as itself on this device (the others fall back to another kernel).
+    func usable(_ kernel: GemmKernelChoice.Kernel, for s: GemmShape) -> Bool {
+        switch kernel {
+        case .variant(let v): return variantUsable(v)
+        case .nt: return s.transB && !s.transA
+        case .skinny: return s.n <= 16
+        case .block: return !s.transB || (s.ldb == s.k && (s.strideB == 0 || s.strideB == s.k * s.n))
+        case .direct: return true
+        }
+    }
+
+    /// The GEMM with a given kernel (tests use this to check every kernel on every shape). A kernel that does not
+    /// cover the product's transposes or does not fit this device runs it through another one (see each case).
+    func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+              bias: DeviceBuffer?, activation: Activation, kernel: GemmKernelChoice.Kernel) {
+        guard s.m > 0, s.n > 0, s.batch > 0 else { return }
+        switch kernel {
+        case .direct:
+            launch(.gemm, "gemm_direct", global: [s.n, s.m, s.batch],
+                   args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
+        case .block(let v):
+            var s = s
+            var b = b
+            var scratch: DeviceBuffer? = nil
+            if s.transB {
+                // The block kernels stream rows of B: transpose B (stored [n, k]) into scratch first.
+                let batchB = s.strideB == 0 ? 1 : s.batch
+                let t = allocate(s.k * s.n * batchB)
+                transpose(x: b, out: t, batch: batchB, rows: s.n, cols: s.k)
+                scratch = t
+                b = t
+                s.transB = false
+                s.ldb = s.n
+                s.strideB = s.strideB == 0 ? 0 : s.k * s.n
+            }
+            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
+            if mMain > 0 && nMain > 0 {
+                let name = "gemm_block_\(s.transA ? "tn" : "nn")_\(v.rows)x\(v.columns)"
+                let global = [nMain / v.columns, mMain / v.rows, s.batch]
+                launch(.gemm, name, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemm, name),
+                       args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
+            }
+            gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
+            _ = scratch  // returns to the pool here; the in-order queue runs later users after these launches
+        case .skinny(let rows) where s.n <= 16:
+            // A transposed B is packed into K x 16 rows; a plain one is read in place.
+            var bp = b, ldbp = s.ldb, strideBp = s.strideB
+            if s.transB {
+                let batchB = s.strideB == 0 ? 1 : s.batch
+                bp = allocate(16 * s.k * batchB)
+                launch(.gemm, "gemm_pack", global: [s.k * 16, 1, batchB],
+                       args: [.buffer(b), .int(Int32(s.ldb)), .int(1), .ulong(UInt64(s.strideB)), .int(Int32(s.n)),
+                              .int(Int32(s.k)), .int(16), .buffer(bp)])
+                ldbp = 16
+                strideBp = s.strideB == 0 ? 0 : 16 * s.k
+            }
+            let global = [(s.m + rows - 1) / rows, s.batch]
+            let l0 = global[0] * global[1] >= 32 ? 2 : 1
+            launch(.gemm, "gemm_skinny_\(rows)", global: global, local: fittingLocal([l0, 1], .gemm, "gemm_skinny_\(rows)"),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(bp), .int(Int32(ldbp)), .ulong(UInt64(strideBp)),
+                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                          .int(activation.code), .float(activation.parameter)])
+        case .skinny:
+            // More than 16 columns: the general path.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
+        case .nt(let v) where s.transB && !s.transA:
+            let mMain = s.m / v.rows * v.rows, nMain = s.n / v.columns * v.columns
+            if mMain > 0 && nMain > 0 {
+                let global = [nMain / v.columns, mMain / v.rows, s.batch]
+                let name = "gemm_nt_\(v.rows)x\(v.columns)"
+                launch(.gemm, name, global: global, local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemm, name),
+                       args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation, m: mMain, n: nMain))
+            }
+            gemmEdgeStrips(s, a: a, b: b, c: c, bias: bias, activation: activation, mMain: mMain, nMain: nMain)
+        case .nt:
+            // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
+        case .variant(let v) where s.k == 0 || !variantUsable(v):
+            // Nothing to sum (the direct kernel writes beta * C + bias), or the variant does not fit this device:
+            // the direct kernel on a GPU, the CPU-device default elsewhere.
+            let fallback: GemmKernelChoice.Kernel = s.k == 0 || info.isGPU ? .direct : GemmKernelChoice.choose(s)
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: fallback)
+        case .variant(let v):
+            gemmParameterised(s, a: a, b: b, c: c, bias: bias, activation: activation, variant: v)
+        }
+    }
+
+    /// The arguments of the kernels with gemm_direct's signature, for the product `s` (or its top-left
+    /// `m` x `n` part).
+    func gemmArguments(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, bias: DeviceBuffer?,
+                       activation: Activation, m: Int? = nil, n: Int? = nil) -> [KernelArg] {
+        [.int(Int32(m ?? s.m)), .int(Int32(n ?? s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+         .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+         .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+         .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+         bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+         .int(activation.code), .float(activation.parameter)]
+    }
+
+    /// After a kernel of whole blocks covered the top-left `mMain` x `nMain` of C: the right strip (all rows)
+    /// and the bottom strip (block columns) with the direct kernel.
+    func gemmEdgeStrips(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, bias: DeviceBuffer?,
+                        activation: Activation, mMain: Int, nMain: Int) {
+        let args = gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation)
+        if nMain < s.n {
+            launch(.gemm, "gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args)
+        }
+        if mMain < s.m && nMain > 0 {
+            launch(.gemm, "gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args)
+        }
+    }
+
+
+    /// Runs the product with a parameterised kernel of Kernels/gemm_tuned.cl (see `GemmVariant`).
+    func gemmParameterised(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
+                           bias: DeviceBuffer?, activation: Activation, variant v: GemmVariant) {
+        let epilogue: [KernelArg] = [.buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                                     bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
+                                     .int(activation.code), .float(activation.parameter)]
+        switch v {
+        case .tile(let tm, let tn, _, let wm, let wn, _) where v.kSlices(k: s.k).count > 1:
+            // K-split: each slice's partial product into a workspace, then the slices added in order and the
+            // epilogue applied (gemm_split_reduce).
+            let (slices, sliceK) = v.kSlices(k: s.k)
+            let rtm = tm / wm, rtn = tn / wn
+            let workspace = allocate(slices * s.m * s.n * s.batch)
+            launch(.gemmVariant(v), "gemm_tile_split",
+                   global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch * slices], local: [rtn, rtm, 1],
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(slices)), .int(Int32(sliceK)),
+                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+                          .buffer(workspace)])
+            launch(.gemmVariant(v), "gemm_split_reduce", global: [s.n, s.m, s.batch],
+                   local: fittingLocal([16, 16, 1], .gemmVariant(v), "gemm_split_reduce"),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(slices)), .float(s.alpha), .float(s.beta),
+                          .buffer(workspace)] + epilogue)
+        case .tile(let tm, let tn, _, let wm, let wn, _):
+            let rtm = tm / wm, rtn = tn / wn
+            launch(.gemmVariant(v), "gemm_tile", global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch],
+                   local: [rtn, rtm, 1], args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
+        case .panel(let mr, let nv, _, let mb, let nb):
+            let nr = 8 * nv
+            let rowPanels = (s.m + mr - 1) / mr, colPanels = (s.n + nr - 1) / nr
+            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
+            let ap = allocate(rowPanels * mr * s.k * batchA)
+            let bp = allocate(colPanels * nr * s.k * batchB)
+            let kBlocks = (s.k + 63) / 64
+            // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
+            launch(.gemmVariant(v), "gemm_panel_pack_a", global: [rowPanels, kBlocks, batchA],
+                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
+                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(rowPanels)), .buffer(ap)])
+            launch(.gemmVariant(v), "gemm_panel_pack_b", global: [colPanels, kBlocks, batchB],
+                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
+                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(colPanels)), .buffer(bp)])
+            let global = [(colPanels + nb - 1) / nb, (rowPanels + mb - 1) / mb, s.batch]
+            launch(.gemmVariant(v), "gemm_panel", global: global,
+                   local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemmVariant(v), "gemm_panel"),
+                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k)),
+                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
+        }
+    }
+}
+
+/// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (a `Kernel.name`: `direct`, `block:8x16`, `nt:4x4`,
+/// `skinny:4`, `skinny:8`, or a `GemmVariant` name such as `panel:6x16:kc256:mb8:nb4`) forces one, for measuring. `OpenCLBackend.gemmKernel(for:)`
+/// decides: the tuning table, else `GemmDefaults` (of which `choose` is the CPU-device part).
+enum GemmKernelChoice {
+    /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl, which
+    /// has the blocks `defaultBlock` and `ntBlock`).
+    struct Block: Equatable, Sendable {
+        let rows: Int
+        let columns: Int
+    }
+
+    /// The kernels `choose` picks are `direct`, `block(defaultBlock)`, `skinny(rows: 4)` and, for A·Bᵀ,
+    /// `nt(ntBlock)`; `skinny(rows: 8)` is a tuner candidate. Other register-block sizes, a 32 x 32 local-memory
+    /// tile and packed panels without K blocks were measured and lost (README, "GEMM"); their kernels were removed
+    /// in the commit after 9a81123.
+    enum Kernel: Equatable, Sendable {
+        /// One work-item per output.
+        case direct
+        /// Register blocks, edges by the direct kernel.
+        case block(Block)
+        /// At most 16 columns: B packed to K x 16, `rows` rows of C per work-item (wider: `block(defaultBlock)`).
+        case skinny(rows: Int)
+        /// A·Bᵀ as register blocks of dot products along K (other transposes: `block(defaultBlock)`).
+        case nt(Block)
+        /// A parameterised kernel of Kernels/gemm_tuned.cl (OpenCL/GemmTuning.swift): K-blocked panels or
+        /// local-memory tiles.
+        case variant(GemmVariant)
+    }
+
+    /// Products of at most this many multiply-adds (m·n·k) run on the direct kernel in one launch.
+    static let tinyProduct = 4096
+
+    /// The block the tuned path uses.
+    static let defaultBlock = Block(rows: 8, columns: 16)
+    /// The dot-product block the tuned path uses for A·Bᵀ.
+    static let ntBlock = Block(rows: 4, columns: 4)
+
+    /// The kernel `MYELIN_GEMM_KERNEL` forces (a `Kernel.name`); nil when unset or not one of them.
+    static let forced: Kernel? = {
+        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_KERNEL"], !text.isEmpty else { return nil }
+        return parse(text)
+    }()
+
+    /// `MYELIN_GEMM_LOCAL=AxB` forces the block kernels' work-group shape (for tuning).
+    static let forcedLocal: [Int]? = {
+        guard let text = ProcessInfo.processInfo.environment["MYELIN_GEMM_LOCAL"], !text.isEmpty else { return nil }
+        let d = text.split(separator: "x").compactMap { Int($0) }
+        return d.count == 2 ? [d[0], d[1], 1] : nil
+    }()
+
+    /// Work-group shape of the block kernels for a grid of `global` work-items. PoCL runs a work-group on one
+    /// thread, so groups must be small enough that there are several per core (left to itself PoCL picks
+    /// groups of up to 256 items, one or two groups for a 256 x 256 product); a few items per group still
+    /// cut the per-group scheduling cost.
+    static func blockLocal(_ global: [Int]) -> [Int] {
+        if let forcedLocal { return forcedLocal }
+        let groupsWanted = 16
+        for l in [[4, 4], [4, 2], [2, 2], [2, 1], [1, 1]] {
+            let groups = ((global[0] + l[0] - 1) / l[0]) * ((global[1] + l[1] - 1) / l[1]) * global[2]
+            if groups >= groupsWanted { return [l[0], l[1], 1] }
+        }
+        return [1, 1, 1]
+    }
+
+    /// The built-in kernel for a product on a CPU-type device: skinny up to 16 columns, direct below 8 rows,
+    /// 4 x 4 dot-product blocks for A·Bᵀ, and 8 x 16 register blocks otherwise (`GemmDefaults` takes the
+    /// K-blocked panels instead for large products).
+    static func choose(_ s: GemmShape) -> Kernel {
+        if s.n <= 16 { return .skinny(rows: 4) }
+        if s.m < 8 { return .direct }
+        // A·Bᵀ (a Dense layer's forward pass, its weight stored [out, in]): dot products along K read B in place.
+        // On PoCL it beat transpose-into-scratch + 8 x 16 blocks by about 20% at the MLP's shapes (128×784×512:
+        // 93 against 77 GFLOP/s; 128×512×256: 82 against 71) and tied at 1024³ (`myelin bench gemm --opencl-only`).
+        if s.transB && !s.transA { return .nt(ntBlock) }
+        // The transpose into scratch assumes packed B (Tensor ops always pass packed operands).
+        if s.transB && (s.ldb != s.k || (s.strideB != 0 && s.strideB != s.k * s.n)) { return .direct }
+        return .block(defaultBlock)
+    }
+}
+
+/// The kernel a name in a table or `MYELIN_GEMM_KERNEL` stands for, and back.
+extension GemmKernelChoice.Kernel {
+    /// `direct`, `skinny:R`, `block:RxC`, `nt:RxC` or a `GemmVariant` name.
+    var name: String {
+        switch self {
+        case .direct: return "direct"
+        case .skinny(let rows): return "skinny:\(rows)"
+        case .block(let b): return "block:\(b.rows)x\(b.columns)"
+        case .nt(let b): return "nt:\(b.rows)x\(b.columns)"
+        case .variant(let v): return v.description
+        }
+    }
+}
+
+/// The built-in choice when a device has no tuning table: GPU-style tiles through local memory on GPUs (larger
+/// tiles on NVIDIA and AMD; with K split for `deep` products of few tiles), the register-block kernels on CPU OpenCL (PoCL) for small products and the
+/// K-blocked packed panels there from 2²⁶ FLOPs on.
+enum GemmDefaults {
+    /// The kernel for `s` on a device of this type and vendor with these limits.
+    static func kernel(for s: GemmShape, info: OpenCLDeviceInfo, limits: LaunchLimits) -> GemmKernelChoice.Kernel {
+        if info.isGPU {
+            if s.m < 8 || s.n <= 16 { return .direct }
+            let vendor = info.vendor.lowercased()
+            let big = vendor.contains("nvidia") || vendor.contains("amd") || vendor.contains("advanced micro")
+            let preferred: [GemmVariant] = (big ? [.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4)] : [])
+                + [.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)]
+            guard let v = preferred.first(where: { $0.fits(limits) }) else { return .direct }
+            if case .tile(let tm, let tn, let tk, let wm, let wn, _) = v, GemmShapeClass(s).name == "deep" {
+                // A few tiles of C and a long K would leave most of the GPU idle: split K so that about 64
+                // work-groups run (2 to 16 slices).
+                let tiles = (s.m + tm - 1) / tm * ((s.n + tn - 1) / tn) * s.batch
+                if tiles < 64 {
+                    let slices = min(16, max(2, (64 + tiles - 1) / tiles))
+                    return .variant(.tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices))
+                }
+            }
+            return .variant(v)
+        }
+        let cpu = GemmKernelChoice.choose(s)
+        // From about the MLP's products (128×784×512) up: packed panels of 6 x 16 (15 of the 16 AVX2 vector
+        // registers; the 8 x 16 blocks spill there) with K blocks that keep the panels in the caches (the 8 x 16
+        // blocks fall to a third of the cores' speed from n = 2048 on).
+        if case .direct = cpu { return cpu }
+        if case .skinny = cpu { return cpu }
+        if 2.0 * Double(s.m) * Double(s.n) * Double(s.k) >= 0x1p26 { return .variant(cpuLarge) }
+        return cpu
+    }
+
+    /// The panel variant CPU devices use from 2²⁶ FLOPs on without a table.
+    static let cpuLarge = GemmVariant.panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4)
+}
+
+
+extension GemmKernelChoice {
+    /// The kernel a name stands for (`Kernel.name`), nil for an unknown name.
+    static func parse(_ text: String) -> Kernel? {
+        if text == "direct" { return .direct }
+        if text == "skinny:4" { return .skinny(rows: 4) }
+        if text == "skinny:8" { return .skinny(rows: 8) }
+        if let v = GemmVariant(name: text) { return .variant(v) }
+        if text == Kernel.block(defaultBlock).name { return .block(defaultBlock) }
+        if text == Kernel.nt(ntBlock).name { return .nt(ntBlock) }
+        return nil
+    }
+}
+
+/// One parameterised GEMM kernel of Kernels/gemm_tuned.cl: its own program, built with `defines`.
+enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
+    /// CPU-style: packed panels, `mr` x (8 * `nv`) register blocks, K blocks of `kc` (0: all of K), `mb` row
+    /// panels and `nb` column panels per work-item.
+    case panel(mr: Int, nv: Int, kc: Int, mb: Int, nb: Int)
+    /// GPU-style: `tm` x `tn` tiles of C per work-group through local memory of depth `tk`, `wm` x `wn` outputs
+    /// per work-item. `slices` > 1 splits K: up to that many slices (of whole `tk` steps) each compute a partial
+    /// product into a workspace, and a second kernel adds them in order and applies the epilogue (for products
+    /// with few tiles of C and a long K, the `deep` class).
+    case tile(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int, slices: Int = 1)
+
+    /// The name in tables, reports and `MYELIN_GEMM_KERNEL`: `panel:6x16:kc256:mb8:nb4`, `tile:64x64:k16:w4x4`,
+    /// and with a K-split `tile:32x32:k16:w4x4:s8`.
+    var description: String {
+        switch self {
+        case .panel(let mr, let nv, let kc, let mb, let nb): return "panel:\(mr)x\(8 * nv):kc\(kc):mb\(mb):nb\(nb)"
+        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
+            return "tile:\(tm)x\(tn):k\(tk):w\(wm)x\(wn)" + (slices > 1 ? ":s\(slices)" : "")
+        }
+    }
+
+    /// Parses `description`; nil for anything else or parameters outside what the kernels support.
+    init?(name: String) {
+        let parts = name.split(separator: ":").map(String.init)
+        func pair(_ s: String, prefix: String = "") -> (Int, Int)? {
+            guard s.hasPrefix(prefix) else { return nil }
+            let d = s.dropFirst(prefix.count).split(separator: "x").compactMap { Int($0) }
+            return d.count == 2 ? (d[0], d[1]) : nil
+        }
+        func number(_ s: String, prefix: String) -> Int? { s.hasPrefix(prefix) ? Int(s.dropFirst(prefix.count)) : nil }
+        if parts.count == 5, parts[0] == "panel", let (mr, nr) = pair(parts[1]), nr % 8 == 0,
+           let kc = number(parts[2], prefix: "kc"), let mb = number(parts[3], prefix: "mb"),
+           let nb = number(parts[4], prefix: "nb") {
+            self = .panel(mr: mr, nv: nr / 8, kc: kc, mb: mb, nb: nb)
+        } else if parts.count == 4 || parts.count == 5, parts[0] == "tile", let (tm, tn) = pair(parts[1]),
+                  let tk = number(parts[2], prefix: "k"), let (wm, wn) = pair(parts[3], prefix: "w"),
+                  let slices = parts.count == 5 ? number(parts[4], prefix: "s") : 1 {
+            self = .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices)
+        } else {
+            return nil
+        }
+        guard isWellFormed else { return nil }
+    }
+
+    /// Parameters the kernels accept: positive sizes, tiles divisible by the per-item block, at most 16 x 4
+    /// float8 accumulators per panel block, 1 to 64 K slices.
+    var isWellFormed: Bool {
+        switch self {
+        case .panel(let mr, let nv, let kc, let mb, let nb):
+            return (1...16).contains(mr) && (1...4).contains(nv) && kc >= 0 && mb >= 1 && nb >= 1
+        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
+            return tm > 0 && tn > 0 && tk > 0 && wm > 0 && wn > 0 && tm % wm == 0 && tn % wn == 0 && wm * wn <= 64
+                && (1...64).contains(slices)
+        }
+    }
+
+    /// The build options that select and size the kernels.
+    var defines: String {
+        switch self {
+        case .panel(let mr, let nv, let kc, let mb, let nb):
+            return "-DGEMM_PANEL -DMR=\(mr) -DNV=\(nv) -DKC=\(kc) -DMB=\(mb) -DNB=\(nb)"
+        case .tile(let tm, let tn, let tk, let wm, let wn, _):
+            // The K-split kernels are in the same program: the slice count is an argument.
+            return "-DGEMM_TILE -DTM=\(tm) -DTN=\(tn) -DTK=\(tk) -DWM=\(wm) -DWN=\(wn)"
+        }
+    }
+
+    /// The variant with one K slice: the program that holds its kernels (the slice count is an argument).
+    var withoutSplit: GemmVariant {
+        if case .tile(let tm, let tn, let tk, let wm, let wn, _) = self { return .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn) }
+        return self
+    }
+
+    /// The kernel that runs the variant's work-groups: `gemm_panel`, `gemm_tile`, or `gemm_tile_split` for a K-split.
+    var mainKernel: String {
+        switch self {
+        case .panel: return "gemm_panel"
+        case .tile(_, _, _, _, _, let slices): return slices > 1 ? "gemm_tile_split" : "gemm_tile"
+        }
+    }
+
+    /// The K slices a product with `k` steps runs in: slices of whole `tk` steps, at most `slices` of them,
+    /// none empty (1: no split); and the steps per slice.
+    func kSlices(k: Int) -> (count: Int, length: Int) {
+        guard case .tile(_, _, let tk, _, _, let slices) = self, slices > 1, k > 0 else { return (1, k) }
+        let length = ((k + slices - 1) / slices + tk - 1) / tk * tk
+        return ((k + length - 1) / length, length)
+    }
+
+    /// The work-group a tile variant needs (`reqd_work_group_size`); nil for panels (any size).
+    var workGroup: [Int]? {
+        if case .tile(let tm, let tn, _, let wm, let wn, _) = self { return [tn / wn, tm / wm, 1] }
+        return nil
+    }
+
+    /// Bytes of local memory a work-group uses.
+    var localBytes: Int {
+        if case .tile(let tm, let tn, let tk, _, _, _) = self { return 4 * tk * (tm + 1 + tn + 1) }
+        return 0
+    }
+
+    /// Whether the variant fits the device's launch limits (work-group size after any cap, per-dimension sizes,
+    /// local memory); the kernel's own `CL_KERNEL_WORK_GROUP_SIZE` is checked after its program is built.
+    func fits(_ limits: LaunchLimits) -> Bool {
+        guard isWellFormed else { return false }
+        guard let wg = workGroup else { return true }
+        let withinDimensions = wg.indices.allSatisfy { $0 >= limits.maxWorkItemSizes.count || wg[$0] <= limits.maxWorkItemSizes[$0] }
+        return wg.reduce(1, *) <= limits.maxWorkGroupSize && withinDimensions && localBytes <= limits.localMemorySize
+    }
+
+    /// The panel variants `myelin tune` measures on CPU-type devices (register blocks for 16 AVX2 registers and
+    /// for 32 AVX-512 ones, K blocks of 128 to 512, one without K blocking for small products).
+    static let panelCandidates: [GemmVariant] = [
+        .panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4), .panel(mr: 6, nv: 2, kc: 256, mb: 16, nb: 1),
+        .panel(mr: 6, nv: 2, kc: 512, mb: 8, nb: 2), .panel(mr: 4, nv: 3, kc: 256, mb: 8, nb: 4),
+        .panel(mr: 4, nv: 2, kc: 128, mb: 8, nb: 4), .panel(mr: 8, nv: 2, kc: 256, mb: 8, nb: 4),
+        .panel(mr: 12, nv: 2, kc: 256, mb: 4, nb: 4), .panel(mr: 6, nv: 2, kc: 0, mb: 4, nb: 1),
+    ]
+
+    /// The tile variants `myelin tune` measures on GPU-type devices (work-groups of 64 and 256 items; those that
+    /// do not fit a device are left out).
+    static let tileCandidates: [GemmVariant] = [
+        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8),
+        .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4), .tile(tm: 128, tn: 128, tk: 8, wm: 8, wn: 8),
+        .tile(tm: 128, tn: 64, tk: 16, wm: 8, wn: 4), .tile(tm: 64, tn: 64, tk: 8, wm: 4, wn: 4),
+        .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2), .tile(tm: 32, tn: 32, tk: 8, wm: 2, wn: 2),
+    ]
+
+    /// The K-split tile variants `myelin tune` measures for the `deep` class, on every device type (a product
+    /// with a few tiles of C leaves most of a GPU idle, and most of a CPU's cores too, without them).
+    static let splitCandidates: [GemmVariant] = [
+        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 4), .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 8),
+        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 16), .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4, slices: 8),
+        .tile(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8, slices: 16), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2, slices: 16),
+    ]
+}
+
