@@ -256,33 +256,35 @@ enum KernelExercise {
         for (momentum, nesterov) in [(Float(0), false), (0.9, false), (0.9, true)] {
             let buffer = backend.allocate(n)
             step("sgd momentum \(momentum) nesterov \(nesterov)") { p, grad, first in
-                backend.sgdStep(param: p, grad: grad, momentumBuffer: momentum == 0 ? nil : buffer, count: n,
-                                SGDStepParameters(learningRate: 0.1, momentum: momentum, dampening: 0, weightDecay: 0.01,
-                                                  nesterov: nesterov, decoupled: false, first: first))
+                let h = SGDStepParameters(learningRate: 0.1, momentum: momentum, dampening: 0, weightDecay: 0.01,
+                                          nesterov: nesterov, decoupled: false, first: first)
+                backend.optimizerStep(.sgd(h, momentumBuffer: momentum == 0 ? nil : buffer), param: p, grad: grad, count: n)
             }
         }
         let sum = backend.allocate(n)
         step("adagrad") { p, grad, first in
-            backend.adagradStep(param: p, grad: grad, sum: sum, count: n,
-                                AdagradStepParameters(learningRate: 0.1, weightDecay: 0, eps: 1e-10,
-                                                      initialAccumulatorValue: 0.1, first: first))
+            let h = AdagradStepParameters(learningRate: 0.1, weightDecay: 0, eps: 1e-10, initialAccumulatorValue: 0.1,
+                                          first: first)
+            backend.optimizerStep(.adagrad(h, sum: sum), param: p, grad: grad, count: n)
         }
         for (centered, momentum) in [(false, Float(0)), (true, 0), (false, 0.9), (true, 0.9)] {
             let square = backend.allocate(n), average = backend.allocate(n), momentumBuffer = backend.allocate(n)
             step("rmsprop centered \(centered) momentum \(momentum)") { p, grad, first in
-                backend.rmspropStep(param: p, grad: grad, squareAverage: square, gradientAverage: centered ? average : nil,
-                                    momentumBuffer: momentum == 0 ? nil : momentumBuffer, count: n,
-                                    RMSPropStepParameters(learningRate: 0.01, alpha: 0.99, eps: 1e-8, weightDecay: 0,
-                                                          momentum: momentum, centered: centered, first: first))
+                let h = RMSPropStepParameters(learningRate: 0.01, alpha: 0.99, eps: 1e-8, weightDecay: 0,
+                                              momentum: momentum, centered: centered, first: first)
+                backend.optimizerStep(.rmsprop(h, squareAverage: square, gradientAverage: centered ? average : nil,
+                                               momentumBuffer: momentum == 0 ? nil : momentumBuffer),
+                                      param: p, grad: grad, count: n)
             }
         }
         for amsgrad in [false, true] {
             let m1 = backend.allocate(n), m2 = backend.allocate(n), mx = backend.allocate(n)
             step("adam amsgrad \(amsgrad)") { p, grad, first in
-                backend.adamStep(param: p, grad: grad, expAvg: m1, expAvgSq: m2, maxExpAvgSq: amsgrad ? mx : nil, count: n,
-                                 AdamStepParameters(learningRate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8,
-                                                    weightDecay: 0.01, stepSize: 0.01, biasCorrection2Sqrt: 0.05,
-                                                    decoupled: true, amsgrad: amsgrad, first: first))
+                let h = AdamStepParameters(learningRate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01,
+                                           stepSize: 0.01, biasCorrection2Sqrt: 0.05, decoupled: true, amsgrad: amsgrad,
+                                           first: first)
+                backend.optimizerStep(.adam(h, expAvg: m1, expAvgSq: m2, maxExpAvgSq: amsgrad ? mx : nil),
+                                      param: p, grad: grad, count: n)
             }
         }
         backend.synchronize()

@@ -1,6 +1,5 @@
 import CBLAS
 internal import CMyelinMath
-import COpenCL
 import Foundation
 import Synchronization
 
@@ -29,7 +28,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// Free host buffers by size class.
     private let pool = BufferPool<UnsafeMutablePointer<Float>>()
     /// One recycling closure shared by every buffer (no closure context to allocate per buffer).
-    private var recycler: ((Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void)!
+    private var recycler: ((Int, UnsafeMutableRawPointer?) -> Void)!
     /// Below this many elements a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
 
@@ -53,9 +52,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
         Self.quietOpenBLASWorkers
         openblas_set_num_threads(Int32(threads))
         // The backend is a process-wide singleton that is never freed: no reference counting on self.
-        recycler = { [unowned(unsafe) self] capacity, host, _ in
-            guard let host else { return }
-            self.pool.release(host, size: capacity)
+        recycler = { [unowned(unsafe) self] capacity, handle in
+            guard let handle else { return }
+            self.pool.release(handle.assumingMemoryBound(to: Float.self), size: capacity)
         }
     }
 
@@ -75,7 +74,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
             ptr = raw.bindMemory(to: Float.self, capacity: size)
             allocations.add(1, ordering: .relaxed)
         }
-        return DeviceBuffer(capacity: size, host: ptr, mem: nil, recycle: recycler)
+        return DeviceBuffer(capacity: size, handle: UnsafeMutableRawPointer(ptr), recycle: recycler)
     }
 
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
@@ -146,4 +145,10 @@ enum CounterRandom {
         z = z ^ (z >> 31)
         return Float(z >> 40) * (1.0 / 16_777_216.0)
     }
+}
+
+extension DeviceBuffer {
+    /// The CPU device's memory: the buffer's Floats on the host.
+    @inline(__always)
+    var host: UnsafeMutablePointer<Float>? { handle?.assumingMemoryBound(to: Float.self) }
 }

@@ -1,26 +1,5 @@
 import Foundation
-import COpenCL
 import Synchronization
-
-/// Memory that lives on a device: host memory for the CPU, a `cl_mem` for OpenCL.
-/// When the last reference goes away the memory returns to its device's pool.
-final class DeviceBuffer {
-    /// Capacity in elements (at least the count asked for; pools round sizes up).
-    let capacity: Int
-    let host: UnsafeMutablePointer<Float>?
-    let mem: cl_mem?
-    private let recycle: (Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void
-
-    init(capacity: Int, host: UnsafeMutablePointer<Float>?, mem: cl_mem?,
-         recycle: @escaping (Int, UnsafeMutablePointer<Float>?, cl_mem?) -> Void) {
-        self.capacity = capacity
-        self.host = host
-        self.mem = mem
-        self.recycle = recycle
-    }
-
-    deinit { recycle(capacity, host, mem) }
-}
 
 /// A device that tensors live on and ops run on.
 ///

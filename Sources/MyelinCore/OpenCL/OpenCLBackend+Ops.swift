@@ -6,23 +6,15 @@ extension OpenCLBackend {
     func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count: Int) {
         guard count > 0 else { return }
         let n = Int32(count)
+        // The kernel is `op.kernelName`; its arguments are x, out, the count, then the op's parameters.
+        let args: [KernelArg]
         switch op {
-        case .activation(let act):
-            launch(.elementwise, "act_\(act.kernelName)", global: [count], args: [.buffer(x), .buffer(out), .int(n), .float(act.parameter)])
-        case .clamp(let lo, let hi):
-            launch(.elementwise, "unary_clamp", global: [count], args: [.buffer(x), .buffer(out), .int(n), .float(lo), .float(hi)])
-        case .scalar(let bop, let v, let first):
-            launch(.elementwise, "scalar_\(bop.kernelName)", global: [count],
-                   args: [.buffer(x), .buffer(out), .int(n), .float(v), .int(first ? 1 : 0)])
-        case .negate: launch(.elementwise, "unary_neg", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .exp: launch(.elementwise, "unary_exp", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .log: launch(.elementwise, "unary_log", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .sqrt: launch(.elementwise, "unary_sqrt", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .abs: launch(.elementwise, "unary_abs", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .square: launch(.elementwise, "unary_square", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .reciprocal: launch(.elementwise, "unary_reciprocal", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
-        case .sign: launch(.elementwise, "unary_sign", global: [count], args: [.buffer(x), .buffer(out), .int(n)])
+        case .activation(let act): args = [.buffer(x), .buffer(out), .int(n), .float(act.parameter)]
+        case .clamp(let lo, let hi): args = [.buffer(x), .buffer(out), .int(n), .float(lo), .float(hi)]
+        case .scalar(_, let v, let first): args = [.buffer(x), .buffer(out), .int(n), .float(v), .int(first ? 1 : 0)]
+        case .negate, .exp, .log, .sqrt, .abs, .square, .reciprocal, .sign: args = [.buffer(x), .buffer(out), .int(n)]
         }
+        launch(.elementwise, op.kernelName, global: [count], args: args)
     }
 
     func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,

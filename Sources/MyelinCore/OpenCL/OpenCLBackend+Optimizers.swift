@@ -11,8 +11,22 @@ extension OpenCLBackend {
         decoupled ? (1 - lr * weightDecay, 0) : (1, weightDecay)
     }
 
-    func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
-                 _ h: SGDStepParameters) {
+    func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
+        switch step {
+        case .sgd(let h, let momentumBuffer):
+            sgd(param: param, grad: grad, momentumBuffer: momentumBuffer, count: count, h)
+        case .adagrad(let h, let sum):
+            adagrad(param: param, grad: grad, sum: sum, count: count, h)
+        case .rmsprop(let h, let squareAverage, let gradientAverage, let momentumBuffer):
+            rmsprop(param: param, grad: grad, squareAverage: squareAverage, gradientAverage: gradientAverage,
+                    momentumBuffer: momentumBuffer, count: count, h)
+        case .adam(let h, let expAvg, let expAvgSq, let maxExpAvgSq):
+            adam(param: param, grad: grad, expAvg: expAvg, expAvgSq: expAvgSq, maxExpAvgSq: maxExpAvgSq, count: count, h)
+        }
+    }
+
+    private func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
+                     _ h: SGDStepParameters) {
         guard count > 0 else { return }
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
         if h.momentum == 0 {
@@ -29,7 +43,7 @@ extension OpenCLBackend {
         ])
     }
 
-    func adagradStep(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
+    private func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
                      _ h: AdagradStepParameters) {
         guard count > 0 else { return }
         launch(.optimizers, "adagrad_step", global: [count], args: [
@@ -39,7 +53,7 @@ extension OpenCLBackend {
         ])
     }
 
-    func rmspropStep(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
+    private func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
                      gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count: Int,
                      _ h: RMSPropStepParameters) {
         guard count > 0 else { return }
@@ -55,7 +69,7 @@ extension OpenCLBackend {
         ])
     }
 
-    func adamStep(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+    private func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
                   maxExpAvgSq: DeviceBuffer?, count: Int, _ h: AdamStepParameters) {
         guard count > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")

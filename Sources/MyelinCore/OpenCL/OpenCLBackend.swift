@@ -148,13 +148,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                     + "\(openCLErrorName(err)) (\(err))"
                 if Self.isOutOfMemory(err) { recordOutOfMemory(request) } else { recordFailure(request) }
                 lock.unlock()
-                return DeviceBuffer(capacity: size, host: nil, mem: nil) { _, _, _ in }
+                return DeviceBuffer(capacity: size, handle: nil) { _, _ in }
             }
             createdBytes.add(size * 4, ordering: .relaxed)
             lock.lock(); stats.allocations += 1; lock.unlock()
         }
-        return DeviceBuffer(capacity: size, host: nil, mem: mem) { [weak self] capacity, _, mem in
-            guard let mem else { return }
+        return DeviceBuffer(capacity: size, handle: UnsafeMutableRawPointer(mem)) { [weak self] capacity, handle in
+            guard let mem = handle.map(cl_mem.init) else { return }
             guard let self else { clReleaseMemObject(mem); return }
             // The queue is in order: a later user of this memory runs after every earlier command.
             self.pool.release(mem, size: capacity)
@@ -464,4 +464,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         failure = error
         FileHandle.standardError.write(Data("myelin: \(error)\n".utf8))
     }
+}
+
+extension DeviceBuffer {
+    /// The OpenCL device's memory object.
+    @inline(__always)
+    var mem: cl_mem? { handle.map(cl_mem.init) }
 }

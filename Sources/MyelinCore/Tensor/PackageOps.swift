@@ -46,26 +46,25 @@ extension Tensor {
 
     /// One SGD step on this parameter from `grad`, with its momentum buffer when momentum is used.
     package func sgdStep(grad: Tensor, momentumBuffer: Tensor?, _ hyper: SGDStepParameters) {
-        backend.sgdStep(param: buffer, grad: grad.buffer, momentumBuffer: momentumBuffer?.buffer, count: count, hyper)
+        backend.optimizerStep(.sgd(hyper, momentumBuffer: momentumBuffer?.buffer), param: buffer, grad: grad.buffer, count: count)
     }
 
     /// One Adagrad step on this parameter; `sum` accumulates squared gradients.
     package func adagradStep(grad: Tensor, sum: Tensor, _ hyper: AdagradStepParameters) {
-        backend.adagradStep(param: buffer, grad: grad.buffer, sum: sum.buffer, count: count, hyper)
+        backend.optimizerStep(.adagrad(hyper, sum: sum.buffer), param: buffer, grad: grad.buffer, count: count)
     }
 
     /// One RMSProp step on this parameter.
     package func rmspropStep(grad: Tensor, squareAverage: Tensor, gradientAverage: Tensor?, momentumBuffer: Tensor?,
                              _ hyper: RMSPropStepParameters) {
-        backend.rmspropStep(param: buffer, grad: grad.buffer, squareAverage: squareAverage.buffer,
-                            gradientAverage: gradientAverage?.buffer, momentumBuffer: momentumBuffer?.buffer,
-                            count: count, hyper)
+        backend.optimizerStep(.rmsprop(hyper, squareAverage: squareAverage.buffer, gradientAverage: gradientAverage?.buffer,
+                                       momentumBuffer: momentumBuffer?.buffer), param: buffer, grad: grad.buffer, count: count)
     }
 
     /// One Adam / AdamW step on this parameter.
     package func adamStep(grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, maxExpAvgSq: Tensor?,
                           _ hyper: AdamStepParameters) {
-        backend.adamStep(param: buffer, grad: grad.buffer, expAvg: expAvg.buffer, expAvgSq: expAvgSq.buffer,
-                         maxExpAvgSq: maxExpAvgSq?.buffer, count: count, hyper)
+        backend.optimizerStep(.adam(hyper, expAvg: expAvg.buffer, expAvgSq: expAvgSq.buffer, maxExpAvgSq: maxExpAvgSq?.buffer),
+                              param: buffer, grad: grad.buffer, count: count)
     }
 }

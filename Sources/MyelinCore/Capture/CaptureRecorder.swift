@@ -318,21 +318,8 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
             record(now: now, replay: now, seed: nil)
         }
     }
-    func sgdStep(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int, _ hyper: SGDStepParameters) {
-        run { $0.sgdStep(param: param, grad: grad, momentumBuffer: momentumBuffer, count: count, hyper) }
-    }
-    func adagradStep(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int, _ hyper: AdagradStepParameters) {
-        run { $0.adagradStep(param: param, grad: grad, sum: sum, count: count, hyper) }
-    }
-    func rmspropStep(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer, gradientAverage: DeviceBuffer?,
-                     momentumBuffer: DeviceBuffer?, count: Int, _ hyper: RMSPropStepParameters) {
-        run { $0.rmspropStep(param: param, grad: grad, squareAverage: squareAverage, gradientAverage: gradientAverage,
-                             momentumBuffer: momentumBuffer, count: count, hyper) }
-    }
-    func adamStep(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
-                  maxExpAvgSq: DeviceBuffer?, count: Int, _ hyper: AdamStepParameters) {
-        run { $0.adamStep(param: param, grad: grad, expAvg: expAvg, expAvgSq: expAvgSq, maxExpAvgSq: maxExpAvgSq,
-                          count: count, hyper) }
+    func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
+        run { $0.optimizerStep(step, param: param, grad: grad, count: count) }
     }
     func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, padValue: Float) {
         run { $0.im2col(x: x, cols: cols, geometry: geometry, padValue: padValue) }

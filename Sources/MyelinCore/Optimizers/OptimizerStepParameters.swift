@@ -90,3 +90,17 @@ package struct AdamStepParameters: Equatable, Sendable {
         self.first = first
     }
 }
+
+/// One fused optimizer update as `Backend.optimizerStep` takes it: the algorithm, its hyperparameters and its
+/// state buffers (those the configuration does not use are nil).
+enum OptimizerStep {
+    /// SGD (momentum, dampening, Nesterov, L2 or decoupled weight decay); the momentum buffer when momentum > 0.
+    case sgd(SGDStepParameters, momentumBuffer: DeviceBuffer?)
+    /// Adagrad: `sum` accumulates squared gradients.
+    case adagrad(AdagradStepParameters, sum: DeviceBuffer)
+    /// RMSProp: running mean of squared gradients, optional mean gradient (centered) and momentum.
+    case rmsprop(RMSPropStepParameters, squareAverage: DeviceBuffer, gradientAverage: DeviceBuffer?,
+                 momentumBuffer: DeviceBuffer?)
+    /// Adam / AdamW: first and second moments, optional AMSGrad maximum.
+    case adam(AdamStepParameters, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer, maxExpAvgSq: DeviceBuffer?)
+}

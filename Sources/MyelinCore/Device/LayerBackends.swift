@@ -1,0 +1,63 @@
+// The device calls of the convolution, pooling and batch-normalization layers, as parts of `Backend`.
+
+/// Convolution: the column transforms (im2col/col2im for the general window) and the chunked algorithm's calls
+/// (`conv2dForward` / `conv2dBackward` in Convolution/ChunkedConvolution.swift; kernels in Kernels/conv.cl).
+protocol ConvolutionBackend: AnyObject {
+    /// Unfolds image patches: x [N, C, H, W] -> cols [N, C·kh·kw, outH·outW] with
+    /// cols[n, (c·kh + i)·kw + j, oh·outW + ow] = x[n, c, oh·sh - ph + i, ow·sw - pw + j], or `padValue`
+    /// where that position lies outside the image.
+    func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, padValue: Float)
+    /// The adjoint of `im2col`: x[n, c, h, w] = the sum of every cols entry that im2col read from (n, c, h, w).
+    /// Overwrites x (no zeroing needed).
+    func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry)
+
+    // Chunked convolution (the algorithm is `conv2dForward` / `conv2dBackward` in ChunkedConvolution.swift).
+    // A chunk is the images firstImage..<firstImage+images of the batch; L = outH·outW; its column matrix is
+    // [C·kh·kw, images·L] with image b's patches in columns b·L..<(b+1)·L.
+
+    /// The largest column buffer (elements) one convolution chunk may use.
+    var convChunkElements: Int { get }
+    /// cols[(c·kh + i)·kw + j, b·L + oh·outW + ow] = x[firstImage + b, c, oh·sh − ph + i, ow·sw − pw + j], or 0
+    /// outside the image.
+    func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
+    /// The adjoint of `convUnfold` for the chunk's images: overwrites x[firstImage..<firstImage+images] with the
+    /// sum of the column entries read from each pixel.
+    func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int)
+    /// chunk[o, b·L + p] = y[firstImage + b, o, p] for y [N, O, L].
+    func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels: Int, positions: Int,
+                          firstImage: Int, images: Int)
+    /// y[firstImage + b, o, p] = chunk[o, b·L + p] (+ bias[o]) for y [N, O, L].
+    func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels: Int, positions: Int,
+                           firstImage: Int, images: Int)
+}
+
+/// Max pooling (Kernels/normalization.cl on OpenCL).
+protocol PoolingBackend: AnyObject {
+    // Max pooling of the N·C planes of x [N, C, H, W] (geometry with any channel count); padding reads -infinity.
+
+    /// y[plane, oh, ow] = the window's maximum; ties[plane, oh, ow] = how many window positions equal it.
+    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry: ConvGeometry)
+    /// Overwrites gx with Σ over the windows holding each input at their maximum of gy / ties.
+    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
+                         geometry: ConvGeometry)
+}
+
+/// Batch normalization (Kernels/normalization.cl on OpenCL).
+protocol NormalizationBackend: AnyObject {
+    // Batch normalization over x [outer, channels, inner]: channel c holds the m = outer·inner values x[n, c, i].
+    // x̂ = (x − mean[c]) / √(variance[c] + epsilon).
+
+    /// mean[c] and the biased variance[c] of each channel's m values.
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int)
+    /// y = x̂·weight[c] + bias[c].
+    func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
+                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
+    /// gweight[c] = Σ gy·x̂ and gbias[c] = Σ gy over each channel's m values.
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
+    /// gx = weight[c]/√(variance[c] + epsilon) · (gy − (gbias[c] + x̂·gweight[c]) / m) when the statistics were
+    /// the batch's (`batchStatistics`), weight[c]/√(variance[c] + epsilon) · gy when they were constants.
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
+                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int)
+}
