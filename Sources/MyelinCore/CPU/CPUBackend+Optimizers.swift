@@ -7,22 +7,8 @@ import Foundation
 /// (CMyelinMath: Swift's `squareRoot()` is a call to libm's `sqrtf` per lane on Linux), then a scalar tail
 /// with the same expressions in the same order (IEEE square root is correctly rounded: the lanes match).
 /// Adam without AMSGrad, on CPUs with AVX2, runs 8-wide AVX in C (CMyelinMath/myelin_optimizers.c), same rounding.
-extension CPUBackend {
-    func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
-        switch step {
-        case .sgd(let h, let momentumBuffer):
-            sgd(param: param, grad: grad, momentumBuffer: momentumBuffer, count: count, h)
-        case .adagrad(let h, let sum):
-            adagrad(param: param, grad: grad, sum: sum, count: count, h)
-        case .rmsprop(let h, let squareAverage, let gradientAverage, let momentumBuffer):
-            rmsprop(param: param, grad: grad, squareAverage: squareAverage, gradientAverage: gradientAverage,
-                    momentumBuffer: momentumBuffer, count: count, h)
-        case .adam(let h, let expAvg, let expAvgSq, let maxExpAvgSq):
-            adam(param: param, grad: grad, expAvg: expAvg, expAvgSq: expAvgSq, maxExpAvgSq: maxExpAvgSq, count: count, h)
-        }
-    }
-
-    private func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
+extension CPUBackend: OptimizerUpdates {
+    func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
                      _ h: SGDStepParameters) {
         guard n > 0 else { return }
         precondition(h.momentum == 0 || momentumBuffer != nil, "sgdStep: momentum \(h.momentum) needs a momentum buffer")
@@ -64,7 +50,7 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
-    private func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count n: Int,
+    func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count n: Int,
                      _ h: AdagradStepParameters) {
         guard n > 0 else { return }
         let p = param.host!, g = grad.host!, s = sum.host!
@@ -91,7 +77,7 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
-    private func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
+    func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
                      gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count n: Int,
                      _ h: RMSPropStepParameters) {
         guard n > 0 else { return }
@@ -150,7 +136,7 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
-    private func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+    func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
                   maxExpAvgSq: DeviceBuffer?, count n: Int, _ h: AdamStepParameters) {
         guard n > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")

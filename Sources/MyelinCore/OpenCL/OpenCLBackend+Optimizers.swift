@@ -2,7 +2,7 @@
 /// Options that change which state buffers are used pick a kernel variant; a variant's unused buffer
 /// arguments get a null buffer and are never touched. The kernels have no bounds check: every launch here
 /// covers exactly `count` work-items (global size `count`, no work-group size) and none is made for 0.
-extension OpenCLBackend {
+extension OpenCLBackend: OptimizerUpdates {
     private static func flag(_ b: Bool) -> KernelArg { .int(b ? 1 : 0) }
     private static func optional(_ b: DeviceBuffer?) -> KernelArg { b.map { .buffer($0) } ?? .null }
 
@@ -11,21 +11,7 @@ extension OpenCLBackend {
         decoupled ? (1 - lr * weightDecay, 0) : (1, weightDecay)
     }
 
-    func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
-        switch step {
-        case .sgd(let h, let momentumBuffer):
-            sgd(param: param, grad: grad, momentumBuffer: momentumBuffer, count: count, h)
-        case .adagrad(let h, let sum):
-            adagrad(param: param, grad: grad, sum: sum, count: count, h)
-        case .rmsprop(let h, let squareAverage, let gradientAverage, let momentumBuffer):
-            rmsprop(param: param, grad: grad, squareAverage: squareAverage, gradientAverage: gradientAverage,
-                    momentumBuffer: momentumBuffer, count: count, h)
-        case .adam(let h, let expAvg, let expAvgSq, let maxExpAvgSq):
-            adam(param: param, grad: grad, expAvg: expAvg, expAvgSq: expAvgSq, maxExpAvgSq: maxExpAvgSq, count: count, h)
-        }
-    }
-
-    private func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
+    func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int,
                      _ h: SGDStepParameters) {
         guard count > 0 else { return }
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
@@ -43,7 +29,7 @@ extension OpenCLBackend {
         ])
     }
 
-    private func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
+    func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int,
                      _ h: AdagradStepParameters) {
         guard count > 0 else { return }
         launch(.optimizers, "adagrad_step", global: [count], args: [
@@ -53,7 +39,7 @@ extension OpenCLBackend {
         ])
     }
 
-    private func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
+    func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
                      gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count: Int,
                      _ h: RMSPropStepParameters) {
         guard count > 0 else { return }
@@ -69,7 +55,7 @@ extension OpenCLBackend {
         ])
     }
 
-    private func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+    func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
                   maxExpAvgSq: DeviceBuffer?, count: Int, _ h: AdamStepParameters) {
         guard count > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")

@@ -104,3 +104,31 @@ enum OptimizerStep {
     /// Adam / AdamW: first and second moments, optional AMSGrad maximum.
     case adam(AdamStepParameters, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer, maxExpAvgSq: DeviceBuffer?)
 }
+
+/// The four fused updates as a backend implements them (CPU/CPUBackend+Optimizers.swift,
+/// OpenCL/OpenCLBackend+Optimizers.swift); `Backend.optimizerStep` dispatches to them in one place, below.
+protocol OptimizerUpdates {
+    func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count: Int, _ h: SGDStepParameters)
+    func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count: Int, _ h: AdagradStepParameters)
+    func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer, gradientAverage: DeviceBuffer?,
+                 momentumBuffer: DeviceBuffer?, count: Int, _ h: RMSPropStepParameters)
+    func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
+              maxExpAvgSq: DeviceBuffer?, count: Int, _ h: AdamStepParameters)
+}
+
+extension OptimizerUpdates {
+    /// `Backend.optimizerStep` for a backend that implements the four updates.
+    func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
+        switch step {
+        case .sgd(let h, let momentumBuffer):
+            sgd(param: param, grad: grad, momentumBuffer: momentumBuffer, count: count, h)
+        case .adagrad(let h, let sum):
+            adagrad(param: param, grad: grad, sum: sum, count: count, h)
+        case .rmsprop(let h, let squareAverage, let gradientAverage, let momentumBuffer):
+            rmsprop(param: param, grad: grad, squareAverage: squareAverage, gradientAverage: gradientAverage,
+                    momentumBuffer: momentumBuffer, count: count, h)
+        case .adam(let h, let expAvg, let expAvgSq, let maxExpAvgSq):
+            adam(param: param, grad: grad, expAvg: expAvg, expAvgSq: expAvgSq, maxExpAvgSq: maxExpAvgSq, count: count, h)
+        }
+    }
+}
