@@ -163,13 +163,14 @@ public final class CapturedStep {
     }
 
     /// Whether every layer of `layer` is one of Myelin's own, which keep capture's rules (state updated in place,
-    /// per-step seeds noted). A layer type of your own may depend on host state that changes between steps, which a
-    /// record would freeze without noticing, so `fit` runs such models eagerly unless asked otherwise.
+    /// per-step seeds noted): a `CapturableLayer`, or a `Sequential` or `Residual` of such layers. A layer type of
+    /// your own may depend on host state that changes between steps, which a record would freeze without noticing,
+    /// so `fit` runs such models eagerly unless asked otherwise.
     static func isBuiltIn(_ layer: any Layer) -> Bool {
         switch layer {
         case let s as Sequential: return s.layers.allSatisfy(isBuiltIn)
         case let r as Residual: return isBuiltIn(r.inner) && (r.shortcut.map(isBuiltIn) ?? true)
-        default: return String(reflecting: type(of: layer)).hasPrefix("Myelin.")
+        default: return layer is any CapturableLayer
         }
     }
 

@@ -130,12 +130,8 @@ extension Layer {
                     distributed: (any DataParallel)? = nil, verbosity: Verbosity = .auto,
                     output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) },
                     capture: Bool = true) throws -> History {
-        guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
-        guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
-        guard initialEpoch >= 0, initialEpoch <= epochs else {
-            throw TrainingError.invalid("fit: initialEpoch \(initialEpoch) must be in 0...\(epochs)")
-        }
-        if let augmentation { _ = try augmentation.image(forSampleShape: data.sampleShape) }
+        try Self.checkFitArguments(data, batchSize: batchSize, epochs: epochs, initialEpoch: initialEpoch,
+                                   augmentation: augmentation)
         let base = baseLearningRate ?? optimizer.learningRate
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
@@ -145,142 +141,30 @@ extension Layer {
         let progress = ProgressPrinter(mode: mode, epochs: epochs, output: output)
         for c in callbacks { try c.trainingWillBegin(context) }
         defer { eval() }
-        let parameters = self.parameters
-        let captured = capture && CapturedStep.isBuiltIn(self) ? CapturedStep(model: self, optimizer: optimizer, loss: { try loss($0, $1) }) : nil
-        var share: Float = 1   // this rank's share of the batch being trained (set per batch below)
-        if let distributed, let captured {
-            captured.beforeUpdate = { try distributed.reduceGradients(of: parameters, weight: share) }
-        }
-        // The loss of the first batch this call trains, on the device until the end of the first epoch.
-        var firstLoss: Tensor?
-        var reference: Double?
+        var loop = FitLoop(model: self, data: data, batchSize: batchSize, validation: validation, loss: loss,
+                           optimizer: optimizer, metrics: metrics, callbacks: callbacks, schedule: schedule, base: base,
+                           augmentation: augmentation, shuffle: shuffle, seed: seed, dropLast: dropLast,
+                           divergence: divergence, distributed: distributed, context: context, mode: mode,
+                           progress: progress, parameters: parameters,
+                           captured: capture && CapturedStep.isBuiltIn(self)
+                               ? CapturedStep(model: self, optimizer: optimizer, loss: { try loss($0, $1) }) : nil)
         for epoch in initialEpoch..<epochs {
-            context.epoch = epoch
-            if let schedule {
-                if schedule.perBatch { schedule.apply(to: optimizer, progress: Double(epoch), base: base) }
-                else { schedule.apply(to: optimizer, epoch: epoch, base: base) }
-            }
-            for c in callbacks { try c.epochWillBegin(epoch, context) }
-            train()
-            captured?.dropStaleRecordings()
-            let start = Date()
-            var batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
-            if let distributed { batches = batches.sharded(rank: distributed.rank, of: distributed.worldSize) }
-            let batchCount = batches.count
-            context.batchesPerEpoch = batchCount
-            progress.epochBegan(epoch, batches: batchCount)
-            let device = data.device
-            var lossSum = Tensor.zeros([], on: device)
-            var metricSums = metrics.map { _ in Tensor.zeros([], on: device) }
-            var metricCounts = metrics.map { _ in 0 }
-            // The first bad batch, kept on the device as 2·batch when its loss is not finite, 2·batch + 1 when the
-            // loss is finite but a parameter is not after the step (a huge number while all is well).
-            let noBad = Float(1 << 24)  // whole numbers below it are exact in Float
-            var firstBad = Tensor.full([], noBad, on: device)
-            var samples = 0
-            let readEvery = Swift.max(1, batchCount / 40)
-            for (b, batch) in batches.enumerated() {
-                if let schedule, schedule.perBatch {
-                    schedule.apply(to: optimizer, progress: Double(epoch) + Double(b) / Double(batchCount), base: base)
-                }
-                for c in callbacks { try c.batchWillBegin(b, context) }
-                let features = try augmentation.map {
-                    try $0.apply(to: batch.features, seed: Augmentation.batchSeed(seed, epoch: epoch, batch: b))
-                } ?? batch.features
-                // This rank's share of the global batch: its gradients, weighted by it and combined over the ranks,
-                // become the global batch's (1 in one process).
-                share = distributed == nil ? 1 : Float(batch.count) / Float(Swift.min(batchSize, data.count - b * batchSize))
-                let out: Tensor, value: Tensor
-                if let captured {
-                    // The captured step's loss and output are overwritten by its next call: copies where kept.
-                    // Its `beforeUpdate` combines the gradients over the ranks (set above).
-                    (value, out) = try captured.fitStep(features, batch.targets)
-                } else {
-                    optimizer.zeroGrad()
-                    out = try self(features)
-                    let l = try loss(out, batch.targets)
-                    try l.backward()
-                    try distributed?.reduceGradients(of: parameters, weight: share)
-                    try optimizer.step()
-                    value = l.detach()
-                }
-                if firstLoss == nil {
-                    firstLoss = distributed != nil ? value * share : captured == nil ? value : value.copy()
-                }
-                try withNoGrad {
-                    lossSum = try lossSum + value * Float(batch.count)
-                    // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
-                    // value makes its sum non-finite (a sum of finite values that overflows counts as non-finite).
-                    let lossGood = (value * 0).equal(0)
-                    var parameterSum = value * 0
-                    for p in parameters where p.device === device { parameterSum = try parameterSum + p.sum() }
-                    let allGood = (parameterSum * 0).equal(0)   // also 0 when the loss is not finite
-                    // 2b when the loss is bad, 2b + 1 when only a parameter is, noBad when all is well.
-                    firstBad = try firstBad.minimum(allGood * (noBad - Float(2 * b) - 1) + lossGood + Float(2 * b))
-                    let o = out.detach()
-                    for (i, m) in metrics.enumerated() {
-                        let (s, n) = try m.batchSum(output: o, target: batch.targets)
-                        metricSums[i] = try metricSums[i] + s
-                        metricCounts[i] += n
-                    }
-                }
-                if !callbacks.isEmpty {
-                    let kept = captured == nil ? value : value.copy()
-                    for c in callbacks { try c.batchDidEnd(b, loss: kept, context) }
-                }
-                samples += batch.count
-                if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
-                    // One host read: the flag, the loss sum and the metric sums.
-                    let read = try Self.readScalars([firstBad, lossSum] + metricSums)
-                    try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
-                    var running = ["loss": Double(read[1]) / Double(samples)]
-                    for (i, m) in metrics.enumerated() { running[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
-                    progress.batchDone(b + 1, samples: samples, elapsed: Date().timeIntervalSince(start), running: running)
-                }
-            }
-            // One host read per epoch: the flag, the loss sum, the metric sums and (once) the first batch's loss.
-            let firstLossToRead = reference == nil ? firstLoss : nil
-            var read = try Self.readScalars([firstBad, lossSum] + metricSums + (firstLossToRead.map { [$0] } ?? []))
-            if let distributed {
-                (read, samples, metricCounts) = try Self.combineEpoch(distributed, read: read, samples: samples, counts: metricCounts)
-                try distributed.broadcast(namedTensors.map(\.1).filter { !$0.requiresGrad })   // rank 0's running statistics
-            }
-            try checkFinite(firstBad: read[0], noBad: noBad, epoch: epoch, lossSum: read[1])
-            var logs: [String: Double] = ["loss": Double(read[1]) / Double(Swift.max(samples, 1))]
-            if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
-            if let divergence, let reference, divergence.isDiverged(loss: logs["loss"]!, reference: reference) {
-                throw TrainingError.diverged(epoch: epoch + 1, loss: logs["loss"]!, reference: reference, factor: divergence.factor)
-            }
-            for (i, m) in metrics.enumerated() { logs[m.rawValue] = m.finish(Double(read[2 + i]), count: metricCounts[i]) }
-            let trainSeconds = Date().timeIntervalSince(start)
-            if let validation {
-                let v = try evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
-                for (k, value) in v { logs["val_" + k] = value }
-            }
-            context.history.append(epoch: epoch + 1, logs)
-            progress.epochEnded(epoch, logs: logs, samples: samples, seconds: trainSeconds,
-                                totalSeconds: Date().timeIntervalSince(start), learningRate: optimizer.learningRate)
-            for c in callbacks { try c.epochDidEnd(epoch, logs: logs, context) }
+            try loop.runEpoch(epoch)
             if context.stopTraining { break }
         }
         for c in callbacks { try c.trainingDidEnd(context) }
         return context.history
     }
 
-    /// Throws when the device flag `firstBad` (see `fit`) names a bad batch: a non-finite loss, or parameters
-    /// that became non-finite (named after a host read of the parameters, done only then).
-    private func checkFinite(firstBad code: Float, noBad: Float, epoch: Int, lossSum: Float) throws {
-        guard code < noBad, let whole = Int(exactly: code) else { return }
-        let batch = whole / 2 + 1
-        if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: lossSum) }
-        let names = namedTensors.filter { $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
-        throw TrainingError.nonFiniteParameters(epoch: epoch + 1, batch: batch, parameters: names)
-    }
-
-    /// The values of rank-0 tensors on one device, in one host read.
-    static func readScalars(_ scalars: [Tensor]) throws -> [Float] {
-        if scalars.count == 1 { return [try scalars[0].item()] }
-        return try Tensor.concat(scalars.map { try $0.reshaped([1]) }).toArray()
+    /// Throws `TrainingError.invalid` for an argument of `fit` out of range.
+    private static func checkFitArguments(_ data: Dataset, batchSize: Int, epochs: Int, initialEpoch: Int,
+                                          augmentation: Augmentation?) throws {
+        guard batchSize > 0 else { throw TrainingError.invalid("fit: batchSize must be positive, got \(batchSize)") }
+        guard data.count > 0 else { throw TrainingError.invalid("fit: the training data is empty") }
+        guard initialEpoch >= 0, initialEpoch <= epochs else {
+            throw TrainingError.invalid("fit: initialEpoch \(initialEpoch) must be in 0...\(epochs)")
+        }
+        if let augmentation { _ = try augmentation.image(forSampleShape: data.sampleShape) }
     }
 
     /// The loss and metrics over `data` in eval mode (dropout off, batch-norm running statistics), without a graph.
@@ -290,21 +174,13 @@ extension Layer {
         eval()
         defer { isTraining = wasTraining }
         return try withNoGrad {
-            var lossSum = Tensor.zeros([], on: data.device)
-            var sums = metrics.map { _ in Tensor.zeros([], on: data.device) }
-            var counts = metrics.map { _ in 0 }
+            var sums = EpochAccumulator(metrics: metrics, device: data.device)
             for batch in data.batches(size: batchSize) {
                 let out = try self(batch.features)
-                lossSum = try lossSum + loss(out, batch.targets) * Float(batch.count)
-                for (i, m) in metrics.enumerated() {
-                    let (s, n) = try m.batchSum(output: out, target: batch.targets)
-                    sums[i] = try sums[i] + s
-                    counts[i] += n
-                }
+                try sums.add(loss: loss(out, batch.targets), output: out, targets: batch.targets, count: batch.count)
             }
-            var result = try ["loss": Double(lossSum.item()) / Double(Swift.max(data.count, 1))]
-            for (i, m) in metrics.enumerated() { result[m.rawValue] = try m.finish(Double(sums[i].item()), count: counts[i]) }
-            return result
+            // One host read per scalar, the loss sum first.
+            return sums.logs(try sums.sums.map { try $0.item() }, samples: data.count, counts: sums.metricCounts)
         }
     }
 
@@ -324,5 +200,171 @@ extension Layer {
             }
             return parts.count == 1 ? parts[0] : try Tensor.concat(parts)
         }
+    }
+}
+
+/// One `fit` call: its settings and the state it keeps across epochs. Everything stays on the device: batches are
+/// gathered there, the epoch's sums (an `EpochAccumulator`) and its first bad batch (a `FirstBadBatch`) are kept
+/// there and read back once per epoch (and every few batches while a progress bar is shown).
+private struct FitLoop<Model: Layer> {
+    let model: Model
+    let data: Dataset, batchSize: Int, validation: Dataset?
+    let loss: Loss, optimizer: any Optimizer, metrics: [Metric], callbacks: [any Callback]
+    let schedule: (any LearningRateSchedule)?, base: Float
+    let augmentation: Augmentation?, shuffle: Bool, seed: UInt64, dropLast: Bool
+    let divergence: DivergenceCheck?, distributed: (any DataParallel)?
+    let context: TrainingContext, mode: Verbosity, progress: ProgressPrinter
+    /// The model's parameters when training began (after the callbacks' `trainingWillBegin`).
+    let parameters: [Tensor]
+    /// The recorded step, or nil to train eagerly.
+    let captured: CapturedStep?
+    /// The loss of the first batch this call trains, on the device until the end of the first epoch.
+    var firstLoss: Tensor?
+    /// The host value of `firstLoss`, the reference of the divergence check.
+    var reference: Double?
+
+    /// The epoch on the device: one step per batch, a host read only where the progress bar shows the running
+    /// figures, then `endEpoch`.
+    mutating func runEpoch(_ epoch: Int) throws {
+        context.epoch = epoch
+        if let schedule {
+            if schedule.perBatch { schedule.apply(to: optimizer, progress: Double(epoch), base: base) }
+            else { schedule.apply(to: optimizer, epoch: epoch, base: base) }
+        }
+        for c in callbacks { try c.epochWillBegin(epoch, context) }
+        model.train()
+        captured?.dropStaleRecordings()
+        let start = Date()
+        var batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
+        if let distributed { batches = batches.sharded(rank: distributed.rank, of: distributed.worldSize) }
+        let batchCount = batches.count
+        context.batchesPerEpoch = batchCount
+        progress.epochBegan(epoch, batches: batchCount)
+        var sums = EpochAccumulator(metrics: metrics, device: data.device)
+        var firstBad = FirstBadBatch(device: data.device)
+        let readEvery = Swift.max(1, batchCount / 40)
+        for (b, batch) in batches.enumerated() {
+            try trainBatch(b, batch, epoch: epoch, batchCount: batchCount, sums: &sums, firstBad: &firstBad)
+            if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
+                try showProgress(b + 1, epoch: epoch, sums: sums, firstBad: firstBad, start: start)
+            }
+        }
+        try endEpoch(epoch, sums: sums, firstBad: firstBad, start: start)
+    }
+
+    /// One batch: the schedule and callbacks, the step, and the batch's loss, metrics and finiteness added to the
+    /// epoch's device sums.
+    private mutating func trainBatch(_ b: Int, _ batch: Dataset.Batch, epoch: Int, batchCount: Int,
+                                     sums: inout EpochAccumulator, firstBad: inout FirstBadBatch) throws {
+        if let schedule, schedule.perBatch {
+            schedule.apply(to: optimizer, progress: Double(epoch) + Double(b) / Double(batchCount), base: base)
+        }
+        for c in callbacks { try c.batchWillBegin(b, context) }
+        let features = try augmentation.map {
+            try $0.apply(to: batch.features, seed: Augmentation.batchSeed(seed, epoch: epoch, batch: b))
+        } ?? batch.features
+        // This rank's share of the global batch: its gradients, weighted by it and combined over the ranks,
+        // become the global batch's (1 in one process).
+        let share = distributed == nil ? 1 : Float(batch.count) / Float(Swift.min(batchSize, data.count - b * batchSize))
+        let (value, out) = try step(features, batch.targets, share: share)
+        if firstLoss == nil {
+            firstLoss = distributed != nil ? value * share : captured == nil ? value : value.copy()
+        }
+        try withNoGrad {
+            try sums.add(loss: value, output: out.detach(), targets: batch.targets, count: batch.count)
+            try firstBad.note(batch: b, loss: value, parameters: parameters, on: data.device)
+        }
+        if !callbacks.isEmpty {
+            let kept = captured == nil ? value : value.copy()
+            for c in callbacks { try c.batchDidEnd(b, loss: kept, context) }
+        }
+    }
+
+    /// One optimizer step on a batch (captured or eager): its loss, a device scalar, and the model's output. A
+    /// captured step's loss and output are overwritten by its next call (copies are made where they are kept).
+    private func step(_ features: Tensor, _ targets: Tensor, share: Float) throws -> (loss: Tensor, output: Tensor) {
+        if let captured {
+            // Combines the gradients over the ranks before the update, as the eager step below does.
+            if let distributed {
+                captured.beforeUpdate = { [parameters] in try distributed.reduceGradients(of: parameters, weight: share) }
+            }
+            return try captured.fitStep(features, targets)
+        }
+        optimizer.zeroGrad()
+        let out = try model(features)
+        let l = try loss(out, targets)
+        try l.backward()
+        try distributed?.reduceGradients(of: parameters, weight: share)
+        try optimizer.step()
+        return (l.detach(), out)
+    }
+
+    /// The progress bar's running figures after `done` batches: one host read of the flag and the sums.
+    private func showProgress(_ done: Int, epoch: Int, sums: EpochAccumulator, firstBad: FirstBadBatch, start: Date) throws {
+        let read = try EpochAccumulator.readScalars([firstBad.flag] + sums.sums)
+        try firstBad.check(read[0], epoch: epoch, lossSum: read[1], model: model)
+        let running = sums.logs(read.dropFirst(), samples: sums.samples, counts: sums.metricCounts)
+        progress.batchDone(done, samples: sums.samples, elapsed: Date().timeIntervalSince(start), running: running)
+    }
+
+    /// The end of an epoch: one host read of the flag, the sums and (once) the first batch's loss, combined over
+    /// the ranks; the finiteness and divergence checks, validation, the history, the epoch line and the callbacks.
+    private mutating func endEpoch(_ epoch: Int, sums: EpochAccumulator, firstBad: FirstBadBatch, start: Date) throws {
+        let firstLossToRead = reference == nil ? firstLoss : nil
+        var read = try EpochAccumulator.readScalars([firstBad.flag] + sums.sums + (firstLossToRead.map { [$0] } ?? []))
+        var samples = sums.samples, counts = sums.metricCounts
+        if let distributed {
+            (read, samples, counts) = try Model.combineEpoch(distributed, read: read, samples: samples, counts: counts)
+            try distributed.broadcast(model.namedTensors.map(\.1).filter { !$0.requiresGrad })   // rank 0's running statistics
+        }
+        try firstBad.check(read[0], epoch: epoch, lossSum: read[1], model: model)
+        var logs = sums.logs(read[1...(1 + metrics.count)], samples: samples, counts: counts)
+        if firstLossToRead != nil { reference = Double(read[2 + metrics.count]) }
+        if let divergence, let reference, divergence.isDiverged(loss: logs["loss"]!, reference: reference) {
+            throw TrainingError.diverged(epoch: epoch + 1, loss: logs["loss"]!, reference: reference, factor: divergence.factor)
+        }
+        let trainSeconds = Date().timeIntervalSince(start)
+        if let validation {
+            let v = try model.evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
+            for (k, value) in v { logs["val_" + k] = value }
+        }
+        context.history.append(epoch: epoch + 1, logs)
+        progress.epochEnded(epoch, logs: logs, samples: samples, seconds: trainSeconds,
+                            totalSeconds: Date().timeIntervalSince(start), learningRate: optimizer.learningRate)
+        for c in callbacks { try c.epochDidEnd(epoch, logs: logs, context) }
+    }
+}
+
+/// The first bad batch of an epoch, kept on the device as 2·batch when its loss is not finite, 2·batch + 1 when
+/// the loss is finite but a parameter is not after the step, and `none` (a huge number) while all is well.
+private struct FirstBadBatch {
+    /// The flag's value while every batch was good (whole numbers below it are exact in Float).
+    static let none = Float(1 << 24)
+    /// The flag, a device scalar.
+    private(set) var flag: Tensor
+
+    init(device: Device) { flag = Tensor.full([], Self.none, on: device) }
+
+    /// Notes batch `b`, whose loss is `value`, and the model's `parameters` after the step (those on `device`, the
+    /// flag's): no host read, their sums are folded into the flag on the device. Call under `withNoGrad`.
+    mutating func note(batch b: Int, loss value: Tensor, parameters: [Tensor], on device: Device) throws {
+        // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
+        // value makes its sum non-finite (a sum of finite values that overflows counts as non-finite).
+        let lossGood = (value * 0).equal(0)
+        var parameterSum = value * 0
+        for p in parameters where p.device === device { parameterSum = try parameterSum + p.sum() }
+        let allGood = (parameterSum * 0).equal(0)   // also 0 when the loss is not finite
+        // 2b when the loss is bad, 2b + 1 when only a parameter is, none when all is well.
+        flag = try flag.minimum(allGood * (Self.none - Float(2 * b) - 1) + lossGood + Float(2 * b))
+    }
+
+    /// Throws when the flag's host value `code` names a bad batch: a non-finite loss, or parameters that became
+    /// non-finite (named after a host read of `model`'s parameters, done only then).
+    func check(_ code: Float, epoch: Int, lossSum: Float, model: some Layer) throws {
+        guard code < Self.none, let whole = Int(exactly: code) else { return }
+        let batch = whole / 2 + 1
+        if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: lossSum) }
+        let names = model.namedTensors.filter { $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
+        throw TrainingError.nonFiniteParameters(epoch: epoch + 1, batch: batch, parameters: names)
     }
 }
