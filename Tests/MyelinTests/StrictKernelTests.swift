@@ -105,7 +105,7 @@ enum KernelExercise {
             backend.activationBackward(activation, x: xb, y: y, gy: gyb, gx: gx, count: 37)
             record("activation backward \(activation)", gx, 37)
         }
-        var unaries: [UnaryOp] = [.negate, .exp, .log, .sqrt, .abs, .square, .reciprocal, .sign, .clamp(min: -0.25, max: 0.5)]
+        var unaries: [UnaryOp] = [.negate, .exp, .log, .sqrt, .abs, .square, .reciprocal, .rsqrt, .sign, .clamp(min: -0.25, max: 0.5)]
         for op in BinaryOp.allCases { unaries += [.scalar(op, 0.75, scalarFirst: false), .scalar(op, 0.75, scalarFirst: true)] }
         for op in unaries {
             let u = backend.allocate(37)

@@ -188,18 +188,11 @@ public final class Conv2D: Layer {
         return try filters.matmul(cols).reshaped([n, outChannels, g.outH, g.outW])   // [N·G, O/G, L] = [N, O, L]
     }
 
-    public var namedTensors: [(String, Tensor)] {
-        var out = [("weight", weight)]
-        if let bias { out.append(("bias", bias)) }
-        return out
-    }
+    public var namedTensors: [(String, Tensor)] { weightAndBias(weight, bias) }
 
     public func setTensor(_ name: String, _ value: Tensor) throws {
-        switch name {
-        case "weight": weight = try replacement(for: weight, name, value, layer: layerDescription)
-        case "bias" where bias != nil: bias = try replacement(for: bias!, name, value, layer: layerDescription)
-        default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
-        }
+        let layer = layerDescription  // read before the inout accesses below begin
+        try setWeightOrBias(name, value, weight: &weight, bias: &bias, layer: layer)
     }
 
     /// Two PyTorch modules (`Conv2d` and the activation) when the activation is fused, else one.

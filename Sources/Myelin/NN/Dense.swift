@@ -73,21 +73,11 @@ public final class Dense: Layer {
         return try input.linear(weight: weight, bias: bias, activation: activation)
     }
 
-    public var namedTensors: [(String, Tensor)] {
-        var out = [("weight", weight)]
-        if let bias { out.append(("bias", bias)) }
-        return out
-    }
+    public var namedTensors: [(String, Tensor)] { weightAndBias(weight, bias) }
 
     public func setTensor(_ name: String, _ value: Tensor) throws {
-        switch name {
-        case "weight":
-            weight = try replacement(for: weight, name, value, layer: layerDescription)
-        case "bias" where bias != nil:
-            bias = try replacement(for: bias!, name, value, layer: layerDescription)
-        default:
-            throw LayerError.unknownTensor(layer: layerDescription, name: name)
-        }
+        let layer = layerDescription  // read before the inout accesses below begin
+        try setWeightOrBias(name, value, weight: &weight, bias: &bias, layer: layer)
     }
 
     /// Two PyTorch modules (`Linear` and the activation) when the activation is fused, else one.
@@ -110,4 +100,21 @@ func replacement(for current: Tensor, _ name: String, _ value: Tensor, layer: St
     let t = value.copy()
     t.requiresGrad = current.requiresGrad
     return t
+}
+
+/// The tensors of a layer with a weight and an optional bias, under PyTorch's names (`weight`, `bias`).
+func weightAndBias(_ weight: Tensor, _ bias: Tensor?) -> [(String, Tensor)] {
+    var out = [("weight", weight)]
+    if let bias { out.append(("bias", bias)) }
+    return out
+}
+
+/// `setTensor` of a layer with a weight and an optional bias: replaces the one `name` names (see `replacement`);
+/// any other name, or `bias` on a layer without one, is `LayerError.unknownTensor`.
+func setWeightOrBias(_ name: String, _ value: Tensor, weight: inout Tensor, bias: inout Tensor?, layer: String) throws {
+    switch name {
+    case "weight": weight = try replacement(for: weight, name, value, layer: layer)
+    case "bias" where bias != nil: bias = try replacement(for: bias!, name, value, layer: layer)
+    default: throw LayerError.unknownTensor(layer: layer, name: name)
+    }
 }

@@ -85,6 +85,7 @@ extension CPUBackend {
         case .abs: map(x, out, n) { Swift.abs($0) }
         case .square: map(x, out, n) { $0 * $0 }
         case .reciprocal: map(x, out, n) { 1 / $0 }
+        case .rsqrt: map(x, out, n) { 1 / $0.squareRoot() }
         case .sign: map(x, out, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
         case .clamp(let lo, let hi): map(x, out, n) { Swift.min(Swift.max($0, lo), hi) }
         case .activation(.relu): map(x, out, n) { $0 > 0 ? $0 : 0 }

@@ -112,6 +112,8 @@ public enum UnaryOp: Equatable, Sendable {
     case square
     /// 1 / x.
     case reciprocal
+    /// 1 / √x.
+    case rsqrt
     /// −1, 0 or 1.
     case sign
     /// An activation function.
@@ -131,6 +133,7 @@ public enum UnaryOp: Equatable, Sendable {
         case .abs: return "unary_abs"
         case .square: return "unary_square"
         case .reciprocal: return "unary_reciprocal"
+        case .rsqrt: return "unary_rsqrt"
         case .sign: return "unary_sign"
         case .clamp: return "unary_clamp"
         case .activation(let act): return "act_\(act.kernelName)"

@@ -64,18 +64,7 @@ public enum AtomicFile {
         try checkTarget(path)
         var dir = url.deletingLastPathComponent()
         // The nearest folder that exists; the ones below it will be created by `write`.
-        while true {
-            var info = stat()
-            if stat(dir.path, &info) == 0 {
-                guard info.st_mode & S_IFMT == S_IFDIR else {
-                    throw FileError(path: path, action: .write, reason: "\(dir.path) is not a folder")
-                }
-                break
-            }
-            let e = errno
-            guard e == ENOENT, dir.path != "/" else { throw FileError(path: path, action: .write, errno: e) }
-            dir = dir.deletingLastPathComponent()
-        }
+        while try !folderExists(dir, for: path) { dir = dir.deletingLastPathComponent() }
         if dir.path == url.deletingLastPathComponent().path {
             // The folder exists: create (and remove) a probe file in it, which also catches read-only mounts.
             let probe = temporaryPath(for: url)
@@ -199,17 +188,24 @@ public enum AtomicFile {
         }
     }
 
-    /// `mkdir -p` with errors in words naming `target`.
-    static func makeFolders(_ dir: URL, for target: String) throws {
+    /// Whether the folder `dir` exists (false: it does not, and a folder above it may be created); throws, naming
+    /// `target`, when something else is in its place or it cannot be looked at (or it is `/` and missing).
+    private static func folderExists(_ dir: URL, for target: String) throws -> Bool {
         var info = stat()
         if stat(dir.path, &info) == 0 {
             guard info.st_mode & S_IFMT == S_IFDIR else {
                 throw FileError(path: target, action: .write, reason: "\(dir.path) is not a folder")
             }
-            return
+            return true
         }
         let e = errno
         guard e == ENOENT, dir.path != "/" else { throw FileError(path: target, action: .write, errno: e) }
+        return false
+    }
+
+    /// `mkdir -p` with errors in words naming `target`.
+    static func makeFolders(_ dir: URL, for target: String) throws {
+        if try folderExists(dir, for: target) { return }
         try makeFolders(dir.deletingLastPathComponent(), for: target)
         guard mkdir(dir.path, 0o777) == 0 || errno == EEXIST else {
             throw FileError(path: target, action: .write, reason: "cannot create the folder \(dir.path): \(FileError.words(errno: errno))")

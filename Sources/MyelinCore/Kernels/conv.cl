@@ -19,16 +19,11 @@ __kernel void im2col(__global const float* x, __global float* cols,
     cols[((long)n * rows + row) * (oh * ow) + pos] = v;
 }
 
-// One work item per image pixel, which gathers every patch entry read from it: global = [w, h, n*c].
-__kernel void col2im(__global const float* cols, __global float* x,
-                     int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
-                     int oh, int ow) {
-    int wi = get_global_id(0);
-    int hi = get_global_id(1);
-    int plane = get_global_id(2);
-    if (wi >= w || hi >= h) return;
-    int n = plane / c, ch = plane % c;
-    int rows = c * kh * kw, l = oh * ow;
+// The sum of the column entries that read pixel (hi, wi) of channel ch: entry (row (ch*kh + i)*kw + j, output
+// position y*ow + xo) is cols[((ch*kh + i)*kw + j) * row_stride + y*ow + xo], for every kernel offset (i, j) and
+// output position whose window covers the pixel (col2im and conv_fold: the adjoint of an unfold).
+inline float fold_pixel(__global const float* cols, long row_stride, int ch, int hi, int wi, int kh, int kw,
+                        int sh, int sw, int ph, int pw, int oh, int ow) {
     float sum = 0.0f;
     for (int i = 0; i < kh; i++) {
         int ty = hi + ph - i;            // = y * sh for the output row y that reads (hi, .) at kernel row i
@@ -40,10 +35,23 @@ __kernel void col2im(__global const float* cols, __global float* x,
             if (tx < 0 || tx % sw != 0) continue;
             int xo = tx / sw;
             if (xo >= ow) continue;
-            sum += cols[((long)n * rows + (ch * kh + i) * kw + j) * l + y * ow + xo];
+            sum += cols[((ch * kh + i) * kw + j) * row_stride + y * ow + xo];
         }
     }
-    x[((long)plane * h + hi) * w + wi] = sum;
+    return sum;
+}
+
+// One work item per image pixel, which gathers every patch entry read from it: global = [w, h, n*c].
+__kernel void col2im(__global const float* cols, __global float* x,
+                     int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw,
+                     int oh, int ow) {
+    int wi = get_global_id(0);
+    int hi = get_global_id(1);
+    int plane = get_global_id(2);
+    if (wi >= w || hi >= h) return;
+    int n = plane / c, ch = plane % c;
+    int rows = c * kh * kw, l = oh * ow;
+    x[((long)plane * h + hi) * w + wi] = fold_pixel(cols + (long)n * rows * l, l, ch, hi, wi, kh, kw, sh, sw, ph, pw, oh, ow);
 }
 
 // The chunked convolution (ChunkedConvolution.swift): a chunk is `images` images from `n0`; its column matrix
@@ -116,21 +124,8 @@ __kernel void conv_fold(__global const float* cols, __global float* x,
     int b = plane / c, ch = plane - b * c;
     int l = oh * ow;
     long rowLength = (long)images * l;
-    float sum = 0.0f;
-    for (int i = 0; i < kh; i++) {
-        int ty = hi + ph - i;            // = y * sh for the output row y that reads (hi, .) at kernel row i
-        if (ty < 0 || ty % sh != 0) continue;
-        int y = ty / sh;
-        if (y >= oh) continue;
-        for (int j = 0; j < kw; j++) {
-            int tx = wi + pw - j;
-            if (tx < 0 || tx % sw != 0) continue;
-            int xo = tx / sw;
-            if (xo >= ow) continue;
-            sum += cols[((ch * kh + i) * kw + j) * rowLength + (long)b * l + y * ow + xo];
-        }
-    }
-    x[(((long)n0 * c + plane) * h + hi) * w + wi] = sum;
+    x[(((long)n0 * c + plane) * h + hi) * w + wi] =
+        fold_pixel(cols + (long)b * l, rowLength, ch, hi, wi, kh, kw, sh, sw, ph, pw, oh, ow);
 }
 
 // conv_fold for a CPU-like device: one work item per image plane of the chunk, which zeroes its plane and then

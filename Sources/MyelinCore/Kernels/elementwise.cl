@@ -18,6 +18,7 @@ UNARY(sqrt, sqrt(x))
 UNARY(abs, fabs(x))
 UNARY(square, x * x)
 UNARY(reciprocal, 1.0f / x)
+UNARY(rsqrt, rsqrt(x))
 UNARY(sign, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f))
 
 __kernel void unary_clamp(__global const float* in, __global float* out, int n, float lo, float hi) {

@@ -12,7 +12,7 @@ extension OpenCLBackend {
         case .activation(let act): args = [.buffer(x), .buffer(out), .int(n), .float(act.parameter)]
         case .clamp(let lo, let hi): args = [.buffer(x), .buffer(out), .int(n), .float(lo), .float(hi)]
         case .scalar(_, let v, let first): args = [.buffer(x), .buffer(out), .int(n), .float(v), .int(first ? 1 : 0)]
-        case .negate, .exp, .log, .sqrt, .abs, .square, .reciprocal, .sign: args = [.buffer(x), .buffer(out), .int(n)]
+        default: args = [.buffer(x), .buffer(out), .int(n)]  // the ops without parameters
         }
         launch(.elementwise, op.kernelName, global: [count], args: args)
     }

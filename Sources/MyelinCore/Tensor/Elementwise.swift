@@ -33,6 +33,16 @@ extension Tensor {
         return y.recorded("sqrt", [self]) { [unowned y] g in [try g / (y.detach() * 2)] }
     }
 
+    /// Elementwise 1 / √x (NaN below 0, +inf at 0), as `torch.rsqrt`; the gradient is −y³/2 with y = 1 / √x.
+    ///
+    /// ```swift
+    /// let inverseStd = try (variance + 1e-5).rsqrt()   // a normalization's scale
+    /// ```
+    public func rsqrt() -> Tensor {
+        let y = mapped(.rsqrt)
+        return y.recorded("rsqrt", [self]) { [unowned y] g in [try g * (y.detach().pow(3) * -0.5)] }
+    }
+
     /// Elementwise |x|; the gradient is sign(x) (0 at 0).
     public func abs() -> Tensor {
         mapped(.abs).recorded("abs", [self]) { g in [try g * self.detach().mapped(.sign)] }
