@@ -1,6 +1,6 @@
 // The fuzz harnesses: what each fuzz target does with one input. Shared by the libFuzzer executables in
-// Fuzz/Sources/Fuzz* and by the regression test (Tests/MyelinTests/FuzzHarness.swift is a link to this file),
-// so a reproducer goes through exactly the same code in both.
+// Fuzz/Sources/Fuzz* and by the regression test (Tests/MyelinTests/Support/FuzzHarness.swift is a link to
+// this file), so a reproducer goes through exactly the same code in both.
 //
 // The contract of every reader: for any bytes, it returns a value or throws a DataError/CheckpointError that
 // names the source; it never crashes, hangs or allocates without bound. On top of that, each harness checks a

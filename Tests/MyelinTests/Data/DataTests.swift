@@ -6,9 +6,6 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// The repository's top folder (for Data/ and scripts/).
-let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
 /// A fresh temporary folder for one test.
 func temporaryFolder(_ name: String = #function) -> URL {
     let safe = name.filter { $0.isLetter || $0.isNumber }
