@@ -32,8 +32,8 @@ public enum FuzzHarness {
     /// Bugs the fuzzers found that are not fixed yet. The fuzz targets step around the inputs that trigger them
     /// (so that a run keeps looking for new bugs instead of finding the same one again); the regression test runs
     /// their reproducers (Tests/MyelinTests/Regressions) in full, as known issues. Remove an entry with its fix.
-    /// (None open: the first one, float labels converted with `Int(_:)`, was fixed by checked conversions in
-    /// issue 10, class 8; its reproducer Regressions/idx/float-label-overflow now runs as a plain regression.)
+    /// (None open: the first one, float labels converted with `Int(_:)`, was fixed by checked conversions of
+    /// untrusted numbers; its reproducer Regressions/idx/float-label-overflow now runs as a plain regression.)
     public struct KnownIssue: Hashable, Sendable {
         /// A short name, shown when the regression test records the issue.
         public let rawValue: String

@@ -81,3 +81,26 @@ func weightedSum(_ y: Tensor, seed: UInt64) throws -> Tensor {
     let r = try Tensor(testValues(y.count, seed: seed), shape: y.shape, on: y.device)
     return try (y * r).sum()
 }
+
+/// A layer of two named tensors (a weight [in, out] and a bias), enough to test checkpoints without the layer library.
+final class TwoTensorLayer: Layer {
+    var weight: Tensor
+    var bias: Tensor
+    var isTraining = true
+    init(inputs: Int, outputs: Int, seed: UInt64, on device: Device) {
+        weight = Tensor.uniform([inputs, outputs], low: -1, high: 1, seed: seed, on: device)
+        bias = Tensor.uniform([outputs], low: -1, high: 1, seed: seed + 1, on: device)
+        weight.requiresGrad = true
+        bias.requiresGrad = true
+    }
+    func callAsFunction(_ input: Tensor) throws -> Tensor { try input.dense(weight: weight, bias: bias) }
+    var namedTensors: [(String, Tensor)] { [("0.weight", weight), ("0.bias", bias)] }
+    func setTensor(_ name: String, _ value: Tensor) throws {
+        switch name {
+        case "0.weight": weight = value
+        case "0.bias": bias = value
+        default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
+        }
+    }
+    var layerDescription: String { "TwoTensorLayer" }
+}
