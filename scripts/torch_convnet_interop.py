@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of the convnet checkpoint interoperability check (Tests/MyelinTests/ConvNetInteropTests.swift).
+"""PyTorch side of the convnet checkpoint interoperability check (Tests/MyelinTests/IO/ConvNetInteropTests.swift).
 
 ConvNets.fashionCNN and ConvNets.resnet write PyTorch state dicts of the modules below: no renaming, no
 transposing. Modes (one Python start for all models, as importing torch takes seconds):

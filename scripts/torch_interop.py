@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of Myelin's checkpoint interoperability test (Tests/MyelinTests/TorchInteropTests.swift).
+"""PyTorch side of Myelin's checkpoint interoperability test (Tests/MyelinTests/IO/TorchInteropTests.swift).
 
 Myelin's files are PyTorch state dicts of the equivalent torch.nn.Sequential: no renaming, no transposing.
 

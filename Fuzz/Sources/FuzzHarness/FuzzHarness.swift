@@ -1,6 +1,6 @@
 // The fuzz harnesses: what each fuzz target does with one input. Shared by the libFuzzer executables in
-// Fuzz/Sources/Fuzz* and by the regression test (Tests/MyelinTests/FuzzHarness.swift is a link to this file),
-// so a reproducer goes through exactly the same code in both.
+// Fuzz/Sources/Fuzz* and by the regression test (Tests/MyelinTests/Support/FuzzHarness.swift is a link to
+// this file), so a reproducer goes through exactly the same code in both.
 //
 // The contract of every reader: for any bytes, it returns a value or throws a DataError/CheckpointError that
 // names the source; it never crashes, hangs or allocates without bound. On top of that, each harness checks a
@@ -32,8 +32,8 @@ public enum FuzzHarness {
     /// Bugs the fuzzers found that are not fixed yet. The fuzz targets step around the inputs that trigger them
     /// (so that a run keeps looking for new bugs instead of finding the same one again); the regression test runs
     /// their reproducers (Tests/MyelinTests/Regressions) in full, as known issues. Remove an entry with its fix.
-    /// (None open: the first one, float labels converted with `Int(_:)`, was fixed by checked conversions in
-    /// issue 10, class 8; its reproducer Regressions/idx/float-label-overflow now runs as a plain regression.)
+    /// (None open: the first one, float labels converted with `Int(_:)`, was fixed by checked conversions of
+    /// untrusted numbers; its reproducer Regressions/idx/float-label-overflow now runs as a plain regression.)
     public struct KnownIssue: Hashable, Sendable {
         /// A short name, shown when the regression test records the issue.
         public let rawValue: String

@@ -47,37 +47,39 @@ enum GradientCheck {
 
 /// Naive Double references for the NN layer tests.
 enum NNReference {
-    static func activation(_ a: Activation, _ z: Double) -> Double {
-        switch a {
-        case .identity: return z
-        case .step: return z > 0 ? 1 : 0
-        case .sigmoid: return 1 / (1 + Foundation.exp(-z))
-        case .tanh: return Foundation.tanh(z)
-        case .relu: return Swift.max(z, 0)
-        case .leakyRelu(let s): return z > 0 ? z : Double(s) * z
-        case .elu(let al): return z > 0 ? z : Double(al) * (Foundation.exp(z) - 1)
-        case .selu:
-            let alpha = 1.6732632423543772848170429916717, scale = 1.0507009873554804934193349852946
-            return scale * (z > 0 ? z : alpha * (Foundation.exp(z) - 1))
-        case .softplus: return Foundation.log1p(Foundation.exp(z))
-        case .geluTanh: return 0.5 * z * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (z + 0.044715 * z * z * z)))
-        case .geluErf: return 0.5 * z * (1 + Foundation.erf(z / 2.0.squareRoot()))
-        }
-    }
-
     /// act(x·w + b) for x [m, k], w [k, n], b [n].
     static func dense(_ x: [Float], _ w: [Float], _ b: [Float]?, m: Int, k: Int, n: Int, _ a: Activation) -> [Double] {
         var z = Reference.gemm(x, w, m: m, n: n, k: k)
-        for i in 0..<m { for j in 0..<n { z[i * n + j] = activation(a, z[i * n + j] + Double(b?[j] ?? 0)) } }
+        for i in 0..<m { for j in 0..<n { z[i * n + j] = Reference.activation(a, z[i * n + j] + Double(b?[j] ?? 0)) } }
         return z
     }
-
-    static let allActivations: [Activation] = [.identity, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.1),
-                                               .elu(alpha: 0.7), .selu, .softplus, .geluTanh, .geluErf]
 }
 
 /// The scalar Σ y ⊙ r for a fixed random r: a loss whose gradient with respect to y is r.
 func weightedSum(_ y: Tensor, seed: UInt64) throws -> Tensor {
     let r = try Tensor(testValues(y.count, seed: seed), shape: y.shape, on: y.device)
     return try (y * r).sum()
+}
+
+/// A layer of two named tensors (a weight [in, out] and a bias), enough to test checkpoints without the layer library.
+final class TwoTensorLayer: Layer {
+    var weight: Tensor
+    var bias: Tensor
+    var isTraining = true
+    init(inputs: Int, outputs: Int, seed: UInt64, on device: Device) {
+        weight = Tensor.uniform([inputs, outputs], low: -1, high: 1, seed: seed, on: device)
+        bias = Tensor.uniform([outputs], low: -1, high: 1, seed: seed + 1, on: device)
+        weight.requiresGrad = true
+        bias.requiresGrad = true
+    }
+    func callAsFunction(_ input: Tensor) throws -> Tensor { try input.dense(weight: weight, bias: bias) }
+    var namedTensors: [(String, Tensor)] { [("0.weight", weight), ("0.bias", bias)] }
+    func setTensor(_ name: String, _ value: Tensor) throws {
+        switch name {
+        case "0.weight": weight = value
+        case "0.bias": bias = value
+        default: throw LayerError.unknownTensor(layer: layerDescription, name: name)
+        }
+    }
+    var layerDescription: String { "TwoTensorLayer" }
 }

@@ -3,13 +3,9 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// Every activation's forward and backward formula against Double references, including large |x|.
+/// Every activation's forward and backward formula against the Double references, including large |x|
+/// (the activations and their references are in Support/ActivationTestSupport.swift).
 @Suite struct ActivationTests {
-    static let all: [Activation] = [
-        .identity, .step, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.01), .leakyRelu(slope: 0.3), .elu(alpha: 1),
-        .elu(alpha: 0.5), .selu, .softplus, .geluTanh, .geluErf,
-    ]
-
     /// Random values plus the awkward ones: large magnitudes, zero, values near the kinks.
     static let inputs: [Float] = testValues(121, seed: 77, low: -6, high: 6)
         + [0, 1e-3, -1e-3, 20, -20, 80, -80, 100, -100, 0.5, -0.5, 3, -3]
@@ -17,7 +13,7 @@ import Testing
     @Test(arguments: TestDevices.all)
     func forwardMatchesReference(device: Device) throws {
         let x = try Tensor(Self.inputs, shape: [Self.inputs.count], on: device)
-        for act in Self.all {
+        for act in TestActivations.all {
             let y = x.activation(act).toArray()
             expectClose(y, Self.inputs.map { Reference.activation(act, Double($0)) }, rtol: 2e-5, atol: 1e-6, "\(device) \(act)")
         }
@@ -27,13 +23,7 @@ import Testing
     func namedMethodsMatchTheirActivations(device: Device) throws {
         let v = testValues(33, seed: 5, low: -4, high: 4)
         let x = try Tensor(v, shape: [3, 11], on: device)
-        let pairs: [(Tensor, Activation)] = [
-            (x.step(), .step), (x.sigmoid(), .sigmoid), (x.tanh(), .tanh), (x.relu(), .relu),
-            (x.leakyRelu(), .leakyRelu(slope: 0.01)), (x.leakyRelu(slope: 0.2), .leakyRelu(slope: 0.2)),
-            (x.elu(), .elu(alpha: 1)), (x.elu(alpha: 2), .elu(alpha: 2)), (x.selu(), .selu), (x.softplus(), .softplus),
-            (x.gelu(), .geluErf), (x.gelu(approximate: true), .geluTanh),
-        ]
-        for (y, act) in pairs {
+        for (y, act) in TestActivations.namedMethods(of: x) {
             #expect(y.shape == [3, 11])
             expectClose(y.toArray(), v.map { Reference.activation(act, Double($0)) }, rtol: 2e-5, atol: 1e-6, "\(device) \(act)")
         }
@@ -44,7 +34,7 @@ import Testing
     func largeInputsStayFinite(device: Device) throws {
         let big: [Float] = [80, -80, 100, -100, 1e4, -1e4]
         let x = try Tensor(big, shape: [big.count], on: device, requiresGrad: true)
-        for act in Self.all where act != .step {
+        for act in TestActivations.differentiable {
             let y = x.activation(act)
             let values = y.toArray()
             #expect(values.allSatisfy { $0.isFinite }, "\(device) \(act) forward at large |x|: \(values)")
@@ -66,7 +56,7 @@ import Testing
         let gyValues = testValues(xs.count, seed: 78, low: -2, high: 2)
         let x = try Tensor(xs, shape: [xs.count], on: device)
         let gy = try Tensor(gyValues, shape: [xs.count], on: device)
-        for act in Self.all where act != .step {
+        for act in TestActivations.differentiable {
             let y = x.activation(act)
             let gx = x.activationGradient(act, y: y, gy: gy).toArray()
             let expected = zip(xs, gyValues).map { x, g -> Double in
@@ -81,7 +71,7 @@ import Testing
     @Test(arguments: TestDevices.all)
     func autogradThroughActivations(device: Device) throws {
         let xs = testValues(33, seed: 79, low: -5, high: 5)
-        for act in Self.all where act != .step {
+        for act in TestActivations.differentiable {
             let x = try Tensor(xs, shape: [3, 11], on: device, requiresGrad: true)
             try x.activation(act).sum().backward()
             expectClose(try #require(x.grad).toArray(), xs.map { Reference.activationDerivative(act, Double($0)) },

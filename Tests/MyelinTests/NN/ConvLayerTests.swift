@@ -46,7 +46,7 @@ struct GroupedConvReference {
 }
 
 @Suite struct ConvLayerTests {
-    /// Every kernel size x stride x padding of issue 8's grid on 7x9 images, batch 1 or 3, input channels
+    /// Every kernel size (1, 3, 5) x stride (1, 2) x padding (0, 1, 2) on 7x9 images, batch 1 or 3, input channels
     /// 1, 3 or 5 in turn (18 geometries).
     static let grid: [(n: Int, c: Int, o: Int, k: Int, s: Int, p: Int)] = {
         var out: [(Int, Int, Int, Int, Int, Int)] = []

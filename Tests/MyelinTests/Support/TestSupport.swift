@@ -4,6 +4,14 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
+/// The repository's top folder (for Data/, Kernels/, scripts/, Fuzz/, the README and the DocC articles), from this
+/// file's place in the source tree: Tests/MyelinTests/Support/TestSupport.swift.
+let repositoryRoot = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent()   // Support
+    .deletingLastPathComponent()   // MyelinTests
+    .deletingLastPathComponent()   // Tests
+    .deletingLastPathComponent()
+
 /// The devices every parameterized test runs on: the CPU, and the first OpenCL device when one exists.
 enum TestDevices {
     static let openCLAvailable = !OpenCLPlatforms.devices().isEmpty

@@ -2,14 +2,14 @@ import Foundation
 import Testing
 @testable import Myelin
 
-/// The fuzzers' findings and seeds, through the same harnesses as the fuzz targets (FuzzHarness.swift, a link to
-/// Fuzz/Sources/FuzzHarness/FuzzHarness.swift). Every file in Regressions/<target>/ (a reproducer `scripts/fuzz`
-/// found) must be read without a crash or a broken property: refused with an error naming it, or accepted. Each
-/// runs in a child process (an exit test), so a crash fails that file's test instead of ending the test run.
+/// The fuzzers' findings and seeds, through the same harnesses as the fuzz targets (Support/FuzzHarness.swift, a
+/// link to Fuzz/Sources/FuzzHarness/FuzzHarness.swift). Every file in Tests/MyelinTests/Regressions/<target>/ (a
+/// reproducer `scripts/fuzz` found) must be read without a crash or a broken property: refused with an error naming
+/// it, or accepted. Each runs in a child process (an exit test), so a crash fails that file's test instead of ending
+/// the test run.
 @Suite struct FuzzRegressionTests {
-    static let regressions = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Regressions")
-    static let corpus = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../Fuzz/corpus").standardizedFileURL
+    static let regressions = repositoryRoot.appendingPathComponent("Tests/MyelinTests/Regressions")
+    static let corpus = repositoryRoot.appendingPathComponent("Fuzz/corpus")
 
     /// Reproducers of bugs not fixed yet, by "<target>/<file>": they still crash, and are recorded as known issues.
     /// Remove an entry (and the FuzzHarness.KnownIssue) with the fix; the test fails while an entry outlives its bug.

@@ -6,8 +6,7 @@ import Testing
 /// The kernel sources embedded in the binary, program build errors, and the on-disk program cache.
 @Suite struct KernelTests {
     static var kernelsDirectory: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Kernels")
+        repositoryRoot.appendingPathComponent("Kernels")
     }
 
     /// Every `.cl` file in Kernels/ is embedded (listed as a resource in Package.swift and in

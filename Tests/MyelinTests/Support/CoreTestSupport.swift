@@ -27,48 +27,6 @@ func distinctValues(_ count: Int, seed: UInt64) -> [Float] {
 }
 
 extension Reference {
-    static let seluLambda = 1.0507009873554805
-    static let seluAlpha = 1.6732632423543772
-
-    /// f(x) in Double.
-    static func activation(_ a: Activation, _ x: Double) -> Double {
-        switch a {
-        case .identity: return x
-        case .step: return x > 0 ? 1 : 0
-        case .sigmoid: return 1 / (1 + Foundation.exp(-x))
-        case .tanh: return Foundation.tanh(x)
-        case .relu: return Swift.max(x, 0)
-        case .leakyRelu(let s): return x > 0 ? x : Double(s) * x
-        case .elu(let al): return x > 0 ? x : Double(al) * (Foundation.exp(x) - 1)
-        case .selu: return seluLambda * (x > 0 ? x : seluAlpha * (Foundation.exp(x) - 1))
-        case .softplus: return Swift.max(x, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(x)))
-        case .geluTanh:
-            return 0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
-        case .geluErf: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
-        }
-    }
-
-    /// f'(x) in Double, written from the definition (not from f's output).
-    static func activationDerivative(_ a: Activation, _ x: Double) -> Double {
-        switch a {
-        case .identity: return 1
-        case .step: return 0
-        case .sigmoid: let s = 1 / (1 + Foundation.exp(-x)); return s * (1 - s)
-        case .tanh: let t = Foundation.tanh(x); return 1 - t * t
-        case .relu: return x > 0 ? 1 : 0
-        case .leakyRelu(let s): return x > 0 ? 1 : Double(s)
-        case .elu(let al): return x > 0 ? 1 : Double(al) * Foundation.exp(x)
-        case .selu: return x > 0 ? seluLambda : seluLambda * seluAlpha * Foundation.exp(x)
-        case .softplus: return 1 / (1 + Foundation.exp(-x))
-        case .geluTanh:
-            let c = (2 / Double.pi).squareRoot()
-            let t = Foundation.tanh(c * (x + 0.044715 * x * x * x))
-            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
-        case .geluErf:
-            return 0.5 * (1 + Foundation.erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
-        }
-    }
-
     /// a op b in Double; comparisons give 1 or 0.
     static func binary(_ op: BinaryOp, _ a: Double, _ b: Double) -> Double {
         switch op {

@@ -3,10 +3,6 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// Whether python3 can import torch and safetensors (scripts/setup installs a CPU torch wheel from a local
-/// find-links folder, and safetensors with pip).
-let pythonTorchAvailable = pythonCanImport("torch, safetensors")
-
 /// Myelin's files are PyTorch state dicts of the equivalent `nn.Sequential` and the other way round, with no
 /// conversion by anyone: scripts/torch_interop.py loads Myelin's file with `load_state_dict(strict=True)`, and
 /// Myelin loads `safetensors.torch.save_file(model.state_dict())`; both sides' outputs agree to 1e-5.

@@ -3,7 +3,7 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// Issue 10, classes 1 and 8: NaN and infinite values never get in silently (data, gradients, parameters,
+/// NaN and infinite values never get in silently (data, gradients, parameters,
 /// saved and loaded models, exploding losses), and untrusted numbers never reach an unchecked Int conversion.
 @Suite struct NonFiniteTests {
     // MARK: helpers
@@ -217,7 +217,7 @@ import Testing
         try TrainingCheckpoint.load(from: ck, into: good, optimizer: adam, allowNonFinite: true)
     }
 
-    // MARK: untrusted numbers to integers (class 8)
+    // MARK: untrusted numbers to integers
 
     @Test func labelsThatAreNotWholeNumbersAreRefusedNamingFileIndexAndValue() throws {
         for (bad, shown) in [(Double.nan, "nan"), (1e30, "1e+30"), (2.5, "2.5"), (-1, "-1.0")] {
