@@ -71,6 +71,11 @@ public final class GELU: ActivationLayer {
     /// A GELU layer: the exact erf form, or the tanh approximation when `approximate` is true.
     public init(approximate: Bool = false) { super.init(approximate ? .geluTanh : .geluErf) }
 }
+/// SiLU (swish): x·σ(x), as PyTorch's `nn.SiLU`.
+public final class SiLU: ActivationLayer {
+    /// A SiLU activation layer.
+    public init() { super.init(.silu) }
+}
 /// Heaviside step (1 where x > 0): forward only, for perceptron demos; backward through it throws.
 public final class Step: ActivationLayer {
     /// A step layer (forward only).

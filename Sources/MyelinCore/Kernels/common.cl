@@ -15,6 +15,7 @@
 #define ACT_SOFTPLUS 8
 #define ACT_GELU_TANH 9
 #define ACT_GELU_ERF 10
+#define ACT_SILU 11
 
 #define SELU_LAMBDA 1.0507009873554805f
 #define SELU_ALPHA 1.6732632423543772f
@@ -40,6 +41,7 @@ inline float f_gelu_tanh(float x, float p) {
     return x * ((u >= 0.0f ? 1.0f : e) / (1.0f + e));
 }
 inline float f_gelu_erf(float x, float p) { return 0.5f * x * (1.0f + erf(x * INV_SQRT_2)); }
+inline float f_silu(float x, float p) { return x / (1.0f + exp(-x)); }
 
 // Derivatives f'(x), given x and y = f(x).
 inline float g_identity(float x, float y, float p) { return 1.0f; }
@@ -62,6 +64,10 @@ inline float g_gelu_tanh(float x, float y, float p) {
 inline float g_gelu_erf(float x, float y, float p) {
     return 0.5f * (1.0f + erf(x * INV_SQRT_2)) + x * exp(-0.5f * x * x) * INV_SQRT_2PI;
 }
+inline float g_silu(float x, float y, float p) {
+    float s = 1.0f / (1.0f + exp(-x));
+    return s * (1.0f + x * (1.0f - s));
+}
 
 inline float act_apply(int code, float x, float p) {
     switch (code) {
@@ -75,6 +81,7 @@ inline float act_apply(int code, float x, float p) {
     case ACT_SOFTPLUS: return f_softplus(x, p);
     case ACT_GELU_TANH: return f_gelu_tanh(x, p);
     case ACT_GELU_ERF: return f_gelu_erf(x, p);
+    case ACT_SILU: return f_silu(x, p);
     default: return x;
     }
 }

@@ -47,6 +47,7 @@ ACTIVATION(selu)
 ACTIVATION(softplus)
 ACTIVATION(gelu_tanh)
 ACTIVATION(gelu_erf)
+ACTIVATION(silu)
 
 // out = a op b (same shape); bcast: up to 4 collapsed dims with per-operand strides (0 = broadcast);
 // scalar: x op s, or s op x when first != 0.

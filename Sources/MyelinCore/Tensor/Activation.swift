@@ -34,6 +34,8 @@ public enum Activation: Equatable, Sendable, Hashable {
     case geluTanh
     /// GELU with the exact erf form.
     case geluErf
+    /// SiLU (swish): x·σ(x), as PyTorch's `nn.SiLU`.
+    case silu
 }
 
 // MARK: names
@@ -53,6 +55,7 @@ extension Activation {
         case .softplus: return "softplus"
         case .geluTanh: return "gelu(tanh)"
         case .geluErf: return "gelu"
+        case .silu: return "silu"
         }
     }
 
@@ -70,6 +73,7 @@ extension Activation {
         case .softplus: return "Softplus"
         case .geluTanh: return "GELU(tanh)"
         case .geluErf: return "GELU"
+        case .silu: return "SiLU"
         }
     }
 }
@@ -91,6 +95,7 @@ extension Activation {
         case .softplus: return 8
         case .geluTanh: return 9
         case .geluErf: return 10
+        case .silu: return 11
         }
     }
 
@@ -118,6 +123,7 @@ extension Activation {
         case .softplus: return "softplus"
         case .geluTanh: return "gelu_tanh"
         case .geluErf: return "gelu_erf"
+        case .silu: return "silu"
         }
     }
 }
@@ -148,6 +154,7 @@ extension Activation {
             let e = Foundation.exp(-2 * Swift.abs(u))
             return x * ((u >= 0 ? 1 : e) / (1 + e))
         case .geluErf: return 0.5 * x * (1 + Foundation.erf(x * 0.7071067811865476))
+        case .silu: return x / (1 + Foundation.exp(-x))
         }
     }
 
@@ -171,6 +178,9 @@ extension Activation {
             return e == 0 ? s : s + 2 * x * e * r * r * Self.sqrt2OverPi * (1 + 3 * Self.geluC * x * x)
         case .geluErf:
             return 0.5 * (1 + Foundation.erf(x * 0.7071067811865476)) + x * Foundation.exp(-0.5 * x * x) * 0.3989422804014327
+        case .silu:
+            let s = 1 / (1 + Foundation.exp(-x))
+            return s * (1 + x * (1 - s))
         }
     }
 
@@ -184,7 +194,7 @@ extension Activation {
         // y > 0 exactly where x > 0 only for a positive slope, or a non-negative alpha.
         case .leakyRelu(let s): return s > 0
         case .elu(let a): return a >= 0
-        case .selu, .softplus, .geluTanh, .geluErf: return false
+        case .selu, .softplus, .geluTanh, .geluErf, .silu: return false
         }
     }
 

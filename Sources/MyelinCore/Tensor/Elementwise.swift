@@ -108,6 +108,8 @@ extension Tensor {
     public func softplus() -> Tensor { activation(.softplus) }
     /// GELU; `approximate: true` uses the tanh approximation, `false` the exact erf form.
     public func gelu(approximate: Bool = false) -> Tensor { activation(approximate ? .geluTanh : .geluErf) }
+    /// SiLU (swish): x·σ(x), as `torch.nn.functional.silu`.
+    public func silu() -> Tensor { activation(.silu) }
 
     // MARK: binary
 

@@ -17,7 +17,7 @@ enum TestActivations {
         .identity, .step, .sigmoid, .tanh, .relu,
         .leakyRelu(slope: 0.01), .leakyRelu(slope: 0.1), .leakyRelu(slope: 0.3), .leakyRelu(slope: -0.5),
         .elu(alpha: 1), .elu(alpha: 0.5), .elu(alpha: 0.7), .elu(alpha: 1.5), .elu(alpha: -0.5), .elu(alpha: 0),
-        .selu, .softplus, .geluTanh, .geluErf,
+        .selu, .softplus, .geluTanh, .geluErf, .silu,
     ]
 
     /// Those with a gradient: every activation but `step`.
@@ -30,14 +30,14 @@ enum TestActivations {
             (x.step(), .step), (x.sigmoid(), .sigmoid), (x.tanh(), .tanh), (x.relu(), .relu),
             (x.leakyRelu(), .leakyRelu(slope: 0.01)), (x.leakyRelu(slope: 0.2), .leakyRelu(slope: 0.2)),
             (x.elu(), .elu(alpha: 1)), (x.elu(alpha: 2), .elu(alpha: 2)), (x.selu(), .selu), (x.softplus(), .softplus),
-            (x.gelu(), .geluErf), (x.gelu(approximate: true), .geluTanh),
+            (x.gelu(), .geluErf), (x.gelu(approximate: true), .geluTanh), (x.silu(), .silu),
         ]
     }
 
     /// The shorthand activation layers with a gradient (`ReLU()`, `LeakyReLU(slope:)`, ...; `Step` has none).
     static var layers: [ActivationLayer] {
         [ReLU(), Sigmoid(), Tanh(), LeakyReLU(slope: 0.2), ELU(alpha: 0.5), SELU(), Softplus(), GELU(approximate: true),
-         GELU(), Identity()]
+         GELU(), SiLU(), Identity()]
     }
 }
 
@@ -61,6 +61,7 @@ extension Reference {
         case .geluTanh:
             return 0.5 * x * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * (x + 0.044715 * x * x * x)))
         case .geluErf: return 0.5 * x * (1 + Foundation.erf(x / 2.0.squareRoot()))
+        case .silu: return x / (1 + Foundation.exp(-x))
         }
     }
 
@@ -82,6 +83,7 @@ extension Reference {
             return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * c * (1 + 3 * 0.044715 * x * x)
         case .geluErf:
             return 0.5 * (1 + Foundation.erf(x / 2.0.squareRoot())) + x * Foundation.exp(-0.5 * x * x) / (2 * Double.pi).squareRoot()
+        case .silu: return 1 / (1 + Foundation.exp(-x)) + x * Foundation.exp(-x) / ((1 + Foundation.exp(-x)) * (1 + Foundation.exp(-x)))
         }
     }
 }

@@ -95,8 +95,7 @@ enum KernelExercise {
         record("transpose", t, 3 * 19 * 23)
         // Every elementwise kernel: activations and their gradients, unary ops, scalar and binary ops (flat and
         // broadcast). NaN where both devices give NaN (log of a negative) counts as equal.
-        let activations: [Activation] = [.identity, .step, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.1), .elu(alpha: 1.5),
-                                         .selu, .softplus, .geluTanh, .geluErf]
+        let activations = TestActivations.all
         let gyb = upload(backend, testValues(37, seed: 14))
         for activation in activations {
             let y = backend.allocate(37), gx = backend.allocate(37)

@@ -125,6 +125,7 @@ import Testing
                 ("square", t.square(), d.map { $0 * $0 }),
                 ("sign", t.sign(), d.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }),
                 ("reciprocal", tp.mapped(.reciprocal), dp.map { 1 / $0 }),
+                ("rsqrt", tp.rsqrt(), dp.map { 1 / $0.squareRoot() }),
                 ("clamp", t.clamp(min: -1, max: 0.5), d.map { Swift.min(Swift.max($0, -1), 0.5) }),
                 ("clamp below", t.clamp(min: 0), d.map { Swift.max($0, 0) }),
                 ("clamp above", t.clamp(max: -0.5), d.map { Swift.min($0, -0.5) }),

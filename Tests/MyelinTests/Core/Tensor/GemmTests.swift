@@ -131,10 +131,7 @@ import Testing
         expectClose(c.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) batched 2D·3D")
     }
 
-    static let activations: [Activation] = [
-        .identity, .step, .sigmoid, .tanh, .relu, .leakyRelu(slope: 0.1), .leakyRelu(slope: -0.5), .elu(alpha: 1.5),
-        .selu, .softplus, .geluTanh, .geluErf,
-    ]
+    static let activations: [Activation] = TestActivations.all
 
     /// `dense` = act(x·W + b) for every activation, with and without bias, against the naive product.
     @Test(arguments: TestDevices.all)

@@ -57,6 +57,7 @@ import Testing
         try gradientCheck(device: device, inputs: x, "exp") { $0[0].exp() }
         try gradientCheck(device: device, inputs: positive, "log") { $0[0].log() }
         try gradientCheck(device: device, inputs: positive, "sqrt") { $0[0].sqrt() }
+        try gradientCheck(device: device, inputs: positive, "rsqrt") { $0[0].rsqrt() }
         try gradientCheck(device: device, inputs: x, "abs") { $0[0].abs() }
         try gradientCheck(device: device, inputs: x, "square") { $0[0].square() }
         try gradientCheck(device: device, inputs: [(Self.gridValues(12, seed: 12, shifted: true), [3, 4])], "clamp") {
