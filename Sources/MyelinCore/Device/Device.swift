@@ -19,7 +19,7 @@ import Synchronization
 public final class Device: CustomStringConvertible, Hashable, @unchecked Sendable {
     /// The device's own backend (what `backend` gives outside a step capture).
     let base: Backend
-    /// How many step captures are recording now, anywhere in the process (see Capture.swift). While it is 0,
+    /// How many step captures are recording now, anywhere in the process (see Capture/CaptureRecorder.swift). While it is 0,
     /// `backend` is `base` after one relaxed load and a branch.
     let activeCaptures = Atomic<Int>(0)
 

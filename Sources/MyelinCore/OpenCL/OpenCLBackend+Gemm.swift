@@ -196,8 +196,9 @@ extension OpenCLBackend {
 }
 
 /// Which GEMM kernel runs a product. `MYELIN_GEMM_KERNEL` (a `Kernel.name`: `direct`, `block:8x16`, `nt:4x4`,
-/// `skinny:4`, `skinny:8`, or a `GemmVariant` name such as `panel:6x16:kc256:mb8:nb4`) forces one, for measuring. `OpenCLBackend.gemmKernel(for:)`
-/// decides: the tuning table, else `GemmDefaults` (of which `choose` is the CPU-device part).
+/// `skinny:4`, `skinny:8`, or a `GemmVariant` name such as `panel:6x16:kc256:mb8:nb4`) forces one, for measuring.
+/// `OpenCLBackend.gemmKernel(for:)` decides: the tuning table, else `GemmDefaults` (of which `choose` is the
+/// CPU-device part).
 enum GemmKernelChoice {
     /// A register-blocked kernel computing `rows` x `columns` outputs per work-item (see Kernels/gemm.cl, which
     /// has the blocks `defaultBlock` and `ntBlock`).
@@ -209,7 +210,7 @@ enum GemmKernelChoice {
     /// The kernels `choose` picks are `direct`, `block(defaultBlock)`, `skinny(rows: 4)` and, for A·Bᵀ,
     /// `nt(ntBlock)`; `skinny(rows: 8)` is a tuner candidate. Other register-block sizes, a 32 x 32 local-memory
     /// tile and packed panels without K blocks were measured and lost (README, "GEMM"); their kernels were removed
-    /// in the commit after 9a81123.
+    /// after commit 9a81123, which still has them (Kernels/gemm_variants.cl).
     enum Kernel: Equatable, Sendable {
         /// One work-item per output.
         case direct
@@ -219,7 +220,7 @@ enum GemmKernelChoice {
         case skinny(rows: Int)
         /// A·Bᵀ as register blocks of dot products along K (other transposes: `block(defaultBlock)`).
         case nt(Block)
-        /// A parameterised kernel of Kernels/gemm_tuned.cl (OpenCL/GemmTuning.swift): K-blocked panels or
+        /// A parameterised kernel of Kernels/gemm_tuned.cl (`GemmVariant`, below): K-blocked panels or
         /// local-memory tiles.
         case variant(GemmVariant)
     }

@@ -1,7 +1,7 @@
 import Foundation
 import COpenCL
 
-// The OpenCL side of step capture (Device/Capture.swift): while a capture records, `launch` logs each kernel
+// The OpenCL side of step capture (Capture/CaptureRecorder.swift): while a capture records, `launch` logs each kernel
 // launch it enqueues; the recorder turns the launches of each recorded call into `PreparedLaunch`es, each with a
 // kernel object of its own whose arguments are set once. A replay of such a call is then a loop of
 // `clEnqueueNDRangeKernel`s: no argument list is built, no kernel is looked up by name, no argument is set again
