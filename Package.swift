@@ -47,6 +47,7 @@ let package = Package(
                 .embedInCode("Kernels/conv.cl"),
                 .embedInCode("Kernels/elementwise.cl"),
                 .embedInCode("Kernels/gemm.cl"),
+                .embedInCode("Kernels/gemm_direct.cl"),
                 .embedInCode("Kernels/gemm_tuned.cl"),
                 .embedInCode("Kernels/layout.cl"),
                 .embedInCode("Kernels/normalization.cl"),

@@ -1,34 +1,10 @@
 // Matrix products C = act(alpha * op(A) * op(B) + beta * C + bias), row-major, batched over dimension 2.
 // op(A)[i, p] = transA ? A[p * lda + i] : A[i * lda + p];  op(B)[p, j] = transB ? B[j * ldb + p] : B[p * ldb + j].
-// The fixed kernels the GEMM dispatch (OpenCL/OpenCLBackend+Gemm.swift) picks without a tuning table on CPU-type
-// devices, and for tiny, narrow and row-poor products everywhere: direct, register blocks 8 x 16, A·Bᵀ dot-product
-// blocks 4 x 4, skinny (4 or 8 rows), and the packing kernel. The parameterised kernels (K-blocked panels, GPU
+// The fixed kernels for CPU-type devices (PoCL) that the GEMM dispatch (OpenCL/OpenCLBackend+Gemm.swift) picks
+// without a tuning table: register blocks 8 x 16, A·Bᵀ dot-product blocks 4 x 4, skinny (4 or 8 rows), and the
+// packing kernel. The one-output-per-item kernel that every device uses (tiny products, edge strips) is in
+// gemm_direct.cl, so that a GPU never builds this program; the parameterised kernels (K-blocked panels, GPU
 // tiles, the K-split) are in gemm_tuned.cl. The epilogue (gemm_epilogue) is in common.cl.
-
-// Direct kernel: one work-item per output, for small or skinny products.
-__kernel void gemm_direct(int M, int N, int K, float alpha, float beta,
-                          __global const float* A, int lda, long strideA, int transA,
-                          __global const float* B, int ldb, long strideB, int transB,
-                          __global float* C, int ldc, long strideC,
-                          __global const float* bias, int has_bias, int act, float act_p) {
-    int j = get_global_id(0);
-    int i = get_global_id(1);
-    int b = get_global_id(2);
-    if (i >= M || j >= N) return;
-    A += b * strideA; B += b * strideB; C += b * strideC;
-    float acc = 0.0f;
-    if (!transA && !transB) {
-        for (int p = 0; p < K; ++p) acc += A[i * lda + p] * B[p * ldb + j];
-    } else {
-        for (int p = 0; p < K; ++p) {
-            float a = transA ? A[p * lda + i] : A[i * lda + p];
-            float bb = transB ? B[j * ldb + p] : B[p * ldb + j];
-            acc += a * bb;
-        }
-    }
-    __global float* c = C + (long)i * ldc + j;
-    *c = gemm_epilogue(acc, alpha, beta, c, bias, has_bias, j, act, act_p);
-}
 
 // The epilogue on 8 consecutive outputs c[0..8) of one row, columns j..j+8: vector arithmetic, and
 // the activation lane by lane unless it is the identity or a ReLU.

@@ -4,8 +4,10 @@ import Foundation
 // in the program cache folder), and what `myelin devices` and `myelin tune` show of it. The measurement that writes
 // it is `GemmTuner` (GemmTuner.swift); the dispatch that reads it is OpenCLBackend+Gemm.swift.
 
-/// The classes of products a tuning table keys on. `narrow`: at most 16 columns; `tall`: at least 32 times more
-/// rows than columns; `deep`: K at least 32 times the larger of M and N; otherwise the transpose case (`nn`,
+/// The classes of products a tuning table keys on, tested in this order. `deep`: K at least 32 times the larger of
+/// M and N (a convolution's weight gradient, whatever its width: a long K decides the kernel); `narrow`: at most
+/// 16 columns; `tall`: at least 32 times more rows than columns; `wide`: at least 32 times more columns than rows
+/// (a convolution's forward product and input gradient, N = batch·pixels); otherwise the transpose case (`nn`,
 /// `tn` = Aᵀ·B, `nt` = A·Bᵀ; both transposed count as `nn`) and the size by FLOPs (small below 2²⁸, medium below
 /// 2³², large above).
 struct GemmShapeClass: Hashable, Sendable, CustomStringConvertible {
@@ -15,9 +17,10 @@ struct GemmShapeClass: Hashable, Sendable, CustomStringConvertible {
     init(name: String) { self.name = name }
 
     init(_ s: GemmShape) {
+        if s.k >= 32 * max(s.m, s.n) { name = "deep"; return }
         if s.n <= 16 { name = "narrow"; return }
         if s.m >= 32 * s.n { name = "tall"; return }
-        if s.k >= 32 * max(s.m, s.n) { name = "deep"; return }
+        if s.n >= 32 * s.m { name = "wide"; return }
         let trans = s.transA && !s.transB ? "tn" : (s.transB && !s.transA ? "nt" : "nn")
         let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
         let size = flops < 0x1p28 ? "small" : (flops < 0x1p32 ? "medium" : "large")
@@ -25,15 +28,17 @@ struct GemmShapeClass: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// Every class with the product `myelin tune` measures for it, cheapest first: the MLP's shapes (batch 128,
-    /// 784-512-256-10, forward A·Bᵀ, backward A·B and Aᵀ·B), squares of 1024 and 2048, and the tall and deep
-    /// products of a convolution lowered to GEMM.
+    /// 784-512-256-10, forward A·Bᵀ, backward A·B and Aᵀ·B), squares of 1024 and 2048, and the products of a
+    /// convolution lowered to GEMM (the CNN's second layer, 32 -> 64 channels, 3x3, 14x14 images, batch 128:
+    /// forward W·cols `wide`, weight gradient gy·colsᵀ `deep`; and a tall one).
     static let representatives: [(GemmShapeClass, GemmShape)] = [
         (GemmShapeClass(name: "narrow"), shape(128, 256, 10)),
         (GemmShapeClass(name: "nt-small"), shape(128, 784, 512, transB: true)),
         (GemmShapeClass(name: "nn-small"), shape(128, 512, 784)),
         (GemmShapeClass(name: "tn-small"), shape(512, 128, 784, transA: true)),
         (GemmShapeClass(name: "tall"), shape(16384, 288, 64)),
-        (GemmShapeClass(name: "deep"), shape(288, 16384, 64, transA: true)),
+        (GemmShapeClass(name: "wide"), shape(64, 288, 25088)),
+        (GemmShapeClass(name: "deep"), shape(64, 25088, 288, transB: true)),
         (GemmShapeClass(name: "nn-medium"), shape(1024, 1024, 1024)),
         (GemmShapeClass(name: "tn-medium"), shape(1024, 1024, 1024, transA: true)),
         (GemmShapeClass(name: "nt-medium"), shape(1024, 1024, 1024, transB: true)),

@@ -55,6 +55,7 @@ enum KernelLibrary {
     static var embedded: [(String, String)] {
         [("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
+         ("gemm_direct.cl", PackageResources.gemm_direct_cl),
          ("gemm_tuned.cl", PackageResources.gemm_tuned_cl), ("layout.cl", PackageResources.layout_cl),
          ("normalization.cl", PackageResources.normalization_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
@@ -115,6 +116,7 @@ struct KernelProgram: Hashable, Sendable, CustomStringConvertible {
     static let conv = KernelProgram(file: "conv.cl")
     static let elementwise = KernelProgram(file: "elementwise.cl")
     static let gemm = KernelProgram(file: "gemm.cl")
+    static let gemmDirect = KernelProgram(file: "gemm_direct.cl")
     static let layout = KernelProgram(file: "layout.cl")
     static let normalization = KernelProgram(file: "normalization.cl")
     static let optimizers = KernelProgram(file: "optimizers.cl")

@@ -2,7 +2,7 @@ import Foundation
 
 // The GEMM house: which kernel runs a product on an OpenCL device (`gemmKernel(for:)`: `MYELIN_GEMM_KERNEL`, tiny
 // and row-poor products, the tuning table, else `GemmDefaults`), the kernels (`GemmKernelChoice.Kernel`, with the
-// fixed ones in Kernels/gemm.cl and the parameterised `GemmVariant`s in Kernels/gemm_tuned.cl), and their launches.
+// fixed ones in Kernels/gemm.cl and gemm_direct.cl and the parameterised `GemmVariant`s in Kernels/gemm_tuned.cl), and their launches.
 // The tuning table is GemmTuningTable.swift, the measurement that writes it GemmTuner.swift. Every kernel is checked
 // against a Double reference on odd shapes by GemmTests and GemmTuningTests.
 
@@ -21,7 +21,7 @@ extension OpenCLBackend {
         // A tiny product (the XOR lab's 4×2·2×3) costs its launches, not its arithmetic: one direct launch, where
         // the skinny kernel would first pack a transposed B in a launch of its own.
         if s.m * s.n * s.k <= GemmKernelChoice.tinyProduct { return .direct }
-        if s.m < 8 && s.n > 16 { return .direct }
+        if s.m < 8 && s.n > 16 && GemmShapeClass(s).name != "deep" { return .direct }
         if let table = gemmTuningTable, let chosen = table.kernel(for: GemmShapeClass(s)), usable(chosen, for: s) {
             return chosen
         }
@@ -46,7 +46,7 @@ extension OpenCLBackend {
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
         switch kernel {
         case .direct:
-            launch(.gemm, "gemm_direct", global: [s.n, s.m, s.batch],
+            launch(.gemmDirect, "gemm_direct", global: [s.n, s.m, s.batch],
                    args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
         case .block(let v):
             var s = s
@@ -109,13 +109,18 @@ extension OpenCLBackend {
             // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
             gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
         case .variant(let v) where s.k == 0 || !variantUsable(v):
-            // Nothing to sum (the direct kernel writes beta * C + bias), or the variant does not fit this device:
-            // the direct kernel on a GPU, the CPU-device default elsewhere.
-            let fallback: GemmKernelChoice.Kernel = s.k == 0 || info.isGPU ? .direct : GemmKernelChoice.choose(s)
-            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: fallback)
+            // Nothing to sum (the direct kernel writes beta * C + bias), or the variant does not fit this device
+            // (its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE, say): on a GPU a smaller tile that
+            // fits, with the same K-split, else the direct kernel; the CPU-device default elsewhere.
+            gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: fallback(for: v, s))
         case .variant(let v):
             gemmParameterised(s, a: a, b: b, c: c, bias: bias, activation: activation, variant: v)
         }
+    }
+
+    /// What runs `s` when variant `v` cannot (see `gemm(_:...kernel:)` and `GemmDefaults.fallback`).
+    func fallback(for v: GemmVariant, _ s: GemmShape) -> GemmKernelChoice.Kernel {
+        GemmDefaults.fallback(for: v, s, info: info) { variantUsable($0) }
     }
 
     /// The arguments of the kernels with gemm_direct's signature, for the product `s` (or its top-left
@@ -136,10 +141,10 @@ extension OpenCLBackend {
                         activation: Activation, mMain: Int, nMain: Int) {
         let args = gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation)
         if nMain < s.n {
-            launch(.gemm, "gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args)
+            launch(.gemmDirect, "gemm_direct", global: [s.n - nMain, s.m, s.batch], offset: [nMain, 0, 0], args: args)
         }
         if mMain < s.m && nMain > 0 {
-            launch(.gemm, "gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args)
+            launch(.gemmDirect, "gemm_direct", global: [nMain, s.m - mMain, s.batch], offset: [0, mMain, 0], args: args)
         }
     }
 
@@ -291,27 +296,18 @@ extension GemmKernelChoice.Kernel {
 }
 
 /// The built-in choice when a device has no tuning table: GPU-style tiles through local memory on GPUs (larger
-/// tiles on NVIDIA and AMD; with K split for `deep` products of few tiles), the register-block kernels on CPU OpenCL (PoCL) for small products and the
-/// K-blocked packed panels there from 2²⁶ FLOPs on.
+/// tiles on NVIDIA and AMD; with K split for `deep` products, so that every compute unit gets work), the
+/// register-block kernels on CPU OpenCL (PoCL) for small products and the K-blocked packed panels there from
+/// 2²⁶ FLOPs on.
 enum GemmDefaults {
     /// The kernel for `s` on a device of this type and vendor with these limits.
     static func kernel(for s: GemmShape, info: OpenCLDeviceInfo, limits: LaunchLimits) -> GemmKernelChoice.Kernel {
         if info.isGPU {
-            if s.m < 8 || s.n <= 16 { return .direct }
-            let vendor = info.vendor.lowercased()
-            let big = vendor.contains("nvidia") || vendor.contains("amd") || vendor.contains("advanced micro")
-            let preferred: [GemmVariant] = (big ? [.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4)] : [])
-                + [.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)]
-            guard let v = preferred.first(where: { $0.fits(limits) }) else { return .direct }
-            if case .tile(let tm, let tn, let tk, let wm, let wn, _) = v, GemmShapeClass(s).name == "deep" {
-                // A few tiles of C and a long K would leave most of the GPU idle: split K so that about 64
-                // work-groups run (2 to 16 slices).
-                let tiles = (s.m + tm - 1) / tm * ((s.n + tn - 1) / tn) * s.batch
-                if tiles < 64 {
-                    let slices = min(16, max(2, (64 + tiles - 1) / tiles))
-                    return .variant(.tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices))
-                }
-            }
+            let deep = GemmShapeClass(s).name == "deep"
+            // Few rows or columns and a short K: one work-item per output is as good as a tile.
+            if !deep && (s.m < 8 || s.n <= 16) { return .direct }
+            guard let v = gpuTiles(info).first(where: { $0.fits(limits) }) else { return .direct }
+            if deep { return .variant(split(v, for: s, computeUnits: info.computeUnits)) }
             return .variant(v)
         }
         let cpu = GemmKernelChoice.choose(s)
@@ -322,6 +318,41 @@ enum GemmDefaults {
         if case .skinny = cpu { return cpu }
         if 2.0 * Double(s.m) * Double(s.n) * Double(s.k) >= 0x1p26 { return .variant(cpuLarge) }
         return cpu
+    }
+
+    /// The tiles a GPU uses without a table, the preferred first: 64 x 64 on NVIDIA and AMD, then 32 x 32 and
+    /// 16 x 16 (for devices with smaller work-groups or local memory).
+    static func gpuTiles(_ info: OpenCLDeviceInfo) -> [GemmVariant] {
+        let vendor = info.vendor.lowercased()
+        let big = vendor.contains("nvidia") || vendor.contains("amd") || vendor.contains("advanced micro")
+        return (big ? [.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4)] : [])
+            + [.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)]
+    }
+
+    /// Tile `v` with K split for the `deep` product `s`: enough slices that the work-groups are at least twice the
+    /// device's compute units (a few tiles of C and a long K would leave most of a GPU idle), each slice at least
+    /// 4 K tiles long, at most 64 slices (1: no split, when the tiles alone fill the device or K is short).
+    static func split(_ v: GemmVariant, for s: GemmShape, computeUnits: Int) -> GemmVariant {
+        guard case .tile(let tm, let tn, let tk, let wm, let wn, _) = v else { return v }
+        let tiles = (s.m + tm - 1) / tm * ((s.n + tn - 1) / tn) * s.batch
+        let wanted = 2 * max(computeUnits, 1)
+        let slices = min(64, (wanted + tiles - 1) / tiles, s.k / (4 * tk))
+        return slices >= 2 ? .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices) : v
+    }
+
+    /// What runs `s` when variant `v` does not build or fit the device: the direct kernel when there is nothing to
+    /// sum; on a GPU the largest smaller tile of `gpuTiles` that is `usable`, with `v`'s K-split, else the direct
+    /// kernel; on other devices the CPU-device default (`GemmKernelChoice.choose`).
+    static func fallback(for v: GemmVariant, _ s: GemmShape, info: OpenCLDeviceInfo,
+                         usable: (GemmVariant) -> Bool) -> GemmKernelChoice.Kernel {
+        if s.k == 0 { return .direct }
+        guard info.isGPU else { return GemmKernelChoice.choose(s) }
+        guard case .tile(let tm, let tn, _, _, _, let slices) = v else { return .direct }
+        for case .tile(let m, let n, let k, let wm, let wn, _) in gpuTiles(info) where m * n < tm * tn {
+            let tile = GemmVariant.tile(tm: m, tn: n, tk: k, wm: wm, wn: wn, slices: slices)
+            if usable(tile) { return .variant(tile) }
+        }
+        return .direct
     }
 
     /// The panel variant CPU devices use from 2²⁶ FLOPs on without a table.

@@ -81,6 +81,11 @@ import Testing
         #expect(cls(4096, 4096, 4096, tB: true) == "nt-large")
         #expect(cls(16384, 288, 64) == "tall")
         #expect(cls(288, 16384, 64, tA: true) == "deep")
+        // A convolution's products: the first layer's weight gradient is deep although it has 9 columns; the
+        // forward product and the input gradient (N = batch·pixels) are wide.
+        #expect(cls(32, 100_352, 9, tB: true) == "deep")
+        #expect(cls(64, 288, 25088) == "wide")
+        #expect(cls(288, 64, 25088, tA: true) == "wide")
         for (c, s) in GemmShapeClass.representatives { #expect(GemmShapeClass(s) == c, "\(c)") }
     }
 
@@ -187,5 +192,34 @@ import Testing
         #expect(GemmDefaults.kernel(for: big, info: info, limits: LaunchLimits(device: info.device, cap: 1024)).name
                 == "tile:64x64:k16:w4x4")
         #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .direct)
+
+        // Deep products split K so that the work-groups are at least twice the compute units, each slice at
+        // least 4 K tiles, at most 64 slices; even with 9 columns (a convolution's first weight gradient).
+        let limits = LaunchLimits(device: info.device, cap: 1024)
+        info.computeUnits = 132
+        let firstConvGradient = GemmShape(m: 32, n: 9, k: 100_352, transB: true)
+        #expect(GemmDefaults.kernel(for: firstConvGradient, info: info, limits: limits).name == "tile:64x64:k16:w4x4:s64")
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 8, n: 8, k: 256), info: info, limits: limits).name
+                == "tile:64x64:k16:w4x4:s4")
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 2, n: 2, k: 100), info: info, limits: limits).name
+                == "tile:64x64:k16:w4x4")
+        info.computeUnits = 4
+        // 6 x 6 tiles of 64 already give 36 work-groups for 8 wanted: no split.
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 384, n: 384, k: 65_536), info: info, limits: limits).name
+                == "tile:64x64:k16:w4x4")
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 8192), info: info, limits: limits).name
+                == "tile:64x64:k16:w4x4:s8")
+
+        // A tile the device refuses falls back to the largest smaller tile that fits, keeping the K-split; the
+        // direct kernel only when none fits.
+        let s = GemmShape(m: 64, n: 64, k: 8192)
+        let tile64 = GemmVariant.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4, slices: 8)
+        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in true }.name == "tile:32x32:k16:w4x4:s8")
+        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { $0.localBytes < 4 * 16 * 66 }.name
+                == "tile:16x16:k16:w2x2:s8")
+        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in false } == .direct)
+        #expect(GemmDefaults.fallback(for: tile64, GemmShape(m: 64, n: 64, k: 0), info: info) { _ in true } == .direct)
+        info.isGPU = false
+        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in true } == GemmKernelChoice.choose(s))
     }
 }

@@ -86,9 +86,10 @@ import Testing
         let shared = try #require(TestDevices.openCL.backend as? OpenCLBackend)
         let folder = try reliabilityTestFolder("device-cache")
         defer { try? FileManager.default.removeItem(at: folder) }
-        // The shared device's entry of gemm.cl (built by this process) copied into the new cache folder, then damaged.
+        // The shared device's entry of gemm_direct.cl (built by this process: a tiny product runs the direct kernel)
+        // copied into the new cache folder, then damaged.
         _ = try Tensor.ones([2, 3], on: TestDevices.openCL).matmul(Tensor.ones([3, 2], on: TestDevices.openCL)).toArray()
-        let source = shared.programSource(try #require(shared.programFiles.first { $0.name == "gemm.cl" }))
+        let source = shared.programSource(try #require(shared.programFiles.first { $0.name == "gemm_direct.cl" }))
         let original = ProgramCache.file(source: source, info: shared.info, directory: shared.cacheDirectory)
         let good = try Data(contentsOf: original)
         #expect(throws: Never.self) { try ProgramCache.decode(good).get() }
