@@ -86,6 +86,16 @@ inline float act_apply(int code, float x, float p) {
     }
 }
 
+// ROUNDED_GUARD(i, n): on devices whose launches without a work-group size are rounded up to a whole number of
+// work-groups (GPUs: OpenCLBackend.roundsLaunches; the program then starts with #define MYELIN_ROUNDED_LAUNCHES),
+// the work-items past the end return. Elsewhere (PoCL) the launch is exact and the check is left out, so that no
+// load or store of the vectorized work-group loop is masked.
+#ifdef MYELIN_ROUNDED_LAUNCHES
+#define ROUNDED_GUARD(i, n) if ((i) >= (n)) return
+#else
+#define ROUNDED_GUARD(i, n)
+#endif
+
 // The end of every GEMM kernel for one output C[i, j] (Kernels/gemm.cl, gemm_tuned.cl): alpha times the sum, plus
 // beta times C's old value (not read when beta is 0), plus bias[j] when there is one, through the activation.
 inline float gemm_epilogue(float acc, float alpha, float beta, __global const float* c_old,

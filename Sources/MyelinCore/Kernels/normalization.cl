@@ -51,6 +51,7 @@ __kernel void bn_moments(__global const float* x, __global float* mean, __global
 __kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
                        __global const float* variance, __global const float* weight, __global const float* bias,
                        float epsilon, int channels, int inner) {
+    ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float scale = weight[c] * rsqrt(variance[c] + epsilon);
@@ -95,6 +96,7 @@ __kernel void bn_backward_input(__global const float* x, __global const float* g
                                 __global const float* variance, __global const float* weight,
                                 __global const float* gweight, __global const float* gbias, __global float* gx,
                                 float epsilon, int batch_stats, int outer, int channels, int inner) {
+    ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float invstd = rsqrt(variance[c] + epsilon);

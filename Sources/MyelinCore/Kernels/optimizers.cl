@@ -9,16 +9,17 @@
 //   first != 0: the state buffers are new and uninitialized; their initial value is selected
 //               instead of what they hold (the load still happens, its value is discarded).
 //
-// No bounds check: the host launches exactly n work-items (global size n, no work-group size, nothing for
-// n = 0; OpenCLBackend+Optimizers.swift), so every work-item has an element. On PoCL a check `i >= n` made
-// every load and store of the vectorized work-group loop a masked one (vmaskmovps), which AMD CPUs run slowly:
-// Adam fell from 17% to 5% of the Fashion-MNIST MLP's step without it. `n` stays in the signatures (the
-// launches' arguments are unchanged); the launch size is what bounds the work.
+// No bounds check on exact launches: the host launches exactly n work-items (global size n, no work-group size,
+// nothing for n = 0; OpenCLBackend+Optimizers.swift), so every work-item has an element. On PoCL a check `i >= n`
+// made every load and store of the vectorized work-group loop a masked one (vmaskmovps), which AMD CPUs run
+// slowly: Adam fell from 17% to 5% of the Fashion-MNIST MLP's step without it. Where the device rounds launches
+// up (GPUs), ROUNDED_GUARD (common.cl) returns past n.
 
 
 __kernel void sgd_step(__global float* param, __global const float* grad, int n,
                        float lr, float decay, float l2) {
     int i = get_global_id(0);
+    ROUNDED_GUARD(i, n);
     float p = param[i];
     float g = grad[i] + l2 * p;
     param[i] = p * decay - lr * g;
@@ -29,6 +30,7 @@ __kernel void sgd_momentum_step(__global float* param, __global const float* gra
                                 int n, float lr, float decay, float l2, float momentum, float dampening,
                                 int nesterov, int first) {
     int i = get_global_id(0);
+    ROUNDED_GUARD(i, n);
     float p = param[i];
     float g = grad[i] + l2 * p;
     float old = momentum_buffer[i];
@@ -42,6 +44,7 @@ __kernel void sgd_momentum_step(__global float* param, __global const float* gra
 __kernel void adagrad_step(__global float* param, __global const float* grad, __global float* sum, int n,
                            float lr, float l2, float eps, float initial_accumulator, int first) {
     int i = get_global_id(0);
+    ROUNDED_GUARD(i, n);
     float p = param[i];
     float g = grad[i] + l2 * p;
     float old = sum[i];
@@ -56,6 +59,7 @@ __kernel void NAME(__global float* param, __global const float* grad, __global f
                    __global float* grad_avg, __global float* momentum_buffer, int n, \
                    float lr, float alpha, float eps, float l2, float momentum, int first) { \
     int i = get_global_id(0); \
+    ROUNDED_GUARD(i, n); \
     float p = param[i]; \
     float g = grad[i] + l2 * p; \
     float old_v = square_avg[i]; \
@@ -91,6 +95,7 @@ __kernel void NAME(__global float* param, __global const float* grad, __global f
                    float decay, float l2, float beta1, float beta2, float eps, \
                    float step_size, float bc2_sqrt, int first) { \
     int i = get_global_id(0); \
+    ROUNDED_GUARD(i, n); \
     float p = param[i]; \
     float g = grad[i] + l2 * p; \
     float old_m = exp_avg[i]; \

@@ -13,7 +13,8 @@ extension OpenCLBackend {
         let required = KernelLibrary.requirements(of: file.text).compactMap { name in
             programFiles.first { $0.name == name }.map { ($0.name, $0.text) }
         }
-        return KernelLibrary.join([("common.cl", commonSource)] + required + [(file.name, file.text)])
+        let source = KernelLibrary.join([("common.cl", commonSource)] + required + [(file.name, file.text)])
+        return roundsLaunches ? "#define MYELIN_ROUNDED_LAUNCHES\n" + source : source
     }
 
     /// Throws `DeviceError.kernelsDirectory` when the programs built from `folder` lack a kernel that the built-in

@@ -47,6 +47,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let kernelsDirectory: String?
     /// The device's launch limits (work-group size, possibly capped; per-dimension sizes; local memory).
     let limits: LaunchLimits
+    /// Whether launches without a work-group size get one of this backend's choosing, with the global size
+    /// rounded up to whole work-groups (the kernels' ROUNDED_GUARD then returns past the end): on GPUs, where the
+    /// driver's own choice for counts with large odd factors is tiny work-groups. PoCL keeps exact launches.
+    let roundsLaunches: Bool
     /// `CL_KERNEL_WORK_GROUP_SIZE` and `CL_KERNEL_LOCAL_MEM_SIZE` of each kernel, queried once.
     private var kernelLimits: [KernelReference: (workGroupSize: Int, localMemory: Int)] = [:]
     /// The first command that failed and has not been reported yet (`takeFailure`).
@@ -72,12 +76,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// given, is that cap. The cap binds the launches that choose their own work-group size (reductions,
     /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
-         maxWorkGroupSize: Int? = nil) throws {
+         maxWorkGroupSize: Int? = nil, roundLaunches: Bool? = nil) throws {
         let files = try KernelLibrary.sourceFiles(environment: environment)
         commonSource = files.first { $0.0 == "common.cl" }?.1 ?? ""
         programFiles = files.filter { $0.0 != "common.cl" && $0.0 != "gemm_tuned.cl" }.map { (name: $0.0, text: $0.1) }
         let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
         self.limits = LaunchLimits(device: info.device, cap: cap)
+        self.roundsLaunches = roundLaunches ?? (environment["MYELIN_ROUND_LAUNCHES"].map { $0 == "1" } ?? info.isGPU)
         self.cacheDirectory = ProgramCache.directory(environment: environment)
         self.kernelsDirectory = environment["MYELIN_KERNELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         self.index = index
@@ -327,6 +332,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let name = KernelReference(program, kernelName)
         guard let k = kernel(name) else { return }  // its program does not build (recorded)
+        let local = local ?? (roundsLaunches ? roundedLocal(global, kernel: name) : nil)
         var localBytes = 0
         for (i, arg) in args.enumerated() {
             switch arg {
@@ -373,6 +379,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
         stats.launches += 1
+    }
+
+    /// The work-group of a launch that did not ask for one on a device that rounds launches: up to 256 work-items
+    /// along dimension 0 (a multiple of 32, within the kernel's and the device's limits; fewer when dimension 0 is
+    /// short), 1 along the others.
+    private func roundedLocal(_ global: [Int], kernel name: KernelReference) -> [Int] {
+        let limit = min(limits.maxWorkGroupSize, kernelLimit(name).workGroupSize, limits.maxWorkItemSizes.first ?? 1)
+        let wanted = min(256, (max(global[0], 1) + 31) / 32 * 32)
+        return [max(1, min(wanted, limit))] + [Int](repeating: 1, count: global.count - 1)
     }
 
     /// Sets argument `index` of `kernel` to `arg` (used by `launch` and by the captured step's prepared launches).
