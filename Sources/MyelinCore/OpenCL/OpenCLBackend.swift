@@ -51,6 +51,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// rounded up to whole work-groups (the kernels' ROUNDED_GUARD then returns past the end): on GPUs, where the
     /// driver's own choice for counts with large odd factors is tiny work-groups. PoCL keeps exact launches.
     let roundsLaunches: Bool
+    /// The most work-groups a rounded launch (one that did not ask for a work-group size) runs along dimension 1
+    /// or 2 in one enqueue (NVIDIA's limit; tests lower it).
+    var maxGroupsAlongHigherDimensions = 65_535
     /// `CL_KERNEL_WORK_GROUP_SIZE` and `CL_KERNEL_LOCAL_MEM_SIZE` of each kernel, queried once.
     private var kernelLimits: [KernelReference: (workGroupSize: Int, localMemory: Int)] = [:]
     /// The first command that failed and has not been reported yet (`takeFailure`).
@@ -332,7 +335,8 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         let name = KernelReference(program, kernelName)
         guard let k = kernel(name) else { return }  // its program does not build (recorded)
-        let local = local ?? (roundsLaunches ? roundedLocal(global, kernel: name) : nil)
+        let rounded = local == nil && roundsLaunches
+        let local = local ?? (rounded ? roundedLocal(global, kernel: name) : nil)
         var localBytes = 0
         for (i, arg) in args.enumerated() {
             switch arg {
@@ -352,7 +356,6 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         }
         var g = global.map { max($0, 1) }
         var o = offset ?? [Int](repeating: 0, count: g.count)
-        let status: cl_int
         if let local {
             let kl = kernelLimit(name)
             let withinDimensions = local.indices.allSatisfy {
@@ -365,9 +368,26 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                 return
             }
             for i in 0..<g.count { g[i] = (g[i] + local[i] - 1) / local[i] * local[i] }
-            var l = local
-            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil) }
             lastLocalSize[name] = local
+            if rounded, g.indices.dropFirst().contains(where: { g[$0] > maxGroupsAlongHigherDimensions * local[$0] }) {
+                // More work-groups along dimension 1 or 2 than a GPU takes (NVIDIA: 65 535): in pieces, through the
+                // global offset (the kernels launched without a work-group size index by get_global_id alone).
+                for piece in Self.pieces(size: g, offset: o, local: local, maxGroups: maxGroupsAlongHigherDimensions) {
+                    var (po, pg) = piece
+                    guard enqueue(k, name, &pg, &po, local, args: args, global: global, localBytes: localBytes) else { return }
+                }
+                return
+            }
+        }
+        _ = enqueue(k, name, &g, &o, local, args: args, global: global, localBytes: localBytes)
+    }
+
+    /// One clEnqueueNDRangeKernel of a prepared kernel; records a refusal (false) or counts and logs the launch.
+    private func enqueue(_ k: cl_kernel, _ name: KernelReference, _ g: inout [Int], _ o: inout [Int], _ local: [Int]?,
+                         args: [KernelArg], global: [Int], localBytes: Int) -> Bool {
+        let status: cl_int
+        if var l = local {
+            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil) }
         } else {
             status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil) }
         }
@@ -375,10 +395,30 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             let request = "clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
                 + launchDescription(name, global: global, local: local, localBytes: localBytes)
             if Self.isOutOfMemory(status) { recordOutOfMemory(request) } else { recordFailure(request) }
-            return
+            return false
         }
         if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
         stats.launches += 1
+        return true
+    }
+
+    /// The pieces (offset, size) of a launch of `size` work-items from `offset`, with work-groups of `local`, that
+    /// have at most `maxGroups` work-groups along dimensions 1 and 2 (dimension 0 is never cut).
+    static func pieces(size: [Int], offset: [Int], local: [Int], maxGroups: Int) -> [(offset: [Int], size: [Int])] {
+        var result = [(offset: offset, size: size)]
+        for d in size.indices.dropFirst() {
+            let chunk = maxGroups * local[d]
+            guard size[d] > chunk else { continue }
+            result = result.flatMap { piece in
+                stride(from: 0, to: size[d], by: chunk).map { start in
+                    var o = piece.offset, s = piece.size
+                    o[d] += start
+                    s[d] = min(chunk, size[d] - start)
+                    return (offset: o, size: s)
+                }
+            }
+        }
+        return result
     }
 
     /// The work-group of a launch that did not ask for one on a device that rounds launches: up to 256 work-items

@@ -316,28 +316,6 @@ struct StrictKernelTests {
 }
 
 @Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
-struct RoundedLaunchTests {
-    /// With launches rounded up to whole work-groups, as on a GPU (the kernels' ROUNDED_GUARD returns past the
-    /// end), every kernel still matches the CPU, and every launch that did not ask for a work-group size ran
-    /// work-groups of a multiple of 32 items, or of the whole (short) dimension, along dimension 0.
-    @Test func everyKernelMatchesTheCPUWithRoundedLaunches() throws {
-        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0], roundLaunches: true)
-        #expect(backend.roundsLaunches)
-        KernelExercise.check(backend)
-        let adam = try #require(backend.lastLocalSize[KernelReference(.optimizers, "adam_step")])
-        #expect(adam.count == 1 && adam[0] > 1, "adam_step ran work-groups of \(adam)")
-        let file = try #require(backend.programFiles.first { $0.name == "optimizers.cl" })
-        #expect(backend.programSource(file).hasPrefix("#define MYELIN_ROUNDED_LAUNCHES\n"))
-        // A CPU-type device launches exactly unless told otherwise.
-        let exact = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0], environment: [:])
-        #expect(exact.roundsLaunches == OpenCLPlatforms.devices()[0].isGPU)
-        let forced = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0],
-                                       environment: ["MYELIN_ROUND_LAUNCHES": "1"])
-        #expect(forced.roundsLaunches)
-    }
-}
-
-@Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
 struct CappedWorkGroupTests {
     /// With the work-group size capped at 64 and at 1, every kernel still matches the CPU, and the launches
     /// that pick their own work-group size picked a smaller one.
