@@ -103,6 +103,8 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func synchronize() {}
 
+    func flush() {}
+
     func takeFailure() -> DeviceError? { nil }
 
     /// Adds to the counters: `update` changes a zeroed `DeviceStats` (inlined, so only the fields it touches cost).

@@ -102,6 +102,7 @@ package final class CapturedProgram {
     package func replay() {
         for i in 0..<redraws.count { seeds.values[i] = redraws[i]() }
         for r in records { r(base) }
+        base.flush()  // the device starts on the step now, not when the host next waits
     }
 }
 
@@ -249,6 +250,7 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     var convChunkElements: Int { base.convChunkElements }
     func allocate(_ count: Int) -> DeviceBuffer { base.allocate(count) }
     func synchronize() { base.synchronize() }
+    func flush() { base.flush() }
     func takeFailure() -> DeviceError? { base.takeFailure() }
 
     // MARK: refused

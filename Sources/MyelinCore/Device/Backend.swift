@@ -29,6 +29,9 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count: Int)
     /// Waits until every enqueued command has finished.
     func synchronize()
+    /// Hands the enqueued commands to the device without waiting (OpenCL: `clFlush`), so that it starts on them
+    /// while the host goes on; nothing to do on the CPU.
+    func flush()
     /// The first command that failed since the last call, if any (an OpenCL enqueue that the driver refused),
     /// and forgets it. The CPU never fails a command.
     func takeFailure() -> DeviceError?

@@ -251,6 +251,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         stats.waits += 1
     }
 
+    func flush() {
+        lock.lock(); defer { lock.unlock() }
+        recordIfFailed(clFlush(queue), "clFlush")
+    }
+
     func takeFailure() -> DeviceError? {
         lock.lock(); defer { lock.unlock() }
         defer { failure = nil }
