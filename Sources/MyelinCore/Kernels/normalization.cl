@@ -1,50 +1,139 @@
 // Batch normalization over x [outer, channels, inner]: channel c holds the m = outer*inner values x[n, c, i].
-// xhat = (x - mean[c]) / sqrt(variance[c] + epsilon). The per-channel kernels run one work-group per channel
-// whose local size is a power of two (the tree halves it).
+// xhat = (x - mean[c]) / sqrt(variance[c] + epsilon).
+//
+// The per-channel sums run in two stages. Stage 1 (bn_moments, bn_backward_sums) runs `parts` work-groups per
+// channel: group g takes channel c = g / parts and part p = g % parts, the p-th of `parts` nearly equal slices
+// [m*p/parts, m*(p+1)/parts) of the channel's values counted in order (row n, column i). Its local size is a power
+// of two (the tree halves it). With parts == 1 the group writes the channel's results; otherwise it writes two
+// partial sums to partials[2*g], partials[2*g + 1], and stage 2 (bn_moments_combine, bn_backward_sums_combine,
+// one work-item per channel) adds the channel's partials in order p = 0, 1, ... and writes the results. No atomics:
+// the same sizes give the same result bit for bit.
 
-// A work-group walks channel c's values as rows (one per outer index n) of `inner` contiguous values: `lanes` =
-// min(inner, size) work-items share a row (neighbours read neighbouring values), size / lanes rows go at once,
-// and the rest of the group idles. Work-item lid starts at row lid / lanes, column lid % lanes; nothing is
-// divided per value (a CPU-like device pays dearly for that). BN_ROWS(...) { body using `at` }.
-#define BN_ROWS(lid, size, outer, channels, inner, c)                                                          \
-    for (int bn_l = min((inner), (size)), bn_n = (lid) / bn_l, bn_step = (size) / bn_l;                     \
-         bn_n < (outer) && (lid) < bn_step * bn_l; bn_n += bn_step)                                          \
-        for (long bn_row = ((long)bn_n * (channels) + (c)) * (inner), at = bn_row + (lid) % bn_l;            \
-             at < bn_row + (inner); at += bn_l)
+// The first and one-past-last value index (in row-major order over [outer, inner]) of part p of `parts`.
+inline long bn_part_start(long m, int p, int parts) { return m * p / parts; }
 
-// Sums scratch[0..size) into scratch[0] (size a power of two); every work-item must call it.
-inline void bn_tree_sum(__local float* scratch, int lid, int size) {
+// Work-item lid of a group of `size` walks the values k = first + lid, first + lid + size, ... below last of
+// channel c. `at` is the address of x[n, c, i] for k = n * inner + i; a step of `size` values moves i by
+// size % inner and n by size / inner (plus one row when i wraps), so nothing is divided per value (a CPU-like
+// device pays dearly for that). Neighbouring work-items read neighbouring values. BN_WALK(...) { body using `at` }.
+#define BN_WALK(first, last, lid, size, channels, inner, c)                                                   \
+    for (long bn_k = (first) + (lid), bn_i = bn_k % (inner),                                                  \
+              at = ((bn_k / (inner)) * (channels) + (c)) * (inner) + bn_i,                                     \
+              bn_di = (size) % (inner), bn_dat = (long)((size) / (inner)) * (channels) * (inner) + bn_di,     \
+              bn_wrap = (long)(channels - 1) * (inner);                                                       \
+         bn_k < (last);                                                                                        \
+         bn_k += (size), bn_i += bn_di, at += bn_dat,                                                          \
+              at += bn_i >= (inner) ? bn_wrap : 0, bn_i -= bn_i >= (inner) ? (inner) : 0)
+
+// Sums a[0..size) into a[0] and b[0..size) into b[0] (size a power of two); every work-item must call it.
+inline void bn_tree_sum2(__local float* a, __local float* b, int lid, int size) {
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = size / 2; s > 0; s >>= 1) {
-        if (lid < s) scratch[lid] += scratch[lid + s];
+        if (lid < s) {
+            a[lid] += a[lid + s];
+            b[lid] += b[lid + s];
+        }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 }
 
-// mean[c] and biased variance[c], in two passes (the squares are of centred values).
+// Stage 1 of mean[c] and biased variance[c], in one pass over x: the sums of d = x - shift and of d * d, where
+// the shift is the channel's first value x[0, c, 0] (the same for every part). Subtracting a value of the channel
+// keeps the squares small when the mean is large compared with the spread (1000 + noise: d is then exact), so
+// variance = S2/m - (S1/m)^2 loses no digits to cancellation. scratch holds 2 * local size floats.
 __kernel void bn_moments(__global const float* x, __global float* mean, __global float* variance,
-                         int outer, int channels, int inner, __local float* scratch) {
-    int c = get_group_id(0);
+                         __global float* partials, int outer, int channels, int inner, int parts,
+                         __local float* scratch) {
+    int g = get_group_id(0);
+    int c = g / parts, p = g - c * parts;
     int lid = get_local_id(0);
     int size = get_local_size(0);
     long m = (long)outer * inner;
-    float acc = 0.0f;
-    BN_ROWS(lid, size, outer, channels, inner, c) acc += x[at];
-    scratch[lid] = acc;
-    bn_tree_sum(scratch, lid, size);
-    float mu = scratch[0] / (float)m;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    acc = 0.0f;
-    BN_ROWS(lid, size, outer, channels, inner, c) {
-        float d = x[at] - mu;
-        acc += d * d;
+    float shift = x[(long)c * inner];
+    float s1 = 0.0f, s2 = 0.0f;
+    BN_WALK(bn_part_start(m, p, parts), bn_part_start(m, p + 1, parts), lid, size, channels, inner, c) {
+        float d = x[at] - shift;
+        s1 += d;
+        s2 += d * d;
     }
-    scratch[lid] = acc;
-    bn_tree_sum(scratch, lid, size);
-    if (lid == 0) {
-        mean[c] = mu;
-        variance[c] = scratch[0] / (float)m;
+    __local float* scratch1 = scratch;
+    __local float* scratch2 = scratch + size;
+    scratch1[lid] = s1;
+    scratch2[lid] = s2;
+    bn_tree_sum2(scratch1, scratch2, lid, size);
+    if (lid != 0) return;
+    if (parts == 1) {
+        float d = scratch1[0] / (float)m;
+        mean[c] = shift + d;
+        variance[c] = fmax(scratch2[0] / (float)m - d * d, 0.0f);
+    } else {
+        partials[2 * g] = scratch1[0];
+        partials[2 * g + 1] = scratch2[0];
     }
+}
+
+// Stage 2 of bn_moments: adds channel c's `parts` partial sums in order and writes mean[c] and variance[c].
+__kernel void bn_moments_combine(__global const float* x, __global const float* partials, __global float* mean,
+                                 __global float* variance, int outer, int channels, int inner, int parts) {
+    int c = get_global_id(0);
+    if (c >= channels) return;
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int p = 0; p < parts; ++p) {
+        s1 += partials[2 * (c * parts + p)];
+        s2 += partials[2 * (c * parts + p) + 1];
+    }
+    float m = (float)outer * (float)inner;
+    float d = s1 / m;
+    mean[c] = x[(long)c * inner] + d;
+    variance[c] = fmax(s2 / m - d * d, 0.0f);
+}
+
+// Stage 1 of gbias[c] = sum(gy) and gweight[c] = sum(gy * xhat) = invstd * sum(gy * (x - mean[c])) over channel c,
+// in one pass over x and gy. scratch holds 2 * local size floats.
+__kernel void bn_backward_sums(__global const float* x, __global const float* gy, __global const float* mean,
+                               __global const float* variance, __global float* gweight, __global float* gbias,
+                               __global float* partials, float epsilon, int outer, int channels, int inner,
+                               int parts, __local float* scratch) {
+    int g = get_group_id(0);
+    int c = g / parts, p = g - c * parts;
+    int lid = get_local_id(0);
+    int size = get_local_size(0);
+    long m = (long)outer * inner;
+    float mu = mean[c];
+    float sumG = 0.0f, sumGX = 0.0f;
+    BN_WALK(bn_part_start(m, p, parts), bn_part_start(m, p + 1, parts), lid, size, channels, inner, c) {
+        float v = gy[at];
+        sumG += v;
+        sumGX += v * (x[at] - mu);
+    }
+    __local float* scratchG = scratch;
+    __local float* scratchGX = scratch + size;
+    scratchG[lid] = sumG;
+    scratchGX[lid] = sumGX;
+    bn_tree_sum2(scratchG, scratchGX, lid, size);
+    if (lid != 0) return;
+    if (parts == 1) {
+        gbias[c] = scratchG[0];
+        gweight[c] = scratchGX[0] * rsqrt(variance[c] + epsilon);
+    } else {
+        partials[2 * g] = scratchG[0];
+        partials[2 * g + 1] = scratchGX[0];
+    }
+}
+
+// Stage 2 of bn_backward_sums: adds channel c's `parts` partial sums in order and writes gbias[c] and gweight[c].
+__kernel void bn_backward_sums_combine(__global const float* partials, __global const float* variance,
+                                       __global float* gweight, __global float* gbias, float epsilon, int channels,
+                                       int parts) {
+    int c = get_global_id(0);
+    if (c >= channels) return;
+    float sumG = 0.0f, sumGX = 0.0f;
+    for (int p = 0; p < parts; ++p) {
+        sumG += partials[2 * (c * parts + p)];
+        sumGX += partials[2 * (c * parts + p) + 1];
+    }
+    gbias[c] = sumG;
+    gweight[c] = sumGX * rsqrt(variance[c] + epsilon);
 }
 
 // y = xhat * weight[c] + bias[c], one work-item per value: global = [inner, channels, outer].
@@ -56,38 +145,6 @@ __kernel void bn_apply(__global const float* x, __global float* y, __global cons
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float scale = weight[c] * rsqrt(variance[c] + epsilon);
     y[i] = (x[i] - mean[c]) * scale + bias[c];
-}
-
-// gweight[c] = sum(gy * xhat) and gbias[c] = sum(gy) over channel c; scratch holds 2 * local size floats.
-__kernel void bn_backward_sums(__global const float* x, __global const float* gy, __global const float* mean,
-                               __global const float* variance, __global float* gweight, __global float* gbias,
-                               float epsilon, int outer, int channels, int inner, __local float* scratch) {
-    int c = get_group_id(0);
-    int lid = get_local_id(0);
-    int size = get_local_size(0);
-    float mu = mean[c];
-    float sumG = 0.0f, sumGX = 0.0f;
-    BN_ROWS(lid, size, outer, channels, inner, c) {
-        float g = gy[at];
-        sumG += g;
-        sumGX += g * (x[at] - mu);
-    }
-    __local float* scratchG = scratch;
-    __local float* scratchGX = scratch + size;
-    scratchG[lid] = sumG;
-    scratchGX[lid] = sumGX;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = size / 2; s > 0; s >>= 1) {
-        if (lid < s) {
-            scratchG[lid] += scratchG[lid + s];
-            scratchGX[lid] += scratchGX[lid + s];
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    if (lid == 0) {
-        gbias[c] = scratchG[0];
-        gweight[c] = scratchGX[0] * rsqrt(variance[c] + epsilon);
-    }
 }
 
 // gx = weight[c] * invstd * (gy - (gbias[c] + xhat * gweight[c]) / m) for batch statistics (batch_stats != 0),

@@ -10,16 +10,24 @@ inline float red_step(int op, float acc, float v) {
     return op == RED_MAX ? fmax(acc, v) : (op == RED_MIN ? fmin(acc, v) : acc + v);
 }
 
-// One work-item per output (outer, inner): used when inner > 1 (walks memory in order across items).
-__kernel void reduce_strided(__global const float* x, __global float* out, int outer, int length, int inner, int op) {
+// Reductions with inner > 1 (work-items walk memory in order across j): output (o, j) reduces x[o, l, j] over l.
+// The length is split into `parts` nearly equal slices [length*p/parts, length*(p+1)/parts): one work-item per
+// (j, o * parts + p), global = [inner, outer * parts]. With parts == 1 an item writes its output's result to
+// out[o * inner + j] (divided by `divisor` for the mean); with parts > 1 it writes its slice's partial result (a sum
+// for the mean) to out[(o * parts + p) * inner + j], and a second launch with parts == 1 over those partials,
+// viewed as [outer, parts, inner], finishes (few outputs over a long axis then use more work-items).
+__kernel void reduce_strided(__global const float* x, __global float* out, int outer, int length, int inner, int op,
+                             int parts, int divisor) {
     int j = get_global_id(0);
-    int o = get_global_id(1);
-    if (j >= inner || o >= outer) return;
-    __global const float* p = x + (long)o * length * inner + j;
+    int row = get_global_id(1);
+    if (j >= inner || row >= outer * parts) return;
+    int o = row / parts, p = row - o * parts;
+    int first = (int)((long)length * p / parts), last = (int)((long)length * (p + 1) / parts);
+    __global const float* src = x + (long)o * length * inner + j;
     float acc = red_init(op);
-    for (int l = 0; l < length; ++l) acc = red_step(op, acc, p[(long)l * inner]);
-    if (op == RED_MEAN) acc /= (float)length;
-    out[o * inner + j] = acc;
+    for (int l = first; l < last; ++l) acc = red_step(op, acc, src[(long)l * inner]);
+    if (op == RED_MEAN && parts == 1) acc /= (float)divisor;
+    out[(long)row * inner + j] = acc;
 }
 
 // Rows of `length` contiguous elements (inner == 1), each split into `parts` parts: one work-group per (row, part),

@@ -9,12 +9,40 @@ extension OpenCLBackend {
         return max(wg, 1)
     }
 
+    /// Work-groups per compute unit that the per-channel sums aim at on a GPU (`channelParts`).
+    static let batchNormGroupsPerComputeUnit = 4
+    /// The fewest values per work-item of a part (`channelParts` splits a channel no finer).
+    static let batchNormValuesPerWorkItem = 8
+
+    /// How many work-groups share one channel's m values (stage 1 of the sums, Kernels/normalization.cl): enough
+    /// for `batchNormGroupsPerComputeUnit` groups per compute unit over all channels on a GPU, and one group per
+    /// compute unit on other devices (PoCL: 1 as soon as there are as many channels as cores), but no part
+    /// smaller than `batchNormValuesPerWorkItem` values per work-item of a `groupSize` group.
+    func channelParts(channels: Int, values m: Int, groupSize: Int) -> Int {
+        let groups = max(1, info.computeUnits) * (info.isGPU ? Self.batchNormGroupsPerComputeUnit : 1)
+        let wanted = (groups + channels - 1) / channels
+        return max(1, min(wanted, m / (groupSize * Self.batchNormValuesPerWorkItem)))
+    }
+
     func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
+        batchNormMoments(x: x, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner, parts: nil)
+    }
+
+    /// `parts` work-groups per channel, or the device's choice (`channelParts`) when nil; tests force several.
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int,
+                          inner: Int, parts: Int?) {
         guard outer > 0, channels > 0, inner > 0 else { return }
-        let wg = channelGroupSize("bn_moments", values: outer * inner)
-        launch(.normalization, "bn_moments", global: [channels * wg], local: [wg],
-               args: [.buffer(x), .buffer(mean), .buffer(variance), .int(Int32(outer)), .int(Int32(channels)),
-                      .int(Int32(inner)), .local(wg * 4)])
+        let m = outer * inner
+        let wg = channelGroupSize("bn_moments", values: m)
+        let g = min(max(parts ?? channelParts(channels: channels, values: m, groupSize: wg), 1), m)
+        let partials = g > 1 ? allocate(2 * channels * g) : nil
+        launch(.normalization, "bn_moments", global: [channels * g * wg], local: [wg],
+               args: [.buffer(x), .buffer(mean), .buffer(variance), partials.map { .buffer($0) } ?? .null,
+                      .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
+        guard let partials else { return }
+        launch(.normalization, "bn_moments_combine", global: [channels],
+               args: [.buffer(x), .buffer(partials), .buffer(mean), .buffer(variance), .int(Int32(outer)),
+                      .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g))])
     }
 
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
@@ -28,11 +56,33 @@ extension OpenCLBackend {
 
     func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
                                gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+        batchNormBackwardSums(x: x, gy: gy, mean: mean, variance: variance, gweight: gweight, gbias: gbias,
+                              epsilon: epsilon, outer: outer, channels: channels, inner: inner, parts: nil)
+    }
+
+    /// `parts` work-groups per channel, or the device's choice (`channelParts`) when nil; tests force several.
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int,
+                               inner: Int, parts: Int?) {
         guard channels > 0 else { return }
-        let wg = channelGroupSize("bn_backward_sums", values: outer * inner)
-        launch(.normalization, "bn_backward_sums", global: [channels * wg], local: [wg],
+        let m = outer * inner
+        guard m > 0 else {
+            // Sums over no values.
+            fill(gweight, value: 0, offset: 0, count: channels)
+            fill(gbias, value: 0, offset: 0, count: channels)
+            return
+        }
+        let wg = channelGroupSize("bn_backward_sums", values: m)
+        let g = min(max(parts ?? channelParts(channels: channels, values: m, groupSize: wg), 1), m)
+        let partials = g > 1 ? allocate(2 * channels * g) : nil
+        launch(.normalization, "bn_backward_sums", global: [channels * g * wg], local: [wg],
                args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
-                      .float(epsilon), .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner)), .local(2 * wg * 4)])
+                      partials.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(outer)), .int(Int32(channels)),
+                      .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
+        guard let partials else { return }
+        launch(.normalization, "bn_backward_sums_combine", global: [channels],
+               args: [.buffer(partials), .buffer(variance), .buffer(gweight), .buffer(gbias), .float(epsilon),
+                      .int(Int32(channels)), .int(Int32(g))])
     }
 
     func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,

@@ -71,8 +71,33 @@ extension OpenCLBackend {
                               .int(Int32(length)), .local(wg * 4)])
             }
         } else {
+            reduceStrided(op, x: x, out: out, outer: outer, length: length, inner: inner, parts: nil)
+        }
+    }
+
+    /// The reduction over the middle axis of [outer, length, inner] with inner > 1 (reduce_strided): the length
+    /// split into `parts` slices, or the device's choice when nil (tests force several). Few outputs over a long
+    /// axis get up to `reduceGroups` work-groups of 256 work-items on a GPU (one item per slice and output), each
+    /// slice at least 256 long, so that the short axes of bias gradients (a batch) stay one launch; other devices
+    /// (PoCL: one thread per core) get up to `reduceGroups` items, with slices of at least 4096.
+    func reduceStrided(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int, parts: Int?) {
+        let outputs = outer * inner
+        let wantedItems = Self.reduceGroups * (info.isGPU ? 256 : 1)
+        let shortest = info.isGPU ? 256 : 4096
+        let automatic = min((wantedItems + outputs - 1) / outputs, length / shortest)
+        let p = min(max(parts ?? automatic, 1), max(length, 1))
+        if p > 1 {
+            let partials = allocate(outer * p * inner)
+            launch(.reduce, "reduce_strided", global: [inner, outer * p],
+                   args: [.buffer(x), .buffer(partials), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)),
+                          .int(op.rawValue), .int(Int32(p)), .int(Int32(length))])
             launch(.reduce, "reduce_strided", global: [inner, outer],
-                   args: [.buffer(x), .buffer(out), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)), .int(op.rawValue)])
+                   args: [.buffer(partials), .buffer(out), .int(Int32(outer)), .int(Int32(p)), .int(Int32(inner)),
+                          .int(op.rawValue), .int(1), .int(Int32(length))])
+        } else {
+            launch(.reduce, "reduce_strided", global: [inner, outer],
+                   args: [.buffer(x), .buffer(out), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)),
+                          .int(op.rawValue), .int(1), .int(Int32(length))])
         }
     }
 

@@ -58,7 +58,7 @@ enum KernelExercise {
                 }
             }
         }
-        // Reductions along rows (work-group tree) and along a strided axis.
+        // Reductions along rows (work-group tree) and along a strided axis (whole, and split in slices).
         let x = testValues(7 * 300, seed: 11)
         let xb = upload(backend, x)
         let longRow = upload(backend, testValues(9001, seed: 12))
@@ -76,6 +76,14 @@ enum KernelExercise {
             let out = backend.allocate(7 * 5)
             backend.reduce(op, x: xb, out: out, outer: 7, length: 3, inner: 5)
             record("reduce_strided \(op)", out, 35)
+            // The length split into 7 slices (60 is not a multiple of 7), then the partials reduced.
+            let split = backend.allocate(7 * 5)
+            if let cl {
+                cl.reduceStrided(op, x: xb, out: split, outer: 7, length: 60, inner: 5, parts: 7)
+            } else {
+                backend.reduce(op, x: xb, out: split, outer: 7, length: 60, inner: 5)
+            }
+            record("reduce_strided \(op) split, length 60", split, 35)
         }
         let am = backend.allocate(7)
         backend.argmax(x: xb, out: am, rows: 7, cols: 33)
@@ -200,32 +208,49 @@ enum KernelExercise {
                 record("conv fold geometry \(gi) rowWise \(rowWise)", folded, pixels)
             }
         }
-        // Batch normalization (bn_moments, bn_apply, bn_backward_sums, bn_backward_input): [3, 5, 7·9] and [1, 3, 1]
-        // (one value per channel: a work-group mostly idle) and [7, 3] (2-D, inner 1).
-        // Also rows longer than a work-group (300 > 256) and several short rows per pass with idle lanes (20 of 64).
-        for (outer, channels, inner) in [(3, 5, 63), (1, 3, 1), (7, 3, 1), (2, 3, 300), (9, 2, 20)] {
+        // Batch normalization (bn_moments, bn_moments_combine, bn_apply, bn_backward_sums, bn_backward_sums_combine,
+        // bn_backward_input): [3, 5, 7·9] and [1, 3, 1] (one value per channel: a work-group mostly idle) and [7, 3]
+        // (2-D, inner 1). Also rows longer than a work-group (300 > 256) and several short rows per pass with idle
+        // lanes (20 of 64). `parts` forces that many work-groups per channel on OpenCL (nil: the device's choice),
+        // so that the two-stage sums run: slices that do not divide m (3·33 = 99 in 4), that split rows, that hold
+        // several rows, more parts than values (clamped), and one channel of m = 5000 (the device may split it).
+        let bnShapes: [(Int, Int, Int, Int?)] = [(3, 5, 63, nil), (1, 3, 1, nil), (7, 3, 1, nil), (2, 3, 300, nil),
+                                                 (9, 2, 20, nil), (3, 5, 7, 2), (3, 5, 33, 4), (3, 5, 129, 3),
+                                                 (7, 3, 1, 5), (1, 3, 1, 2), (5, 1, 1000, nil), (5, 1, 1000, 7)]
+        for (outer, channels, inner, parts) in bnShapes {
             let total = outer * channels * inner
+            let what = "\(outer)x\(channels)x\(inner) parts \(parts.map(String.init) ?? "auto")"
             let bnX = upload(backend, testValues(total, seed: 41)), bnGy = upload(backend, testValues(total, seed: 42))
             let bnW = upload(backend, testValues(channels, seed: 43)), bnB = upload(backend, testValues(channels, seed: 44))
             let mean = backend.allocate(channels), variance = backend.allocate(channels)
-            backend.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner)
-            record("bn_moments mean \(outer)x\(channels)x\(inner)", mean, channels)
-            record("bn_moments variance \(outer)x\(channels)x\(inner)", variance, channels)
+            if let cl {
+                cl.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner,
+                                    parts: parts)
+            } else {
+                backend.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner)
+            }
+            record("bn_moments mean \(what)", mean, channels)
+            record("bn_moments variance \(what)", variance, channels)
             let y = backend.allocate(total)
             backend.batchNormApply(x: bnX, y: y, mean: mean, variance: variance, weight: bnW, bias: bnB, epsilon: 1e-5,
                                    outer: outer, channels: channels, inner: inner)
-            record("bn_apply \(outer)x\(channels)x\(inner)", y, total)
+            record("bn_apply \(what)", y, total)
             let gw = backend.allocate(channels), gb = backend.allocate(channels)
-            backend.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
-                                          epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
-            record("bn_backward_sums weight \(outer)x\(channels)x\(inner)", gw, channels)
-            record("bn_backward_sums bias \(outer)x\(channels)x\(inner)", gb, channels)
+            if let cl {
+                cl.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
+                                         epsilon: 1e-5, outer: outer, channels: channels, inner: inner, parts: parts)
+            } else {
+                backend.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
+                                              epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
+            }
+            record("bn_backward_sums weight \(what)", gw, channels)
+            record("bn_backward_sums bias \(what)", gb, channels)
             for batchStatistics in [true, false] {
                 let gx = backend.allocate(total)
                 backend.batchNormBackwardInput(x: bnX, gy: bnGy, mean: mean, variance: variance, weight: bnW, gweight: gw,
                                                gbias: gb, gx: gx, epsilon: 1e-5, batchStatistics: batchStatistics,
                                                outer: outer, channels: channels, inner: inner)
-                record("bn_backward_input \(outer)x\(channels)x\(inner) batch statistics \(batchStatistics)", gx, total)
+                record("bn_backward_input \(what) batch statistics \(batchStatistics)", gx, total)
             }
         }
         // Max pooling (max_pool_forward, max_pool_backward): overlapping and padded windows, non-overlapping ones,
