@@ -17,6 +17,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--sizes", default="256,512,1024,2048,4096")
 p.add_argument("--runs", type=int, default=10)
 p.add_argument("--mlp-steps", type=int, default=200)
+p.add_argument("--mlp-warmup", type=int, default=20, help="untimed MLP steps first")
 p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
 args = p.parse_args()
 dev = torch.device(args.device)
@@ -62,7 +63,7 @@ def step():
     opt.step()
 
 
-for _ in range(20):
+for _ in range(args.mlp_warmup):
     step()
 synchronize()
 t0 = time.perf_counter()
