@@ -1,11 +1,13 @@
 """Fashion-MNIST from the IDX .gz files, as float32 pixels in [0, 1] and int64 labels.
 
     python3 Benchmarks/fashion_mnist.py export FOLDER [--limit N] [--order-only]
+    python3 Benchmarks/fashion_mnist.py subset FOLDER --limit N [--test-limit M]
 
 writes the raw Float32 export that `myelin bench peers` reads (see `export`). --limit N keeps the first N training
 and test images (a small export for quick runs); --order-only writes only the batch order and meta.json.
 Without NumPy (a GPU machine with a bare Python), `export` still writes the pixels and labels when FOLDER already
 holds the batches.f32 and meta.json of a full export made elsewhere (scripts/gpu-bundle ships them).
+`subset` writes IDX .gz files of the first N training and M test images (scripts/gpu-bundle ships such a subset).
 """
 import gzip
 import os
@@ -97,12 +99,33 @@ def _export_without_numpy(folder, limit):
                 out.tofile(f)
 
 
+def subset(folder, limit, test_limit):
+    """IDX .gz files in `folder` with the first `limit` training and `test_limit` test images and labels (their
+    headers give the new counts): a smaller data set that `load` and `export` read as the whole one."""
+    import struct
+    os.makedirs(folder, exist_ok=True)
+    for split, count in [("train", limit), ("t10k", test_limit)]:
+        for kind, offset, size in [("images-idx3", 16, 784), ("labels-idx1", 8, 1)]:
+            name = f"{split}-{kind}-ubyte.gz"
+            with gzip.open(os.path.join(DATA_DIR, name), "rb") as f:
+                raw = f.read()
+            n = min(count, struct.unpack(">I", raw[4:8])[0]) if count > 0 else struct.unpack(">I", raw[4:8])[0]
+            body = raw[:4] + struct.pack(">I", n) + raw[8:offset] + raw[offset:offset + n * size]
+            with gzip.open(os.path.join(folder, name), "wb", compresslevel=9) as f:
+                f.write(body)
+
+
 if __name__ == "__main__":
     import argparse
-    p = argparse.ArgumentParser(usage="fashion_mnist.py export FOLDER [--limit N] [--order-only]")
-    p.add_argument("command", choices=["export"])
+    p = argparse.ArgumentParser(usage="fashion_mnist.py export FOLDER [--limit N] [--order-only] | "
+                                      "subset FOLDER --limit N [--test-limit M]")
+    p.add_argument("command", choices=["export", "subset"])
     p.add_argument("folder")
-    p.add_argument("--limit", type=int, default=0, help="keep the first N training and test images (0: all)")
-    p.add_argument("--order-only", action="store_true", help="write only batches.f32 and meta.json")
+    p.add_argument("--limit", type=int, default=0, help="keep the first N training (and test) images (0: all)")
+    p.add_argument("--test-limit", type=int, default=0, help="subset: keep the first M test images (0: all)")
+    p.add_argument("--order-only", action="store_true", help="export: write only batches.f32 and meta.json")
     args = p.parse_args()
-    export(args.folder, limit=args.limit, order_only=args.order_only)
+    if args.command == "subset":
+        subset(args.folder, args.limit, args.test_limit)
+    else:
+        export(args.folder, limit=args.limit, order_only=args.order_only)
