@@ -1,9 +1,10 @@
-"""Fashion-MNIST `cnn` and ResNet-8 (`resnet`) training in PyTorch eager on the CPU (Adam 1e-3, batch 128, no
-augmentation): the architectures of ConvNets.fashionCNN and ConvNets.resnet(depth: 1), from scripts/torch_convnet_models.py
+"""Fashion-MNIST `cnn` and ResNet-8 (`resnet`) training in PyTorch eager on the CPU, or on a CUDA GPU with
+--device cuda (Adam 1e-3, batch 128, no augmentation): the architectures of ConvNets.fashionCNN and ConvNets.resnet(depth: 1), from scripts/torch_convnet_models.py
 (which the checkpoint interoperability check proves identical to Myelin's).
 
 Prints one JSON line: training samples/s over --batches batches (0: the whole shuffled epoch) after --warmup steps,
-on the batch order of Benchmarks/fashion_mnist.py (the same as every other runtime's).
+on the batch order of Benchmarks/fashion_mnist.py (the same as every other runtime's). With --device cuda the data
+set lives on the GPU, TF32 is off (FP32 like Myelin), the timing waits for the GPU, and the line names the device.
 """
 import argparse
 import json
@@ -27,12 +28,20 @@ def main():
     p.add_argument("--warmup", type=int, default=10, help="training steps before the timed ones")
     p.add_argument("--batches", type=int, default=0, help="timed training batches (0: the whole epoch)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.manual_seed(args.seed)
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("torch_convnets.py: no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
 
-    x_train, y_train = (torch.from_numpy(a) for a in load("train"))
-    model = fashion_cnn() if args.model == "cnn" else resnet(1)
+    x_train, y_train = (torch.from_numpy(a).to(dev) for a in load("train"))
+    model = (fashion_cnn() if args.model == "cnn" else resnet(1)).to(dev)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -44,17 +53,22 @@ def main():
         opt.step()
         return loss
 
-    batches = [torch.from_numpy(b) for b in epoch_batches(len(x_train), args.batch, args.seed)]
+    batches = [torch.from_numpy(b).to(dev) for b in epoch_batches(len(x_train), args.batch, args.seed)]
     timed = batches[:args.batches] if args.batches > 0 else batches
     for idx in batches[:args.warmup]:
         step(idx)
+    if cuda:
+        torch.cuda.synchronize()
     t0 = time.perf_counter()
     for idx in timed:
         loss = step(idx)
     loss = loss.item()
     train_s = time.perf_counter() - t0
-    print(json.dumps({"model": args.model, "batches": len(timed),
-                      "train_samples_per_s": len(timed) * args.batch / train_s, "final_loss": loss}), flush=True)
+    row = {"model": args.model, "batches": len(timed), "train_samples_per_s": len(timed) * args.batch / train_s,
+           "final_loss": loss}
+    if cuda:
+        row.update(device=torch.cuda.get_device_name(dev), tf32=False)
+    print(json.dumps(row), flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Prints one JSON line per measurement:
 - gemm: FP32 SGEMM through torch.matmul (cuBLAS) with TF32 off, GFLOP/s at each square size (median of --runs);
 - mlp: the Fashion-MNIST MLP 784-512-256-10 (ReLU, Adam 1e-3, batch 128) training step on random data, ms/step.
-Used by scripts/gpu-check; needs only torch with CUDA.
+Used by scripts/gpu-check; needs only torch with CUDA. --device cpu runs the same on the CPU (for
+`scripts/gpu-check --dry-run`, with tiny sizes: its figures mean nothing).
 """
 import argparse
 import json
@@ -16,25 +17,31 @@ p = argparse.ArgumentParser()
 p.add_argument("--sizes", default="256,512,1024,2048,4096")
 p.add_argument("--runs", type=int, default=10)
 p.add_argument("--mlp-steps", type=int, default=200)
+p.add_argument("--mlp-warmup", type=int, default=20, help="untimed MLP steps first")
+p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
 args = p.parse_args()
-if not torch.cuda.is_available():
-    raise SystemExit("torch_gpu.py: no CUDA device")
-dev = torch.device("cuda")
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-name = torch.cuda.get_device_name(0)
+dev = torch.device(args.device)
+if dev.type == "cuda":
+    if not torch.cuda.is_available():
+        raise SystemExit("torch_gpu.py: no CUDA device")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    name = torch.cuda.get_device_name(dev)
+    synchronize = torch.cuda.synchronize
+else:
+    name, synchronize = "cpu", lambda: None
 
 for n in (int(s) for s in args.sizes.split(",")):
     a = torch.randn(n, n, device=dev)
     b = torch.randn(n, n, device=dev)
     for _ in range(3):
         torch.matmul(a, b)
-    torch.cuda.synchronize()
+    synchronize()
     times = []
     for _ in range(args.runs):
         t0 = time.perf_counter()
         torch.matmul(a, b)
-        torch.cuda.synchronize()
+        synchronize()
         times.append(time.perf_counter() - t0)
     t = statistics.median(times)
     print(json.dumps({"what": "gemm", "gpu": name, "n": n, "ms": t * 1e3, "gflops": 2 * n ** 3 / t / 1e9,
@@ -56,12 +63,12 @@ def step():
     opt.step()
 
 
-for _ in range(20):
+for _ in range(args.mlp_warmup):
     step()
-torch.cuda.synchronize()
+synchronize()
 t0 = time.perf_counter()
 for _ in range(args.mlp_steps):
     step()
-torch.cuda.synchronize()
+synchronize()
 ms = (time.perf_counter() - t0) / args.mlp_steps * 1e3
 print(json.dumps({"what": "mlp", "gpu": name, "ms_per_step": ms, "batch": 128}), flush=True)

@@ -1,7 +1,9 @@
-"""Fashion-MNIST MLP 784-512-256-10 (ReLU, Adam 1e-3, batch 128) in PyTorch eager on the CPU.
+"""Fashion-MNIST MLP 784-512-256-10 (ReLU, Adam 1e-3, batch 128) in PyTorch eager on the CPU, or on a CUDA GPU
+with --device cuda (data on the GPU, TF32 off, timings wait for the GPU; the line then names the device).
 
-Prints one JSON line: training samples/s over one shuffled epoch (after --warmup steps) and
-test-set inference samples/s. The whole-process workload times this same script from outside with /usr/bin/time -v.
+Prints one JSON line: training samples/s over one shuffled epoch (or its first --batches batches) after --warmup
+steps, and test-set inference samples/s. The whole-process workload times this same script from outside with
+/usr/bin/time -v.
 """
 import argparse
 import json
@@ -16,14 +18,29 @@ p.add_argument("--batch", type=int, default=128)
 p.add_argument("--eval-batch", type=int, default=1000)
 p.add_argument("--warmup", type=int, default=20, help="training steps before the timed epoch")
 p.add_argument("--seed", type=int, default=0)
+p.add_argument("--batches", type=int, default=0, help="timed training batches (0: the whole epoch)")
+p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 args = p.parse_args()
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 torch.manual_seed(args.seed)
+dev = torch.device(args.device)
+cuda = dev.type == "cuda"
+if cuda:
+    if not torch.cuda.is_available():
+        raise SystemExit("torch_mlp.py: no CUDA device")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
-x_train, y_train = (torch.from_numpy(a) for a in load("train"))
-x_test, y_test = (torch.from_numpy(a) for a in load("t10k"))
+
+def sync():
+    if cuda:
+        torch.cuda.synchronize()
+
+
+x_train, y_train = (torch.from_numpy(a).to(dev) for a in load("train"))
+x_test, y_test = (torch.from_numpy(a).to(dev) for a in load("t10k"))
 model = torch.nn.Sequential(torch.nn.Linear(784, 512), torch.nn.ReLU(),
-                            torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+                            torch.nn.Linear(512, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)).to(dev)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -36,21 +53,28 @@ def step(idx):
     return loss
 
 
-batches = [torch.from_numpy(b) for b in epoch_batches(len(x_train), args.batch, args.seed)]
+batches = [torch.from_numpy(b).to(dev) for b in epoch_batches(len(x_train), args.batch, args.seed)]
+timed = batches[:args.batches] if args.batches > 0 else batches
 for idx in batches[:args.warmup]:
     step(idx)
+sync()
 t0 = time.perf_counter()
-for idx in batches:
+for idx in timed:
     loss = step(idx)
 loss = loss.item()
 train_s = time.perf_counter() - t0
 
 with torch.inference_mode():
+    if cuda:  # one untimed chunk: CUDA's first inference launches load their kernels
+        model(x_test[:args.eval_batch]).argmax(1)
+        sync()
     t0 = time.perf_counter()
     correct = sum(int((model(x_test[i:i + args.eval_batch]).argmax(1) == y_test[i:i + args.eval_batch]).sum())
                   for i in range(0, len(x_test), args.eval_batch))
     test_s = time.perf_counter() - t0
 
-print(json.dumps({"train_samples_per_s": len(batches) * args.batch / train_s,
-                  "test_samples_per_s": len(x_test) / test_s, "final_loss": loss,
-                  "test_accuracy": correct / len(x_test)}), flush=True)
+row = {"train_samples_per_s": len(timed) * args.batch / train_s, "test_samples_per_s": len(x_test) / test_s,
+       "final_loss": loss, "test_accuracy": correct / len(x_test)}
+if cuda:
+    row.update(device=torch.cuda.get_device_name(dev), batches=len(timed), tf32=False)
+print(json.dumps(row), flush=True)
