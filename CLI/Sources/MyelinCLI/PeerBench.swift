@@ -30,6 +30,8 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (cnn, resnet; 0: the whole epoch).")
     var batches = 0
     @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
+    @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; cnn and resnet.")
+    var fit = false
 
     func validate() throws {
         try checkingValues {
@@ -40,6 +42,9 @@ struct PeerBench: ParsableCommand {
         }
         guard ["mlp", "cnn", "resnet", "xor"].contains(workload) else {
             throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
+        }
+        if fit && !["cnn", "resnet"].contains(workload) {
+            throw ValidationError("--fit is for --workload cnn or resnet, got '\(workload)'")
         }
     }
 
@@ -84,10 +89,15 @@ struct PeerBench: ParsableCommand {
         let trainY = try load("train-y.f32", [trainCount], on: device)
         let order = try load("batches.f32", [epochBatches, batch], on: device)
         let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
-        let (trainSeconds, finalLoss) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
-                                                         available: epochBatches, timed: timed, on: device)
+        if fit {
+            try timeFit(model, x: trainX, y: trainY, order: order, batch: batch, timed: timed, on: device)
+            return
+        }
+        let (trainSeconds, finalLoss, launches) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
+                                                                   available: epochBatches, timed: timed, on: device)
         printJSON(["device": device.name, "model": workload, "batches": timed,
-                   "train_samples_per_s": Double(timed * batch) / trainSeconds, "final_loss": Double(finalLoss)])
+                   "train_samples_per_s": Double(timed * batch) / trainSeconds, "final_loss": Double(finalLoss),
+                   "launches_per_step": launches])
     }
 
     private func mlp(on device: Device) throws {
@@ -103,8 +113,8 @@ struct PeerBench: ParsableCommand {
             Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 2, device: device)
             Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
         }
-        let (trainSeconds, finalLoss) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
-                                                         available: batches, timed: batches, on: device)
+        let (trainSeconds, finalLoss, launches) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
+                                                                   available: batches, timed: batches, on: device)
 
         // One untimed chunk first: kernel programs are built on first use, and inference uses kernels training does not.
         _ = try withNoGrad { try model(testX.slice(0..<Swift.min(evalBatch, testCount))).argmax().equal(testY.slice(0..<Swift.min(evalBatch, testCount))).sum().item() }
@@ -120,13 +130,14 @@ struct PeerBench: ParsableCommand {
         let testSeconds = Double(DispatchTime.now().uptimeNanoseconds - evalStart) / 1e9
         printJSON(["device": device.name, "train_samples_per_s": Double(batches * batch) / trainSeconds,
                    "test_samples_per_s": Double(testCount) / testSeconds, "final_loss": Double(finalLoss),
-                   "test_accuracy": Double(correct) / Double(testCount)])
+                   "test_accuracy": Double(correct) / Double(testCount), "launches_per_step": launches])
     }
 
     /// Adam (lr 1e-3) with softmax cross-entropy on the rows of `order`, one batch per row: `warmup` untimed steps,
-    /// then `timed` steps from the epoch's first batch; the seconds they took and the last loss (one read at the end).
+    /// then `timed` steps from the epoch's first batch; the seconds they took, the last loss (one read at the end) and
+    /// the device's launches per timed step.
     private func timeTraining(_ model: Sequential, x: Tensor, y: Tensor, order: Tensor, batch: Int, available: Int,
-                              timed: Int, on device: Device) throws -> (seconds: Double, loss: Float) {
+                              timed: Int, on device: Device) throws -> (seconds: Double, loss: Float, launches: Double) {
         let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
         let captured = capture ? try model.captureStep(loss: .softmaxCrossEntropy, optimizer: optimizer) : nil
         func step(_ i: Int) throws -> Tensor {
@@ -140,11 +151,41 @@ struct PeerBench: ParsableCommand {
         }
         for i in 0..<Swift.min(warmup, available) { _ = try step(i) }
         device.synchronize()
+        let launchesBefore = device.stats.launches
         let start = DispatchTime.now().uptimeNanoseconds
         var loss: Tensor? = nil
         for i in 0..<timed { loss = try step(i) }
+        let launches = Double(device.stats.launches - launchesBefore) / Double(max(timed, 1))
         let finalLoss = try loss?.item() ?? .nan
-        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, finalLoss)
+        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, finalLoss, launches)
+    }
+
+    /// `model.fit` for one epoch over the images of the first `timed` rows of `order`, in that order, with Adam 1e-3,
+    /// softmax cross-entropy and the accuracy metric (what `myelin train` does, without validation): an untimed
+    /// epoch of `warmup` batches first (captures the step, builds the kernels); then the timed epoch's samples/s,
+    /// final loss and launches per step (every launch of the epoch, bookkeeping and epoch end included).
+    private func timeFit(_ model: Sequential, x: Tensor, y: Tensor, order: Tensor, batch: Int, timed: Int,
+                         on device: Device) throws {
+        let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
+        func epoch(_ count: Int) throws -> History {
+            let rows = try order.slice(0..<count).reshaped([count * batch])
+            let data = try Dataset(features: x.gather(rows: rows), targets: y.gather(rows: rows))
+            return try model.fit(data, epochs: 1, batchSize: batch, loss: .softmaxCrossEntropy, optimizer: optimizer,
+                                 metrics: [.accuracy], shuffle: false, verbosity: .silent, capture: true)
+        }
+        if warmup > 0 { _ = try epoch(Swift.max(1, Swift.min(warmup, timed))) }
+        let rows = try order.slice(0..<timed).reshaped([timed * batch])
+        let data = try Dataset(features: x.gather(rows: rows), targets: y.gather(rows: rows))
+        device.synchronize()
+        let launchesBefore = device.stats.launches
+        let start = DispatchTime.now().uptimeNanoseconds
+        let history = try model.fit(data, epochs: 1, batchSize: batch, loss: .softmaxCrossEntropy, optimizer: optimizer,
+                                    metrics: [.accuracy], shuffle: false, verbosity: .silent, capture: true)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        let launches = Double(device.stats.launches - launchesBefore) / Double(timed)
+        printJSON(["device": device.name, "model": workload, "batches": timed, "fit": true,
+                   "train_samples_per_s": Double(timed * batch) / seconds,
+                   "final_loss": history["loss"]?.last ?? .nan, "launches_per_step": launches])
     }
 
     private func xor(on device: Device) throws {
