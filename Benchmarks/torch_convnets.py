@@ -14,6 +14,7 @@ import time
 
 import torch
 from fashion_mnist import epoch_batches, load
+from torch_device import torch_device
 
 # The modules of scripts/torch_convnet_models.py, which the checkpoint interoperability check proves equal to
 # Myelin's (that module needs only torch).
@@ -32,13 +33,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
     torch.manual_seed(args.seed)
-    dev = torch.device(args.device)
-    cuda = dev.type == "cuda"
-    if cuda:
-        if not torch.cuda.is_available():
-            raise SystemExit("torch_convnets.py: no CUDA device")
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    dev, sync = torch_device(args.device, "torch_convnets.py")
 
     x_train, y_train = (torch.from_numpy(a).to(dev) for a in load("train"))
     model = (fashion_cnn() if args.model == "cnn" else resnet(1)).to(dev)
@@ -57,8 +52,7 @@ def main():
     timed = batches[:args.batches] if args.batches > 0 else batches
     for idx in batches[:args.warmup]:
         step(idx)
-    if cuda:
-        torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     for idx in timed:
         loss = step(idx)
@@ -66,7 +60,7 @@ def main():
     train_s = time.perf_counter() - t0
     row = {"model": args.model, "batches": len(timed), "train_samples_per_s": len(timed) * args.batch / train_s,
            "final_loss": loss}
-    if cuda:
+    if dev.type == "cuda":
         row.update(device=torch.cuda.get_device_name(dev), tf32=False)
     print(json.dumps(row), flush=True)
 

@@ -12,6 +12,7 @@ import statistics
 import time
 
 import torch
+from torch_device import torch_device
 
 p = argparse.ArgumentParser()
 p.add_argument("--sizes", default="256,512,1024,2048,4096")
@@ -20,16 +21,8 @@ p.add_argument("--mlp-steps", type=int, default=200)
 p.add_argument("--mlp-warmup", type=int, default=20, help="untimed MLP steps first")
 p.add_argument("--device", default="cuda", help="cuda (default) or cpu")
 args = p.parse_args()
-dev = torch.device(args.device)
-if dev.type == "cuda":
-    if not torch.cuda.is_available():
-        raise SystemExit("torch_gpu.py: no CUDA device")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    name = torch.cuda.get_device_name(dev)
-    synchronize = torch.cuda.synchronize
-else:
-    name, synchronize = "cpu", lambda: None
+dev, synchronize = torch_device(args.device, "torch_gpu.py")
+name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
 
 for n in (int(s) for s in args.sizes.split(",")):
     a = torch.randn(n, n, device=dev)

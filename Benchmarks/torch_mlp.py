@@ -12,6 +12,7 @@ import time
 
 import torch
 from fashion_mnist import epoch_batches, load
+from torch_device import torch_device
 
 p = argparse.ArgumentParser()
 p.add_argument("--batch", type=int, default=128)
@@ -23,18 +24,7 @@ p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
 args = p.parse_args()
 torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 torch.manual_seed(args.seed)
-dev = torch.device(args.device)
-cuda = dev.type == "cuda"
-if cuda:
-    if not torch.cuda.is_available():
-        raise SystemExit("torch_mlp.py: no CUDA device")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-
-
-def sync():
-    if cuda:
-        torch.cuda.synchronize()
+dev, sync = torch_device(args.device, "torch_mlp.py")
 
 
 x_train, y_train = (torch.from_numpy(a).to(dev) for a in load("train"))
@@ -65,7 +55,7 @@ loss = loss.item()
 train_s = time.perf_counter() - t0
 
 with torch.inference_mode():
-    if cuda:  # one untimed chunk: CUDA's first inference launches load their kernels
+    if dev.type == "cuda":  # one untimed chunk: CUDA's first inference launches load their kernels
         model(x_test[:args.eval_batch]).argmax(1)
         sync()
     t0 = time.perf_counter()
@@ -75,6 +65,6 @@ with torch.inference_mode():
 
 row = {"train_samples_per_s": len(timed) * args.batch / train_s, "test_samples_per_s": len(x_test) / test_s,
        "final_loss": loss, "test_accuracy": correct / len(x_test)}
-if cuda:
+if dev.type == "cuda":
     row.update(device=torch.cuda.get_device_name(dev), batches=len(timed), tf32=False)
 print(json.dumps(row), flush=True)
