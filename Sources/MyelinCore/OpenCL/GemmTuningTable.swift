@@ -17,7 +17,7 @@ struct GemmShapeClass: Hashable, Sendable, CustomStringConvertible {
     init(name: String) { self.name = name }
 
     init(_ s: GemmShape) {
-        if s.k >= 32 * max(s.m, s.n) { name = "deep"; return }
+        if Self.isDeep(s) { name = "deep"; return }
         if s.n <= 16 { name = "narrow"; return }
         if s.m >= 32 * s.n { name = "tall"; return }
         if s.n >= 32 * s.m { name = "wide"; return }
@@ -26,6 +26,9 @@ struct GemmShapeClass: Hashable, Sendable, CustomStringConvertible {
         let size = flops < 0x1p28 ? "small" : (flops < 0x1p32 ? "medium" : "large")
         name = "\(trans)-\(size)"
     }
+
+    /// Whether `s` is of the `deep` class (K at least 32 times the larger of M and N), without building the name.
+    static func isDeep(_ s: GemmShape) -> Bool { s.k >= 32 * max(s.m, s.n) }
 
     /// Every class with the product `myelin tune` measures for it, cheapest first: the MLP's shapes (batch 128,
     /// 784-512-256-10, forward A·Bᵀ, backward A·B and Aᵀ·B), squares of 1024 and 2048, and the products of a

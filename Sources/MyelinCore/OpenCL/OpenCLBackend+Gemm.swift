@@ -21,7 +21,7 @@ extension OpenCLBackend {
         // A tiny product (the XOR lab's 4×2·2×3) costs its launches, not its arithmetic: one direct launch, where
         // the skinny kernel would first pack a transposed B in a launch of its own.
         if s.m * s.n * s.k <= GemmKernelChoice.tinyProduct { return .direct }
-        if s.m < 8 && s.n > 16 && GemmShapeClass(s).name != "deep" { return .direct }
+        if s.m < 8 && s.n > 16 && !GemmShapeClass.isDeep(s) { return .direct }
         if let table = gemmTuningTable, let chosen = table.kernel(for: GemmShapeClass(s)), usable(chosen, for: s) {
             return chosen
         }
@@ -303,7 +303,7 @@ enum GemmDefaults {
     /// The kernel for `s` on a device of this type and vendor with these limits.
     static func kernel(for s: GemmShape, info: OpenCLDeviceInfo, limits: LaunchLimits) -> GemmKernelChoice.Kernel {
         if info.isGPU {
-            let deep = GemmShapeClass(s).name == "deep"
+            let deep = GemmShapeClass.isDeep(s)
             // Few rows or columns and a short K: one work-item per output is as good as a tile.
             if !deep && (s.m < 8 || s.n <= 16) { return .direct }
             guard let v = gpuTiles(info).first(where: { $0.fits(limits) }) else { return .direct }
