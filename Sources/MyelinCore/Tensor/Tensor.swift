@@ -347,14 +347,49 @@ package func checkIndices(_ indices: [Float], in range: Range<Int>, op: String, 
 /// Random.seed(42)
 /// let b = Dense(inputSize: 4, outputSize: 3)   // the same weights as a
 /// ```
+///
+/// `Random.withSeed(_:_:)` runs a body with a sequence of its own (like `torch.random.fork_rng` followed by
+/// `manual_seed`): what the body draws is fixed by the seed alone, whatever other tasks draw at the same time, and
+/// the process-wide sequence is left where it was.
 public enum Random {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var counter: UInt64 = 0x5EED
 
-    /// Restarts the sequence of seeds from `seed`.
+    /// A sequence of seeds private to one `withSeed` scope (its task and the tasks it starts).
+    final class Scope: @unchecked Sendable {
+        private let lock = NSLock()
+        private var counter: UInt64
+        init(seed: UInt64) { counter = seed }
+        func restart(_ seed: UInt64) {
+            lock.lock(); defer { lock.unlock() }
+            counter = seed
+        }
+        func draw() -> UInt64 {
+            lock.lock(); defer { lock.unlock() }
+            var g = SeededGenerator(seed: counter)
+            counter &+= 1
+            return g.next()
+        }
+    }
+    @TaskLocal static var scope: Scope?
+
+    /// Restarts the sequence of seeds from `seed`. Inside `withSeed`, restarts that scope's sequence instead.
     public static func seed(_ seed: UInt64) {
+        if let scope { scope.restart(seed); return }
         lock.lock(); defer { lock.unlock() }
         counter = seed
+    }
+
+    /// Runs `body` with a sequence of seeds of its own, started from `seed`: layers built, dropout masks and
+    /// shuffles inside it draw only from that sequence, so two runs of the same body with the same seed agree even
+    /// while other threads draw from the process-wide sequence. The process-wide sequence does not advance.
+    ///
+    /// ```swift
+    /// let a = Random.withSeed(42) { Dense(inputSize: 4, outputSize: 3) }
+    /// let b = Random.withSeed(42) { Dense(inputSize: 4, outputSize: 3) }   // the same weights as a
+    /// ```
+    public static func withSeed<T>(_ seed: UInt64, _ body: () throws -> T) rethrows -> T {
+        try $scope.withValue(Scope(seed: seed)) { try body() }
     }
 
     /// The next seed of the sequence (each call gives a new one).
@@ -366,6 +401,7 @@ public enum Random {
     }
 
     private static func draw() -> UInt64 {
+        if let scope { return scope.draw() }
         lock.lock(); defer { lock.unlock() }
         var g = SeededGenerator(seed: counter)
         counter &+= 1
