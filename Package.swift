@@ -29,12 +29,9 @@ let package = Package(
             name: "CZlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
-        // Open MPI, with a header of inline functions for its handles (macros Swift cannot import).
-        .systemLibrary(
-            name: "CMPI",
-            pkgConfig: "ompi-c",
-            providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]
-        ),
+        // Open MPI, loaded with dlopen when distributed training starts (Sources/CMPI/abi.h): nothing links libmpi,
+        // so building needs no MPI and the `myelin` command starts on a machine without it.
+        .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
         // Inline vector math for the CPU backend (a vector square root).
         .target(name: "CMyelinMath"),
         // Devices, tensors, autograd, the CPU and OpenCL backends and their kernels.

@@ -8,6 +8,8 @@ public enum MPIError: Error, CustomStringConvertible, Equatable {
     case callFailed(function: String, code: Int32, message: String)
     /// Distributed training was asked for in a process that no MPI launcher started.
     case notLaunchedByMPI
+    /// Open MPI's library could not be loaded (dlopen's or dlsym's message): it is not installed, or not found.
+    case libraryNotFound(String)
     /// An argument out of range (the message says which and why).
     case invalidArgument(String)
 
@@ -20,6 +22,8 @@ public enum MPIError: Error, CustomStringConvertible, Equatable {
             return "distributed training needs an MPI launcher: start the program with mpirun (for example `mpirun -np 2 myelin train fashion-mnist --distributed`); no OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK is set in this process's environment"
         case .invalidArgument(let why):
             return why
+        case .libraryNotFound(let why):
+            return "distributed training needs Open MPI, which could not be loaded (\(why)): install it (Debian or Ubuntu: `apt-get install openmpi-bin`; `scripts/setup --test` does it), or set MYELIN_MPI_LIBRARY to the path of its libmpi.so"
         }
     }
 }
@@ -102,18 +106,21 @@ public final class DistributedDataParallel: DataParallel {
 
     private var layout: BucketLayout?
 
-    /// Initializes MPI (once per process; `MPI_Finalize` runs at exit) and joins `MPI_COMM_WORLD`.
+    /// Loads Open MPI (at run time: nothing links libmpi), initializes it (once per process; `MPI_Finalize` runs
+    /// at exit) and joins `MPI_COMM_WORLD`.
     ///
     /// - Parameter bucketBytes: the gradient bytes per reduction. Default 25 MiB.
-    /// - Throws: `MPIError.notLaunchedByMPI` when no MPI launcher started the process, `MPIError.callFailed`
+    /// - Throws: `MPIError.libraryNotFound` when Open MPI is not installed (or `MYELIN_MPI_LIBRARY` names no
+    ///   library), `MPIError.notLaunchedByMPI` when no MPI launcher started the process, `MPIError.callFailed`
     ///   when MPI cannot start.
     public init(bucketBytes: Int = 25 << 20) throws {
+        try MPIRuntime.load()
         guard MPILaunch.isLaunched else { throw MPIError.notLaunchedByMPI }
         guard bucketBytes > 0 else { throw MPIError.invalidArgument("DistributedDataParallel: bucketBytes must be positive, got \(bucketBytes)") }
         try MPIRuntime.start()
         var r: Int32 = 0, n: Int32 = 0
-        try mpiCheck(MPI_Comm_rank(myelin_mpi_comm_world(), &r), "MPI_Comm_rank")
-        try mpiCheck(MPI_Comm_size(myelin_mpi_comm_world(), &n), "MPI_Comm_size")
+        try mpiCheck(myelin_mpi_world_rank(&r), "MPI_Comm_rank")
+        try mpiCheck(myelin_mpi_world_size(&n), "MPI_Comm_size")
         rank = Int(r)
         worldSize = Int(n)
         self.bucketBytes = bucketBytes
@@ -123,15 +130,15 @@ public final class DistributedDataParallel: DataParallel {
     public func resetCounters() { reduceSeconds = 0; communicationSeconds = 0; reducedBytes = 0; reduceCalls = 0 }
 
     /// Waits until every rank has called it (`MPI_Barrier`).
-    public func barrier() throws { try mpiCheck(MPI_Barrier(myelin_mpi_comm_world()), "MPI_Barrier") }
+    public func barrier() throws { try mpiCheck(myelin_mpi_world_barrier(), "MPI_Barrier") }
 
     /// Overwrites `tensors` with rank 0's values (`MPI_Bcast`, in buckets: one device read on rank 0 and one
     /// write per tensor on the others).
     public func broadcast(_ tensors: [Tensor]) throws {
         for bucket in BucketLayout.buckets(of: tensors, bytes: bucketBytes) {
             var host = rank == 0 ? try BucketLayout.read(bucket) : [Float](repeating: 0, count: bucket.reduce(0) { $0 + $1.count })
-            try host.withUnsafeMutableBytes { raw in
-                try mpiCheck(MPI_Bcast(raw.baseAddress, Int32(raw.count / 4), myelin_mpi_float(), 0, myelin_mpi_comm_world()), "MPI_Bcast")
+            try host.withUnsafeMutableBufferPointer { b in
+                try mpiCheck(myelin_mpi_world_bcast_float(b.baseAddress, Int32(b.count), 0), "MPI_Bcast")
             }
             guard rank != 0 else { continue }
             var offset = 0
@@ -153,8 +160,7 @@ public final class DistributedDataParallel: DataParallel {
             let host = layout.host[i]
             values.withUnsafeBufferPointer { v in for j in 0..<v.count { host[j] = v[j] * weight } }
             let mpiStart = Date()
-            try mpiCheck(MPI_Allreduce(UnsafeRawPointer(myelin_mpi_in_place()), host.baseAddress, Int32(host.count), myelin_mpi_float(),
-                                       myelin_mpi_sum(), myelin_mpi_comm_world()), "MPI_Allreduce")
+            try mpiCheck(myelin_mpi_world_allreduce_float_sum(host.baseAddress, Int32(host.count)), "MPI_Allreduce")
             communicationSeconds += Date().timeIntervalSince(mpiStart)
             let device = bucket.tensors[0].device
             let flat = Tensor.zeros([layout.host[i].count], on: device)
@@ -174,10 +180,9 @@ public final class DistributedDataParallel: DataParallel {
     /// The element-wise sum or minimum of every rank's `values` (`MPI_Allreduce` on doubles).
     public func allReduce(_ values: [Double], _ operation: DataParallelReduction) throws -> [Double] {
         var v = values
-        let op = operation == .sum ? myelin_mpi_sum() : myelin_mpi_min()
+        let op = Int32(operation == .sum ? MYELIN_MPI_OP_SUM : MYELIN_MPI_OP_MIN)
         try v.withUnsafeMutableBufferPointer { b in
-            try mpiCheck(MPI_Allreduce(UnsafeRawPointer(myelin_mpi_in_place()), b.baseAddress, Int32(b.count), myelin_mpi_double(),
-                                       op, myelin_mpi_comm_world()), "MPI_Allreduce")
+            try mpiCheck(myelin_mpi_world_allreduce_double(b.baseAddress, Int32(b.count), op), "MPI_Allreduce")
         }
         return v
     }
@@ -229,37 +234,45 @@ final class BucketLayout {
     }
 }
 
-/// MPI's start and end in this process.
+/// MPI's loading, start and end in this process.
 enum MPIRuntime {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var started = false
+
+    /// Loads Open MPI's library (`MYELIN_MPI_LIBRARY`, else `libmpi.so.40`, else `libmpi.so`) once.
+    static func load() throws {
+        var error = [CChar](repeating: 0, count: 512)
+        guard myelin_mpi_load(nil, &error, error.count) != 0 else { return }
+        throw MPIError.libraryNotFound(String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
 
     /// Calls `MPI_Init_thread` once (funneled: only the thread that trains calls MPI), makes errors return codes
     /// instead of aborting, and registers `MPI_Finalize` for exit.
     static func start() throws {
         lock.lock(); defer { lock.unlock() }
         guard !started else { return }
+        try load()
         var initialized: Int32 = 0
-        try mpiCheck(MPI_Initialized(&initialized), "MPI_Initialized")
+        try mpiCheck(myelin_mpi_initialized(&initialized), "MPI_Initialized")
         if initialized == 0 {
             var provided: Int32 = 0
-            try mpiCheck(MPI_Init_thread(nil, nil, myelin_mpi_thread_funneled(), &provided), "MPI_Init_thread")
+            try mpiCheck(myelin_mpi_init_thread_funneled(&provided), "MPI_Init_thread")
             atexit {
                 var finalized: Int32 = 0
-                MPI_Finalized(&finalized)
-                if finalized == 0 { MPI_Finalize() }
+                myelin_mpi_finalized(&finalized)
+                if finalized == 0 { myelin_mpi_finalize() }
             }
         }
-        try mpiCheck(MPI_Comm_set_errhandler(myelin_mpi_comm_world(), myelin_mpi_errors_return()), "MPI_Comm_set_errhandler")
+        try mpiCheck(myelin_mpi_world_errors_return(), "MPI_Comm_set_errhandler")
         started = true
     }
 }
 
 /// Throws `MPIError.callFailed` with MPI's message when `code` is not `MPI_SUCCESS`.
 func mpiCheck(_ code: Int32, _ function: String) throws {
-    guard code != myelin_mpi_success() else { return }
-    var text = [CChar](repeating: 0, count: Int(myelin_mpi_max_error_string()) + 1)
+    guard code != 0 else { return }
+    var text = [CChar](repeating: 0, count: Int(MYELIN_MPI_MAX_ERROR_STRING) + 1)
     var length: Int32 = 0
-    MPI_Error_string(code, &text, &length)
+    myelin_mpi_error_string(code, &text, &length)
     throw MPIError.callFailed(function: function, code: code, message: String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
 }
