@@ -38,18 +38,13 @@ int myelin_mpi_load(const char *library, char *error, size_t capacity) {
     if (loaded) { pthread_mutex_unlock(&load_lock); return 0; }
     if (!library || !*library) library = getenv("MYELIN_MPI_LIBRARY");
     // RTLD_GLOBAL: Open MPI's own plugins (mca components) find libmpi's symbols in the global scope.
-    void *handle = NULL;
-    if (library && *library) {
-        handle = dlopen(library, RTLD_NOW | RTLD_GLOBAL);
-    } else {
-        handle = dlopen("libmpi.so.40", RTLD_NOW | RTLD_GLOBAL);
-        if (!handle) handle = dlopen("libmpi.so", RTLD_NOW | RTLD_GLOBAL);
-    }
+    void *handle = dlopen(library && *library ? library : "libmpi.so.40", RTLD_NOW | RTLD_GLOBAL);
     if (!handle) {
+        // The reason for the first name (the one a user installs), before libmpi.so (Debian's -dev link) is tried.
         const char *why = dlerror();
         snprintf(error, capacity, "%s", why ? why : "dlopen failed");
-        pthread_mutex_unlock(&load_lock);
-        return -1;
+        if (!(library && *library)) handle = dlopen("libmpi.so", RTLD_NOW | RTLD_GLOBAL);
+        if (!handle) { pthread_mutex_unlock(&load_lock); return -1; }
     }
     int failed = 0;
     // Functions through a void * (POSIX's idiom for dlsym), handles as the addresses of Open MPI's globals.

@@ -11,7 +11,7 @@ import Testing
 /// device (a checkpoint does not depend on the device); PyTorch's files are loaded and run on every device.
 /// With `MYELIN_INTEROP_DIR=DIR` the Myelin-to-PyTorch files stay in DIR, for running
 /// `scripts/torch_convnet_interop.py DIR` by hand.
-@Suite(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup (it installs a CPU torch wheel from a find-links folder such as /opt/wheels, and safetensors with pip)"))
+@Suite(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test (it installs a CPU torch wheel from a find-links folder such as /opt/wheels, and safetensors with pip)"))
 struct ConvNetInteropTests {
     static let models = ["cnn", "resnet1"]
 

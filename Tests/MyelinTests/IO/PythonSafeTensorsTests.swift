@@ -4,7 +4,7 @@ import Testing
 @testable import Myelin
 
 /// Python's safetensors reads Myelin's checkpoints, and Myelin reads files Python wrote.
-@Suite(.enabled(if: pythonSafetensorsAvailable, "python3 with safetensors and numpy is not available (scripts/setup installs them with pip)"))
+@Suite(.enabled(if: pythonSafetensorsAvailable, "python3 with safetensors and numpy is not available (scripts/setup --test installs them with pip)"))
 struct PythonSafeTensorsTests {
     func expectedJSON(_ entries: [SafeTensorsEntry], metadata: [String: String]) -> Data {
         let tensors = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, ["shape": $0.shape, "values": $0.values.map(Double.init)] as [String: Any]) })

@@ -6,7 +6,7 @@ import Testing
 /// Myelin's files are PyTorch state dicts of the equivalent `nn.Sequential` and the other way round, with no
 /// conversion by anyone: scripts/torch_interop.py loads Myelin's file with `load_state_dict(strict=True)`, and
 /// Myelin loads `safetensors.torch.save_file(model.state_dict())`; both sides' outputs agree to 1e-5.
-@Suite(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup (it installs a CPU torch wheel from a find-links folder such as /opt/wheels, and safetensors with pip)"))
+@Suite(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test (it installs a CPU torch wheel from a find-links folder such as /opt/wheels, and safetensors with pip)"))
 struct TorchInteropTests {
     /// The Myelin twin of the script's model: the same modules in the same order, fused activations included.
     static func model(_ kind: String, on device: Device) throws -> Sequential {

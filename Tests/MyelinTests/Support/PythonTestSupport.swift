@@ -6,7 +6,7 @@ import Testing
 // Python on the side of the interoperability tests: whether its modules are there, and running the repository's
 // Python scripts.
 
-/// Whether Python's safetensors and numpy can be imported (scripts/setup installs them with pip).
+/// Whether Python's safetensors and numpy can be imported (scripts/setup --test installs them with pip).
 let pythonSafetensorsAvailable = pythonCanImport("safetensors, numpy")
 
 /// Whether `python3 -c "import <modules>"` succeeds.
@@ -41,6 +41,6 @@ func runPythonScript(_ path: String, _ arguments: [String]) throws -> (Int32, St
     return (p.terminationStatus, String(decoding: out, as: UTF8.self))
 }
 
-/// Whether python3 can import torch and safetensors (scripts/setup installs a CPU torch wheel from a local
+/// Whether python3 can import torch and safetensors (scripts/setup --test installs a CPU torch wheel from a local
 /// find-links folder, and safetensors with pip).
 let pythonTorchAvailable = pythonCanImport("torch, safetensors")
