@@ -33,21 +33,21 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .keysMismatch(let f, let missing, let unexpected):
             var parts: [String] = []
             if !missing.isEmpty {
-                parts.append("missing (the model has, the checkpoint lacks): " + missing.map { "'\($0)'" }.joined(separator: ", "))
+                parts.append("missing (the model has, the checkpoint lacks): " + SafeTensors.nameList(missing))
             }
             if !unexpected.isEmpty {
-                parts.append("unexpected (the checkpoint has, the model lacks): " + unexpected.map { "'\($0)'" }.joined(separator: ", "))
+                parts.append("unexpected (the checkpoint has, the model lacks): " + SafeTensors.nameList(unexpected))
             }
             return "\(f): the keys do not match the model: " + parts.joined(separator: "; ")
-                + " (load with strict: false to copy only the tensors both have)"
+                + SwiftAPIAdvice.loadNotStrict
         case .oldLayout(let f, let reason):
             return "\(f): \(reason); \(LegacyCheckpoint.howToConvert)"
         case .invalid(let f, let reason):
             return "\(f): \(reason)"
         case .nonFinite(let f, let name, let count, let index, let value, let saving):
             return "\(f): tensor '\(name)' holds \(count) NaN or infinite value\(count == 1 ? "" : "s") (the first, \(value), at index \(index)): "
-                + (saving ? "the model is not saved (training diverged or its data held NaN); pass allowNonFinite: true to save it anyway"
-                          : "the model is not loaded (it was saved from a diverged run, or the file is damaged); pass allowNonFinite: true to load it anyway")
+                + (saving ? "the model is not saved (training diverged or its data held NaN); " + SwiftAPIAdvice.saveNonFinite
+                          : "the model is not loaded (it was saved from a diverged run, or the file is damaged); " + SwiftAPIAdvice.loadNonFinite)
         }
     }
 }
@@ -120,6 +120,12 @@ public struct SafeTensorsFile: Sendable {
 public enum SafeTensors {
     /// The largest header the Python library accepts (100 MB); a bigger length means a corrupt file.
     public static let maxHeaderLength = 100_000_000
+    /// The most tensors a file may hold: 100,000, about 100 times a 70-billion-parameter transformer's (Llama 2
+    /// 70B has 723) and several times the largest mixture-of-experts shard. A header naming more is refused
+    /// before its JSON is parsed (10^6 tiny entries fit in the 100 MB header and took 127 s and 4.3 GB to refuse).
+    public static let maxTensors = 100_000
+    /// The most names an error message lists (then "... and N more").
+    public static let maxNamesListed = 20
     /// The metadata key of the state layout `Layer.save` and `TrainingCheckpoint.save` write.
     public static let layoutKey = "myelin_layout"
     /// Layout 2: Dense weights [out, in] and keys numbered like PyTorch's `nn.Sequential`. (Files of layout 1,
@@ -199,6 +205,28 @@ public enum SafeTensors {
         tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
     }
 
+    /// Quoted names for a message, at most `maxNamesListed` of them, then how many more there are.
+    static func nameList(_ names: [String]) -> String {
+        let shown = names.prefix(maxNamesListed).map { "'\($0)'" }.joined(separator: ", ")
+        return names.count > maxNamesListed ? shown + " ... and \(names.count - maxNamesListed) more" : shown
+    }
+
+    /// The number of JSON objects in `header` (braces outside strings): an upper bound on its tensors plus one
+    /// for the whole header and one for `__metadata__`, counted without parsing.
+    static func objectCount(_ header: ArraySlice<UInt8>) -> Int {
+        var count = 0, inString = false, escaped = false
+        for byte in header {
+            if inString {
+                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+            } else if byte == UInt8(ascii: "\"") {
+                inString = true
+            } else if byte == UInt8(ascii: "{") {
+                count += 1
+            }
+        }
+        return count
+    }
+
     /// JSON string literal with the escapes serde_json uses.
     static func jsonString(_ s: String) -> String {
         var out = "\""
@@ -252,6 +280,11 @@ public enum SafeTensors {
         let headerLength = Int(length)
         guard 8 + headerLength <= bytes.count else {
             throw corrupt("header length \(headerLength) goes past the end of the file (\(bytes.count) bytes; truncated?)")
+        }
+        // Counted before parsing: a header of a million tiny entries is refused in a fraction of a second.
+        let objects = objectCount(bytes[8..<(8 + headerLength)])
+        guard objects <= maxTensors + 2 else {
+            throw corrupt("the header describes about \(objects - 1) tensors, more than the \(maxTensors) Myelin reads from one file")
         }
         let headerBytes = Array(bytes[8..<(8 + headerLength)])
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(headerBytes)),
