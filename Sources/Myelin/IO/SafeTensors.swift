@@ -211,20 +211,32 @@ public enum SafeTensors {
         return names.count > maxNamesListed ? shown + " ... and \(names.count - maxNamesListed) more" : shown
     }
 
-    /// The number of JSON objects in `header` (braces outside strings): an upper bound on its tensors plus one
-    /// for the whole header and one for `__metadata__`, counted without parsing.
-    static func objectCount(_ header: ArraySlice<UInt8>) -> Int {
-        var count = 0, inString = false, escaped = false
-        for byte in header {
-            if inString {
-                if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
-            } else if byte == UInt8(ascii: "\"") {
-                inString = true
-            } else if byte == UInt8(ascii: "{") {
-                count += 1
+    /// Whether `header` holds more than `limit` JSON objects (braces outside strings), found without parsing it:
+    /// a count of every brace first (memchr), then, only when that passes the limit, a scan that skips strings and
+    /// stops at the limit.
+    static func hasMoreObjects(than limit: Int, _ header: ArraySlice<UInt8>) -> Bool {
+        header.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            let end = base + buffer.count
+            var braces = 0, p = base
+            while braces <= limit, p < end, let hit = memchr(p, Int32(UInt8(ascii: "{")), end - p) {
+                braces += 1
+                p = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self)) + 1
             }
+            guard braces > limit else { return false }
+            var objects = 0, inString = false, escaped = false
+            for byte in buffer {
+                if inString {
+                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                } else if byte == UInt8(ascii: "{") {
+                    objects += 1
+                    if objects > limit { return true }
+                }
+            }
+            return false
         }
-        return count
     }
 
     /// JSON string literal with the escapes serde_json uses.
@@ -281,10 +293,10 @@ public enum SafeTensors {
         guard 8 + headerLength <= bytes.count else {
             throw corrupt("header length \(headerLength) goes past the end of the file (\(bytes.count) bytes; truncated?)")
         }
-        // Counted before parsing: a header of a million tiny entries is refused in a fraction of a second.
-        let objects = objectCount(bytes[8..<(8 + headerLength)])
-        guard objects <= maxTensors + 2 else {
-            throw corrupt("the header describes about \(objects - 1) tensors, more than the \(maxTensors) Myelin reads from one file")
+        // Counted before parsing (the header's own braces, and __metadata__'s, come on top of one per tensor): a
+        // header of a million tiny entries is refused in well under a second.
+        guard !hasMoreObjects(than: maxTensors + 2, bytes[8..<(8 + headerLength)]) else {
+            throw corrupt("the header describes more than the \(maxTensors) tensors Myelin reads from one file (SafeTensors.maxTensors)")
         }
         let headerBytes = Array(bytes[8..<(8 + headerLength)])
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(headerBytes)),
