@@ -49,7 +49,7 @@ public final class StopRequest: Sendable {
 }
 
 /// Where a stopped training run is: the completed epochs and the progress of the epoch it stopped in.
-public struct TrainingPosition: Sendable, Equatable {
+public struct TrainingPosition: Sendable, Equatable, CustomStringConvertible {
     /// The completed epochs (`fit`'s `initialEpoch` to resume).
     public let epoch: Int
     /// The batches of epoch `epoch` (0-based) already trained and their running sums; nil when training stopped
