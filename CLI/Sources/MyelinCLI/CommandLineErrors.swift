@@ -53,6 +53,7 @@ enum CommandLineAdvice {
         (SwiftAPIAdvice.saveNonFinite, "the myelin command has no option to save it anyway"),
         (SwiftAPIAdvice.loadNonFinite, "the myelin command has no option to load it anyway; start from an earlier checkpoint or without --load"),
         (SwiftAPIAdvice.noDivergenceCheck, " with --lr; the myelin command has no option to turn this check off"),
+        (SwiftAPIAdvice.plainModelFile, ", although its metadata says it is one: the file is damaged (a model file without that 'format' loads its weights only)"),
     ]
 
     /// The message of `error` with every Swift API advice replaced.

@@ -11,4 +11,6 @@ public enum SwiftAPIAdvice {
     public static let loadNonFinite = "pass allowNonFinite: true to load it anyway"
     /// Inside a `TrainingError.diverged` message, after "lower the learning rate".
     public static let noDivergenceCheck = "; fit's divergence: nil turns this check off"
+    /// Ends a `CheckpointError.invalid` message for a training checkpoint without its position.
+    public static let plainModelFile = "; load a plain model file with Layer.load(from:)"
 }

@@ -77,7 +77,7 @@ public struct TrainingCheckpoint {
         if !allowNonFinite { try SafeTensors.checkFinite(file.entries, source: url.path, saving: false) }
         let m = file.metadata
         guard let epochText = m["epoch"] else {
-            throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata); load a plain model file with Layer.load(from:)")
+            throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata)" + SwiftAPIAdvice.plainModelFile)
         }
         guard let epoch = Int(epochText), epoch >= 0 else {
             throw CheckpointError.invalid(url.path, reason: "has epoch '\(epochText)' in its metadata, which is not a whole number >= 0")

@@ -57,14 +57,14 @@ struct CommandLineMessageTests {
     @Test func errorsGiveCommandLineAdviceNotSwiftArguments() throws {
         let folder = temporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let swiftAdvice = ["allowNonFinite", "strict: false", "divergence: nil"]
+        let swiftAdvice = ["allowNonFinite", "strict: false", "divergence: nil", "Layer.load"]
         // The xor lab's model is 0.weight [3, 2] and 2.weight [1, 3] (no biases).
-        func xorFile(_ name: String, first: Float, extra: Bool) throws -> URL {
+        func xorFile(_ name: String, first: Float, extra: Bool, metadata: [String: String] = [:]) throws -> URL {
             let url = folder.appendingPathComponent(name)
             var tensors = [("0.weight", try Tensor([first, 0, 0, 0, 0, 0], shape: [3, 2], on: .cpu)),
                            ("2.weight", try Tensor([0, 0, 0], shape: [1, 3], on: .cpu))]
             if extra { tensors.append(("extra.weight", try Tensor([0], shape: [1], on: .cpu))) }
-            try SafeTensors.save(tensors, to: url)
+            try SafeTensors.save(tensors, metadata: metadata, to: url)
             return url
         }
         // A file of another model: the keys differ.
@@ -76,13 +76,19 @@ struct CommandLineMessageTests {
         let nanLoad = try MyelinCommandLine.run(["train", "xor", "--device", "cpu", "--epochs", "2", "--load",
                                                  xorFile("nan.safetensors", first: .nan, extra: false).path])
         #expect(nanLoad.status == 1 && nanLoad.errors.contains("no option to load it anyway"), "\(nanLoad.all)")
+        // A training checkpoint without its position.
+        let noEpoch = try MyelinCommandLine.run(["train", "xor", "--device", "cpu", "--epochs", "2", "--load",
+                                                 xorFile("no-epoch.safetensors", first: 0, extra: false,
+                                                         metadata: ["format": "myelin-training-checkpoint"]).path])
+        #expect(noEpoch.status == 1 && noEpoch.errors.contains("no 'epoch' in its metadata, although its metadata says it is one: the file is damaged"),
+                "\(noEpoch.all)")
         // A diverging run.
         let diverged = try MyelinCommandLine.run(["train", "regression", "--device", "cpu", "--lr", "1e6", "--optimizer", "adam",
                                                   "--epochs", "30"])
         #expect(diverged.status == 1 && diverged.errors.contains("training diverged")
                 && diverged.errors.contains("lower the learning rate with --lr; the myelin command has no option to turn this check off"),
                 "\(diverged.all)")
-        for run in [other, nanLoad, diverged] {
+        for run in [other, nanLoad, noEpoch, diverged] {
             for advice in swiftAdvice { #expect(!run.errors.contains(advice), "\(run.errors)") }
         }
     }
