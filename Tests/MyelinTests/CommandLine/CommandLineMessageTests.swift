@@ -80,7 +80,7 @@ struct CommandLineMessageTests {
         let noEpoch = try MyelinCommandLine.run(["train", "xor", "--device", "cpu", "--epochs", "2", "--load",
                                                  xorFile("no-epoch.safetensors", first: 0, extra: false,
                                                          metadata: ["format": "myelin-training-checkpoint"]).path])
-        #expect(noEpoch.status == 1 && noEpoch.errors.contains("no 'epoch' in its metadata, although its metadata says it is one: the file is damaged"),
+        #expect(noEpoch.status == 1 && noEpoch.errors.contains("(no 'epoch' in its metadata), although its metadata says it is one: the file is damaged"),
                 "\(noEpoch.all)")
         // A diverging run.
         let diverged = try MyelinCommandLine.run(["train", "regression", "--device", "cpu", "--lr", "1e6", "--optimizer", "adam",
