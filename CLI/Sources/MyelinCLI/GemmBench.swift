@@ -16,7 +16,7 @@ struct GemmBench: ParsableCommand {
     var shapes = "128x784x512:tB,128x512x256:tB,128x256x10:tB,128x256x512,128x10x256,512x128x784:tA,256x128x512:tA,10x128x256:tA"
     @Flag(help: "Print one JSON object per shape (one per line) instead of the table.") var json = false
     @Flag(help: "Report the fastest run instead of the median (for tuning on a busy machine).") var best = false
-    @Flag(help: "Time only Myelin's OpenCL device (for tuning kernels; other columns print 0).") var openclOnly = false
+    @Flag(help: "Time only Myelin's OpenCL device (for tuning kernels; the other columns print - in the table, null in JSON).") var openclOnly = false
     @Flag(name: .customLong("no-clblast"), help: "Leave CLBlast out (it is slow on a CPU OpenCL device at large sizes).")
     var noCLBlast = false
 
@@ -66,10 +66,10 @@ struct GemmBench: ParsableCommand {
             if json {
                 print(r.json(device: gpu, runs: runs))
             } else {
-                print(Self.row([shape.label, fmt(r.myelinCPU), fmt(r.openBLAS), ratio(r.myelinCPU, r.openBLAS),
-                                fmt(r.myelinOpenCL), r.clBlast.map(fmt) ?? "not installed",
-                                r.clBlast.map { ratio(r.myelinOpenCL, $0) } ?? "-",
-                                r.openBLAS > 0 ? ratio(r.myelinOpenCL, r.openBLAS) : "-",
+                print(Self.row([shape.label, r.myelinCPU.map(fmt) ?? "-", r.openBLAS.map(fmt) ?? "-",
+                                r.cpuOverOpenBLAS.map(ratioText) ?? "-",
+                                fmt(r.myelinOpenCL), r.clBlast.map(fmt) ?? (openclOnly ? "-" : "not installed"),
+                                r.openCLOverCLBlast.map(ratioText) ?? "-", r.openCLOverOpenBLAS.map(ratioText) ?? "-",
                                 gpu.gemmKernelName(for: shape.gemmShape) ?? "-"]))
             }
             fflush(nil)
@@ -84,7 +84,7 @@ struct GemmBench: ParsableCommand {
     }
 
     func fmt(_ v: Double) -> String { String(format: "%.1f", v) }
-    func ratio(_ a: Double, _ b: Double) -> String { String(format: "%.2f×", a / b) }
+    func ratioText(_ r: Double) -> String { String(format: "%.2f×", r) }
 
     func measure(_ s: BenchShape, gpu: Device, clblast: CLBlast?) -> BenchResult {
         let flops = 2.0 * Double(s.m) * Double(s.n) * Double(s.k)
@@ -117,7 +117,7 @@ struct GemmBench: ParsableCommand {
         }
 
         let cl = myelin(gpu)
-        if openclOnly { return BenchResult(shape: s, myelinCPU: 0, myelinOpenCL: cl, openBLAS: 0, clBlast: nil) }
+        if openclOnly { return BenchResult(shape: s, myelinCPU: nil, myelinOpenCL: cl, openBLAS: nil, clBlast: nil) }
         let cpu = myelin(.cpu)
 
         var c = [Float](repeating: 0, count: s.m * s.n)
@@ -181,22 +181,34 @@ struct BenchShape {
     }
 }
 
+/// One shape's GFLOP/s; nil where a column was not measured (`--opencl-only`, no CLBlast).
 struct BenchResult {
     let shape: BenchShape
-    let myelinCPU, myelinOpenCL, openBLAS: Double
+    let myelinCPU: Double?, myelinOpenCL: Double, openBLAS: Double?
     let clBlast: Double?
 
+    /// a / b where both were measured and the quotient is a number (never NaN or infinite, which JSON lacks).
+    static func ratio(_ a: Double?, _ b: Double?) -> Double? {
+        guard let a, let b else { return nil }
+        let r = a / b
+        return r.isFinite ? r : nil
+    }
+    var cpuOverOpenBLAS: Double? { Self.ratio(myelinCPU, openBLAS) }
+    var openCLOverCLBlast: Double? { Self.ratio(myelinOpenCL, clBlast) }
+    var openCLOverOpenBLAS: Double? { Self.ratio(myelinOpenCL, openBLAS) }
+
+    /// One JSON object; a figure not measured, or not a finite number, is null.
     func json(device: Device, runs: Int) -> String {
-        func num(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "null" }
+        func num(_ v: Double?) -> String { v.flatMap { $0.isFinite ? String(format: "%.3f", $0) : nil } ?? "null" }
         let fields: [(String, String)] = [
             ("m", "\(shape.m)"), ("k", "\(shape.k)"), ("n", "\(shape.n)"),
             ("transA", "\(shape.transA)"), ("transB", "\(shape.transB)"), ("runs", "\(runs)"),
             ("opencl_device", "\"\(device.details.replacingOccurrences(of: "\"", with: "'"))\""),
             ("myelin_cpu_gflops", num(myelinCPU)), ("openblas_gflops", num(openBLAS)),
             ("myelin_opencl_gflops", num(myelinOpenCL)), ("clblast_gflops", num(clBlast)),
-            ("cpu_over_openblas", num(myelinCPU / openBLAS)),
-            ("opencl_over_clblast", num(clBlast.map { myelinOpenCL / $0 })),
-            ("opencl_over_openblas", num(openBLAS > 0 ? myelinOpenCL / openBLAS : nil)),
+            ("cpu_over_openblas", num(cpuOverOpenBLAS)),
+            ("opencl_over_clblast", num(openCLOverCLBlast)),
+            ("opencl_over_openblas", num(openCLOverOpenBLAS)),
             ("opencl_kernel", device.gemmKernelName(for: shape.gemmShape).map { "\"\($0)\"" } ?? "null"),
         ]
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"

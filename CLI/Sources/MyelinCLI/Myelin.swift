@@ -12,10 +12,11 @@ struct MyelinCommand: ParsableCommand {
                       TuneCommand.self]
     )
 
-    /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command.
+    /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command, whose
+    /// errors print the failing subcommand's usage (`parseAndRun`).
     static func main() {
         myelin_line_buffered_stdout()
-        main(nil)
+        parseAndRun()
     }
 }
 
@@ -39,7 +40,7 @@ struct DevicesCommand: ParsableCommand {
     func run() throws {
         let all = OpenCLPlatforms.devices()
         print("cpu: \(Device.cpu.details)")
-        if all.isEmpty { print("No OpenCL platform found.") }
+        if all.isEmpty { print("No OpenCL platform found" + (OpenCLPlatforms.noDeviceReason().map { ": \($0)." } ?? ".")) }
         var lastPlatform = ""
         for (i, d) in all.enumerated() {
             if d.platformName != lastPlatform {

@@ -60,26 +60,60 @@ struct PeerBench: ParsableCommand {
         }
     }
 
-    /// A raw Float32 file of the export, as a tensor of `shape` on `device`.
+    /// How to make the folder `--data` names, for messages.
+    static let exportHint = "write one with: python3 Benchmarks/fashion_mnist.py export DIR"
+
+    /// A raw Float32 file of the export, as a tensor of `shape` on `device`; errors name `--data`, the file and
+    /// what is wrong with it.
     private func load(_ name: String, _ shape: [Int], on device: Device) throws -> Tensor {
-        guard let data else { throw ValidationError("--workload \(workload) needs --data (see Benchmarks/fashion_mnist.py)") }
+        guard let data else { throw ValidationError("--workload \(workload) needs --data (\(Self.exportHint))") }
         // Read in chunks straight into the tensor: the values are never held twice on the host, so the
         // whole-process peak memory is the training set once, as with NumPy's fromfile + torch.from_numpy.
-        return try Tensor.load(float32File: URL(fileURLWithPath: data).appendingPathComponent(name), shape: shape, on: device)
+        do {
+            return try Tensor.load(float32File: URL(fileURLWithPath: data).appendingPathComponent(name), shape: shape, on: device)
+        } catch {
+            throw FileOptionError(message: "--data \(data): \(error) (meta.json asks for \(shape.map(String.init).joined(separator: "×"))"
+                                  + " float32 values in \(name); \(Self.exportHint))")
+        }
     }
 
-    /// The export's meta.json: batch size, batches in the epoch, training and test images.
+    /// The export's batch order (`batches.f32`, [batches, batch]), each value checked to be a training image's index.
+    private func batchOrder(_ batches: Int, _ batch: Int, train: Int, on device: Device) throws -> Tensor {
+        let order = try load("batches.f32", [batches, batch], on: device)
+        if let bad = order.toArray().enumerated().first(where: { $0.1 < 0 || $0.1 >= Float(train) || $0.1 != $0.1.rounded() }) {
+            throw FileOptionError(message: "--data \(data ?? ""): batches.f32 holds \(bad.1) at position \(bad.0), which is not the index of one of the \(train) training images (meta.json's train); \(Self.exportHint)")
+        }
+        return order
+    }
+
+    /// The export's meta.json: batch size, batches in the epoch, training and test images. Errors name the file
+    /// and what is wrong: missing, unreadable, not JSON, a field missing or not a whole number >= 1.
     private func meta() throws -> (batch: Int, batches: Int, train: Int, test: Int) {
-        guard let data else { throw ValidationError("--workload \(workload) needs --data") }
-        let meta = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: data).appendingPathComponent("meta.json")))
-        guard let info = meta as? [String: Int], let batch = info["batch"], let batches = info["batches"],
-              let trainCount = info["train"], let testCount = info["test"] else {
-            throw ValidationError("\(data)/meta.json lacks batch, batches, train or test")
+        guard let data else { throw ValidationError("--workload \(workload) needs --data (\(Self.exportHint))") }
+        let file = URL(fileURLWithPath: data).appendingPathComponent("meta.json")
+        func problem(_ what: String) -> FileOptionError { FileOptionError(message: "--data \(data): \(what); \(Self.exportHint)") }
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: data, isDirectory: &isFolder), isFolder.boolValue else {
+            throw problem(FileManager.default.fileExists(atPath: data) ? "not a folder" : "no such folder")
         }
-        for (key, value) in [("batch", batch), ("batches", batches), ("train", trainCount), ("test", testCount)] {
-            try ValueCheck.atLeast(1, value, name: "\(data)/meta.json's \(key)")
+        let bytes: [UInt8]
+        do { bytes = try ReadableFile.contents(of: file) } catch let error as FileError {
+            throw problem("cannot read meta.json (\(error.reason))")
         }
-        return (batch, batches, trainCount, testCount)
+        let object: Any
+        do { object = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? "not valid JSON"
+            throw problem("meta.json is not valid JSON (\(detail))")
+        }
+        guard let info = object as? [String: Any] else { throw problem("meta.json is not a JSON object") }
+        var values: [Int] = []
+        for key in ["batch", "batches", "train", "test"] {
+            guard let n = info[key] as? NSNumber, String(cString: n.objCType) != "c", let v = Int(exactly: n.doubleValue), v >= 1 else {
+                throw problem("meta.json's '\(key)' is \(info[key].map { "\($0)" } ?? "missing"), it must be a whole number >= 1")
+            }
+            values.append(v)
+        }
+        return (values[0], values[1], values[2], values[3])
     }
 
     /// `--warmup` steps, then `--batches` (0: all) timed steps of `model` with Adam 1e-3 on the export's batch order.
@@ -87,7 +121,7 @@ struct PeerBench: ParsableCommand {
         let (batch, epochBatches, trainCount, _) = try meta()
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
-        let order = try load("batches.f32", [epochBatches, batch], on: device)
+        let order = try batchOrder(epochBatches, batch, train: trainCount, on: device)
         let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
         if fit {
             try timeFit(model, x: trainX, y: trainY, order: order, batch: batch, timed: timed, on: device)
@@ -106,7 +140,7 @@ struct PeerBench: ParsableCommand {
         let trainY = try load("train-y.f32", [trainCount], on: device)
         let testX = try load("test-x.f32", [testCount, 784], on: device)
         let testY = try load("test-y.f32", [testCount], on: device)
-        let order = try load("batches.f32", [batches, batch], on: device)
+        let order = try batchOrder(batches, batch, train: trainCount, on: device)
 
         let model = Sequential {
             Dense(inputSize: 784, outputSize: 512, activation: .relu, weightInit: .heUniform, seed: 1, device: device)
@@ -220,8 +254,13 @@ struct PeerBench: ParsableCommand {
                    "launches_per_step": Double(launches) / Double(max(steps, 1))])
     }
 
+    /// One JSON line; a NaN or infinite number (a loss that diverged) is written as null, which JSON has.
     private func printJSON(_ object: [String: Any]) {
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        let clean = object.mapValues { value -> Any in
+            if let d = value as? Double, !d.isFinite { return NSNull() }
+            return value
+        }
+        let data = try! JSONSerialization.data(withJSONObject: clean, options: [.sortedKeys])
         print(String(decoding: data, as: UTF8.self))
     }
 }

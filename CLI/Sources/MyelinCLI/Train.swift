@@ -77,13 +77,14 @@ struct TrainOptions: ParsableArguments {
     /// checkpoint (`--lr` replaces its learning rate; `--epochs` counts all epochs and must be more than it has
     /// done), and what happened is printed.
     func resumePlan(_ resumed: TrainingCheckpoint?, optimizer: any Optimizer, defaultEpochs: Int,
-                    epochName: String = "epoch") throws -> (initialEpoch: Int, epochs: Int, history: History, baseLearningRate: Float?) {
-        guard let resumed, let load else { return (0, epochs ?? defaultEpochs, History(), lr) }
+                    epochName: String = "epoch") throws
+        -> (initialEpoch: Int, epochs: Int, history: History, baseLearningRate: Float?, partialEpoch: PartialEpoch?) {
+        guard let resumed, let load else { return (0, epochs ?? defaultEpochs, History(), lr, nil) }
         let plan = try resumed.resumePlan(epochs: epochs, defaultEpochs: defaultEpochs, learningRate: lr, source: load,
                                           epochName: epochName)
         if let rate = plan.learningRate { optimizer.learningRate = rate }
         print(plan.note.prefix(1).uppercased() + plan.note.dropFirst())
-        return (plan.initialEpoch, plan.epochs, resumed.history, plan.baseLearningRate)
+        return (plan.initialEpoch, plan.epochs, resumed.history, plan.baseLearningRate, resumed.partialEpoch)
     }
 
     /// Loads `--load` into the model (and optimizer when it is a training checkpoint); returns the checkpoint's
@@ -122,9 +123,10 @@ struct TrainOptions: ParsableArguments {
 
     /// Writes `--save`, `--plot` and `--history` when asked. One that cannot be written does not stop the
     /// others, and its content is not lost: it goes to a `rescued-...` file in the current folder (or the
-    /// temporary folder), and the error says where; the command then fails.
-    func writeOutputs(model: any Layer, optimizer: any Optimizer, epoch: Int, history: History, title: String,
-                      baseLearningRate: Float) throws {
+    /// temporary folder), and the error says where; the command then fails. `partialEpoch` is the progress inside
+    /// the epoch after `epoch` when training stopped there; `savePath` replaces `--save` (an interrupted run's rescue).
+    func writeOutputs(model: any Layer, optimizer: any Optimizer, epoch: Int, partialEpoch: PartialEpoch? = nil,
+                      history: History, title: String, baseLearningRate: Float, savePath: String? = nil) throws {
         var failures: [String] = []
         func write(_ what: String, _ option: String, _ path: String?, _ body: (URL) throws -> Void) {
             guard let path else { return }
@@ -139,9 +141,9 @@ struct TrainOptions: ParsableArguments {
                 failures.append("\(option): \(error); the \(what) could not be written anywhere (the current and the temporary folder failed too)")
             }
         }
-        write("checkpoint", "--save", save) { url in
+        write("checkpoint", "--save", savePath ?? save) { url in
             try TrainingCheckpoint.save(model: model, optimizer: optimizer, epoch: epoch, seed: seed,
-                                        baseLearningRate: baseLearningRate, history: history, to: url)
+                                        baseLearningRate: baseLearningRate, history: history, partialEpoch: partialEpoch, to: url)
         }
         write("loss plot", "--plot", plot) { try LossPlot.write(history, title: title, to: $0) }
         write("history", "--history", self.history) { try history.write(to: $0) }
@@ -199,7 +201,14 @@ struct GateLab {
         let logEvery = Swift.max(1, steps / 20)
         let start = Date()
         var lastLoss: Float = .nan
+        let interrupt = TrainingInterrupt.shared
+        interrupt.install()
         for step in first..<Swift.max(first, steps) {
+            if interrupt.stop.isRequested {
+                try options.finishInterrupted(model: model, optimizer: optimizer, position: TrainingPosition(epoch: step, partialEpoch: nil),
+                                              history: history, title: "\(name.uppercased()) lab (\(device.name))",
+                                              baseLearningRate: plan.baseLearningRate ?? 0.1, sample: name)
+            }
             optimizer.zeroGrad()
             let loss = try halfSumOfSquares(predictions: model(x), targets: t)
             try loss.backward()
@@ -224,6 +233,7 @@ struct GateLab {
         print("\(correct)/4 rows on the right side of 0.5")
         try options.writeOutputs(model: model, optimizer: optimizer, epoch: steps, history: history,
                                  title: "\(name.uppercased()) lab (\(device.name))", baseLearningRate: plan.baseLearningRate ?? 0.1)
+        if interrupt.stop.isRequested { throw interrupt.exitCode }   // the signal came after the last step: all is saved
     }
 
     static func model(seed: UInt64, on device: Device) -> Sequential {
@@ -287,10 +297,18 @@ struct TrainRegression: ParsableCommand {
         let batch = options.batchSize ?? data.count
         print("Apartment prices: \(data.count) rows, inputs size and age standardized (mean \(scaler.mean.toArray()), std \(scaler.std.toArray().map { ($0 * 1000).rounded() / 1000 }))")
         print("2-2-1 network, sigmoid hidden, identity output, MSE, \(type(of: optimizer)) lr \(optimizer.learningRate), \(epochs) epochs of batch \(batch)")
+        let interrupt = TrainingInterrupt.shared
+        interrupt.install()
         let history = try model.fit(data, epochs: epochs, batchSize: batch, loss: .meanSquaredError, optimizer: optimizer,
                                     metrics: [.rmse], callbacks: [EveryNthEpoch(every: Swift.max(1, epochs / 10))],
                                     baseLearningRate: plan.baseLearningRate, seed: options.seed, initialEpoch: plan.initialEpoch,
-                                    history: plan.history, verbosity: .silent)
+                                    partialEpoch: plan.partialEpoch, history: plan.history, stop: interrupt.stop, verbosity: .silent)
+        if interrupt.stop.isRequested {
+            try options.finishInterrupted(model: model, optimizer: optimizer,
+                                          position: interrupt.stop.stoppedAt ?? TrainingPosition(epoch: epochs, partialEpoch: nil),
+                                          history: history, title: "Apartment prices (\(device.name))",
+                                          baseLearningRate: plan.baseLearningRate ?? 0.05, sample: "regression")
+        }
         let predictions = try model.predict(data.features).toArray()
         print(" size  age   price  predicted")
         for (row, p) in zip(table.rows, predictions) {

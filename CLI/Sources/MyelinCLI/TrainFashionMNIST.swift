@@ -199,14 +199,26 @@ struct TrainFashionMNIST: ParsableCommand {
               + "; augmentation: " + (augmentation.map { "random crop (\($0.padding)-pixel zero padding) + horizontal flip, on the device" } ?? "none")) }
         let start = Date()
         let history: History
+        let interrupt = TrainingInterrupt.shared
+        interrupt.install()
         do {   // the training and validation images are released at the end of this block
             let (train, validation) = splits!
             splits = nil
             history = try network.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
                                       loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
                                       schedule: schedule, baseLearningRate: plan.baseLearningRate, augmentation: augmentation,
-                                      seed: options.seed, initialEpoch: plan.initialEpoch, history: plan.history,
-                                      distributed: ddp, verbosity: options.verbosity)
+                                      seed: options.seed, initialEpoch: plan.initialEpoch, partialEpoch: plan.partialEpoch,
+                                      history: plan.history, distributed: ddp, stop: interrupt.stop, verbosity: options.verbosity)
+        }
+        let title = model == .resnet ? "ResNet-\(6 * depth + 2)" : model.rawValue.uppercased()
+        let baseRate = plan.baseLearningRate ?? options.lr ?? recipe.learningRate
+        if interrupt.stop.isRequested {
+            // Every rank stopped at the same batch; rank 0 alone saves, and no time goes to the test set.
+            guard ddp?.isMainRank ?? true else { throw interrupt.exitCode }
+            try options.finishInterrupted(model: network, optimizer: optimizer,
+                                          position: interrupt.stop.stoppedAt ?? TrainingPosition(epoch: epochs, partialEpoch: nil),
+                                          history: history, title: "Fashion-MNIST \(title) (\(device.name))",
+                                          baseLearningRate: baseRate, sample: "fashion-mnist")
         }
         let trainSeconds = Date().timeIntervalSince(start)
         if let ddp {
@@ -234,10 +246,9 @@ struct TrainFashionMNIST: ParsableCommand {
             matrix[li][pi] += 1
         }
         print(Self.confusionMatrix(matrix, names: MNIST.fashionClassNames))
-        let title = model == .resnet ? "ResNet-\(6 * depth + 2)" : model.rawValue.uppercased()
         try options.writeOutputs(model: network, optimizer: optimizer, epoch: epochs, history: history,
-                                 title: "Fashion-MNIST \(title) (\(device.name))",
-                                 baseLearningRate: plan.baseLearningRate ?? options.lr ?? recipe.learningRate)
+                                 title: "Fashion-MNIST \(title) (\(device.name))", baseLearningRate: baseRate)
+        if interrupt.stop.isRequested { throw interrupt.exitCode }   // the signal came after training: all is saved
     }
 
     /// " (Nesterov momentum 0.9)" for SGD with momentum, then ", weight decay λ" (decoupled for AdamW) when the

@@ -255,6 +255,9 @@ public struct Dataset {
         let dropLast: Bool
         /// Data-parallel training: this rank's share of each batch (see `sharded(rank:of:)`), or nil for all of it.
         var shard: (rank: Int, ranks: Int)?
+        /// The batches the iterator skips, without gathering them (`fit` resuming inside an epoch); `count` still
+        /// counts them.
+        var startBatch = 0
 
         /// The number of batches in the epoch.
         public var count: Int {
@@ -264,7 +267,7 @@ public struct Dataset {
         }
 
         public func makeIterator() -> AnyIterator<Batch> {
-            var globalStart = 0
+            var globalStart = startBatch * size
             let n = data.count
             let shard = self.shard
             return AnyIterator {

@@ -33,21 +33,21 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case .keysMismatch(let f, let missing, let unexpected):
             var parts: [String] = []
             if !missing.isEmpty {
-                parts.append("missing (the model has, the checkpoint lacks): " + missing.map { "'\($0)'" }.joined(separator: ", "))
+                parts.append("missing (the model has, the checkpoint lacks): " + SafeTensors.nameList(missing))
             }
             if !unexpected.isEmpty {
-                parts.append("unexpected (the checkpoint has, the model lacks): " + unexpected.map { "'\($0)'" }.joined(separator: ", "))
+                parts.append("unexpected (the checkpoint has, the model lacks): " + SafeTensors.nameList(unexpected))
             }
             return "\(f): the keys do not match the model: " + parts.joined(separator: "; ")
-                + " (load with strict: false to copy only the tensors both have)"
+                + SwiftAPIAdvice.loadNotStrict
         case .oldLayout(let f, let reason):
             return "\(f): \(reason); \(LegacyCheckpoint.howToConvert)"
         case .invalid(let f, let reason):
             return "\(f): \(reason)"
         case .nonFinite(let f, let name, let count, let index, let value, let saving):
             return "\(f): tensor '\(name)' holds \(count) NaN or infinite value\(count == 1 ? "" : "s") (the first, \(value), at index \(index)): "
-                + (saving ? "the model is not saved (training diverged or its data held NaN); pass allowNonFinite: true to save it anyway"
-                          : "the model is not loaded (it was saved from a diverged run, or the file is damaged); pass allowNonFinite: true to load it anyway")
+                + (saving ? "the model is not saved (training diverged or its data held NaN); " + SwiftAPIAdvice.saveNonFinite
+                          : "the model is not loaded (it was saved from a diverged run, or the file is damaged); " + SwiftAPIAdvice.loadNonFinite)
         }
     }
 }
@@ -120,6 +120,12 @@ public struct SafeTensorsFile: Sendable {
 public enum SafeTensors {
     /// The largest header the Python library accepts (100 MB); a bigger length means a corrupt file.
     public static let maxHeaderLength = 100_000_000
+    /// The most tensors a file may hold: 100,000, about 100 times a 70-billion-parameter transformer's (Llama 2
+    /// 70B has 723) and several times the largest mixture-of-experts shard. A header naming more is refused
+    /// before its JSON is parsed (10^6 tiny entries fit in the 100 MB header and took 127 s and 4.3 GB to refuse).
+    public static let maxTensors = 100_000
+    /// The most names an error message lists (then "... and N more").
+    public static let maxNamesListed = 20
     /// The metadata key of the state layout `Layer.save` and `TrainingCheckpoint.save` write.
     public static let layoutKey = "myelin_layout"
     /// Layout 2: Dense weights [out, in] and keys numbered like PyTorch's `nn.Sequential`. (Files of layout 1,
@@ -199,6 +205,40 @@ public enum SafeTensors {
         tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
     }
 
+    /// Quoted names for a message, at most `maxNamesListed` of them, then how many more there are.
+    static func nameList(_ names: [String]) -> String {
+        let shown = names.prefix(maxNamesListed).map { "'\($0)'" }.joined(separator: ", ")
+        return names.count > maxNamesListed ? shown + " ... and \(names.count - maxNamesListed) more" : shown
+    }
+
+    /// Whether `header` holds more than `limit` JSON objects (braces outside strings), found without parsing it:
+    /// a count of every brace first (memchr), then, only when that passes the limit, a scan that skips strings and
+    /// stops at the limit.
+    static func hasMoreObjects(than limit: Int, _ header: ArraySlice<UInt8>) -> Bool {
+        header.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return false }
+            let end = base + buffer.count
+            var braces = 0, p = base
+            while braces <= limit, p < end, let hit = memchr(p, Int32(UInt8(ascii: "{")), end - p) {
+                braces += 1
+                p = UnsafePointer(hit.assumingMemoryBound(to: UInt8.self)) + 1
+            }
+            guard braces > limit else { return false }
+            var objects = 0, inString = false, escaped = false
+            for byte in buffer {
+                if inString {
+                    if escaped { escaped = false } else if byte == UInt8(ascii: "\\") { escaped = true } else if byte == UInt8(ascii: "\"") { inString = false }
+                } else if byte == UInt8(ascii: "\"") {
+                    inString = true
+                } else if byte == UInt8(ascii: "{") {
+                    objects += 1
+                    if objects > limit { return true }
+                }
+            }
+            return false
+        }
+    }
+
     /// JSON string literal with the escapes serde_json uses.
     static func jsonString(_ s: String) -> String {
         var out = "\""
@@ -252,6 +292,11 @@ public enum SafeTensors {
         let headerLength = Int(length)
         guard 8 + headerLength <= bytes.count else {
             throw corrupt("header length \(headerLength) goes past the end of the file (\(bytes.count) bytes; truncated?)")
+        }
+        // Counted before parsing (the header's own braces, and __metadata__'s, come on top of one per tensor): a
+        // header of a million tiny entries is refused in well under a second.
+        guard !hasMoreObjects(than: maxTensors + 2, bytes[8..<(8 + headerLength)]) else {
+            throw corrupt("the header describes more than the \(maxTensors) tensors Myelin reads from one file (SafeTensors.maxTensors)")
         }
         let headerBytes = Array(bytes[8..<(8 + headerLength)])
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(headerBytes)),

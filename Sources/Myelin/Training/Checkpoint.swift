@@ -17,6 +17,8 @@ import Foundation
 public struct TrainingCheckpoint {
     /// The prefix of optimizer state tensors in the file.
     public static let optimizerPrefix = "optimizer."
+    /// The metadata key of `partialEpoch` (JSON).
+    public static let partialEpochKey = "epoch_progress"
 
     /// The completed epochs.
     public let epoch: Int
@@ -28,13 +30,17 @@ public struct TrainingCheckpoint {
     public let baseLearningRate: Float?
     /// The loss and metrics of the completed epochs; pass it to `fit(history:)` to extend it.
     public let history: History
+    /// The batches of epoch `epoch` (0-based) done when training stopped inside it (a `StopRequest`); pass it to
+    /// `fit(partialEpoch:)`. Nil for a checkpoint saved between epochs.
+    public var partialEpoch: PartialEpoch? = nil
     /// All metadata of the file.
     public let metadata: [String: String]
 
     /// Saves model, optimizer state and training position atomically. A model or optimizer state holding a NaN
     /// or infinite value is not saved (`CheckpointError.nonFinite` names the tensor) unless `allowNonFinite`.
+    /// `partialEpoch` is the progress inside epoch `epoch` + 1 when training stopped there (`StopRequest`).
     public static func save(model: any Layer, optimizer: (any Optimizer)?, epoch: Int, seed: UInt64,
-                            baseLearningRate: Float? = nil, history: History = History(),
+                            baseLearningRate: Float? = nil, history: History = History(), partialEpoch: PartialEpoch? = nil,
                             metadata extra: [String: String] = [:], allowNonFinite: Bool = false, to url: URL) throws {
         var tensors = model.namedTensors
         if let optimizer {
@@ -51,6 +57,7 @@ public struct TrainingCheckpoint {
         }
         if let baseLearningRate { metadata["base_learning_rate"] = String(baseLearningRate) }
         metadata["history"] = history.json().trimmingCharacters(in: .newlines)
+        if let partialEpoch { metadata[partialEpochKey] = partialEpoch.json() }
         let calls = dropoutLayers(model).map { String($0.calls) }
         if !calls.isEmpty { metadata["dropout_calls"] = calls.joined(separator: ",") }
         let entries = SafeTensors.entries(tensors)
@@ -70,7 +77,7 @@ public struct TrainingCheckpoint {
         if !allowNonFinite { try SafeTensors.checkFinite(file.entries, source: url.path, saving: false) }
         let m = file.metadata
         guard let epochText = m["epoch"] else {
-            throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata); load a plain model file with Layer.load(from:)")
+            throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata)" + SwiftAPIAdvice.plainModelFile)
         }
         guard let epoch = Int(epochText), epoch >= 0 else {
             throw CheckpointError.invalid(url.path, reason: "has epoch '\(epochText)' in its metadata, which is not a whole number >= 0")
@@ -90,6 +97,11 @@ public struct TrainingCheckpoint {
             }
         } else {
             history = History()
+        }
+        let partialEpoch = try m[partialEpochKey].map { text in
+            do { return try PartialEpoch(validatingJSON: text) } catch {
+                throw CheckpointError.invalid(url.path, reason: "has a bad \(partialEpochKey) in its metadata: \(error)")
+            }
         }
         let dropouts = dropoutLayers(model)
         var calls: [UInt64] = []
@@ -124,7 +136,7 @@ public struct TrainingCheckpoint {
         }
         for (d, c) in zip(dropouts, calls) { d.calls = c }
         return TrainingCheckpoint(epoch: epoch, seed: seed, learningRate: learningRate, baseLearningRate: baseLearningRate,
-                                  history: history, metadata: m)
+                                  history: history, partialEpoch: partialEpoch, metadata: m)
     }
 
     /// The learning rate stored under `key`, checked like `--lr` (`ValueCheck.learningRate`); nil when absent.
@@ -159,6 +171,9 @@ public struct TrainingCheckpoint {
             throw InvalidValueError(name: name, value: "\(total)", rule: "counts all \(epochName)s, so it must be more than the \(epoch) \(epochName)s \(source) has already done (ask for \(epoch + 1) or more)")
         }
         var note = "resuming from \(epochName) \(epoch) of \(source), training to \(epochName) \(total)"
+        if let partialEpoch {
+            note = "resuming from \(source) inside \(epochName) \(epoch + 1), after its batch \(partialEpoch.batches) of \(partialEpoch.batchCount), training to \(epochName) \(total)"
+        }
         let rate: Float?
         let base: Float?
         if let commandLine {

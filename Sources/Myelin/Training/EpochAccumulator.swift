@@ -23,6 +23,15 @@ struct EpochAccumulator {
         metricCounts = metrics.map { _ in 0 }
     }
 
+    /// Sums that start from those of `partial` (an epoch resumed where it stopped), on `device`.
+    init(metrics: [Metric], device: Device, resuming partial: PartialEpoch) {
+        self.init(metrics: metrics, device: device)
+        lossSum = Tensor.full([], partial.sums[0], on: device)
+        metricSums = partial.sums.dropFirst().map { Tensor.full([], $0, on: device) }
+        metricCounts = partial.metricCounts
+        samples = partial.samples
+    }
+
     /// Adds one batch of `count` samples: its mean `loss` (a device scalar) and each metric of `output` against
     /// `targets`. Builds no graph when called under `withNoGrad`, as `fit` and `evaluate` do.
     mutating func add(loss: Tensor, output: Tensor, targets: Tensor, count: Int) throws {

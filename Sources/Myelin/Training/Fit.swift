@@ -24,7 +24,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case .diverged(let epoch, let loss, let reference, let factor):
             return "training diverged: the loss of epoch \(epoch) is " + String(format: "%.4g", loss) + ", more than "
                 + String(format: "%g", factor) + " times the first batch's loss " + String(format: "%.4g", reference)
-                + ": training stopped (lower the learning rate; fit's divergence: nil turns this check off)"
+                + ": training stopped (lower the learning rate" + SwiftAPIAdvice.noDivergenceCheck + ")"
         case .invalid(let why):
             return why
         }
@@ -102,6 +102,9 @@ extension Layer {
     ///     (so `Random.seed(_:)` fixes it too); the seed used is `TrainingContext.seed`.
     ///   - dropLast: skips the last batch of an epoch when it has fewer than `batchSize` samples. Default false.
     ///   - initialEpoch: the number of epochs already done (resuming); `epochs` is the total to reach.
+    ///   - partialEpoch: the batches of epoch `initialEpoch` already trained when training stopped inside it
+    ///     (`StopRequest.stoppedAt`, `TrainingCheckpoint.partialEpoch`): they are skipped and the epoch's sums
+    ///     start from theirs, so the run continues exactly. It needs the same batch size, data, metrics and seed.
     ///   - history: the history of the epochs already done (resuming), extended and returned.
     ///   - divergence: stops training with `TrainingError.diverged` when an epoch's loss exceeds its bound (see
     ///     `DivergenceCheck`); nil turns the check off.
@@ -110,6 +113,10 @@ extension Layer {
     ///     combined before each step, so every rank steps like a single process on the global batch; the logs are
     ///     the global ones on every rank; only rank 0 prints (and `ModelCheckpoint` writes only there). The
     ///     progress bar's running figures are rank 0's share. Default nil (one process).
+    ///   - stop: checked before every batch; once requested, `fit` stops there (the batch in progress has
+    ///     finished), calls the callbacks' `trainingDidEnd`, returns the history of the completed epochs and records
+    ///     where it stopped in `stop.stoppedAt`. In data-parallel training the ranks agree (one tiny allreduce per
+    ///     batch) and stop at the same batch. Default nil.
     ///   - verbosity: what is printed: a progress bar, a line per epoch, or nothing. Default `.auto`.
     ///   - output: where the progress text goes. Default standard output.
     ///   - capture: records the training step once per batch shape and replays it (see `CapturedStep`):
@@ -126,12 +133,16 @@ extension Layer {
                     loss: Loss, optimizer: any Optimizer, metrics: [Metric] = [], callbacks: [any Callback] = [],
                     schedule: (any LearningRateSchedule)? = nil, baseLearningRate: Float? = nil,
                     augmentation: Augmentation? = nil, shuffle: Bool = true, seed: UInt64? = nil, dropLast: Bool = false,
-                    initialEpoch: Int = 0, history: History = History(), divergence: DivergenceCheck? = .standard,
-                    distributed: (any DataParallel)? = nil, verbosity: Verbosity = .auto,
+                    initialEpoch: Int = 0, partialEpoch: PartialEpoch? = nil, history: History = History(),
+                    divergence: DivergenceCheck? = .standard, distributed: (any DataParallel)? = nil,
+                    stop: StopRequest? = nil, verbosity: Verbosity = .auto,
                     output: @escaping (String) -> Void = { print($0, terminator: ""); fflush(nil) },
                     capture: Bool = true) throws -> History {
         try Self.checkFitArguments(data, batchSize: batchSize, epochs: epochs, initialEpoch: initialEpoch,
                                    augmentation: augmentation)
+        if partialEpoch != nil && initialEpoch == epochs {
+            throw TrainingError.invalid("fit: a partial epoch resumes epoch \(initialEpoch + 1), but epochs is \(epochs)")
+        }
         let base = baseLearningRate ?? optimizer.learningRate
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
@@ -144,12 +155,12 @@ extension Layer {
         var loop = FitLoop(model: self, data: data, batchSize: batchSize, validation: validation, loss: loss,
                            optimizer: optimizer, metrics: metrics, callbacks: callbacks, schedule: schedule, base: base,
                            augmentation: augmentation, shuffle: shuffle, seed: seed, dropLast: dropLast,
-                           divergence: divergence, distributed: distributed, context: context, mode: mode,
+                           divergence: divergence, distributed: distributed, stop: stop, context: context, mode: mode,
                            progress: progress, parameters: parameters,
                            captured: capture && CapturedStep.isBuiltIn(self)
                                ? CapturedStep(model: self, optimizer: optimizer, loss: { try loss($0, $1) }) : nil)
         for epoch in initialEpoch..<epochs {
-            try loop.runEpoch(epoch)
+            guard try loop.runEpoch(epoch, resuming: epoch == initialEpoch ? partialEpoch : nil) else { break }
             if context.stopTraining { break }
         }
         for c in callbacks { try c.trainingDidEnd(context) }
@@ -212,7 +223,7 @@ private struct FitLoop<Model: Layer> {
     let loss: Loss, optimizer: any Optimizer, metrics: [Metric], callbacks: [any Callback]
     let schedule: (any LearningRateSchedule)?, base: Float
     let augmentation: Augmentation?, shuffle: Bool, seed: UInt64, dropLast: Bool
-    let divergence: DivergenceCheck?, distributed: (any DataParallel)?
+    let divergence: DivergenceCheck?, distributed: (any DataParallel)?, stop: StopRequest?
     let context: TrainingContext, mode: Verbosity, progress: ProgressPrinter
     /// The model's parameters when training began (after the callbacks' `trainingWillBegin`).
     let parameters: [Tensor]
@@ -224,8 +235,9 @@ private struct FitLoop<Model: Layer> {
     var reference: Double?
 
     /// The epoch on the device: one step per batch, a host read only where the progress bar shows the running
-    /// figures, then `endEpoch`.
-    mutating func runEpoch(_ epoch: Int) throws {
+    /// figures, then `endEpoch`. Resuming a `partial` epoch skips its batches and starts from its sums. Returns
+    /// false when `stop` ended training inside the epoch (or before it).
+    mutating func runEpoch(_ epoch: Int, resuming partial: PartialEpoch?) throws -> Bool {
         context.epoch = epoch
         if let schedule {
             if schedule.perBatch { schedule.apply(to: optimizer, progress: Double(epoch), base: base) }
@@ -238,18 +250,62 @@ private struct FitLoop<Model: Layer> {
         var batches = data.batches(size: batchSize, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast)
         if let distributed { batches = batches.sharded(rank: distributed.rank, of: distributed.worldSize) }
         let batchCount = batches.count
+        if let partial { try check(partial, batchCount: batchCount) }
+        let skipped = partial?.batches ?? 0
+        batches.startBatch = skipped
         context.batchesPerEpoch = batchCount
         progress.epochBegan(epoch, batches: batchCount)
+        // In data-parallel training the saved sums are the ranks' combined ones: rank 0 alone starts from them.
         var sums = EpochAccumulator(metrics: metrics, device: data.device)
+        if let partial, (distributed?.rank ?? 0) == 0 { sums = EpochAccumulator(metrics: metrics, device: data.device, resuming: partial) }
         var firstBad = FirstBadBatch(device: data.device)
         let readEvery = Swift.max(1, batchCount / 40)
-        for (b, batch) in batches.enumerated() {
+        for (i, batch) in batches.enumerated() {
+            let b = skipped + i
+            if try stopRequested() {
+                try stopInside(epoch, after: b, of: batchCount, sums: sums, firstBad: firstBad)
+                return false
+            }
             try trainBatch(b, batch, epoch: epoch, batchCount: batchCount, sums: &sums, firstBad: &firstBad)
             if mode == .progressBar && ((b + 1) % readEvery == 0 || b + 1 == batchCount) {
                 try showProgress(b + 1, epoch: epoch, sums: sums, firstBad: firstBad, start: start)
             }
         }
         try endEpoch(epoch, sums: sums, firstBad: firstBad, start: start)
+        return true
+    }
+
+    /// Throws when `partial` cannot continue in this call: another batch size, batch count or metrics.
+    private func check(_ partial: PartialEpoch, batchCount: Int) throws {
+        let names = metrics.map(\.rawValue)
+        guard partial.batchSize == batchSize, partial.batchCount == batchCount, partial.metrics == names,
+              partial.batches < batchCount else {
+            throw TrainingError.invalid("fit: the partial epoch to resume stopped after batch \(partial.batches) of \(partial.batchCount) batches of \(partial.batchSize) with metrics \(partial.metrics); this call has \(batchCount) batches of \(batchSize) with metrics \(names): resume with the same data, batch size and metrics")
+        }
+    }
+
+    /// Whether `stop` asks to stop now; in data-parallel training, whether it does on any rank (so all stop).
+    private func stopRequested() throws -> Bool {
+        guard let stop else { return false }
+        guard let distributed else { return stop.isRequested }
+        return try distributed.allReduce([stop.isRequested ? -1 : 0], .minimum)[0] < 0
+    }
+
+    /// Stops training before batch `b` of `epoch`: one host read of the sums (combined over the ranks), the usual
+    /// check for a bad batch, and the position recorded in `stop`.
+    private func stopInside(_ epoch: Int, after b: Int, of batchCount: Int, sums: EpochAccumulator, firstBad: FirstBadBatch) throws {
+        var partial: PartialEpoch?
+        if b > 0 {
+            var read = try EpochAccumulator.readScalars([firstBad.flag] + sums.sums)
+            var samples = sums.samples, counts = sums.metricCounts
+            if let distributed { (read, samples, counts) = try Model.combineEpoch(distributed, read: read, samples: samples, counts: counts) }
+            try firstBad.check(read[0], epoch: epoch, lossSum: read[1], model: model)
+            partial = PartialEpoch(batches: b, batchSize: batchSize, batchCount: batchCount, samples: samples,
+                                   sums: Array(read.dropFirst()), metrics: metrics.map(\.rawValue), metricCounts: counts)
+        }
+        let position = TrainingPosition(epoch: epoch, partialEpoch: partial)
+        stop?.record(position)
+        progress.stopped(at: position)
     }
 
     /// One batch: the schedule and callbacks, the step, and the batch's loss, metrics and finiteness added to the

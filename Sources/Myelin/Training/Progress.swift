@@ -49,6 +49,12 @@ final class ProgressPrinter {
         output("\(prefix)Epoch \(epoch + 1)/\(epochs)  \(batches)/\(batches)  \(String(format: "%.1f", totalSeconds))s  \(rate) samples/s  \(values)  lr \(String(format: "%.3g", learningRate))\n")
     }
 
+    /// Training stopped by a `StopRequest` at `position`: ends the progress bar's line and says where.
+    func stopped(at position: TrainingPosition) {
+        guard mode != .silent else { return }
+        output((mode == .progressBar ? "\r\u{1B}[2K" : "") + "Training stopped \(position.description)\n")
+    }
+
     static func format(_ values: [String: Double], order: [String]) -> String {
         order.compactMap { k in values[k].map { "\(k) \(String(format: "%.4f", $0))" } }.joined(separator: "  ")
     }

@@ -88,7 +88,10 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
         if let d = openCLDevices[index] { return d }
         let all = BackendRegistry.shared.openCLDevices()
         // Asked for the first device where there is none: no OpenCL at all. Any other index names itself.
-        guard !all.isEmpty || index != 0 else { throw DeviceError.noOpenCL(available: availableNames()) }
+        guard !all.isEmpty || index != 0 else {
+            if let reason = OpenCLPlatforms.noDeviceReason() { throw DeviceError.noOpenCLBecause(reason, available: availableNames()) }
+            throw DeviceError.noOpenCL(available: availableNames())
+        }
         guard index >= 0, index < all.count else { throw DeviceError.indexOutOfRange(index, available: availableNames()) }
         let d = Device(backend: try BackendRegistry.shared.makeOpenCL(index))
         openCLDevices[index] = d

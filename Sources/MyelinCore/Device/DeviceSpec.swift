@@ -53,6 +53,9 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     case badSpec(String)
     /// An OpenCL device was asked for but there is no OpenCL platform; `available` lists the devices there are.
     case noOpenCL(available: [String])
+    /// No OpenCL device, for a reason `OpenCLPlatforms.noDeviceReason` could name (PoCL without a writable
+    /// cache folder); the message says what to set.
+    case noOpenCLBecause(String, available: [String])
     /// There is no OpenCL device with this number; `available` lists the devices there are.
     case indexOutOfRange(Int, available: [String])
     /// An OpenCL call failed with an error code (its name is in the description).
@@ -85,6 +88,8 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
             return "unknown device '\(s)': expected auto, cpu, opencl or opencl:N"
         case .noOpenCL(let available):
             return "no OpenCL device found; available devices: \(available.joined(separator: ", "))"
+        case .noOpenCLBecause(let reason, let available):
+            return "no OpenCL device found: \(reason); available devices: \(available.joined(separator: ", "))"
         case .indexOutOfRange(let i, let available):
             return "there is no OpenCL device \(i); available devices: \(available.joined(separator: ", "))"
         case .openCL(let call, let code):

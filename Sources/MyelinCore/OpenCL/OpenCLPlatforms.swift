@@ -118,3 +118,59 @@ extension String {
         self = String(decoding: buffer[..<end].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
+
+// MARK: why there is no device
+
+extension OpenCLPlatforms {
+    /// Why OpenCL shows no device, when it is a reason Myelin can name; nil otherwise. Today one: PoCL (listed by
+    /// the OpenCL loader's vendor files) refuses to start when it cannot create its kernel cache folder, which is
+    /// `POCL_CACHE_DIR`, else `$XDG_CACHE_HOME/pocl/kcache`, else `$HOME/.cache/pocl/kcache`, else
+    /// `/tmp/pocl/kcache` (a missing or read-only home, as in some containers and batch jobs).
+    public static func noDeviceReason(environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard poclIsInstalled(environment) else { return nil }
+        let (folder, source) = poclCacheFolder(environment)
+        guard let problem = uncreatableFolderProblem(folder) else { return nil }
+        return "PoCL, the OpenCL driver here, cannot create its kernel cache folder \(folder) (from \(source)): \(problem); "
+            + "set POCL_CACHE_DIR to a folder it may create or write (export POCL_CACHE_DIR=/tmp/pocl-cache), or HOME to a writable home"
+    }
+
+    /// Whether an OpenCL vendor file (`OCL_ICD_VENDORS`, else /etc/OpenCL/vendors) names PoCL.
+    static func poclIsInstalled(_ environment: [String: String]) -> Bool {
+        let folder = environment["OCL_ICD_VENDORS"].flatMap { $0.isEmpty ? nil : $0 } ?? "/etc/OpenCL/vendors"
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) else { return false }
+        guard isFolder.boolValue else { return folder.lowercased().contains("pocl") }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        return names.contains { name in
+            name.lowercased().contains("pocl")
+                || ((try? String(contentsOfFile: folder + "/" + name, encoding: .utf8))?.lowercased().contains("pocl") ?? false)
+        }
+    }
+
+    /// PoCL's kernel cache folder and the variable it comes from (the order of PoCL's `pocl_cache_init_topdir`).
+    static func poclCacheFolder(_ environment: [String: String]) -> (folder: String, source: String) {
+        func value(_ key: String) -> String? { environment[key].flatMap { $0.isEmpty ? nil : $0 } }
+        if let dir = value("POCL_CACHE_DIR") { return (dir, "POCL_CACHE_DIR") }
+        if let xdg = value("XDG_CACHE_HOME") { return (xdg + "/pocl/kcache", "XDG_CACHE_HOME") }
+        if let home = environment["HOME"] { return (home + "/.cache/pocl/kcache", "HOME=\(home)") }
+        return ("/tmp/pocl/kcache", "no HOME set")
+    }
+
+    /// Why PoCL's `mkdir -p folder` fails, or nil when the folder exists writable or could be made (this makes it,
+    /// as PoCL would have: it is only called once PoCL has shown no device).
+    static func uncreatableFolderProblem(_ folder: String) -> String? {
+        let parts = folder.split(separator: "/", omittingEmptySubsequences: true)
+        var path = folder.hasPrefix("/") ? "" : "."
+        for part in parts {
+            path += "/" + part
+            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+                return "creating \(path) fails: \(String(cString: strerror(errno)))"
+            }
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isFolder), isFolder.boolValue else {
+                return "\(path) is not a folder"
+            }
+        }
+        return access(folder, W_OK | X_OK) == 0 ? nil : "\(folder) is not writable"
+    }
+}
