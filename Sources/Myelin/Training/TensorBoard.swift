@@ -10,9 +10,9 @@ import Darwin
 // of tensorboard/compat/proto/event.proto, summary.proto and histogram.proto, named in the comments.
 
 /// Writes one TensorBoard event file (`events.out.tfevents.<time>.<host>.<pid>.<random>`) in a log folder: scalars and
-/// histograms at a step. Records are kept in memory until `flush()`, which appends them with one `write` and
-/// syncs the file, so a killed process leaves every flushed record whole (TensorBoard's reader also skips a last
-/// record cut short). Not thread-safe: use it from one thread.
+/// histograms at a step. Records are kept in memory until `flush()`, which appends them with one `write`, so a
+/// killed process leaves every flushed record whole (TensorBoard's reader also skips a last record cut short).
+/// Not thread-safe: use it from one thread.
 ///
 /// ```swift
 /// let writer = try TensorBoardWriter(logDir: URL(fileURLWithPath: "runs/lab"))
@@ -23,8 +23,9 @@ import Darwin
 public final class TensorBoardWriter {
     /// The event file written.
     public let url: URL
-    private var descriptor: Int32
+    private let file: FileHandle
     private var pending: [UInt8] = []
+    private var lastSync = Date.distantPast
 
     /// Creates `logDir` (and the folders above it) when missing and a new event file in it, whose first record
     /// (file_version "brain.Event:2") is written at once. Errors are `FileError`s naming the folder or file.
@@ -37,15 +38,15 @@ public final class TensorBoardWriter {
         let name = "events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(ProcessInfo.processInfo.hostName)"
             + ".\(getpid()).\(UInt32.random(in: 0...UInt32.max))"
         url = logDir.appendingPathComponent(name)
-        descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+        let descriptor = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw FileError(path: url.path, action: .write, errno: errno) }
+        file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
         event(wallTime: Date(), step: 0) { $0.string(3, "brain.Event:2") }   // Event.file_version
-        try flush()
+        try flush(sync: true)
     }
 
     deinit {
-        try? flush()
-        if descriptor >= 0 { close(descriptor) }
+        try? flush(sync: true)
     }
 
     /// Adds a scalar (`Summary.Value.simple_value`, a float) under `tag` at `step`.
@@ -88,24 +89,28 @@ public final class TensorBoardWriter {
         }
     }
 
-    /// Appends the records added since the last flush to the file (one `write`) and syncs it to the disk.
-    public func flush() throws {
-        guard !pending.isEmpty else { return }
-        let bytes = pending
-        pending = []
-        try bytes.withUnsafeBytes { raw in
-            var done = 0
-            while done < raw.count {
-                let n = write(descriptor, raw.baseAddress! + done, raw.count - done)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw FileError(path: url.path, action: .write, errno: errno)
-                }
-                done += n
+    /// Appends the records added since the last flush to the file with one `write`: from then on they survive the
+    /// process being killed. The file is also synced to the disk (`fsync`, against a power loss) when `sync` is
+    /// true or the last sync is more than `syncInterval` seconds old, so that a run flushing every short epoch
+    /// does not wait for the disk each time.
+    public func flush(sync: Bool = false) throws {
+        do {
+            if !pending.isEmpty {
+                let bytes = Data(pending)
+                pending = []
+                try file.write(contentsOf: bytes)
             }
+            if sync || Date().timeIntervalSince(lastSync) >= Self.syncInterval {
+                try file.synchronize()
+                lastSync = Date()
+            }
+        } catch {
+            throw FileError(path: url.path, action: .write, error: error)
         }
-        guard fsync(descriptor) == 0 else { throw FileError(path: url.path, action: .write, errno: errno) }
     }
+
+    /// Seconds between the syncs `flush()` makes on its own.
+    public static let syncInterval: TimeInterval = 10
 
     /// One Event record: wall_time (seconds since 1970), step, then the fields `body` writes.
     private func event(wallTime: Date, step: Int, _ body: (inout ProtobufWriter) -> Void) {
@@ -152,8 +157,8 @@ struct Histogram {
 /// - every `histogramEvery` steps: histograms `weights/<key>` and `gradients/<key>` of every trainable tensor
 ///   (keys of `stateDict()`).
 ///
-/// The file is flushed and synced after every epoch (and when training ends), so a killed run leaves a file
-/// TensorBoard reads up to the last finished epoch. Reading the loss each step is one host read of a scalar (a
+/// The file is flushed after every epoch (and synced to the disk when training ends and at most every 10 s), so a
+/// killed run leaves a file TensorBoard reads up to the last finished epoch. Reading the loss each step is one host read of a scalar (a
 /// wait for the device); a histogram reads its tensors back. In data-parallel training only rank 0 writes.
 ///
 /// ```swift
@@ -229,8 +234,8 @@ public final class TensorBoardLogger: Callback {
         try writer.flush()
     }
 
-    /// Flushes the file.
+    /// Flushes the file and syncs it to the disk.
     public func trainingDidEnd(_ context: TrainingContext) throws {
-        try writer?.flush()
+        try writer?.flush(sync: true)
     }
 }
