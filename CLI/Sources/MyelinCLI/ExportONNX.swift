@@ -39,7 +39,10 @@ struct ExportONNXCommand: ParsableCommand {
         case .cnn: network = ConvNets.fashionCNN(seed: 1, device: .cpu)
         case .resnet: network = ConvNets.resnet(depth: depth ?? 2, seed: 1, device: .cpu)
         }
-        try network.load(from: URL(fileURLWithPath: load))
+        do { try network.load(from: URL(fileURLWithPath: load)) } catch {
+            let shape = model == .mlp ? " with --hidden \(hidden ?? "512,256")" : model == .resnet ? " with --depth \(depth ?? 2)" : ""
+            throw FileOptionError(message: "--load: \(error)\n(is it a checkpoint of the \(model.rawValue)\(shape)? give the --model, --hidden or --depth it was trained with)")
+        }
         try network.exportONNX(to: url, inputShape: [784])
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         print("Wrote \(output): the \(model.rawValue) of \(load), \(network.parameterCount) parameters, "

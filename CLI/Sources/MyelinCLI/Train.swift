@@ -115,8 +115,14 @@ struct TrainOptions: ParsableArguments {
                 throw FileOptionError(message: "\(name): \(error)")
             }
         }
-        if let logdir {   // the folder exists or can be made, and a file can be created in it
-            do { try AtomicFile.checkWritable(URL(fileURLWithPath: logdir).appendingPathComponent("events.out.tfevents.check")) } catch {
+        if let logdir {   // the folder is made now, and a file can be created in it
+            let folder = URL(fileURLWithPath: logdir)
+            do {
+                do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+                    throw FileError(path: folder.path, action: .write, error: error)
+                }
+                try AtomicFile.checkWritable(folder.appendingPathComponent("events.out.tfevents.check"))
+            } catch {
                 throw FileOptionError(message: "--logdir: \(error)")
             }
         }
