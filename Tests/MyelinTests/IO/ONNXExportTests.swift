@@ -33,14 +33,15 @@ enum ONNXTestModels {
         }
     }
 
-    /// Every activation and the dense-side layers: Step, Dense with fused activations, the activation layers,
-    /// Dropout, Residual with a projection shortcut, Identity. Input [7].
+    /// Every activation and the dense-side layers: Step, Dense with fused activations, BatchNorm on [batch,
+    /// features], the activation layers, Dropout, Residual with a projection shortcut, Identity. Input [7].
     static func activations(on device: Device) -> Sequential {
         Sequential {
             Step()
             Dense(inputSize: 7, outputSize: 9, activation: .relu, seed: 1, device: device)
             Dense(inputSize: 9, outputSize: 9, activation: .sigmoid, biasInit: .uniform(low: -1, high: 1), seed: 2, device: device)
             Dense(inputSize: 9, outputSize: 9, biasInit: .uniform(low: -1, high: 1), seed: 3, device: device)
+            BatchNorm(features: 9, device: device)   // on [batch, features]
             ELU(alpha: 0.5)
             Dense(inputSize: 9, outputSize: 9, activation: .selu, seed: 4, device: device)
             Softplus()
