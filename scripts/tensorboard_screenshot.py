@@ -51,7 +51,7 @@ def main():
             time.sleep(0.5)
         if not runs:
             sys.exit("tensorboard_screenshot: TensorBoard listed no runs")
-        url = f"http://127.0.0.1:{port}/?darkMode=false#scalars&tagFilter={tag_filter}"
+        url = f"http://127.0.0.1:{port}/?darkMode=false#scalars&_smoothingWeight=0&tagFilter={tag_filter}"
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         "--window-size=1400,820", "--virtual-time-budget=15000", f"--screenshot={out}", url],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
