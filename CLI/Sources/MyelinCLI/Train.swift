@@ -27,6 +27,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Start from a checkpoint: a training checkpoint resumes; a plain model file loads the weights.") var load: String?
     @Option(help: "Write the loss curve as SVG.") var plot: String?
     @Option(help: "Write the history as CSV (or JSON for a .json name).") var history: String?
+    @Option(help: "Write TensorBoard event files to this folder (a new file per run; view with tensorboard --logdir).")
+    var logdir: String?
     @Flag(help: "No progress bar: one line per epoch.") var quiet = false
     @Flag(help: "Progress bar even when the output is not a terminal, and more detail.") var verbose = false
 
@@ -114,11 +116,27 @@ struct TrainOptions: ParsableArguments {
                 throw FileOptionError(message: "\(name): \(error)")
             }
         }
+        if let logdir {   // the folder is made now, and a file can be created in it
+            let folder = URL(fileURLWithPath: logdir)
+            do {
+                do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
+                    throw FileError(path: folder.path, action: .write, error: error)
+                }
+                try AtomicFile.checkWritable(folder.appendingPathComponent("events.out.tfevents.check"))
+            } catch {
+                throw FileOptionError(message: "--logdir: \(error)")
+            }
+        }
         if let load {
             do { _ = try ReadableFile(URL(fileURLWithPath: load)) } catch {
                 throw FileOptionError(message: "--load: \(error)")
             }
         }
+    }
+
+    /// `TensorBoardLogger` for `--logdir` (histograms every 100 steps), or nothing.
+    var tensorBoard: [any Callback] {
+        logdir.map { [TensorBoardLogger(logDir: $0)] } ?? []
     }
 
     /// Writes `--save`, `--plot` and `--history` when asked. One that cannot be written does not stop the
@@ -199,6 +217,7 @@ struct GateLab {
         var history = plan.history
         let first = plan.initialEpoch
         let logEvery = Swift.max(1, steps / 20)
+        let board = try options.logdir.map { try TensorBoardWriter(logDir: URL(fileURLWithPath: $0)) }
         let start = Date()
         var lastLoss: Float = .nan
         let interrupt = TrainingInterrupt.shared
@@ -217,6 +236,11 @@ struct GateLab {
                 lastLoss = try loss.item()
                 guard lastLoss.isFinite else { throw TrainingError.nonFiniteLoss(epoch: step + 1, batch: 1, value: lastLoss) }
                 history.append(epoch: step + 1, ["loss": Double(lastLoss)])
+                board?.scalars([("batch/loss", Double(lastLoss)), ("batch/learning_rate", Double(optimizer.learningRate))], step: step + 1)
+                if (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
+                    for (key, t) in model.namedTensors { board?.histogram("weights/" + key, values: t.toArray(), step: step + 1) }
+                    try board?.flush()
+                }
                 if options.verbose || (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
                     print(String(format: "step %6d  loss %.6f", step + 1, lastLoss))
                 }
@@ -300,7 +324,7 @@ struct TrainRegression: ParsableCommand {
         let interrupt = TrainingInterrupt.shared
         interrupt.install()
         let history = try model.fit(data, epochs: epochs, batchSize: batch, loss: .meanSquaredError, optimizer: optimizer,
-                                    metrics: [.rmse], callbacks: [EveryNthEpoch(every: Swift.max(1, epochs / 10))],
+                                    metrics: [.rmse], callbacks: [EveryNthEpoch(every: Swift.max(1, epochs / 10))] + options.tensorBoard,
                                     baseLearningRate: plan.baseLearningRate, seed: options.seed, initialEpoch: plan.initialEpoch,
                                     partialEpoch: plan.partialEpoch, history: plan.history, stop: interrupt.stop, verbosity: .silent)
         if interrupt.stop.isRequested {

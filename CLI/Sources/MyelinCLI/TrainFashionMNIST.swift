@@ -8,6 +8,20 @@ enum FashionModel: String, ExpressibleByArgument, CaseIterable {
     case mlp, cnn, resnet
 }
 
+extension FashionModel {
+    /// Checks `--hidden` (the mlp's sizes) and `--depth` (the resnet's blocks per stage) against the model.
+    func checkShapeOptions(hidden: String?, depth: Int?) throws {
+        if let hidden {
+            guard self == .mlp else { throw ValidationError("--hidden sets the mlp's layers; the \(rawValue) model has none to set") }
+            _ = try ValueCheck.layerSizes(hidden)
+        }
+        if let depth {
+            guard self == .resnet else { throw ValidationError("--depth sets the resnet's blocks per stage; use it with --model resnet") }
+            try ValueCheck.atLeast(1, depth, name: "--depth")
+        }
+    }
+}
+
 extension Whitening.Method: @retroactive ExpressibleByArgument {}
 
 /// Fashion-MNIST with a choice of model, each with its own recipe (every default can be changed by an option):
@@ -83,14 +97,7 @@ struct TrainFashionMNIST: ParsableCommand {
 
     func validate() throws {
         try checkingValues {
-            if let hidden {
-                guard model == .mlp else { throw ValidationError("--hidden sets the mlp's layers; the \(model.rawValue) model has none to set") }
-                _ = try ValueCheck.layerSizes(hidden)
-            }
-            if let depth {
-                guard model == .resnet else { throw ValidationError("--depth sets the resnet's blocks per stage; use it with --model resnet") }
-                try ValueCheck.atLeast(1, depth, name: "--depth")
-            }
+            try model.checkShapeOptions(hidden: hidden, depth: depth)
             try ValueCheck.atLeast(0, validationCount, name: "--validation")
             if let limit { try ValueCheck.atLeast(1, limit, name: "--limit") }
             if let bucketMB {
@@ -206,7 +213,8 @@ struct TrainFashionMNIST: ParsableCommand {
             splits = nil
             history = try network.fit(train, epochs: epochs, batchSize: batch, validation: validation.count > 0 ? validation : nil,
                                       loss: .softmaxCrossEntropy, optimizer: optimizer, metrics: [.accuracy],
-                                      schedule: schedule, baseLearningRate: plan.baseLearningRate, augmentation: augmentation,
+                                      callbacks: options.tensorBoard, schedule: schedule, baseLearningRate: plan.baseLearningRate,
+                                      augmentation: augmentation,
                                       seed: options.seed, initialEpoch: plan.initialEpoch, partialEpoch: plan.partialEpoch,
                                       history: plan.history, distributed: ddp, stop: interrupt.stop, verbosity: options.verbosity)
         }
