@@ -115,7 +115,7 @@ public struct Dataset {
             try checkIndices(targets, in: 0..<classes, op: "Dataset", kind: "label")
         }
         let targetTensor = try Tensor(targets, shape: targetShape, on: device)
-        targetTensor.labelClasses = classes
+        if let classes { targetTensor.labelClasses = classes }
         try self.init(unchecked: Tensor(features, shape: shape, on: device), targets: targetTensor)
     }
 

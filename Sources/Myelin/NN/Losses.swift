@@ -90,10 +90,11 @@ public func binaryCrossEntropy(logits: Tensor, targets: Tensor) throws -> Tensor
 /// Float), mean over the batch. One fused graph node (log-softmax, pick, mean) whose backward is
 /// (softmax(logits) - onehot(labels)) / N. A label outside 0..<C (or not a whole number) throws
 /// `TensorError.indexOutOfRange` naming the label, its position and the class count, on every device, as PyTorch
-/// does. Labels checked on the host when they were made (`Tensor(labels:classes:)`, a `Dataset` given `classes:`,
-/// the MNIST loaders, and batches gathered, sliced or copied from them, as `fit` makes them) cost nothing here;
-/// a label tensor made another way is read back once per call to check it (a host read, which a captured step
-/// refuses: make labels with `classes:` to keep the step free of it).
+/// does. Labels checked on the host when they were made cost nothing here: vectors made from host values
+/// (`Tensor([...])`, `Tensor(labels:classes:)`), a `Dataset` given `classes:` or made from such vectors, the MNIST
+/// loaders, and batches gathered, sliced or copied from them, as `fit` makes them. A label tensor computed on the
+/// device or read from a raw file is read back once per call to check it (a host read, which a captured step
+/// refuses): call `checkLabels(classes:)` on it once, and its batches need none.
 ///
 /// ```swift
 /// let loss = try softmaxCrossEntropy(logits: model(images), labels: labels)

@@ -154,7 +154,7 @@ public final class CapturedStep {
         try features.checkSameDevice(r.features, "CapturedStep")
         try targets.checkSameDevice(r.targets, "CapturedStep")
         // Recorded with checked class labels (the loss's label check is not replayed): these must be labels too.
-        if let classes = r.targets.labelClasses { try targets.checkLabels(classes: classes, op: "CapturedStep") }
+        if let classes = r.targets.labelLossClasses { try targets.checkLabels(classes: classes, op: "CapturedStep") }
         r.features.assign(from: features)
         r.targets.assign(from: targets)
         r.program.replay()

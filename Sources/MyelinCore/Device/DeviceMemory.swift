@@ -4,9 +4,9 @@ import Foundation
 ///
 /// For the CPU: the smallest of the host's memory available now (`MemAvailable` of /proc/meminfo), the headroom
 /// under this process's cgroup limit (v2 `memory.max`, v1 `memory.limit_in_bytes`) and under its address-space
-/// limit (`ulimit -v`, `RLIMIT_AS`, less the process's current virtual size), less a slack. For an OpenCL device: the driver's `CL_DEVICE_MAX_MEM_ALLOC_SIZE` and
-/// `CL_DEVICE_GLOBAL_MEM_SIZE` (and the host's available memory for a device that is not a GPU, such as PoCL,
-/// whose buffers live in host memory).
+/// limit (`ulimit -v`, `RLIMIT_AS`, less the process's current virtual size), less a slack. For an OpenCL device:
+/// the driver's `CL_DEVICE_MAX_MEM_ALLOC_SIZE` and `CL_DEVICE_GLOBAL_MEM_SIZE` (and the host's available memory, so
+/// all of the above, for a device that is not a GPU, such as PoCL, whose buffers live in host memory).
 ///
 /// ```swift
 /// let memory = Device.cpu.memory

@@ -87,10 +87,14 @@ public final class Tensor: CustomStringConvertible {
     /// The accumulated gradient of a leaf after `backward()`.
     @exclusivity(unchecked) public package(set) var grad: Tensor?
     @exclusivity(unchecked) var node: GradNode?
-    /// The class count these values were checked against on the host (whole numbers in 0..<labelClasses): set by
-    /// `Tensor(labels:classes:)`, a `Dataset` given `classes:`, the MNIST loaders and the label checks of the losses,
-    /// and carried by `copy()`, `to(_:)`, `slice` and `gather(rows:)`. The losses skip their host check when it is set.
+    /// A class count these values were checked against on the host (whole numbers in 0..<labelClasses): set for
+    /// vectors made from host values (`Tensor(_:)`, `Tensor(_:shape:)` of rank 1), by `Tensor(labels:classes:)`, a
+    /// `Dataset` given `classes:`, the MNIST loaders and `checkLabels`, and carried by `copy()`, `to(_:)`, `slice`,
+    /// `gather(rows:)` and `detach()`. The label losses skip their host read when it is at most their class count.
     @exclusivity(unchecked) package var labelClasses: Int?
+    /// The class count a label loss last checked these values against (`checkLabels`): a captured step re-checks each
+    /// batch it replays against it.
+    @exclusivity(unchecked) package var labelLossClasses: Int?
 
     init(shape: [Int], device: Device, buffer: DeviceBuffer, requiresGrad: Bool = false) {
         self.shape = shape
@@ -145,11 +149,25 @@ public final class Tensor: CustomStringConvertible {
         let buffer = device.backend.allocate(n)
         values.withUnsafeBufferPointer { device.backend.write($0, to: buffer, offset: 0) }
         self.init(shape: shape, device: device, buffer: buffer, requiresGrad: requiresGrad)
+        if shape.count == 1 { labelClasses = Self.labelBound(values) }
     }
 
     /// A one-dimensional tensor of the given values (cannot fail, so it does not throw).
     public convenience init(_ values: [Float], on device: Device = .default, requiresGrad: Bool = false) {
         self.init(checkedValues: values, shape: [values.count], on: device, requiresGrad: requiresGrad)
+        labelClasses = Self.labelBound(values)
+    }
+
+    /// For host values of a vector (what class labels are): 1 + the largest value when every value is a whole
+    /// number >= 0 (so they are labels for that many classes or more), else nil. One pass on the host, beside the
+    /// upload; the label losses then check such a tensor without reading it back.
+    static func labelBound(_ values: [Float]) -> Int? {
+        var largest: Float = 0
+        for v in values {
+            guard v >= 0, v < 16_777_216, v.rounded(.towardZero) == v else { return nil }
+            largest = Swift.max(largest, v)
+        }
+        return Int(largest) + 1
     }
 
     /// A rank-0 tensor holding one value.
@@ -339,8 +357,16 @@ package func checkIndices(_ indices: [Int], in range: Range<Int>, op: String, ki
 extension Tensor {
     /// Checks that these are class labels for `classes` classes (whole numbers in 0..<classes), throwing
     /// `TensorError.indexOutOfRange` naming the first bad label, its position and the range. Free for labels checked
-    /// on the host when made (`labelClasses`); others are read back once here (a host read) and then marked.
-    package func checkLabels(classes: Int, op: String) throws {
+    /// on the host when made; others are read back once here (a host read) and then marked checked, so the label
+    /// losses skip their check for this tensor and for the batches gathered, sliced or copied from it. Call it once
+    /// on labels loaded another way (a raw file, an op) before training on batches of them.
+    ///
+    /// ```swift
+    /// let labels = try Tensor.load(float32File: url, shape: [60000])
+    /// try labels.checkLabels(classes: 10)   // one read back; batches gathered from it need none
+    /// ```
+    public func checkLabels(classes: Int, op: String = "labels") throws {
+        labelLossClasses = classes
         if let c = labelClasses, c <= classes { return }
         try checkIndices(toArray(), in: 0..<classes, op: op, kind: "label")
         labelClasses = classes
