@@ -123,13 +123,16 @@ import Testing
         let folder = try reliabilityTestFolder("mark")
         defer { try? FileManager.default.removeItem(at: folder) }
         let source = "// mark \(UUID().uuidString)\n" + Self.tinySource
-        let first = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
-        clReleaseProgramForTest(first.program)
+        /// Builds `source` through the cache in `folder`; true when the program came from the cache.
+        func fromCache() throws -> Bool {
+            let built = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
+            clReleaseProgramForTest(built.program)
+            return built.fromCache
+        }
+        #expect(try !fromCache())
         let file = ProgramCache.file(source: source, info: backend.info, directory: folder)
         let mark = ProgramCache.markFile(file)
-        let loaded = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
-        clReleaseProgramForTest(loaded.program)
-        #expect(loaded.fromCache && !FileManager.default.fileExists(atPath: mark.path), "a good load leaves no mark")
+        #expect(try fromCache() && !FileManager.default.fileExists(atPath: mark.path), "a good load leaves no mark")
 
         // This process's own mark: a load in progress, not a crash.
         try Data("\(getpid())\n".utf8).write(to: mark)
@@ -148,12 +151,9 @@ import Testing
 
         // Through build: a surviving mark (unreadable contents count as one) means a rebuild from source and a
         // new good entry.
-        let again = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
-        clReleaseProgramForTest(again.program)
+        #expect(try !fromCache())
         try Data("garbage".utf8).write(to: mark)
-        let rebuilt = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
-        clReleaseProgramForTest(rebuilt.program)
-        #expect(rebuilt.fromCache == false, "the entry with a surviving mark was handed to the driver")
+        #expect(try !fromCache(), "the entry with a surviving mark was handed to the driver")
         #expect(!FileManager.default.fileExists(atPath: mark.path))
         #expect((try? ProgramCache.decode(Data(contentsOf: file)).get()) != nil, "no good entry after the rebuild")
     }
