@@ -121,6 +121,7 @@ struct PeerBench: ParsableCommand {
         let (batch, epochBatches, trainCount, _) = try meta()
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
+        try trainY.checkLabels(classes: 10, op: "train-y.f32")   // once: the batches' losses then need no read back
         let order = try batchOrder(epochBatches, batch, train: trainCount, on: device)
         let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
         if fit {
@@ -138,6 +139,7 @@ struct PeerBench: ParsableCommand {
         let (batch, batches, trainCount, testCount) = try meta()
         let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
+        try trainY.checkLabels(classes: 10, op: "train-y.f32")   // once: the batches' losses then need no read back
         let testX = try load("test-x.f32", [testCount, 784], on: device)
         let testY = try load("test-y.f32", [testCount], on: device)
         let order = try batchOrder(batches, batch, train: trainCount, on: device)

@@ -145,8 +145,13 @@ struct TrainFashionMNIST: ParsableCommand {
             try DenseNetworkMemory(sizes: [784] + sizes + [10], batchSize: batch,
                                    optimizerStateTensors: options.optimizerStateTensors(defaultName: recipe.optimizer)).check(on: device)
         case .cnn, .resnet:
-            // The parameters are small (under 1 MB); a batch's largest tensor is a convolution's patch buffer:
-            // [batch, 32·9, 14·14] in the cnn's second convolution, [batch, 16·9, 28·28] in the resnet's first stage.
+            // Parameters, gradients, optimizer state and activations counted from --depth and --batch-size (the
+            // error names them); then a batch's largest tensor, a convolution's patch buffer: [batch, 32·9, 14·14]
+            // in the cnn's second convolution, [batch, 16·9, 28·28] in the resnet's first stage.
+            let slots = options.optimizerStateTensors(defaultName: recipe.optimizer)
+            try (model == .cnn ? ConvNets.fashionCNNMemory(batchSize: batch, optimizerStateTensors: slots)
+                 : ConvNets.resnetMemory(depth: depth, batchSize: batch, optimizerStateTensors: slots,
+                                         options: "--depth \(depth) with --batch-size \(batch)")).check(on: device)
             let patch = model == .cnn ? [batch, 32 * 9, 14 * 14] : [batch, 16 * 9, 28 * 28]
             try device.checkAllocation(shape: patch, for: "the \(model.rawValue)'s largest convolution buffer \(patch) for batches of \(batch) (lower --batch-size)")
         }

@@ -114,8 +114,9 @@ public struct Dataset {
             }
             try checkIndices(targets, in: 0..<classes, op: "Dataset", kind: "label")
         }
-        try self.init(unchecked: Tensor(features, shape: shape, on: device),
-                      targets: Tensor(targets, shape: targetShape, on: device))
+        let targetTensor = try Tensor(targets, shape: targetShape, on: device)
+        if let classes { targetTensor.labelClasses = classes }
+        try self.init(unchecked: Tensor(features, shape: shape, on: device), targets: targetTensor)
     }
 
     /// The same samples on another device.

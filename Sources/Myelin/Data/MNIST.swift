@@ -101,6 +101,7 @@ public enum MNIST {
         let h = images.shape[1], w = images.shape[2], size = h * w
         let all = labels.floats()   // checked by readSplit: whole numbers in 0..<classes
         let targets = Tensor(rows.map { all[$0] }, on: device)
+        targets.labelClasses = Int(all.max() ?? 0) + 1   // whole numbers >= 0, so all below this
         if images.type == .uint8 {
             let shape = flatten ? [rows.count, size] : [rows.count, h, w]
             let inOrder = rows.count == images.count && rows.elementsEqual(0..<images.count)

@@ -527,6 +527,8 @@ extension Dataset {
                 throw DataError.invalid(url.path, reason: "label \(i) of '\(targets)' is \(yValues[i]), expected a whole number in 0..<\(classes)")
             }
         }
-        try self.init(unchecked: Tensor(xValues, shape: x.shape, on: device), targets: Tensor(yValues, shape: y.shape, on: device))
+        let labels = try Tensor(yValues, shape: y.shape, on: device)
+        if let classes { labels.labelClasses = classes }   // checked above
+        try self.init(unchecked: Tensor(xValues, shape: x.shape, on: device), targets: labels)
     }
 }

@@ -229,7 +229,8 @@ func pool(_ input: Tensor, _ kind: PoolingKind, kernel: (Int, Int), stride: (Int
 }
 
 /// Max pooling over kh x kw windows (stride defaults to the kernel size; padding reads -infinity).
-/// The gradient goes to the window's largest input (to every tied one on ties).
+/// The gradient goes to the window's largest input; on ties all of it goes to the first one in window order (row by
+/// row), as in PyTorch's `nn.MaxPool2d`.
 ///
 /// ```swift
 /// let pool = MaxPool2D(kernelSize: 2)   // [N, C, 28, 28] -> [N, C, 14, 14]

@@ -36,8 +36,9 @@ public final class Dense: Layer {
     ///   - activation: applied to the output. Default `.identity` (none).
     ///   - bias: whether the layer adds a bias [outputSize]. Default true.
     ///   - weightInit: fills the weight (fan-in = inputSize, fan-out = outputSize). Default Glorot uniform.
-    ///     Values are drawn (or, for `.array`, read) in [inputSize, outputSize] row-major order and stored
-    ///     transposed, so a seed gives the same network as in earlier versions of Myelin.
+    ///     `.array` values are taken in the stored order, [outputSize, inputSize] row-major, as PyTorch's
+    ///     `nn.Linear.weight.flatten()` gives them. Random values are drawn in [inputSize, outputSize] row-major
+    ///     order and stored transposed, so a seed gives the same network as in earlier versions of Myelin.
     ///   - biasInit: fills the bias. Default zeros.
     ///   - seed: the weight's seed (the bias uses `seed + 1`); nil draws one from `Initializer.nextSeed()`
     ///     (so `Random.seed(_:)` fixes it too).
@@ -52,11 +53,16 @@ public final class Dense: Layer {
         self.activation = activation
         let s = seed ?? Initializer.nextSeed()
         do {
-            // Drawn [in, out] on the host, stored [out, in] once.
-            let drawn = try weightInit.make([inputSize, outputSize], seed: s, on: .cpu).toArray()
-            var stored = [Float](repeating: 0, count: drawn.count)
-            for i in 0..<inputSize { for o in 0..<outputSize { stored[o * inputSize + i] = drawn[i * outputSize + o] } }
-            weight = try Tensor(stored, shape: [outputSize, inputSize], on: device)
+            if case .array = weightInit {
+                // Given values are already in the stored order [out, in] (PyTorch's).
+                weight = try weightInit.make([outputSize, inputSize], seed: s, on: device)
+            } else {
+                // Drawn [in, out] on the host, stored [out, in] once.
+                let drawn = try weightInit.make([inputSize, outputSize], seed: s, on: .cpu).toArray()
+                var stored = [Float](repeating: 0, count: drawn.count)
+                for i in 0..<inputSize { for o in 0..<outputSize { stored[o * inputSize + i] = drawn[i * outputSize + o] } }
+                weight = try Tensor(stored, shape: [outputSize, inputSize], on: device)
+            }
             self.bias = bias ? try biasInit.make([outputSize], seed: s &+ 1,
                                                   fans: (inputSize, outputSize), on: device) : nil
         } catch {

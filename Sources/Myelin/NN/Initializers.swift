@@ -28,7 +28,9 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
     case zeros
     /// Every element `value`.
     case constant(Float)
-    /// These exact values (row-major); the count must match the shape.
+    /// These exact values, row-major in the order the tensor is stored; the count must match the shape. A `Dense`
+    /// weight takes them as [outputSize, inputSize] (PyTorch's `nn.Linear.weight` layout: pass
+    /// `linear.weight.flatten().tolist()`), a `Conv2D` weight as [out, in, kh, kw].
     case array([Float])
 
     public var description: String {

@@ -88,9 +88,13 @@ public func binaryCrossEntropy(logits: Tensor, targets: Tensor) throws -> Tensor
 
 /// Softmax cross-entropy of logits [N, C] against whole-number class labels [N] (values 0..<C stored as
 /// Float), mean over the batch. One fused graph node (log-softmax, pick, mean) whose backward is
-/// (softmax(logits) - onehot(labels)) / N. Labels are checked where they are uploaded (`Tensor(labels:classes:)`,
-/// a `Dataset` given `classes:`, `MNIST.load`), not here: that would need a read back every step. A label
-/// tensor made another way and holding a value outside 0..<C gives an all-zero one-hot row (a loss term of 0).
+/// (softmax(logits) - onehot(labels)) / N. A label outside 0..<C (or not a whole number) throws
+/// `TensorError.indexOutOfRange` naming the label, its position and the class count, on every device, as PyTorch
+/// does. Labels checked on the host when they were made cost nothing here: vectors made from host values
+/// (`Tensor([...])`, `Tensor(labels:classes:)`), a `Dataset` given `classes:` or made from such vectors, the MNIST
+/// loaders, and batches gathered, sliced or copied from them, as `fit` makes them. A label tensor computed on the
+/// device or read from a raw file is read back once per call to check it (a host read, which a captured step
+/// refuses): call `checkLabels(classes:)` on it once, and its batches need none.
 ///
 /// ```swift
 /// let loss = try softmaxCrossEntropy(logits: model(images), labels: labels)
@@ -103,6 +107,7 @@ public func softmaxCrossEntropy(logits: Tensor, labels: Tensor) throws -> Tensor
             logits.shape, labels.shape)
     }
     let n = logits.shape[0], classes = logits.shape[1]
+    try labels.checkLabels(classes: classes, op: "softmaxCrossEntropy")
     let oneHot = try labels.oneHot(classes: classes)
     let logProbabilities = withNoGrad { logits.detach().logSoftmax() }
     let value = try withNoGrad { try (logProbabilities * oneHot).sum() * (-1 / Float(Swift.max(n, 1))) }
@@ -131,6 +136,7 @@ public func softmaxCrossEntropy(logits: Tensor, targets: Tensor) throws -> Tenso
 
 /// Negative log-likelihood of log-probabilities [N, C] (e.g. from `logSoftmax()`) at whole-number labels
 /// [N], mean over the batch: -Σ logp[i, label_i] / N.
+/// Labels are checked like `softmaxCrossEntropy(logits:labels:)`'s: one outside 0..<C throws, naming it.
 public func negativeLogLikelihood(logProbabilities: Tensor, labels: Tensor) throws -> Tensor {
     try logProbabilities.checkSameDevice(labels, "negativeLogLikelihood")
     guard logProbabilities.rank == 2, labels.shape == [logProbabilities.shape[0]] else {
@@ -138,6 +144,7 @@ public func negativeLogLikelihood(logProbabilities: Tensor, labels: Tensor) thro
             "do not fit (log-probabilities must be [N, classes] and labels [N])", logProbabilities.shape, labels.shape)
     }
     let n = Float(Swift.max(logProbabilities.shape[0], 1))
+    try labels.checkLabels(classes: logProbabilities.shape[1], op: "negativeLogLikelihood")
     let oneHot = try labels.oneHot(classes: logProbabilities.shape[1])
     return try (logProbabilities * oneHot).sum() * (-1 / n)
 }

@@ -153,6 +153,8 @@ public final class CapturedStep {
     private func replay(_ r: Recording, _ features: Tensor, _ targets: Tensor) throws -> (loss: Tensor, output: Tensor) {
         try features.checkSameDevice(r.features, "CapturedStep")
         try targets.checkSameDevice(r.targets, "CapturedStep")
+        // Recorded with checked class labels (the loss's label check is not replayed): these must be labels too.
+        if let classes = r.targets.labelLossClasses { try targets.checkLabels(classes: classes, op: "CapturedStep") }
         r.features.assign(from: features)
         r.targets.assign(from: targets)
         r.program.replay()

@@ -69,12 +69,16 @@ public struct TrainingCheckpoint {
     /// it can: the metadata (epoch, seed, learning rates with the same rules as the command line's `--lr`, every
     /// history entry, dropout counters), tensor names and shapes (errors name the tensor and both shapes), NaN or
     /// infinite values in the model or the optimizer state (refused unless `allowNonFinite`), then the optimizer
-    /// state. A value that breaks a rule is an error naming it, never dropped or trusted.
+    /// state: refused when stored narrower than F32 or inconsistent (a negative second moment, a zero one beside a
+    /// first moment far from zero; see `checkOptimizerState`). A value that breaks a rule is an error naming it,
+    /// never dropped or trusted. `fit` resumed with the returned history warns when its first epoch's loss is far
+    /// above the history's last (`resumeWarning(epoch:previous:resumed:)`).
     @discardableResult
     public static func load(from url: URL, into model: any Layer, optimizer: (any Optimizer)?,
                             allowNonFinite: Bool = false) throws -> TrainingCheckpoint {
         let file = try SafeTensors.load(url)
         if !allowNonFinite { try SafeTensors.checkFinite(file.entries, source: url.path, saving: false) }
+        if optimizer != nil { try checkOptimizerState(file.entries, source: url.path, allowNonFinite: allowNonFinite) }
         let m = file.metadata
         guard let epochText = m["epoch"] else {
             throw CheckpointError.invalid(url.path, reason: "is not a Myelin training checkpoint (no 'epoch' in its metadata)" + SwiftAPIAdvice.plainModelFile)

@@ -105,7 +105,8 @@ extension Layer {
     ///   - partialEpoch: the batches of epoch `initialEpoch` already trained when training stopped inside it
     ///     (`StopRequest.stoppedAt`, `TrainingCheckpoint.partialEpoch`): they are skipped and the epoch's sums
     ///     start from theirs, so the run continues exactly. It needs the same batch size, data, metrics and seed.
-    ///   - history: the history of the epochs already done (resuming), extended and returned.
+    ///   - history: the history of the epochs already done (resuming), extended and returned. When the first epoch's
+    ///     loss is far above the loss `history` ends at, a warning is printed (`TrainingCheckpoint.resumeWarning`).
     ///   - divergence: stops training with `TrainingError.diverged` when an epoch's loss exceeds its bound (see
     ///     `DivergenceCheck`); nil turns the check off.
     ///   - distributed: trains data-parallel over the ranks of a `DataParallel` coordinator (MyelinMPI's
@@ -384,9 +385,15 @@ private struct FitLoop<Model: Layer> {
             let v = try model.evaluate(validation, batchSize: Swift.max(batchSize, 256), loss: loss, metrics: metrics)
             for (k, value) in v { logs["val_" + k] = value }
         }
+        // The first epoch of a resumed run against the loss its history ends at (a warning, not an error).
+        let resumedFrom = firstLossToRead != nil && context.history.epochs.last == epoch ? context.history["loss"]?.last : nil
         context.history.append(epoch: epoch + 1, logs)
         progress.epochEnded(epoch, logs: logs, samples: samples, seconds: trainSeconds,
                             totalSeconds: Date().timeIntervalSince(start), learningRate: optimizer.learningRate)
+        if let resumedFrom, context.rank == 0, let loss = logs["loss"],
+           let warning = TrainingCheckpoint.resumeWarning(epoch: epoch + 1, previous: resumedFrom, resumed: loss) {
+            progress.output(warning + "\n")
+        }
         for c in callbacks { try c.epochDidEnd(epoch, logs: logs, context) }
     }
 }

@@ -70,11 +70,26 @@ final class CPUBackend: Backend, @unchecked Sendable {
         let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
         var ptr = pool.take(size: size)
         if ptr == nil {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: size * 4, alignment: 64)
+            // posix_memalign, not UnsafeMutableRawPointer.allocate, whose failure is a bare "Could not allocate
+            // memory" crash: a refusal here (past `ulimit -v`, or the host out of memory after the check above let
+            // the request through) at least names the request and the limits.
+            var raw: UnsafeMutableRawPointer?
+            guard posix_memalign(&raw, 64, size * 4) == 0, let raw else { Self.hostAllocationFailed(count, bytes: size * 4) }
             ptr = raw.bindMemory(to: Float.self, capacity: size)
             allocations.add(1, ordering: .relaxed)
         }
         return DeviceBuffer(capacity: size, handle: UnsafeMutableRawPointer(ptr), recycle: recycler)
+    }
+
+    /// Stops the program naming a host allocation the system refused and the limits that bound it (the last line of
+    /// defence of the non-throwing `allocate`; throwing paths check sizes first with `Device.checkAllocation`).
+    static func hostAllocationFailed(_ count: Int, bytes: Int) -> Never {
+        let space = HostMemory.addressSpace(), group = HostMemory.cgroup()
+        var limits = "\(formatBytes(HostMemory.available)) available"
+        if let limit = space.limit { limits += ", address space \(formatBytes(space.used)) used of \(formatBytes(limit)) (ulimit -v)" }
+        if let limit = group.limit { limits += ", cgroup limit \(formatBytes(limit))" }
+        fatalError("cpu: the system refused \(formatBytes(bytes)) for a tensor of \(count) Float elements (\(limits)); "
+                   + "check sizes from data or a command line with Device.checkAllocation(shape:for:) before creating tensors")
     }
 
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {

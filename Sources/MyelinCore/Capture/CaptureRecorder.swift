@@ -365,12 +365,12 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
                                         gbias: gbias, gx: gx, epsilon: epsilon, batchStatistics: batchStatistics,
                                         outer: outer, channels: channels, inner: inner) }
     }
-    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry: ConvGeometry) {
-        run { $0.maxPoolForward(x: x, y: y, ties: ties, geometry: geometry) }
+    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, geometry: ConvGeometry) {
+        run { $0.maxPoolForward(x: x, y: y, argmax: argmax, geometry: geometry) }
     }
-    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
+    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
                          geometry: ConvGeometry) {
-        run { $0.maxPoolBackward(x: x, y: y, ties: ties, gy: gy, gx: gx, geometry: geometry) }
+        run { $0.maxPoolBackward(x: x, y: y, argmax: argmax, gy: gy, gx: gx, geometry: geometry) }
     }
     func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, firstImage: Int, images: Int) {
         run { $0.convUnfold(x: x, cols: cols, geometry: geometry, firstImage: firstImage, images: images) }

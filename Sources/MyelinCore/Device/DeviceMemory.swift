@@ -2,10 +2,11 @@ import Foundation
 
 /// How much memory a device can give, in bytes (`Device.memory`).
 ///
-/// For the CPU: the host's memory available now (`MemAvailable` of /proc/meminfo, and the container's cgroup
-/// limit when there is one), less a slack. For an OpenCL device: the driver's `CL_DEVICE_MAX_MEM_ALLOC_SIZE` and
-/// `CL_DEVICE_GLOBAL_MEM_SIZE` (and the host's available memory for a device that is not a GPU, such as PoCL,
-/// whose buffers live in host memory).
+/// For the CPU: the smallest of the host's memory available now (`MemAvailable` of /proc/meminfo), the headroom
+/// under this process's cgroup limit (v2 `memory.max`, v1 `memory.limit_in_bytes`) and under its address-space
+/// limit (`ulimit -v`, `RLIMIT_AS`, less the process's current virtual size), less a slack. For an OpenCL device:
+/// the driver's `CL_DEVICE_MAX_MEM_ALLOC_SIZE` and `CL_DEVICE_GLOBAL_MEM_SIZE` (and the host's available memory, so
+/// all of the above, for a device that is not a GPU, such as PoCL, whose buffers live in host memory).
 ///
 /// ```swift
 /// let memory = Device.cpu.memory
@@ -26,25 +27,55 @@ public struct DeviceMemory: Sendable, Equatable {
     }
 }
 
-/// The host's memory, read from the operating system (Linux: /proc/meminfo and the cgroup files; elsewhere
-/// sysconf).
+/// The host's memory, read from the operating system (Linux: /proc/meminfo, the cgroup files and the address-space
+/// limit; elsewhere sysconf).
 enum HostMemory {
-    /// Physical memory, or the cgroup's limit when it is lower.
+    /// Physical memory, or the cgroup's or the address-space limit when it is lower.
     static var total: Int { current().total }
 
     /// Memory that can be allocated now without pushing the machine (or the container) into the
-    /// out-of-memory killer: the smaller of MemAvailable and the cgroup's headroom, less a slack of 1/32 of the
-    /// total (at most 512 MiB) for everything else the process needs.
+    /// out-of-memory killer, or this process past its address-space limit: the smallest of MemAvailable, the
+    /// cgroup's headroom and the address space left under `ulimit -v`, less a slack of 1/32 of the total (at most
+    /// 512 MiB) for everything else the process needs.
     static var available: Int { current().available }
 
-    /// `total` and `available` from one reading of /proc/meminfo and the cgroup files.
+    /// `total` and `available` from one reading of /proc/meminfo, the cgroup files and the address-space limit.
     static func current() -> (total: Int, available: Int) {
-        let info = readMeminfo(), group = cgroup()
-        var total = info.total ?? sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
+        let info = readMeminfo()
+        return combine(physical: info.total ?? sysconf(Int32(_SC_PHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)),
+                       free: info.available ?? sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE)),
+                       cgroup: cgroup(), addressSpace: addressSpace())
+    }
+
+    /// `total` and `available` from the host's physical and free memory, the cgroup's limit and usage, and the
+    /// address-space limit and use: the smallest of them, less the slack.
+    static func combine(physical: Int, free: Int, cgroup group: (limit: Int?, usage: Int?),
+                        addressSpace space: (limit: Int?, used: Int)) -> (total: Int, available: Int) {
+        var total = physical, available = free
         if let limit = group.limit { total = min(total, limit) }
-        var available = info.available ?? sysconf(Int32(_SC_AVPHYS_PAGES)) * sysconf(Int32(_SC_PAGESIZE))
+        if let limit = space.limit { total = min(total, limit) }
         if let limit = group.limit, let usage = group.usage { available = min(available, max(0, limit - usage)) }
+        if let limit = space.limit { available = min(available, max(0, limit - space.used)) }
         return (total, max(0, available - min(total / 32, 512 << 20)))
+    }
+
+    /// The address-space limit of this process (`ulimit -v`: `RLIMIT_AS`, nil when unlimited) and the address space
+    /// it uses now (`VmSize` of /proc/self/status, 0 where unknown).
+    static func addressSpace() -> (limit: Int?, used: Int) {
+        var r = rlimit()
+        // RLIM_INFINITY is all ones (glibc), so any value past Int.max means no limit.
+        guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &r) == 0, r.rlim_cur < UInt64(Int.max) else { return (nil, 0) }
+        let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        return (Int(clamping: r.rlim_cur), parseVirtualSize(text) ?? 0)
+    }
+
+    /// `VmSize` (kB in the file) of a /proc/self/status text, in bytes.
+    static func parseVirtualSize(_ text: String) -> Int? {
+        for line in text.split(separator: "\n") where line.hasPrefix("VmSize:") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count >= 2, let kB = Int(parts[1]) { return kB * 1024 }
+        }
+        return nil
     }
 
     /// MemTotal and MemAvailable of /proc/meminfo, in bytes.
@@ -67,13 +98,17 @@ enum HostMemory {
 
     /// The memory limit and usage of this process's cgroup (v2 `memory.max`/`memory.current`, or v1
     /// `memory.limit_in_bytes`/`memory.usage_in_bytes`); nil where there is no limit.
+    /// The v2 group is this process's own (the `0::` line of /proc/self/cgroup) where its folder is visible, else the
+    /// root of /sys/fs/cgroup (a container's own group, with cgroup namespaces).
     static func cgroup() -> (limit: Int?, usage: Int?) {
         func number(_ path: String) -> Int? {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
             return Int(text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        if let limit = number("/sys/fs/cgroup/memory.max") {
-            return (limit, number("/sys/fs/cgroup/memory.current"))
+        let own = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("0::/") }.map { String($0.dropFirst(3)) } ?? "/"
+        for folder in Set(["/sys/fs/cgroup" + (own == "/" ? "" : own), "/sys/fs/cgroup"]).sorted(by: { $0.count > $1.count }) {
+            if let limit = number(folder + "/memory.max") { return (limit, number(folder + "/memory.current")) }
         }
         // cgroup v1 reports "no limit" as a huge number.
         if let limit = number("/sys/fs/cgroup/memory/memory.limit_in_bytes"), limit < (1 << 60) {

@@ -35,10 +35,11 @@ protocol ConvolutionBackend: AnyObject {
 protocol PoolingBackend: AnyObject {
     // Max pooling of the N·C planes of x [N, C, H, W] (geometry with any channel count); padding reads -infinity.
 
-    /// y[plane, oh, ow] = the window's maximum; ties[plane, oh, ow] = how many window positions equal it.
-    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, geometry: ConvGeometry)
-    /// Overwrites gx with Σ over the windows holding each input at their maximum of gy / ties.
-    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, ties: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
+    /// y[plane, oh, ow] = the window's maximum; argmax[plane, oh, ow] = the window position (i·kernelW + j) of its
+    /// first maximum in window order, as PyTorch picks it (a Float; -1 when no position holds it: an all-NaN window).
+    func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, geometry: ConvGeometry)
+    /// Overwrites gx with Σ of gy over the windows whose `argmax` is that input (ties: the first maximum takes it all).
+    func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
                          geometry: ConvGeometry)
 }
 

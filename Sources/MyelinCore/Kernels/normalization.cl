@@ -168,8 +168,9 @@ __kernel void bn_backward_input(__global const float* x, __global const float* g
 }
 
 // Max pooling of the planes of x [planes, height, width] (padding reads -INFINITY): one work-item per output;
-// ties counts the window positions equal to the maximum (padding included), which share its gradient.
-__kernel void max_pool_forward(__global const float* x, __global float* y, __global float* ties, int height, int width,
+// argmax is the window position (i * kernel_w + j) of the first maximum in window order, PyTorch's choice on ties
+// (-1 when no position holds it: an all-NaN window), which takes the window's whole gradient.
+__kernel void max_pool_forward(__global const float* x, __global float* y, __global float* argmax, int height, int width,
                                int out_h, int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w,
                                int pad_h, int pad_w, int count) {
     int o = get_global_id(0);
@@ -178,30 +179,24 @@ __kernel void max_pool_forward(__global const float* x, __global float* y, __glo
     int oh = rest / out_w, ow = rest - oh * out_w;
     __global const float* src = x + (long)p * height * width;
     float best = -INFINITY;
+    int first = -1;
     for (int i = 0; i < kernel_h; ++i) {
         int r = oh * stride_h - pad_h + i;
         if (r < 0 || r >= height) continue;
         for (int j = 0; j < kernel_w; ++j) {
             int c = ow * stride_w - pad_w + j;
-            if (c >= 0 && c < width && src[r * width + c] > best) best = src[r * width + c];
-        }
-    }
-    int tied = 0;
-    for (int i = 0; i < kernel_h; ++i) {
-        int r = oh * stride_h - pad_h + i;
-        for (int j = 0; j < kernel_w; ++j) {
-            int c = ow * stride_w - pad_w + j;
-            float v = (r >= 0 && r < height && c >= 0 && c < width) ? src[r * width + c] : -INFINITY;
-            if (v == best) tied += 1;
+            if (c < 0 || c >= width) continue;
+            float v = src[r * width + c];
+            if (v > best || (first < 0 && v == best)) { best = v; first = i * kernel_w + j; }
         }
     }
     y[o] = best;
-    ties[o] = (float)tied;
+    argmax[o] = (float)first;
 }
 
 // The common 2x2 window with stride 2 and no padding, without an integer division per element (which a
 // CPU-like device pays dearly for): one work-item per output, global = [out_w, out_h, planes].
-__kernel void max_pool2x2_forward(__global const float* x, __global float* y, __global float* ties, int height,
+__kernel void max_pool2x2_forward(__global const float* x, __global float* y, __global float* argmax, int height,
                                   int width, int out_h, int out_w) {
     int ow = get_global_id(0), oh = get_global_id(1), p = get_global_id(2);
     if (ow >= out_w || oh >= out_h) return;
@@ -214,13 +209,13 @@ __kernel void max_pool2x2_forward(__global const float* x, __global float* y, __
     best = d > best ? d : best;
     long o = ((long)p * out_h + oh) * out_w + ow;
     y[o] = best;
-    ties[o] = (float)((a == best) + (b == best) + (c == best) + (d == best));
+    argmax[o] = a == best ? 0.0f : b == best ? 1.0f : c == best ? 2.0f : d == best ? 3.0f : -1.0f;
 }
 
 // Its backward: one work-item per 2x2 block of the input, global = [ceil(width/2), ceil(height/2), planes]. The
-// windows do not overlap, so each input gets the share of the one window holding it (or 0 outside every window:
-// the last row or column of an odd size).
-__kernel void max_pool2x2_backward(__global const float* x, __global const float* y, __global const float* ties,
+// windows do not overlap, so each input gets the gradient of the one window holding it when it is that window's
+// argmax (or 0 outside every window: the last row or column of an odd size).
+__kernel void max_pool2x2_backward(__global const float* x, __global const float* y, __global const float* argmax,
                                    __global const float* gy, __global float* gx, int height, int width, int out_h,
                                    int out_w) {
     int bw = get_global_id(0), bh = get_global_id(1), p = get_global_id(2);
@@ -228,18 +223,17 @@ __kernel void max_pool2x2_backward(__global const float* x, __global const float
     if (r0 >= height || c0 >= width) return;
     int inside = bh < out_h && bw < out_w;
     long o = ((long)p * out_h + bh) * out_w + bw;
-    float best = inside ? y[o] : 0.0f, share = inside ? gy[o] / ties[o] : 0.0f;
+    float k = inside ? argmax[o] : -1.0f, g = inside ? gy[o] : 0.0f;
     long base = (long)p * height * width;
     for (int r = r0; r < min(r0 + 2, height); ++r) {
         for (int c = c0; c < min(c0 + 2, width); ++c) {
-            long at = base + (long)r * width + c;
-            gx[at] = inside && x[at] == best ? share : 0.0f;
+            gx[base + (long)r * width + c] = k == (float)(2 * (r - r0) + (c - c0)) ? g : 0.0f;
         }
     }
 }
 
-// gx[plane, r, c] = sum over the windows holding (r, c) at their maximum of gy / ties: one work-item per input.
-__kernel void max_pool_backward(__global const float* x, __global const float* y, __global const float* ties,
+// gx[plane, r, c] = sum of gy over the windows whose argmax is (r, c): one work-item per input.
+__kernel void max_pool_backward(__global const float* x, __global const float* y, __global const float* argmax,
                                 __global const float* gy, __global float* gx, int height, int width, int out_h,
                                 int out_w, int kernel_h, int kernel_w, int stride_h, int stride_w, int pad_h,
                                 int pad_w, int count) {
@@ -247,7 +241,6 @@ __kernel void max_pool_backward(__global const float* x, __global const float* y
     if (i >= count) return;
     int p = i / (height * width), rest = i - p * height * width;
     int r = rest / width, c = rest - r * width;
-    float v = x[i];
     int low_h = r + pad_h - kernel_h + 1, low_w = c + pad_w - kernel_w + 1;
     int oh0 = low_h <= 0 ? 0 : (low_h + stride_h - 1) / stride_h;
     int ow0 = low_w <= 0 ? 0 : (low_w + stride_w - 1) / stride_w;
@@ -257,7 +250,8 @@ __kernel void max_pool_backward(__global const float* x, __global const float* y
     for (int oh = oh0; oh <= oh1; ++oh) {
         for (int ow = ow0; ow <= ow1; ++ow) {
             long at = base + oh * out_w + ow;
-            if (v == y[at]) acc += gy[at] / ties[at];
+            int k = (r + pad_h - oh * stride_h) * kernel_w + (c + pad_w - ow * stride_w);
+            if (argmax[at] == (float)k) acc += gy[at];
         }
     }
     gx[i] = acc;

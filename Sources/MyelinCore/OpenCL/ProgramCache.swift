@@ -8,6 +8,11 @@ import Foundation
 /// driver only when all four match, so a truncated, garbled or foreign file never reaches
 /// `clCreateProgramWithBinary` (some drivers crash on one). A bad entry is rebuilt from source and replaced. When the
 /// cache folder cannot be written, Myelin runs without a cache and says so once per folder on stderr.
+///
+/// An entry with a valid header can still be one the driver rejects by crashing or asserting (PoCL does). So the
+/// entry is marked (`<entry>.loading`, holding the process id) before it is handed to the driver, and unmarked
+/// after. A mark that survives its process (the id is no longer running) means the driver died on that entry: the
+/// next process deletes the entry and rebuilds it from source, saying so on stderr. Such an entry costs one crash.
 enum ProgramCache {
     /// `MYELIN_CACHE_DIR`, else `$XDG_CACHE_HOME/myelin`, else `~/.cache/myelin`.
     static var directory: URL { directory(environment: ProcessInfo.processInfo.environment) }
@@ -148,20 +153,24 @@ enum ProgramCache {
         let file = file(source: source, info: info, directory: directory, defines: defines)
         var device: cl_device_id? = info.device
 
+        if let message = removeEntryWithSurvivingMark(file) { warn(message) }
         if let data = try? Data(contentsOf: file) {
             switch decode(data) {
             case .success(let binary):
                 var err: cl_int = 0
                 var status: cl_int = 0
+                // Marked while the driver has it: a crash or an assertion in there leaves the mark behind.
+                let mark = markFile(file)
+                let marked = (try? Data("\(getpid())\n".utf8).write(to: mark)) != nil
                 let program: cl_program? = binary.withUnsafeBytes { raw in
                     var length = raw.count
                     var ptr: UnsafePointer<UInt8>? = raw.bindMemory(to: UInt8.self).baseAddress
                     return clCreateProgramWithBinary(context, 1, &device, &length, &ptr, &status, &err)
                 }
-                if let program, err == CL_SUCCESS, status == CL_SUCCESS,
-                   clBuildProgram(program, 1, &device, opts, nil, nil) == CL_SUCCESS {
-                    return (program, true)
-                }
+                let built = program != nil && err == CL_SUCCESS && status == CL_SUCCESS
+                    && clBuildProgram(program, 1, &device, opts, nil, nil) == CL_SUCCESS
+                if marked { try? FileManager.default.removeItem(at: mark) }
+                if let program, built { return (program, true) }
                 if let program { clReleaseProgram(program) }
                 warn("myelin: the kernel cache entry \(file.path) was refused by the OpenCL driver; rebuilding it")
             case .failure(let problem):
@@ -186,6 +195,25 @@ enum ProgramCache {
         }
         save(program: program, to: file)
         return (program, false)
+    }
+
+    /// The mark of `file` while it is in the driver's hands: `<entry>.loading`.
+    static func markFile(_ file: URL) -> URL { URL(fileURLWithPath: file.path + ".loading") }
+
+    /// When `file`'s mark survived the process that wrote it (a crash or assertion in the driver while it loaded the
+    /// entry), deletes the entry and the mark and returns the message saying so; nil when there is no such mark. A
+    /// mark whose process still runs (another process loading the same entry now, or this one) is left alone.
+    static func removeEntryWithSurvivingMark(_ file: URL) -> String? {
+        let mark = markFile(file)
+        guard let text = try? String(contentsOf: mark, encoding: .utf8) else { return nil }
+        if let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0,
+           pid == getpid() || kill(pid, 0) == 0 || errno == EPERM {
+            return nil
+        }
+        try? FileManager.default.removeItem(at: file)
+        try? FileManager.default.removeItem(at: mark)
+        return "myelin: the kernel cache entry \(file.path) was being loaded by the OpenCL driver when an earlier "
+            + "process stopped (the driver crashed or asserted on it); deleted it, rebuilding the kernels from source"
     }
 
     /// Writes the program binary as a cache entry, atomically (temporary file, then rename). A failure only costs a

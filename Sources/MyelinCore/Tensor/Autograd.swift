@@ -46,7 +46,9 @@ extension Tensor {
 
     /// The same data, cut from the graph.
     public func detach() -> Tensor {
-        Tensor(shape: shape, device: device, buffer: buffer)
+        let out = Tensor(shape: shape, device: device, buffer: buffer)
+        out.labelClasses = labelClasses
+        return out
     }
 
     /// Clears the accumulated gradient.

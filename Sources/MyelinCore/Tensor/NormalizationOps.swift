@@ -53,16 +53,17 @@ extension Tensor {
 
 extension Tensor {
     /// Max pooling of self [N, C, H, W] over kh x kw windows (padding reads -infinity): [N, C, outH, outW]. One
-    /// recorded op: the gradient of a window goes to its maximum, shared equally by tied positions.
+    /// recorded op: the gradient of a window goes to its maximum, all of it to the first one in window order on ties
+    /// (as PyTorch's `max_pool2d`).
     package func maxPool2d(kernel: (Int, Int), stride: (Int, Int), padding: (Int, Int)) throws -> Tensor {
         let g = try convGeometry(kernel: kernel, stride: stride, padding: padding, op: "maxPool2d")
         let y = Tensor.empty([g.batch, g.channels, g.outH, g.outW], on: device)
-        let ties = Tensor.empty(y.shape, on: device)
-        backend.maxPoolForward(x: buffer, y: y.buffer, ties: ties.buffer, geometry: g)
+        let argmax = Tensor.empty(y.shape, on: device)
+        backend.maxPoolForward(x: buffer, y: y.buffer, argmax: argmax.buffer, geometry: g)
         let x = self, output = y.detach()
         return y.recorded("maxPool2d", [x]) { gy in
             let gx = Tensor.empty(x.shape, on: x.device)
-            x.backend.maxPoolBackward(x: x.buffer, y: output.buffer, ties: ties.buffer, gy: gy.buffer, gx: gx.buffer, geometry: g)
+            x.backend.maxPoolBackward(x: x.buffer, y: output.buffer, argmax: argmax.buffer, gy: gy.buffer, gx: gx.buffer, geometry: g)
             return [gx]
         }
     }

@@ -11,12 +11,14 @@ extension Tensor {
         precondition(source.shape == shape, "assign: shapes \(source.shape) and \(shape) differ")
         let s = source.device === device ? source : source.to(device)
         backend.copy(s.buffer, sourceOffset: 0, to: buffer, destinationOffset: 0, count: count)
+        labelClasses = source.labelClasses
     }
 
     /// Overwrites this tensor's values with host values (one host-to-device write).
     package func assign(_ values: [Float]) {
         precondition(values.count == count, "assign: \(values.count) values for shape \(shape)")
         values.withUnsafeBufferPointer { backend.write($0, to: buffer, offset: 0) }
+        labelClasses = nil
     }
 
     /// Writes host values into this tensor from element `offset` on (one host-to-device write).
@@ -24,12 +26,14 @@ extension Tensor {
         precondition(offset >= 0 && offset + values.count <= count,
                      "upload: \(values.count) values at \(offset) into shape \(shape)")
         backend.write(values, to: buffer, offset: offset)
+        labelClasses = nil
     }
 
     // MARK: in-place arithmetic (state that must keep its buffer, e.g. running statistics under step capture)
 
     /// self = self op s, in place (the same launch as `self op s` makes, writing into this tensor's buffer).
     package func applyInPlace(_ op: BinaryOp, scalar s: Float) {
+        labelClasses = nil
         backend.unary(.scalar(op, s, scalarFirst: false), x: buffer, out: buffer, count: count)
     }
 
@@ -39,6 +43,7 @@ extension Tensor {
             throw TensorError.shapeMismatch(op: "applyInPlace(\(op))", "differ (an in-place update needs the same shape)", shape, other.shape)
         }
         try checkSameDevice(other, "applyInPlace(\(op))")
+        labelClasses = nil
         backend.binary(op, a: buffer, b: other.buffer, out: buffer, layout: .flat(count))
     }
 

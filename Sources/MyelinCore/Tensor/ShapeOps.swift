@@ -250,6 +250,7 @@ extension Tensor {
         let rowSize = count / Swift.max(shape[0], 1)
         let y = Tensor.empty([range.count] + shape.dropFirst(), on: device)
         backend.copy(buffer, sourceOffset: range.lowerBound * rowSize, to: y.buffer, destinationOffset: 0, count: range.count * rowSize)
+        y.labelClasses = labelClasses
         return y.recorded("slice", [self]) { g in
             let gx = Tensor.zeros(self.shape, on: self.device)
             self.backend.copy(g.buffer, sourceOffset: 0, to: gx.buffer, destinationOffset: range.lowerBound * rowSize,
@@ -270,6 +271,7 @@ extension Tensor {
         let rows = shape[0], rowSize = count / Swift.max(rows, 1)
         let y = Tensor.empty(indices.shape + shape.dropFirst(), on: device)
         backend.gatherRows(x: buffer, rows: rows, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: rowSize)
+        y.labelClasses = labelClasses
         return y.recorded("gather", [self]) { g in
             let gx = Tensor.zeros(self.shape, on: self.device)
             self.backend.scatterAddRows(gy: g.buffer, indices: indices.buffer, out: gx.buffer, rows: rows,

@@ -87,6 +87,14 @@ public final class Tensor: CustomStringConvertible {
     /// The accumulated gradient of a leaf after `backward()`.
     @exclusivity(unchecked) public package(set) var grad: Tensor?
     @exclusivity(unchecked) var node: GradNode?
+    /// A class count these values were checked against on the host (whole numbers in 0..<labelClasses): set for
+    /// vectors made from host values (`Tensor(_:)`, `Tensor(_:shape:)` of rank 1), by `Tensor(labels:classes:)`, a
+    /// `Dataset` given `classes:`, the MNIST loaders and `checkLabels`, and carried by `copy()`, `to(_:)`, `slice`,
+    /// `gather(rows:)` and `detach()`. The label losses skip their host read when it is at most their class count.
+    @exclusivity(unchecked) package var labelClasses: Int?
+    /// The class count a label loss last checked these values against (`checkLabels`): a captured step re-checks each
+    /// batch it replays against it.
+    @exclusivity(unchecked) package var labelLossClasses: Int?
 
     init(shape: [Int], device: Device, buffer: DeviceBuffer, requiresGrad: Bool = false) {
         self.shape = shape
@@ -136,14 +144,30 @@ public final class Tensor: CustomStringConvertible {
             throw TensorError.invalidShape(op: "Tensor", shape, "has more elements than a 64-bit count can hold")
         }
         guard values.count == n else { throw TensorError.elementCount(expected: n, got: values.count, shape: shape) }
+        // Large ones against the device's memory (and the process's limits) first: an error, not a stop in allocate.
+        if n >= Device.requireAllocatableThreshold / 4 { try device.checkAllocation(shape: shape, for: "Tensor of shape \(shape)") }
         let buffer = device.backend.allocate(n)
         values.withUnsafeBufferPointer { device.backend.write($0, to: buffer, offset: 0) }
         self.init(shape: shape, device: device, buffer: buffer, requiresGrad: requiresGrad)
+        if shape.count == 1 { labelClasses = Self.labelBound(values) }
     }
 
     /// A one-dimensional tensor of the given values (cannot fail, so it does not throw).
     public convenience init(_ values: [Float], on device: Device = .default, requiresGrad: Bool = false) {
         self.init(checkedValues: values, shape: [values.count], on: device, requiresGrad: requiresGrad)
+        labelClasses = Self.labelBound(values)
+    }
+
+    /// For host values of a vector (what class labels are): 1 + the largest value when every value is a whole
+    /// number >= 0 (so they are labels for that many classes or more), else nil. One pass on the host, beside the
+    /// upload; the label losses then check such a tensor without reading it back.
+    static func labelBound(_ values: [Float]) -> Int? {
+        var largest: Float = 0
+        for v in values {
+            guard v >= 0, v < 16_777_216, v.rounded(.towardZero) == v else { return nil }
+            largest = Swift.max(largest, v)
+        }
+        return Int(largest) + 1
     }
 
     /// A rank-0 tensor holding one value.
@@ -153,7 +177,7 @@ public final class Tensor: CustomStringConvertible {
 
     /// Whole-number class labels [N] (stored as Float, as `softmaxCrossEntropy(logits:labels:)`, `accuracy`
     /// and `oneHot` read them), each checked on the host to be in 0..<classes before the one upload.
-    /// Label tensors made any other way are not checked on the device (that would need a read back per step).
+    /// The tensor carries the check (see `labelClasses`): the label losses read back labels made any other way.
     ///
     /// ```swift
     /// let labels = try Tensor(labels: [3, 0, 9], classes: 10)      // [3]
@@ -163,6 +187,7 @@ public final class Tensor: CustomStringConvertible {
         guard classes > 0 else { throw TensorError.invalidShape(op: "Tensor(labels:classes: \(classes))", [labels.count], "needs classes > 0") }
         try checkIndices(labels, in: 0..<classes, op: "Tensor(labels:classes:)", kind: "label")
         self.init(checkedValues: labels.map(Float.init), shape: [labels.count], on: device, requiresGrad: false)
+        labelClasses = classes
     }
 
     /// Values already known to fill `shape`.
@@ -268,6 +293,7 @@ public final class Tensor: CustomStringConvertible {
         if target === device { return self }
         let out = Tensor(checkedValues: toArray(), shape: shape, on: target, requiresGrad: false)
         out.requiresGrad = requiresGrad
+        out.labelClasses = labelClasses
         return out
     }
 
@@ -275,6 +301,7 @@ public final class Tensor: CustomStringConvertible {
     public func copy() -> Tensor {
         let out = Tensor.empty(shape, on: device)
         backend.copy(buffer, sourceOffset: 0, to: out.buffer, destinationOffset: 0, count: count)
+        out.labelClasses = labelClasses
         return out
     }
 
@@ -324,6 +351,25 @@ public struct ShapedArray: Equatable, Sendable, CustomStringConvertible {
 package func checkIndices(_ indices: [Int], in range: Range<Int>, op: String, kind: String) throws {
     if let i = indices.firstIndex(where: { !range.contains($0) }) {
         throw TensorError.indexOutOfRange(op: op, kind: kind, value: Double(indices[i]), position: i, range: range)
+    }
+}
+
+extension Tensor {
+    /// Checks that these are class labels for `classes` classes (whole numbers in 0..<classes), throwing
+    /// `TensorError.indexOutOfRange` naming the first bad label, its position and the range. Free for labels checked
+    /// on the host when made; others are read back once here (a host read) and then marked checked, so the label
+    /// losses skip their check for this tensor and for the batches gathered, sliced or copied from it. Call it once
+    /// on labels loaded another way (a raw file, an op) before training on batches of them.
+    ///
+    /// ```swift
+    /// let labels = try Tensor.load(float32File: url, shape: [60000])
+    /// try labels.checkLabels(classes: 10)   // one read back; batches gathered from it need none
+    /// ```
+    public func checkLabels(classes: Int, op: String = "labels") throws {
+        labelLossClasses = classes
+        if let c = labelClasses, c <= classes { return }
+        try checkIndices(toArray(), in: 0..<classes, op: op, kind: "label")
+        labelClasses = classes
     }
 }
 

@@ -260,12 +260,12 @@ enum KernelExercise {
             let pg = ConvGeometry(batch: 2, channels: 3, height: 7, width: 5, kernelH: k, kernelW: k, strideH: s, strideW: s,
                                   padH: p, padW: p)
             let outCount = 2 * 3 * pg.outH * pg.outW
-            let py = backend.allocate(outCount), ties = backend.allocate(outCount)
-            backend.maxPoolForward(x: poolX, y: py, ties: ties, geometry: pg)
+            let py = backend.allocate(outCount), argmax = backend.allocate(outCount)
+            backend.maxPoolForward(x: poolX, y: py, argmax: argmax, geometry: pg)
             record("max_pool_forward \(k) \(s) \(p)", py, outCount)
-            record("max_pool_forward ties \(k) \(s) \(p)", ties, outCount)
+            record("max_pool_forward argmax \(k) \(s) \(p)", argmax, outCount)
             let gx = backend.allocate(2 * 3 * 7 * 5)
-            backend.maxPoolBackward(x: poolX, y: py, ties: ties, gy: upload(backend, testValues(outCount, seed: 46)), gx: gx,
+            backend.maxPoolBackward(x: poolX, y: py, argmax: argmax, gy: upload(backend, testValues(outCount, seed: 46)), gx: gx,
                                     geometry: pg)
             record("max_pool_backward \(k) \(s) \(p)", gx, 2 * 3 * 7 * 5)
         }

@@ -114,6 +114,50 @@ import Testing
         #expect(reloaded.fromCache, "the replaced entry was not used")
     }
 
+    /// A process that died while the driver loaded an entry (PoCL asserting on a binary with a valid header) leaves
+    /// its mark: the next build deletes that entry, says so, and rebuilds it from source. A mark of a running process
+    /// (this one: a load in progress) is left alone, and a successful load leaves no mark.
+    @Test func anEntryWhoseMarkSurvivedIsDeletedAndRebuilt() throws {
+        guard TestDevices.openCLAvailable else { return }
+        let backend = try #require(TestDevices.openCL.backend as? OpenCLBackend)
+        let folder = try reliabilityTestFolder("mark")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let source = "// mark \(UUID().uuidString)\n" + Self.tinySource
+        /// Builds `source` through the cache in `folder`; true when the program came from the cache.
+        func fromCache() throws -> Bool {
+            let built = try ProgramCache.build(context: backend.context, info: backend.info, source: source, directory: folder)
+            clReleaseProgramForTest(built.program)
+            return built.fromCache
+        }
+        #expect(try !fromCache())
+        let file = ProgramCache.file(source: source, info: backend.info, directory: folder)
+        let mark = ProgramCache.markFile(file)
+        #expect(try fromCache() && !FileManager.default.fileExists(atPath: mark.path), "a good load leaves no mark")
+
+        // This process's own mark: a load in progress, not a crash.
+        try Data("\(getpid())\n".utf8).write(to: mark)
+        #expect(ProgramCache.removeEntryWithSurvivingMark(file) == nil)
+        #expect(FileManager.default.fileExists(atPath: file.path))
+
+        // The mark of a process that has ended (a child that ran and exited), as a crash in the driver leaves it.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run()
+        child.waitUntilExit()
+        try Data("\(child.processIdentifier)\n".utf8).write(to: mark)
+        let message = try #require(ProgramCache.removeEntryWithSurvivingMark(file))
+        #expect(message.contains(file.path) && message.contains("deleted it, rebuilding"), "\(message)")
+        #expect(!FileManager.default.fileExists(atPath: file.path) && !FileManager.default.fileExists(atPath: mark.path))
+
+        // Through build: a surviving mark (unreadable contents count as one) means a rebuild from source and a
+        // new good entry.
+        #expect(try !fromCache())
+        try Data("garbage".utf8).write(to: mark)
+        #expect(try !fromCache(), "the entry with a surviving mark was handed to the driver")
+        #expect(!FileManager.default.fileExists(atPath: mark.path))
+        #expect((try? ProgramCache.decode(Data(contentsOf: file)).get()) != nil, "no good entry after the rebuild")
+    }
+
     @Test func anUnwritableCacheFolderMeansNoCacheSaidOnce() throws {
         guard TestDevices.openCLAvailable else { return }
         let backend = try #require(TestDevices.openCL.backend as? OpenCLBackend)

@@ -3,8 +3,8 @@ import Testing
 @testable import MyelinCore
 @testable import Myelin
 
-/// The one-node max pooling (`Tensor.maxPool2d`, used by `MaxPool2D`) against Double loops, with ties: a window's
-/// gradient is shared equally by the positions holding its maximum (padding reads -infinity).
+/// The one-node max pooling (`Tensor.maxPool2d`, used by `MaxPool2D`) against Double loops, with ties: as in PyTorch,
+/// a window's whole gradient goes to the first position in window order holding its maximum (padding reads -infinity).
 @Suite struct MaxPoolOpTests {
     @Test(arguments: TestDevices.all)
     func forwardAndTiedBackwardMatchDoubleLoops(device: Device) throws {
@@ -24,10 +24,10 @@ import Testing
                         let at = plane * h * w + row * w + col
                         window.append(inside ? (at, Double(xv[at])) : (nil, -Double.infinity))
                     } }
-                    let best = window.map(\.1).max()!, tied = window.filter { $0.1 == best }
+                    let best = window.map(\.1).max()!
                     let o = (plane * oh + r) * ow + q
                     y[o] = best
-                    for (at, _) in tied { if let at { gx[at] += Double(gyv[o]) / Double(tied.count) } }
+                    if let at = window.first(where: { $0.0 != nil && $0.1 == best })?.0 { gx[at] += Double(gyv[o]) }
                 } } }
                 let x = try Tensor(xv, shape: [n, c, h, w], on: device, requiresGrad: true)
                 let out = try MaxPool2D(kernelSize: k, stride: s, padding: p)(x)
@@ -37,5 +37,20 @@ import Testing
                 expectClose(x.grad!.toArray(), gx, rtol: 1e-6, atol: 1e-6, "\(what) backward")
             }
         }
+    }
+
+    /// PyTorch's rule on a tie, spelled out: `F.max_pool2d` of [[1, 3], [3, 2]] (and of a 3x3 window, stride 1,
+    /// padding 1, around tied values) gives the whole gradient to the first maximum, row by row.
+    @Test(arguments: TestDevices.all)
+    func tiedWindowGivesItsWholeGradientToTheFirstMaximum(device: Device) throws {
+        let x = try Tensor([1, 3, 3, 2], shape: [1, 1, 2, 2], on: device, requiresGrad: true)
+        try MaxPool2D(kernelSize: 2)(x).sum().backward()
+        #expect(x.grad!.toArray() == [0, 1, 0, 0], "\(device) 2x2 window")
+        // General path: 3x3 windows, stride 2, padding 1, over a plane of one value: every window's first valid
+        // position takes its gradient ((0,0) for the first window, (0,1) for the second, (1,0), (1,1)).
+        let plane = try Tensor([Float](repeating: 5, count: 9), shape: [1, 1, 3, 3], on: device, requiresGrad: true)
+        let y = try MaxPool2D(kernelSize: 3, stride: 2, padding: 1)(plane)
+        try y.backward(try Tensor([1, 10, 100, 1000], shape: y.shape, on: device))
+        #expect(plane.grad!.toArray() == [1, 10, 0, 100, 1000, 0, 0, 0, 0], "\(device) 3x3 windows")
     }
 }
