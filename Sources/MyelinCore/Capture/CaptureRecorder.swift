@@ -298,6 +298,12 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
         run { $0.softmaxBackward(y: y, gy: gy, gx: gx, rows: rows, cols: cols, log: log) }
     }
+    func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
+        run { $0.causalSoftmax(x: x, out: out, rows: rows, cols: cols, queries: queries) }
+    }
+    func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
+        run { $0.permute(x: x, out: out, layout: layout) }
+    }
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
         run { $0.transpose(x: x, out: out, batch: batch, rows: rows, cols: cols) }
     }

@@ -101,6 +101,16 @@ enum KernelExercise {
         let t = backend.allocate(3 * 19 * 23)
         backend.transpose(x: xb, out: t, batch: 3, rows: 19, cols: 23)
         record("transpose", t, 3 * 19 * 23)
+        // The sequence ops: a causal softmax (7 queries over 33 keys, rows of 3 heads) and permutes of 4 and 6 axes.
+        let causal = backend.allocate(3 * 7 * 33)
+        backend.causalSoftmax(x: xb, out: causal, rows: 3 * 7, cols: 33, queries: 7)
+        record("causal softmax", causal, 3 * 7 * 33)
+        for (shape, axes) in [([3, 7, 5, 11], [0, 2, 1, 3]), ([2, 3, 5, 2, 3, 2, 3], [6, 0, 5, 1, 4, 2, 3])] {
+            let layout = PermuteLayout.make(shape: shape, axes: axes)!
+            let p = backend.allocate(layout.count)
+            backend.permute(x: xb, out: p, layout: layout)
+            record("permute \(shape) by \(axes)", p, layout.count)
+        }
         // Every elementwise kernel: activations and their gradients, unary ops, scalar and binary ops (flat and
         // broadcast). NaN where both devices give NaN (log of a negative) counts as equal.
         let activations = TestActivations.all
