@@ -60,34 +60,10 @@ public final class Embedding: Layer {
     }
 }
 
-extension Tensor {
-    /// Layer normalization over the last axis (`torch.nn.functional.layer_norm` with `normalized_shape` the last
-    /// dimension): (x − mean) / √(variance + epsilon) · weight + bias, with the biased variance of each row.
-    /// `weight` and `bias` are [features] or nil. Built from reductions and elementwise ops, so autograd gives
-    /// its backward on every device.
-    ///
-    /// ```swift
-    /// let y = try x.layerNorm(weight: gamma, bias: beta)   // x [2, 7, 32], gamma and beta [32]
-    /// ```
-    public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5) throws -> Tensor {
-        guard rank >= 1, let features = shape.last, features > 0 else {
-            throw TensorError.invalidShape(op: "layerNorm", shape, "has no features (last axis) to normalize over")
-        }
-        for t in [weight, bias].compactMap({ $0 }) where t.shape != [features] {
-            throw TensorError.shapeMismatch(op: "layerNorm", "do not fit (weight and bias must be [features])", shape, t.shape)
-        }
-        let centered = try self - mean(axis: -1, keepDims: true)
-        let variance = try centered.square().mean(axis: -1, keepDims: true)
-        var y = try centered * (variance + epsilon).rsqrt()
-        if let weight { y = try y * weight }
-        if let bias { y = try y + bias }
-        return y
-    }
-}
-
 /// Layer normalization over the last axis (PyTorch's `nn.LayerNorm(features, eps, elementwise_affine, bias)`,
 /// state keys `weight` and `bias` [features]): each row is normalized to mean 0 and variance 1 (biased), then
-/// scaled by `weight` (starts at 1) and shifted by `bias` (starts at 0). See `Tensor.layerNorm`.
+/// scaled by `weight` (starts at 1) and shifted by `bias` (starts at 0). See `Tensor.layerNorm`: one fused launch
+/// forward, two backward.
 ///
 /// ```swift
 /// let norm = LayerNorm(features: 32)

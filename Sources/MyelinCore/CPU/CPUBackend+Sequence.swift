@@ -44,4 +44,61 @@ extension CPUBackend {
         }
         count { $0.launches += 1 }
     }
+
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        let px = x.host!, py = y.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, b = bias?.host
+        guard rows > 0, cols > 0 else { return }
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, q = py + r * cols
+                var s: Float = 0
+                for c in 0..<cols { s += p[c] }
+                let m = s / Float(cols)
+                var v: Float = 0
+                for c in 0..<cols { v += (p[c] - m) * (p[c] - m) }
+                let inv = 1 / (v / Float(cols) + epsilon).squareRoot()
+                pm[r] = m; pr[r] = inv
+                for c in 0..<cols { q[c] = (p[c] - m) * inv * (w?[c] ?? 1) + (b?[c] ?? 0) }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, po = gx.host!
+        guard rows > 0, cols > 0 else { return }
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, g = pg + r * cols, o = po + r * cols, m = pm[r], inv = pr[r]
+                var sg: Float = 0, sgx: Float = 0
+                for c in 0..<cols {
+                    let gw = g[c] * (w?[c] ?? 1)
+                    sg += gw; sgx += gw * (p[c] - m) * inv
+                }
+                let mg = sg / Float(cols), mgx = sgx / Float(cols)
+                for c in 0..<cols { o[c] = inv * (g[c] * (w?[c] ?? 1) - mg - (p[c] - m) * inv * mgx) }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, gw = gweight?.host, gb = gbias?.host
+        guard cols > 0 else { return }
+        // Split by columns: each thread sums its columns over every row.
+        parallelFor(cols, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(rows, 1))) { lo, hi in
+            for c in lo..<hi { gw?[c] = 0; gb?[c] = 0 }
+            for r in 0..<rows {
+                let p = px + r * cols, g = pg + r * cols, m = pm[r], inv = pr[r]
+                for c in lo..<hi {
+                    gw?[c] += g[c] * (p[c] - m) * inv
+                    gb?[c] += g[c]
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
 }

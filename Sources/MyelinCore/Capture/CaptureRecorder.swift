@@ -304,6 +304,18 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
         run { $0.permute(x: x, out: out, layout: layout) }
     }
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        run { $0.layerNormForward(x: x, y: y, mean: mean, rstd: rstd, weight: weight, bias: bias, rows: rows, cols: cols, epsilon: epsilon) }
+    }
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        run { $0.layerNormBackwardInput(x: x, gy: gy, mean: mean, rstd: rstd, weight: weight, gx: gx, rows: rows, cols: cols) }
+    }
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        run { $0.layerNormBackwardParameters(x: x, gy: gy, mean: mean, rstd: rstd, gweight: gweight, gbias: gbias, rows: rows, cols: cols) }
+    }
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
         run { $0.transpose(x: x, out: out, batch: batch, rows: rows, cols: cols) }
     }

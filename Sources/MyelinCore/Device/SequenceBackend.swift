@@ -33,8 +33,8 @@ struct PermuteLayout: Equatable, Sendable {
     }
 }
 
-/// The sequence ops: an axis permutation and the causal softmax of attention scores (Kernels/layout.cl and
-/// Kernels/reduce.cl on OpenCL).
+/// The sequence ops: an axis permutation, the causal softmax of attention scores, and layer normalization
+/// (Kernels/layout.cl, Kernels/reduce.cl and Kernels/normalization.cl on OpenCL).
 protocol SequenceBackend: AnyObject {
     /// out = x permuted as `layout` says: out is row-major over layout.dims, and its element (i0, i1, ...) is
     /// x[Σ i_j · layout.inputStrides[j]].
@@ -44,4 +44,17 @@ protocol SequenceBackend: AnyObject {
     /// a cache of earlier keys needs; for queries = cols it keeps keys 0...q). The masked entries of out are 0,
     /// so `softmaxBackward` is its backward. Needs 1 ≤ queries ≤ cols.
     func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int)
+
+    // Layer normalization of each row of x [rows, cols]: x̂ = (x − mean[r]) · rstd[r], rstd = 1/√(variance + ε)
+    // with the biased variance. `weight` and `bias` are [cols], or nil for 1 and 0.
+
+    /// y = x̂·weight + bias, and each row's mean and rstd for the backward.
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float)
+    /// gx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) per row, with ĝ = gy·weight.
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int)
+    /// gweight[c] = Σ over rows of gy·x̂ and gbias[c] = Σ of gy (each skipped when nil); overwrites them.
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int)
 }

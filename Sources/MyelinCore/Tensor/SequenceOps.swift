@@ -106,3 +106,54 @@ extension Tensor {
         }
     }
 }
+
+extension Tensor {
+    // MARK: layer normalization
+
+    /// Layer normalization over the last axis (`torch.nn.functional.layer_norm` with `normalized_shape` the last
+    /// dimension): (x − mean) / √(variance + epsilon) · weight + bias, with the biased variance of each row.
+    /// `weight` and `bias` are [features] or nil. One fused launch forward (it keeps each row's mean and
+    /// 1/√(variance + epsilon)); the backward is one launch for x and one for weight and bias.
+    ///
+    /// ```swift
+    /// let y = try x.layerNorm(weight: gamma, bias: beta)   // x [2, 7, 32], gamma and beta [32]
+    /// ```
+    public func layerNorm(weight: Tensor?, bias: Tensor?, epsilon: Float = 1e-5) throws -> Tensor {
+        guard rank >= 1, let features = shape.last, features > 0 else {
+            throw TensorError.invalidShape(op: "layerNorm", shape, "has no features (last axis) to normalize over")
+        }
+        for t in [weight, bias].compactMap({ $0 }) {
+            try checkSameDevice(t, "layerNorm")
+            guard t.shape == [features] else {
+                throw TensorError.shapeMismatch(op: "layerNorm", "do not fit (weight and bias must be [features])", shape, t.shape)
+            }
+        }
+        let rows = count / features
+        let y = Tensor.empty(shape, on: device)
+        let mean = Tensor.empty([rows], on: device), rstd = Tensor.empty([rows], on: device)
+        backend.layerNormForward(x: buffer, y: y.buffer, mean: mean.buffer, rstd: rstd.buffer, weight: weight?.buffer,
+                                 bias: bias?.buffer, rows: rows, cols: features, epsilon: epsilon)
+        let x = self
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        return y.recorded("layerNorm", inputs) { g in
+            var grads: [Tensor?] = []
+            if x.requiresGrad {
+                let gx = Tensor.empty(x.shape, on: x.device)
+                x.backend.layerNormBackwardInput(x: x.buffer, gy: g.buffer, mean: mean.buffer, rstd: rstd.buffer,
+                                                 weight: weight?.buffer, gx: gx.buffer, rows: rows, cols: features)
+                grads.append(gx)
+            } else {
+                grads.append(nil)
+            }
+            let gw = weight?.requiresGrad == true ? Tensor.empty([features], on: x.device) : nil
+            let gb = bias?.requiresGrad == true ? Tensor.empty([features], on: x.device) : nil
+            if gw != nil || gb != nil {
+                x.backend.layerNormBackwardParameters(x: x.buffer, gy: g.buffer, mean: mean.buffer, rstd: rstd.buffer,
+                                                      gweight: gw?.buffer, gbias: gb?.buffer, rows: rows, cols: features)
+            }
+            if weight != nil { grads.append(gw) }
+            if bias != nil { grads.append(gb) }
+            return grads
+        }
+    }
+}

@@ -109,6 +109,11 @@ enum TransformerReference {
                                                    (testValues(5, seed: 6), [5])], "layerNorm") {
             try $0[0].layerNorm(weight: $0[1], bias: $0[2])
         }
+        try gradientCheck(device: device, inputs: [(testValues(3 * 5, seed: 7), [3, 5]), (testValues(5, seed: 8), [5])],
+                          "layerNorm without bias") { try $0[0].layerNorm(weight: $0[1], bias: nil, epsilon: 1e-3) }
+        try gradientCheck(device: device, inputs: [(testValues(3 * 5, seed: 9), [3, 5])], "layerNorm without affine") {
+            try $0[0].layerNorm(weight: nil, bias: nil)
+        }
         #expect(LayerNorm(features: 4, device: device).namedTensors.map(\.0) == ["weight", "bias"])
         #expect(LayerNorm(features: 4, bias: false, device: device).namedTensors.map(\.0) == ["weight"])
         expectError(containing: ["LayerNorm(4)", "[..., 4]", "[2, 5]"]) { _ = try LayerNorm(features: 4, device: device)(Tensor.zeros([2, 5], on: device)) }
