@@ -58,15 +58,15 @@ extension Tensor {
     /// let weights = try scores.softmax(causal: true)   // [B, H, T, T], row i nonzero in columns 0...i
     /// ```
     public func softmax(causal: Bool, mask: Tensor? = nil) throws -> Tensor {
-        var x = self
-        if let mask { x = try x + mask }
+        let x = try mask.map { try self + $0 } ?? self   // the mask may broadcast the scores to a larger shape
         guard causal else { return x.softmax() }
-        guard rank >= 2, shape[rank - 2] >= 1, shape[rank - 2] <= shape[rank - 1] else {
-            throw TensorError.invalidShape(op: "softmax(causal: true)", shape,
+        let r = x.rank
+        guard r >= 2, x.shape[r - 2] >= 1, x.shape[r - 2] <= x.shape[r - 1] else {
+            throw TensorError.invalidShape(op: "softmax(causal: true)", x.shape,
                                            "needs scores [..., queries, keys] with 1 ≤ queries ≤ keys")
         }
-        let cols = shape[rank - 1], queries = shape[rank - 2], rows = count / cols
-        let y = Tensor.empty(shape, on: device)
+        let cols = x.shape[r - 1], queries = x.shape[r - 2], rows = x.count / cols
+        let y = Tensor.empty(x.shape, on: device)
         backend.causalSoftmax(x: x.buffer, out: y.buffer, rows: rows, cols: cols, queries: queries)
         return y.recorded("causalSoftmax", [x]) { [unowned y] g in
             let gx = Tensor.empty(y.shape, on: y.device)
