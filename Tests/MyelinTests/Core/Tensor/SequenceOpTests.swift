@@ -191,6 +191,16 @@ import Testing
         expectError(containing: ["embedding", "row 5"]) { _ = try w.embedding(idx, paddingIndex: 5) }
     }
 
+    /// Weight tying (GPT-2's token embedding as the output projection): one table used by `embedding` and by
+    /// `linear` gets the sum of both gradients.
+    @Test(arguments: TestDevices.all)
+    func tiedEmbeddingAndOutputProjection(device: Device) throws {
+        let idx = try Tensor([3, 0, 3, 1], shape: [2, 2], on: device)
+        try gradientCheck(device: device, inputs: [(testValues(4 * 3, seed: 43), [4, 3])], "tied embedding") { table in
+            try table[0].embedding(idx).linear(weight: table[0], bias: nil)   // [2, 2, 3] -> logits [2, 2, 4]
+        }
+    }
+
     @Test(arguments: TestDevices.all)
     func linearOnAnyRank(device: Device) throws {
         let (i, o) = (5, 4)
