@@ -186,6 +186,8 @@ public final class TransformerBlock: Layer {
     /// `Initializer.nextSeed()`), biases 0, layer norms at weight 1 and bias 0.
     public init(embedDim: Int, heads: Int, causal: Bool = true, dropout: Float = 0, bias: Bool = true,
                 approximateGELU: Bool = false, epsilon: Float = 1e-5, seed: UInt64? = nil, device: Device = .default) {
+        precondition(embedDim > 0 && heads > 0 && embedDim % heads == 0,
+                     "TransformerBlock needs heads dividing embedDim, got embedDim \(embedDim), heads \(heads)")
         self.embedDim = embedDim
         let s = seed ?? Initializer.nextSeed()
         ln1 = LayerNorm(features: embedDim, epsilon: epsilon, bias: bias, device: device)
