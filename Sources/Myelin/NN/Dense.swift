@@ -1,7 +1,7 @@
 import Foundation
 
-/// A fully connected layer: `activation(x · weightᵀ + bias)` for x [batch, inputSize], computed as one
-/// fused GEMM with B transposed (bias and activation in its epilogue, see `Tensor.linear`).
+/// A fully connected layer: `activation(x · weightᵀ + bias)` for x [..., inputSize] (any rank: the last axis is
+/// the features, as `nn.Linear`; the leading axes are rows of one product), computed as one fused GEMM with B transposed (bias and activation in its epilogue, see `Tensor.linear`).
 ///
 /// The weight is stored [outputSize, inputSize] and the bias [outputSize], exactly like PyTorch's
 /// `nn.Linear`, under the same state-dict keys (`weight`, `bias`): a `Linear`'s tensors load into a
@@ -73,8 +73,8 @@ public final class Dense: Layer {
     }
 
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
-        guard input.rank == 2, input.shape[1] == inputSize else {
-            throw LayerError.shape(layer: layerDescription, expected: "[batch, \(inputSize)]", got: input.shape)
+        guard input.rank >= 1, input.shape[input.rank - 1] == inputSize else {
+            throw LayerError.shape(layer: layerDescription, expected: "[..., \(inputSize)]", got: input.shape)
         }
         return try input.linear(weight: weight, bias: bias, activation: activation)
     }

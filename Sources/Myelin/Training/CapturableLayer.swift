@@ -23,3 +23,8 @@ extension MaxPool2D: CapturableLayer {}
 extension AvgPool2D: CapturableLayer {}
 extension GlobalAvgPool2D: CapturableLayer {}
 extension ResidualBlock: CapturableLayer {}
+extension Embedding: CapturableLayer {}
+extension LayerNorm: CapturableLayer {}
+extension MultiHeadAttention: CapturableLayer {}   // its dropouts note their seeds as `Dropout` does
+extension TransformerMLP: CapturableLayer {}
+extension TransformerBlock: CapturableLayer {}

@@ -298,6 +298,24 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
         run { $0.softmaxBackward(y: y, gy: gy, gx: gx, rows: rows, cols: cols, log: log) }
     }
+    func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
+        run { $0.causalSoftmax(x: x, out: out, rows: rows, cols: cols, queries: queries) }
+    }
+    func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
+        run { $0.permute(x: x, out: out, layout: layout) }
+    }
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        run { $0.layerNormForward(x: x, y: y, mean: mean, rstd: rstd, weight: weight, bias: bias, rows: rows, cols: cols, epsilon: epsilon) }
+    }
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        run { $0.layerNormBackwardInput(x: x, gy: gy, mean: mean, rstd: rstd, weight: weight, gx: gx, rows: rows, cols: cols) }
+    }
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        run { $0.layerNormBackwardParameters(x: x, gy: gy, mean: mean, rstd: rstd, gweight: gweight, gbias: gbias, rows: rows, cols: cols) }
+    }
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
         run { $0.transpose(x: x, out: out, batch: batch, rows: rows, cols: cols) }
     }

@@ -3,7 +3,7 @@
 /// Every call only enqueues work: nothing waits on the device except `read` and `synchronize`. The calls of the
 /// convolution, pooling and batch-normalization layers are grouped in sub-protocols (LayerBackends.swift); the types
 /// the calls take are in BackendTypes.swift. docs/BackendCalls.md says how the interface grows.
-protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, NormalizationBackend {
+protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, NormalizationBackend, SequenceBackend {
     /// A short name: `cpu` or `opencl:N`.
     var name: String { get }
     /// The kind of backend.

@@ -54,3 +54,20 @@ __kernel void one_hot(__global const float* indices, __global float* out, int co
     int label = (v >= 0.0f && v < (float)classes && floor(v) == v) ? (int)v : -1;
     out[(long)i * classes + c] = (label == c) ? 1.0f : 0.0f;
 }
+
+// out = x permuted: out is row-major over dims d0..d5 (leading 1s pad a shorter permutation) and its element
+// (i0, ..., i5) is x[i0·s0 + ... + i5·s5] (the input strides of the output axes). One work-item per element.
+__kernel void permute_axes(__global const float* x, __global float* out, int count,
+                           int d1, int d2, int d3, int d4, int d5,
+                           int s0, int s1, int s2, int s3, int s4, int s5) {
+    int i = get_global_id(0);
+    if (i >= count) return;
+    int rest = i;
+    long src = (long)(rest % d5) * s5; rest /= d5;
+    src += (long)(rest % d4) * s4; rest /= d4;
+    src += (long)(rest % d3) * s3; rest /= d3;
+    src += (long)(rest % d2) * s2; rest /= d2;
+    src += (long)(rest % d1) * s1; rest /= d1;
+    src += (long)rest * s0;
+    out[i] = x[src];
+}

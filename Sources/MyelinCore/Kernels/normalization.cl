@@ -256,3 +256,62 @@ __kernel void max_pool_backward(__global const float* x, __global const float* y
     }
     gx[i] = acc;
 }
+
+// Layer normalization of each row of x [rows, cols] (one work-item per row): x̂ = (x - mean) * rstd with
+// rstd = 1 / sqrt(biased variance + epsilon); weight and bias [cols] may be null (1 and 0).
+__kernel void layer_norm_forward(__global const float* x, __global float* y, __global float* mean, __global float* rstd,
+                                 __global const float* weight, __global const float* bias, int rows, int cols,
+                                 float epsilon) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float* p = x + (long)r * cols;
+    __global float* q = y + (long)r * cols;
+    float s = 0.0f;
+    for (int c = 0; c < cols; ++c) s += p[c];
+    float m = s / cols;
+    float v = 0.0f;
+    for (int c = 0; c < cols; ++c) v += (p[c] - m) * (p[c] - m);
+    float inv = 1.0f / sqrt(v / cols + epsilon);
+    mean[r] = m;
+    rstd[r] = inv;
+    for (int c = 0; c < cols; ++c) {
+        q[c] = (p[c] - m) * inv * (weight ? weight[c] : 1.0f) + (bias ? bias[c] : 0.0f);
+    }
+}
+
+// gx = rstd * (g - mean(g) - x̂ * mean(g * x̂)) per row, with g = gy * weight (one work-item per row).
+__kernel void layer_norm_backward_input(__global const float* x, __global const float* gy, __global const float* mean,
+                                        __global const float* rstd, __global const float* weight, __global float* gx,
+                                        int rows, int cols) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    long base = (long)r * cols;
+    float m = mean[r], inv = rstd[r];
+    float sg = 0.0f, sgx = 0.0f;
+    for (int c = 0; c < cols; ++c) {
+        float g = gy[base + c] * (weight ? weight[c] : 1.0f);
+        sg += g;
+        sgx += g * (x[base + c] - m) * inv;
+    }
+    float mg = sg / cols, mgx = sgx / cols;
+    for (int c = 0; c < cols; ++c) {
+        float g = gy[base + c] * (weight ? weight[c] : 1.0f);
+        gx[base + c] = inv * (g - mg - (x[base + c] - m) * inv * mgx);
+    }
+}
+
+// gweight[c] = sum over rows of gy * x̂ and gbias[c] = sum of gy (one work-item per column; either may be null).
+__kernel void layer_norm_backward_parameters(__global const float* x, __global const float* gy,
+                                             __global const float* mean, __global const float* rstd,
+                                             __global float* gweight, __global float* gbias, int rows, int cols) {
+    int c = get_global_id(0);
+    if (c >= cols) return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int r = 0; r < rows; ++r) {
+        long i = (long)r * cols + c;
+        sw += gy[i] * (x[i] - mean[r]) * rstd[r];
+        sb += gy[i];
+    }
+    if (gweight) gweight[c] = sw;
+    if (gbias) gbias[c] = sb;
+}

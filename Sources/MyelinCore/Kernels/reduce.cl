@@ -97,3 +97,20 @@ __kernel void softmax_rows_backward(__global const float* y, __global const floa
         for (int c = 0; c < cols; ++c) gx[base + c] = y[base + c] * (gy[base + c] - s);
     }
 }
+
+// Softmax of each row over its first q + cols - queries + 1 entries (q = row mod queries: a causal mask aligned to
+// the last key); the masked entries are 0, so softmax_rows_backward is its backward.
+__kernel void softmax_rows_causal(__global const float* x, __global float* out, int rows, int cols, int queries) {
+    int r = get_global_id(0);
+    if (r >= rows) return;
+    __global const float* p = x + (long)r * cols;
+    __global float* q = out + (long)r * cols;
+    int keys = min(cols, r % queries + cols - queries + 1);
+    float m = -INFINITY;
+    for (int c = 0; c < keys; ++c) m = fmax(m, p[c]);
+    float s = 0.0f;
+    for (int c = 0; c < keys; ++c) s += exp(p[c] - m);
+    float inv = 1.0f / s;
+    for (int c = 0; c < keys; ++c) q[c] = exp(p[c] - m) * inv;
+    for (int c = max(keys, 0); c < cols; ++c) q[c] = 0.0f;
+}

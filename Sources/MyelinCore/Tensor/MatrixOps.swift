@@ -3,12 +3,18 @@ import Foundation
 // Matrix products: plain, batched, and the fused dense layer (GEMM + bias + activation).
 
 extension Tensor {
-    /// Matrix product of the last two axes, batched over a leading axis of either operand:
-    /// [m, k]·[k, n], [b, m, k]·[k, n], [b, m, k]·[b, k, n]. `transposeA/B` use the operands' transposes.
+    /// Matrix product of the last two axes, batched over the leading axes (`torch.matmul` for rank ≥ 2):
+    /// [m, k]·[k, n], [b, m, k]·[k, n], [B, H, T, D]·[B, H, D, T], ... The leading axes of the two operands
+    /// are equal, or one operand has none (or only 1s) and is used for every product. `transposeA/B` use the
+    /// operands' transposes (of the last two axes, without a copy). One strided-batched GEMM for the whole batch.
+    ///
+    /// ```swift
+    /// let scores = try q.matmul(k, transposeB: true, alpha: 1 / Float(5).squareRoot())  // [2, 3, 7, 5] -> [2, 3, 7, 7]
+    /// ```
     public func matmul(_ other: Tensor, transposeA: Bool = false, transposeB: Bool = false,
                        alpha: Float = 1) throws -> Tensor {
         try checkSameDevice(other, "matmul")
-        guard rank == 2 || rank == 3, other.rank == 2 || other.rank == 3 else {
+        guard rank >= 2, other.rank >= 2 else {
             throw TensorError.shapeMismatch(op: "matmul", "must be matrices or batches of matrices", shape, other.shape)
         }
         let (m, k1) = transposeA ? (shape[rank - 1], shape[rank - 2]) : (shape[rank - 2], shape[rank - 1])
@@ -17,16 +23,20 @@ extension Tensor {
         guard k1 == k2 else {
             throw TensorError.shapeMismatch(op: "matmul", "have inner dimensions \(k1) and \(k2) that differ", shape, other.shape)
         }
-        let batchA = rank == 3 ? shape[0] : 1, batchB = other.rank == 3 ? other.shape[0] : 1
-        guard batchA == batchB || batchA == 1 || batchB == 1 else {
-            throw TensorError.shapeMismatch(op: "matmul", "have batch sizes that differ", shape, other.shape)
+        let leadA = Array(shape.dropLast(2)), leadB = Array(other.shape.dropLast(2))
+        let batchA = leadA.reduce(1, *), batchB = leadB.reduce(1, *)
+        let lead: [Int]
+        if leadA == leadB { lead = leadA }
+        else if batchA == 1 && leadA.count <= leadB.count { lead = leadB }
+        else if batchB == 1 && leadB.count <= leadA.count { lead = leadA }
+        else {
+            throw TensorError.shapeMismatch(op: "matmul", "have leading (batch) axes that differ: they must be equal, or one operand must have none", shape, other.shape)
         }
-        let batch = Swift.max(batchA, batchB)
+        let batch = lead.reduce(1, *)
         var g = GemmShape(m: m, n: n, k: k1, transA: transposeA, transB: transposeB, alpha: alpha, batch: batch,
                           strideA: batchA == 1 ? 0 : m * k1, strideB: batchB == 1 ? 0 : k1 * n)
         g.strideC = m * n
-        let outShape = (rank == 3 || other.rank == 3) ? [batch, m, n] : [m, n]
-        let y = Tensor.empty(outShape, on: device)
+        let y = Tensor.empty(lead + [m, n], on: device)
         backend.gemm(g, a: buffer, b: other.buffer, c: y.buffer, bias: nil, activation: .identity)
         let a = self, b = other
         return y.recorded("matmul", [a, b]) { gy in
@@ -46,7 +56,7 @@ extension Tensor {
         }
     }
 
-    /// A dense layer's forward as one fused op: activation(x · weight + bias), x [batch, in],
+    /// A dense layer's forward as one fused op: activation(x · weight + bias), x [..., in] (any rank ≥ 1),
     /// weight [in, out], bias [out]. One GEMM with the bias and activation in its epilogue.
     /// `linear(weight:bias:activation:)` is the same with PyTorch's [out, in] weight.
     public func dense(weight: Tensor, bias: Tensor?, activation: Activation = .identity) throws -> Tensor {
@@ -54,7 +64,7 @@ extension Tensor {
     }
 
     /// PyTorch's `torch.nn.functional.linear` with a fused activation: activation(x · weightᵀ + bias),
-    /// x [batch, in], weight [out, in] (the layout of `nn.Linear.weight` and of `Dense.weight`), bias [out].
+    /// x [..., in] (any rank ≥ 1: the last axis is the features), weight [out, in] (the layout of `nn.Linear.weight` and of `Dense.weight`), bias [out].
     /// One GEMM with B transposed (no copy of the weight) and the bias and activation in its epilogue.
     ///
     /// ```swift
@@ -69,8 +79,14 @@ extension Tensor {
                              op: String) throws -> Tensor {
         try checkSameDevice(weight, op)
         let layout = outByIn ? "weight [out, in]" : "weight [in, out]"
-        guard rank == 2, weight.rank == 2, shape[1] == weight.shape[outByIn ? 1 : 0] else {
-            throw TensorError.shapeMismatch(op: op, "do not fit (input [batch, in], \(layout))", shape, weight.shape)
+        guard rank >= 1, weight.rank == 2, shape[rank - 1] == weight.shape[outByIn ? 1 : 0] else {
+            throw TensorError.shapeMismatch(op: op, "do not fit (input [..., in], \(layout))", shape, weight.shape)
+        }
+        if rank != 2 {
+            // Any rank, as nn.Linear: the leading axes are rows of one product (reshapes, no copies).
+            let flat = try reshaped([count / Swift.max(shape[rank - 1], 1), shape[rank - 1]])
+            let y = try flat.fusedAffine(weight: weight, outByIn: outByIn, bias: bias, activation: activation, op: op)
+            return try y.reshaped(Array(shape.dropLast()) + [y.shape[1]])
         }
         let m = shape[0], k = shape[1], n = weight.shape[outByIn ? 0 : 1]
         if let bias {

@@ -33,4 +33,25 @@ import Myelin
         // so relu passes the gradient: rows sum to 3, 7 and columns to 4, 6.
         expectClose(x.grad!.toArray(), [Float(3 + 4), 7 + 4, 3 + 6, 7 + 6], rtol: 1e-6, atol: 1e-6, "grad")
     }
+
+    /// The README's transformer example ("Attention and transformer layers"), then one backward pass.
+    @Test(arguments: TestDevices.all)
+    func transformerExample(device: Device) throws {
+        let tokens = Embedding(count: 65, dimension: 48, seed: 1, device: device)
+        let positions = Embedding(count: 64, dimension: 48, seed: 2, device: device)
+        let block = TransformerBlock(embedDim: 48, heads: 3, dropout: 0.1, seed: 3, device: device)
+        let ln = LayerNorm(features: 48, device: device)
+        let head = Linear(inputSize: 48, outputSize: 65, bias: false, seed: 4, device: device)
+        let x = try Tensor([3, 1, 4, 1, 5, 9, 2], shape: [1, 7], on: device)
+        let next = try Tensor([1, 4, 1, 5, 9, 2, -1], shape: [1, 7], on: device)
+        let h = try tokens(x) + positions(Tensor((0..<7).map(Float.init), on: device))
+        let logits = try head(ln(block(h)))
+        #expect(logits.shape == [1, 7, 65])
+        let loss = try softmaxCrossEntropy(logits: logits, labels: next, ignoreIndex: -1)
+        try loss.backward()
+        #expect(try loss.item().isFinite)
+        for (name, p) in block.namedTensors + [("tokens", tokens.weight)] {
+            #expect(p.grad?.shape == p.shape, "\(name) got a gradient")
+        }
+    }
 }

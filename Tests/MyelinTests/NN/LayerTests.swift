@@ -82,10 +82,13 @@ import Testing
             guard case .inLayer(let index, _, _) = error else { Issue.record("not wrapped: \(text)"); return }
             #expect(index == 1)
             #expect(text.contains("layer 1") && text.contains("Dense(3 -> 2)"), "\(text)")
-            #expect(text.contains("[batch, 3]") && text.contains("[2, 5]"), "\(text)")
+            #expect(text.contains("[..., 3]") && text.contains("[2, 5]"), "\(text)")
         }
-        do { _ = try Dense(inputSize: 4, outputSize: 2, device: device)(Tensor.zeros([4], on: device)) } catch {
-            #expect("\(error)".contains("[4]") && "\(error)".contains("[batch, 4]"))
+        do {
+            _ = try Dense(inputSize: 4, outputSize: 2, device: device)(Tensor.zeros([2, 7, 3], on: device))
+            Issue.record("a shape error was expected for [2, 7, 3]")
+        } catch {
+            #expect("\(error)".contains("[2, 7, 3]") && "\(error)".contains("[..., 4]"))
         }
     }
 

@@ -53,6 +53,9 @@ private final class ScaleEachBatch: Callback {
             Sequential { Dense(inputSize: 4, outputSize: 2, device: device); ReLU() },
             Residual(Dense(inputSize: 2, outputSize: 2, device: device), shortcut: Identity()),
             ConvNets.fashionCNN(seed: 1, device: device), ConvNets.resnet(depth: 1, seed: 1, device: device),
+            Embedding(count: 5, dimension: 2, device: device), LayerNorm(features: 2, device: device),
+            MultiHeadAttention(embedDim: 4, heads: 2, dropout: 0.1, device: device), TransformerMLP(embedDim: 2, device: device),
+            TransformerBlock(embedDim: 4, heads: 2, device: device),
         ]
         for layer in layers {
             #expect(CapturedStep.isBuiltIn(layer), "\(layer.layerDescription) is not captured")

@@ -92,6 +92,19 @@ struct CaptureTests {
                                     inputs: 64, classes: 4, makeOptimizer: { try AdamW(parameters: $0, learningRate: 0.01) })
     }
 
+    @Test("A transformer block (permutes, causal softmax, layer norms, attention dropout) is captured too",
+          arguments: TestDevices.all)
+    func transformerBlockMatchesEager(device: Device) throws {
+        try expectIdenticalTraining(device, steps: 6, n: 10, batch: 4,
+                                    makeModel: { device in Sequential {
+                                        Reshape([4, 6])
+                                        TransformerBlock(embedDim: 6, heads: 2, dropout: 0.2, seed: 7, device: device)
+                                        Flatten()
+                                        Dense(inputSize: 24, outputSize: 3, seed: 8, device: device)
+                                    } },
+                                    inputs: 24, classes: 3, makeOptimizer: { try AdamW(parameters: $0, learningRate: 0.01) })
+    }
+
     @Test("fit with capture gives the history and weights of fit without it (schedule per batch, last smaller batch)",
           arguments: TestDevices.all)
     func fitMatchesEager(device: Device) throws {

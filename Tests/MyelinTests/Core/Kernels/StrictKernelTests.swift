@@ -101,6 +101,32 @@ enum KernelExercise {
         let t = backend.allocate(3 * 19 * 23)
         backend.transpose(x: xb, out: t, batch: 3, rows: 19, cols: 23)
         record("transpose", t, 3 * 19 * 23)
+        // The sequence ops: a causal softmax (7 queries over 33 keys, rows of 3 heads) and permutes of 4 and 6 axes.
+        let causal = backend.allocate(3 * 7 * 33)
+        backend.causalSoftmax(x: xb, out: causal, rows: 3 * 7, cols: 33, queries: 7)
+        record("causal softmax", causal, 3 * 7 * 33)
+        for (shape, axes) in [([3, 7, 5, 11], [0, 2, 1, 3]), ([2, 3, 5, 2, 3, 2, 3], [6, 0, 5, 1, 4, 2, 3])] {
+            let layout = PermuteLayout.make(shape: shape, axes: axes)!
+            let p = backend.allocate(layout.count)
+            backend.permute(x: xb, out: p, layout: layout)
+            record("permute \(shape) by \(axes)", p, layout.count)
+        }
+        // Layer normalization of 7 rows of 33, with and without the affine, forward and backward.
+        let lnGy = upload(backend, testValues(7 * 33, seed: 13)), lnW = upload(backend, testValues(33, seed: 14))
+        for affine in [true, false] {
+            let y = backend.allocate(7 * 33), mean = backend.allocate(7), rstd = backend.allocate(7)
+            let gx = backend.allocate(7 * 33), gw = backend.allocate(33), gb = backend.allocate(33)
+            backend.layerNormForward(x: xb, y: y, mean: mean, rstd: rstd, weight: affine ? lnW : nil, bias: affine ? lnGy : nil,
+                                     rows: 7, cols: 33, epsilon: 1e-5)
+            backend.layerNormBackwardInput(x: xb, gy: lnGy, mean: mean, rstd: rstd, weight: affine ? lnW : nil, gx: gx, rows: 7, cols: 33)
+            backend.layerNormBackwardParameters(x: xb, gy: lnGy, mean: mean, rstd: rstd, gweight: gw, gbias: affine ? gb : nil,
+                                                rows: 7, cols: 33)
+            record("layer norm affine=\(affine)", y, 7 * 33)
+            record("layer norm rows affine=\(affine)", mean, 7)
+            record("layer norm backward input affine=\(affine)", gx, 7 * 33)
+            record("layer norm backward weight affine=\(affine)", gw, 33)
+            if affine { record("layer norm backward bias", gb, 33) }
+        }
         // Every elementwise kernel: activations and their gradients, unary ops, scalar and binary ops (flat and
         // broadcast). NaN where both devices give NaN (log of a negative) counts as equal.
         let activations = TestActivations.all

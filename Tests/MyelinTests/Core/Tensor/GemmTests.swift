@@ -201,6 +201,8 @@ import Testing
         expectError(containing: ["dense", "[3, 4]", "[5, 2]"], "dense weight") { _ = try a.dense(weight: b, bias: nil) }
         let w = Tensor.zeros([4, 2], on: device), badBias = Tensor.zeros([3], on: device)
         expectError(containing: ["dense", "[3]", "[2]"], "dense bias") { _ = try a.dense(weight: w, bias: badBias) }
-        expectError(containing: ["dense", "[2, 3, 4]", "[4, 2]"], "dense of a 3-D input") { _ = try a3.dense(weight: w, bias: nil) }
+        // Any rank is accepted (the last axis is the features), but it must fit the weight.
+        #expect(try a3.dense(weight: w, bias: nil).shape == [2, 3, 2])
+        expectError(containing: ["dense", "[2, 3, 4]", "[5, 2]"], "dense of a 3-D input") { _ = try a3.dense(weight: b, bias: nil) }
     }
 }

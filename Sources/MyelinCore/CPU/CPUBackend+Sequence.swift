@@ -1,0 +1,104 @@
+import Foundation
+
+/// The sequence ops on the CPU: the axis permutation and the causal softmax (see `SequenceBackend`).
+extension CPUBackend {
+    func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
+        let px = x.host!, po = out.host!
+        let dims = layout.dims, strides = layout.inputStrides, rank = dims.count
+        let length = dims[rank - 1], inner = strides[rank - 1]
+        let rows = layout.count / Swift.max(length, 1)
+        guard rows > 0, length > 0 else { return }
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / length)) { lo, hi in
+            for row in lo..<hi {
+                // The input offset of the row's first element: its index decomposed over the leading dims.
+                var rest = row, source = 0
+                for d in stride(from: rank - 2, through: 0, by: -1) {
+                    source += (rest % dims[d]) * strides[d]
+                    rest /= dims[d]
+                }
+                let dst = po + row * length
+                if inner == 1 {
+                    dst.update(from: px + source, count: length)
+                } else {
+                    for j in 0..<length { dst[j] = px[source + j * inner] }
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
+        let px = x.host!, po = out.host!
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(cols, 1))) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, q = po + r * cols
+                let keys = Swift.max(0, Swift.min(cols, r % queries + cols - queries + 1))
+                var m = -Float.infinity
+                for c in 0..<keys { m = Swift.max(m, p[c]) }
+                var s: Float = 0
+                for c in 0..<keys { s += Foundation.exp(p[c] - m) }
+                let inv = 1 / s
+                for c in 0..<keys { q[c] = Foundation.exp(p[c] - m) * inv }
+                for c in keys..<cols { q[c] = 0 }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        let px = x.host!, py = y.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, b = bias?.host
+        guard rows > 0, cols > 0 else { return }
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, q = py + r * cols
+                var s: Float = 0
+                for c in 0..<cols { s += p[c] }
+                let m = s / Float(cols)
+                var v: Float = 0
+                for c in 0..<cols { v += (p[c] - m) * (p[c] - m) }
+                let inv = 1 / (v / Float(cols) + epsilon).squareRoot()
+                pm[r] = m; pr[r] = inv
+                for c in 0..<cols { q[c] = (p[c] - m) * inv * (w?[c] ?? 1) + (b?[c] ?? 0) }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, po = gx.host!
+        guard rows > 0, cols > 0 else { return }
+        parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
+            for r in lo..<hi {
+                let p = px + r * cols, g = pg + r * cols, o = po + r * cols, m = pm[r], inv = pr[r]
+                var sg: Float = 0, sgx: Float = 0
+                for c in 0..<cols {
+                    let gw = g[c] * (w?[c] ?? 1)
+                    sg += gw; sgx += gw * (p[c] - m) * inv
+                }
+                let mg = sg / Float(cols), mgx = sgx / Float(cols)
+                for c in 0..<cols { o[c] = inv * (g[c] * (w?[c] ?? 1) - mg - (p[c] - m) * inv * mgx) }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, gw = gweight?.host, gb = gbias?.host
+        guard cols > 0 else { return }
+        // Split by columns: each thread sums its columns over every row.
+        parallelFor(cols, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(rows, 1))) { lo, hi in
+            for c in lo..<hi { gw?[c] = 0; gb?[c] = 0 }
+            for r in 0..<rows {
+                let p = px + r * cols, g = pg + r * cols, m = pm[r], inv = pr[r]
+                for c in lo..<hi {
+                    gw?[c] += g[c] * (p[c] - m) * inv
+                    gb?[c] += g[c]
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+}

@@ -1,0 +1,60 @@
+// The device calls of the sequence ops (attention's permutes and masked softmax), as a part of `Backend`.
+
+/// An axis permutation of a row-major tensor, collapsed to at most `PermuteLayout.maxRank` axes: the output's
+/// dimensions and, for each, the input's element stride along it.
+struct PermuteLayout: Equatable, Sendable {
+    /// The most axes a permutation keeps after collapsing (the kernel's argument count).
+    static let maxRank = 6
+    /// The output's dimensions (at most `maxRank`).
+    var dims: [Int]
+    /// The input's element stride along each output dimension.
+    var inputStrides: [Int]
+    /// The number of elements.
+    var count: Int { dims.reduce(1, *) }
+
+    /// The layout of `shape` permuted by `axes` (out[i0, i1, ...] = x[..] with out axis j = input axis axes[j]),
+    /// with axes of size 1 dropped and neighbouring output axes that stay neighbours in the input merged; nil when
+    /// more than `maxRank` axes remain.
+    static func make(shape: [Int], axes: [Int]) -> PermuteLayout? {
+        var strides = [Int](repeating: 1, count: shape.count)
+        var acc = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) { strides[i] = acc; acc *= shape[i] }
+        var dims: [Int] = [], input: [Int] = []
+        for a in axes where shape[a] != 1 {
+            if let last = dims.last, input.last! == strides[a] * shape[a] {
+                dims[dims.count - 1] = last * shape[a]
+                input[input.count - 1] = strides[a]
+            } else {
+                dims.append(shape[a]); input.append(strides[a])
+            }
+        }
+        if dims.isEmpty { dims = [1]; input = [1] }
+        return dims.count <= maxRank ? PermuteLayout(dims: dims, inputStrides: input) : nil
+    }
+}
+
+/// The sequence ops: an axis permutation, the causal softmax of attention scores, and layer normalization
+/// (Kernels/layout.cl, Kernels/reduce.cl and Kernels/normalization.cl on OpenCL).
+protocol SequenceBackend: AnyObject {
+    /// out = x permuted as `layout` says: out is row-major over layout.dims, and its element (i0, i1, ...) is
+    /// x[Σ i_j · layout.inputStrides[j]].
+    func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout)
+    /// The softmax of each row of x [rows, cols] over its first `q + cols − queries + 1` entries, where
+    /// q = row mod queries is the row's query position (a causal mask aligned to the last key, as a decoder with
+    /// a cache of earlier keys needs; for queries = cols it keeps keys 0...q). The masked entries of out are 0,
+    /// so `softmaxBackward` is its backward. Needs 1 ≤ queries ≤ cols.
+    func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int)
+
+    // Layer normalization of each row of x [rows, cols]: x̂ = (x − mean[r]) · rstd[r], rstd = 1/√(variance + ε)
+    // with the biased variance. `weight` and `bias` are [cols], or nil for 1 and 0.
+
+    /// y = x̂·weight + bias, and each row's mean and rstd for the backward.
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float)
+    /// gx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) per row, with ĝ = gy·weight.
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int)
+    /// gweight[c] = Σ over rows of gy·x̂ and gbias[c] = Σ of gy (each skipped when nil); overwrites them.
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int)
+}

@@ -1,0 +1,46 @@
+import Foundation
+
+/// The sequence ops as launches of Kernels/layout.cl (`permute_axes`) and Kernels/reduce.cl
+/// (`softmax_rows_causal`); see `SequenceBackend`.
+extension OpenCLBackend {
+    func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
+        let count = layout.count
+        guard count > 0 else { return }
+        let pad = PermuteLayout.maxRank - layout.dims.count
+        let dims = [Int](repeating: 1, count: pad) + layout.dims
+        let strides = [Int](repeating: 0, count: pad) + layout.inputStrides
+        let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(count))]
+            + dims.dropFirst().map { .int(Int32($0)) } + strides.map { .int(Int32($0)) }
+        launch(.layout, "permute_axes", global: [count], args: args)
+    }
+
+    func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
+        guard rows > 0, cols > 0 else { return }
+        launch(.reduce, "softmax_rows_causal", global: [rows],
+               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .int(Int32(queries))])
+    }
+
+    func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
+                          bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        guard rows > 0, cols > 0 else { return }
+        launch(.normalization, "layer_norm_forward", global: [rows],
+               args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(rstd), weight.map { .buffer($0) } ?? .null,
+                      bias.map { .buffer($0) } ?? .null, .int(Int32(rows)), .int(Int32(cols)), .float(epsilon)])
+    }
+
+    func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        guard rows > 0, cols > 0 else { return }
+        launch(.normalization, "layer_norm_backward_input", global: [rows],
+               args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(rstd), weight.map { .buffer($0) } ?? .null,
+                      .buffer(gx), .int(Int32(rows)), .int(Int32(cols))])
+    }
+
+    func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
+                                     gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        guard cols > 0, gweight != nil || gbias != nil else { return }
+        launch(.normalization, "layer_norm_backward_parameters", global: [cols],
+               args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(rstd), gweight.map { .buffer($0) } ?? .null,
+                      gbias.map { .buffer($0) } ?? .null, .int(Int32(rows)), .int(Int32(cols))])
+    }
+}
