@@ -23,12 +23,14 @@ struct InterruptTests {
         }
     }
 
-    /// Starts a training run, sends `signal` once epoch 1 has ended (so it arrives in epoch 2), with `again` a
-    /// second time once the command said it received the first, and returns the finished run.
+    /// Starts a training run with its progress bar (`--verbose` in place of `--quiet`), sends `signal` once the bar
+    /// shows epoch 2 under way (so it arrives inside epoch 2, whatever the machine's load), with `again` a second
+    /// time once the command said it received the first, and returns the finished run. The bar only reads the
+    /// running sums: the parameters are those of a `--quiet` run.
     static func interrupted(_ arguments: [String], signal: Int32, again: Bool = false, in folder: URL) throws -> MyelinCommandLine.Result {
-        let run = try MyelinCommandLine.start(arguments, in: folder)
-        let reached = run.wait(for: "Epoch 1/3", timeout: 240)
-        #expect(reached, "epoch 1 never ended: \(run.outputSoFar)")
+        let run = try MyelinCommandLine.start(arguments.map { $0 == "--quiet" ? "--verbose" : $0 }, in: folder)
+        let reached = run.wait(for: "Epoch 2/3 [", timeout: 240)
+        #expect(reached, "epoch 2 never started: \(run.outputSoFar)")
         run.send(signal)
         if again {
             #expect(run.wait(for: "received: finishing the current batch", timeout: 60), "\(run.outputSoFar)")
