@@ -14,6 +14,8 @@ struct BuildKernelsCommand: ParsableCommand {
     @OptionGroup var deviceOptions: DeviceOptions
     @Option(help: "Threads building at once (default: $MYELIN_BUILD_THREADS, else one per processor).") var threads: Int?
     @Option(help: "Comma-separated kernel files to build, e.g. conv.cl,reduce.cl (default: all).") var files: String?
+    @Option(help: "Comma-separated kernel files to leave out, e.g. gemm.cl (the CPU-style GEMM kernels, which a GPU does not use).")
+    var except: String?
     @Flag(help: "Leave out the GEMM variant programs.") var noGemmVariants = false
 
     func validate() throws {
@@ -22,8 +24,9 @@ struct BuildKernelsCommand: ParsableCommand {
 
     func run() throws {
         let device = try deviceOptions.resolve()
-        let names = files.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
-        guard let report = device.warmUpKernels(files: names, gemmVariants: !noGemmVariants, threads: threads) else {
+        func list(_ text: String) -> [String] { text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        guard let report = device.warmUpKernels(files: files.map(list), excluding: except.map(list) ?? [],
+                                                gemmVariants: !noGemmVariants, threads: threads) else {
             throw ValidationError("myelin build-kernels needs an OpenCL device (--device opencl:N); \(device.name) is the CPU")
         }
         let object: [String: Any] = ["device": device.name, "build_seconds": report.seconds, "threads": report.threads,

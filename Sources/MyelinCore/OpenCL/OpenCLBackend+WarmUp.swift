@@ -31,18 +31,19 @@ public struct KernelWarmUp: Sendable {
 extension Device {
     /// Builds the kernel programs of this OpenCL device that are not built yet, on up to `threads` threads
     /// (default: `MYELIN_BUILD_THREADS`, else one per processor, at most one per program), through the on-disk
-    /// program cache; nil on the CPU device. `files` names the kernel files (default: all of them, e.g. `conv.cl`);
-    /// `gemmVariants` adds the parameterised GEMM programs the built-in defaults choose for this device.
+    /// program cache; nil on the CPU device. `files` names the kernel files (default: all of them, e.g. `conv.cl`),
+    /// less those `excluding` names (a GPU needs no `gemm.cl`, the CPU-style GEMM kernels); `gemmVariants` adds the parameterised GEMM programs the built-in defaults choose for this device.
     ///
     /// ```swift
     /// let report = try Device.make(.opencl(index: 0)).warmUpKernels()
     /// print(report?.seconds ?? 0)
     /// ```
-    public func warmUpKernels(files: [String]? = nil, gemmVariants: Bool = true, threads: Int? = nil) -> KernelWarmUp? {
+    public func warmUpKernels(files: [String]? = nil, excluding: [String] = [], gemmVariants: Bool = true,
+                              threads: Int? = nil) -> KernelWarmUp? {
         guard let cl = base as? OpenCLBackend else { return nil }
         let variants = gemmVariants ? cl.defaultGemmVariants : []
         let env = ProcessInfo.processInfo.environment["MYELIN_BUILD_THREADS"].flatMap { Int($0) }
-        return cl.warmUp(files: files, variants: variants,
+        return cl.warmUp(files: files, excluding: excluding, variants: variants,
                          threads: max(1, threads ?? env ?? ProcessInfo.processInfo.activeProcessorCount))
     }
 }
@@ -56,16 +57,16 @@ extension OpenCLBackend {
         }
     }
 
-    /// Builds the programs of `names` (nil: every kernel file) and of `variants` not built yet, on up to `threads`
-    /// threads, the longest sources first.
-    func warmUp(files names: [String]?, variants: [GemmVariant], threads: Int) -> KernelWarmUp {
+    /// Builds the programs of `names` (nil: every kernel file) less `excluded`, and of `variants`, not built yet, on
+    /// up to `threads` threads, the longest sources first.
+    func warmUp(files names: [String]?, excluding excluded: [String], variants: [GemmVariant], threads: Int) -> KernelWarmUp {
         let start = Date()
         lock.lock()
         var jobs: [(label: String, job: WarmUpJob, size: Int)] = programFiles
-            .filter { names?.contains($0.name) ?? true }
+            .filter { (names?.contains($0.name) ?? true) && !excluded.contains($0.name) }
             .filter { filePrograms[$0.name] == nil && unbuiltFiles[$0.name] == nil }
             .map { file in let source = programSource(file); return (file.name, .file(file.name, source), source.utf8.count) }
-        let unknown = (names ?? []).filter { name in !programFiles.contains { $0.name == name } }.map {
+        let unknown = ((names ?? []) + excluded).filter { name in !programFiles.contains { $0.name == name } }.map {
             "\($0): no such kernel file (there are \(programFiles.map(\.name).joined(separator: ", ")))"
         }
         let wanted = Set(variants.map(\.withoutSplit)).filter { variantPrograms[$0] == nil && unusableVariants[$0] == nil && $0.fits(limits) }
