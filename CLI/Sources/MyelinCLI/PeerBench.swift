@@ -257,6 +257,7 @@ struct PeerBench: ParsableCommand {
         }
         for _ in 0..<warmup { _ = try step() }
         device.synchronize()
+        _ = device.kernelProfile(reset: true)
         let launchesBefore = device.stats.launches
         let start = DispatchTime.now().uptimeNanoseconds
         var loss: Tensor? = nil
@@ -264,6 +265,7 @@ struct PeerBench: ParsableCommand {
         let launches = device.stats.launches - launchesBefore
         let finalLoss = try loss?.item() ?? .nan
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if profileKernels, let profile = device.kernelProfile(reset: true) { printProfile(profile, steps: steps) }
         printJSON(["device": device.name, "steps_per_s": Double(steps) / seconds, "final_loss": Double(finalLoss),
                    "launches_per_step": Double(launches) / Double(max(steps, 1))])
     }
