@@ -26,6 +26,10 @@ extension MyelinCommand {
             Foundation.exit(ExitCode.validationFailure.rawValue)
         case is ExitCode, is CleanExit:
             exit(withError: error)
+        case _ where String(reflecting: type(of: error)).hasPrefix("ArgumentParser."):
+            // The parser's own errors, such as `--help` after a subcommand (`parseAsRoot` returns its help
+            // command, whose `run` throws the parser's internal help request): the parser prints them.
+            exit(withError: error)
         default:
             FileHandle.standardError.write(Data("Error: \(CommandLineAdvice.text(for: error))\n".utf8))
             Foundation.exit(ExitCode.failure.rawValue)

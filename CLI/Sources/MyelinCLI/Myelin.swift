@@ -9,7 +9,7 @@ struct MyelinCommand: ParsableCommand {
         commandName: "myelin",
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
         subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self,
-                      TuneCommand.self, ExportONNXCommand.self]
+                      TuneCommand.self, ExportONNXCommand.self, BuildKernelsCommand.self]
     )
 
     /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command, whose
@@ -35,7 +35,10 @@ struct DeviceOptions: ParsableArguments {
 
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "devices", abstract: "List OpenCL platforms and devices, and the one `auto` picks.")
+        commandName: "devices", abstract: "List OpenCL platforms and devices (with their extensions), and the one `auto` picks.")
+
+    @Flag(help: "Also one JSON line per OpenCL device: name, vendor, driver, compute units, memory, extensions, command_buffer.")
+    var json = false
 
     func run() throws {
         let all = OpenCLPlatforms.devices()
@@ -53,6 +56,8 @@ struct DevicesCommand: ParsableCommand {
             print("    \(d.openCLCVersion), driver \(d.driverVersion)")
             let tuning = GemmTuningStatus.of(d)
             print("    GEMM: \(tuning.summary), table \(tuning.file.path)")
+            print("    cl_khr_command_buffer: \(d.hasCommandBuffer ? "yes" : "no"); extensions (\(d.extensions.count)): \(d.extensions.joined(separator: " "))")
+            if json { DeviceJSON.print(d, index: i) }
         }
         let auto = try Device.make(.auto)
         print("auto picks: \(auto.name)\(auto.isOpenCL ? " (\(auto.details))" : " (no OpenCL GPU)")")
@@ -64,4 +69,16 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench", abstract: "Benchmarks (build with -c release).",
         subcommands: [GemmBench.self, MLPBench.self, TrainBench.self, OptimizerBench.self, PeerBench.self, ConvBench.self,
                       AllreduceBench.self])
+}
+
+/// `myelin devices --json`: one line per OpenCL device (scripts/gpu-check records it).
+enum DeviceJSON {
+    static func print(_ d: OpenCLDeviceInfo, index: Int) {
+        let object: [String: Any] = [
+            "device": "opencl:\(index)", "name": d.name, "vendor": d.vendor, "platform": d.platformVersion,
+            "driver": d.driverVersion, "opencl_c": d.openCLCVersion, "gpu": d.isGPU, "compute_units": d.computeUnits,
+            "memory_bytes": d.globalMemory, "extensions": d.extensions, "command_buffer": d.hasCommandBuffer]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        Swift.print(String(decoding: data, as: UTF8.self))
+    }
 }

@@ -7,7 +7,8 @@ import Myelin
 ///
 /// - `--workload mlp`: the Fashion-MNIST MLP 784-512-256-10 (ReLU, Adam 1e-3, softmax cross-entropy) on data
 ///   that `Benchmarks/fashion_mnist.py export` wrote as raw little-endian Float32 files (so every runtime
-///   trains on the same pixels in the same batch order): `--warmup` steps, then one timed epoch, then
+///   trains on the same pixels in the same batch order): `--warmup` steps, then one timed epoch (or its first
+///   `--batches`), then
 ///   test-set inference in chunks of `--eval-batch`.
 /// - `--workload cnn` / `--workload resnet`: `ConvNets.fashionCNN` / `ConvNets.resnet(depth: 1)` (ResNet-8),
 ///   Adam 1e-3, softmax cross-entropy, no augmentation, on the same export and batch order: `--warmup` steps,
@@ -27,11 +28,13 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Evaluation chunk size (mlp).") var evalBatch = 1000
     @Option(parsing: .unconditional, help: "Untimed steps before the timed ones.") var warmup = 20
     @Option(parsing: .unconditional, help: "Timed full-batch steps (xor).") var steps = 20_000
-    @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (cnn, resnet; 0: the whole epoch).")
+    @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (mlp, cnn, resnet; 0: the whole epoch).")
     var batches = 0
     @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
     @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; cnn and resnet.")
     var fit = false
+    @Flag(help: "Per-kernel device times of the timed steps (a profiling queue, as MYELIN_PROFILE_KERNELS=1): one JSON line per kernel after the result, and a table on stderr; OpenCL, not with --fit. The profiling slows the steps.")
+    var profileKernels = false
 
     func validate() throws {
         try checkingValues {
@@ -43,13 +46,20 @@ struct PeerBench: ParsableCommand {
         guard ["mlp", "cnn", "resnet", "xor"].contains(workload) else {
             throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
         }
+        if profileKernels && fit { throw ValidationError("--profile-kernels times the steps of --capture or the eager step, not --fit") }
         if fit && !["cnn", "resnet"].contains(workload) {
             throw ValidationError("--fit is for --workload cnn or resnet, got '\(workload)'")
         }
     }
 
     func run() throws {
+        // Before the device is made: its queue is a profiling one only when the variable is set then.
+        let profiling = ProcessInfo.processInfo.environment["MYELIN_PROFILE_KERNELS"].map { !["", "0", "off", "no", "false"].contains($0.lowercased()) }
+        if profileKernels && profiling != true { setenv("MYELIN_PROFILE_KERNELS", "1", 1) }
         let device = try self.device.resolve()
+        if profileKernels && !device.profilesKernels {
+            throw ValidationError("--profile-kernels needs an OpenCL device; \(device.name) is not one")
+        }
         Device.default = device  // anything made without a device lands there too
         switch workload {
         case "mlp": try mlp(on: device)
@@ -149,8 +159,9 @@ struct PeerBench: ParsableCommand {
             Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 2, device: device)
             Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
         }
+        let timed = self.batches == 0 ? batches : Swift.min(self.batches, batches)
         let (trainSeconds, finalLoss, launches) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
-                                                                   available: batches, timed: batches, on: device)
+                                                                   available: batches, timed: timed, on: device)
 
         // One untimed chunk first: kernel programs are built on first use, and inference uses kernels training does not.
         _ = try withNoGrad { try model(testX.slice(0..<Swift.min(evalBatch, testCount))).argmax().equal(testY.slice(0..<Swift.min(evalBatch, testCount))).sum().item() }
@@ -164,7 +175,7 @@ struct PeerBench: ParsableCommand {
             }
         }
         let testSeconds = Double(DispatchTime.now().uptimeNanoseconds - evalStart) / 1e9
-        printJSON(["device": device.name, "train_samples_per_s": Double(batches * batch) / trainSeconds,
+        printJSON(["device": device.name, "batches": timed, "train_samples_per_s": Double(timed * batch) / trainSeconds,
                    "test_samples_per_s": Double(testCount) / testSeconds, "final_loss": Double(finalLoss),
                    "test_accuracy": Double(correct) / Double(testCount), "launches_per_step": launches])
     }
@@ -187,13 +198,16 @@ struct PeerBench: ParsableCommand {
         }
         for i in 0..<Swift.min(warmup, available) { _ = try step(i) }
         device.synchronize()
+        _ = device.kernelProfile(reset: true)  // the profile (when profiling) of the timed steps only
         let launchesBefore = device.stats.launches
         let start = DispatchTime.now().uptimeNanoseconds
         var loss: Tensor? = nil
         for i in 0..<timed { loss = try step(i) }
         let launches = Double(device.stats.launches - launchesBefore) / Double(max(timed, 1))
         let finalLoss = try loss?.item() ?? .nan
-        return (Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, finalLoss, launches)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if profileKernels, let profile = device.kernelProfile(reset: true) { printProfile(profile, steps: timed) }
+        return (seconds, finalLoss, launches)
     }
 
     /// `model.fit` for one epoch over the images of the first `timed` rows of `order`, in that order, with Adam 1e-3,
@@ -245,6 +259,7 @@ struct PeerBench: ParsableCommand {
         }
         for _ in 0..<warmup { _ = try step() }
         device.synchronize()
+        _ = device.kernelProfile(reset: true)
         let launchesBefore = device.stats.launches
         let start = DispatchTime.now().uptimeNanoseconds
         var loss: Tensor? = nil
@@ -252,8 +267,22 @@ struct PeerBench: ParsableCommand {
         let launches = device.stats.launches - launchesBefore
         let finalLoss = try loss?.item() ?? .nan
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if profileKernels, let profile = device.kernelProfile(reset: true) { printProfile(profile, steps: steps) }
         printJSON(["device": device.name, "steps_per_s": Double(steps) / seconds, "final_loss": Double(finalLoss),
                    "launches_per_step": Double(launches) / Double(max(steps, 1))])
+    }
+
+    /// The kernel profile of `steps` timed steps: one JSON line per kernel (with its launches and device ms per
+    /// step) on stdout, the table on stderr.
+    private func printProfile(_ profile: KernelProfile, steps: Int) {
+        let perStep = Double(Swift.max(steps, 1))
+        for e in profile.entries {
+            printJSON(["profile_device": profile.device, "model": workload, "kernel": e.kernel, "count": e.count,
+                       "total_ms": e.seconds * 1e3, "mean_us": e.meanSeconds * 1e6,
+                       "per_step": Double(e.count) / perStep, "ms_per_step": e.seconds * 1e3 / perStep])
+        }
+        FileHandle.standardError.write(Data((profile.table + String(format: "\n(%d timed steps: %.3f ms of kernel time per step)\n",
+                                                                      steps, profile.totalSeconds * 1e3 / perStep)).utf8))
     }
 
     /// One JSON line; a NaN or infinite number (a loss that diverged) is written as null, which JSON has.

@@ -3,7 +3,7 @@ import Foundation
 import Myelin
 
 /// `myelin tune`: measures the GEMM kernel variants that fit an OpenCL device, one product per shape class,
-/// within a time budget, and writes the fastest per class to the device's tuning table (in the program cache
+/// within a time budget (`--seconds`, also spelt `--budget`), and writes the fastest per class (after each class) to the device's tuning table (in the program cache
 /// folder: `MYELIN_CACHE_DIR`, else `~/.cache/myelin`). Later runs on that device use the table
 /// (`MYELIN_TUNING=off` ignores it); `myelin devices` says whether a device is tuned.
 struct TuneCommand: ParsableCommand {
@@ -12,13 +12,14 @@ struct TuneCommand: ParsableCommand {
         abstract: "Measure the GEMM kernels on an OpenCL device and write its tuning table (build with -c release).")
 
     @OptionGroup var deviceOptions: DeviceOptions
-    @Option(help: "Seconds to spend at most; classes that would not fit keep the built-in default.")
+    @Option(name: [.customLong("seconds"), .customLong("budget")],
+            help: "Seconds to spend at most; classes that would not fit keep the built-in default. The table is written after each class, so a run cut short keeps what it measured.")
     var budget: Double = 60
     @Flag(help: "Print every measurement as it is made.") var verbose = false
 
     func validate() throws {
         guard budget > 0, budget.isFinite else {
-            throw ValidationError("--budget must be a positive number of seconds, got \(budget)")
+            throw ValidationError("--seconds (--budget) must be a positive number of seconds, got \(budget)")
         }
     }
 

@@ -2,8 +2,8 @@ import Foundation
 
 extension Device {
     /// Measures the GEMM kernel variants that fit this OpenCL device on one product per shape class, within
-    /// `budget` seconds, and writes the fastest per class to the device's tuning table in the program cache
-    /// folder (`MYELIN_CACHE_DIR`, else `~/.cache/myelin`); later processes use it. `progress` gets one line per
+    /// `budget` seconds, and writes the fastest per class to the device's tuning table (after each class, atomically:
+    /// a run cut short keeps the classes measured) in the program cache folder (`MYELIN_CACHE_DIR`, else `~/.cache/myelin`); later processes use it. `progress` gets one line per
     /// measurement. Throws `GemmTuningError.notOpenCL` on the CPU device.
     ///
     /// ```swift
@@ -75,6 +75,15 @@ struct GemmTuner {
         var results: [GemmTuningResult] = []
         var skipped: [String] = []
         var entries: [String: GemmTuningTable.Entry] = [:]
+        // The table is written (atomically) after each class, so a run stopped by a timeout keeps what it measured.
+        let file = GemmTuningTable.file(for: b.info, directory: b.cacheDirectory)
+        let files = try KernelLibrary.sourceFiles(kernelsDirectory: b.kernelsDirectory)
+        let created = ISO8601DateFormatter().string(from: Date())
+        func save(_ entries: [String: GemmTuningTable.Entry]) throws {
+            try GemmTuningTable(format: GemmTuningTable.format, device: b.info.name, driver: b.info.driverVersion,
+                                platform: b.info.platformVersion, kernelSourceHash: GemmTuningTable.sourceHash(files),
+                                created: created, budgetSeconds: budget, classes: entries).save(to: file)
+        }
         /// Half the best rate of the class measured last (GFLOP/s): the estimate of what the next one costs.
         var estimate: Double? = nil
         /// The longest first (untimed) run so far, which builds the kernel: what a new kernel may cost on top.
@@ -155,14 +164,10 @@ struct GemmTuner {
             results.append(GemmTuningResult(shapeClass: shapeClass.name, shape: Self.label(shape), kernel: best.kernel.name,
                                             gflops: best.gflops, defaultKernel: defaultName, defaultGflops: defaultRate,
                                             measured: measured, notes: notes))
+            try save(entries)
+            progress("\(shapeClass.name): \(best.kernel.name) saved to \(file.path)")
         }
-        let files = try KernelLibrary.sourceFiles(kernelsDirectory: b.kernelsDirectory)
-        let formatter = ISO8601DateFormatter()
-        let table = GemmTuningTable(format: GemmTuningTable.format, device: b.info.name, driver: b.info.driverVersion,
-                                    platform: b.info.platformVersion, kernelSourceHash: GemmTuningTable.sourceHash(files),
-                                    created: formatter.string(from: Date()), budgetSeconds: budget, classes: entries)
-        let file = GemmTuningTable.file(for: b.info, directory: b.cacheDirectory)
-        try table.save(to: file)
+        try save(entries)
         b.reloadTuningTable()
         return GemmTuningReport(device: "\(b.name): \(b.details)", results: results, file: file, seconds: elapsed(),
                                 skippedClasses: skipped)

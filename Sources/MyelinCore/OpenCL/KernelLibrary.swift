@@ -133,4 +133,6 @@ struct KernelReference: Hashable, Sendable, CustomStringConvertible {
     let name: String
     init(_ program: KernelProgram, _ name: String) { self.program = program; self.name = name }
     var description: String { "\(name) (\(program))" }
+    /// The name in kernel profiles: the kernel's, with a GEMM variant's name after it.
+    var profileLabel: String { program.variant.map { "\(name) [\($0)]" } ?? name }
 }

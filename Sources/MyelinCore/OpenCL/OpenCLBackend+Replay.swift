@@ -10,6 +10,8 @@ import COpenCL
 /// A kernel launch as `OpenCLBackend.launch` enqueued it: the kernel, its arguments and the final sizes.
 struct LoggedLaunch {
     let kernel: cl_kernel
+    /// The kernel's name in profiles (`KernelReference.profileLabel`).
+    let label: String
     let args: [KernelArg]
     let global: [Int]
     let local: [Int]?
@@ -19,6 +21,8 @@ struct LoggedLaunch {
 /// A recorded launch ready to enqueue again: its own kernel object with the arguments set.
 final class PreparedLaunch {
     let kernel: cl_kernel
+    /// The kernel's name in profiles.
+    let label: String
     /// The arguments, kept for their buffers (the kernel refers to them).
     let args: [KernelArg]
     let dimensions: cl_uint
@@ -30,6 +34,7 @@ final class PreparedLaunch {
 
     init(kernel: cl_kernel, args: [KernelArg], launch: LoggedLaunch, seed: (index: cl_uint, slots: SeedSlots, slot: Int)?) {
         self.kernel = kernel
+        self.label = launch.label
         self.args = args
         dimensions = cl_uint(launch.global.count)
         func copied(_ values: [Int]) -> UnsafeMutablePointer<Int> {
@@ -59,8 +64,8 @@ extension OpenCLBackend: CaptureReplayPreparing {
     }
 
     /// Called by `launch` while some capture records: hands the launch to the capturing task's recorder.
-    func logLaunchForCapture(kernel: cl_kernel, args: [KernelArg], global: [Int], local: [Int]?, offset: [Int]) {
-        CaptureRecorder.current?.logLaunch(from: self, LoggedLaunch(kernel: kernel, args: args, global: global,
+    func logLaunchForCapture(kernel: cl_kernel, label: String, args: [KernelArg], global: [Int], local: [Int]?, offset: [Int]) {
+        CaptureRecorder.current?.logLaunch(from: self, LoggedLaunch(kernel: kernel, label: label, args: args, global: global,
                                                                     local: local, offset: offset))
     }
 
@@ -108,7 +113,9 @@ extension OpenCLBackend: CaptureReplayPreparing {
             }
             // Out of memory: the pool's cached buffers are freed and the launch tried once more, as in `launch`.
             let status = enqueueRetrying {
-                clEnqueueNDRangeKernel(queue, p.kernel, p.dimensions, p.offset, p.global, p.local, 0, nil, nil)
+                KernelProfiler.enqueue(profiler, p.label) { event in
+                    clEnqueueNDRangeKernel(queue, p.kernel, p.dimensions, p.offset, p.global, p.local, 0, nil, event)
+                }
             }
             if status != CL_SUCCESS {
                 let request = "clEnqueueNDRangeKernel of a replayed launch failed with \(openCLErrorName(status)) (\(status)): global size \(Array(UnsafeBufferPointer(start: p.global, count: Int(p.dimensions)))), local size \(p.local.map { Array(UnsafeBufferPointer(start: $0, count: Int(p.dimensions))) }.map { "\($0)" } ?? "chosen by the driver")"

@@ -72,12 +72,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     private let poolFlushCount = Atomic<Int>(0)
     /// Test-only fault injection (`injectFailures`, FaultInjection.swift).
     let faults = FaultInjection()
+    /// Per-kernel device times, when `MYELIN_PROFILE_KERNELS` is set (KernelProfiler.swift); nil otherwise.
+    let profiler: KernelProfiler?
 
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
     /// `MYELIN_MAX_WORK_GROUP_SIZE` (a cap on the work-group size, as on a smaller GPU); `maxWorkGroupSize`, when
     /// given, is that cap. The cap binds the launches that choose their own work-group size (reductions,
     /// transpose, the GEMM kernels); launches that leave it to the driver get the driver's choice.
+    /// `MYELIN_PROFILE_KERNELS` makes a profiling queue (KernelProfiler.swift).
     init(index: Int, info: OpenCLDeviceInfo, environment: [String: String] = ProcessInfo.processInfo.environment,
          maxWorkGroupSize: Int? = nil, roundLaunches: Bool? = nil) throws {
         let files = try KernelLibrary.sourceFiles(environment: environment)
@@ -91,13 +94,16 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         self.index = index
         self.info = info
         self.name = "opencl:\(index)"
+        let profileMode = KernelProfileMode(environment["MYELIN_PROFILE_KERNELS"])
+        self.profiler = profileMode.map { KernelProfiler(device: "opencl:\(index)", mode: $0) }
         var err: cl_int = 0
         var device: cl_device_id? = info.device
         guard let ctx = clCreateContext(nil, 1, &device, nil, nil, &err), err == CL_SUCCESS else {
             throw DeviceError.openCL(call: "clCreateContext", code: err)
         }
         context = ctx
-        guard let q = clCreateCommandQueue(ctx, info.device, 0, &err), err == CL_SUCCESS else {
+        let properties = cl_command_queue_properties(profileMode == nil ? 0 : CL_QUEUE_PROFILING_ENABLE)
+        guard let q = clCreateCommandQueue(ctx, info.device, properties, &err), err == CL_SUCCESS else {
             throw DeviceError.openCL(call: "clCreateCommandQueue", code: err)
         }
         queue = q
@@ -116,6 +122,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
 
     deinit {
+        profiler?.resolve()
         for k in kernels.values { clReleaseKernel(k) }
         for m in pool.removeAll() { clReleaseMemObject(m) }
         for p in variantPrograms.values { clReleaseProgram(p) }
@@ -233,8 +240,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             return
         }
         let status = enqueueRetrying {
-            clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
-                                count * 4, 0, nil, nil)
+            KernelProfiler.enqueue(profiler, "(clEnqueueCopyBuffer)") { event in
+                clEnqueueCopyBuffer(queue, source.mem, destination.mem, sourceOffset * 4, destinationOffset * 4,
+                                    count * 4, 0, nil, event)
+            }
         }
         if status != CL_SUCCESS { recordEnqueueFailure("clEnqueueCopyBuffer of \(count * 4) bytes", status: status) }
         stats.launches += 1
@@ -395,9 +404,11 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
                          args: [KernelArg], global: [Int], localBytes: Int) -> Bool {
         let status: cl_int
         if var l = local {
-            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, nil) }
+            status = enqueueRetrying { KernelProfiler.enqueue(profiler, name.profileLabel) { event in
+                clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, &l, 0, nil, event) } }
         } else {
-            status = enqueueRetrying { clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, nil) }
+            status = enqueueRetrying { KernelProfiler.enqueue(profiler, name.profileLabel) { event in
+                clEnqueueNDRangeKernel(queue, k, cl_uint(g.count), &o, &g, nil, 0, nil, event) } }
         }
         if status != CL_SUCCESS {
             let request = "clEnqueueNDRangeKernel failed with \(openCLErrorName(status)) (\(status)): "
@@ -405,7 +416,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
             if Self.isOutOfMemory(status) { recordOutOfMemory(request) } else { recordFailure(request) }
             return false
         }
-        if CaptureRecorder.logsLaunches { logLaunchForCapture(kernel: k, args: args, global: g, local: local, offset: o) }
+        if CaptureRecorder.logsLaunches {
+            logLaunchForCapture(kernel: k, label: name.profileLabel, args: args, global: g, local: local, offset: o)
+        }
         stats.launches += 1
         return true
     }

@@ -25,6 +25,10 @@ public struct OpenCLDeviceInfo: @unchecked Sendable {
     public var maxWorkGroupSize: Int
     /// Whether the device reports itself as a GPU (`CL_DEVICE_TYPE_GPU`); `auto` picks the first such device.
     public var isGPU: Bool
+    /// The device's extensions (`CL_DEVICE_EXTENSIONS`), e.g. `cl_khr_fp64`.
+    public var extensions: [String] = []
+    /// Whether the driver offers `cl_khr_command_buffer` (a recorded graph of launches replayed with one call).
+    public var hasCommandBuffer: Bool { extensions.contains("cl_khr_command_buffer") }
     let platform: cl_platform_id
     let device: cl_device_id
 
@@ -68,7 +72,7 @@ public enum OpenCLPlatforms {
             for case let device? in ids {
                 var type: cl_device_type = 0
                 clGetDeviceInfo(device, cl_device_info(CL_DEVICE_TYPE), MemoryLayout<cl_device_type>.size, &type, nil)
-                result.append(OpenCLDeviceInfo(
+                var info = OpenCLDeviceInfo(
                     platformName: platformString(platform, CL_PLATFORM_NAME),
                     platformVersion: platformString(platform, CL_PLATFORM_VERSION),
                     name: deviceString(device, CL_DEVICE_NAME),
@@ -80,7 +84,9 @@ public enum OpenCLPlatforms {
                     maxAllocation: Int(clamping: deviceValue(device, CL_DEVICE_MAX_MEM_ALLOC_SIZE, cl_ulong.self)),
                     maxWorkGroupSize: Int(deviceValue(device, CL_DEVICE_MAX_WORK_GROUP_SIZE, Int.self)),
                     isGPU: type & cl_device_type(CL_DEVICE_TYPE_GPU) != 0,
-                    platform: platform, device: device))
+                    platform: platform, device: device)
+                info.extensions = deviceString(device, CL_DEVICE_EXTENSIONS).split(separator: " ").map(String.init)
+                result.append(info)
             }
         }
         return result

@@ -108,6 +108,17 @@ struct CommandLineMessageTests {
                 && warmup.errors.contains("Usage: myelin train fashion-mnist"), "\(warmup.all)")
     }
 
+    /// `--help` after a subcommand prints that subcommand's help and succeeds (the parser's own help request is not
+    /// an error of ours).
+    @Test func helpAfterASubcommandIsHelp() throws {
+        for (arguments, usage) in [(["train", "fashion-mnist", "--help"], "USAGE: myelin train fashion-mnist"),
+                                   (["bench", "gemm", "--help"], "USAGE: myelin bench gemm"),
+                                   (["help", "tune"], "USAGE: myelin tune")] {
+            let r = try MyelinCommandLine.run(arguments)
+            #expect(r.status == 0 && r.output.contains(usage) && !r.all.contains("CommandError"), "\(arguments): \(r.all)")
+        }
+    }
+
     @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
     func benchGemmJSONIsJSON() throws {
         for extra in [["--opencl-only"], ["--no-clblast"]] {
