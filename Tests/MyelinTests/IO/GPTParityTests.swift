@@ -6,9 +6,9 @@ import Testing
 /// A Myelin `GPT` is nanoGPT's GPT (scripts/torch_gpt_check.py): PyTorch loads its training checkpoint with
 /// `load_state_dict(strict=True)` (the tied `lm_head.weight` included) and gives the same logits within 1e-4; and
 /// the other way round, Myelin loads a GPT that PyTorch initialized and saved, and gives PyTorch's logits.
-@Suite(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test"))
 struct GPTParityTests {
-    @Test(arguments: TestDevices.all)
+    @Test(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test"),
+          arguments: TestDevices.all)
     func gptMatchesNanoGPT(device: Device) throws {
         try inTemporaryFolder("gptMatchesNanoGPT-\(device.name)") { dir in
             let vocabulary = CharacterVocabulary(text: "abcdefghij, klm.\n")
