@@ -76,14 +76,15 @@ extension TrainOptions {
     /// the current or the temporary folder) and the other outputs, says where and how to resume, and exits with
     /// 128 + the signal's number (by throwing `ExitCode`).
     func finishInterrupted(model: any Layer, optimizer: any Optimizer, position: TrainingPosition, history: History,
-                           title: String, baseLearningRate: Float, sample: String) throws -> Never {
+                           title: String, baseLearningRate: Float, sample: String, metadata: [String: String] = [:]) throws -> Never {
         let interrupt = TrainingInterrupt.shared
         let checkpoint = save ?? Self.rescuePath(for: "interrupted-\(sample).safetensors")
         let signalName = TrainingInterrupt.name(interrupt.signalReceived ?? SIGINT)
         print("Training stopped by \(signalName) \(position.description); saving what it has done")
         do {
             try writeOutputs(model: model, optimizer: optimizer, epoch: position.epoch, partialEpoch: position.partialEpoch,
-                             history: history, title: title, baseLearningRate: baseLearningRate, savePath: checkpoint)
+                             history: history, title: title, baseLearningRate: baseLearningRate, savePath: checkpoint,
+                             metadata: metadata)
         } catch {
             TrainingInterrupt.say("Error: \(error)\n")
             throw interrupt.exitCode

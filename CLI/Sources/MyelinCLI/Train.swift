@@ -5,8 +5,8 @@ import Myelin
 /// `myelin train <sample>`: the course's labs and a Fashion-MNIST MLP.
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "train", abstract: "Train a sample model: xor, and, regression, fashion-mnist.",
-        subcommands: [TrainXOR.self, TrainAND.self, TrainRegression.self, TrainFashionMNIST.self])
+        commandName: "train", abstract: "Train a sample model: xor, and, regression, fashion-mnist, text.",
+        subcommands: [TrainXOR.self, TrainAND.self, TrainRegression.self, TrainFashionMNIST.self, TrainText.self])
 }
 
 /// Options every sample trainer takes. Unset values take the sample's defaults.
@@ -144,7 +144,8 @@ struct TrainOptions: ParsableArguments {
     /// temporary folder), and the error says where; the command then fails. `partialEpoch` is the progress inside
     /// the epoch after `epoch` when training stopped there; `savePath` replaces `--save` (an interrupted run's rescue).
     func writeOutputs(model: any Layer, optimizer: any Optimizer, epoch: Int, partialEpoch: PartialEpoch? = nil,
-                      history: History, title: String, baseLearningRate: Float, savePath: String? = nil) throws {
+                      history: History, title: String, baseLearningRate: Float, savePath: String? = nil,
+                      metadata: [String: String] = [:]) throws {
         var failures: [String] = []
         func write(_ what: String, _ option: String, _ path: String?, _ body: (URL) throws -> Void) {
             guard let path else { return }
@@ -161,7 +162,8 @@ struct TrainOptions: ParsableArguments {
         }
         write("checkpoint", "--save", savePath ?? save) { url in
             try TrainingCheckpoint.save(model: model, optimizer: optimizer, epoch: epoch, seed: seed,
-                                        baseLearningRate: baseLearningRate, history: history, partialEpoch: partialEpoch, to: url)
+                                        baseLearningRate: baseLearningRate, history: history, partialEpoch: partialEpoch,
+                                        metadata: metadata, to: url)
         }
         write("loss plot", "--plot", plot) { try LossPlot.write(history, title: title, to: $0) }
         write("history", "--history", self.history) { try history.write(to: $0) }

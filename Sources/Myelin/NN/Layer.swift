@@ -38,8 +38,11 @@ public protocol Layer: AnyObject {
 }
 
 extension Layer {
-    /// The trainable parameters, in a stable order.
-    public var parameters: [Tensor] { namedTensors.map(\.1).filter(\.requiresGrad) }
+    /// The trainable parameters, in a stable order; a tensor stored under two keys (a tied weight) is listed once.
+    public var parameters: [Tensor] {
+        var seen = Set<ObjectIdentifier>()
+        return namedTensors.map(\.1).filter { $0.requiresGrad && seen.insert(ObjectIdentifier($0)).inserted }
+    }
     /// 1: one PyTorch module.
     public var torchModuleCount: Int { 1 }
 

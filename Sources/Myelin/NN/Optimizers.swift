@@ -208,6 +208,8 @@ public class Adam: StatefulOptimizer {
     public let amsgrad: Bool
     /// True for AdamW: the weight decay is applied to the weights, not added to the gradient.
     let decoupledWeightDecay: Bool
+    /// Per-parameter weight decays of parameter groups (`AdamW(groups:)`), by tensor identity.
+    var weightDecayOverrides: [ObjectIdentifier: Float] = [:]
 
     /// Creates the optimizer with `torch.optim.Adam`'s defaults.
     ///
@@ -248,7 +250,7 @@ public class Adam: StatefulOptimizer {
         let bc1 = 1 - Foundation.pow(Double(betas.0), Double(t))
         let bc2 = 1 - Foundation.pow(Double(betas.1), Double(t))
         let hyper = AdamStepParameters(learningRate: learningRate, beta1: betas.0, beta2: betas.1, eps: eps,
-                                       weightDecay: weightDecay, stepSize: Float(Double(learningRate) / bc1),
+                                       weightDecay: weightDecay(for: parameter), stepSize: Float(Double(learningRate) / bc1),
                                        biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupledWeightDecay,
                                        amsgrad: amsgrad, first: first)
         parameter.adamStep(grad: gradient, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper)
