@@ -30,7 +30,7 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (cnn, resnet; 0: the whole epoch).")
     var batches = 0
     @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
-    @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; cnn and resnet.")
+    @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; mlp, cnn and resnet.")
     var fit = false
 
     func validate() throws {
@@ -43,8 +43,8 @@ struct PeerBench: ParsableCommand {
         guard ["mlp", "cnn", "resnet", "xor"].contains(workload) else {
             throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
         }
-        if fit && !["cnn", "resnet"].contains(workload) {
-            throw ValidationError("--fit is for --workload cnn or resnet, got '\(workload)'")
+        if fit && !["mlp", "cnn", "resnet"].contains(workload) {
+            throw ValidationError("--fit is for --workload mlp, cnn or resnet, got '\(workload)'")
         }
     }
 
@@ -146,6 +146,10 @@ struct PeerBench: ParsableCommand {
             Dense(inputSize: 784, outputSize: 512, activation: .relu, weightInit: .heUniform, seed: 1, device: device)
             Dense(inputSize: 512, outputSize: 256, activation: .relu, weightInit: .heUniform, seed: 2, device: device)
             Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
+        }
+        if fit {
+            try timeFit(model, x: trainX, y: trainY, order: order, batch: batch, timed: batches, on: device)
+            return
         }
         let (trainSeconds, finalLoss, launches) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
                                                                    available: batches, timed: batches, on: device)
