@@ -4,7 +4,8 @@
 extension OpenCLBackend {
     /// The tensors `nonfinite_flag8` scans per launch.
     static let nonFiniteTensorsPerLaunch = 8
-    /// The most work-items a `nonfinite_flag8` launch uses (each walks the tensors with that stride).
+    /// The most work-items a `nonfinite_flag8` launch uses on a GPU (each walks the tensors with that stride);
+    /// elsewhere (PoCL) one per element of the largest tensor, which PoCL runs faster than longer walks.
     static let nonFiniteMaximumItems = 16_384
 
     func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {
@@ -20,7 +21,8 @@ extension OpenCLBackend {
                     args += [.null, .int(0)]
                 }
             }
-            let items = min(chunk.map(\.count).max()!, Self.nonFiniteMaximumItems)
+            let largest = chunk.map(\.count).max()!
+            let items = info.isGPU ? min(largest, Self.nonFiniteMaximumItems) : largest
             launch(.optimizers, "nonfinite_flag8", global: [items], args: args + [.buffer(flag)])
         }
     }

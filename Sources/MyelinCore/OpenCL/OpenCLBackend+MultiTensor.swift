@@ -1,6 +1,7 @@
-/// A step's optimizer updates in few launches: the Adam updates that share their hyperparameters go 8 per launch
-/// of `adam_multi_step` (Kernels/optimizers.cl), the same arithmetic as `adam_step` element by element; a group of
-/// one, and the other optimizers, launch per parameter as `optimizerStep` does.
+/// A step's optimizer updates in few launches where `groupsOptimizerUpdates` (GPUs): the Adam updates that share
+/// their hyperparameters go 8 per launch of `adam_multi_step` (Kernels/optimizers.cl), the same arithmetic as
+/// `adam_step` element by element; a group of one, the other optimizers, and every update elsewhere (PoCL) launch
+/// per parameter as `optimizerStep` does.
 extension OpenCLBackend {
     /// The tensors one `adam_multi_step` launch updates.
     static let multiTensorWidth = 8
@@ -12,10 +13,12 @@ extension OpenCLBackend {
         let count: Int
     }
 
-    func optimizerSteps(_ updates: [OptimizerUpdate]) { optimizerSteps(updates, items: nil) }
+    func optimizerSteps(_ updates: [OptimizerUpdate]) {
+        if groupsOptimizerUpdates { optimizerSteps(updates, items: nil) } else { optimizerStepsOneByOne(updates) }
+    }
 
-    /// `optimizerSteps` with `items` work-items per multi-tensor launch (tests force few, so that each work-item
-    /// walks several rounds); nil picks them from the tensors' sizes.
+    /// `optimizerSteps` grouped whatever the device, with `items` work-items per multi-tensor launch (tests force
+    /// few, so that each work-item walks several rounds); nil picks them from the tensors' sizes.
     func optimizerSteps(_ updates: [OptimizerUpdate], items: Int?) {
         var groups: [(hyper: AdamStepParameters, tensors: [AdamTensor])] = []
         for u in updates where u.count > 0 {

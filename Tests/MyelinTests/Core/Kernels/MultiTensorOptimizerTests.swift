@@ -53,9 +53,10 @@ struct MultiTensorOptimizerTests {
         }
     }
 
-    /// An Adam step over a 6-parameter model is one launch on OpenCL, whatever the layer sizes.
+    /// An Adam step over a 6-parameter model is one launch on an OpenCL device that groups updates (GPUs), whatever
+    /// the layer sizes.
     @Test func adamStepsAModelInOneLaunch() throws {
-        let device = try OptimizerTests.privateOpenCLDevice()
+        let device = try OptimizerTests.privateGroupingOpenCLDevice()
         let model = Sequential {
             Dense(inputSize: 7, outputSize: 33, activation: .relu, seed: 1, device: device)
             Dense(inputSize: 33, outputSize: 5, activation: .relu, seed: 2, device: device)
