@@ -1,5 +1,19 @@
-/// A step's optimizer updates one by one, and `fit`'s per-batch bookkeeping as loops, the same results as the kernels at the end of Kernels/optimizers.cl.
+import Foundation
+
+/// The fused softmax cross-entropy backward, a step's optimizer updates one by one, and `fit`'s per-batch
+/// bookkeeping as loops, the same results as the kernels at the end of Kernels/optimizers.cl.
 extension CPUBackend {
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count n: Int, scale: Float) {
+        guard n > 0 else { return }
+        let lp = logProbabilities.host!, oh = oneHot.host!, out = gx.host!
+        let s = seed.host![0] * scale
+        parallelFor(n) { lo, hi in
+            for i in lo..<hi { out[i] = (Foundation.exp(lp[i]) - oh[i]) * s }
+        }
+        count { $0.launches += 1 }
+    }
+
     func optimizerSteps(_ updates: [OptimizerUpdate]) { optimizerStepsOneByOne(updates) }
 
     func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {

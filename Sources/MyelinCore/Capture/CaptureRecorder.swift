@@ -326,6 +326,11 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func optimizerSteps(_ updates: [OptimizerUpdate]) {
         run { $0.optimizerSteps(updates) }
     }
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count: Int, scale: Float) {
+        run { $0.softmaxCrossEntropyBackward(logProbabilities: logProbabilities, oneHot: oneHot, seed: seed, gx: gx,
+                                             count: count, scale: scale) }
+    }
     func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {
         run { $0.flagNonFinite(tensors, flag: flag) }
     }

@@ -81,6 +81,11 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     /// hyperparameters per launch).
     func optimizerSteps(_ updates: [OptimizerUpdate])
 
+    /// The backward of softmax cross-entropy against labels in one launch: gx = (exp(logProbabilities) − oneHot) ·
+    /// (seed[0] · scale) over `count` elements, the same values as those four ops one by one.
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count: Int, scale: Float)
+
     // MARK: fit's per-batch bookkeeping (Sources/Myelin/Training/Fit.swift; kernels in Kernels/optimizers.cl)
 
     /// Sets flag[0] to 1 when one of `tensors` (buffers of `count` elements) holds a NaN or an infinity, else

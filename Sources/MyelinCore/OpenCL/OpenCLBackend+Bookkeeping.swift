@@ -1,7 +1,15 @@
 /// `fit`'s per-batch bookkeeping as launches of the kernels at the end of Kernels/optimizers.cl: the finiteness
 /// scan of the parameters (8 tensors per launch), the batch's note (loss sum and first bad batch, one work-item)
-/// and the accuracy metric's sum (one work-group).
+/// and the accuracy metric's sum (one work-group); and the fused backward of softmax cross-entropy (Kernels/reduce.cl).
 extension OpenCLBackend {
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count: Int, scale: Float) {
+        guard count > 0 else { return }
+        launch(.reduce, "softmax_xent_backward", global: [count], args: [
+            .buffer(logProbabilities), .buffer(oneHot), .buffer(seed), .buffer(gx), .int(Int32(count)), .float(scale),
+        ])
+    }
+
     /// The tensors `nonfinite_flag8` scans per launch.
     static let nonFiniteTensorsPerLaunch = 8
     /// The most work-items a `nonfinite_flag8` launch uses on a GPU (each walks the tensors with that stride);

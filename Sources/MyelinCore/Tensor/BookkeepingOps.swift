@@ -1,7 +1,23 @@
 // `fit`'s per-batch bookkeeping on device scalars, in place (Sources/Myelin/Training/Fit.swift and
-// EpochAccumulator.swift): a few launches per batch instead of an op per parameter.
+// EpochAccumulator.swift): a few launches per batch instead of an op per parameter; and the fused backward of
+// softmax cross-entropy against labels (Sources/Myelin/NN/Losses.swift).
 
 extension Tensor {
+    /// (exp(self) − oneHot) · (seed · scale) in one launch, self being log-probabilities [N, C]: the gradient of
+    /// softmax cross-entropy for the seed gradient `seed` (a scalar) and scale 1/N, the same values as those ops.
+    package func softmaxCrossEntropyGradient(oneHot: Tensor, seed: Tensor, scale: Float) throws -> Tensor {
+        guard oneHot.shape == shape else {
+            throw TensorError.shapeMismatch(op: "softmaxCrossEntropy backward", "differ (log-probabilities and one-hot labels)", shape, oneHot.shape)
+        }
+        try checkSameDevice(oneHot, "softmaxCrossEntropy backward")
+        try checkSameDevice(seed, "softmaxCrossEntropy backward")
+        precondition(seed.count == 1, "softmaxCrossEntropyGradient: the seed must be one value, it has shape \(seed.shape)")
+        let out = Tensor.empty(shape, on: device)
+        backend.softmaxCrossEntropyBackward(logProbabilities: buffer, oneHot: oneHot.buffer, seed: seed.buffer,
+                                            gx: out.buffer, count: count, scale: scale)
+        return out
+    }
+
     /// Sets this device scalar to 1 when one of `tensors` (on its device) holds a NaN or an infinity, else leaves
     /// it alone: one launch per 8 tensors on OpenCL, no host read.
     package func flagNonFinite(in tensors: [Tensor]) {

@@ -72,6 +72,24 @@ import Testing
         }
     }
 
+    /// The fused softmax cross-entropy gradient: the Double reference on odd shapes, and the same bits as the four
+    /// ops it replaced, (exp(logp) − oneHot) · (g / N), on the same device.
+    @Test(arguments: TestDevices.all) func softmaxCrossEntropyGradientMatchesTheOps(device: Device) throws {
+        for (rows, cols) in [(1, 1), (1, 7), (33, 7), (130, 10)] {
+            let logits = try Tensor(testValues(rows * cols, seed: UInt64(rows + cols)).map { $0 * 4 }, shape: [rows, cols], on: device)
+            let labels = Tensor((0..<rows).map { Float(($0 * 3) % cols) }, on: device)
+            let lp = withNoGrad { logits.logSoftmax() }
+            let oneHot = try labels.oneHot(classes: cols)
+            let g = Tensor(scalar: 0.75, on: device)
+            let fused = try lp.softmaxCrossEntropyGradient(oneHot: oneHot, seed: g, scale: 1 / Float(rows)).toArray()
+            let ops = try withNoGrad { try (lp.exp() - oneHot) * (g / Float(rows)) }.toArray()
+            #expect(fused.map(\.bitPattern) == ops.map(\.bitPattern), "\(device.name) \(rows)x\(cols)")
+            let p = lp.toArray(), h = oneHot.toArray()
+            let reference = (0..<rows * cols).map { (Foundation.exp(Double(p[$0])) - Double(h[$0])) * 0.75 / Double(rows) }
+            expectClose(fused, reference, rtol: 1e-5, atol: 1e-7, "\(device.name) \(rows)x\(cols)")
+        }
+    }
+
     /// Counts the device's launches over epoch `epoch` (from its start to its end).
     final class EpochLaunches: Callback {
         let device: Device, epoch: Int

@@ -334,6 +334,15 @@ enum KernelExercise {
             }
         }
         bookkeeping(on: backend, record)
+        for (rows, cols) in [(1, 1), (7, 3), (33, 10)] {
+            let n = rows * cols
+            let gx = backend.allocate(n)
+            let oneHot = upload(backend, (0..<n).map { $0 % cols == ($0 / cols) % cols ? 1 : 0 })
+            backend.softmaxCrossEntropyBackward(logProbabilities: upload(backend, testValues(n, seed: 95).map { $0 - 2 }),
+                                                oneHot: oneHot, seed: upload(backend, [0.75]), gx: gx, count: n,
+                                                scale: 1 / Float(rows))
+            record("softmax_xent_backward \(rows)x\(cols)", gx, n)
+        }
         backend.synchronize()
         return outputs
     }
