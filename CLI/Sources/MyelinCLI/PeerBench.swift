@@ -31,7 +31,7 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (mlp, cnn, resnet; 0: the whole epoch).")
     var batches = 0
     @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
-    @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; cnn and resnet.")
+    @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; mlp, cnn and resnet.")
     var fit = false
     @Flag(help: "Per-kernel device times of the timed steps (a profiling queue, as MYELIN_PROFILE_KERNELS=1): one JSON line per kernel after the result, and a table on stderr; OpenCL, not with --fit. The profiling slows the steps.")
     var profileKernels = false
@@ -47,8 +47,8 @@ struct PeerBench: ParsableCommand {
             throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
         }
         if profileKernels && fit { throw ValidationError("--profile-kernels times the steps of --capture or the eager step, not --fit") }
-        if fit && !["cnn", "resnet"].contains(workload) {
-            throw ValidationError("--fit is for --workload cnn or resnet, got '\(workload)'")
+        if fit && !["mlp", "cnn", "resnet"].contains(workload) {
+            throw ValidationError("--fit is for --workload mlp, cnn or resnet, got '\(workload)'")
         }
     }
 
@@ -160,6 +160,10 @@ struct PeerBench: ParsableCommand {
             Dense(inputSize: 256, outputSize: 10, seed: 3, device: device)
         }
         let timed = self.batches == 0 ? batches : Swift.min(self.batches, batches)
+        if fit {
+            try timeFit(model, x: trainX, y: trainY, order: order, batch: batch, timed: timed, on: device)
+            return
+        }
         let (trainSeconds, finalLoss, launches) = try timeTraining(model, x: trainX, y: trainY, order: order, batch: batch,
                                                                    available: batches, timed: timed, on: device)
 

@@ -13,7 +13,8 @@ import Foundation
 /// }
 /// ```
 ///
-/// `step()` runs one fused kernel per parameter on the parameter's device and updates it in place;
+/// `step()` runs one fused kernel per parameter on the parameter's device and updates it in place (Adam and
+/// AdamW on OpenCL: one launch per 8 parameters with the same step count, the same arithmetic);
 /// the optimizer state (momentum buffers, moments) lives on the same device, created at the first
 /// step. Nothing is read back to the host. Parameters without a gradient are skipped.
 /// Build the optimizer after moving the model to its device: `Layer.to(_:)` replaces the parameter
@@ -69,11 +70,16 @@ public class StatefulOptimizer: Optimizer {
         states = try ParameterStates(optimizer: name, parameters: parameters, slotNames: slotNames)
     }
 
+    /// The step's updates that a subclass collects instead of enqueuing them one by one (Adam: the backend then
+    /// runs them in fewer launches); `step()` enqueues them after the last parameter.
+    let updateBatch = OptimizerUpdateBatch()
+
     public func step() throws {
         for (i, p, g) in try states.gradients() {
             let (slots, first, t) = states.advance(i)
             update(p, gradient: g, slots: slots, first: first, step: t)
         }
+        updateBatch.run()
         stepCount += 1
     }
 

@@ -253,7 +253,8 @@ public class Adam: StatefulOptimizer {
                                        weightDecay: weightDecay(for: parameter), stepSize: Float(Double(learningRate) / bc1),
                                        biasCorrection2Sqrt: Float(bc2.squareRoot()), decoupled: decoupledWeightDecay,
                                        amsgrad: amsgrad, first: first)
-        parameter.adamStep(grad: gradient, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper)
+        parameter.adamStep(grad: gradient, expAvg: slots[0], expAvgSq: slots[1], maxExpAvgSq: amsgrad ? slots[2] : nil, hyper,
+                           batch: updateBatch)
     }
 }
 

@@ -3,8 +3,8 @@ import Foundation
 /// A training step (forward pass, loss, backward pass, optimizer update) recorded once and then replayed: later
 /// calls copy the new batch into the recorded input buffers and enqueue the recorded device calls again, without
 /// building tensors, graph nodes or closures, and with every intermediate buffer allocated once. The optimizer
-/// update runs as usual after the replayed backward pass (one fused launch per parameter), so learning-rate
-/// schedules and bias corrections see the current step. The results are bit-identical to eager steps.
+/// update runs as usual after the replayed backward pass (fused launches: one per parameter, or per 8 for Adam on
+/// OpenCL), so learning-rate schedules and bias corrections see the current step. The results are bit-identical to eager steps.
 ///
 /// Make one with `Layer.captureStep(loss:optimizer:)`:
 ///

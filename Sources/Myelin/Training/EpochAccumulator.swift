@@ -36,7 +36,20 @@ struct EpochAccumulator {
     /// `targets`. Builds no graph when called under `withNoGrad`, as `fit` and `evaluate` do.
     mutating func add(loss: Tensor, output: Tensor, targets: Tensor, count: Int) throws {
         lossSum = try lossSum + loss * Float(count)
+        try addMetrics(output: output, targets: targets, count: count)
+    }
+
+    /// Adds one batch of `count` samples without its loss (`fit` adds the loss to `lossSum` in place, in its
+    /// batch note): each metric of `output` against `targets`. Accuracy against labels is one launch added in
+    /// place; the other metrics are their ops, then an add.
+    mutating func addMetrics(output: Tensor, targets: Tensor, count: Int) throws {
         for (i, m) in metrics.enumerated() {
+            if m == .accuracy, output.rank == 2, targets.rank == 1 {
+                try m.checkShapes(output: output, target: targets)
+                try metricSums[i].addAccuracyHits(output: output, labels: targets)
+                metricCounts[i] += output.shape[0]
+                continue
+            }
             let (s, n) = try m.batchSum(output: output, target: targets)
             metricSums[i] = try metricSums[i] + s
             metricCounts[i] += n

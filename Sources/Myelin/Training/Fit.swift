@@ -67,8 +67,8 @@ extension Layer {
     /// Everything stays on the device: batches are gathered there, the epoch's loss and metrics are summed
     /// there, and read back once per epoch (and every few batches while a progress bar is shown). A NaN or
     /// infinite loss stops training with an error naming the epoch and batch, and so do parameters that became
-    /// NaN or infinite while the loss stayed finite (after each step the parameters' sums are folded into the same
-    /// device scalar, so this adds no host read); an epoch loss past `divergence` stops it too.
+    /// NaN or infinite while the loss stayed finite (after each step the parameters are scanned on the device and
+    /// the result folded into a device scalar, so this adds no host read); an epoch loss past `divergence` stops it too.
     ///
     /// ```swift
     /// let model = Sequential { Dense(inputSize: 784, outputSize: 128, activation: .relu); Dense(inputSize: 128, outputSize: 10) }
@@ -328,8 +328,8 @@ private struct FitLoop<Model: Layer> {
             firstLoss = distributed != nil ? value * share : captured == nil ? value : value.copy()
         }
         try withNoGrad {
-            try sums.add(loss: value, output: out.detach(), targets: batch.targets, count: batch.count)
-            try firstBad.note(batch: b, loss: value, parameters: parameters, on: data.device)
+            try sums.addMetrics(output: out.detach(), targets: batch.targets, count: batch.count)
+            try firstBad.note(batch: b, loss: value, lossSum: sums.lossSum, count: batch.count, parameters: parameters)
         }
         if !callbacks.isEmpty {
             let kept = captured == nil ? value : value.copy()
@@ -403,24 +403,25 @@ private struct FitLoop<Model: Layer> {
 private struct FirstBadBatch {
     /// The flag's value while every batch was good (whole numbers below it are exact in Float).
     static let none = Float(1 << 24)
-    /// The flag, a device scalar.
-    private(set) var flag: Tensor
+    /// The flag, a device scalar (updated in place).
+    let flag: Tensor
+    /// 1 while the batch being noted has a non-finite parameter, else 0 (a device scalar, reset by each note).
+    private let parametersBad: Tensor
 
-    init(device: Device) { flag = Tensor.full([], Self.none, on: device) }
-
-    /// Notes batch `b`, whose loss is `value`, and the model's `parameters` after the step (those on `device`, the
-    /// flag's): no host read, their sums are folded into the flag on the device. Call under `withNoGrad`.
-    mutating func note(batch b: Int, loss value: Tensor, parameters: [Tensor], on device: Device) throws {
-        // finite x gives x·0 = 0; NaN and ±inf give NaN, which equals nothing. A non-finite parameter
-        // value makes its sum non-finite (a sum of finite values that overflows counts as non-finite).
-        let lossGood = (value * 0).equal(0)
-        var parameterSum = value * 0
-        for p in parameters where p.device === device { parameterSum = try parameterSum + p.sum() }
-        let allGood = (parameterSum * 0).equal(0)   // also 0 when the loss is not finite
-        // 2b when the loss is bad, 2b + 1 when only a parameter is, none when all is well.
-        flag = try flag.minimum(allGood * (Self.none - Float(2 * b) - 1) + lossGood + Float(2 * b))
+    init(device: Device) {
+        flag = Tensor.full([], Self.none, on: device)
+        parametersBad = Tensor.zeros([], on: device)
     }
 
+    /// Notes batch `b` of `count` samples, whose loss is `value`, and the model's `parameters` after the step
+    /// (those on the flag's device), and adds the batch's loss × `count` to `lossSum`: no host read, a scan of the
+    /// parameters for NaN and infinities (one launch per 8 parameters on OpenCL) and one launch that updates
+    /// `lossSum`, the flag and resets the scan's result. Call under `withNoGrad`.
+    func note(batch b: Int, loss value: Tensor, lossSum: Tensor, count: Int, parameters: [Tensor]) throws {
+        parametersBad.flagNonFinite(in: parameters)
+        try flag.noteFitBatch(parametersBad: parametersBad, loss: value, lossSum: lossSum, count: count, batch: b,
+                              none: Self.none)
+    }
     /// Throws when the flag's host value `code` names a bad batch: a non-finite loss, or parameters that became
     /// non-finite (named after a host read of `model`'s parameters, done only then).
     func check(_ code: Float, epoch: Int, lossSum: Float, model: some Layer) throws {

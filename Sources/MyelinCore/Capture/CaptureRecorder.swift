@@ -341,6 +341,25 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
         run { $0.optimizerStep(step, param: param, grad: grad, count: count) }
     }
+    func optimizerSteps(_ updates: [OptimizerUpdate]) {
+        run { $0.optimizerSteps(updates) }
+    }
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count: Int, scale: Float) {
+        run { $0.softmaxCrossEntropyBackward(logProbabilities: logProbabilities, oneHot: oneHot, seed: seed, gx: gx,
+                                             count: count, scale: scale) }
+    }
+    func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {
+        run { $0.flagNonFinite(tensors, flag: flag) }
+    }
+    func fitNote(firstBad: DeviceBuffer, parametersBad: DeviceBuffer, loss: DeviceBuffer, lossSum: DeviceBuffer,
+                 count: Float, batch: Int, none: Float) {
+        run { $0.fitNote(firstBad: firstBad, parametersBad: parametersBad, loss: loss, lossSum: lossSum, count: count,
+                         batch: batch, none: none) }
+    }
+    func accuracyAdd(x: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int, sum: DeviceBuffer) {
+        run { $0.accuracyAdd(x: x, labels: labels, rows: rows, cols: cols, sum: sum) }
+    }
     func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry: ConvGeometry, padValue: Float) {
         run { $0.im2col(x: x, cols: cols, geometry: geometry, padValue: padValue) }
     }

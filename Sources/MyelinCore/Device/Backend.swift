@@ -76,6 +76,30 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     /// host (no device reads); see `OptimizerStep` and OptimizerStepParameters.swift.
     func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int)
 
+    /// Several fused updates (one optimizer step over its parameters): the same results as `optimizerStep` on each,
+    /// in fewer launches where the backend can group them (OpenCL: Adam, up to 8 parameters with the same
+    /// hyperparameters per launch).
+    func optimizerSteps(_ updates: [OptimizerUpdate])
+
+    /// The backward of softmax cross-entropy against labels in one launch: gx = (exp(logProbabilities) − oneHot) ·
+    /// (seed[0] · scale) over `count` elements, the same values as those four ops one by one.
+    func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
+                                     gx: DeviceBuffer, count: Int, scale: Float)
+
+    // MARK: fit's per-batch bookkeeping (Sources/Myelin/Training/Fit.swift; kernels in Kernels/optimizers.cl)
+
+    /// Sets flag[0] to 1 when one of `tensors` (buffers of `count` elements) holds a NaN or an infinity, else
+    /// leaves it alone: one launch per `Self.nonFiniteTensorsPerLaunch` tensors (OpenCL), one loop on the CPU.
+    func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer)
+    /// One batch of `fit` in one launch: lossSum[0] += loss[0] · count; firstBad[0] = min(firstBad[0], code) with
+    /// code = `none` when loss[0] is finite and parametersBad[0] == 0, 2·batch + 1 when only the parameters are
+    /// bad, 2·batch when the loss is not finite; then parametersBad[0] = 0.
+    func fitNote(firstBad: DeviceBuffer, parametersBad: DeviceBuffer, loss: DeviceBuffer, lossSum: DeviceBuffer,
+                 count: Float, batch: Int, none: Float)
+    /// sum[0] += the number of rows of x [rows, cols] whose first largest value is at the column `labels` names
+    /// (whole numbers stored as Float): the accuracy metric's batch sum added in one launch.
+    func accuracyAdd(x: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int, sum: DeviceBuffer)
+
     // MARK: augmentation (Kernels/augment.cl)
     /// Random crop with zero padding and random horizontal flip of images x [N, C, H, W] into out (same shape), in
     /// one launch: image n's draws come from `AugmentDraw(seed:image:)` (a counter-based hash, the same on every

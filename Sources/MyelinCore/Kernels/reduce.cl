@@ -114,3 +114,17 @@ __kernel void softmax_rows_causal(__global const float* x, __global float* out, 
     for (int c = 0; c < keys; ++c) q[c] = exp(p[c] - m) * inv;
     for (int c = max(keys, 0); c < cols; ++c) q[c] = 0.0f;
 }
+
+// The backward of softmax cross-entropy against labels (Sources/Myelin/NN/Losses.swift) in one launch:
+// gx = (exp(logp) - onehot) · (g[0] · scale), scale = 1/N from the host; the same values as the four ops it
+// replaces (exp, subtract, the scalar g·(1/N), the broadcast multiply), in the same order.
+__kernel void softmax_xent_backward(__global const float* logp, __global const float* onehot,
+                                    __global const float* g, __global float* gx, int n, float scale) {
+    int i = get_global_id(0);
+    if (i < n) {
+        float e = exp(logp[i]);
+        float d = e - onehot[i];
+        float s = g[0] * scale;
+        gx[i] = d * s;
+    }
+}

@@ -7,7 +7,7 @@ extension OpenCLBackend: OptimizerUpdates {
     private static func optional(_ b: DeviceBuffer?) -> KernelArg { b.map { .buffer($0) } ?? .null }
 
     /// (θ multiplier, gradient L2 coefficient) for decoupled or coupled weight decay.
-    private static func decay(lr: Float, weightDecay: Float, decoupled: Bool) -> (Float, Float) {
+    static func decay(lr: Float, weightDecay: Float, decoupled: Bool) -> (Float, Float) {
         decoupled ? (1 - lr * weightDecay, 0) : (1, weightDecay)
     }
 

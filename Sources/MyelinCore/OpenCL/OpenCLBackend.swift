@@ -51,6 +51,10 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// rounded up to whole work-groups (the kernels' ROUNDED_GUARD then returns past the end): on GPUs, where the
     /// driver's own choice for counts with large odd factors is tiny work-groups. PoCL keeps exact launches.
     let roundsLaunches: Bool
+    /// Whether a step's Adam updates go 8 parameters per launch (`optimizerSteps`, adam_multi_step): on GPUs, where
+    /// a launch costs 5-10 µs; PoCL runs that kernel about 50 times slower than one exact launch per parameter, so
+    /// it keeps those. `MYELIN_MULTI_TENSOR=1` (or 0) forces the choice (counting a GPU's launches on PoCL).
+    let groupsOptimizerUpdates: Bool
     /// The most work-groups a rounded launch (one that did not ask for a work-group size) runs along dimension 1
     /// or 2 in one enqueue (NVIDIA's limit; tests lower it).
     var maxGroupsAlongHigherDimensions = 65_535
@@ -89,6 +93,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
         self.limits = LaunchLimits(device: info.device, cap: cap)
         self.roundsLaunches = roundLaunches ?? (environment["MYELIN_ROUND_LAUNCHES"].map { $0 == "1" } ?? info.isGPU)
+        groupsOptimizerUpdates = environment["MYELIN_MULTI_TENSOR"].map { $0 == "1" } ?? info.isGPU
         self.cacheDirectory = ProgramCache.directory(environment: environment)
         self.kernelsDirectory = environment["MYELIN_KERNELS_DIR"].flatMap { $0.isEmpty ? nil : $0 }
         self.index = index

@@ -105,6 +105,13 @@ enum OptimizerStep {
     case adam(AdamStepParameters, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer, maxExpAvgSq: DeviceBuffer?)
 }
 
+/// One parameter's fused update, as `Backend.optimizerSteps` takes a step's updates.
+struct OptimizerUpdate {
+    let step: OptimizerStep
+    let param: DeviceBuffer, grad: DeviceBuffer
+    let count: Int
+}
+
 /// The four fused updates as a backend implements them (CPU/CPUBackend+Optimizers.swift,
 /// OpenCL/OpenCLBackend+Optimizers.swift); `Backend.optimizerStep` dispatches to them in one place, below.
 protocol OptimizerUpdates {
@@ -117,6 +124,11 @@ protocol OptimizerUpdates {
 }
 
 extension OptimizerUpdates {
+    /// `Backend.optimizerSteps` for a backend that runs each update on its own (the CPU: one loop each).
+    func optimizerStepsOneByOne(_ updates: [OptimizerUpdate]) {
+        for u in updates { optimizerStep(u.step, param: u.param, grad: u.grad, count: u.count) }
+    }
+
     /// `Backend.optimizerStep` for a backend that implements the four updates.
     func optimizerStep(_ step: OptimizerStep, param: DeviceBuffer, grad: DeviceBuffer, count: Int) {
         switch step {

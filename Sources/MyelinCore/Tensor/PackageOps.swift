@@ -66,10 +66,37 @@ extension Tensor {
                                        momentumBuffer: momentumBuffer?.buffer), param: buffer, grad: grad.buffer, count: count)
     }
 
-    /// One Adam / AdamW step on this parameter.
+    /// One Adam / AdamW step on this parameter: enqueued now, or added to `batch` (enqueued with the step's other
+    /// updates by its `run()`, in fewer launches).
     package func adamStep(grad: Tensor, expAvg: Tensor, expAvgSq: Tensor, maxExpAvgSq: Tensor?,
-                          _ hyper: AdamStepParameters) {
-        backend.optimizerStep(.adam(hyper, expAvg: expAvg.buffer, expAvgSq: expAvgSq.buffer, maxExpAvgSq: maxExpAvgSq?.buffer),
-                              param: buffer, grad: grad.buffer, count: count)
+                          _ hyper: AdamStepParameters, batch: OptimizerUpdateBatch? = nil) {
+        let step = OptimizerStep.adam(hyper, expAvg: expAvg.buffer, expAvgSq: expAvgSq.buffer, maxExpAvgSq: maxExpAvgSq?.buffer)
+        guard let batch else { return backend.optimizerStep(step, param: buffer, grad: grad.buffer, count: count) }
+        batch.add(OptimizerUpdate(step: step, param: buffer, grad: grad.buffer, count: count), on: device,
+                  keeping: [self, grad, expAvg, expAvgSq] + (maxExpAvgSq.map { [$0] } ?? []))
+    }
+}
+
+/// The fused updates of one optimizer step, collected and then enqueued together (`run()`): a backend may group
+/// them into fewer launches (`Backend.optimizerSteps`), with the same results as one launch each.
+package final class OptimizerUpdateBatch {
+    private var pending: [(device: Device, update: OptimizerUpdate)] = []
+    /// The tensors whose buffers the pending updates use, kept alive until they are enqueued.
+    private var kept: [Tensor] = []
+
+    package init() {}
+
+    func add(_ update: OptimizerUpdate, on device: Device, keeping tensors: [Tensor]) {
+        pending.append((device, update))
+        kept += tensors
+    }
+
+    /// Enqueues the collected updates, device by device in the order first seen, and empties the batch.
+    package func run() {
+        var devices: [Device] = []
+        for (d, _) in pending where !devices.contains(where: { $0 === d }) { devices.append(d) }
+        for d in devices { d.backend.optimizerSteps(pending.filter { $0.device === d }.map(\.update)) }
+        pending.removeAll(keepingCapacity: true)
+        kept.removeAll(keepingCapacity: true)
     }
 }

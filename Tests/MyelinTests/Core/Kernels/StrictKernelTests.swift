@@ -337,8 +337,72 @@ enum KernelExercise {
                                       param: p, grad: grad, count: n)
             }
         }
+        // Adam on 9 tensors at once: 8 in one multi-tensor launch of 64 work-items (several rounds each), 1 alone.
+        for amsgrad in [false, true] {
+            let sizes = [37, 1, 300, 64, 7, 129, 2, 65, 33]
+            let tensors = sizes.enumerated().map { (k, n) in
+                (p: upload(backend, testValues(n, seed: UInt64(80 + k))), g: upload(backend, testValues(n, seed: UInt64(90 + k))),
+                 m: backend.allocate(n), v: backend.allocate(n), x: backend.allocate(n), n: n)
+            }
+            for first in [true, false] {
+                let h = AdamStepParameters(learningRate: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01,
+                                           stepSize: 0.01, biasCorrection2Sqrt: 0.05, decoupled: !amsgrad, amsgrad: amsgrad,
+                                           first: first)
+                let updates = tensors.map {
+                    OptimizerUpdate(step: .adam(h, expAvg: $0.m, expAvgSq: $0.v, maxExpAvgSq: amsgrad ? $0.x : nil),
+                                    param: $0.p, grad: $0.g, count: $0.n)
+                }
+                if let cl { cl.optimizerSteps(updates, items: 64) } else { backend.optimizerSteps(updates) }
+            }
+            for (k, t) in tensors.enumerated() {
+                record("adam multi-tensor amsgrad \(amsgrad) tensor \(k)", t.p, t.n)
+                record("adam multi-tensor amsgrad \(amsgrad) tensor \(k) v", amsgrad ? t.x : t.v, t.n)
+            }
+        }
+        bookkeeping(on: backend, record)
+        for (rows, cols) in [(1, 1), (7, 3), (33, 10)] {
+            let n = rows * cols
+            let gx = backend.allocate(n)
+            let oneHot = upload(backend, (0..<n).map { $0 % cols == ($0 / cols) % cols ? 1 : 0 })
+            backend.softmaxCrossEntropyBackward(logProbabilities: upload(backend, testValues(n, seed: 95).map { $0 - 2 }),
+                                                oneHot: oneHot, seed: upload(backend, [0.75]), gx: gx, count: n,
+                                                scale: 1 / Float(rows))
+            record("softmax_xent_backward \(rows)x\(cols)", gx, n)
+        }
         backend.synchronize()
         return outputs
+    }
+
+    /// fit's bookkeeping kernels: the finiteness scan over 9 tensors (two launches), the batch note, accuracy.
+    static func bookkeeping(on backend: Backend, _ record: (String, DeviceBuffer, Int) -> Void) {
+        let sizes = [1, 7, 33, 37, 2, 5, 64, 3, 19]
+        for bad in [nil, 0, 4, 8] as [Int?] {
+            let tensors = sizes.enumerated().map { (i, n) -> (buffer: DeviceBuffer, count: Int) in
+                var values = testValues(n, seed: UInt64(60 + i))
+                if i == bad { values[n / 2] = i == 4 ? .infinity : .nan }
+                return (upload(backend, values), n)
+            }
+            let flag = upload(backend, [0])
+            backend.flagNonFinite(tensors, flag: flag)
+            record("nonfinite_flag8 bad \(bad.map { "\($0)" } ?? "none")", flag, 1)
+        }
+        for (loss, parametersBad) in [(Float(0.75), Float(0)), (0.75, 1), (.nan, 0), (-.infinity, 1)] {
+            let firstBad = upload(backend, [9]), bad = upload(backend, [parametersBad])
+            let lossBuffer = upload(backend, [loss]), lossSum = upload(backend, [1.5])
+            backend.fitNote(firstBad: firstBad, parametersBad: bad, loss: lossBuffer, lossSum: lossSum, count: 7,
+                            batch: 3, none: 16)
+            record("fit_note \(loss) \(parametersBad)", firstBad, 1)
+            record("fit_note \(loss) \(parametersBad) parameters bad", bad, 1)
+            if loss.isFinite { record("fit_note \(loss) \(parametersBad) loss sum", lossSum, 1) }
+        }
+        for (rows, cols) in [(1, 1), (37, 7), (130, 3)] {
+            var x = testValues(rows * cols, seed: UInt64(70 + rows)).map { ($0 * 4).rounded() }  // ties
+            if rows > 1 { x[cols] = .nan }
+            let labels = upload(backend, (0..<rows).map { Float(($0 * 5) % cols) })
+            let sum = upload(backend, [2])
+            backend.accuracyAdd(x: upload(backend, x), labels: labels, rows: rows, cols: cols, sum: sum)
+            record("accuracy_add \(rows)x\(cols)", sum, 1)
+        }
     }
 
     /// Runs the set on `backend` and on the CPU and records an issue for every output that differs.
