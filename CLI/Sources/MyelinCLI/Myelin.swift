@@ -63,5 +63,5 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (build with -c release).",
         subcommands: [GemmBench.self, MLPBench.self, TrainBench.self, OptimizerBench.self, PeerBench.self, ConvBench.self,
-                      AllreduceBench.self])
+                      AllreduceBench.self, AttentionBench.self])
 }
