@@ -11,10 +11,21 @@
 #define ATT_CHUNK 64
 #define ATT_KEYS 16
 
+// a . b over d elements, four at a time (vload4 needs only float alignment).
 inline float att_dot(__global const float* a, __global const float* b, int d) {
-    float s = 0.0f;
-    for (int c = 0; c < d; ++c) s += a[c] * b[c];
+    float4 s4 = (float4)(0.0f);
+    int c = 0;
+    for (; c + 4 <= d; c += 4) s4 += vload4(0, a + c) * vload4(0, b + c);
+    float s = (s4.x + s4.y) + (s4.z + s4.w);
+    for (; c < d; ++c) s += a[c] * b[c];
     return s;
+}
+
+// acc[0..n) += f * x[0..n), four at a time.
+inline void att_axpy(float* acc, float f, __global const float* x, int n) {
+    int c = 0;
+    for (; c + 4 <= n; c += 4) vstore4(vload4(0, acc + c) + f * vload4(0, x + c), 0, acc + c);
+    for (; c < n; ++c) acc[c] += f * x[c];
 }
 
 // The mask row of query i in group g (its key 0), or 0 without a mask.
@@ -62,7 +73,7 @@ __kernel void attention_forward(__global const float* q, __global const float* k
                 float p = bm == -INFINITY ? 0.0f : exp(s[jj] - bm);
                 l += p;
                 __global const float* vj = vg + (long)(j0 + jj) * d + d0;
-                for (int c = 0; c < dn; ++c) acc[c] += p * vj[c];
+                att_axpy(acc, p, vj, dn);
             }
             m = bm;
         }
@@ -99,7 +110,7 @@ __kernel void attention_backward_query(__global const float* q, __global const f
             __global const float* kj = kg + (long)j * d;
             float x = att_dot(qi, kj, d) * scale + (mrow ? mrow[(long)j * msk] : 0.0f);
             float ds = exp(x - li) * (att_dot(gi, vg + (long)j * d, d) - di);
-            for (int c = 0; c < dn; ++c) acc[c] += ds * kj[d0 + c];
+            att_axpy(acc, ds, kj + d0, dn);
         }
         for (int c = 0; c < dn; ++c) gq[row * d + d0 + c] = acc[c] * scale;
     }
@@ -131,10 +142,8 @@ __kernel void attention_backward_kv(__global const float* q, __global const floa
             float x = att_dot(qi, kj, d) * scale + (mrow ? mrow[(long)j * msk] : 0.0f);
             float p = exp(x - lse[row]);
             float ds = p * (att_dot(gi, vj, d) - delta[row]);
-            for (int c = 0; c < dn; ++c) {
-                av[c] += p * gi[d0 + c];
-                ak[c] += ds * qi[d0 + c];
-            }
+            att_axpy(av, p, gi + d0, dn);
+            att_axpy(ak, ds, qi + d0, dn);
         }
         for (int c = 0; c < dn; ++c) {
             gk[krow * d + d0 + c] = ak[c] * scale;
