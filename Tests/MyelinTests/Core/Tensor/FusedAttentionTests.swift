@@ -186,6 +186,26 @@ import Testing
         }
     }
 
+    @Test("MultiHeadAttention takes the fused op (one call) unless told not to, or when attention dropout is on in training")
+    func layerChoosesThePath() throws {
+        let device = DeviceTests.privateCPUDevice()
+        let x = try Tensor(testValues(2 * 5 * 8, seed: 1), shape: [2, 5, 8], on: device)
+        func calls(fused: Bool, dropout: Float = 0, training: Bool = true) throws -> Int {
+            let layer = MultiHeadAttention(embedDim: 8, heads: 2, causal: true, dropout: dropout, seed: 2, device: device)
+            layer.useFusedAttention = fused
+            layer.isTraining = training
+            _ = try layer(x)   // warm-up
+            let before = device.stats.launches
+            _ = try layer(x)
+            return device.stats.launches - before
+        }
+        let fused = try calls(fused: true), reference = try calls(fused: false)
+        // The three-op path: product, causal softmax, product, where the fused path makes one call.
+        #expect(reference - fused == 2, "fused \(fused), three-op \(reference) calls")
+        #expect(try calls(fused: true, dropout: 0.5, training: false) == fused, "eval mode with dropout: fused")
+        #expect(try calls(fused: true, dropout: 0.5) > reference, "attention dropout in training: the three-op path and dropout")
+    }
+
     @Test("a captured transformer step with fused attention trains as the eager one", arguments: TestDevices.all)
     func capturedStepMatchesEager(device: Device) throws {
         try CaptureTests().expectIdenticalTraining(device, steps: 4, n: 10, batch: 4,
