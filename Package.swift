@@ -39,6 +39,7 @@ let package = Package(
             name: "MyelinCore",
             dependencies: ["COpenCL", "CBLAS", "CMyelinMath"],
             resources: [
+                .embedInCode("Kernels/attention.cl"),
                 .embedInCode("Kernels/augment.cl"),
                 .embedInCode("Kernels/common.cl"),
                 .embedInCode("Kernels/conv.cl"),

@@ -34,6 +34,11 @@ public final class MultiHeadAttention: Layer {
     /// Dropout of the attention weights and of the output (rate 0: none).
     public let attentionDropout: Dropout, outputDropout: Dropout
 
+    /// Whether the attention runs as the fused op `Tensor.scaledDotProductAttention` (when attention dropout is
+    /// off or in eval mode) rather than the three-op reference path (product, masked softmax, product), which
+    /// stores the [B, H, T, T] weights. Defaults to true unless the environment sets `MYELIN_ATTENTION=reference`.
+    public var useFusedAttention = ProcessInfo.processInfo.environment["MYELIN_ATTENTION"] != "reference"
+
     /// Train or eval mode, passed on to the dropouts.
     public var isTraining = true {
         didSet { for layer in [attentionDropout, outputDropout] { layer.isTraining = isTraining } }
@@ -87,9 +92,14 @@ public final class MultiHeadAttention: Layer {
             }
             q = try split(qProj!); k = try split(kProj!); v = try split(vProj!)
         }
-        let scores = try q.matmul(k, transposeB: true, alpha: 1 / Float(d).squareRoot())   // [B, H, T, T]
-        let weights = try attentionDropout(scores.softmax(causal: causal, mask: mask))
-        let y = try weights.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, embedDim])   // [B, T, C]
+        let attended: Tensor   // [B, H, T, D]
+        if useFusedAttention && (attentionDropout.rate == 0 || !isTraining) {
+            attended = try Tensor.scaledDotProductAttention(q, k, v, causal: causal, mask: mask)
+        } else {
+            let scores = try q.matmul(k, transposeB: true, alpha: 1 / Float(d).squareRoot())   // [B, H, T, T]
+            attended = try attentionDropout(scores.softmax(causal: causal, mask: mask)).matmul(v)
+        }
+        let y = try attended.permuted([0, 2, 1, 3]).reshaped([b, t, embedDim])   // [B, T, C]
         return try outputDropout(cProj(y))
     }
 

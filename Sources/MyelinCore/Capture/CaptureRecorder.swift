@@ -304,6 +304,16 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
         run { $0.permute(x: x, out: out, layout: layout) }
     }
+    func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                          out: DeviceBuffer, lse: DeviceBuffer) {
+        run { $0.attentionForward(shape, q: q, k: k, v: v, mask: mask, out: out, lse: lse) }
+    }
+    func attentionBackward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                           out: DeviceBuffer, lse: DeviceBuffer, gOut: DeviceBuffer, delta: DeviceBuffer,
+                           gq: DeviceBuffer, gk: DeviceBuffer, gv: DeviceBuffer) {
+        run { $0.attentionBackward(shape, q: q, k: k, v: v, mask: mask, out: out, lse: lse, gOut: gOut, delta: delta,
+                                   gq: gq, gk: gk, gv: gv) }
+    }
     func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
                           bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
         run { $0.layerNormForward(x: x, y: y, mean: mean, rstd: rstd, weight: weight, bias: bias, rows: rows, cols: cols, epsilon: epsilon) }

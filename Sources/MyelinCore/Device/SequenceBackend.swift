@@ -33,8 +33,29 @@ struct PermuteLayout: Equatable, Sendable {
     }
 }
 
-/// The sequence ops: an axis permutation, the causal softmax of attention scores, and layer normalization
-/// (Kernels/layout.cl, Kernels/reduce.cl and Kernels/normalization.cl on OpenCL).
+/// The sizes of one fused scaled dot-product attention call (`attentionForward`, `attentionBackward`): q [batch,
+/// heads, queries, headSize], k and v [batch, heads, keys, headSize], all row-major, and an optional additive mask
+/// read at `maskStrides` along [batch, heads, queries, keys] (0 where the mask broadcasts).
+struct AttentionShape: Equatable, Sendable {
+    var batch: Int, heads: Int, queries: Int, keys: Int, headSize: Int
+    /// The factor of q·kᵀ (1/√headSize by default).
+    var scale: Float
+    /// Query i sees keys 0..<i + keys − queries + 1 only (aligned to the last key; needs queries ≤ keys).
+    var causal: Bool
+    /// The mask's element strides along [batch, heads, queries, keys]; ignored without a mask.
+    var maskStrides: [Int] = [0, 0, 0, 0]
+    /// batch · heads: the number of independent (q, k, v) triples.
+    var groups: Int { batch * heads }
+    /// The number of keys query i sees (all of them unless causal).
+    func visibleKeys(_ i: Int) -> Int { causal ? Swift.min(keys, i + keys - queries + 1) : keys }
+    /// The offset of query i's mask row (its key 0) in group g (= b·heads + h).
+    func maskRow(group g: Int, query i: Int) -> Int {
+        (g / heads) * maskStrides[0] + (g % heads) * maskStrides[1] + i * maskStrides[2]
+    }
+}
+
+/// The sequence ops: an axis permutation, the causal softmax of attention scores, layer normalization and the
+/// fused attention (Kernels/layout.cl, reduce.cl, normalization.cl and attention.cl on OpenCL).
 protocol SequenceBackend: AnyObject {
     /// out = x permuted as `layout` says: out is row-major over layout.dims, and its element (i0, i1, ...) is
     /// x[Σ i_j · layout.inputStrides[j]].
@@ -57,4 +78,16 @@ protocol SequenceBackend: AnyObject {
     /// gweight[c] = Σ over rows of gy·x̂ and gbias[c] = Σ of gy (each skipped when nil); overwrites them.
     func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
                                      gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int)
+
+    // Fused scaled dot-product attention (FlashAttention's online softmax; no [queries, keys] matrix is stored).
+
+    /// out [B, H, Tq, D] = softmax(scale · q·kᵀ + mask, causal) · v, and lse [B, H, Tq] = each row's log-sum-exp
+    /// of its (scaled, masked) scores: all the backward keeps. A row whose keys are all masked gives NaN.
+    func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                          out: DeviceBuffer, lse: DeviceBuffer)
+    /// gq, gk, gv (overwritten) from the output gradient gOut, recomputing the probabilities from q, k and lse;
+    /// delta [B, H, Tq] is scratch that receives rowsum(gOut ∘ out).
+    func attentionBackward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                           out: DeviceBuffer, lse: DeviceBuffer, gOut: DeviceBuffer, delta: DeviceBuffer,
+                           gq: DeviceBuffer, gk: DeviceBuffer, gv: DeviceBuffer)
 }

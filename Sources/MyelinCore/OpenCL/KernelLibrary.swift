@@ -53,7 +53,7 @@ enum KernelLibrary {
 
     /// The `.cl` files compiled into the binary by SwiftPM (`.embedInCode` resources of MyelinCore).
     static var embedded: [(String, String)] {
-        [("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
+        [("attention.cl", PackageResources.attention_cl), ("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
          ("gemm_direct.cl", PackageResources.gemm_direct_cl),
          ("gemm_tuned.cl", PackageResources.gemm_tuned_cl), ("layout.cl", PackageResources.layout_cl),
@@ -112,6 +112,7 @@ struct KernelProgram: Hashable, Sendable, CustomStringConvertible {
 
     private init(variant: GemmVariant) { file = "gemm_tuned.cl"; self.variant = variant.withoutSplit }
 
+    static let attention = KernelProgram(file: "attention.cl")
     static let augment = KernelProgram(file: "augment.cl")
     static let conv = KernelProgram(file: "conv.cl")
     static let elementwise = KernelProgram(file: "elementwise.cl")

@@ -127,6 +127,24 @@ enum KernelExercise {
             record("layer norm backward weight affine=\(affine)", gw, 33)
             if affine { record("layer norm backward bias", gb, 33) }
         }
+        // Fused attention forward and backward: 5 queries over 7 keys of 2 groups, causal with a padding mask (head
+        // size 5), and unmasked with 67 dimensions (two passes of the kernels' 64).
+        for (d, causal) in [(5, true), (67, false)] {
+            var shape = AttentionShape(batch: 2, heads: 1, queries: 5, keys: 7, headSize: d, scale: 0.4, causal: causal)
+            let q = upload(backend, testValues(10 * d, seed: 21)), k = upload(backend, testValues(14 * d, seed: 22))
+            let v = upload(backend, testValues(14 * d, seed: 23)), gOut = upload(backend, testValues(10 * d, seed: 24))
+            let mask = causal ? upload(backend, (0..<14).map { $0 % 7 == 4 ? -Float.infinity : 0 }) : nil
+            if causal { shape.maskStrides = [7, 0, 0, 1] }
+            let out = backend.allocate(10 * d), lse = backend.allocate(10), delta = backend.allocate(10)
+            let gq = backend.allocate(10 * d), gk = backend.allocate(14 * d), gv = backend.allocate(14 * d)
+            backend.attentionForward(shape, q: q, k: k, v: v, mask: mask, out: out, lse: lse)
+            backend.attentionBackward(shape, q: q, k: k, v: v, mask: mask, out: out, lse: lse, gOut: gOut, delta: delta,
+                                      gq: gq, gk: gk, gv: gv)
+            for (name, buffer, n) in [("out", out, 10 * d), ("lse", lse, 10), ("delta", delta, 10), ("gq", gq, 10 * d),
+                                      ("gk", gk, 14 * d), ("gv", gv, 14 * d)] {
+                record("attention d=\(d) causal=\(causal) \(name)", buffer, n)
+            }
+        }
         // Every elementwise kernel: activations and their gradients, unary ops, scalar and binary ops (flat and
         // broadcast). NaN where both devices give NaN (log of a negative) counts as equal.
         let activations = TestActivations.all

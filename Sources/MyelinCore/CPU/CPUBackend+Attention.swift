@@ -1,0 +1,140 @@
+internal import CMyelinMath
+import CBLAS
+import Foundation
+
+/// The fused attention on the CPU (see `SequenceBackend`): blocked loops with the online softmax, whose products
+/// (a block of scores, the probabilities times a block of values, the gradients) are small GEMMs on the calling
+/// thread. The forward runs (group, query block) pairs in parallel; the backward runs groups (b, h) in parallel, each
+/// accumulating its own gk and gv, so no two threads write the same element.
+extension CPUBackend {
+    /// Query rows and keys per block: a 64 × 64 block of scores (16 KiB) stays in the L1/L2 cache.
+    static let attentionBlock = 64
+
+    /// C [m, n] = alpha · op(A) · op(B) + beta · C on the calling thread (row-major, op = transposed when asked).
+    private func blockGemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+                           _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int, _ beta: Float,
+                           _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        if Self.ownGemmAvailable && Self.gemmChoice != .blas {
+            myelin_sgemm_block(transA ? 1 : 0, transB ? 1 : 0, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, 0, 0, m, 0, n)
+        } else {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
+    }
+
+    /// The minimum for `parallelFor` over `units`: all of them on the calling thread when the whole call is small.
+    private func attentionMinimum(_ s: AttentionShape, units: Int) -> Int {
+        s.groups * s.queries * s.keys * s.headSize < CPUBackend.parallelThreshold * 16 ? units + 1 : 1
+    }
+
+    /// Row r of a block of scores (keys j0 ..< j0 + cols of query i) with the mask added and the keys query i does
+    /// not see set to −∞.
+    private func maskScores(_ s: AttentionShape, _ row: UnsafeMutablePointer<Float>, cols: Int, mask: UnsafePointer<Float>?,
+                            group g: Int, query i: Int, firstKey j0: Int) {
+        let visible = s.visibleKeys(i) - j0
+        if visible < cols { for c in Swift.max(visible, 0)..<cols { row[c] = -.infinity } }
+        guard let mask, visible > 0 else { return }
+        let m = mask + s.maskRow(group: g, query: i) + j0 * s.maskStrides[3], step = s.maskStrides[3]
+        for c in 0..<Swift.min(visible, cols) { row[c] += m[c * step] }
+    }
+
+    func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                          out: DeviceBuffer, lse: DeviceBuffer) {
+        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
+        let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!, pl = lse.host!
+        let blocks = (tq + block - 1) / block, units = s.groups * blocks
+        guard units > 0, d > 0 else { return }
+        parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
+            let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * block)
+            defer { scores.deallocate() }
+            var m = [Float](repeating: 0, count: block), l = [Float](repeating: 0, count: block)
+            for unit in lo..<hi {
+                let g = unit / blocks, i0 = (unit % blocks) * block, rows = Swift.min(block, tq - i0)
+                let qb = pq + (g * tq + i0) * d, ob = po + (g * tq + i0) * d, kg = pk + g * tk * d, vg = pv + g * tk * d
+                ob.update(repeating: 0, count: rows * d)
+                for r in 0..<rows { m[r] = -.infinity; l[r] = 0 }
+                let end = s.visibleKeys(i0 + rows - 1)
+                var j0 = 0
+                while j0 < end {
+                    let cols = Swift.min(block, end - j0)
+                    blockGemm(false, true, rows, cols, d, s.scale, qb, d, kg + j0 * d, d, 0, scores, block)
+                    for r in 0..<rows {
+                        let row = scores + r * block
+                        maskScores(s, row, cols: cols, mask: pm, group: g, query: i0 + r, firstKey: j0)
+                        var bm = m[r]
+                        for c in 0..<cols { bm = Swift.max(bm, row[c]) }
+                        // While every key so far is masked (bm = −∞) nothing is added.
+                        let corr: Float = bm == -.infinity ? 1 : Foundation.exp(m[r] - bm)
+                        var sum: Float = 0
+                        for c in 0..<cols {
+                            let p: Float = bm == -.infinity ? 0 : Foundation.exp(row[c] - bm)
+                            row[c] = p; sum += p
+                        }
+                        l[r] = l[r] * corr + sum; m[r] = bm
+                        if corr != 1 { let o = ob + r * d; for c in 0..<d { o[c] *= corr } }
+                    }
+                    blockGemm(false, false, rows, d, cols, 1, scores, block, vg + j0 * d, d, 1, ob, d)
+                    j0 += cols
+                }
+                for r in 0..<rows {
+                    // Every key masked: 0 · ∞, NaN, as the softmax of such a row.
+                    let inv = 1 / l[r], o = ob + r * d
+                    for c in 0..<d { o[c] *= inv }
+                    pl[g * tq + i0 + r] = m[r] + Foundation.log(l[r])
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    func attentionBackward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
+                           out: DeviceBuffer, lse: DeviceBuffer, gOut: DeviceBuffer, delta: DeviceBuffer,
+                           gq: DeviceBuffer, gk: DeviceBuffer, gv: DeviceBuffer) {
+        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
+        let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!
+        let pl = lse.host!, pgo = gOut.host!, pd = delta.host!, pgq = gq.host!, pgk = gk.host!, pgv = gv.host!
+        guard s.groups > 0, d > 0, tk > 0 else { return }
+        parallelFor(s.groups, minimum: attentionMinimum(s, units: s.groups)) { lo, hi in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: block * block)
+            let dp = UnsafeMutablePointer<Float>.allocate(capacity: block * block)
+            defer { p.deallocate(); dp.deallocate() }
+            for g in lo..<hi {
+                let qg = pq + g * tq * d, kg = pk + g * tk * d, vg = pv + g * tk * d, og = po + g * tq * d
+                let gog = pgo + g * tq * d, gqg = pgq + g * tq * d, gkg = pgk + g * tk * d, gvg = pgv + g * tk * d
+                let lg = pl + g * tq, dg = pd + g * tq
+                for i in 0..<tq {
+                    var sum: Float = 0
+                    for c in 0..<d { sum += gog[i * d + c] * og[i * d + c] }
+                    dg[i] = sum
+                }
+                gqg.update(repeating: 0, count: tq * d)
+                gkg.update(repeating: 0, count: tk * d)
+                gvg.update(repeating: 0, count: tk * d)
+                var i0 = 0
+                while i0 < tq {
+                    let rows = Swift.min(block, tq - i0), end = s.visibleKeys(i0 + rows - 1)
+                    var j0 = 0
+                    while j0 < end {
+                        let cols = Swift.min(block, end - j0)
+                        blockGemm(false, true, rows, cols, d, s.scale, qg + i0 * d, d, kg + j0 * d, d, 0, p, block)
+                        blockGemm(false, true, rows, cols, d, 1, gog + i0 * d, d, vg + j0 * d, d, 0, dp, block)
+                        for r in 0..<rows {
+                            let prow = p + r * block, dprow = dp + r * block, li = lg[i0 + r], di = dg[i0 + r]
+                            maskScores(s, prow, cols: cols, mask: pm, group: g, query: i0 + r, firstKey: j0)
+                            for c in 0..<cols {
+                                let pr = Foundation.exp(prow[c] - li)
+                                prow[c] = pr; dprow[c] = pr * (dprow[c] - di)
+                            }
+                        }
+                        blockGemm(true, false, cols, d, rows, 1, p, block, gog + i0 * d, d, 1, gvg + j0 * d, d)
+                        blockGemm(false, false, rows, d, cols, s.scale, dp, block, kg + j0 * d, d, 1, gqg + i0 * d, d)
+                        blockGemm(true, false, cols, d, rows, s.scale, dp, block, qg + i0 * d, d, 1, gkg + j0 * d, d)
+                        j0 += cols
+                    }
+                    i0 += rows
+                }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+}

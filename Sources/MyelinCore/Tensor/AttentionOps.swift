@@ -1,0 +1,73 @@
+import Foundation
+
+// Fused scaled dot-product attention (`torch.nn.functional.scaled_dot_product_attention` without dropout): one
+// launch forward, two backward, and no [queries, keys] matrix kept between them.
+
+extension Tensor {
+    /// softmax(scale · q·kᵀ + mask, causal) · v for q [B, H, Tq, D] and k, v [B, H, Tk, D], as one fused op
+    /// (FlashAttention's online softmax: the scores are never stored; the forward keeps only each row's log-sum-exp
+    /// [B, H, Tq], and the backward recomputes the probabilities from it). The same result as the three-op path
+    /// `q.matmul(k, transposeB: true, alpha: scale).softmax(causal:mask:).matmul(v)`, with memory O(T·D) instead
+    /// of O(T²).
+    /// - `causal`: query i sees keys 0...i + Tk − Tq (aligned to the last key, as with a key/value cache; Tq = Tk
+    ///   gives keys 0...i). Needs Tq ≤ Tk.
+    /// - `mask`: additive, broadcast to [B, H, Tq, Tk] as PyTorch broadcasts (right-aligned): 0 where a key is
+    ///   seen and −∞ where not; a padding mask of keys is [B, 1, 1, Tk]. It gets no gradient. A row with every key
+    ///   masked gives NaN, as the softmax does.
+    /// - `scale`: the factor of q·kᵀ, 1/√D when nil.
+    ///
+    /// ```swift
+    /// let y = try Tensor.scaledDotProductAttention(q, k, v, causal: true)   // [2, 4, 64, 32] each -> [2, 4, 64, 32]
+    /// ```
+    public static func scaledDotProductAttention(_ q: Tensor, _ k: Tensor, _ v: Tensor, causal: Bool = false,
+                                                 mask: Tensor? = nil, scale: Float? = nil) throws -> Tensor {
+        let op = "scaledDotProductAttention"
+        for t in [k, v] + (mask.map { [$0] } ?? []) { try q.checkSameDevice(t, op) }
+        guard q.rank == 4, q.shape.allSatisfy({ $0 > 0 }) else {
+            throw TensorError.invalidShape(op: op, q.shape, "is not queries [batch, heads, T, headSize] with every size ≥ 1")
+        }
+        let b = q.shape[0], h = q.shape[1], tq = q.shape[2], d = q.shape[3]
+        guard k.rank == 4, k.shape[0] == b, k.shape[1] == h, k.shape[3] == d, k.shape[2] > 0 else {
+            throw TensorError.shapeMismatch(op: op, "do not fit (keys must be [\(b), \(h), Tk, \(d)] for these queries)", q.shape, k.shape)
+        }
+        let tk = k.shape[2]
+        guard v.shape == k.shape else {
+            throw TensorError.shapeMismatch(op: op, "do not fit (values must have the keys' shape)", k.shape, v.shape)
+        }
+        if causal && tq > tk {
+            throw TensorError.invalidShape(op: op + "(causal: true)", q.shape, "has more queries than the \(tk) keys")
+        }
+        var shape = AttentionShape(batch: b, heads: h, queries: tq, keys: tk, headSize: d,
+                                   scale: scale ?? 1 / Float(d).squareRoot(), causal: causal)
+        if let mask { shape.maskStrides = try maskStrides(mask.shape, to: [b, h, tq, tk], op: op) }
+        let out = Tensor.empty([b, h, tq, d], on: q.device), lse = Tensor.empty([b, h, tq], on: q.device)
+        q.backend.attentionForward(shape, q: q.buffer, k: k.buffer, v: v.buffer, mask: mask?.buffer, out: out.buffer,
+                                   lse: lse.buffer)
+        return out.recorded(op, [q, k, v]) { [unowned out] g in
+            let gq = Tensor.empty(q.shape, on: q.device), gk = Tensor.empty(k.shape, on: q.device)
+            let gv = Tensor.empty(v.shape, on: q.device), delta = Tensor.empty([b, h, tq], on: q.device)
+            q.backend.attentionBackward(shape, q: q.buffer, k: k.buffer, v: v.buffer, mask: mask?.buffer, out: out.buffer,
+                                        lse: lse.buffer, gOut: g.buffer, delta: delta.buffer, gq: gq.buffer,
+                                        gk: gk.buffer, gv: gv.buffer)
+            return [gq, gk, gv]
+        }
+    }
+
+    /// The element strides of a mask of shape `mask` read as `target` (PyTorch's right-aligned broadcasting: each
+    /// mask axis is 1, stride 0, or the target's size); throws when it does not broadcast.
+    static func maskStrides(_ mask: [Int], to target: [Int], op: String) throws -> [Int] {
+        guard mask.count <= target.count else {
+            throw TensorError.shapeMismatch(op: op, "do not fit (the mask must broadcast to the scores [B, H, Tq, Tk])", mask, target)
+        }
+        let padded = [Int](repeating: 1, count: target.count - mask.count) + mask
+        var strides = [Int](repeating: 0, count: target.count), acc = 1
+        for axis in stride(from: target.count - 1, through: 0, by: -1) {
+            guard padded[axis] == target[axis] || padded[axis] == 1 else {
+                throw TensorError.shapeMismatch(op: op, "do not fit (the mask must broadcast to the scores [B, H, Tq, Tk]; a padding mask is [B, 1, 1, Tk])", mask, target)
+            }
+            strides[axis] = padded[axis] == 1 ? 0 : acc
+            acc *= padded[axis]
+        }
+        return strides
+    }
+}
