@@ -78,6 +78,15 @@ import Testing
             let g = try #require(t.grad, "\(name) has no gradient").toArray()
             #expect(g.allSatisfy(\.isFinite) && g.contains { $0 != 0 }, "\(device) \(name): gradient all zero or not finite")
         }
+        // Frozen: the embeddings and the first layer (requiresGrad = false on the subtree) get no gradient, the rest do.
+        let frozen = try Self.tinyModel(device: device)
+        let frozenNames = Set(frozen.namedTensors.map(\.0).filter { $0.hasPrefix("embeddings.") || $0.hasPrefix("encoder.layer.0.") })
+        for (name, t) in frozen.namedTensors where frozenNames.contains(name) { t.requiresGrad = false }
+        #expect(frozen.parameters.count == frozen.namedTensors.count - frozenNames.count)
+        try SentenceEncoder.meanPool(frozen(ids, attentionMask: mask), mask: mask).square().sum().backward()
+        for (name, t) in frozen.namedTensors where !name.hasPrefix("pooler.") {
+            #expect((t.grad != nil) == !frozenNames.contains(name), "\(device) \(name) frozen: \(frozenNames.contains(name))")
+        }
     }
 
     @Test func huggingFaceNames() throws {
