@@ -114,6 +114,15 @@ import Testing
         }
     }
 
+    /// scripts/minilm_fixtures.py --check: the checked-in fixtures are still what Hugging Face's tokenizers and
+    /// sentence-transformers give (where they and torch are installed).
+    @Test(.enabled(if: installedMiniLM != nil && pythonCanImport("torch, sentence_transformers, tokenizers"),
+                   "sentence-transformers, tokenizers or the model package is not installed (scripts/setup --test)"))
+    func fixturesAreWhatHuggingFaceGives() throws {
+        let (status, output) = try runPythonScript("scripts/minilm_fixtures.py", ["--check", "--model", installedMiniLM!.path])
+        #expect(status == 0 && output.contains("fixtures agree"), "\(output)")
+    }
+
     /// Cosine ≥ 0.99999 and max abs difference ≤ 1e-5 against sentence-transformers, for each fixture sentence.
     @Test(.enabled(if: installedMiniLM != nil, miniLMSkipReason), arguments: TestDevices.all)
     func miniLMMatchesSentenceTransformers(device: Device) throws {
