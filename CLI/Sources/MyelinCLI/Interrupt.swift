@@ -10,8 +10,9 @@ import Synchronization
 /// message), writes `--history` and `--plot`, says so, and exits with 128 + the signal's number: 130 for SIGINT,
 /// 143 for SIGTERM (the shell's convention). A second signal ends the process at once with the same code; files are
 /// written through a temporary file and a rename, so none is left torn (at worst a hidden `.tmp` file that the
-/// next write of that file removes). Under mpirun, which forwards the signal to every rank as SIGTERM, the ranks
-/// agree to stop at the same batch and rank 0 alone saves.
+/// next write of that file removes). Under mpirun, when every rank gets the signal (as a scheduler sends it), the
+/// ranks agree to stop at the same batch and rank 0 alone saves; Open MPI's mpirun answers a signal of its own by
+/// ending the job within about a second.
 ///
 /// The signals are received by dispatch sources (the process ignores them, so nothing runs in a signal handler's
 /// context): their handler only sets the request's atomic flag, or ends the process on the second signal.
