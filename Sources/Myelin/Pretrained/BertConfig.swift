@@ -161,7 +161,9 @@ public struct BertConfig: Equatable, Sendable {
         intermediateSize = try file.int("intermediate_size")
         let epsilon = try file.positive("layer_norm_eps")
         layerNormEpsilon = Float(epsilon)
-        guard layerNormEpsilon > 0 else { throw file.error("'layer_norm_eps' is \(epsilon), below Float's range") }
+        guard layerNormEpsilon > 0, layerNormEpsilon.isFinite else {
+            throw file.error("'layer_norm_eps' is \(epsilon), \(layerNormEpsilon > 0 ? "above" : "below") Float's range")
+        }
         maxPositions = try file.int("max_position_embeddings")
         typeVocabularySize = try file.int("type_vocab_size")
         vocabularySize = try file.int("vocab_size")

@@ -34,4 +34,16 @@ import Testing
         #expect(try file.int("one") == 1)
         #expect(throws: PretrainedModelError.self) { try file.int("t") }
     }
+
+    /// Found by the `bertconfig` fuzzer (Regressions/bertconfig/epsilon-beyond-float): a `layer_norm_eps` finite as
+    /// a Double but beyond Float was accepted as an infinite epsilon. Now refused, as one below Float's range is.
+    @Test func epsilonsOutsideFloatAreRefused() throws {
+        let fields = Self.fields.replacingOccurrences(of: #""layer_norm_eps":1e-5"#, with: #""layer_norm_eps":1e300"#)
+        #expect(throws: PretrainedModelError.self) { try read("{\(fields),\"num_hidden_layers\":1,\"type_vocab_size\":1}") }
+        do { _ = try read("{\(fields),\"num_hidden_layers\":1,\"type_vocab_size\":1}") } catch {
+            #expect("\(error)".contains("'layer_norm_eps' is 1e+300, above Float's range"), "\(error)")
+        }
+        let tiny = Self.fields.replacingOccurrences(of: #""layer_norm_eps":1e-5"#, with: #""layer_norm_eps":1e-300"#)
+        #expect(throws: PretrainedModelError.self) { try read("{\(tiny),\"num_hidden_layers\":1,\"type_vocab_size\":1}") }
+    }
 }
