@@ -21,6 +21,9 @@ let package = Package(
         .executableTarget(name: "FuzzCSV", dependencies: ["FuzzHarness", "CLibFuzzer"]),
         .executableTarget(name: "FuzzSafeTensors", dependencies: ["FuzzHarness", "CLibFuzzer"]),
         .executableTarget(name: "FuzzCheckpoint", dependencies: ["FuzzHarness", "CLibFuzzer"]),
+        .executableTarget(name: "FuzzBertConfig", dependencies: ["FuzzHarness", "CLibFuzzer"]),
+        .executableTarget(name: "FuzzVocab", dependencies: ["FuzzHarness", "CLibFuzzer"]),
+        .executableTarget(name: "FuzzText", dependencies: ["FuzzHarness", "CLibFuzzer"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -2,8 +2,8 @@
 // Fuzz/Sources/Fuzz* and by the regression test (Tests/MyelinTests/Support/FuzzHarness.swift is a link to
 // this file), so a reproducer goes through exactly the same code in both.
 //
-// The contract of every reader: for any bytes, it returns a value or throws a DataError/CheckpointError that
-// names the source; it never crashes, hangs or allocates without bound. On top of that, each harness checks a
+// The contract of every reader: for any bytes, it returns a value or throws its error (DataError, CheckpointError,
+// PretrainedModelError, TextCorpusError) naming the source; it never crashes, hangs or allocates without bound. On top of that, each harness checks a
 // property of what a reader accepts (it reads back what Myelin writes from it). A broken contract or property is
 // a `FuzzHarness.Violation` (the fuzz targets turn it into a crash; the regression test into a failed test).
 import Foundation
@@ -21,6 +21,12 @@ public enum FuzzHarness {
         case safetensors
         /// A training checkpoint (a safetensors file) loaded into a small model and Adam.
         case checkpoint
+        /// A Hugging Face config.json, read as a `BertConfig`.
+        case bertconfig
+        /// A WordPiece vocab.txt made a tokenizer, which then tokenizes a few fixed texts.
+        case vocab
+        /// A text file made a character-level corpus (the GPT trainer's vocabulary, tokens and split).
+        case text
     }
 
     /// A reader broke its contract: a crash-class bug the harness found without crashing.
@@ -51,6 +57,9 @@ public enum FuzzHarness {
         case .csv: try csv(bytes)
         case .safetensors: try safetensors(bytes)
         case .checkpoint: try checkpoint(bytes)
+        case .bertconfig: try bertConfig(bytes)
+        case .vocab: try vocabulary(bytes)
+        case .text: try textCorpus(bytes)
         }
     }
 
@@ -242,21 +251,98 @@ public enum FuzzHarness {
         }
     }
 
+    /// Writes the bytes as a config.json and reads it as a `BertConfig`: what it accepts has every size ≥ 1,
+    /// heads dividing the hidden size, and a positive epsilon.
+    static func bertConfig(_ bytes: [UInt8]) throws {
+        try withWorkFolder { folder in
+            let url = folder.appendingPathComponent("config.json")
+            try write(bytes, to: url)
+            let c = try refusal(from: url.path) { try BertConfig(contentsOf: url) }
+            guard [c.hiddenSize, c.layers, c.heads, c.intermediateSize, c.maxPositions, c.typeVocabularySize,
+                   c.vocabularySize].allSatisfy({ $0 >= 1 }), c.hiddenSize % c.heads == 0,
+                  c.layerNormEpsilon > 0, c.layerNormEpsilon.isFinite else {
+                throw Violation("BertConfig accepted \(c)")
+            }
+        }
+    }
+
+    /// Texts the vocab harness tokenizes with the input's vocabulary (special tokens, punctuation, accents, CJK,
+    /// controls, a word over `maxCharactersPerWord`).
+    static let vocabularyTexts = [
+        "Hello, world! [CLS] naïve CAFÉ 日本語 [MASK]x[SEP][PAD]", "", "  \t\n\u{0}\u{FFFD}\u{200B} [UNK",
+        "unaffable ##ing don't e\u{301}\u{301} ß İ ﬃ 😀", String(repeating: "ab", count: 60),
+    ]
+
+    /// Writes the bytes as a vocab.txt and makes a tokenizer of it (cased and uncased, a short maximum length);
+    /// it tokenizes `vocabularyTexts` and its own first tokens: every id is in the vocabulary, `encode` gives
+    /// [CLS] … [SEP] within the maximum length, and a token of lower-case ASCII letters and digits alone is itself.
+    static func vocabulary(_ bytes: [UInt8]) throws {
+        try withWorkFolder { folder in
+            let url = folder.appendingPathComponent("vocab.txt")
+            try write(bytes, to: url)
+            for lowercase in [true, false] {
+                let t = try refusal(from: url.path) { try WordPieceTokenizer(vocabulary: url, maxSequenceLength: 8, lowercase: lowercase) }
+                guard t.ids.count == t.tokens.count, t.tokens.enumerated().allSatisfy({ t.ids[$0.element] == $0.offset }) else {
+                    throw Violation("WordPieceTokenizer's ids do not match its tokens")
+                }
+                let own = t.tokens.prefix(32)
+                for text in vocabularyTexts + [own.joined(separator: " ")] {
+                    let ids = t.tokenIDs(text), encoded = t.encode(text)
+                    guard ids.allSatisfy(t.tokens.indices.contains), encoded.count <= 8, encoded.first == t.classID,
+                          encoded.last == t.separatorID, encoded.dropFirst().dropLast().elementsEqual(ids.prefix(6)) else {
+                        throw Violation("WordPieceTokenizer gave ids \(ids) (encoded \(encoded)) for \(String(reflecting: text)) with \(t.tokens.count) tokens")
+                    }
+                }
+                for token in own where token.utf8.count <= t.maxCharactersPerWord && token.utf8.allSatisfy({ (97...122).contains($0) || (48...57).contains($0) }) {
+                    guard t.tokenize(token) == [token] else { throw Violation("the token '\(token)' is tokenized as \(t.tokenize(token))") }
+                }
+                let batch = t.encode(batch: vocabularyTexts)
+                guard batch.ids.count == vocabularyTexts.count * batch.length, batch.attentionMask.count == batch.ids.count else {
+                    throw Violation("a TokenBatch of \(vocabularyTexts.count) texts has \(batch.ids.count) ids for length \(batch.length)")
+                }
+            }
+        }
+    }
+
+    /// Writes the bytes as a text file and reads it as `myelin train-text --data` does (checked UTF-8 text, its
+    /// character vocabulary, tokens, a 90/10 split): the tokens decode back to the text, the split covers them in
+    /// order, and the vocabulary survives its JSON form (a checkpoint's metadata) and encodes the text the same.
+    static func textCorpus(_ bytes: [UInt8]) throws {
+        try withWorkFolder { folder in
+            let url = folder.appendingPathComponent("input.txt")
+            try write(bytes, to: url)
+            let text = try refusal(from: url.path) { try TextCorpus.readText(url) }
+            guard Array(text.utf8) == bytes else { throw Violation("TextCorpus.readText changed the bytes of the text") }
+            let corpus = try refusal(from: url.path) { try TextCorpus(text: text, source: url.path) }
+            let v = corpus.vocabulary
+            guard v.count >= 2, corpus.tokens.allSatisfy(v.characters.indices.contains), v.decode(corpus.tokens) == text,
+                  corpus.tokens.count == text.unicodeScalars.count else {
+                throw Violation("TextCorpus's \(corpus.tokens.count) tokens of \(v.count) characters do not decode to the text")
+            }
+            let (train, validation) = corpus.split(validationFraction: 0.1)
+            guard train + validation == corpus.tokens else { throw Violation("TextCorpus.split does not cover the tokens in order") }
+            let stored: CharacterVocabulary
+            do { stored = try CharacterVocabulary(json: v.json()) } catch {
+                throw Violation("CharacterVocabulary refuses its own JSON: \(error)")
+            }
+            guard stored == v else { throw Violation("CharacterVocabulary changed in a JSON round trip") }
+            let again = try refusal(from: url.path) { try TextCorpus(text: text, vocabulary: stored, source: url.path) }
+            guard again.tokens == corpus.tokens else { throw Violation("the stored vocabulary encodes the text differently") }
+        }
+    }
+
     // MARK: support
 
-    /// Runs a reader: its value, or its error when that error is a DataError or CheckpointError naming `source`;
-    /// any other error, or one that does not name the source, is a violation.
+    /// Runs a reader: its value, or its error when that error is one of Myelin's reader errors (DataError,
+    /// CheckpointError, PretrainedModelError, TextCorpusError) naming `source`; any other error, or one that does
+    /// not name the source, is a violation.
     static func refusal<T>(from source: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as DataError {
+        do { return try body() } catch let violation as Violation { throw violation } catch {
+            guard error is DataError || error is CheckpointError || error is PretrainedModelError || error is TextCorpusError else {
+                throw Violation("an error of type \(type(of: error)) where a reader's error naming \(source) was due: \(error)")
+            }
             guard "\(error)".contains(source) else { throw Violation("the error does not name \(source): \(error)") }
             throw error
-        } catch let error as CheckpointError {
-            guard "\(error)".contains(source) else { throw Violation("the error does not name \(source): \(error)") }
-            throw error
-        } catch let violation as Violation {
-            throw violation
-        } catch {
-            throw Violation("an error of type \(type(of: error)) where a DataError or CheckpointError naming \(source) was due: \(error)")
         }
     }
 
@@ -302,6 +388,30 @@ public enum FuzzHarness {
                 SafeTensorsEntry(name: "scalar", shape: [], values: [42]),
             ], metadata: ["epoch": "3"])
             return [("f32.safetensors", [UInt8](f32)), ("dtypes.safetensors", dtypesFile())]
+        case .bertconfig:
+            // all-MiniLM-L6-v2's config.json as Hugging Face ships it; the fields Myelin needs, alone; a tanh GELU.
+            let miniLM = """
+                {"_name_or_path": "nreimers/MiniLM-L6-H384-uncased", "architectures": ["BertModel"],
+                 "attention_probs_dropout_prob": 0.1, "gradient_checkpointing": false, "hidden_act": "gelu",
+                 "hidden_dropout_prob": 0.1, "hidden_size": 384, "initializer_range": 0.02, "intermediate_size": 1536,
+                 "layer_norm_eps": 1e-12, "max_position_embeddings": 512, "model_type": "bert",
+                 "num_attention_heads": 12, "num_hidden_layers": 6, "pad_token_id": 0,
+                 "position_embedding_type": "absolute", "transformers_version": "4.8.2", "type_vocab_size": 2,
+                 "use_cache": true, "vocab_size": 30522}
+                """
+            let minimal = #"{"hidden_act":"gelu","hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,"layer_norm_eps":1e-5,"max_position_embeddings":4,"type_vocab_size":1,"vocab_size":10}"#
+            let tanh = minimal.replacingOccurrences(of: #""gelu""#, with: #""gelu_pytorch_tanh""#)
+            return [("minilm.json", Array(miniLM.utf8)), ("minimal.json", Array(minimal.utf8)), ("tanh.json", Array(tanh.utf8))]
+        case .vocab:
+            let bert = ["[PAD]", "[unused0]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "!", ",", "the", "hello", "world",
+                        "un", "##aff", "##able", "##ing", "caf", "##e", "日", "本", "語", "a", "##b", "x", "'", "t", "don"]
+            let crlf = ["[CLS]", "[SEP]", "[UNK]", "[PAD]", "naïve", "Ünïcode", "##s", "ß", "😀", "tab\t"]
+            return [("bert.txt", Array((bert.joined(separator: "\n") + "\n").utf8)),
+                    ("crlf.txt", Array(crlf.joined(separator: "\r\n").utf8))]
+        case .text:
+            let verse = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n"
+            return [("shakespeare.txt", Array(verse.utf8)), ("unicode.txt", Array("naïve café\r\n\t日本語 😀 e\u{301}\u{FEFF}\n".utf8)),
+                    ("two.txt", Array("ab".utf8))]
         case .checkpoint:
             let (model, optimizer) = checkpointModel()
             var state: [String: Tensor] = ["step": Tensor(scalar: 2, on: .cpu)]

@@ -52,7 +52,7 @@ struct JSONConfigFile {
             if let fallback { return fallback }
             throw error("has no '\(key)' (a whole number ≥ \(minimum))")
         }
-        guard !(raw is Bool), let number = raw as? NSNumber, let value = Int(exactly: number.doubleValue), value >= minimum else {
+        guard !Self.isBoolean(raw), let number = raw as? NSNumber, let value = Int(exactly: number.doubleValue), value >= minimum else {
             throw error("'\(key)' is \(raw), expected a whole number ≥ \(minimum)")
         }
         return value
@@ -64,7 +64,7 @@ struct JSONConfigFile {
             if let fallback { return fallback }
             throw error("has no '\(key)' (a number > 0)")
         }
-        guard !(raw is Bool), let number = raw as? NSNumber, number.doubleValue.isFinite, number.doubleValue > 0 else {
+        guard !Self.isBoolean(raw), let number = raw as? NSNumber, number.doubleValue.isFinite, number.doubleValue > 0 else {
             throw error("'\(key)' is \(raw), expected a finite number > 0")
         }
         return number.doubleValue
@@ -83,8 +83,16 @@ struct JSONConfigFile {
     /// A Boolean, `fallback` when absent.
     func bool(_ key: String, default fallback: Bool) throws -> Bool {
         guard let raw = object[key] else { return fallback }
-        guard let value = raw as? Bool else { throw error("'\(key)' is \(raw), expected true or false") }
+        guard Self.isBoolean(raw), let value = raw as? Bool else { throw error("'\(key)' is \(raw), expected true or false") }
         return value
+    }
+
+    /// Whether a parsed JSON value is `true` or `false`. (`is Bool` is not the test: on Linux the numbers 0 and 1
+    /// cast to Bool too, which refused `"num_hidden_layers": 1`.) JSONSerialization's Booleans are NSNumbers of
+    /// Objective-C type `c`; its numbers never are.
+    static func isBoolean(_ raw: Any) -> Bool {
+        guard let number = raw as? NSNumber else { return raw is Bool }
+        return String(cString: number.objCType) == "c"
     }
 }
 
@@ -153,7 +161,9 @@ public struct BertConfig: Equatable, Sendable {
         intermediateSize = try file.int("intermediate_size")
         let epsilon = try file.positive("layer_norm_eps")
         layerNormEpsilon = Float(epsilon)
-        guard layerNormEpsilon > 0 else { throw file.error("'layer_norm_eps' is \(epsilon), below Float's range") }
+        guard layerNormEpsilon > 0, layerNormEpsilon.isFinite else {
+            throw file.error("'layer_norm_eps' is \(epsilon), \(layerNormEpsilon > 0 ? "above" : "below") Float's range")
+        }
         maxPositions = try file.int("max_position_embeddings")
         typeVocabularySize = try file.int("type_vocab_size")
         vocabularySize = try file.int("vocab_size")
