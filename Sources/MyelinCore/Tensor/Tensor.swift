@@ -398,11 +398,9 @@ package func checkIndices(_ indices: [Float], in range: Range<Int>, op: String, 
 /// `manual_seed`): what the body draws is fixed by the seed alone, whatever other tasks draw at the same time, and
 /// the process-wide sequence is left where it was.
 public enum Random {
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var counter: UInt64 = 0x5EED
-
-    /// A sequence of seeds private to one `withSeed` scope (its task and the tasks it starts).
-    final class Scope: @unchecked Sendable {
+    /// A sequence of seeds: the process-wide one, or one private to a `withSeed` scope (its task and the tasks it
+    /// starts).
+    final class SeedSequence: @unchecked Sendable {
         private let lock = NSLock()
         private var counter: UInt64
         init(seed: UInt64) { counter = seed }
@@ -417,14 +415,15 @@ public enum Random {
             return g.next()
         }
     }
-    @TaskLocal static var scope: Scope?
+    /// The process-wide sequence.
+    private static let processWide = SeedSequence(seed: 0x5EED)
+    /// The sequence of the innermost `withSeed` scope, if any.
+    @TaskLocal static var scope: SeedSequence?
+    /// The sequence that draws and restarts here: the scope's, else the process-wide one.
+    private static var current: SeedSequence { scope ?? processWide }
 
     /// Restarts the sequence of seeds from `seed`. Inside `withSeed`, restarts that scope's sequence instead.
-    public static func seed(_ seed: UInt64) {
-        if let scope { scope.restart(seed); return }
-        lock.lock(); defer { lock.unlock() }
-        counter = seed
-    }
+    public static func seed(_ seed: UInt64) { current.restart(seed) }
 
     /// Runs `body` with a sequence of seeds of its own, started from `seed`: layers built, dropout masks and
     /// shuffles inside it draw only from that sequence, so two runs of the same body with the same seed agree even
@@ -435,7 +434,7 @@ public enum Random {
     /// let b = Random.withSeed(42) { Dense(inputSize: 4, outputSize: 3) }   // the same weights as a
     /// ```
     public static func withSeed<T>(_ seed: UInt64, _ body: () throws -> T) rethrows -> T {
-        try $scope.withValue(Scope(seed: seed)) { try body() }
+        try $scope.withValue(SeedSequence(seed: seed)) { try body() }
     }
 
     /// The next seed of the sequence (each call gives a new one).
@@ -446,13 +445,7 @@ public enum Random {
         return seed
     }
 
-    private static func draw() -> UInt64 {
-        if let scope { return scope.draw() }
-        lock.lock(); defer { lock.unlock() }
-        var g = SeededGenerator(seed: counter)
-        counter &+= 1
-        return g.next()
-    }
+    private static func draw() -> UInt64 { current.draw() }
 }
 
 /// A small seeded generator (SplitMix64): the same sequence on every machine.
