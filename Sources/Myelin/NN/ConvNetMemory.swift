@@ -23,6 +23,9 @@ public struct ModelMemory: Sendable, Equatable {
     public let activations: Double
     /// State tensors the optimizer keeps per parameter (SGD 0, momentum/Adagrad/RMSProp 1, Adam 2).
     public let optimizerStateTensors: Int
+    /// Whether the plan is for training (parameters, gradients and optimizer state) or for running the model only
+    /// (its parameters; `optimizerStateTensors` is then ignored).
+    public var training = true
 
     /// A plan from its counts.
     public init(model: String, options: String, parameters: Double, buffers: Double, activations: Double,
@@ -31,9 +34,10 @@ public struct ModelMemory: Sendable, Equatable {
         self.activations = activations; self.optimizerStateTensors = optimizerStateTensors
     }
 
-    /// Bytes of everything training holds: parameters, gradients, optimizer state, buffers and activations (Float32).
+    /// Bytes of everything training holds: parameters, gradients, optimizer state, buffers and activations (Float32);
+    /// for a plan that is not for `training`, the parameters, buffers and activations.
     public var trainingBytes: Double {
-        4 * (parameters * Double(2 + optimizerStateTensors) + buffers + activations)
+        4 * (parameters * Double(training ? 2 + optimizerStateTensors : 1) + buffers + activations)
     }
 
     /// Throws `DeviceError.outOfMemory` when training does not fit in the memory `device` can give now
@@ -43,9 +47,10 @@ public struct ModelMemory: Sendable, Equatable {
         let available = device.memory.available
         guard trainingBytes > Double(available) else { return }
         func bytes(_ x: Double) -> String { x >= 0x1p63 ? "more than 8 EiB" : formatBytes(Int(x)) }
-        let parts = "parameters \(bytes(4 * parameters)), as much again for gradients, optimizer state "
-            + "\(bytes(4 * parameters * Double(optimizerStateTensors))), activations about \(bytes(4 * activations))"
-        throw DeviceError.outOfMemory(what: "\(options): training \(model) (\(parts))",
+        let parts = "parameters \(bytes(4 * parameters)), "
+            + (training ? "as much again for gradients, optimizer state \(bytes(4 * parameters * Double(optimizerStateTensors))), " : "")
+            + "activations about \(bytes(4 * activations))"
+        throw DeviceError.outOfMemory(what: "\(options): \(training ? "training" : "running") \(model) (\(parts))",
                                       bytes: trainingBytes >= 0x1p63 ? Int.max : Int(trainingBytes),
                                       device: device.name, limit: available, limitKind: "of memory available")
     }

@@ -35,8 +35,12 @@ extension GPT {
         guard vocabulary.count == config.vocabSize else {
             throw CheckpointError.invalid(url.path, reason: "has a vocabulary of \(vocabulary.count) characters but vocab_size \(config.vocabSize)")
         }
-        try device.checkAllocation(shape: [config.vocabSize + config.blockSize + 12 * config.layers * config.embedDim, config.embedDim],
-                                   for: "GPT of \(url.path)")
+        // The exact parameters against the device before building (a configuration can claim any size).
+        var plan = config.memory(batchSize: 1, optimizerStateTensors: 0, attentionScores: false,
+                                 options: "\(url.path): its \(configKey) (n_layer \(config.layers), n_embd \(config.embedDim), "
+                                    + "vocab_size \(config.vocabSize), block_size \(config.blockSize))")
+        plan.training = false
+        try plan.check(on: device)
         let gpt = GPT(config, seed: 0, device: device)
         try gpt.loadState(file, source: url.path)
         return (gpt, vocabulary)

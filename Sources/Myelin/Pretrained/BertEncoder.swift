@@ -195,11 +195,14 @@ public final class BertEncoder: Layer {
     /// tensor of the file is used and every tensor of the model is in the file, each of the right shape; errors
     /// (`CheckpointError`, `PretrainedModelError`) name the file and all missing, unexpected or misshapen tensors.
     /// The pooler is there when the file has `pooler.*` tensors; the `embeddings.position_ids` buffer older files
-    /// hold is checked to be 0, 1, 2, ... and not loaded.
+    /// hold is checked to be 0, 1, 2, ... and not loaded. The model's size (`BertConfig.memory`) is checked against
+    /// the device before the file is read, the error naming the config.json beside `url` and its size fields.
     public static func load(from url: URL, config: BertConfig, device: Device = .default) throws -> BertEncoder {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw PretrainedModelError.missingFile(url.path, what: "the model's weights, model.safetensors")
         }
+        try config.memory(batchSize: 1, sequenceLength: min(512, config.maxPositions), pooler: true,
+                          file: url.deletingLastPathComponent().appendingPathComponent("config.json").path).check(on: device)
         var file = try SafeTensors.load(url)
         if let ids = file[positionIDsName] {
             guard ids.shape.reduce(1, *) == config.maxPositions, ids.shape.last == config.maxPositions,

@@ -49,6 +49,9 @@ public final class SentenceEncoder {
         }
         let configURL = directory.appendingPathComponent("config.json")
         let config = try BertConfig(contentsOf: configURL)
+        // The sizes against the device before anything is read or built: the error names config.json and its fields.
+        try config.memory(batchSize: 1, sequenceLength: min(512, config.maxPositions), pooler: true, file: configURL.path)
+            .check(on: device)
         let modules = try Self.readModules(directory)
         normalizes = modules.normalizes
         var maxLength = min(512, config.maxPositions)

@@ -67,28 +67,39 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
+        guard let buffer = hostBuffer(count) else { Self.hostAllocationFailed(count, bytes: BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count) * 4) }
+        return buffer
+    }
+
+    func tryAllocate(_ count: Int) -> DeviceBuffer? {
+        Device.allocationFits(count, memory: memory) ? hostBuffer(count) : nil
+    }
+
+    /// A pooled buffer of `count`'s size class, else a new one; nil when the system refuses the memory also after
+    /// the pool's free buffers are given back. posix_memalign, not UnsafeMutableRawPointer.allocate, whose failure
+    /// is a bare "Could not allocate memory" crash: a refusal here (past `ulimit -v`, or the host out of memory
+    /// after the size check let the request through) becomes an error on the throwing paths, a message otherwise.
+    func hostBuffer(_ count: Int) -> DeviceBuffer? {
         let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
         var ptr = pool.take(size: size)
         if ptr == nil {
-            // posix_memalign, not UnsafeMutableRawPointer.allocate, whose failure is a bare "Could not allocate
-            // memory" crash: a refusal here (past `ulimit -v`, or the host out of memory after the check above let
-            // the request through) at least names the request and the limits.
             var raw: UnsafeMutableRawPointer?
-            guard posix_memalign(&raw, 64, size * 4) == 0, let raw else { Self.hostAllocationFailed(count, bytes: size * 4) }
-            ptr = raw.bindMemory(to: Float.self, capacity: size)
+            if posix_memalign(&raw, 64, size * 4) != 0 || raw == nil {
+                // Out of memory: free the pooled buffers and try once more.
+                for (handle, _) in pool.removeAllWithSizes() { free(handle) }
+                raw = nil
+                guard posix_memalign(&raw, 64, size * 4) == 0, raw != nil else { return nil }
+            }
+            ptr = raw!.bindMemory(to: Float.self, capacity: size)
             allocations.add(1, ordering: .relaxed)
         }
         return DeviceBuffer(capacity: size, handle: UnsafeMutableRawPointer(ptr), recycle: recycler)
     }
 
     /// Stops the program naming a host allocation the system refused and the limits that bound it (the last line of
-    /// defence of the non-throwing `allocate`; throwing paths check sizes first with `Device.checkAllocation`).
+    /// defence of the non-throwing `allocate`; the throwing ops allocate with `tryAllocate` and throw instead).
     static func hostAllocationFailed(_ count: Int, bytes: Int) -> Never {
-        let space = HostMemory.addressSpace(), group = HostMemory.cgroup()
-        var limits = "\(formatBytes(HostMemory.available)) available"
-        if let limit = space.limit { limits += ", address space \(formatBytes(space.used)) used of \(formatBytes(limit)) (ulimit -v)" }
-        if let limit = group.limit { limits += ", cgroup limit \(formatBytes(limit))" }
-        fatalError("cpu: the system refused \(formatBytes(bytes)) for a tensor of \(count) Float elements (\(limits)); "
+        fatalError("cpu: the system refused \(formatBytes(bytes)) for a tensor of \(count) Float elements (\(HostMemory.limitsDescription())); "
                    + "check sizes from data or a command line with Device.checkAllocation(shape:for:) before creating tensors")
     }
 

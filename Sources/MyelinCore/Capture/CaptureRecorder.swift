@@ -249,6 +249,7 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     var memory: DeviceMemory { base.memory }
     var convChunkElements: Int { base.convChunkElements }
     func allocate(_ count: Int) -> DeviceBuffer { base.allocate(count) }
+    func tryAllocate(_ count: Int) -> DeviceBuffer? { base.tryAllocate(count) }
     func synchronize() { base.synchronize() }
     func flush() { base.flush() }
     func takeFailure() -> DeviceError? { base.takeFailure() }

@@ -19,6 +19,9 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     /// A buffer of at least `count` elements; stops the program with a clear message when the device cannot hold
     /// it (callers that can throw check with `Device.checkAllocation` first).
     func allocate(_ count: Int) -> DeviceBuffer
+    /// A buffer of at least `count` elements, or nil when the device cannot hold it or the system refuses the
+    /// memory: the allocation of the throwing ops (`Tensor.checkedEmpty`), which turn nil into an error.
+    func tryAllocate(_ count: Int) -> DeviceBuffer?
     /// Copies `source` into `buffer` starting at element `offset` (host to device).
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int)
     /// Copies `count` elements from `buffer` at `offset` into `destination` (device to host; waits).
@@ -107,4 +110,12 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     /// (else x), or 0 where that lies outside the image.
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64)
+}
+
+extension Backend {
+    /// A device whose `allocate` never stops the program for a refused request (OpenCL records it and fails the
+    /// next `Device.check()`) answers through it.
+    func tryAllocate(_ count: Int) -> DeviceBuffer? {
+        Device.allocationFits(count, memory: memory) ? allocate(count) : nil
+    }
 }

@@ -59,6 +59,16 @@ enum HostMemory {
         return (total, max(0, available - min(total / 32, 512 << 20)))
     }
 
+    /// The limits in words, for a message about a refused allocation: `2.1 GiB available, address space 1.2 GiB
+    /// used of 4.0 GiB (ulimit -v), cgroup limit 8.0 GiB`.
+    static func limitsDescription() -> String {
+        let space = addressSpace(), group = cgroup()
+        var limits = "\(formatBytes(available)) available"
+        if let limit = space.limit { limits += ", address space \(formatBytes(space.used)) used of \(formatBytes(limit)) (ulimit -v)" }
+        if let limit = group.limit { limits += ", cgroup limit \(formatBytes(limit))" }
+        return limits
+    }
+
     /// The address-space limit of this process (`ulimit -v`: `RLIMIT_AS`, nil when unlimited) and the address space
     /// it uses now (`VmSize` of /proc/self/status, 0 where unknown).
     static func addressSpace() -> (limit: Int?, used: Int) {
@@ -212,6 +222,15 @@ extension Device {
                        + "\(formatBytes(limit)) now; check sizes from data or a command line with "
                        + "Device.checkAllocation(shape:for:) before creating tensors or layers")
         }
+    }
+
+    /// Whether `count` elements are a valid request that `memory` can give (`requireAllocatable`'s test, without
+    /// stopping: small requests pass unchecked).
+    static func allocationFits(_ count: Int, memory: @autoclosure () -> DeviceMemory) -> Bool {
+        guard let bytes = checkedFloatBytes(count), count <= Int.max / 16 else { return false }
+        guard bytes >= requireAllocatableThreshold else { return true }
+        let m = memory()
+        return bytes <= m.largestBuffer && bytes <= m.available
     }
 
     /// Allocations from this many bytes are checked against the device's memory.

@@ -119,7 +119,7 @@ extension Tensor {
         if shape == other.shape {
             // Same shapes: one flat elementwise loop, without working out a broadcast.
             let layout = BroadcastLayout.flat(count)
-            let out = Tensor.empty(shape, on: device)
+            let out = try Tensor.checkedEmpty(shape, on: device, op: name)
             backend.binary(op, a: buffer, b: other.buffer, out: out.buffer, layout: layout)
             return (out, layout)
         }
@@ -129,7 +129,7 @@ extension Tensor {
         if layout.dims.count > 4 && device.isOpenCL {
             throw TensorError.shapeMismatch(op: name, "broadcast over more than 4 separate dimensions, which is not supported", shape, other.shape)
         }
-        let out = Tensor.empty(outShape, on: device)
+        let out = try Tensor.checkedEmpty(outShape, on: device, op: "\(name) of \(shape) and \(other.shape)")
         backend.binary(op, a: buffer, b: other.buffer, out: out.buffer, layout: layout)
         return (out, layout)
     }

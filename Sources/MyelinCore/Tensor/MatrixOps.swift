@@ -36,7 +36,7 @@ extension Tensor {
         var g = GemmShape(m: m, n: n, k: k1, transA: transposeA, transB: transposeB, alpha: alpha, batch: batch,
                           strideA: batchA == 1 ? 0 : m * k1, strideB: batchB == 1 ? 0 : k1 * n)
         g.strideC = m * n
-        let y = Tensor.empty(lead + [m, n], on: device)
+        let y = try Tensor.checkedEmpty(lead + [m, n], on: device, op: "matmul of \(shape) and \(other.shape)")
         backend.gemm(g, a: buffer, b: other.buffer, c: y.buffer, bias: nil, activation: .identity)
         let a = self, b = other
         return y.recorded("matmul", [a, b]) { gy in
@@ -98,14 +98,14 @@ extension Tensor {
         // Activations whose derivative can be read from the output alone are fused into the GEMM;
         // the others keep the pre-activation for their backward.
         let fused = activation.derivativeFromOutput
-        let z = Tensor.empty([m, n], on: device)
+        let z = try Tensor.checkedEmpty([m, n], on: device, op: op)
         backend.gemm(GemmShape(m: m, n: n, k: k, transB: outByIn), a: buffer, b: weight.buffer, c: z.buffer,
                      bias: bias?.buffer, activation: fused ? activation : .identity)
         let y: Tensor
         if fused || activation == .identity {
             y = z
         } else {
-            y = Tensor.empty([m, n], on: device)
+            y = try Tensor.checkedEmpty([m, n], on: device, op: op)
             backend.unary(.activation(activation), x: z.buffer, out: y.buffer, count: m * n)
         }
         let x = self

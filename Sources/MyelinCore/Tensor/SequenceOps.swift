@@ -25,7 +25,7 @@ extension Tensor {
             throw TensorError.invalidShape(op: "permuted(\(axes))", shape,
                                            "moves more than \(PermuteLayout.maxRank) separate groups of axes, which is not supported")
         }
-        let y = Tensor.empty(outShape, on: device)
+        let y = try Tensor.checkedEmpty(outShape, on: device, op: "permuted(\(axes)) of \(shape)")
         backend.permute(x: buffer, out: y.buffer, layout: layout)
         var inverse = [Int](repeating: 0, count: rank)
         for (j, a) in normalized.enumerated() { inverse[a] = j }
@@ -94,7 +94,7 @@ extension Tensor {
         if let p = paddingIndex, !(0..<rows).contains(p) {
             throw TensorError.invalidShape(op: "embedding(paddingIndex: \(p))", shape, "has no row \(p)")
         }
-        let y = Tensor.empty(indices.shape + [dim], on: device)
+        let y = try Tensor.checkedEmpty(indices.shape + [dim], on: device, op: "embedding of \(indices.shape) indices in \(shape)")
         backend.gatherRows(x: buffer, rows: rows, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: dim)
         let table = self
         return y.recorded("embedding", [table]) { g in

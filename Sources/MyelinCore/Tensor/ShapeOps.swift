@@ -134,7 +134,7 @@ extension Tensor {
         if count == 1 && rank <= target.count {
             // One value (the gradient of a full reduction): fill the target from it, without working out a
             // broadcast. max(x, x) = x exactly, so the operand itself serves as the second input.
-            let y = Tensor.empty(target, on: device)
+            let y = try Tensor.checkedEmpty(target, on: device, op: "broadcast of \(shape) to \(target)")
             let n = y.count
             backend.binary(.maximum, a: buffer, b: buffer, out: y.buffer,
                            layout: BroadcastLayout(dims: [n], stridesA: [0], stridesB: [0]))
@@ -147,7 +147,7 @@ extension Tensor {
         if layout.dims.count > 4 && device.isOpenCL {
             throw TensorError.shapeMismatch(op: "broadcast", "broadcast over more than 4 separate dimensions, which is not supported", shape, target)
         }
-        let y = Tensor.empty(target, on: device)
+        let y = try Tensor.checkedEmpty(target, on: device, op: "broadcast of \(shape) to \(target)")
         var l = layout
         l.stridesB = l.stridesB.map { _ in 0 }
         backend.binary(.add, a: buffer, b: zero.buffer, out: y.buffer, layout: l)
@@ -225,8 +225,12 @@ extension Tensor {
                 throw TensorError.shapeMismatch(op: "concat", "differ after the first axis", first.shape, t.shape)
             }
         }
-        let total = tensors.reduce(0) { $0 + ($1.shape.first ?? 0) }
-        let y = Tensor.empty([total] + rest, on: first.device)
+        let (total, overflow) = tensors.reduce((0, false)) { sum, t in
+            let (s, o) = sum.0.addingReportingOverflow(t.shape.first ?? 0)
+            return (s, sum.1 || o)
+        }
+        if overflow { throw DeviceError.sizeOverflow(what: "concat of \(tensors.count) tensors", shape: [Int.max] + rest) }
+        let y = try Tensor.checkedEmpty([total] + rest, on: first.device, op: "concat of \(tensors.count) tensors")
         var offset = 0
         for t in tensors {
             first.backend.copy(t.buffer, sourceOffset: 0, to: y.buffer, destinationOffset: offset, count: t.count)
@@ -269,7 +273,7 @@ extension Tensor {
         try checkSameDevice(indices, "gather")
         guard rank >= 1 else { throw TensorError.invalidShape(op: "gather", shape, "has no rows") }
         let rows = shape[0], rowSize = count / Swift.max(rows, 1)
-        let y = Tensor.empty(indices.shape + shape.dropFirst(), on: device)
+        let y = try Tensor.checkedEmpty(indices.shape + shape.dropFirst(), on: device, op: "gather of \(indices.shape) rows of \(shape)")
         backend.gatherRows(x: buffer, rows: rows, indices: indices.buffer, out: y.buffer, count: indices.count, rowSize: rowSize)
         y.labelClasses = labelClasses
         return y.recorded("gather", [self]) { g in
@@ -299,7 +303,7 @@ extension Tensor {
     /// or a `Dataset` given `classes:` are checked on the host when uploaded.
     public func oneHot(classes: Int) throws -> Tensor {
         guard classes > 0 else { throw TensorError.invalidShape(op: "oneHot(classes: \(classes))", shape, "needs classes > 0") }
-        let y = Tensor.empty(shape + [classes], on: device)
+        let y = try Tensor.checkedEmpty(shape + [classes], on: device, op: "oneHot(classes: \(classes)) of \(shape)")
         backend.oneHot(indices: buffer, out: y.buffer, count: count, classes: classes)
         return y
     }

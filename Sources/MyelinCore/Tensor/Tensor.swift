@@ -68,9 +68,13 @@ public enum TensorError: Error, CustomStringConvertible, Equatable {
 /// `flattened()`, `copy()`, `to(_:)`, `toArray()`, `toShapedArray()`, and creation from values alone
 /// (`Tensor(_:)`, `Tensor(scalar:)`) or from a shape (`zeros`, `ones`, `full`, `uniform`, `normal`; a negative
 /// size there is a programming error and stops the program, like `Array(repeating:count:)`, and so does a shape too
-/// large for the device, with a message saying how much it needs and how much there is: check sizes read from
-/// data or a command line first with `Device.checkAllocation(shape:for:)`, or build through `Initializer.make`,
-/// which throws).
+/// large for the device, with a message saying how much it needs and how much there is: for sizes read from data
+/// or a command line, create with `Tensor(shape:repeating:on:)` or `Initializer.make`, which throw, or check first
+/// with `Device.checkAllocation(shape:for:)`).
+///
+/// **Memory.** Every op that throws allocates its result through a check: a result the device cannot hold (for the
+/// CPU: past the host's free memory, the cgroup's limit or `ulimit -v`), or that the system refuses, is a thrown
+/// `DeviceError` naming the op and the shape (`matmul` of [1048576, 1] and [1, 1048576] needs 4.0 TiB, ...).
 public final class Tensor: CustomStringConvertible {
     /// The size of each dimension; `[]` for a scalar.
     public let shape: [Int]
@@ -145,8 +149,7 @@ public final class Tensor: CustomStringConvertible {
         }
         guard values.count == n else { throw TensorError.elementCount(expected: n, got: values.count, shape: shape) }
         // Large ones against the device's memory (and the process's limits) first: an error, not a stop in allocate.
-        if n >= Device.requireAllocatableThreshold / 4 { try device.checkAllocation(shape: shape, for: "Tensor of shape \(shape)") }
-        let buffer = device.backend.allocate(n)
+        let buffer = try Tensor.checkedEmpty(shape, on: device, op: "Tensor(_:shape:)").buffer
         values.withUnsafeBufferPointer { device.backend.write($0, to: buffer, offset: 0) }
         self.init(shape: shape, device: device, buffer: buffer, requiresGrad: requiresGrad)
         if shape.count == 1 { labelClasses = Self.labelBound(values) }

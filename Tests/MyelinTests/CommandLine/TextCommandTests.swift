@@ -38,4 +38,22 @@ struct TextCommandTests {
             #expect(binary.status == 1 && binary.errors.contains("gpt.safetensors: looks like a binary file"), "\(binary.all)")
         }
     }
+
+    /// Sizes no machine holds are refused before the model is built, at once, naming the option (issue 28, item 2).
+    @Test func hugeSizesAreRefusedNamingTheOption() throws {
+        try inTemporaryFolder { folder in
+            let text = folder.appendingPathComponent("text.txt")
+            try Data(String(repeating: "a cat sat on a mat.\n", count: 60).utf8).write(to: text)
+            for (options, named) in [(["--layers", "1000000000"], "--layers 1000000000, "),
+                                     (["--embed-dim", "1048576", "--heads", "1"], "--embed-dim 1048576, "),
+                                     (["--batch-size", "1000000000", "--block-size", "16"], "--batch-size 1000000000, "),
+                                     (["--dropout", "0.1", "--heads", "1024", "--embed-dim", "1024", "--block-size", "8192"], "--heads 1024, ")] {
+                let start = Date()
+                let r = try MyelinCommandLine.run(["train", "text", "--device", "cpu", "--data", text.path] + options)
+                #expect(r.status == 1 && r.errors.contains("Error: \(named)") && r.errors.contains("training a GPT of ")
+                        && r.errors.contains("of memory available"), "\(options): \(r.all)")
+                #expect(Date().timeIntervalSince(start) < 30, "\(options)")
+            }
+        }
+    }
 }
