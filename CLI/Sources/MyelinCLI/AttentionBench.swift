@@ -60,7 +60,13 @@ struct AttentionBench: ParsableCommand {
 
     /// Median milliseconds of the forward (no graph) and of forward + backward.
     func time(t: Int, fused: Bool, on device: Device) throws -> (forward: Double, training: Double) {
-        let shape = [batch, heads, t, headSize], n = shape.reduce(1, *)
+        let shape = [batch, heads, t, headSize]
+        // The inputs (made on the host), their gradients and outputs, and the three-op path's scores, checked first.
+        let what = "--lengths \(t) with --shape \(batch),\(heads),\(headSize)"
+        try Device.cpu.checkAllocation(shape: [3] + shape, for: "\(what): the inputs \(shape) on the host")
+        try device.checkAllocation(shape: [8] + shape, for: "\(what): the inputs \(shape), their gradients and the outputs")
+        if !fused { try device.checkAllocation(shape: [3, batch, heads, t, t], for: "\(what): the scores [\(batch), \(heads), \(t), \(t)] of the three-op path") }
+        let n = shape.reduce(1, *)
         let x = try (0..<3).map { i in
             try Tensor((0..<n).map { Float(($0 * 7919 + i * 104_729) % 1000) / 1000 - 0.5 }, shape: shape, on: device,
                        requiresGrad: true)

@@ -66,6 +66,15 @@ struct ConvBench: ParsableCommand {
 
     func run() throws {
         let chosen = try devices()
+        // A batch's largest buffer (the im2col columns [batch, 16·9, 28·28] of the 16->16 convolution), or the cnn's
+        // training, against each device before anything is made.
+        for d in chosen {
+            if model != nil {
+                try ConvNets.fashionCNNMemory(batchSize: batch, optimizerStateTensors: 2, options: "--batch \(batch)").check(on: d)
+            } else {
+                try d.checkAllocation(shape: [batch, 16 * 9, 28 * 28], for: "--batch \(batch): the im2col columns [\(batch), 144, 784]")
+            }
+        }
         if model != nil {
             for d in chosen { try timeModel(on: d) }
             print(String(format: "Peak resident memory of this process: %.0f MiB", TrainBench.peakMiB()))

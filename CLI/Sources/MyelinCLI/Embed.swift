@@ -30,9 +30,14 @@ struct EmbedCommand: ParsableCommand {
     func run() throws {
         var all = sentences
         if let input {
+            // One opener for the messages (a missing file, a folder, no permission), then the text checks of a
+            // corpus (a binary file, bytes that are not UTF-8, with where); an empty file holds no sentence (below).
             let text: String
-            do { text = try String(contentsOfFile: input, encoding: .utf8) } catch {
-                throw FileOptionError(message: "--input: \(input): cannot be read as UTF-8 text (\(error.localizedDescription))")
+            do {
+                let bytes = try ReadableFile.contents(of: URL(fileURLWithPath: input))
+                text = bytes.isEmpty ? "" : try TextCorpus.text(bytes, source: input)
+            } catch {
+                throw FileOptionError(message: "--input: \(error)")
             }
             all += text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.allSatisfy(\.isWhitespace) }
         }

@@ -119,9 +119,7 @@ struct TrainOptions: ParsableArguments {
         if let logdir {   // the folder is made now, and a file can be created in it
             let folder = URL(fileURLWithPath: logdir)
             do {
-                do { try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true) } catch {
-                    throw FileError(path: folder.path, action: .write, error: error)
-                }
+                try AtomicFile.makeFolder(folder)
                 try AtomicFile.checkWritable(folder.appendingPathComponent("events.out.tfevents.check"))
             } catch {
                 throw FileOptionError(message: "--logdir: \(error)")

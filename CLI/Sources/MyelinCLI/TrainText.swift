@@ -75,6 +75,11 @@ struct TrainText: ParsableCommand {
                                                    layers: layers ?? 4, heads: heads ?? 4, embedDim: embedDim ?? 128,
                                                    dropout: dropout ?? 0)
         do { try config.validate() } catch { throw ValidationError("\(error)") }
+        let batch = options.batchSize ?? 12
+        // Parameters, gradients, optimizer state and a step's activations counted from the sizes before anything is
+        // built: a size no device holds is an error naming the options, not an allocation that stops the program.
+        try config.memory(batchSize: batch, optimizerStateTensors: options.optimizerStateTensors(defaultName: "adamw"),
+                          options: sizeOptions(config, batch: batch, loaded: loaded != nil)).check(on: device)
         let (train, validation) = corpus.split(validationFraction: 0.1)
         if train.count <= config.blockSize || validation.count <= config.blockSize {
             throw TextCorpusError.tooShort(source: source, tokens: corpus.tokens.count, needed: (config.blockSize + 1) * 10 + 1,
@@ -101,7 +106,6 @@ struct TrainText: ParsableCommand {
         let warm = Double(Swift.min(warmup, total - 1))
         let schedule = try WarmupCosine(warmupEpochs: warm, totalEpochs: Double(total), etaMin: Swift.min(minLR, base),
                                         warmupStartFactor: 1 / Float(warmup + 1))
-        let batch = options.batchSize ?? 12
         print("Text: \(source): \(corpus.tokens.count) characters, vocabulary \(corpus.vocabulary.count); \(train.count) train, \(validation.count) validation")
         print("GPT: \(config.layers) layers, \(config.heads) heads, \(config.embedDim) dims, block \(config.blockSize), \(gpt.parameterCount) parameters; \(type(of: optimizer)) lr \(base), batch \(batch), \(total) steps")
         let board = try options.logdir.map { try TensorBoardWriter(logDir: URL(fileURLWithPath: $0)) }
@@ -162,6 +166,18 @@ struct TrainText: ParsableCommand {
         try options.writeOutputs(model: gpt, optimizer: optimizer, epoch: total, history: history,
                                  title: "Character GPT (\(device.name))", baseLearningRate: base, metadata: metadata)
         if interrupt.stop.isRequested { throw interrupt.exitCode }
+    }
+
+    /// The options that size the model and a step, for errors: those furthest above their defaults first
+    /// (`--layers 1000000000, --embed-dim 128, ...`); a loaded checkpoint's sizes are named as its.
+    func sizeOptions(_ config: GPTConfig, batch: Int, loaded: Bool) -> String {
+        let model: [(String, Int, Double)] = [("--layers", config.layers, 4), ("--embed-dim", config.embedDim, 128),
+                                              ("--heads", config.heads, 4), ("--block-size", config.blockSize, 64)]
+        let sizes = (loaded ? [] : model) + [("--batch-size", batch, 12)]
+        let named = sizes.sorted { Double($0.1) / $0.2 > Double($1.1) / $1.2 }.map { "\($0.0) \($0.1)" }
+        let checkpoint = loaded ? ["--load \(options.load!) (n_layer \(config.layers), n_embd \(config.embedDim), "
+                                   + "n_head \(config.heads), block_size \(config.blockSize))"] : []
+        return (named + checkpoint).joined(separator: ", ")
     }
 
     /// AdamW with nanoGPT's groups (or another optimizer named by --optimizer, on all parameters).

@@ -178,6 +178,11 @@ public struct TextCorpus: Sendable {
             throw TextCorpusError.tooShort(source: "the token sequence", tokens: tokens.count, needed: blockSize + 1,
                                            why: "a window of block size \(blockSize) and its next token")
         }
+        guard batchSize >= 1 else { throw InvalidValueError(name: "batchSize", value: "\(batchSize)", rule: "must be at least 1") }
+        // The windows and their targets, on the host and then on the device: sizes checked before either is made.
+        let what = "TextCorpus.batch: \(batchSize) windows of \(blockSize) tokens and their targets"
+        try Device.cpu.checkAllocation(shape: [2, batchSize, blockSize], for: what + " (on the host)")
+        try device.checkAllocation(shape: [2, batchSize, blockSize], for: what)
         var x: [Float] = [], y: [Float] = []
         x.reserveCapacity(batchSize * blockSize); y.reserveCapacity(batchSize * blockSize)
         for _ in 0..<batchSize {

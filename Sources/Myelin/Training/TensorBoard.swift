@@ -30,9 +30,7 @@ public final class TensorBoardWriter {
     /// Creates `logDir` (and the folders above it) when missing and a new event file in it, whose first record
     /// (file_version "brain.Event:2") is written at once. Errors are `FileError`s naming the folder or file.
     public init(logDir: URL) throws {
-        do { try FileManager.default.createDirectory(at: logDir, withIntermediateDirectories: true) } catch {
-            throw FileError(path: logDir.path, action: .write, error: error)
-        }
+        try AtomicFile.makeFolder(logDir)
         // The time first (TensorBoard reads a folder's files in name order), then a random part so that two
         // writers started in the same second never share a file.
         let name = "events.out.tfevents.\(Int(Date().timeIntervalSince1970)).\(ProcessInfo.processInfo.hostName)"

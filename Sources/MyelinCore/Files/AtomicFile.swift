@@ -203,6 +203,15 @@ public enum AtomicFile {
         return false
     }
 
+    /// Creates the folder `dir` and those above it where missing (`mkdir -p`), with errors in words naming it: a
+    /// `FileError` such as `logs: cannot write the file (cannot create the folder logs: a part of the path is not a
+    /// folder)`, never Foundation's codes.
+    ///
+    /// ```swift
+    /// try AtomicFile.makeFolder(URL(fileURLWithPath: "runs/first"))
+    /// ```
+    public static func makeFolder(_ dir: URL) throws { try makeFolders(dir.standardizedFileURL, for: dir.path) }
+
     /// `mkdir -p` with errors in words naming `target`.
     static func makeFolders(_ dir: URL, for target: String) throws {
         if try folderExists(dir, for: target) { return }

@@ -26,6 +26,12 @@ struct TextCorpusTests {
         for row in 0..<4 { #expect(xs[row * 7 + 6] == xs[row * 7] + 6) }
         expectDataError({ _ = try TextCorpus.batch(Array(0..<7), batchSize: 1, blockSize: 7, generator: &g) },
                         contains: ["7", "at least 8"])
+        // Batch sizes no machine holds, or whose element count overflows, are errors, not a trap or a crash.
+        for batchSize in [1 << 40, Int.max / 2] {
+            let text = errorText { _ = try TextCorpus.batch(tokens, batchSize: batchSize, blockSize: 7, generator: &g, on: .cpu) }
+            #expect(text.hasPrefix("TextCorpus.batch: \(batchSize) windows of 7 tokens and their targets (on the host)"), "\(text)")
+        }
+        #expect(errorText { _ = try TextCorpus.batch(tokens, batchSize: 0, blockSize: 7, generator: &g) }.contains("batchSize"))
     }
 
     @Test func refusesEmptyBinaryNonUTF8AndOneCharacterTexts() throws {

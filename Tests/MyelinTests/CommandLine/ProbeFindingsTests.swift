@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+@testable import Myelin
+
+/// What the probe of bad inputs of 2026-12-07 (scripts/probe-cli) found unclear or unbounded, fixed: each case as the
+/// built command runs it.
+@Suite(.enabled(if: MyelinCommandLine.isBuilt, MyelinCommandLine.skipReason))
+struct ProbeFindingsTests {
+    /// `embed --input` said "cannot be read as UTF-8 text (The file doesn't exist.)" for a missing file, and gave
+    /// Foundation's words for a binary one: now the opener's and the text checks' messages.
+    @Test func embedInputErrorsSayWhatIsWrong() throws {
+        try inTemporaryFolder { dir in
+            try SentenceEncoderTests.writeTinyFolder(dir)
+            let binary = dir.appendingPathComponent("binary.bin"), latin1 = dir.appendingPathComponent("latin1.txt")
+            try Data((0..<256).map(UInt8.init)).write(to: binary)
+            try Data([0x63, 0x61, 0x66, 0xE9, 0x0A]).write(to: latin1)
+            for (input, expected) in [(dir.appendingPathComponent("none.txt").path, "none.txt: cannot read the file (no such file or directory)"),
+                                      (binary.path, "binary.bin: looks like a binary file, not text"),
+                                      (latin1.path, "latin1.txt: is not UTF-8 text (byte 3"),
+                                      (dir.path, "cannot read the file (it is a folder, not a file)")] {
+                let r = try MyelinCommandLine.run(["embed", "--model", dir.path, "--device", "cpu", "--input", input])
+                #expect(r.status == 1 && r.errors.contains("Error: --input: ") && r.errors.contains(expected), "\(r.all)")
+            }
+        }
+    }
+
+    /// `bench attention --lengths 10000000` and `bench conv --batch 1000000000` ran past any time limit building host
+    /// arrays no machine holds: now refused at once, naming the option.
+    @Test func benchSizesNoMachineHoldsAreRefusedNamingTheOption() throws {
+        let start = Date()
+        let attention = try MyelinCommandLine.run(["bench", "attention", "--lengths", "10000000", "--device", "cpu"])
+        #expect(attention.status == 1 && attention.errors.contains("Error: --lengths 10000000 with --shape 4,4,32: the inputs")
+                && attention.errors.contains("of memory available"), "\(attention.all)")
+        let conv = try MyelinCommandLine.run(["bench", "conv", "--batch", "1000000000", "--device", "cpu"])
+        #expect(conv.status == 1 && conv.errors.contains("Error: --batch 1000000000: the im2col columns"), "\(conv.all)")
+        let model = try MyelinCommandLine.run(["bench", "conv", "--model", "cnn", "--batch", "1000000000", "--device", "cpu"])
+        #expect(model.status == 1 && model.errors.contains("Error: --batch 1000000000: training the cnn"), "\(model.all)")
+        #expect(Date().timeIntervalSince(start) < 30)
+    }
+
+    /// `--logdir` under a regular file said "cannot write the file (error 512)" (Foundation's code): now in words, from
+    /// the command and from `TensorBoardWriter`.
+    @Test func logdirUnderAFileSaysWhy() throws {
+        try inTemporaryFolder { dir in
+            let text = dir.appendingPathComponent("text.txt")
+            try Data(String(repeating: "a cat sat on a mat.\n", count: 60).utf8).write(to: text)
+            let r = try MyelinCommandLine.run(["train", "text", "--device", "cpu", "--data", text.path, "--steps", "1",
+                                               "--logdir", text.appendingPathComponent("logs").path])
+            #expect(r.status == 1 && r.errors.contains("--logdir: \(text.path)/logs: cannot write the file (a part of the path is not a folder)"),
+                    "\(r.all)")
+            let library = errorText { _ = try TensorBoardWriter(logDir: text.appendingPathComponent("runs/first")) }
+            #expect(library.contains("a part of the path is not a folder") && !library.contains("error 512"), "\(library)")
+        }
+    }
+}
