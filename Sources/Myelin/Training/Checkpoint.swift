@@ -171,7 +171,8 @@ public struct TrainingCheckpoint {
                            source: String, epochName: String = "epoch") throws -> ResumePlan {
         let total = requested ?? defaultEpochs
         guard total > epoch else {
-            let name = requested == nil ? "the default --epochs" : "--epochs"
+            // The option counting them: --epochs, or --steps for a run counted in steps (`myelin train text`).
+            let name = requested == nil ? "the default --\(epochName)s" : "--\(epochName)s"
             throw InvalidValueError(name: name, value: "\(total)", rule: "counts all \(epochName)s, so it must be more than the \(epoch) \(epochName)s \(source) has already done (ask for \(epoch + 1) or more)")
         }
         var note = "resuming from \(epochName) \(epoch) of \(source), training to \(epochName) \(total)"

@@ -52,4 +52,19 @@ struct ProbeFindingsTests {
             #expect(library.contains("a part of the path is not a folder") && !library.contains("error 512"), "\(library)")
         }
     }
+
+    /// Resuming `train text` with `--steps` at the checkpoint's count named `--epochs`, an option the user did not give.
+    @Test func resumingTextNamesSteps() throws {
+        try inTemporaryFolder { dir in
+            let text = dir.appendingPathComponent("text.txt"), checkpoint = dir.appendingPathComponent("gpt.safetensors").path
+            try Data(String(repeating: "a cat sat on a mat.\n", count: 60).utf8).write(to: text)
+            let small = ["--device", "cpu", "--data", text.path, "--layers", "1", "--heads", "2", "--embed-dim", "8", "--block-size", "8",
+                         "--sample-tokens", "0", "--eval-interval", "2", "--eval-iters", "1", "--quiet"]
+            let train = try MyelinCommandLine.run(["train", "text", "--steps", "2", "--save", checkpoint] + small)
+            #expect(train.status == 0, "\(train.all)")
+            let again = try MyelinCommandLine.run(["train", "text", "--device", "cpu", "--data", text.path, "--steps", "2", "--load", checkpoint])
+            #expect(again.status == 1 && again.errors.contains("Error: --steps counts all steps, so it must be more than the 2 steps"),
+                    "\(again.all)")
+        }
+    }
 }
