@@ -3,27 +3,9 @@ import Testing
 @testable import Myelin
 
 /// What the probe of bad inputs of 2026-12-07 (scripts/probe-cli) found unclear or unbounded, fixed: each case as the
-/// built command runs it.
+/// built command runs it (the `embed --input` cases are in `EmbedCommandTests`).
 @Suite(.enabled(if: MyelinCommandLine.isBuilt, MyelinCommandLine.skipReason))
 struct ProbeFindingsTests {
-    /// `embed --input` said "cannot be read as UTF-8 text (The file doesn't exist.)" for a missing file, and gave
-    /// Foundation's words for a binary one: now the opener's and the text checks' messages.
-    @Test func embedInputErrorsSayWhatIsWrong() throws {
-        try inTemporaryFolder { dir in
-            try SentenceEncoderTests.writeTinyFolder(dir)
-            let binary = dir.appendingPathComponent("binary.bin"), latin1 = dir.appendingPathComponent("latin1.txt")
-            try Data((0..<256).map(UInt8.init)).write(to: binary)
-            try Data([0x63, 0x61, 0x66, 0xE9, 0x0A]).write(to: latin1)
-            for (input, expected) in [(dir.appendingPathComponent("none.txt").path, "none.txt: cannot read the file (no such file or directory)"),
-                                      (binary.path, "binary.bin: looks like a binary file, not text"),
-                                      (latin1.path, "latin1.txt: is not UTF-8 text (byte 3"),
-                                      (dir.path, "cannot read the file (it is a folder, not a file)")] {
-                let r = try MyelinCommandLine.run(["embed", "--model", dir.path, "--device", "cpu", "--input", input])
-                #expect(r.status == 1 && r.errors.contains("Error: --input: ") && r.errors.contains(expected), "\(r.all)")
-            }
-        }
-    }
-
     /// `bench attention --lengths 10000000` and `bench conv --batch 1000000000` ran past any time limit building host
     /// arrays no machine holds: now refused at once, naming the option.
     @Test func benchSizesNoMachineHoldsAreRefusedNamingTheOption() throws {
