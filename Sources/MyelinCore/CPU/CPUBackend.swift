@@ -67,7 +67,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
-        guard let buffer = hostBuffer(count) else { Self.hostAllocationFailed(count, bytes: BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count) * 4) }
+        guard let buffer = hostBuffer(count) else {
+            Self.hostAllocationFailed(count, bytes: BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count) * 4)
+        }
         return buffer
     }
 
