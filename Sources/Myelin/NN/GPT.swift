@@ -113,7 +113,8 @@ public final class GPT: Layer {
     }
 
     /// A GPT of `config`'s sizes (which must be valid: see `GPTConfig.validate()`) with weights from `seed`
-    /// (nil: `Initializer.nextSeed()`).
+    /// (nil: `Initializer.nextSeed()`). Sizes the device cannot hold stop the program: check sizes read from a
+    /// command line or a file first with `config.memory(batchSize:optimizerStateTensors:)`, which throws.
     public init(_ config: GPTConfig, seed: UInt64? = nil, device: Device = .default) {
         do { try config.validate() } catch { preconditionFailure("\(error)") }
         self.config = config

@@ -109,6 +109,8 @@ public final class BertEncoder: Layer {
     }
 
     /// An encoder of `config`'s shape on `device`, with zero weights (to be loaded), and a pooler if `pooler`.
+    /// Sizes the device cannot hold stop the program: `load(from:config:device:)` checks them first
+    /// (`BertConfig.memory`), and throws.
     public init(config: BertConfig, pooler: Bool = true, device: Device = .default) {
         self.config = config
         let h = config.hiddenSize
