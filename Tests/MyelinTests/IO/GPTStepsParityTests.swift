@@ -8,8 +8,17 @@ import Testing
 /// (scripts/torch_gpt_steps_check.py, nanoGPT's GPT and torch.optim.AdamW in float64) within 1e-4, on every device.
 struct GPTStepsParityTests {
     static let steps = 100
-    static let recipe: [String: Any] = ["lr": 1e-3, "betas": [0.9, 0.99], "eps": 1e-8, "weight_decay": 0.1,
-                                        "warmup": 10, "min_lr": 1e-4, "grad_clip": 1.0]
+    /// `myelin train text`'s recipe, with a warm-up that fits 100 steps.
+    struct Recipe {
+        var lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.99), eps: Float = 1e-8, weightDecay: Float = 0.1
+        var warmup = 10, minLR: Float = 1e-4, gradClip: Float = 1
+
+        /// The form scripts/torch_gpt_steps_check.py reads.
+        var json: [String: Any] {
+            ["lr": Double(lr), "betas": [Double(betas.0), Double(betas.1)], "eps": Double(eps), "weight_decay": Double(weightDecay),
+             "warmup": warmup, "min_lr": Double(minLR), "grad_clip": Double(gradClip)]
+        }
+    }
 
     @Test(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test"),
           arguments: TestDevices.all)
@@ -17,7 +26,7 @@ struct GPTStepsParityTests {
         try inTemporaryFolder("hundredAdamWStepsMatchPyTorch-\(device.name)") { dir in
             let vocabulary = CharacterVocabulary(text: "abcdefghijklmnopqrstuvwxyz .,\n")
             let config = GPTConfig(vocabSize: vocabulary.count, blockSize: 16, layers: 2, heads: 2, embedDim: 32)
-            let (batch, recipe) = (4, Self.recipe)
+            let (batch, recipe) = (4, Recipe())
             let gpt = GPT(config, seed: 7, device: device)
             let metadata = gpt.metadata(vocabulary: vocabulary)
             try SafeTensors.save(gpt.namedTensors, metadata: metadata, to: dir.appendingPathComponent("initial.safetensors"))
@@ -33,16 +42,16 @@ struct GPTStepsParityTests {
             let shape = [Self.steps, batch, config.blockSize]
             let batches: [String: Any] = ["inputs": ["shape": shape, "values": inputs], "targets": ["shape": shape, "values": targets]]
             try JSONSerialization.data(withJSONObject: batches).write(to: dir.appendingPathComponent("batches.json"))
-            try JSONSerialization.data(withJSONObject: recipe).write(to: dir.appendingPathComponent("recipe.json"))
+            try JSONSerialization.data(withJSONObject: recipe.json).write(to: dir.appendingPathComponent("recipe.json"))
             // TrainText's loop.
-            let base = Float(recipe["lr"] as! Double), betas = recipe["betas"] as! [Double]
-            let optimizer = try AdamW(groups: gpt.parameterGroups(weightDecay: Float(recipe["weight_decay"] as! Double)),
-                                      learningRate: base, betas: (Float(betas[0]), Float(betas[1])), eps: Float(recipe["eps"] as! Double))
-            let warmup = recipe["warmup"] as! Int
-            let schedule = try WarmupCosine(warmupEpochs: Double(warmup), totalEpochs: Double(Self.steps),
-                                            etaMin: Float(recipe["min_lr"] as! Double), warmupStartFactor: 1 / Float(warmup + 1))
+            let base = recipe.lr
+            let optimizer = try AdamW(groups: gpt.parameterGroups(weightDecay: recipe.weightDecay), learningRate: base,
+                                      betas: recipe.betas, eps: recipe.eps)
+            let schedule = try WarmupCosine(warmupEpochs: Double(recipe.warmup), totalEpochs: Double(Self.steps),
+                                            etaMin: recipe.minLR, warmupStartFactor: 1 / Float(recipe.warmup + 1))
             let perStep = batch * config.blockSize
             var losses: [Float] = []
+            let start = Date()
             for step in 0..<Self.steps {
                 schedule.apply(to: optimizer, progress: Double(step), base: base)
                 let x = try Tensor(Array(inputs[(step * perStep)..<((step + 1) * perStep)]), shape: [batch, config.blockSize], on: device)
@@ -50,15 +59,18 @@ struct GPTStepsParityTests {
                 optimizer.zeroGrad()
                 let loss = try softmaxCrossEntropy(logits: gpt(x), labels: y, ignoreIndex: -1)
                 try loss.backward()
-                _ = try clipGradients(gpt.parameters, byGlobalNorm: Float(recipe["grad_clip"] as! Double))
+                _ = try clipGradients(gpt.parameters, byGlobalNorm: recipe.gradClip)
                 try optimizer.step()
                 losses.append(try loss.item())
             }
             try TorchInteropTests.writeJSON(Tensor(losses, on: .cpu), to: dir.appendingPathComponent("losses.json"))
             try SafeTensors.save(gpt.namedTensors, metadata: metadata, to: dir.appendingPathComponent("final.safetensors"))
             #expect(losses.last! < losses.first! - 0.5, "\(device): the loss went from \(losses.first!) to \(losses.last!)")
+            let trained = Date()
             let (status, output) = try runPythonScript("scripts/torch_gpt_steps_check.py", [dir.path])
-            print("scripts/torch_gpt_steps_check.py (\(device)):\n" + output, terminator: "")
+            print("\(device): \(Self.steps) steps in " + String(format: "%.1f s; scripts/torch_gpt_steps_check.py in %.1f s:\n",
+                                                               trained.timeIntervalSince(start), Date().timeIntervalSince(trained)) + output,
+                  terminator: "")
             #expect(status == 0, "\(device): torch_gpt_steps_check.py:\n\(output)")
             #expect(output.contains("strict load OK") && output.contains("parameters after \(Self.steps) steps"), "\(output)")
         }
