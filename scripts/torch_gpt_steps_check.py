@@ -64,6 +64,9 @@ def train(config, state, batches, recipe, dtype):
 def main():
     if len(sys.argv) != 2:
         raise SystemExit("usage: torch_gpt_steps_check.py DIR")
+    # One thread: the model is tiny, and PyTorch's threads wait for each other badly on loaded cores (the test runs
+    # one check per device at the same time).
+    torch.set_num_threads(1)
     folder = sys.argv[1]
     path = lambda name: os.path.join(folder, name)
     with safe_open(path("initial.safetensors"), "pt") as f:
