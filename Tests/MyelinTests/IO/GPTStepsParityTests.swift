@@ -8,6 +8,8 @@ import Testing
 /// (scripts/torch_gpt_steps_check.py, nanoGPT's GPT and torch.optim.AdamW in float64) within 1e-4, on every device.
 struct GPTStepsParityTests {
     static let steps = 100
+    /// A vocabulary of 30 characters.
+    static let vocabulary = CharacterVocabulary(text: "abcdefghijklmnopqrstuvwxyz .,\n")
     /// `myelin train text`'s recipe, with a warm-up that fits 100 steps.
     struct Recipe {
         var lr: Float = 1e-3, betas: (Float, Float) = (0.9, 0.99), eps: Float = 1e-8, weightDecay: Float = 0.1
@@ -23,10 +25,11 @@ struct GPTStepsParityTests {
     @Test(.enabled(if: pythonTorchAvailable, "python3 cannot import torch and safetensors: run scripts/setup --test"),
           arguments: TestDevices.all)
     func hundredAdamWStepsMatchPyTorch(device: Device) throws {
-        try inTemporaryFolder("hundredAdamWStepsMatchPyTorch-\(device.name)") { dir in
-            let vocabulary = CharacterVocabulary(text: "abcdefghijklmnopqrstuvwxyz .,\n")
+        let dir = temporaryFolder("hundredAdamWStepsMatchPyTorch-\(device.name)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        do {
+            let (vocabulary, batch, recipe) = (Self.vocabulary, 4, Recipe())
             let config = GPTConfig(vocabSize: vocabulary.count, blockSize: 16, layers: 2, heads: 2, embedDim: 32)
-            let (batch, recipe) = (4, Recipe())
             let gpt = GPT(config, seed: 7, device: device)
             let metadata = gpt.metadata(vocabulary: vocabulary)
             try SafeTensors.save(gpt.namedTensors, metadata: metadata, to: dir.appendingPathComponent("initial.safetensors"))
