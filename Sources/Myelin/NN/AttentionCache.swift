@@ -45,7 +45,8 @@ extension MultiHeadAttention {
     /// Self-attention of the new positions `input` [batch, T, embedDim] over the cached ones and themselves:
     /// their keys and values are appended to `cache`, and query i sees every cached position and the new ones up
     /// to itself (when `causal`). In eval mode this is what `callAsFunction(_:)` gives for the last T positions of
-    /// the whole sequence. No dropout is applied.
+    /// the whole sequence. No dropout is applied. The attention is the fused
+    /// `Tensor.scaledDotProductAttention` (queries fewer than keys) unless `useFusedAttention` is false.
     public func callAsFunction(_ input: Tensor, cache: AttentionCache) throws -> Tensor {
         guard input.rank == 3, input.shape[2] == embedDim, input.shape[1] > 0 else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, T, \(embedDim)]", got: input.shape)
@@ -68,9 +69,15 @@ extension MultiHeadAttention {
         }
         let (keys, values) = try cache.append(kNew, vNew)
         let toHeads = [1, 2, 0, 3]   // [T, B, H, D] -> [B, H, T, D]
-        let scores = try q.permuted(toHeads).matmul(keys.permuted(toHeads), transposeB: true, alpha: 1 / Float(d).squareRoot())
-        let weights = try scores.softmax(causal: causal)   // aligned to the last key: new query i sees cached + 0...i
-        let y = try weights.matmul(values.permuted(toHeads)).permuted([0, 2, 1, 3]).reshaped([b, t, embedDim])
+        let (qh, kh, vh) = (try q.permuted(toHeads), try keys.permuted(toHeads), try values.permuted(toHeads))
+        // Causal masks are aligned to the last key: new query i sees the cached positions and new ones 0...i.
+        let attended: Tensor
+        if useFusedAttention {
+            attended = try Tensor.scaledDotProductAttention(qh, kh, vh, causal: causal)
+        } else {
+            attended = try qh.matmul(kh, transposeB: true, alpha: 1 / Float(d).squareRoot()).softmax(causal: causal).matmul(vh)
+        }
+        let y = try attended.permuted([0, 2, 1, 3]).reshaped([b, t, embedDim])
         return try cProj(y)
     }
 }

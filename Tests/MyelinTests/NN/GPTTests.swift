@@ -71,14 +71,21 @@ struct GPTTests {
         gpt.eval()
         let sequence = Self.tokens(9, vocab: 11, seed: 7)
         let all = try gpt(Tensor(sequence.map(Float.init), shape: [1, 9], on: device)).toArray()
-        let cache = GPTCache(layers: 2)
-        var pieces: [Float] = []
-        for range in [0..<4, 4..<5, 5..<9] {   // a prompt of 4, one token, then 4 at once
-            let part = try Tensor(sequence[range].map(Float.init), shape: [1, range.count], on: device)
-            pieces += try gpt.logits(part, cache: cache).toArray()
+        // The cached path with the fused attention (the default) and with the three-op reference.
+        for fused in [true, false] {
+            for block in gpt.blocks { block.attention.useFusedAttention = fused }
+            let cache = GPTCache(layers: 2)
+            var pieces: [Float] = []
+            for range in [0..<4, 4..<5, 5..<9] {   // a prompt of 4, one token, then 4 at once
+                let part = try Tensor(sequence[range].map(Float.init), shape: [1, range.count], on: device)
+                pieces += try gpt.logits(part, cache: cache).toArray()
+            }
+            #expect(cache.length == 9)
+            expectClose(pieces, all, rtol: 1e-4, atol: 1e-5, "cached logits on \(device), fused attention \(fused)")
         }
-        #expect(cache.length == 9)
-        expectClose(pieces, all, rtol: 1e-4, atol: 1e-5, "cached logits on \(device)")
+        for block in gpt.blocks { block.attention.useFusedAttention = true }
+        let cache = GPTCache(layers: 2)
+        _ = try gpt.logits(Tensor(sequence.map(Float.init), shape: [1, 9], on: device), cache: cache)
         #expect(throws: GPTError.self) { try gpt.logits(Tensor([1], shape: [1, 1], on: device), cache: cache) }
         for sampling in [SamplingOptions.greedy, SamplingOptions(temperature: 0.9, topK: 5, seed: 8), SamplingOptions(seed: 9)] {
             let cached = try gpt.generate(prompt: [1, 2, 3], count: 20, sampling: sampling)
