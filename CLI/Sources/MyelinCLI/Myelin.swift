@@ -10,7 +10,7 @@ struct MyelinCommand: ParsableCommand {
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
         subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self,
                       TuneCommand.self, ExportONNXCommand.self, BuildKernelsCommand.self, GenerateCommand.self,
-                      EmbedCommand.self]
+                      EmbedCommand.self, FinetuneEmbedCommand.self]
     )
 
     /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command, whose
