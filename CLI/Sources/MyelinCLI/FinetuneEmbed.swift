@@ -16,7 +16,7 @@ struct FinetuneEmbedCommand: ParsableCommand {
             (pairs of the same form), every anchor is ranked against the distinct positives of that file before \
             and after each epoch: accuracy@1 and mean reciprocal rank. --output writes a model folder that \
             `myelin embed --model` and sentence-transformers load.
-            Example: myelin finetune-embed --train Data/bank-intents/train.tsv --eval Data/bank-intents/heldout.tsv \
+            Example: myelin finetune-embed --train Tests/Fixtures/BankIntents/train.tsv --eval Tests/Fixtures/BankIntents/heldout.tsv \
             --output bank-minilm
             """)
     @Option(help: "Training pairs: one 'anchor<TAB>positive' a line.") var train: String
