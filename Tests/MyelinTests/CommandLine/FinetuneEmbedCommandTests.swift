@@ -37,4 +37,20 @@ struct FinetuneEmbedCommandTests {
             #expect(small.status == 64 && small.errors.contains("--batch-size must be at least 2"), "\(small.all)")
         }
     }
+
+    /// `myelin bench embed`: one JSON line with the sentences and their rate; a missing file is named.
+    @Test func benchEmbedPrintsOneJSONLine() throws {
+        try inTemporaryFolder { dir in
+            try SentenceEncoderTests.writeTinyFolder(dir)
+            let input = dir.appendingPathComponent("sentences.txt")
+            try "hello world\ncafe\n中 文\n".write(to: input, atomically: true, encoding: .utf8)
+            let run = try MyelinCommandLine.run(["bench", "embed", "--model", dir.path, "--input", input.path, "--device", "cpu",
+                                                 "--batch-size", "2", "--runs", "3"])
+            #expect(run.status == 0, "\(run.all)")
+            let row = try #require(try JSONSerialization.jsonObject(with: Data(run.output.utf8)) as? [String: Any], "\(run.output)")
+            #expect(row["sentences"] as? Int == 3 && row["batch_size"] as? Int == 2 && (row["sentences_per_s"] as? Double ?? 0) > 0, "\(row)")
+            let missing = try MyelinCommandLine.run(["bench", "embed", "--model", dir.path, "--input", dir.appendingPathComponent("none.txt").path])
+            #expect(missing.status == 1 && missing.errors.contains("none.txt"), "\(missing.all)")
+        }
+    }
 }
