@@ -42,7 +42,7 @@ def run(rounds, median, attempt):
 def section(data, table, num, ratio):
     get = lambda name, key: data.get(name, {}).get(key)  # noqa: E731
     st = "sentence-transformers (PyTorch CPU)"
-    return ("## 8. Sentence embedding: all-MiniLM-L6-v2, 1000 sentences of mixed length, batch 32\n\n"
+    return ("## Sentence embedding: all-MiniLM-L6-v2, 1000 sentences of mixed length, batch 32\n\n"
             + table(["Runtime", "Sentences/s", "Whole-process peak RSS (MiB)", "Process wall time (s)"],
                     [[name, num(get(name, "sentences_per_s"), 1), num(get(name, "peak_rss_mib"), 1),
                       num(get(name, "wall_s"), 1)] for name in data])
