@@ -67,8 +67,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
-        let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
+        var size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
         var ptr = pool.take(size: size)
+        if ptr == nil, let larger = pool.takeLarger(than: size) { (ptr, size) = (larger.handle, larger.size) }
         if ptr == nil {
             // posix_memalign, not UnsafeMutableRawPointer.allocate, whose failure is a bare "Could not allocate
             // memory" crash: a refusal here (past `ulimit -v`, or the host out of memory after the check above let
