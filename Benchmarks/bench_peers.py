@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 
+import embed_bench
 import fashion_mnist
 import myelin_side
 import report
@@ -24,7 +25,7 @@ CONV_WARMUP = 10  # untimed training steps before the timed ones (cnn, resnet)
 QUICK_CONV_WARMUP, QUICK_CONV_BATCHES = 5, 40  # --quick: 5 warm-up steps, then the epoch's first 40 batches
 TINYGRAD_CAP_S = {True: 600, False: 1800}  # seconds per tinygrad process (--quick, full)
 SIZES = [256, 512, 1024, 2048]
-ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet"}
+ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "embed"}
 
 
 def median(values):
@@ -193,7 +194,9 @@ def main():
                  ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3)),
                  ("cnn", "Fashion-MNIST CNN training", lambda: convnet("cnn", rounds=1, quick=quick)),
                  ("resnet", "Fashion-MNIST ResNet-8 training",
-                  lambda: convnet("resnet", rounds=1, quick=quick))]
+                  lambda: convnet("resnet", rounds=1, quick=quick)),
+                 ("embed", "Sentence embedding (all-MiniLM-L6-v2)",
+                  lambda: embed_bench.run(rounds=1 if quick else 3, median=median, attempt=attempt))]
     results = {}
     if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
         with open(args.results) as f:

@@ -5,6 +5,7 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
+import embed_bench
 from myelin_side import MYELIN
 
 
@@ -47,6 +48,7 @@ def machine():
                                            "OPENBLAS_NUM_THREADS, torch.set_num_threads, NUM_CPU_THREADS)"),
             ("Swift", _cmd(["swift", "--version"]).splitlines()[0] if _cmd(["swift", "--version"]) else "unknown"),
             ("PyTorch", _pip("torch")), ("tinygrad", _pip("tinygrad")),
+            ("sentence-transformers", _pip("sentence-transformers")),
             ("numpy", f"{_pip('numpy')} ({_numpy_blas()})"),
             ("OpenBLAS (Debian, linked by Myelin)", _deb("libopenblas0-pthread")),
             ("PoCL", _deb("libpocl2")), ("CLBlast", _deb("libclblast1")), ("Python", platform.python_version())]
@@ -185,7 +187,8 @@ METHOD = """## How
 
 SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
             "startup": startup_section, "cnn": conv_section(6, "Fashion-MNIST CNN (`ConvNets.fashionCNN`)"),
-            "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)")}
+            "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)"),
+            "embed": lambda data: embed_bench.section(data, table, num, ratio)}
 
 
 def markdown(results):

@@ -10,7 +10,7 @@ struct MyelinCommand: ParsableCommand {
         abstract: "Myelin: deep learning in Swift on OpenCL GPUs or the CPU.",
         subcommands: [DevicesCommand.self, BenchCommand.self, TrainCommand.self, ConvertCheckpointCommand.self,
                       TuneCommand.self, ExportONNXCommand.self, BuildKernelsCommand.self, GenerateCommand.self,
-                      EmbedCommand.self]
+                      EmbedCommand.self, FinetuneEmbedCommand.self]
     )
 
     /// Standard output line-buffered first, so a log file shows each epoch as it ends; then the command, whose
@@ -69,7 +69,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (build with -c release).",
         subcommands: [GemmBench.self, MLPBench.self, TrainBench.self, OptimizerBench.self, PeerBench.self, ConvBench.self,
-                      AllreduceBench.self, AttentionBench.self])
+                      AllreduceBench.self, AttentionBench.self, EmbedBench.self])
 }
 
 /// `myelin devices --json`: one line per OpenCL device (scripts/gpu-check records it).

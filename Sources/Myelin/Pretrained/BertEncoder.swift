@@ -58,9 +58,9 @@ public final class BertLayer: Layer {
             try projection(input).reshaped([b, t, heads, d]).permuted([0, 2, 1, 3])   // [B, H, T, D]
         }
         let q = try split(query), k = try split(key), v = try split(value)
-        let scores = try q.matmul(k, transposeB: true, alpha: 1 / Float(d).squareRoot())   // [B, H, T, T]
-        let weights = try scores.softmax(causal: false, mask: mask)
-        let context = try weights.matmul(v).permuted([0, 2, 1, 3]).reshaped([b, t, config.hiddenSize])
+        // The fused op (online softmax, no [B, H, T, T] scores kept): Hugging Face's eager attention in one launch.
+        let context = try Tensor.scaledDotProductAttention(q, k, v, mask: mask, scale: 1 / Float(d).squareRoot())
+            .permuted([0, 2, 1, 3]).reshaped([b, t, config.hiddenSize])
         let h = try attentionNorm(input + attentionOutput(context))
         return try outputNorm(h + output(intermediate(h)))
     }

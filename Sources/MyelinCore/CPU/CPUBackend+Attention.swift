@@ -65,10 +65,11 @@ extension CPUBackend {
                         for c in 0..<cols { bm = Swift.max(bm, row[c]) }
                         // While every key so far is masked (bm = −∞) nothing is added.
                         let corr: Float = bm == -.infinity ? 1 : Foundation.exp(m[r] - bm)
-                        var sum: Float = 0
-                        for c in 0..<cols {
-                            let p: Float = bm == -.infinity ? 0 : Foundation.exp(row[c] - bm)
-                            row[c] = p; sum += p
+                        let sum: Float
+                        if bm == -.infinity {
+                            row.update(repeating: 0, count: cols); sum = 0
+                        } else {
+                            sum = myelin_exp_shifted(row, cols, bm)   // vectorized exp(row[c] − bm), and their sum
                         }
                         l[r] = l[r] * corr + sum; m[r] = bm
                         if corr != 1 { let o = ob + r * d; for c in 0..<d { o[c] *= corr } }

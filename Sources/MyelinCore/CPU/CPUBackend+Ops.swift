@@ -1,3 +1,4 @@
+internal import CMyelinMath
 import CBLAS
 import Foundation
 
@@ -90,6 +91,9 @@ extension CPUBackend {
         case .clamp(let lo, let hi): map(x, out, n) { Swift.min(Swift.max($0, lo), hi) }
         case .activation(.relu): map(x, out, n) { $0 > 0 ? $0 : 0 }
         case .activation(.identity): map(x, out, n) { $0 }
+        case .activation(.geluErf):   // vectorized erf (libm's erff, one lane at a time, was BERT's largest cost after the GEMMs)
+            let px = UnsafePointer(x.host!), po = out.host!
+            parallelFor(n) { lo, hi in myelin_gelu_erf(px, po, lo, hi) }
         case .activation(let a): map(x, out, n) { a.apply($0) }
         case .scalar(.add, let s, _): map(x, out, n) { $0 + s }
         case .scalar(.multiply, let s, _): map(x, out, n) { $0 * s }

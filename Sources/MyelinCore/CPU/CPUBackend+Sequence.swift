@@ -45,6 +45,19 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
+    /// Σ f(p[c]) for c in 0..<n in 8 lanes (vectorized; the lanes are added at the end).
+    @inline(__always) static func laneSum(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ f: (SIMD8<Float>) -> SIMD8<Float>) -> Float {
+        var acc = SIMD8<Float>(), c = 0
+        while c + 8 <= n {
+            acc += f(UnsafeRawPointer(p + c).loadUnaligned(as: SIMD8<Float>.self))
+            c += 8
+        }
+        var tail = SIMD8<Float>()
+        for i in 0..<(n - c) { tail[i] = p[c + i] }
+        if c < n { acc += f(tail).replacing(with: 0, where: SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) .>= SIMD8(repeating: Int32(n - c))) }
+        return acc.sum()
+    }
+
     func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
                           bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
         let px = x.host!, py = y.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, b = bias?.host
@@ -52,14 +65,15 @@ extension CPUBackend {
         parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
             for r in lo..<hi {
                 let p = px + r * cols, q = py + r * cols
-                var s: Float = 0
-                for c in 0..<cols { s += p[c] }
-                let m = s / Float(cols)
-                var v: Float = 0
-                for c in 0..<cols { v += (p[c] - m) * (p[c] - m) }
+                let m = Self.laneSum(p, cols) { $0 } / Float(cols)
+                let v = Self.laneSum(p, cols) { ($0 - m) * ($0 - m) }
                 let inv = 1 / (v / Float(cols) + epsilon).squareRoot()
                 pm[r] = m; pr[r] = inv
-                for c in 0..<cols { q[c] = (p[c] - m) * inv * (w?[c] ?? 1) + (b?[c] ?? 0) }
+                if let w, let b {   // BERT's and GPT's case, without an optional per element
+                    for c in 0..<cols { q[c] = (p[c] - m) * inv * w[c] + b[c] }
+                } else {
+                    for c in 0..<cols { q[c] = (p[c] - m) * inv * (w?[c] ?? 1) + (b?[c] ?? 0) }
+                }
             }
         }
         count { $0.launches += 1 }

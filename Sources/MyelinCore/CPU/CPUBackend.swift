@@ -82,8 +82,9 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// is a bare "Could not allocate memory" crash: a refusal here (past `ulimit -v`, or the host out of memory
     /// after the size check let the request through) becomes an error on the throwing paths, a message otherwise.
     func hostBuffer(_ count: Int) -> DeviceBuffer? {
-        let size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
+        var size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
         var ptr = pool.take(size: size)
+        if ptr == nil, let larger = pool.takeLarger(than: size) { (ptr, size) = (larger.handle, larger.size) }
         if ptr == nil {
             var raw: UnsafeMutableRawPointer?
             if posix_memalign(&raw, 64, size * 4) != 0 || raw == nil {

@@ -22,6 +22,19 @@ final class BufferPool<Handle>: Sendable {
         lists.withLock { $0.take(size: size) }?.value
     }
 
+    /// When the class `size` (above 4096 elements) has no free buffer: a free one of the smallest pooled class in
+    /// (size, 2·size], and that class. Shapes that shrink step by step (sentence batches sorted longest first) then
+    /// live in the buffers of their first step instead of filling one class after another (all-MiniLM-L6-v2 on 1000
+    /// sentences held about 9 batches' worth); at most twice the memory is handed out for a request.
+    func takeLarger(than size: Int) -> (handle: Handle, size: Int)? {
+        guard size > 4096 else { return nil }
+        return lists.withLock { lists -> (PooledHandle, Int)? in
+            guard let best = lists.large.lazy.filter({ $0.key > size && $0.key <= 2 * size && !$0.value.isEmpty }).map(\.key).min(),
+                  let handle = lists.take(size: best) else { return nil }
+            return (handle, best)
+        }.map { ($0.0.value, $0.1) }
+    }
+
     /// Puts a free buffer of the size class `size` back.
     @inline(__always) func release(_ handle: Handle, size: Int) {
         let free = PooledHandle(handle)

@@ -152,8 +152,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// the buffer has no memory: the commands that use it are skipped, and reads of it give NaN.
     func allocate(_ count: Int) -> DeviceBuffer {
         Device.requireAllocatable(count, memory: memory, device: name)
-        let size = BufferPool<cl_mem>.sizeClass(count)
+        var size = BufferPool<cl_mem>.sizeClass(count)
         var mem: cl_mem? = pool.take(size: size)
+        if mem == nil, let larger = pool.takeLarger(than: size) { (mem, size) = (larger.handle, larger.size) }
         if mem == nil {
             var err: cl_int = 0
             mem = createBuffer(bytes: size * 4, &err)
