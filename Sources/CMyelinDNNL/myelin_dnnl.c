@@ -14,7 +14,8 @@
     X(dnnl_memory_set_data_handle) X(dnnl_convolution_forward_desc_init) \
     X(dnnl_convolution_backward_data_desc_init) X(dnnl_convolution_backward_weights_desc_init) \
     X(dnnl_primitive_desc_create) X(dnnl_primitive_desc_query_md) X(dnnl_primitive_desc_query) \
-    X(dnnl_primitive_create) X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create)
+    X(dnnl_primitive_create) X(dnnl_primitive_execute) X(dnnl_reorder_primitive_desc_create) \
+    X(dnnl_primitive_attr_create) X(dnnl_primitive_attr_set_scratchpad_mode)
 #define DECLARE(f) static __typeof__(f) *p_##f;
 DNNL_FUNCTIONS(DECLARE)
 
@@ -23,6 +24,10 @@ static int loaded = -1;   // -1 not tried, 0 failed, 1 usable
 static char load_error[256] = "";
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
+/// Every primitive gets its scratchpad from us (`scratch` slot 4, see `run`), not from oneDNN's per-thread global
+/// one: with that one, primitives made on one thread and run on others corrupted the heap (tests running in
+/// parallel, each on its own thread, with the calls serialized by `lock`).
+static dnnl_primitive_attr_t attributes;
 
 /// Sets an environment variable for the OpenMP runtime that libdnnl loads, unless the user set it; returns
 /// whether it was set (then it is removed again once the runtime has read it).
@@ -50,7 +55,9 @@ int myelin_dnnl_load(int threads) {
     if (p_##f == NULL) { snprintf(load_error, sizeof load_error, "libdnnl.so.2 has no %s", #f); pthread_mutex_unlock(&lock); return 0; }
     DNNL_FUNCTIONS(LOOKUP)
     if (p_dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success
-        || p_dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success) {
+        || p_dnnl_stream_create(&stream, engine, dnnl_stream_default_flags) != dnnl_success
+        || p_dnnl_primitive_attr_create(&attributes) != dnnl_success
+        || p_dnnl_primitive_attr_set_scratchpad_mode(attributes, dnnl_scratchpad_mode_user) != dnnl_success) {
         snprintf(load_error, sizeof load_error, "oneDNN could not make a CPU engine and stream");
         pthread_mutex_unlock(&lock);
         return 0;
@@ -66,25 +73,32 @@ const char *myelin_dnnl_error(void) { return load_error; }
 
 /// One argument of a primitive: the caller's plain buffer (`user`), and, when the primitive wants another
 /// layout, a scratch buffer in that layout (`inner`) reached by a reorder before (input) or after (output) it.
+/// A primitive with the memory of its scratchpad (NULL when it needs none).
+typedef struct {
+    dnnl_primitive_t primitive;
+    dnnl_memory_t pad;
+    size_t pad_bytes;
+} runnable;
+
 typedef struct {
     int arg, output;
     dnnl_memory_desc_t inner_md;
     dnnl_memory_t user, inner;
-    dnnl_primitive_t reorder;   // NULL: the primitive reads or writes the caller's buffer directly
+    runnable reorder;   // primitive NULL: the primitive reads or writes the caller's buffer directly
 } argument;
 
 /// A primitive and its arguments (at most 4), in the order the caller passes their pointers.
 typedef struct {
     dnnl_primitive_desc_t pd;
-    dnnl_primitive_t primitive;
+    runnable main;
     int count;
     argument args[4];
 } prepared;
 
-/// Scratch buffers for the blocked layouts, one per argument position, grown as needed and shared by every
-/// primitive (calls run one at a time under `lock`).
-static void *scratch[4];
-static size_t scratch_size[4];
+/// Scratch buffers for the blocked layouts, one per argument position (0-3), and the scratchpads (4), grown as
+/// needed and shared by every primitive (calls run one at a time under `lock`).
+static void *scratch[5];
+static size_t scratch_size[5];
 
 static void *scratch_for(int slot, size_t bytes) {
     if (bytes > scratch_size[slot]) {
@@ -97,6 +111,25 @@ static void *scratch_for(int slot, size_t bytes) {
     return scratch[slot];
 }
 
+/// Makes the primitive of `pd` and the memory object for its scratchpad.
+static int make_runnable(runnable *r, dnnl_primitive_desc_t pd) {
+    memset(r, 0, sizeof *r);
+    if (p_dnnl_primitive_create(&r->primitive, pd) != dnnl_success) return 1;
+    const dnnl_memory_desc_t *pad = p_dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    r->pad_bytes = pad == NULL ? 0 : p_dnnl_memory_desc_get_size(pad);
+    return r->pad_bytes > 0 && p_dnnl_memory_create(&r->pad, pad, engine, DNNL_MEMORY_NONE) != dnnl_success;
+}
+
+/// Runs `r` with `count` arguments (room for one more: the scratchpad).
+static int run(runnable *r, int count, dnnl_exec_arg_t *args) {
+    if (r->pad_bytes > 0) {
+        void *pad = scratch_for(4, r->pad_bytes);
+        if (pad == NULL || p_dnnl_memory_set_data_handle(r->pad, pad) != dnnl_success) return 1;
+        args[count++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, r->pad};
+    }
+    return p_dnnl_primitive_execute(r->primitive, stream, count, args) != dnnl_success;
+}
+
 /// Fills `p` from a primitive descriptor: for argument i (oneDNN kind `kinds[i]`), a reorder from/to the plain
 /// layout `plain[i]` when the primitive chose another one.
 static int prepare(prepared *p, dnnl_primitive_desc_t pd, int count, const int *kinds, const dnnl_memory_desc_t *plain,
@@ -104,7 +137,7 @@ static int prepare(prepared *p, dnnl_primitive_desc_t pd, int count, const int *
     memset(p, 0, sizeof *p);
     p->pd = pd;
     p->count = count;
-    if (p_dnnl_primitive_create(&p->primitive, pd) != dnnl_success) return 1;
+    if (make_runnable(&p->main, pd)) return 1;
     for (int i = 0; i < count; i++) {
         argument *a = &p->args[i];
         a->arg = kinds[i];
@@ -115,23 +148,23 @@ static int prepare(prepared *p, dnnl_primitive_desc_t pd, int count, const int *
         dnnl_primitive_desc_t rpd;
         const dnnl_memory_desc_t *from = a->output ? &a->inner_md : &plain[i], *to = a->output ? &plain[i] : &a->inner_md;
         if (p_dnnl_memory_create(&a->user, &plain[i], engine, DNNL_MEMORY_NONE) != dnnl_success
-            || p_dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, NULL) != dnnl_success
-            || p_dnnl_primitive_create(&a->reorder, rpd) != dnnl_success) return 1;
+            || p_dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, attributes) != dnnl_success
+            || make_runnable(&a->reorder, rpd)) return 1;
     }
     return 0;
 }
 
 static int reorder(argument *a) {
-    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a->output ? a->inner : a->user}, {DNNL_ARG_TO, a->output ? a->user : a->inner}};
-    return p_dnnl_primitive_execute(a->reorder, stream, 2, args) != dnnl_success;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, a->output ? a->inner : a->user}, {DNNL_ARG_TO, a->output ? a->user : a->inner}};
+    return run(&a->reorder, 2, args);
 }
 
 /// Runs `p` on the caller's buffers `pointers` (in argument order), with the reorders around it.
 static int execute(prepared *p, void *const *pointers) {
-    dnnl_exec_arg_t args[4];
+    dnnl_exec_arg_t args[5];
     for (int i = 0; i < p->count; i++) {
         argument *a = &p->args[i];
-        if (a->reorder == NULL) {
+        if (a->reorder.primitive == NULL) {
             if (p_dnnl_memory_set_data_handle(a->inner, pointers[i]) != dnnl_success) return 1;
         } else {
             void *buffer = scratch_for(i, p_dnnl_memory_desc_get_size(&a->inner_md));
@@ -142,9 +175,9 @@ static int execute(prepared *p, void *const *pointers) {
         }
         args[i] = (dnnl_exec_arg_t){a->arg, a->inner};
     }
-    if (p_dnnl_primitive_execute(p->primitive, stream, p->count, args) != dnnl_success) return 1;
+    if (run(&p->main, p->count, args)) return 1;
     for (int i = 0; i < p->count; i++) {
-        if (p->args[i].output && p->args[i].reorder != NULL && reorder(&p->args[i])) return 1;
+        if (p->args[i].output && p->args[i].reorder.primitive != NULL && reorder(&p->args[i])) return 1;
     }
     return p_dnnl_stream_wait(stream) != dnnl_success;
 }
@@ -208,7 +241,7 @@ static int make_forward(entry *e) {
     dnnl_primitive_desc_t pd;
     if (p_dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct, plain ? &d.x : &d.x_any,
             plain ? &d.w : &d.w_any, e->bias ? &d.b : NULL, plain ? &d.y : &d.y_any, d.stride, d.pad_l, d.pad_r) != dnnl_success
-        || p_dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL) != dnnl_success) return 1;
+        || p_dnnl_primitive_desc_create(&pd, &cd, attributes, engine, NULL) != dnnl_success) return 1;
     int kinds[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
     dnnl_memory_desc_t plains[4] = {d.x, d.w, d.y, d.b};
     int outputs[4] = {0, 0, 1, 0};
@@ -225,7 +258,7 @@ static int make_backward(entry *e, int weights) {
     dnnl_status_t status = weights
         ? p_dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, x, w, NULL, y, d.stride, d.pad_l, d.pad_r)
         : p_dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, x, w, y, d.stride, d.pad_l, d.pad_r);
-    if (status != dnnl_success || p_dnnl_primitive_desc_create(&pd, &cd, NULL, engine, e->forward.pd) != dnnl_success) return 1;
+    if (status != dnnl_success || p_dnnl_primitive_desc_create(&pd, &cd, attributes, engine, e->forward.pd) != dnnl_success) return 1;
     if (weights) {
         int kinds[3] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS};
         dnnl_memory_desc_t plains[3] = {d.x, d.y, d.w};

@@ -72,6 +72,6 @@ extension CPUBackend {
         guard oneDNNAvailable, var shape = oneDNNShape(g, outChannels: o) else { return "" }
         var text = [CChar](repeating: 0, count: 256)
         myelin_dnnl_conv_describe(&shape, &text, Int32(text.count))
-        return String(cString: text)
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
