@@ -1,6 +1,6 @@
 """Myelin's CPU convolution paths against PyTorch on the convnets, in one run (issue 23): training samples/s and
 whole-process peak RSS of `cnn` and `resnet` (ResNet-8) for Myelin CPU with MYELIN_CPU_CONV=im2col (the chunked
-im2col + GEMM), Myelin CPU on its default path (oneDNN), and PyTorch CPU, alternated over --rounds rounds so a
+im2col + GEMM), Myelin CPU on its default path (oneDNN), and PyTorch CPU (also with OMP_WAIT_POLICY=passive), alternated over --rounds rounds so a
 busy machine slows each alike. The batches are bench-peers's (--warmup untimed steps, then --batches timed ones).
 
     .venv-bench/bin/python Benchmarks/cpu_convnets.py --batches 40 --rounds 2
@@ -40,7 +40,12 @@ def main():
             runs = {"Myelin CPU im2col": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "im2col"}),
                     "Myelin CPU oneDNN": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "onednn"}),
                     "PyTorch CPU": lambda: run_json_measured([sys.executable, f"{BENCH}/torch_convnets.py", "--model", model]
-                                                             + steps)}
+                                                             + steps),
+                    # PyTorch's OpenMP workers spin between parallel regions by default, which costs it dearly on a
+                    # busy machine; Myelin's oneDNN runs with OMP_WAIT_POLICY=passive unless told otherwise.
+                    "PyTorch CPU, OMP passive": lambda: run_json_measured(
+                        [sys.executable, f"{BENCH}/torch_convnets.py", "--model", model] + steps,
+                        env={"OMP_WAIT_POLICY": "passive"})}
             for r in range(args.rounds):
                 row = {name: run() for name, run in runs.items()}
                 torch = row["PyTorch CPU"]

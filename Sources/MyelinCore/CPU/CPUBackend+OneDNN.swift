@@ -4,18 +4,17 @@ import Foundation
 /// The CPU device's convolutions on oneDNN (Debian's libdnnl, loaded with dlopen by CMyelinDNNL): its direct
 /// convolutions forward, backward-data and backward-weights, which read the images through its blocked layouts
 /// (nChw16c on AVX-512, nChw8c on AVX2) with reorders inside each call, instead of im2col + GEMM. No column
-/// buffer is made, and on the convnets' layers (batch 128, 3×3 with 16-64 channels) the primitives measured
-/// 2-3× the im2col path's speed (docs in README's "CPU convolutions"). Primitives are made once per shape.
+/// buffer is made. On the convnets' 3×3 layers with 16-64 channels (batch 128, `myelin bench conv --device cpu`,
+/// 2 busy cores) the primitives ran 2-7× the im2col path's speed; the 1×1 stride-2 layers' backward passes and
+/// the 1-channel first layer's forward were slower (up to 5× on the 32->64 1×1's weight gradient), a small part of
+/// a step. Training as a whole: README's "Devices". Primitives are made once per shape.
 extension CPUBackend {
     /// Which algorithm the CPU device's convolutions use: `MYELIN_CPU_CONV` = `onednn` (oneDNN whenever it
     /// loads), `im2col` (the chunked im2col + GEMM of ChunkedConvolution.swift), or unset/`auto` (oneDNN
     /// whenever it loads and has a primitive for the shape, which it had for every shape measured).
     enum ConvChoice: String { case auto, onednn, im2col }
 
-    static let convChoice: ConvChoice = {
-        let value = ProcessInfo.processInfo.environment["MYELIN_CPU_CONV"] ?? "auto"
-        return ConvChoice(rawValue: value.lowercased()) ?? .auto
-    }()
+    static let convChoice = environmentChoice("MYELIN_CPU_CONV", default: ConvChoice.auto)
 
     /// Whether libdnnl loaded (tried once, on the first convolution); when not, `oneDNNError` says why.
     static let oneDNNAvailable: Bool = myelin_dnnl_load(Int32(clamping: configuredThreads)) != 0

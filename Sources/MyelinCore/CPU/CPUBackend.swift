@@ -38,6 +38,11 @@ final class CPUBackend: Backend, @unchecked Sendable {
         return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
     }()
 
+    /// The case of `T` named (in any letter case) by environment variable `variable`; `fallback` when unset or unknown.
+    static func environmentChoice<T: RawRepresentable>(_ variable: String, default fallback: T) -> T where T.RawValue == String {
+        ProcessInfo.processInfo.environment[variable].flatMap { T(rawValue: $0.lowercased()) } ?? fallback
+    }
+
     /// A backend of its own, beside the shared one, for tests that read its counters. Kept for the process's
     /// life like the shared one: its buffers recycle through an unowned reference to it.
     static func makePrivate() -> CPUBackend {
