@@ -34,10 +34,13 @@ let package = Package(
         .target(name: "CMPI", linkerSettings: [.linkedLibrary("dl")]),
         // Inline vector math for the CPU backend (a vector square root).
         .target(name: "CMyelinMath"),
+        // oneDNN's convolutions for the CPU backend, loaded with dlopen (Sources/CMyelinDNNL/include/myelin_dnnl.h):
+        // building needs libdnnl-dev's headers; without libdnnl at run time the CPU device keeps its im2col path.
+        .target(name: "CMyelinDNNL", linkerSettings: [.linkedLibrary("dl")]),
         // Devices, tensors, autograd, the CPU and OpenCL backends and their kernels.
         .target(
             name: "MyelinCore",
-            dependencies: ["COpenCL", "CBLAS", "CMyelinMath"],
+            dependencies: ["COpenCL", "CBLAS", "CMyelinMath", "CMyelinDNNL"],
             resources: [
                 .embedInCode("Kernels/attention.cl"),
                 .embedInCode("Kernels/augment.cl"),

@@ -9,10 +9,7 @@ extension CPUBackend {
     /// whenever the CPU has AVX2 and FMA) or unset/`auto` (this kernel for the shapes where it is faster).
     enum GemmChoice: String { case auto, blas, own }
 
-    static let gemmChoice: GemmChoice = {
-        let value = ProcessInfo.processInfo.environment["MYELIN_CPU_GEMM"] ?? "auto"
-        return GemmChoice(rawValue: value.lowercased()) ?? .auto
-    }()
+    static let gemmChoice = environmentChoice("MYELIN_CPU_GEMM", default: GemmChoice.auto)
 
     /// Whether this CPU can run the kernel (AVX2 and FMA).
     static let ownGemmAvailable = myelin_sgemm_available() != 0

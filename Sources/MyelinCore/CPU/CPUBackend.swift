@@ -32,6 +32,17 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// Below this many elements a loop runs on the calling thread.
     static let parallelThreshold = 1 << 16
 
+    /// `MYELIN_THREADS`, else the core count (at least 1).
+    static let configuredThreads: Int = {
+        let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
+        return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// The case of `T` named (in any letter case) by environment variable `variable`; `fallback` when unset or unknown.
+    static func environmentChoice<T: RawRepresentable>(_ variable: String, default fallback: T) -> T where T.RawValue == String {
+        ProcessInfo.processInfo.environment[variable].flatMap { T(rawValue: $0.lowercased()) } ?? fallback
+    }
+
     /// A backend of its own, beside the shared one, for tests that read its counters. Kept for the process's
     /// life like the shared one: its buffers recycle through an unowned reference to it.
     static func makePrivate() -> CPUBackend {
@@ -47,8 +58,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     private static let quietOpenBLASWorkers: Void = { _ = myelin_openblas_short_spin(4) }()
 
     private init() {
-        let env = ProcessInfo.processInfo.environment["MYELIN_THREADS"].flatMap { Int($0) }
-        threads = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
+        threads = Self.configuredThreads
         Self.quietOpenBLASWorkers
         openblas_set_num_threads(Int32(threads))
         // The backend is a process-wide singleton that is never freed: no reference counting on self.

@@ -377,6 +377,17 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry: ConvGeometry) {
         run { $0.col2im(cols: cols, x: x, geometry: geometry) }
     }
+    func usesLibraryConvolution(_ geometry: ConvGeometry, outChannels: Int) -> Bool {
+        base.usesLibraryConvolution(geometry, outChannels: outChannels)
+    }
+    func libraryConv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                              geometry: ConvGeometry, outChannels: Int) {
+        run { $0.libraryConv2dForward(x: x, weight: weight, bias: bias, y: y, geometry: geometry, outChannels: outChannels) }
+    }
+    func libraryConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                               geometry: ConvGeometry, outChannels: Int) {
+        run { $0.libraryConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: geometry, outChannels: outChannels) }
+    }
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64) {
         let now: (Backend) -> Void = {

@@ -42,9 +42,21 @@ struct ConvChunking: Equatable {
 extension Backend {
     // `chunkBudget` replaces `convChunkElements` (tests use it to cut a small batch into several chunks).
 
-    /// y [N, O, outH, outW] = conv(x [N, C, H, W], weight [O, C, kh, kw]) + bias [O] (bias optional).
+    /// y [N, O, outH, outW] = conv(x [N, C, H, W], weight [O, C, kh, kw]) + bias [O] (bias optional): on the
+    /// backend's library when it has one for this shape (and no `chunkBudget` asks for the chunks), else chunked.
     func conv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
                        geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
+        guard g.batch > 0, o > 0, g.positions > 0 else { return }
+        if chunkBudget == nil, usesLibraryConvolution(g, outChannels: o) {
+            libraryConv2dForward(x: x, weight: weight, bias: bias, y: y, geometry: g, outChannels: o)
+            return
+        }
+        chunkedConv2dForward(x: x, weight: weight, bias: bias, y: y, geometry: g, outChannels: o, chunkBudget: chunkBudget)
+    }
+
+    /// `conv2dForward` by the chunked algorithm.
+    func chunkedConv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                              geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
         guard g.batch > 0, o > 0, g.positions > 0 else { return }
         let k = g.patchSize, l = g.positions
         let chunking = ConvChunking(g, budget: chunkBudget ?? convChunkElements)
@@ -64,6 +76,17 @@ extension Backend {
     /// gw [O, C, kh, kw], each overwritten when given (the bias gradient is a plain sum of gy, done by the caller).
     func conv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
                         geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
+        guard gx != nil || gw != nil, g.batch > 0, o > 0 else { return }
+        if chunkBudget == nil, usesLibraryConvolution(g, outChannels: o) {
+            libraryConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: g, outChannels: o)
+            return
+        }
+        chunkedConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: g, outChannels: o, chunkBudget: chunkBudget)
+    }
+
+    /// `conv2dBackward` by the chunked algorithm.
+    func chunkedConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                               geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
         guard gx != nil || gw != nil, g.batch > 0, o > 0 else { return }
         let k = g.patchSize, l = g.positions
         if l == 0 || k == 0 {
@@ -89,5 +112,20 @@ extension Backend {
             }
             n0 += b
         }
+    }
+}
+
+// The defaults of the library convolution (LayerBackends.swift): none, so the chunked algorithm runs.
+extension Backend {
+    func usesLibraryConvolution(_ geometry: ConvGeometry, outChannels: Int) -> Bool { false }
+
+    func libraryConv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                              geometry: ConvGeometry, outChannels: Int) {
+        chunkedConv2dForward(x: x, weight: weight, bias: bias, y: y, geometry: geometry, outChannels: outChannels)
+    }
+
+    func libraryConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                               geometry: ConvGeometry, outChannels: Int) {
+        chunkedConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: geometry, outChannels: outChannels)
     }
 }

@@ -29,6 +29,19 @@ protocol ConvolutionBackend: AnyObject {
     /// y[firstImage + b, o, p] = chunk[o, b·L + p] (+ bias[o]) for y [N, O, L].
     func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels: Int, positions: Int,
                            firstImage: Int, images: Int)
+
+    // A whole convolution in a library of the backend (the CPU device's oneDNN, CPU/CPUBackend+OneDNN.swift), in
+    // place of the chunked algorithm. The defaults (ChunkedConvolution.swift) say no and run the chunked algorithm.
+
+    /// Whether `conv2dForward` / `conv2dBackward` go to `libraryConv2dForward` / `libraryConv2dBackward` for x
+    /// [N, C, H, W] (the geometry's) convolved with a weight [outChannels, C, kh, kw].
+    func usesLibraryConvolution(_ geometry: ConvGeometry, outChannels: Int) -> Bool
+    /// What `conv2dForward` computes, on the library.
+    func libraryConv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                              geometry: ConvGeometry, outChannels: Int)
+    /// What `conv2dBackward` computes, on the library.
+    func libraryConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                               geometry: ConvGeometry, outChannels: Int)
 }
 
 /// Max pooling (Kernels/normalization.cl on OpenCL).

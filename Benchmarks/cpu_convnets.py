@@ -1,0 +1,63 @@
+"""Myelin's CPU convolution paths against PyTorch on the convnets, in one run (issue 23): training samples/s and
+whole-process peak RSS of `cnn` and `resnet` (ResNet-8) for Myelin CPU with MYELIN_CPU_CONV=im2col (the chunked
+im2col + GEMM), Myelin CPU on its default path (oneDNN), and PyTorch CPU (also with OMP_WAIT_POLICY=passive), alternated over --rounds rounds so a
+busy machine slows each alike. The batches are bench-peers's (--warmup untimed steps, then --batches timed ones).
+
+    .venv-bench/bin/python Benchmarks/cpu_convnets.py --batches 40 --rounds 2
+
+Needs the release `myelin` (swift build -c release --package-path CLI) and torch; 2 threads for every runtime.
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import fashion_mnist
+import myelin_side
+from runner import run_json_measured
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", default="cnn,resnet")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--batches", type=int, default=40)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args()
+    for k in ("MYELIN_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BENCH_THREADS"):
+        os.environ.setdefault(k, "2")
+    steps = ["--warmup", str(args.warmup), "--batches", str(args.batches)]
+    data = tempfile.mkdtemp(prefix="fashion-mnist-")
+    try:
+        fashion_mnist.export(data)
+        for model in args.models.split(","):
+            myelin = [myelin_side.MYELIN, "bench", "peers", "--workload", model, "--data", data, "--device", "cpu",
+                      "--capture"] + steps
+            runs = {"Myelin CPU im2col": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "im2col"}),
+                    "Myelin CPU oneDNN": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "onednn"}),
+                    "PyTorch CPU": lambda: run_json_measured([sys.executable, f"{BENCH}/torch_convnets.py", "--model", model]
+                                                             + steps),
+                    # PyTorch's OpenMP workers spin between parallel regions by default, which costs it dearly on a
+                    # busy machine; Myelin's oneDNN runs with OMP_WAIT_POLICY=passive unless told otherwise.
+                    "PyTorch CPU, OMP passive": lambda: run_json_measured(
+                        [sys.executable, f"{BENCH}/torch_convnets.py", "--model", model] + steps,
+                        env={"OMP_WAIT_POLICY": "passive"})}
+            for r in range(args.rounds):
+                row = {name: run() for name, run in runs.items()}
+                torch = row["PyTorch CPU"]
+                for name, x in row.items():
+                    print(json.dumps({"model": model, "round": r + 1, "runtime": name,
+                                      "samples_per_s": round(x["train_samples_per_s"], 1),
+                                      "peak_rss_mib": round(x["peak_rss_mib"], 1),
+                                      "speed_vs_torch": round(x["train_samples_per_s"] / torch["train_samples_per_s"], 3),
+                                      "memory_vs_torch": round(x["peak_rss_mib"] / torch["peak_rss_mib"], 3)}), flush=True)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
