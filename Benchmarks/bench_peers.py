@@ -14,6 +14,7 @@ import tempfile
 import time
 
 import fashion_mnist
+import gpt_bench
 import myelin_side
 import report
 from runner import ROOT, BenchError, run_json, run_json_measured, time_process
@@ -24,7 +25,7 @@ CONV_WARMUP = 10  # untimed training steps before the timed ones (cnn, resnet)
 QUICK_CONV_WARMUP, QUICK_CONV_BATCHES = 5, 40  # --quick: 5 warm-up steps, then the epoch's first 40 batches
 TINYGRAD_CAP_S = {True: 600, False: 1800}  # seconds per tinygrad process (--quick, full)
 SIZES = [256, 512, 1024, 2048]
-ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet"}
+ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "gpt"}
 
 
 def median(values):
@@ -193,7 +194,8 @@ def main():
                  ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3)),
                  ("cnn", "Fashion-MNIST CNN training", lambda: convnet("cnn", rounds=1, quick=quick)),
                  ("resnet", "Fashion-MNIST ResNet-8 training",
-                  lambda: convnet("resnet", rounds=1, quick=quick))]
+                  lambda: convnet("resnet", rounds=1, quick=quick)),
+                 ("gpt", "Character GPT training and generation", lambda: gpt_bench.run(rounds=1 if quick else 3, quick=quick))]
     results = {}
     if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
         with open(args.results) as f:

@@ -5,6 +5,7 @@ import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
+import gpt_bench
 from myelin_side import MYELIN
 
 
@@ -185,7 +186,8 @@ METHOD = """## How
 
 SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
             "startup": startup_section, "cnn": conv_section(6, "Fashion-MNIST CNN (`ConvNets.fashionCNN`)"),
-            "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)")}
+            "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)"),
+            "gpt": gpt_bench.section}
 
 
 def markdown(results):
