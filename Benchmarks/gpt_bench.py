@@ -47,7 +47,7 @@ def run(rounds, quick):
     cap = TINYGRAD_CAP_S[quick]
     myelin = lambda *extra: run_json_measured([myelin_side.MYELIN, "bench", "gpt", "--vocab", vocab] + list(extra))  # noqa: E731
     train = ["--mode", "train", "--warmup", warmup, "--steps", steps]
-    generate = ["--mode", "generate", "--warmup", "10", "--tokens", tokens]
+    generate = ["--mode", "generate", "--warmup", "70", "--tokens", tokens]  # 70: every cache length once
     tinygrad = lambda dev: run_json_measured(  # noqa: E731
         [PY, f"{BENCH}/tinygrad_gpt.py", "--vocab", vocab, "--warmup", warmup, "--steps", steps],
         env={"DEV": dev}, timeout=cap)
@@ -126,7 +126,7 @@ def section(data, number=8):
             f"linear weights only); {data['warmup']} warm-up steps, then {data['steps']} timed steps. Myelin's step is "
             f"`myelin train text`'s (eager); tinygrad's is jitted (`TinyJit`, stopped after {data['tinygrad_cap_s']} s).\n\n"
             + table(header, rows("train"))
-            + f"\n\nGeneration: {data['tokens']} tokens from a one-token prompt after 10 warm-up tokens, temperature "
+            + f"\n\nGeneration: {data['tokens']} tokens from a one-token prompt after 70 warm-up tokens (every length of the cache once: the OpenCL device builds its programs on first use), temperature "
             "0.8, top-k 200, batch 1; Myelin's `GPT.generate` (as `myelin generate`) with its key/value cache and "
             "without; PyTorch runs nanoGPT's `generate` (no cache: the whole cropped context per token, the last "
             "position's logits only).\n\n"

@@ -12,4 +12,5 @@ static inline __attribute__((always_inline)) myelin_float8 myelin_sqrt8(myelin_f
 #include "myelin_gemm.h"
 #include "myelin_optimizers.h"
 #include "myelin_openblas.h"
+#include "myelin_activations.h"
 #endif

@@ -1,0 +1,81 @@
+// See include/myelin_activations.h.
+#include "myelin_activations.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if !defined(__x86_64__)
+// Other architectures: never called (`myelin_sgemm_available()` is 0 there).
+void myelin_gelu_erf(const float *x, float *y, long lo, long hi) { abort(); }
+void myelin_gelu_erf_backward(const float *x, const float *gy, float *gx, long lo, long hi) { abort(); }
+#else
+typedef float f8 __attribute__((ext_vector_type(8)));
+typedef int i8 __attribute__((ext_vector_type(8)));
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2 f8 splat(float v) { return (f8){v, v, v, v, v, v, v, v}; }
+AVX2 f8 fma8(f8 a, f8 b, f8 c) { return __builtin_elementwise_fma(a, b, c); }
+
+/// exp(x) for x <= 0 (Cephes' expf: x = n·ln 2 + r, a degree-7 polynomial in r, 2^n from the exponent bits);
+/// x below −87 is taken as −87 (exp 1.6e-38: what it multiplies is then off by less than 1e-37).
+AVX2 f8 expNegative8(f8 x) {
+    f8 c = __builtin_elementwise_max(x, splat(-87.f));
+    f8 n = __builtin_elementwise_floor(fma8(c, splat(1.44269504088896341f), splat(0.5f)));
+    f8 r = fma8(n, splat(-0.693359375f), c);
+    r = fma8(n, splat(2.12194440e-4f), r);
+    f8 p = fma8(splat(1.9875691500e-4f), r, splat(1.3981999507e-3f));
+    p = fma8(p, r, splat(8.3334519073e-3f));
+    p = fma8(p, r, splat(4.1665795894e-2f));
+    p = fma8(p, r, splat(1.6666665459e-1f));
+    p = fma8(p, r, splat(5.0000001201e-1f));
+    p = fma8(p, r * r, r) + splat(1.f);
+    i8 bits = (__builtin_convertvector(n, i8) + 127) << 23;
+    return p * (f8)bits;
+}
+
+/// Φ(x) = ½ · (1 + erf(x / √2)) = ½ · erfc(−x / √2), with Numerical Recipes' erfcc for erfc(|z|) (a Chebyshev
+/// fit, fractional error below 1.2e-7 everywhere): accurate relative to Φ itself in the lower tail, where 1 + erf
+/// cancels.
+AVX2 f8 normalCDF8(f8 x) {
+    f8 z = __builtin_elementwise_abs(x) * splat(0.70710678118654752f);
+    f8 t = splat(1.f) / fma8(z, splat(0.5f), splat(1.f));
+    f8 p = fma8(t, splat(0.17087277f), splat(-0.82215223f));
+    p = fma8(p, t, splat(1.48851587f));
+    p = fma8(p, t, splat(-1.13520398f));
+    p = fma8(p, t, splat(0.27886807f));
+    p = fma8(p, t, splat(-0.18628806f));
+    p = fma8(p, t, splat(0.09678418f));
+    p = fma8(p, t, splat(0.37409196f));
+    p = fma8(p, t, splat(1.00002368f));
+    p = fma8(p, t, splat(-1.26551223f));
+    f8 half = splat(0.5f) * t * expNegative8(fma8(-z, z, p));  // ½ · erfc(|x| / √2) = Φ(−|x|)
+    i8 negative = x < splat(0.f);
+    return (f8)((negative & (i8)half) | (~negative & (i8)(splat(1.f) - half)));
+}
+
+AVX2 f8 gelu8(f8 x) { return x * normalCDF8(x); }
+
+AVX2 f8 geluDerivative8(f8 x) {
+    return fma8(x * splat(0.39894228040143268f), expNegative8(x * x * splat(-0.5f)), normalCDF8(x));
+}
+
+AVX2 f8 load8(const float *p) { f8 v; memcpy(&v, p, sizeof v); return v; }
+AVX2 void store8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
+
+/// Lanes [i, hi) (fewer than 8) through a zero-padded vector: the same arithmetic as the whole vectors.
+AVX2 f8 loadTail(const float *p, long n) { f8 v = splat(0.f); memcpy(&v, p, (size_t)n * sizeof(float)); return v; }
+AVX2 void storeTail(float *p, f8 v, long n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
+
+__attribute__((target("avx2,fma")))
+void myelin_gelu_erf(const float *x, float *y, long lo, long hi) {
+    long i = lo;
+    for (; i + 8 <= hi; i += 8) store8(y + i, gelu8(load8(x + i)));
+    if (i < hi) storeTail(y + i, gelu8(loadTail(x + i, hi - i)), hi - i);
+}
+
+__attribute__((target("avx2,fma")))
+void myelin_gelu_erf_backward(const float *x, const float *gy, float *gx, long lo, long hi) {
+    long i = lo;
+    for (; i + 8 <= hi; i += 8) store8(gx + i, load8(gy + i) * geluDerivative8(load8(x + i)));
+    if (i < hi) storeTail(gx + i, loadTail(gy + i, hi - i) * geluDerivative8(loadTail(x + i, hi - i)), hi - i);
+}
+#endif
