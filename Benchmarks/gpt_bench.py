@@ -92,7 +92,7 @@ def _median(values):
     return statistics.median(values) if values else None
 
 
-def section(data, number=8):
+def section(data, number=9):
     """BENCHMARKS.md's GPT section: both tables and issue 24's goals."""
     from report import num, ratio, table  # report imports nothing from here: no cycle at import time
 
