@@ -11,9 +11,9 @@ steps (JIT capture).
 import argparse
 import json
 import math
-import time
 
 import numpy as np
+from step_timing import time_steps
 from tinygrad import Context, Device, Tensor, TinyJit, nn
 
 
@@ -93,12 +93,6 @@ def step():
     return train_step(Tensor(x), Tensor(y))
 
 
-for _ in range(args.warmup):
-    step()
-t0 = time.perf_counter()
-for _ in range(args.steps):
-    loss = step()
-loss = loss.item()
-seconds = time.perf_counter() - t0
+seconds, loss = time_steps(step, args.warmup, args.steps)
 print(json.dumps({"device": Device.DEFAULT, "mode": "train", "vocab": args.vocab, "steps": args.steps,
                   "tokens_per_s": args.steps * args.batch * block / seconds, "final_loss": loss}), flush=True)

@@ -22,6 +22,7 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from step_timing import time_steps
 
 
 class CausalSelfAttention(nn.Module):
@@ -133,13 +134,7 @@ def main():
             opt.step()
             return loss
 
-        for _ in range(args.warmup):
-            step()
-        t0 = time.perf_counter()
-        for _ in range(args.steps):
-            loss = step()
-        loss = loss.item()
-        seconds = time.perf_counter() - t0
+        seconds, loss = time_steps(step, args.warmup, args.steps)
         row.update(steps=args.steps, tokens_per_s=args.steps * args.batch * block / seconds, final_loss=loss)
     else:
         model.eval()
