@@ -126,7 +126,7 @@ def section(data, number=9):
             f"linear weights only); {data['warmup']} warm-up steps, then {data['steps']} timed steps. Myelin's step is "
             f"`myelin train text`'s (eager); tinygrad's is jitted (`TinyJit`, stopped after {data['tinygrad_cap_s']} s).\n\n"
             + table(header, rows("train"))
-            + f"\n\nGeneration: {data['tokens']} tokens from a one-token prompt after 70 warm-up tokens (every length of the cache once: the OpenCL device builds its programs on first use), temperature "
+            + f"\n\nGeneration: {data['tokens']} tokens from a one-token prompt after 70 warm-up tokens (every length of the cache once: on PoCL the first use of each length is slow), temperature "
             "0.8, top-k 200, batch 1; Myelin's `GPT.generate` (as `myelin generate`) with its key/value cache and "
             "without; PyTorch runs nanoGPT's `generate` (no cache: the whole cropped context per token, the last "
             "position's logits only).\n\n"
