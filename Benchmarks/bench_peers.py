@@ -15,6 +15,7 @@ import time
 
 import embed_bench
 import fashion_mnist
+import gpt_bench
 import myelin_side
 import report
 from runner import ROOT, BenchError, run_json, run_json_measured, time_process
@@ -25,7 +26,7 @@ CONV_WARMUP = 10  # untimed training steps before the timed ones (cnn, resnet)
 QUICK_CONV_WARMUP, QUICK_CONV_BATCHES = 5, 40  # --quick: 5 warm-up steps, then the epoch's first 40 batches
 TINYGRAD_CAP_S = {True: 600, False: 1800}  # seconds per tinygrad process (--quick, full)
 SIZES = [256, 512, 1024, 2048]
-ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "embed"}
+ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "embed", "gpt"}
 
 
 def median(values):
@@ -196,7 +197,8 @@ def main():
                  ("resnet", "Fashion-MNIST ResNet-8 training",
                   lambda: convnet("resnet", rounds=1, quick=quick)),
                  ("embed", "Sentence embedding (all-MiniLM-L6-v2)",
-                  lambda: embed_bench.run(rounds=1 if quick else 3, median=median, attempt=attempt))]
+                  lambda: embed_bench.run(rounds=1 if quick else 3, median=median, attempt=attempt)),
+                 ("gpt", "Character GPT training and generation", lambda: gpt_bench.run(rounds=1 if quick else 3, quick=quick))]
     results = {}
     if os.path.exists(args.results) and only != ALL:  # a partial run keeps the other workloads' last figures
         with open(args.results) as f:

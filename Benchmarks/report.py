@@ -6,6 +6,7 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 
 import embed_bench
+import gpt_bench
 from myelin_side import MYELIN
 
 
@@ -188,7 +189,8 @@ METHOD = """## How
 SECTIONS = {"gemm": gemm_section, "mlp": mlp_section, "xor": xor_section, "whole": whole_section,
             "startup": startup_section, "cnn": conv_section(6, "Fashion-MNIST CNN (`ConvNets.fashionCNN`)"),
             "resnet": conv_section(7, "Fashion-MNIST ResNet-8 (`ConvNets.resnet(depth: 1)`)"),
-            "embed": lambda data: embed_bench.section(data, table, num, ratio)}
+            "embed": lambda data: embed_bench.section(data, table, num, ratio),
+            "gpt": gpt_bench.section}
 
 
 def markdown(results):

@@ -1,66 +1,101 @@
 // See include/myelin_activations.h.
 #include "myelin_activations.h"
 #include "myelin_gemm.h"
+#include <math.h>
+#include <string.h>
 
-// erf(z) on z clamped to [-4, 4]: z·P(z²)/Q(z²) (the rational form of Eigen's and XLA's float erf).
-#define MYELIN_ERF_BODY(T, z0)                                                                            \
-    T z = z0 < -4.0f ? -4.0f : (z0 > 4.0f ? 4.0f : z0);                                                   \
-    T z2 = z * z;                                                                                         \
-    T p = z2 * -2.72614225801306e-10f + 2.77068142495902e-08f;                                            \
-    p = z2 * p + -2.10102402082508e-06f;                                                                  \
-    p = z2 * p + -5.69250639462346e-05f;                                                                  \
-    p = z2 * p + -7.34990630326855e-04f;                                                                  \
-    p = z2 * p + -2.95459980854025e-03f;                                                                  \
-    p = z2 * p + -1.60960333262415e-02f;                                                                  \
-    T q = z2 * -1.45660718464996e-05f + -2.13374055278905e-04f;                                           \
-    q = z2 * q + -1.68282697438203e-03f;                                                                  \
-    q = z2 * q + -7.37332916720468e-03f;                                                                  \
-    q = z2 * q + -1.42647390514189e-02f;                                                                  \
-    T erf = z * p / q;
-
-static inline float gelu_one(float x) {
-    float z0 = x * 0.70710678118654752f;
-    MYELIN_ERF_BODY(float, z0)
-    return 0.5f * x * (1.0f + erf);
+// The exact GELU, one element at a time (CPUs without AVX2): libm's erfc keeps the lower tail's relative accuracy.
+static inline float gelu_scalar(float x) { return x * 0.5f * erfcf(-x * 0.70710678118654752f); }
+static inline float gelu_derivative_scalar(float x) {
+    return 0.5f * erfcf(-x * 0.70710678118654752f) + x * 0.39894228040143268f * expf(-0.5f * x * x);
 }
 
 #if defined(__x86_64__)
-typedef float gelu_float8 __attribute__((ext_vector_type(8)));
+typedef float f8 __attribute__((ext_vector_type(8)));
+typedef int i8 __attribute__((ext_vector_type(8)));
+#define AVX2 __attribute__((target("avx2,fma"), always_inline)) static inline
+
+AVX2 f8 splat(float v) { return (f8){v, v, v, v, v, v, v, v}; }
+AVX2 f8 fma8(f8 a, f8 b, f8 c) { return __builtin_elementwise_fma(a, b, c); }
+
+/// exp(x) for x <= 0 (Cephes' expf: x = n·ln 2 + r, a degree-7 polynomial in r, 2^n from the exponent bits);
+/// x below −87 gives 0.
+AVX2 f8 expNegative8(f8 x) {
+    f8 c = __builtin_elementwise_max(x, splat(-87.f));
+    f8 n = __builtin_elementwise_floor(fma8(c, splat(1.44269504088896341f), splat(0.5f)));
+    f8 r = fma8(n, splat(-0.693359375f), c);
+    r = fma8(n, splat(2.12194440e-4f), r);
+    f8 p = fma8(splat(1.9875691500e-4f), r, splat(1.3981999507e-3f));
+    p = fma8(p, r, splat(8.3334519073e-3f));
+    p = fma8(p, r, splat(4.1665795894e-2f));
+    p = fma8(p, r, splat(1.6666665459e-1f));
+    p = fma8(p, r, splat(5.0000001201e-1f));
+    p = fma8(p, r * r, r) + splat(1.f);
+    i8 bits = (__builtin_convertvector(n, i8) + 127) << 23;
+    i8 under = x < splat(-87.f);   // exp below 1.6e-38 is 0, so that GELU(−40) is 0 as in PyTorch
+    return (f8)(~under & (i8)(p * (f8)bits));
+}
+
+/// Φ(x) = ½ · (1 + erf(x / √2)) = ½ · erfc(−x / √2), with Numerical Recipes' erfcc for erfc(|z|) (a Chebyshev
+/// fit, fractional error below 1.2e-7 everywhere): accurate relative to Φ itself in the lower tail, where 1 + erf
+/// cancels.
+AVX2 f8 normalCDF8(f8 x) {
+    f8 z = __builtin_elementwise_abs(x) * splat(0.70710678118654752f);
+    f8 t = splat(1.f) / fma8(z, splat(0.5f), splat(1.f));
+    f8 p = fma8(t, splat(0.17087277f), splat(-0.82215223f));
+    p = fma8(p, t, splat(1.48851587f));
+    p = fma8(p, t, splat(-1.13520398f));
+    p = fma8(p, t, splat(0.27886807f));
+    p = fma8(p, t, splat(-0.18628806f));
+    p = fma8(p, t, splat(0.09678418f));
+    p = fma8(p, t, splat(0.37409196f));
+    p = fma8(p, t, splat(1.00002368f));
+    p = fma8(p, t, splat(-1.26551223f));
+    f8 half = splat(0.5f) * t * expNegative8(fma8(-z, z, p));  // ½ · erfc(|x| / √2) = Φ(−|x|)
+    i8 negative = x < splat(0.f);
+    return (f8)((negative & (i8)half) | (~negative & (i8)(splat(1.f) - half)));
+}
+
+AVX2 f8 gelu8(f8 x) { return x * normalCDF8(x); }
+
+AVX2 f8 geluDerivative8(f8 x) {
+    return fma8(x * splat(0.39894228040143268f), expNegative8(x * x * splat(-0.5f)), normalCDF8(x));
+}
+
+AVX2 f8 load8(const float *p) { f8 v; memcpy(&v, p, sizeof v); return v; }
+AVX2 void store8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
+
+/// Lanes [i, hi) (fewer than 8) through a zero-padded vector: the same arithmetic as the whole vectors.
+AVX2 f8 loadTail(const float *p, long n) { f8 v = splat(0.f); memcpy(&v, p, (size_t)n * sizeof(float)); return v; }
+AVX2 void storeTail(float *p, f8 v, long n) { memcpy(p, &v, (size_t)n * sizeof(float)); }
 
 __attribute__((target("avx2,fma")))
 static void gelu_avx2(const float *x, float *y, long lo, long hi) {
     long i = lo;
-    for (; i + 8 <= hi; i += 8) {
-        gelu_float8 v;
-        __builtin_memcpy(&v, x + i, sizeof v);
-        gelu_float8 z0 = v * 0.70710678118654752f;
-        gelu_float8 z = __builtin_elementwise_min(__builtin_elementwise_max(z0, (gelu_float8)-4.0f), (gelu_float8)4.0f);
-        gelu_float8 z2 = z * z;
-        gelu_float8 p = z2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-        p = z2 * p + -2.10102402082508e-06f;
-        p = z2 * p + -5.69250639462346e-05f;
-        p = z2 * p + -7.34990630326855e-04f;
-        p = z2 * p + -2.95459980854025e-03f;
-        p = z2 * p + -1.60960333262415e-02f;
-        gelu_float8 q = z2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-        q = z2 * q + -1.68282697438203e-03f;
-        q = z2 * q + -7.37332916720468e-03f;
-        q = z2 * q + -1.42647390514189e-02f;
-        gelu_float8 out = 0.5f * v * (1.0f + z * p / q);
-        __builtin_memcpy(y + i, &out, sizeof out);
-    }
-    for (; i < hi; i++) y[i] = gelu_one(x[i]);
+    for (; i + 8 <= hi; i += 8) store8(y + i, gelu8(load8(x + i)));
+    if (i < hi) storeTail(y + i, gelu8(loadTail(x + i, hi - i)), hi - i);
+}
+
+__attribute__((target("avx2,fma")))
+static void gelu_backward_avx2(const float *x, const float *gy, float *gx, long lo, long hi) {
+    long i = lo;
+    for (; i + 8 <= hi; i += 8) store8(gx + i, load8(gy + i) * geluDerivative8(load8(x + i)));
+    if (i < hi) storeTail(gx + i, loadTail(gy + i, hi - i) * geluDerivative8(loadTail(x + i, hi - i)), hi - i);
 }
 #endif
 
 void myelin_gelu_erf(const float *x, float *y, long lo, long hi) {
 #if defined(__x86_64__)
-    if (myelin_sgemm_available()) {
-        gelu_avx2(x, y, lo, hi);
-        return;
-    }
+    if (myelin_sgemm_available()) { gelu_avx2(x, y, lo, hi); return; }
 #endif
-    for (long i = lo; i < hi; i++) y[i] = gelu_one(x[i]);
+    for (long i = lo; i < hi; i++) y[i] = gelu_scalar(x[i]);
+}
+
+void myelin_gelu_erf_backward(const float *x, const float *gy, float *gx, long lo, long hi) {
+#if defined(__x86_64__)
+    if (myelin_sgemm_available()) { gelu_backward_avx2(x, gy, gx, lo, hi); return; }
+#endif
+    for (long i = lo; i < hi; i++) gx[i] = gy[i] * gelu_derivative_scalar(x[i]);
 }
 
 // exp(x) for x ≤ 0 (Cephes' expf): x = k·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6 polynomial, 2^k by the exponent
@@ -92,19 +127,20 @@ static inline float exp_one(float x) {
 }
 
 #if defined(__x86_64__)
+typedef float float8_t __attribute__((ext_vector_type(8)));
 typedef int exp_int8 __attribute__((ext_vector_type(8)));
 
 __attribute__((target("avx2,fma")))
 static float exp_shifted_avx2(float *row, long n, float shift) {
-    gelu_float8 acc = 0.0f;
+    float8_t acc = 0.0f;
     long c = 0;
     for (; c + 8 <= n; c += 8) {
-        gelu_float8 x;
+        float8_t x;
         __builtin_memcpy(&x, row + c, sizeof x);
         x = x - shift;
-        gelu_float8 clamped = __builtin_elementwise_max(x, (gelu_float8)-87.33654f);
-        MYELIN_EXP_BODY(gelu_float8, exp_int8, clamped)
-        result = x < -87.33654f ? (gelu_float8)0.0f : result;   // −∞ (a masked key) gives 0
+        float8_t clamped = __builtin_elementwise_max(x, (float8_t)-87.33654f);
+        MYELIN_EXP_BODY(float8_t, exp_int8, clamped)
+        result = x < -87.33654f ? (float8_t)0.0f : result;   // −∞ (a masked key) gives 0
         result = x == x ? result : x;                            // NaN stays NaN
         __builtin_memcpy(row + c, &result, sizeof result);
         acc += result;

@@ -69,7 +69,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks (build with -c release).",
         subcommands: [GemmBench.self, MLPBench.self, TrainBench.self, OptimizerBench.self, PeerBench.self, ConvBench.self,
-                      AllreduceBench.self, AttentionBench.self, EmbedBench.self])
+                      AllreduceBench.self, AttentionBench.self, EmbedBench.self, GPTBench.self])
 }
 
 /// `myelin devices --json`: one line per OpenCL device (scripts/gpu-check records it).

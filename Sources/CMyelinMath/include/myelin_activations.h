@@ -1,16 +1,22 @@
 #ifndef MYELIN_ACTIVATIONS_H
 #define MYELIN_ACTIVATIONS_H
-// Activations whose libm form is the CPU's bottleneck, in a form the compiler vectorizes (no libm calls).
+// Activations whose libm form, one element at a time, was the CPU's bottleneck (a fifth of a GPT training step,
+// BERT's largest cost after the GEMMs), as 8-wide AVX2+FMA vectors where the CPU has AVX2
+// (`myelin_sgemm_available()`), else libm one element at a time.
 //
-// myelin_gelu_erf: y[i] = 0.5·x·(1 + erf(x/√2)) for i in [lo, hi), BERT's exact GELU. erf is a rational
-// approximation (odd degree-13 numerator over even degree-8 denominator, on x clamped to [-4, 4], beyond which
-// erf is ±1 in float): |y − gelu(x)| ≤ 3e-7·max(|x|, 1) against gelu in Double (2.6e-7 measured on a dense grid
-// over [-12, 12]; GeluKernelTests checks it), against 4.5e-7 absolute for the same formula with libm's erff.
-// 8 lanes with AVX2 where the CPU has it (`myelin_sgemm_available()`), else the same expressions one by one.
+// The exact (erf) GELU: ½ · (1 + erf(x / √2)) is computed as ½ · erfc(−x / √2) with Numerical Recipes' erfcc
+// (fractional error below 1.2e-7, so the lower tail keeps its relative accuracy); exp is Cephes' expf polynomial
+// with the exponent set by bits (about 1 ulp). The last elements (fewer than 8) go through the same vector
+// formulas, zero-padded, so every element gets the same result wherever a chunk starts or ends.
+
+/// y[i] = x[i] · ½ · (1 + erf(x[i] / √2)) for i in [lo, hi); y may be x.
 void myelin_gelu_erf(const float *x, float *y, long lo, long hi);
+
+/// gx[i] = gy[i] · (½ · (1 + erf(x[i] / √2)) + x[i] · exp(−x[i]² / 2) / √(2π)) for i in [lo, hi).
+void myelin_gelu_erf_backward(const float *x, const float *gy, float *gx, long lo, long hi);
 
 // myelin_exp_shifted: row[c] = exp(row[c] − shift) for c in [0, n), and their sum (the softmax numerators of the
 // fused attention on the CPU). exp by Cephes' range reduction (x = k·ln2 + r) and degree-6 polynomial, within 2 ulp
-// of expf; arguments below −87.3 (−∞ included: masked keys) give 0, NaN gives NaN. Same AVX2 gating as myelin_gelu_erf.
+// of expf; arguments below −87.3 (−∞ included: masked keys) give 0, NaN gives NaN. Same AVX2 gating as above.
 float myelin_exp_shifted(float *row, long n, float shift);
 #endif

@@ -40,7 +40,19 @@ inline float f_gelu_tanh(float x, float p) {
     float e = exp(-2.0f * fabs(u));
     return x * ((u >= 0.0f ? 1.0f : e) / (1.0f + e));
 }
-inline float f_gelu_erf(float x, float p) { return 0.5f * x * (1.0f + erf(x * INV_SQRT_2)); }
+// Φ(x) = ½·(1 + erf(x/√2)) = ½·erfc(−x/√2), with Numerical Recipes' erfcc for erfc(|z|) (fractional error below
+// 1.2e-7): the lower tail keeps its relative accuracy, and PoCL runs it as vectors, where its erf was a scalar
+// call per element (a third of a GPT step); the CPU device's vector path (myelin_activations.c) is the same formula.
+inline float normal_cdf(float x) {
+    float z = fabs(x) * INV_SQRT_2;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float q = t * 0.17087277f - 0.82215223f;
+    q = q * t + 1.48851587f; q = q * t - 1.13520398f; q = q * t + 0.27886807f; q = q * t - 0.18628806f;
+    q = q * t + 0.09678418f; q = q * t + 0.37409196f; q = q * t + 1.00002368f; q = q * t - 1.26551223f;
+    float lower = 0.5f * t * exp(q - z * z);
+    return x < 0.0f ? lower : 1.0f - lower;
+}
+inline float f_gelu_erf(float x, float p) { return x * normal_cdf(x); }
 inline float f_silu(float x, float p) { return x / (1.0f + exp(-x)); }
 
 // Derivatives f'(x), given x and y = f(x).
@@ -62,7 +74,7 @@ inline float g_gelu_tanh(float x, float y, float p) {
     return e == 0.0f ? s : s + 2.0f * x * e * r * r * SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_C * x * x);
 }
 inline float g_gelu_erf(float x, float y, float p) {
-    return 0.5f * (1.0f + erf(x * INV_SQRT_2)) + x * exp(-0.5f * x * x) * INV_SQRT_2PI;
+    return normal_cdf(x) + x * exp(-0.5f * x * x) * INV_SQRT_2PI;
 }
 inline float g_silu(float x, float y, float p) {
     float s = 1.0f / (1.0f + exp(-x));
