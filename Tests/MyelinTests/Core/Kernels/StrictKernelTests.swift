@@ -468,6 +468,14 @@ struct CappedWorkGroupTests {
         // The 32 x 32 GEMM tile's 8 x 8 work-groups fit 64; below, the product falls back to the direct kernel.
         let gemmTile = KernelReference(.gemmVariant(.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4)), "gemm_tile")
         #expect((backend.lastLocalSize[gemmTile] != nil) == (cap >= 64))
+        // The GPU-grade tiles whose work-groups exceed the cap are refused (their products ran on a fallback); the
+        // others ran, one program per transpose.
+        let ran = Set(backend.lastLocalSize.keys.compactMap { $0.program.variant })
+        for v in GemmVariant.fragCandidates + GemmTuningTests.smallFrags {
+            let fits = (v.workGroup ?? []).reduce(1, *) <= cap
+            #expect(v.programs.allSatisfy { ran.contains($0) } == fits, "\(v) under a cap of \(cap)")
+            #expect(backend.variantUsable(v) == fits, "\(v) under a cap of \(cap)")
+        }
     }
 
     /// Without a cap the device's own limit stands, and the reduction uses 256 items where the device allows.
