@@ -29,6 +29,16 @@ protocol ConvolutionBackend: AnyObject {
     /// y[firstImage + b, o, p] = chunk[o, b·L + p] (+ bias[o]) for y [N, O, L].
     func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels: Int, positions: Int,
                            firstImage: Int, images: Int)
+    /// The whole of `conv2dForward` as one implicit GEMM (the patches gathered in the GEMM's tile loads, no column
+    /// matrix), where the device has one and it is chosen for this layer shape; false, with nothing done, otherwise
+    /// (the default: the chunked im2col path runs).
+    func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                             geometry: ConvGeometry, outChannels: Int) -> Bool
+}
+
+extension ConvolutionBackend {
+    func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                             geometry: ConvGeometry, outChannels: Int) -> Bool { false }
 }
 
 /// Max pooling (Kernels/normalization.cl on OpenCL).

@@ -301,6 +301,19 @@ typedef float floatv;
 // buffers start aligned), else vloadn.
 #define GLOAD(p, aligned) ((aligned) ? *(__global const floatv*)(p) : VLOAD(p))
 
+// The implicit column matrix of a convolution (conv_frag_forward), read in place of op(B) when `on`: entry
+// (row (ch * kh + i) * kw + j, column img * L + y * ow + xo) is x[img, ch, y * sh - ph + i, xo * sw - pw + j], 0
+// outside the image (L = oh * ow).
+typedef struct { int on, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } conv_gather;
+
+inline float conv_gather_at(__global const float* x, conv_gather g, int k, int col) {
+    int khw = g.kh * g.kw, l = g.oh * g.ow;
+    int ch = k / khw, r = k - ch * khw, i = r / g.kw, j = r - i * g.kw;
+    int img = col / l, p = col - img * l, y = p / g.ow, xo = p - y * g.ow;
+    int hi = y * g.sh - g.ph + i, wi = xo * g.sw - g.pw + j;
+    return (hi >= 0 && hi < g.h && wi >= 0 && wi < g.w) ? x[(((long)img * g.c + ch) * g.h + hi) * g.w + wi] : 0.0f;
+}
+
 // Loads this item's share of the TM x TK tile of op(A) at rows row0.., steps kt.. into registers. Vector l runs
 // along A's contiguous dimension: K for a row-major A, M for a transposed one.
 inline void frag_load_a(floatv r[A_LOADS], __global const float* A, int lda, int M, int row0, int kt, int k1,
@@ -328,7 +341,7 @@ inline void frag_load_a(floatv r[A_LOADS], __global const float* A, int lda, int
 // The same for the TK x TN tile of op(B) at steps kt.., columns col0.. (contiguous along N for a row-major B, along
 // K for a transposed one).
 inline void frag_load_b(floatv r[B_LOADS], __global const float* B, int ldb, int N, int col0, int kt, int k1,
-                        int lid, int aligned) {
+                        int lid, int aligned, conv_gather g) {
     int full = col0 + TN <= N && kt + TK <= k1;
     _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {
         int l = lid + i * THREADS;
@@ -341,8 +354,14 @@ inline void frag_load_b(floatv r[B_LOADS], __global const float* B, int ldb, int
 #else
         int kk = l / (TN / VW), nn = (l % (TN / VW)) * VW;
         __global const float* p = B + (long)(kt + kk) * ldb + col0 + nn;
-        if (full) { r[i] = GLOAD(p, aligned); continue; }
         float t[VW];
+        if (g.on) {
+            _Pragma("unroll") for (int e = 0; e < VW; ++e)
+                t[e] = (kt + kk < k1 && col0 + nn + e < N) ? conv_gather_at(B, g, kt + kk, col0 + nn + e) : 0.0f;
+            r[i] = VLOAD(t);
+            continue;
+        }
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
         _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (kt + kk < k1 && col0 + nn + e < N) ? p[e] : 0.0f;
 #endif
         r[i] = VLOAD(t);
@@ -380,11 +399,11 @@ inline void frag_store(__local float* As, __local float* Bs, floatv ra[A_LOADS],
 // bit 1 for B (see GLOAD).
 inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float* Bs, int M, int N, int k0, int k1,
                             int row0, int col0, int tx, int ty, __global const float* A, int lda,
-                            __global const float* B, int ldb, int aligned) {
+                            __global const float* B, int ldb, int aligned, conv_gather g) {
     int lid = ty * RTN + tx;
     floatv ra[A_LOADS], rb[B_LOADS];
     frag_load_a(ra, A, lda, M, row0, k0, k1, lid, aligned & 1);
-    frag_load_b(rb, B, ldb, N, col0, k0, k1, lid, aligned & 2);
+    frag_load_b(rb, B, ldb, N, col0, k0, k1, lid, aligned & 2, g);
     for (int kt = k0; kt < k1; kt += TK) {
         frag_store(As, Bs, ra, rb, lid);
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -392,7 +411,7 @@ inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float*
         // The next tile's global loads are in flight during the multiply-adds on this one.
         if (kt + TK < k1) {
             frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
-            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2);
+            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
         }
 #endif
         _Pragma("unroll") for (int kk = 0; kk < TK; ++kk) {
@@ -406,7 +425,7 @@ inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float*
 #if !PREFETCH
         if (kt + TK < k1) {
             frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
-            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2);
+            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
         }
 #endif
     }
@@ -429,7 +448,8 @@ void gemm_frag(int M, int N, int K, float alpha, float beta,
     A += b * strideA; B += b * strideB; C += b * strideC;
     float acc[WM][WN];
     _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
-    frag_accumulate(acc, As, Bs, M, N, 0, K, row0, col0, tx, ty, A, lda, B, ldb, aligned);
+    conv_gather none = {0};
+    frag_accumulate(acc, As, Bs, M, N, 0, K, row0, col0, tx, ty, A, lda, B, ldb, aligned, none);
     _Pragma("unroll") for (int r = 0; r < WM; ++r) {
         int i = FRAG_ROW(r);
         if (i >= M) continue;
@@ -465,7 +485,8 @@ void gemm_frag_split(int M, int N, int K, int slices, int sliceK,
     int k0 = min(s * sliceK, K), k1 = min(k0 + sliceK, K);
     float acc[WM][WN];
     _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
-    frag_accumulate(acc, As, Bs, M, N, k0, k1, row0, col0, tx, ty, A, lda, B, ldb, aligned);
+    conv_gather none = {0};
+    frag_accumulate(acc, As, Bs, M, N, k0, k1, row0, col0, tx, ty, A, lda, B, ldb, aligned, none);
     __global float* w = W + (long)z * M * N;
     _Pragma("unroll") for (int r = 0; r < WM; ++r) {
         int i = FRAG_ROW(r);
@@ -476,4 +497,36 @@ void gemm_frag_split(int M, int N, int K, int slices, int sliceK,
         }
     }
 }
+
+#if !TRANS_A && !TRANS_B
+// Convolution forward as an implicit GEMM (in the program without transposes): y[img, o, p] = Σ_k W[o, k] ·
+// cols[k, img * L + p] (+ bias[o]) with the columns gathered from x in the B-tile loads, so no column matrix is
+// written or read. M = O, N = images * L, K = c * kh * kw; `aligned`: bit 0 when K is a multiple of VW.
+// Global: [ceil(N / TN) * RTN, ceil(O / TM) * RTM, 1].
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void conv_frag_forward(int O, int N, int K, __global const float* W, __global const float* x, int aligned,
+                       __global float* y, __global const float* bias, int has_bias,
+                       int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
+    __local float As[TK * LDAS];
+    __local float Bs[TK * LDBS];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    conv_gather g = {1, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
+    float acc[WM][WN];
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
+    frag_accumulate(acc, As, Bs, O, N, 0, K, row0, col0, tx, ty, W, K, x, 0, aligned, g);
+    int l = oh * ow;
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) {
+        int o = FRAG_ROW(r);
+        if (o >= O) continue;
+        float b = has_bias ? bias[o] : 0.0f;
+        _Pragma("unroll") for (int q = 0; q < WN; ++q) {
+            int j = FRAG_COL(q / VW) + q % VW;
+            if (j >= N) continue;
+            int img = j / l;
+            y[((long)img * O + o) * l + (j - img * l)] = acc[r][q] + b;
+        }
+    }
+}
+#endif
 #endif
