@@ -18,9 +18,7 @@ struct ImplicitConvTests {
         for (index, t) in ConvOpTests.cases.enumerated() {
             // 4 and 37 output channels: one tile of rows and, for the small tiles, several.
             let o = index % 2 == 0 ? 4 : 37
-            let xv = testValues(t.n * t.c * h * wd, seed: UInt64(index))
-            let wv = testValues(o * t.c * t.k * t.k, seed: UInt64(index + 500))
-            let bv = testValues(o, seed: UInt64(index + 900))
+            let (xv, wv, bv) = ConvOpTests.values(index, t, outChannels: o)
             let g = ConvGeometry(batch: t.n, channels: t.c, height: h, width: wd, kernelH: t.k, kernelW: t.k,
                                  strideH: t.s, strideW: t.s, padH: t.p, padW: t.p)
             let x = KernelExercise.upload(cl, xv), w = KernelExercise.upload(cl, wv), b = KernelExercise.upload(cl, bv)
