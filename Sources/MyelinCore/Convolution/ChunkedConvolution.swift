@@ -47,6 +47,10 @@ extension Backend {
     func conv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
                        geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
         guard g.batch > 0, o > 0, g.positions > 0 else { return }
+        // An implicit GEMM where the device chooses one (OpenCL, OpenCLBackend+ImplicitConv.swift); a chunk budget
+        // (tests) asks for the chunked path.
+        if chunkBudget == nil,
+           convForwardImplicit(x: x, weight: weight, bias: bias, y: y, geometry: g, outChannels: o) { return }
         if chunkBudget == nil, usesLibraryConvolution(g, outChannels: o) {
             libraryConv2dForward(x: x, weight: weight, bias: bias, y: y, geometry: g, outChannels: o)
             return

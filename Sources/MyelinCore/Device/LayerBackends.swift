@@ -42,6 +42,16 @@ protocol ConvolutionBackend: AnyObject {
     /// What `conv2dBackward` computes, on the library.
     func libraryConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
                                geometry: ConvGeometry, outChannels: Int)
+    /// The whole of `conv2dForward` as one implicit GEMM (the patches gathered in the GEMM's tile loads, no column
+    /// matrix), where the device has one and it is chosen for this layer shape; false, with nothing done, otherwise
+    /// (the default: the chunked im2col path runs).
+    func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                             geometry: ConvGeometry, outChannels: Int) -> Bool
+}
+
+extension ConvolutionBackend {
+    func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                             geometry: ConvGeometry, outChannels: Int) -> Bool { false }
 }
 
 /// Max pooling (Kernels/normalization.cl on OpenCL).

@@ -18,6 +18,10 @@
 // zero-padded, so every M, N, K and transpose is correct. The same program holds the K-split kernels
 // (gemm_tile_split, gemm_split_reduce) for products with few tiles of C and a long K (the `deep` class).
 //   Defines: TM, TN (tile of C), TK (depth of a local tile), WM, WN (outputs per item).
+//
+// GEMM_FRAG (GPU-grade tiles, the NVIDIA/AMD default): as GEMM_TILE, with contiguous vector fragments per item,
+// vector global and local loads, unchecked interior tiles, compile-time transposes and register prefetch; see its
+// section below. It shares gemm_split_reduce with GEMM_TILE.
 
 #ifdef GEMM_PANEL
 #define NR (8 * NV)
@@ -242,6 +246,9 @@ void gemm_tile_split(int M, int N, int K, int slices, int sliceK,
     }
 }
 
+#endif
+
+#if defined(GEMM_TILE) || defined(GEMM_FRAG)
 // C[b, i, j] = act(alpha * (W[b, 0, i, j] + W[b, 1, i, j] + ...) + beta * C[b, i, j] + bias[j]), the slices
 // added in order. Global size: [N, M, batch].
 __kernel void gemm_split_reduce(int M, int N, int slices, float alpha, float beta, __global const float* W,
@@ -256,4 +263,270 @@ __kernel void gemm_split_reduce(int M, int N, int slices, float alpha, float bet
     __global float* cp = C + b * strideC + (long)i * ldc + j;
     *cp = gemm_epilogue(sum, alpha, beta, cp, bias, has_bias, j, act, act_p);
 }
+#endif
+
+#ifdef GEMM_FRAG
+// GEMM_FRAG (GPU-grade tiles): a work-group of (TN / WN) x (TM / WM) items computes a TM x TN tile of C; each item
+// holds WM x WN outputs in registers as (WM / VW) x (WN / VW) contiguous fragments of VW x VW (rows
+// f * (TM / FM) + ty * VW .., columns g * (TN / FN) + tx * VW ..), read from k-major local tiles with VW-wide local
+// loads: per step of K, FM + FN vector loads feed WM * WN multiply-adds. The global loads are VW wide (aligned
+// vector loads when the host says the operand allows them, else vloadn), with no bounds checks on tiles inside M,
+// N and K and a separate checked path on the edges. The transposes are compile-time (TRANS_A, TRANS_B: one
+// program each). PREFETCH 1 loads the next K tile into registers before the multiply-adds on the current one.
+//   Defines: TM, TN, TK, WM, WN, VW (1, 2 or 4), PREFETCH (0 or 1), TRANS_A, TRANS_B (0 or 1).
+#define RTM (TM / WM)
+#define RTN (TN / WN)
+#define THREADS (RTM * RTN)
+#define FM (WM / VW)
+#define FN (WN / VW)
+#define A_LOADS (TM * TK / VW / THREADS)
+#define B_LOADS (TN * TK / VW / THREADS)
+#define LDAS (TM + VW)
+#define LDBS (TN + VW)
+
+#if VW == 4
+typedef float4 floatv;
+#define VLOAD(p) vload4(0, p)
+#define VSTORE(x, p) vstore4(x, 0, p)
+#elif VW == 2
+typedef float2 floatv;
+#define VLOAD(p) vload2(0, p)
+#define VSTORE(x, p) vstore2(x, 0, p)
+#else
+typedef float floatv;
+#define VLOAD(p) (*(p))
+#define VSTORE(x, p) (*(p) = (x))
+#endif
+// A global vector load: one aligned load where `aligned` (the leading dimension and batch stride are multiples of VW;
+// buffers start aligned), else vloadn.
+#define GLOAD(p, aligned) ((aligned) ? *(__global const floatv*)(p) : VLOAD(p))
+
+// The implicit column matrix of a convolution (conv_frag_forward), read in place of op(B) when `on`: entry
+// (row (ch * kh + i) * kw + j, column img * L + y * ow + xo) is x[img, ch, y * sh - ph + i, xo * sw - pw + j], 0
+// outside the image (L = oh * ow).
+typedef struct { int on, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } conv_gather;
+
+inline float conv_gather_at(__global const float* x, conv_gather g, int k, int col) {
+    int khw = g.kh * g.kw, l = g.oh * g.ow;
+    int ch = k / khw, r = k - ch * khw, i = r / g.kw, j = r - i * g.kw;
+    int img = col / l, p = col - img * l, y = p / g.ow, xo = p - y * g.ow;
+    int hi = y * g.sh - g.ph + i, wi = xo * g.sw - g.pw + j;
+    return (hi >= 0 && hi < g.h && wi >= 0 && wi < g.w) ? x[(((long)img * g.c + ch) * g.h + hi) * g.w + wi] : 0.0f;
+}
+
+// Loads this item's share of the TM x TK tile of op(A) at rows row0.., steps kt.. into registers. Vector l runs
+// along A's contiguous dimension: K for a row-major A, M for a transposed one.
+inline void frag_load_a(floatv r[A_LOADS], __global const float* A, int lda, int M, int row0, int kt, int k1,
+                        int lid, int aligned) {
+    int full = row0 + TM <= M && kt + TK <= k1;
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {
+        int l = lid + i * THREADS;
+#if TRANS_A
+        int kk = l / (TM / VW), mm = (l % (TM / VW)) * VW;
+        __global const float* p = A + (long)(kt + kk) * lda + row0 + mm;
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
+        float t[VW];
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (kt + kk < k1 && row0 + mm + e < M) ? p[e] : 0.0f;
+#else
+        int mm = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+        __global const float* p = A + (long)(row0 + mm) * lda + kt + kk;
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
+        float t[VW];
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (row0 + mm < M && kt + kk + e < k1) ? p[e] : 0.0f;
+#endif
+        r[i] = VLOAD(t);
+    }
+}
+
+// The same for the TK x TN tile of op(B) at steps kt.., columns col0.. (contiguous along N for a row-major B, along
+// K for a transposed one).
+inline void frag_load_b(floatv r[B_LOADS], __global const float* B, int ldb, int N, int col0, int kt, int k1,
+                        int lid, int aligned, conv_gather g) {
+    int full = col0 + TN <= N && kt + TK <= k1;
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {
+        int l = lid + i * THREADS;
+#if TRANS_B
+        int nn = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+        __global const float* p = B + (long)(col0 + nn) * ldb + kt + kk;
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
+        float t[VW];
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (col0 + nn < N && kt + kk + e < k1) ? p[e] : 0.0f;
+#else
+        int kk = l / (TN / VW), nn = (l % (TN / VW)) * VW;
+        __global const float* p = B + (long)(kt + kk) * ldb + col0 + nn;
+        float t[VW];
+        if (g.on) {
+            _Pragma("unroll") for (int e = 0; e < VW; ++e)
+                t[e] = (kt + kk < k1 && col0 + nn + e < N) ? conv_gather_at(B, g, kt + kk, col0 + nn + e) : 0.0f;
+            r[i] = VLOAD(t);
+            continue;
+        }
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (kt + kk < k1 && col0 + nn + e < N) ? p[e] : 0.0f;
+#endif
+        r[i] = VLOAD(t);
+    }
+}
+
+// Writes the registers of frag_load_a / frag_load_b into the k-major local tiles As[k * LDAS + m], Bs[k * LDBS + n]
+// (one vector store where the vector runs along M or N, VW scalar stores where it runs along K).
+inline void frag_store(__local float* As, __local float* Bs, floatv ra[A_LOADS], floatv rb[B_LOADS], int lid) {
+    _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {
+        int l = lid + i * THREADS;
+#if TRANS_A
+        VSTORE(ra[i], As + (l / (TM / VW)) * LDAS + (l % (TM / VW)) * VW);
+#else
+        float t[VW];
+        VSTORE(ra[i], t);
+        int mm = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) As[(kk + e) * LDAS + mm] = t[e];
+#endif
+    }
+    _Pragma("unroll") for (int i = 0; i < B_LOADS; ++i) {
+        int l = lid + i * THREADS;
+#if TRANS_B
+        float t[VW];
+        VSTORE(rb[i], t);
+        int nn = l / (TK / VW), kk = (l % (TK / VW)) * VW;
+        _Pragma("unroll") for (int e = 0; e < VW; ++e) Bs[(kk + e) * LDBS + nn] = t[e];
+#else
+        VSTORE(rb[i], Bs + (l / (TN / VW)) * LDBS + (l % (TN / VW)) * VW);
+#endif
+    }
+}
+
+// acc += op(A)[row0 .., k0 .. k1) · op(B)[k0 .. k1, col0 ..) for this item's fragments. `aligned`: bit 0 for A,
+// bit 1 for B (see GLOAD).
+inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float* Bs, int M, int N, int k0, int k1,
+                            int row0, int col0, int tx, int ty, __global const float* A, int lda,
+                            __global const float* B, int ldb, int aligned, conv_gather g) {
+    int lid = ty * RTN + tx;
+    floatv ra[A_LOADS], rb[B_LOADS];
+    frag_load_a(ra, A, lda, M, row0, k0, k1, lid, aligned & 1);
+    frag_load_b(rb, B, ldb, N, col0, k0, k1, lid, aligned & 2, g);
+    for (int kt = k0; kt < k1; kt += TK) {
+        frag_store(As, Bs, ra, rb, lid);
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if PREFETCH
+        // The next tile's global loads are in flight during the multiply-adds on this one.
+        if (kt + TK < k1) {
+            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
+            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
+        }
+#endif
+        _Pragma("unroll") for (int kk = 0; kk < TK; ++kk) {
+            float a[WM], b[WN];
+            _Pragma("unroll") for (int f = 0; f < FM; ++f) VSTORE(VLOAD(As + kk * LDAS + f * (RTM * VW) + ty * VW), a + f * VW);
+            _Pragma("unroll") for (int g = 0; g < FN; ++g) VSTORE(VLOAD(Bs + kk * LDBS + g * (RTN * VW) + tx * VW), b + g * VW);
+            _Pragma("unroll") for (int r = 0; r < WM; ++r)
+                _Pragma("unroll") for (int c = 0; c < WN; ++c) acc[r][c] = fma(a[r], b[c], acc[r][c]);
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+#if !PREFETCH
+        if (kt + TK < k1) {
+            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
+            frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
+        }
+#endif
+    }
+}
+
+// The row of C of this item's output row r, and the first column of its fragment g.
+#define FRAG_ROW(r) (row0 + ((r) / VW) * (RTM * VW) + ty * VW + (r) % VW)
+#define FRAG_COL(g) (col0 + (g) * (RTN * VW) + tx * VW)
+
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void gemm_frag(int M, int N, int K, float alpha, float beta,
+               __global const float* A, int lda, long strideA, __global const float* B, int ldb, long strideB,
+               int aligned, __global float* C, int ldc, long strideC,
+               __global const float* bias, int has_bias, int act, float act_p) {
+    __local float As[TK * LDAS];
+    __local float Bs[TK * LDBS];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    int b = get_global_id(2);
+    A += b * strideA; B += b * strideB; C += b * strideC;
+    float acc[WM][WN];
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
+    conv_gather none = {0};
+    frag_accumulate(acc, As, Bs, M, N, 0, K, row0, col0, tx, ty, A, lda, B, ldb, aligned, none);
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) {
+        int i = FRAG_ROW(r);
+        if (i >= M) continue;
+        _Pragma("unroll") for (int g = 0; g < FN; ++g) {
+            int j0 = FRAG_COL(g);
+            __global float* cp = C + (long)i * ldc + j0;
+            float t[VW];
+            if (j0 + VW <= N) {
+                _Pragma("unroll") for (int e = 0; e < VW; ++e)
+                    t[e] = gemm_epilogue(acc[r][g * VW + e], alpha, beta, cp + e, bias, has_bias, j0 + e, act, act_p);
+                VSTORE(VLOAD(t), cp);
+            } else {
+                for (int e = 0; e < VW && j0 + e < N; ++e)
+                    cp[e] = gemm_epilogue(acc[r][g * VW + e], alpha, beta, cp + e, bias, has_bias, j0 + e, act, act_p);
+            }
+        }
+    }
+}
+
+// K-split, as gemm_tile_split: slice s of batch b (dimension 2 = b * slices + s) writes its partial product of
+// K steps s * sliceK .. into W[(b * slices + s) * M * N ..]; gemm_split_reduce adds the slices.
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void gemm_frag_split(int M, int N, int K, int slices, int sliceK,
+                     __global const float* A, int lda, long strideA, __global const float* B, int ldb, long strideB,
+                     int aligned, __global float* W) {
+    __local float As[TK * LDAS];
+    __local float Bs[TK * LDBS];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    int z = get_global_id(2);
+    int b = z / slices, s = z % slices;
+    A += b * strideA; B += b * strideB;
+    int k0 = min(s * sliceK, K), k1 = min(k0 + sliceK, K);
+    float acc[WM][WN];
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int c = 0; c < WN; ++c) acc[r][c] = 0.0f;
+    conv_gather none = {0};
+    frag_accumulate(acc, As, Bs, M, N, k0, k1, row0, col0, tx, ty, A, lda, B, ldb, aligned, none);
+    __global float* w = W + (long)z * M * N;
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) {
+        int i = FRAG_ROW(r);
+        if (i >= M) continue;
+        _Pragma("unroll") for (int c = 0; c < WN; ++c) {
+            int j = FRAG_COL(c / VW) + c % VW;
+            if (j < N) w[(long)i * N + j] = acc[r][c];
+        }
+    }
+}
+
+#if !TRANS_A && !TRANS_B
+// Convolution forward as an implicit GEMM (in the program without transposes): y[img, o, p] = Σ_k W[o, k] ·
+// cols[k, img * L + p] (+ bias[o]) with the columns gathered from x in the B-tile loads, so no column matrix is
+// written or read. M = O, N = images * L, K = c * kh * kw; `aligned`: bit 0 when K is a multiple of VW.
+// Global: [ceil(N / TN) * RTN, ceil(O / TM) * RTM, 1].
+__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
+void conv_frag_forward(int O, int N, int K, __global const float* W, __global const float* x, int aligned,
+                       __global float* y, __global const float* bias, int has_bias,
+                       int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
+    __local float As[TK * LDAS];
+    __local float Bs[TK * LDBS];
+    int tx = get_local_id(0), ty = get_local_id(1);
+    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    conv_gather g = {1, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
+    float acc[WM][WN];
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
+    frag_accumulate(acc, As, Bs, O, N, 0, K, row0, col0, tx, ty, W, K, x, 0, aligned, g);
+    int l = oh * ow;
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) {
+        int o = FRAG_ROW(r);
+        if (o >= O) continue;
+        float b = has_bias ? bias[o] : 0.0f;
+        _Pragma("unroll") for (int q = 0; q < WN; ++q) {
+            int j = FRAG_COL(q / VW) + q % VW;
+            if (j >= N) continue;
+            int img = j / l;
+            y[((long)img * O + o) * l + (j - img * l)] = acc[r][q] + b;
+        }
+    }
+}
+#endif
 #endif

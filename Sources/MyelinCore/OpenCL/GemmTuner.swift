@@ -52,7 +52,12 @@ struct GemmTuner {
         let b = backend
         var list: [GemmKernelChoice.Kernel] = [GemmDefaults.kernel(for: shape, info: b.info, limits: b.limits)]
         if shapeClass.name == "deep" {
-            list += GemmVariant.splitCandidates.filter { $0.fits(b.limits) }.map { .variant($0) }
+            // The GPU-grade tiles only on GPUs: on PoCL they ran at 1-2 GFLOP/s (BENCHMARKS.md section 9).
+            list += GemmVariant.splitCandidates.filter { v in
+                guard v.fits(b.limits) else { return false }
+                if case .frag = v { return b.info.isGPU }
+                return true
+            }.map { .variant($0) }
         }
         if b.info.isGPU {
             if shapeClass.name == "narrow" { list += [.direct, .skinny(rows: 4)] }

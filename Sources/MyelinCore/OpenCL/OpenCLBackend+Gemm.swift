@@ -31,7 +31,7 @@ extension OpenCLBackend {
     /// Whether `kernel` runs `s` as itself on this device (the others fall back to another kernel).
     func usable(_ kernel: GemmKernelChoice.Kernel, for s: GemmShape) -> Bool {
         switch kernel {
-        case .variant(let v): return variantUsable(v)
+        case .variant(let v): return variantUsable(v.specialised(transA: s.transA, transB: s.transB))
         case .nt: return s.transB && !s.transA
         case .skinny: return s.n <= 16
         case .block: return !s.transB || (s.ldb == s.k && (s.strideB == 0 || s.strideB == s.k * s.n))
@@ -108,7 +108,7 @@ extension OpenCLBackend {
         case .nt:
             // The dot-product kernel covers A·Bᵀ only; every other case takes the default blocks.
             gemm(s, a: a, b: b, c: c, bias: bias, activation: activation, kernel: .block(GemmKernelChoice.defaultBlock))
-        case .variant(let v) where s.k == 0 || !variantUsable(v):
+        case .variant(let v) where s.k == 0 || !variantUsable(v.specialised(transA: s.transA, transB: s.transB)):
             // Nothing to sum (the direct kernel writes beta * C + bias), or the variant does not fit this device
             // (its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE, say): on a GPU a smaller tile that
             // fits, with the same K-split, else the direct kernel; the CPU-device default elsewhere.
@@ -148,7 +148,6 @@ extension OpenCLBackend {
         }
     }
 
-
     /// Runs the product with a parameterised kernel of Kernels/gemm_tuned.cl (see `GemmVariant`).
     func gemmParameterised(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
                            bias: DeviceBuffer?, activation: Activation, variant v: GemmVariant) {
@@ -168,14 +167,33 @@ extension OpenCLBackend {
                           .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
                           .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
                           .buffer(workspace)])
-            launch(.gemmVariant(v), "gemm_split_reduce", global: [s.n, s.m, s.batch],
-                   local: fittingLocal([16, 16, 1], .gemmVariant(v), "gemm_split_reduce"),
-                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(slices)), .float(s.alpha), .float(s.beta),
-                          .buffer(workspace)] + epilogue)
+            gemmSplitReduce(s, program: .gemmVariant(v), slices: slices, workspace: workspace, epilogue: epilogue)
         case .tile(let tm, let tn, _, let wm, let wn, _):
             let rtm = tm / wm, rtn = tn / wn
             launch(.gemmVariant(v), "gemm_tile", global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch],
                    local: [rtn, rtm, 1], args: gemmArguments(s, a: a, b: b, c: c, bias: bias, activation: activation))
+        case .frag(let f):
+            // One program per transpose; vector loads cast to aligned ones where an operand's rows and batches start
+            // on multiples of the vector width (bit 0: A, bit 1: B).
+            let program = KernelProgram.gemmVariant(v.specialised(transA: s.transA, transB: s.transB))
+            let rtm = f.tm / f.wm, rtn = f.tn / f.wn
+            let aligned = (s.lda % f.vector == 0 && s.strideA % f.vector == 0 ? 1 : 0)
+                | (s.ldb % f.vector == 0 && s.strideB % f.vector == 0 ? 2 : 0)
+            let operands: [KernelArg] = [.buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)),
+                                         .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(Int32(aligned))]
+            let groups = [(s.n + f.tn - 1) / f.tn * rtn, (s.m + f.tm - 1) / f.tm * rtm]
+            let (slices, sliceK) = v.kSlices(k: s.k)
+            if slices > 1 {
+                let workspace = allocate(slices * s.m * s.n * s.batch)
+                launch(program, "gemm_frag_split", global: groups + [s.batch * slices], local: [rtn, rtm, 1],
+                       args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(slices)), .int(Int32(sliceK))]
+                           + operands + [.buffer(workspace)])
+                gemmSplitReduce(s, program: program, slices: slices, workspace: workspace, epilogue: epilogue)
+            } else {
+                launch(program, "gemm_frag", global: groups + [s.batch], local: [rtn, rtm, 1],
+                       args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta)]
+                           + operands + epilogue)
+            }
         case .panel(let mr, let nv, _, let mb, let nb):
             let nr = 8 * nv
             let rowPanels = (s.m + mr - 1) / mr, colPanels = (s.n + nr - 1) / nr
@@ -197,6 +215,16 @@ extension OpenCLBackend {
                           .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k)),
                           .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
         }
+    }
+
+    /// Adds the `slices` partial products of a K-split in `workspace` in order and applies the epilogue
+    /// (gemm_split_reduce of `program`).
+    func gemmSplitReduce(_ s: GemmShape, program: KernelProgram, slices: Int, workspace: DeviceBuffer,
+                         epilogue: [KernelArg]) {
+        launch(program, "gemm_split_reduce", global: [s.n, s.m, s.batch],
+               local: fittingLocal([16, 16, 1], program, "gemm_split_reduce"),
+               args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(slices)), .float(s.alpha), .float(s.beta),
+                      .buffer(workspace)] + epilogue)
     }
 }
 
@@ -295,71 +323,6 @@ extension GemmKernelChoice.Kernel {
     }
 }
 
-/// The built-in choice when a device has no tuning table: GPU-style tiles through local memory on GPUs (larger
-/// tiles on NVIDIA and AMD; with K split for `deep` products, so that every compute unit gets work), the
-/// register-block kernels on CPU OpenCL (PoCL) for small products and the K-blocked packed panels there from
-/// 2²⁶ FLOPs on.
-enum GemmDefaults {
-    /// The kernel for `s` on a device of this type and vendor with these limits.
-    static func kernel(for s: GemmShape, info: OpenCLDeviceInfo, limits: LaunchLimits) -> GemmKernelChoice.Kernel {
-        if info.isGPU {
-            let deep = GemmShapeClass.isDeep(s)
-            // Few rows or columns and a short K: one work-item per output is as good as a tile.
-            if !deep && (s.m < 8 || s.n <= 16) { return .direct }
-            guard let v = gpuTiles(info).first(where: { $0.fits(limits) }) else { return .direct }
-            if deep { return .variant(split(v, for: s, computeUnits: info.computeUnits)) }
-            return .variant(v)
-        }
-        let cpu = GemmKernelChoice.choose(s)
-        // From about the MLP's products (128×784×512) up: packed panels of 6 x 16 (15 of the 16 AVX2 vector
-        // registers; the 8 x 16 blocks spill there) with K blocks that keep the panels in the caches (the 8 x 16
-        // blocks fall to a third of the cores' speed from n = 2048 on).
-        if case .direct = cpu { return cpu }
-        if case .skinny = cpu { return cpu }
-        if 2.0 * Double(s.m) * Double(s.n) * Double(s.k) >= 0x1p26 { return .variant(cpuLarge) }
-        return cpu
-    }
-
-    /// The tiles a GPU uses without a table, the preferred first: 64 x 64 on NVIDIA and AMD, then 32 x 32 and
-    /// 16 x 16 (for devices with smaller work-groups or local memory).
-    static func gpuTiles(_ info: OpenCLDeviceInfo) -> [GemmVariant] {
-        let vendor = info.vendor.lowercased()
-        let big = vendor.contains("nvidia") || vendor.contains("amd") || vendor.contains("advanced micro")
-        return (big ? [.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4)] : [])
-            + [.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2)]
-    }
-
-    /// Tile `v` with K split for the `deep` product `s`: enough slices that the work-groups are at least twice the
-    /// device's compute units (a few tiles of C and a long K would leave most of a GPU idle), each slice at least
-    /// 4 K tiles long, at most 64 slices (1: no split, when the tiles alone fill the device or K is short).
-    static func split(_ v: GemmVariant, for s: GemmShape, computeUnits: Int) -> GemmVariant {
-        guard case .tile(let tm, let tn, let tk, let wm, let wn, _) = v else { return v }
-        let tiles = (s.m + tm - 1) / tm * ((s.n + tn - 1) / tn) * s.batch
-        let wanted = 2 * max(computeUnits, 1)
-        let slices = min(64, (wanted + tiles - 1) / tiles, s.k / (4 * tk))
-        return slices >= 2 ? .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices) : v
-    }
-
-    /// What runs `s` when variant `v` does not build or fit the device: the direct kernel when there is nothing to
-    /// sum; on a GPU the largest smaller tile of `gpuTiles` that is `usable`, with `v`'s K-split, else the direct
-    /// kernel; on other devices the CPU-device default (`GemmKernelChoice.choose`).
-    static func fallback(for v: GemmVariant, _ s: GemmShape, info: OpenCLDeviceInfo,
-                         usable: (GemmVariant) -> Bool) -> GemmKernelChoice.Kernel {
-        if s.k == 0 { return .direct }
-        guard info.isGPU else { return GemmKernelChoice.choose(s) }
-        guard case .tile(let tm, let tn, _, _, _, let slices) = v else { return .direct }
-        for case .tile(let m, let n, let k, let wm, let wn, _) in gpuTiles(info) where m * n < tm * tn {
-            let tile = GemmVariant.tile(tm: m, tn: n, tk: k, wm: wm, wn: wn, slices: slices)
-            if usable(tile) { return .variant(tile) }
-        }
-        return .direct
-    }
-
-    /// The panel variant CPU devices use from 2²⁶ FLOPs on without a table.
-    static let cpuLarge = GemmVariant.panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4)
-}
-
-
 extension GemmKernelChoice {
     /// The kernel a name stands for (`Kernel.name`), nil for an unknown name.
     static func parse(_ text: String) -> Kernel? {
@@ -372,141 +335,3 @@ extension GemmKernelChoice {
         return nil
     }
 }
-
-/// One parameterised GEMM kernel of Kernels/gemm_tuned.cl: its own program, built with `defines`.
-enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
-    /// CPU-style: packed panels, `mr` x (8 * `nv`) register blocks, K blocks of `kc` (0: all of K), `mb` row
-    /// panels and `nb` column panels per work-item.
-    case panel(mr: Int, nv: Int, kc: Int, mb: Int, nb: Int)
-    /// GPU-style: `tm` x `tn` tiles of C per work-group through local memory of depth `tk`, `wm` x `wn` outputs
-    /// per work-item. `slices` > 1 splits K: up to that many slices (of whole `tk` steps) each compute a partial
-    /// product into a workspace, and a second kernel adds them in order and applies the epilogue (for products
-    /// with few tiles of C and a long K, the `deep` class).
-    case tile(tm: Int, tn: Int, tk: Int, wm: Int, wn: Int, slices: Int = 1)
-
-    /// The name in tables, reports and `MYELIN_GEMM_KERNEL`: `panel:6x16:kc256:mb8:nb4`, `tile:64x64:k16:w4x4`,
-    /// and with a K-split `tile:32x32:k16:w4x4:s8`.
-    var description: String {
-        switch self {
-        case .panel(let mr, let nv, let kc, let mb, let nb): return "panel:\(mr)x\(8 * nv):kc\(kc):mb\(mb):nb\(nb)"
-        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
-            return "tile:\(tm)x\(tn):k\(tk):w\(wm)x\(wn)" + (slices > 1 ? ":s\(slices)" : "")
-        }
-    }
-
-    /// Parses `description`; nil for anything else or parameters outside what the kernels support.
-    init?(name: String) {
-        let parts = name.split(separator: ":").map(String.init)
-        func pair(_ s: String, prefix: String = "") -> (Int, Int)? {
-            guard s.hasPrefix(prefix) else { return nil }
-            let d = s.dropFirst(prefix.count).split(separator: "x").compactMap { Int($0) }
-            return d.count == 2 ? (d[0], d[1]) : nil
-        }
-        func number(_ s: String, prefix: String) -> Int? { s.hasPrefix(prefix) ? Int(s.dropFirst(prefix.count)) : nil }
-        if parts.count == 5, parts[0] == "panel", let (mr, nr) = pair(parts[1]), nr % 8 == 0,
-           let kc = number(parts[2], prefix: "kc"), let mb = number(parts[3], prefix: "mb"),
-           let nb = number(parts[4], prefix: "nb") {
-            self = .panel(mr: mr, nv: nr / 8, kc: kc, mb: mb, nb: nb)
-        } else if parts.count == 4 || parts.count == 5, parts[0] == "tile", let (tm, tn) = pair(parts[1]),
-                  let tk = number(parts[2], prefix: "k"), let (wm, wn) = pair(parts[3], prefix: "w"),
-                  let slices = parts.count == 5 ? number(parts[4], prefix: "s") : 1 {
-            self = .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn, slices: slices)
-        } else {
-            return nil
-        }
-        guard isWellFormed else { return nil }
-    }
-
-    /// Parameters the kernels accept: positive sizes, tiles divisible by the per-item block, at most 16 x 4
-    /// float8 accumulators per panel block, 1 to 64 K slices.
-    var isWellFormed: Bool {
-        switch self {
-        case .panel(let mr, let nv, let kc, let mb, let nb):
-            return (1...16).contains(mr) && (1...4).contains(nv) && kc >= 0 && mb >= 1 && nb >= 1
-        case .tile(let tm, let tn, let tk, let wm, let wn, let slices):
-            return tm > 0 && tn > 0 && tk > 0 && wm > 0 && wn > 0 && tm % wm == 0 && tn % wn == 0 && wm * wn <= 64
-                && (1...64).contains(slices)
-        }
-    }
-
-    /// The build options that select and size the kernels.
-    var defines: String {
-        switch self {
-        case .panel(let mr, let nv, let kc, let mb, let nb):
-            return "-DGEMM_PANEL -DMR=\(mr) -DNV=\(nv) -DKC=\(kc) -DMB=\(mb) -DNB=\(nb)"
-        case .tile(let tm, let tn, let tk, let wm, let wn, _):
-            // The K-split kernels are in the same program: the slice count is an argument.
-            return "-DGEMM_TILE -DTM=\(tm) -DTN=\(tn) -DTK=\(tk) -DWM=\(wm) -DWN=\(wn)"
-        }
-    }
-
-    /// The variant with one K slice: the program that holds its kernels (the slice count is an argument).
-    var withoutSplit: GemmVariant {
-        if case .tile(let tm, let tn, let tk, let wm, let wn, _) = self { return .tile(tm: tm, tn: tn, tk: tk, wm: wm, wn: wn) }
-        return self
-    }
-
-    /// The kernel that runs the variant's work-groups: `gemm_panel`, `gemm_tile`, or `gemm_tile_split` for a K-split.
-    var mainKernel: String {
-        switch self {
-        case .panel: return "gemm_panel"
-        case .tile(_, _, _, _, _, let slices): return slices > 1 ? "gemm_tile_split" : "gemm_tile"
-        }
-    }
-
-    /// The K slices a product with `k` steps runs in: slices of whole `tk` steps, at most `slices` of them,
-    /// none empty (1: no split); and the steps per slice.
-    func kSlices(k: Int) -> (count: Int, length: Int) {
-        guard case .tile(_, _, let tk, _, _, let slices) = self, slices > 1, k > 0 else { return (1, k) }
-        let length = ((k + slices - 1) / slices + tk - 1) / tk * tk
-        return ((k + length - 1) / length, length)
-    }
-
-    /// The work-group a tile variant needs (`reqd_work_group_size`); nil for panels (any size).
-    var workGroup: [Int]? {
-        if case .tile(let tm, let tn, _, let wm, let wn, _) = self { return [tn / wn, tm / wm, 1] }
-        return nil
-    }
-
-    /// Bytes of local memory a work-group uses.
-    var localBytes: Int {
-        if case .tile(let tm, let tn, let tk, _, _, _) = self { return 4 * tk * (tm + 1 + tn + 1) }
-        return 0
-    }
-
-    /// Whether the variant fits the device's launch limits (work-group size after any cap, per-dimension sizes,
-    /// local memory); the kernel's own `CL_KERNEL_WORK_GROUP_SIZE` is checked after its program is built.
-    func fits(_ limits: LaunchLimits) -> Bool {
-        guard isWellFormed else { return false }
-        guard let wg = workGroup else { return true }
-        let withinDimensions = wg.indices.allSatisfy { $0 >= limits.maxWorkItemSizes.count || wg[$0] <= limits.maxWorkItemSizes[$0] }
-        return wg.reduce(1, *) <= limits.maxWorkGroupSize && withinDimensions && localBytes <= limits.localMemorySize
-    }
-
-    /// The panel variants `myelin tune` measures on CPU-type devices (register blocks for 16 AVX2 registers and
-    /// for 32 AVX-512 ones, K blocks of 128 to 512, one without K blocking for small products).
-    static let panelCandidates: [GemmVariant] = [
-        .panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4), .panel(mr: 6, nv: 2, kc: 256, mb: 16, nb: 1),
-        .panel(mr: 6, nv: 2, kc: 512, mb: 8, nb: 2), .panel(mr: 4, nv: 3, kc: 256, mb: 8, nb: 4),
-        .panel(mr: 4, nv: 2, kc: 128, mb: 8, nb: 4), .panel(mr: 8, nv: 2, kc: 256, mb: 8, nb: 4),
-        .panel(mr: 12, nv: 2, kc: 256, mb: 4, nb: 4), .panel(mr: 6, nv: 2, kc: 0, mb: 4, nb: 1),
-    ]
-
-    /// The tile variants `myelin tune` measures on GPU-type devices (work-groups of 64 and 256 items; those that
-    /// do not fit a device are left out).
-    static let tileCandidates: [GemmVariant] = [
-        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4), .tile(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8),
-        .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4), .tile(tm: 128, tn: 128, tk: 8, wm: 8, wn: 8),
-        .tile(tm: 128, tn: 64, tk: 16, wm: 8, wn: 4), .tile(tm: 64, tn: 64, tk: 8, wm: 4, wn: 4),
-        .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2), .tile(tm: 32, tn: 32, tk: 8, wm: 2, wn: 2),
-    ]
-
-    /// The K-split tile variants `myelin tune` measures for the `deep` class, on every device type (a product
-    /// with a few tiles of C leaves most of a GPU idle, and most of a CPU's cores too, without them).
-    static let splitCandidates: [GemmVariant] = [
-        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 4), .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 8),
-        .tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4, slices: 16), .tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4, slices: 8),
-        .tile(tm: 64, tn: 64, tk: 16, wm: 8, wn: 8, slices: 16), .tile(tm: 16, tn: 16, tk: 16, wm: 2, wn: 2, slices: 16),
-    ]
-}
-

@@ -141,6 +141,10 @@ extension OpenCLBackend {
             unusableVariants[v] = "its work-group exceeds the kernel's CL_KERNEL_WORK_GROUP_SIZE"
             return false
         }
+        if kernelLocalMemory(.gemmVariant(v), v.mainKernel) > limits.localMemorySize {
+            unusableVariants[v] = "its kernel's CL_KERNEL_LOCAL_MEM_SIZE exceeds the device's local memory"
+            return false
+        }
         return true
     }
 

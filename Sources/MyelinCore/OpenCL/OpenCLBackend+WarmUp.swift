@@ -49,11 +49,12 @@ extension Device {
 }
 
 extension OpenCLBackend {
-    /// The GEMM variants the built-in defaults choose for this device's representative products.
+    /// The GEMM variant programs the built-in defaults choose for this device's representative products (a
+    /// GPU-grade tile's for every transpose).
     var defaultGemmVariants: [GemmVariant] {
-        GemmShapeClass.representatives.compactMap { _, shape in
-            if case .variant(let v) = GemmDefaults.kernel(for: shape, info: info, limits: limits) { return v.withoutSplit }
-            return nil
+        GemmShapeClass.representatives.flatMap { _, shape -> [GemmVariant] in
+            if case .variant(let v) = GemmDefaults.kernel(for: shape, info: info, limits: limits) { return v.programs }
+            return []
         }
     }
 

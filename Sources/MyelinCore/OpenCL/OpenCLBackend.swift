@@ -303,6 +303,13 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         return min(limits.maxWorkGroupSize, kernelLimit(KernelReference(program, name)).workGroupSize)
     }
 
+    /// The bytes of local memory kernel `name` of `program` uses (`CL_KERNEL_LOCAL_MEM_SIZE`; some drivers, Oclgrind
+    /// among them, count every kernel's local arrays of the program).
+    func kernelLocalMemory(_ program: KernelProgram, _ name: String) -> Int {
+        lock.lock(); defer { lock.unlock() }
+        return kernelLimit(KernelReference(program, name)).localMemory
+    }
+
     /// `wanted` shrunk (halving its largest dimension) until it fits the work-group limit of kernel `name` of
     /// `program` and the device's per-dimension limits.
     func fittingLocal(_ wanted: [Int], _ program: KernelProgram, _ name: String) -> [Int] {

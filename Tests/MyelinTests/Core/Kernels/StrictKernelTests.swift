@@ -223,6 +223,18 @@ enum KernelExercise {
         backend.conv2dForward(x: convX, weight: convW, bias: convB, y: convY, geometry: convGeometry,
                               outChannels: outChannels, chunkBudget: twoImages)
         record("conv2d forward", convY, outCount)
+        // The implicit-GEMM forward (conv_frag_forward) with a GPU-grade tile that fits a small GPU; the CPU's
+        // chunked forward stands for its expected result.
+        let implicitY = backend.allocate(outCount)
+        if let cl, cl.convForwardImplicit(x: convX, weight: convW, bias: convB, y: implicitY, geometry: convGeometry,
+                                          outChannels: outChannels, variant: GemmTuningTests.smallFrags[0]) {
+            record("conv2d forward, implicit GEMM", implicitY, outCount)
+        } else {
+            // Refused (a work-group cap below the tile's 16 items), or the CPU: the chunked forward.
+            backend.conv2dForward(x: convX, weight: convW, bias: convB, y: implicitY, geometry: convGeometry,
+                                  outChannels: outChannels, chunkBudget: twoImages)
+            record("conv2d forward, implicit GEMM", implicitY, outCount)
+        }
         let convGx = backend.allocate(3 * 3 * 7 * 5), convGw = backend.allocate(outChannels * convGeometry.patchSize)
         backend.conv2dBackward(x: convX, weight: convW, gy: convGy, gx: convGx, gw: convGw, geometry: convGeometry,
                                outChannels: outChannels, chunkBudget: twoImages)
@@ -468,6 +480,18 @@ struct CappedWorkGroupTests {
         // The 32 x 32 GEMM tile's 8 x 8 work-groups fit 64; below, the product falls back to the direct kernel.
         let gemmTile = KernelReference(.gemmVariant(.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4)), "gemm_tile")
         #expect((backend.lastLocalSize[gemmTile] != nil) == (cap >= 64))
+        // The GPU-grade tiles whose work-groups exceed the cap are refused (their products ran on a fallback); the
+        // others ran, one program per transpose.
+        let ran = Set(backend.lastLocalSize.keys.compactMap { $0.program.variant })
+        for v in GemmVariant.fragCandidates + GemmTuningTests.smallFrags {
+            // Refused where the work-group exceeds the cap (or the kernel's local memory the device's: Oclgrind
+            // counts the local arrays of every kernel of the program).
+            let usable = backend.variantUsable(v)
+            if (v.workGroup ?? []).reduce(1, *) > cap { #expect(!usable, "\(v) under a cap of \(cap)") }
+            #expect(v.programs.allSatisfy { ran.contains($0) } == usable, "\(v) under a cap of \(cap)")
+        }
+        // The 16-item tiles fit a cap of 64 anywhere.
+        #expect(backend.variantUsable(GemmTuningTests.smallFrags[0]) == (cap >= 16))
     }
 
     /// Without a cap the device's own limit stands, and the reduction uses 256 items where the device allows.

@@ -37,7 +37,7 @@ import Testing
 
     @Test func variantNamesRoundTrip() {
         for v in GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
-            + [GemmTuningTests.kBlockedPanel, GemmTuningTests.smallSplit] {
+            + [GemmTuningTests.kBlockedPanel, GemmTuningTests.smallSplit] + GemmTuningTests.smallFrags {
             #expect(GemmVariant(name: v.description) == v)
             #expect(GemmKernelChoice.parse(v.description) == .variant(v))
         }
@@ -48,9 +48,23 @@ import Testing
         // Malformed or unsupported parameters.
         for bad in ["panel:6x12:kc256:mb8:nb4", "panel:0x16:kc256:mb8:nb4", "panel:6x16:kc256:mb0:nb4", "tile:64x64:k16:w3x4",
                     "tile:64x64:k0:w4x4", "tile:64x64:w4x4", "tile:32x32:k16:w4x4:s0", "tile:32x32:k16:w4x4:s65",
-                    "tile:32x32:k16:w4x4:8", "panel", "block:7x7", ""] + ["tiled", "packed:8x16", "packedr:8x16", "block:4x32", "nt:4x6"] {
+                    "tile:32x32:k16:w4x4:8", "panel", "block:7x7", "",
+                    // GPU-grade tiles: a vector width of 3, one that does not divide the per-item block, prefetch 2,
+                    // a missing prefetch, tiles that do not split into whole vector loads per item.
+                    "tile:128x128:k16:w8x8:v3:p1", "tile:128x128:k16:w6x8:v4:p1", "tile:128x128:k16:w8x8:v4:p2",
+                    "tile:128x128:k16:w8x8:v4", "tile:128x128:k4:w8x8:v4:p1", "tile:128x128:k16:w8x8:p1:v4"] + ["tiled", "packed:8x16", "packedr:8x16", "block:4x32", "nt:4x6"] {
             #expect(GemmKernelChoice.parse(bad) == nil, "\(bad)")
         }
+        // GPU-grade tiles: 256 items and 17 KiB of local memory for 128 x 128; one program per transpose, the
+        // transposes left out of the name.
+        let frag = GemmVariant.frag(128, 128, k: 16, w: 8, 8, slices: 4)
+        #expect(frag.description == "tile:128x128:k16:w8x8:v4:p1:s4" && frag.workGroup == [16, 16, 1])
+        #expect(frag.localBytes == 4 * 16 * (132 + 132) && frag.mainKernel == "gemm_frag_split")
+        #expect(GemmVariant(name: "tile:128x64:k16:w8x8:v2:p0") == .frag(128, 64, k: 16, w: 8, 8, vector: 2, prefetch: false))
+        #expect(Set(frag.programs.map(\.defines)).count == 4 && frag.programs.allSatisfy { $0.slices == 1 })
+        #expect(frag.specialised(transA: true, transB: true).description == frag.description)
+        #expect(frag.specialised(transA: true, transB: false).defines.hasSuffix("-DTRANS_A=1 -DTRANS_B=0"))
+        #expect(frag.kSlices(k: 100) == (4, 32))
         #expect(GemmVariant.tile(tm: 64, tn: 32, tk: 8, wm: 4, wn: 2).workGroup == [16, 16, 1])
         #expect(GemmVariant.tile(tm: 32, tn: 32, tk: 16, wm: 4, wn: 4).localBytes == 4 * 16 * 66)
         // K-split names: ":sS" only when S > 1; the same program (defines) as the tile without a split.
@@ -188,9 +202,23 @@ import Testing
             let limits = LaunchLimits(device: info.device, cap: cap)
             #expect(GemmDefaults.kernel(for: big, info: info, limits: limits).name == expected, "cap \(cap)")
         }
+        // NVIDIA and AMD: the GPU-grade tiles, the largest that gives every compute unit a work-group; under a cap
+        // of 64 items the 32 x 32 one (the larger ones are refused, never chosen).
         info.vendor = "NVIDIA Corporation"
-        #expect(GemmDefaults.kernel(for: big, info: info, limits: LaunchLimits(device: info.device, cap: 1024)).name
-                == "tile:64x64:k16:w4x4")
+        info.computeUnits = 132
+        for (shape, expected) in [(big, "tile:64x64:k16:w4x4:v4:p1"),
+                                  (GemmShape(m: 4096, n: 4096, k: 4096), "tile:128x128:k16:w8x8:v4:p1"),
+                                  (GemmShape(m: 2048, n: 1024, k: 512, transA: true), "tile:128x64:k16:w8x8:v4:p1"),
+                                  (GemmShape(m: 256, n: 256, k: 256), "tile:32x32:k16:w4x4:v4:p1")] {
+            #expect(GemmDefaults.kernel(for: shape, info: info, limits: LaunchLimits(device: info.device, cap: 1024)).name
+                    == expected, "\(shape)")
+        }
+        #expect(GemmDefaults.kernel(for: big, info: info, limits: LaunchLimits(device: info.device, cap: 64)).name
+                == "tile:32x32:k16:w4x4:v4:p1")
+        info.vendor = "Advanced Micro Devices, Inc."
+        #expect(GemmDefaults.kernel(for: GemmShape(m: 4096, n: 4096, k: 4096), info: info,
+                                    limits: LaunchLimits(device: info.device, cap: 1024)).name == "tile:128x128:k16:w8x8:v4:p1")
+        info.vendor = "NVIDIA Corporation"
         #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .direct)
 
         // Deep products split K so that the work-groups are at least twice the compute units, each slice at
@@ -198,23 +226,29 @@ import Testing
         let limits = LaunchLimits(device: info.device, cap: 1024)
         info.computeUnits = 132
         let firstConvGradient = GemmShape(m: 32, n: 9, k: 100_352, transB: true)
-        #expect(GemmDefaults.kernel(for: firstConvGradient, info: info, limits: limits).name == "tile:64x64:k16:w4x4:s64")
+        #expect(GemmDefaults.kernel(for: firstConvGradient, info: info, limits: limits).name == "tile:32x32:k16:w4x4:v4:p1:s64")
         #expect(GemmDefaults.kernel(for: GemmShape(m: 8, n: 8, k: 256), info: info, limits: limits).name
-                == "tile:64x64:k16:w4x4:s4")
+                == "tile:32x32:k16:w4x4:v4:p1:s4")
         #expect(GemmDefaults.kernel(for: GemmShape(m: 2, n: 2, k: 100), info: info, limits: limits).name
-                == "tile:64x64:k16:w4x4")
+                == "tile:32x32:k16:w4x4:v4:p1")
         info.computeUnits = 4
-        // 6 x 6 tiles of 64 already give 36 work-groups for 8 wanted: no split.
+        // 3 x 3 tiles of 128 already give 9 work-groups for 8 wanted: no split.
         #expect(GemmDefaults.kernel(for: GemmShape(m: 384, n: 384, k: 65_536), info: info, limits: limits).name
-                == "tile:64x64:k16:w4x4")
+                == "tile:128x128:k16:w8x8:v4:p1")
         #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 8192), info: info, limits: limits).name
-                == "tile:64x64:k16:w4x4:s8")
+                == "tile:32x32:k16:w4x4:v4:p1:s2")
 
         // A tile the device refuses falls back to the largest smaller tile that fits, keeping the K-split; the
         // direct kernel only when none fits.
         let s = GemmShape(m: 64, n: 64, k: 8192)
         let tile64 = GemmVariant.tile(tm: 64, tn: 64, tk: 16, wm: 4, wn: 4, slices: 8)
-        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in true }.name == "tile:32x32:k16:w4x4:s8")
+        #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in true }.name == "tile:32x32:k16:w4x4:v4:p1:s8")
+        // A GPU-grade tile falls back along the list: the next GPU-grade one, then the plain tiles.
+        let frag128 = GemmVariant.frag(128, 128, k: 16, w: 8, 8, slices: 4)
+        #expect(GemmDefaults.fallback(for: frag128, s, info: info) { _ in true }.name == "tile:128x64:k16:w8x8:v4:p1:s4")
+        #expect(GemmDefaults.fallback(for: frag128.specialised(transA: true, transB: false), s, info: info) {
+            if case .frag = $0 { return false } else { return true }
+        }.name == "tile:32x32:k16:w4x4:s4")
         #expect(GemmDefaults.fallback(for: tile64, s, info: info) { $0.localBytes < 4 * 16 * 66 }.name
                 == "tile:16x16:k16:w2x2:s8")
         #expect(GemmDefaults.fallback(for: tile64, s, info: info) { _ in false } == .direct)

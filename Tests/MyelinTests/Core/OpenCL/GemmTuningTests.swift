@@ -11,7 +11,15 @@ import Testing
     static let kernels: [GemmKernelChoice.Kernel] =
         [.direct, .block(GemmKernelChoice.defaultBlock), .nt(GemmKernelChoice.ntBlock), .skinny(rows: 4), .skinny(rows: 8)]
         + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
-           + [kBlockedPanel, smallSplit]).map { .variant($0) }
+           + [kBlockedPanel, smallSplit] + smallFrags).map { .variant($0) }
+
+    /// GPU-grade tiles small enough that the shapes here have interior tiles (unchecked, aligned vector loads where
+    /// the leading dimensions allow) and several K tiles: vector widths 2 and 1, with and without prefetch, and a
+    /// K-split into at most 3 slices; all fit 16 work-items and Oclgrind's small-GPU mode.
+    static let smallFrags: [GemmVariant] = [
+        .frag(8, 8, k: 4, w: 2, 2, vector: 2), .frag(8, 8, k: 4, w: 2, 2, vector: 1, prefetch: false),
+        .frag(16, 8, k: 8, w: 4, 2, vector: 2, prefetch: false), .frag(8, 8, k: 4, w: 4, 4, vector: 4, slices: 3),
+    ]
 
     /// A panel variant with K blocks of 8, so that the small shapes here run several K blocks and a remainder.
     static let kBlockedPanel = GemmVariant.panel(mr: 3, nv: 1, kc: 8, mb: 2, nb: 2)
@@ -92,6 +100,28 @@ import Testing
                   activation: .sigmoid)
     }
 
+    /// The GPU-grade tiles on products larger than their tiles, so that interior tiles (no bounds checks; aligned
+    /// vector loads at 256 x 128 x 32, vloadn at 129 x 129 x 33) and edge tiles both run, for all four transposes
+    /// (one program each), 1-wide products, batches with a broadcast operand and the fused epilogue.
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason),
+          arguments: GemmVariant.fragCandidates + smallFrags)
+    func gpuGradeTilesOnInteriorAndEdgeTiles(variant: GemmVariant) throws {
+        for (m, n, k) in [(129, 129, 33), (256, 128, 32), (1, 7, 129), (7, 1, 1)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                try check(.variant(variant), m: m, n: n, k: k, transA: transA, transB: transB)
+            }
+        }
+        try check(.variant(variant), m: 130, n: 131, k: 20, transA: false, transB: true, batch: 2, broadcastA: true,
+                  alpha: 0.5, beta: -1, withBias: true, activation: .relu)
+        try check(.variant(variant), m: 128, n: 64, k: 48, transA: true, transB: false, batch: 2, alpha: 2, beta: 0.25,
+                  withBias: true, activation: .sigmoid)
+        // Every transpose ran its own program (the variant fits opencl:0, so nothing fell back).
+        let cl = TestDevices.openCL.backend as! OpenCLBackend
+        for program in variant.programs {
+            #expect(cl.lastLocalSize[KernelReference(.gemmVariant(program), variant.mainKernel)] != nil, "\(program.defines) ran")
+        }
+    }
+
     /// The K-split variants on deep products (small M x N, long K) of odd sizes, with K split into slices that do
     /// not divide it, batches, alpha/beta and the bias + activation epilogue (applied once, after the slices are
     /// added); and the result is the same on every run (the slices are added in a fixed order).
@@ -120,7 +150,8 @@ import Testing
             runs.append(KernelExercise.download(cl, c, 13 * 21))
         }
         #expect(runs[0] == runs[1])
-        #expect(cl.lastLocalSize[KernelReference(.gemmVariant(variant), "gemm_tile_split")] != nil, "the split kernel ran")
+        let program = variant.specialised(transA: true, transB: false)
+        #expect(cl.lastLocalSize[KernelReference(.gemmVariant(program), variant.mainKernel)] != nil, "the split kernel ran")
     }
 
     /// The automatic choice at sizes where the tuned kernels run, through the public ops, on every device.

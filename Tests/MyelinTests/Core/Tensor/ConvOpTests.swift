@@ -36,14 +36,19 @@ enum ConvGradientReference {
         return list
     }()
 
+    /// The input (7 x 9 images), weight and bias values of case `index` of `cases` with `outChannels` filters.
+    static func values(_ index: Int, _ t: (n: Int, c: Int, k: Int, s: Int, p: Int),
+                       outChannels o: Int) -> (x: [Float], w: [Float], b: [Float]) {
+        (testValues(t.n * t.c * 7 * 9, seed: UInt64(index)), testValues(o * t.c * t.k * t.k, seed: UInt64(index + 500)),
+         testValues(o, seed: UInt64(index + 900)))
+    }
+
     @Test(arguments: TestDevices.all)
     func forwardAndBothBackwardsMatchDoubleLoops(device: Device) throws {
         let h = 7, wd = 9
         for (index, t) in Self.cases.enumerated() {
             let o = index % 2 == 0 ? 4 : 1
-            let xv = testValues(t.n * t.c * h * wd, seed: UInt64(index))
-            let wv = testValues(o * t.c * t.k * t.k, seed: UInt64(index + 500))
-            let bv = testValues(o, seed: UInt64(index + 900))
+            let (xv, wv, bv) = Self.values(index, t, outChannels: o)
             let x = try Tensor(xv, shape: [t.n, t.c, h, wd], on: device, requiresGrad: true)
             let w = try Tensor(wv, shape: [o, t.c, t.k, t.k], on: device, requiresGrad: true)
             let b = try Tensor(bv, shape: [o], on: device, requiresGrad: true)
