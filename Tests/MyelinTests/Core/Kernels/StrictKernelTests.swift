@@ -483,7 +483,7 @@ struct CappedWorkGroupTests {
         // The GPU-grade tiles whose work-groups exceed the cap are refused (their products ran on a fallback); the
         // others ran, one program per transpose.
         let ran = Set(backend.lastLocalSize.keys.compactMap { $0.program.variant })
-        for v in GemmVariant.fragCandidates + GemmTuningTests.smallFrags {
+        for v in GemmTuningTests.fragsInKernelList + GemmTuningTests.smallFrags {
             // Refused where the work-group exceeds the cap (or the kernel's local memory the device's: Oclgrind
             // counts the local arrays of every kernel of the program).
             let usable = backend.variantUsable(v)

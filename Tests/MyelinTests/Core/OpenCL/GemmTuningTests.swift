@@ -10,8 +10,18 @@ import Testing
 @Suite struct GemmTuningTests {
     static let kernels: [GemmKernelChoice.Kernel] =
         [.direct, .block(GemmKernelChoice.defaultBlock), .nt(GemmKernelChoice.ntBlock), .skinny(rows: 4), .skinny(rows: 8)]
-        + (GemmVariant.panelCandidates + GemmVariant.tileCandidates + GemmVariant.splitCandidates
-           + [kBlockedPanel, smallSplit] + smallFrags).map { .variant($0) }
+        + (GemmVariant.panelCandidates + GemmVariant.tileCandidates.filter { !isFrag($0) } + GemmVariant.splitCandidates
+           + [kBlockedPanel, smallSplit] + fragsInKernelList + smallFrags).map { .variant($0) }
+
+    static func isFrag(_ v: GemmVariant) -> Bool { if case .frag = v { return true } else { return false } }
+
+    /// `MYELIN_LONG_TESTS=1`: every GPU-grade tile the tuner measures, in every list below. Otherwise (CI) the ones
+    /// the defaults use, here and on PoCL, and the smallest of them in the kernel list, which Oclgrind also runs:
+    /// the large tiles differ from the small ones only in constants of the same source, and each of their programs
+    /// (one per transpose) costs PoCL and Oclgrind tens of seconds to build.
+    static let longTests = ProcessInfo.processInfo.environment["MYELIN_LONG_TESTS"] == "1"
+    static let fragsInKernelList: [GemmVariant] = longTests ? GemmVariant.fragCandidates : [GemmDefaults.fragTiles.last!]
+    static let fragsOnPoCL: [GemmVariant] = longTests ? GemmVariant.fragCandidates : GemmDefaults.fragTiles
 
     /// GPU-grade tiles small enough that the shapes here have interior tiles (unchecked, aligned vector loads where
     /// the leading dimensions allow) and several K tiles: vector widths 2 and 1, with and without prefetch, and a
@@ -104,7 +114,7 @@ import Testing
     /// vector loads at 256 x 128 x 32, vloadn at 129 x 129 x 33) and edge tiles both run, for all four transposes
     /// (one program each), 1-wide products, batches with a broadcast operand and the fused epilogue.
     @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason),
-          arguments: GemmVariant.fragCandidates + smallFrags)
+          arguments: fragsOnPoCL + smallFrags)
     func gpuGradeTilesOnInteriorAndEdgeTiles(variant: GemmVariant) throws {
         for (m, n, k) in [(129, 129, 33), (256, 128, 32), (1, 7, 129), (7, 1, 1)] {
             for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
