@@ -18,7 +18,7 @@ import fashion_mnist
 import gpt_bench
 import myelin_side
 import report
-from runner import ROOT, BenchError, run_json, run_json_measured, time_process
+from runner import ROOT, BenchError, alternate, run_json, run_json_measured, time_process
 
 PY = sys.executable
 BENCH = os.path.join(ROOT, "Benchmarks")
@@ -117,17 +117,7 @@ def convnet(model, rounds, quick):
         }
         if not quick:
             peers["tinygrad CPU"] = lambda: tinygrad("CPU")
-        results = {name: [] for name in peers}
-        notes = {}
-        for r in range(rounds):
-            for name, run in peers.items():
-                print(f"  {model} round {r + 1}/{rounds}: {name}", flush=True)
-                try:
-                    results[name].append(run())
-                except BenchError as error:
-                    print(f"  {name}: not measured: {error}", flush=True)
-                    notes[name] = str(error).splitlines()[0][:200]
-                    results[name].append({})
+        results, notes = alternate(peers, rounds, model)
     finally:
         shutil.rmtree(data, ignore_errors=True)
     summary = {name: {key: median([x.get(key) for x in xs]) for key in ("train_samples_per_s", "peak_rss_mib", "wall_s")}

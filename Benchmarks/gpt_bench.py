@@ -12,7 +12,7 @@ import statistics
 import sys
 
 import myelin_side
-from runner import BenchError, run_json_measured
+from runner import alternate, run_json_measured
 
 PY = sys.executable
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -66,17 +66,7 @@ def run(rounds, quick):
         peers["train"]["tinygrad CPU"] = lambda: tinygrad("CPU")
     out = {"vocab": int(vocab), "warmup": int(warmup), "steps": int(steps), "tokens": int(tokens), "tinygrad_cap_s": cap}
     for part, runs in peers.items():
-        results = {name: [] for name in runs}
-        notes = {}
-        for r in range(rounds):
-            for name, run_one in runs.items():
-                print(f"  gpt {part} round {r + 1}/{rounds}: {name}", flush=True)
-                try:
-                    results[name].append(run_one())
-                except BenchError as error:
-                    print(f"  {name}: not measured: {error}", flush=True)
-                    notes[name] = str(error).splitlines()[0][:200]
-                    results[name].append({})
+        results, notes = alternate(runs, rounds, f"gpt {part}")
         summary = {}
         for name, xs in results.items():
             summary[name] = {key: _median([x.get(key) for x in xs]) for key in KEYS}

@@ -66,3 +66,21 @@ def run_json_measured(cmd, env=None, timeout=None):
     if not lines:
         raise BenchError(f"{' '.join(cmd)} printed no JSON line")
     return dict(json.loads(lines[-1]), **measured)
+
+
+def alternate(peers, rounds, label):
+    """Runs every peer of `peers` ({name: callable returning a dict}) once per round, alternating, for `rounds`
+    rounds. Returns ({name: [dict per round]}, {name: first line of its error}); a run that raises BenchError is
+    kept as {} and its error noted."""
+    results = {name: [] for name in peers}
+    notes = {}
+    for r in range(rounds):
+        for name, run in peers.items():
+            print(f"  {label} round {r + 1}/{rounds}: {name}", flush=True)
+            try:
+                results[name].append(run())
+            except BenchError as error:
+                print(f"  {name}: not measured: {error}", flush=True)
+                notes[name] = str(error).splitlines()[0][:200]
+                results[name].append({})
+    return results, notes
