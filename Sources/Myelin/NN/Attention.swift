@@ -80,7 +80,17 @@ public final class MultiHeadAttention: Layer {
         }
         let b = input.shape[0], t = input.shape[1], d = embedDim / heads
         let q: Tensor, k: Tensor, v: Tensor
-        if let cAttn {
+        if let cAttn, GradMode.isEnabled && (input.requiresGrad || cAttn.weight.requiresGrad) {
+            // Recording a graph: three products with the q, k and v rows of c_attn's weight and bias (slices of
+            // [3C, C]: small), not slices of the [B, T, 3C] output, whose gradients would be three zero-filled
+            // tensors of the whole output's size, summed (a fifth of the attention's backward memory traffic).
+            func split(_ part: Int) throws -> Tensor {
+                let rows = (part * embedDim)..<((part + 1) * embedDim)
+                return try input.linear(weight: cAttn.weight.slice(rows), bias: cAttn.bias?.slice(rows))
+                    .reshaped([b, t, heads, d]).permuted([0, 2, 1, 3])
+            }
+            q = try split(0); k = try split(1); v = try split(2)
+        } else if let cAttn {
             // [B, T, 3C] -> [3, B, H, T, D] in one permute, then the three slices.
             let qkv = try cAttn(input).reshaped([b, t, 3, heads, d]).permuted([2, 0, 3, 1, 4])
             q = try qkv.slice(0..<1).reshaped([b, heads, t, d])

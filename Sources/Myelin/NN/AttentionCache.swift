@@ -48,6 +48,13 @@ extension MultiHeadAttention {
     /// the whole sequence. No dropout is applied. The attention is the fused
     /// `Tensor.scaledDotProductAttention` (queries fewer than keys) unless `useFusedAttention` is false.
     public func callAsFunction(_ input: Tensor, cache: AttentionCache) throws -> Tensor {
+        try callAsFunction(input, cache: cache, lastQueries: nil)
+    }
+
+    /// As `callAsFunction(_:cache:)`, but the output is that of the last `lastQueries` positions only
+    /// ([batch, lastQueries, embedDim]; nil: every position): the keys and values of all of `input` still go to
+    /// the cache. Generation needs the last position of the last block only.
+    func callAsFunction(_ input: Tensor, cache: AttentionCache, lastQueries: Int?) throws -> Tensor {
         guard input.rank == 3, input.shape[2] == embedDim, input.shape[1] > 0 else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, T, \(embedDim)]", got: input.shape)
         }
@@ -68,8 +75,10 @@ extension MultiHeadAttention {
             (q, kNew, vNew) = (projected[0], projected[1], projected[2])
         }
         let (keys, values) = try cache.append(kNew, vNew)
+        let n = Swift.min(lastQueries ?? t, t)
         let toHeads = [1, 2, 0, 3]   // [T, B, H, D] -> [B, H, T, D]
-        let (qh, kh, vh) = (try q.permuted(toHeads), try keys.permuted(toHeads), try values.permuted(toHeads))
+        let queries = n < t ? try q.slice((t - n)..<t) : q
+        let (qh, kh, vh) = (try queries.permuted(toHeads), try keys.permuted(toHeads), try values.permuted(toHeads))
         // Causal masks are aligned to the last key: new query i sees the cached positions and new ones 0...i.
         let attended: Tensor
         if useFusedAttention {
@@ -77,7 +86,7 @@ extension MultiHeadAttention {
         } else {
             attended = try qh.matmul(kh, transposeB: true, alpha: 1 / Float(d).squareRoot()).softmax(causal: causal).matmul(vh)
         }
-        let y = try attended.permuted([0, 2, 1, 3]).reshaped([b, t, embedDim])
+        let y = try attended.permuted([0, 2, 1, 3]).reshaped([b, n, embedDim])
         return try cProj(y)
     }
 }
@@ -86,6 +95,18 @@ extension TransformerBlock {
     /// The block on new positions `input` [batch, T, embedDim], its attention reading and extending `cache`.
     public func callAsFunction(_ input: Tensor, cache: AttentionCache) throws -> Tensor {
         let attended = try input + attention(ln1(input), cache: cache)
+        return try attended + mlp(ln2(attended))
+    }
+
+    /// The block's output [batch, n, embedDim] at the last `n` positions of `input` [batch, T, embedDim] only (the
+    /// keys and values of all T go to `cache`): what `callAsFunction(_:cache:)` gives there, with the attention's
+    /// output projection and the MLP run on n positions instead of T.
+    func lastPositions(_ n: Int, of input: Tensor, cache: AttentionCache) throws -> Tensor {
+        guard input.rank == 3, n < input.shape[1] else { return try callAsFunction(input, cache: cache) }
+        let (b, t, c) = (input.shape[0], input.shape[1], input.shape[2])
+        let residual = b == 1 ? try input.reshaped([t, c]).slice((t - n)..<t).reshaped([1, n, c])
+                              : try input.permuted([1, 0, 2]).slice((t - n)..<t).permuted([1, 0, 2])
+        let attended = try residual + attention(ln1(input), cache: cache, lastQueries: n)
         return try attended + mlp(ln2(attended))
     }
 }

@@ -147,6 +147,13 @@ public final class GPT: Layer {
     /// The logits of `tokens` [batch, T], which continue the positions already in `cache` (when given: its keys and
     /// values grow by T); `cache.length + T` must not pass `blockSize`.
     public func logits(_ tokens: Tensor, cache: GPTCache?) throws -> Tensor {
+        try logits(tokens, cache: cache, lastOnly: false)
+    }
+
+    /// The logits [batch, T, vocab] of `tokens` (see `logits(_:cache:)`), or with `lastOnly` those of the last
+    /// position only, [batch, 1, vocab] (what generation reads): the last block then runs its output projection,
+    /// MLP and final norm on that position alone (the same values; its keys and values still come from all).
+    func logits(_ tokens: Tensor, cache: GPTCache?, lastOnly: Bool) throws -> Tensor {
         let start = cache?.length ?? 0
         guard tokens.rank == 2, tokens.shape[1] >= 1 else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, T] token indices", got: tokens.shape)
@@ -161,11 +168,17 @@ public final class GPT: Layer {
         let positions = Tensor((start..<(start + t)).map(Float.init), on: tokens.device)
         var x = try embeddingDropout(tokenEmbedding(tokens) + positionEmbedding(positions))
         for (i, block) in blocks.enumerated() {
-            x = try cache.map { try block(x, cache: $0.layers[i]) } ?? block(x)
+            if lastOnly && i == blocks.count - 1 {
+                // The last block's attention needs every position's keys and values; a cache of its own when
+                // there is none (it only lives for this call).
+                x = try block.lastPositions(1, of: x, cache: cache?.layers[i] ?? AttentionCache())
+            } else {
+                x = try cache.map { try block(x, cache: $0.layers[i]) } ?? block(x)
+            }
         }
-        let c = config.embedDim
-        let out = try finalNorm(x).reshaped([b * t, c]).matmul(tokenEmbedding.weight, transposeB: true)
-        return try out.reshaped([b, t, config.vocabSize])
+        let (c, rows) = (config.embedDim, x.shape[1])
+        let out = try finalNorm(x).reshaped([b * rows, c]).matmul(tokenEmbedding.weight, transposeB: true)
+        return try out.reshaped([b, rows, config.vocabSize])
     }
 
     /// The parameters in AdamW groups, as nanoGPT's `configure_optimizers` but without decay on the embeddings:

@@ -48,6 +48,7 @@ extension GPT {
     /// new token runs one position through the model; when the context passes the block size, it is cropped to the
     /// last `blockSize` tokens and the cache is computed again from them (positions are relative to the context,
     /// as nanoGPT does). Without the cache every token recomputes the whole context; both give the same tokens.
+    /// Either way the last block and the head run on the last position only (`logits(_:cache:lastOnly:)`).
     ///
     /// ```swift
     /// let tokens = try gpt.generate(prompt: vocabulary.encode("The "), count: 300,
@@ -85,8 +86,7 @@ extension GPT {
                 feed = tokens.suffix(config.blockSize)
             }
             let input = try Tensor(feed.map(Float.init), shape: [1, feed.count], on: device)
-            let logits = try withNoGrad { try self.logits(input, cache: cache) }
-            let last = try logits.reshaped([feed.count, config.vocabSize]).slice((feed.count - 1)..<feed.count).toArray()
+            let last = try withNoGrad { try self.logits(input, cache: cache, lastOnly: true) }.toArray()
             let next = sampling.pick(last, &generator)
             tokens.append(next)
             onToken?(next)

@@ -122,10 +122,8 @@ extension CPUBackend {
                         for r in 0..<rows {
                             let prow = p + r * block, dprow = dp + r * block, li = lg[i0 + r], di = dg[i0 + r]
                             maskScores(s, prow, cols: cols, mask: pm, group: g, query: i0 + r, firstKey: j0)
-                            for c in 0..<cols {
-                                let pr = Foundation.exp(prow[c] - li)
-                                prow[c] = pr; dprow[c] = pr * (dprow[c] - di)
-                            }
+                            _ = myelin_exp_shifted(prow, cols, li)   // the probabilities exp(score − lse), vectorized
+                            for c in 0..<cols { dprow[c] = prow[c] * (dprow[c] - di) }
                         }
                         blockGemm(true, false, cols, d, rows, 1, p, block, gog + i0 * d, d, 1, gvg + j0 * d, d)
                         blockGemm(false, false, rows, d, cols, s.scale, dp, block, kg + j0 * d, d, 1, gqg + i0 * d, d)

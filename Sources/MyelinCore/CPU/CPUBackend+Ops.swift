@@ -94,7 +94,7 @@ extension CPUBackend {
         case .activation(.identity): map(x, out, n) { $0 }
         case .activation(.geluErf) where Self.ownGemmAvailable:
             let px = x.host!, po = out.host!
-            parallelFor(n) { lo, hi in myelin_gelu_erf(px, po, lo, hi) }
+            parallelFor(n, minimum: Self.transcendentalMinimum) { lo, hi in myelin_gelu_erf(px, po, lo, hi) }
         case .activation(let a): map(x, out, n) { a.apply($0) }
         case .scalar(.add, let s, _): map(x, out, n) { $0 + s }
         case .scalar(.multiply, let s, _): map(x, out, n) { $0 * s }
@@ -106,10 +106,14 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
+    /// Below this many elements an activation with erf or exp (GELU: about 10 times an add's cost) runs on the
+    /// calling thread: a GPT's MLP at one 64-token window (32,768 values) is worth both cores.
+    static let transcendentalMinimum = CPUBackend.parallelThreshold / 8
+
     func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,
                             gx: DeviceBuffer, count n: Int) {
         let px = x.host!, py = y.host!, pg = gy.host!, po = gx.host!
-        parallelFor(n) { lo, hi in
+        parallelFor(n, minimum: activation == .relu ? CPUBackend.parallelThreshold : Self.transcendentalMinimum) { lo, hi in
             if activation == .relu {
                 // Eight lanes at a time with a select (the scalar loop's load under a branch did not vectorize:
                 // 4% of the MLP's CPU step); NaN or non-positive inputs give +0, as below.

@@ -84,18 +84,33 @@ extension CPUBackend {
         let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, po = gx.host!
         guard rows > 0, cols > 0 else { return }
         parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
+            // Without a weight, a row of ones: the loops below then have no optional per element (vectorized).
+            let ones = w == nil ? UnsafeMutablePointer<Float>.allocate(capacity: cols) : nil
+            ones?.initialize(repeating: 1, count: cols)
+            defer { ones?.deallocate() }
+            let wr = w ?? ones!
             for r in lo..<hi {
                 let p = px + r * cols, g = pg + r * cols, o = po + r * cols, m = pm[r], inv = pr[r]
-                var sg: Float = 0, sgx: Float = 0
-                for c in 0..<cols {
-                    let gw = g[c] * (w?[c] ?? 1)
-                    sg += gw; sgx += gw * (p[c] - m) * inv
+                var sg = SIMD8<Float>(), sgx = SIMD8<Float>(), c = 0
+                while c + 8 <= cols {
+                    let gw = Self.load8(g + c) * Self.load8(wr + c)
+                    sg += gw; sgx += gw * (Self.load8(p + c) - m)
+                    c += 8
                 }
-                let mg = sg / Float(cols), mgx = sgx / Float(cols)
-                for c in 0..<cols { o[c] = inv * (g[c] * (w?[c] ?? 1) - mg - (p[c] - m) * inv * mgx) }
+                var sgTail: Float = 0, sgxTail: Float = 0
+                for t in c..<cols {
+                    let gw = g[t] * wr[t]
+                    sgTail += gw; sgxTail += gw * (p[t] - m)
+                }
+                let mg = (sg.sum() + sgTail) / Float(cols), mgx = (sgx.sum() + sgxTail) * inv / Float(cols)
+                for c in 0..<cols { o[c] = inv * (g[c] * wr[c] - mg - (p[c] - m) * inv * mgx) }
             }
         }
         count { $0.launches += 1 }
+    }
+
+    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 
     func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
@@ -105,6 +120,16 @@ extension CPUBackend {
         // Split by columns: each thread sums its columns over every row.
         parallelFor(cols, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(rows, 1))) { lo, hi in
             for c in lo..<hi { gw?[c] = 0; gb?[c] = 0 }
+            if let gw, let gb {   // LayerNorm with weight and bias: no optional per element (vectorized)
+                for r in 0..<rows {
+                    let p = px + r * cols, g = pg + r * cols, m = pm[r], inv = pr[r]
+                    for c in lo..<hi {
+                        gw[c] += g[c] * (p[c] - m) * inv
+                        gb[c] += g[c]
+                    }
+                }
+                return
+            }
             for r in 0..<rows {
                 let p = px + r * cols, g = pg + r * cols, m = pm[r], inv = pr[r]
                 for c in lo..<hi {

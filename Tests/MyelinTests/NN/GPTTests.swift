@@ -99,6 +99,32 @@ struct GPTTests {
         #expect(throws: GPTError.self) { try gpt.generate(prompt: [1], count: 1, sampling: SamplingOptions(topK: 0)) }
     }
 
+    /// Generation's logits of the last position alone (the last block and the head on one position) equal the last
+    /// position of the whole logits, with and without a cache, at T = 1, 7, 33 and batch 1 and 3.
+    @Test(arguments: TestDevices.all)
+    func lastPositionLogitsEqualTheWholeLogits(device: Device) throws {
+        let config = GPTConfig(vocabSize: 11, blockSize: 40, layers: 2, heads: 3, embedDim: 12)
+        let gpt = GPT(config, seed: 11, device: device)
+        try TransformerLayerTests.randomize(gpt, seed: 12)
+        gpt.eval()
+        for (b, t) in [(1, 1), (1, 7), (1, 33), (3, 7)] {
+            let x = try Tensor(Self.tokens(b * t, vocab: 11, seed: UInt64(t)).map(Float.init), shape: [b, t], on: device)
+            let all = try gpt(x).toArray()
+            var expected: [Float] = []
+            for r in 0..<b {
+                let end: Int = (r * t + t) * 11
+                expected += all[(end - 11)..<end]
+            }
+            let last = try gpt.logits(x, cache: nil, lastOnly: true)
+            #expect(last.shape == [b, 1, 11])
+            expectClose(last.toArray(), expected, rtol: 1e-4, atol: 1e-5, "last logits, [\(b), \(t)] on \(device)")
+            let cache = GPTCache(layers: 2)
+            let cached = try gpt.logits(x, cache: cache, lastOnly: true)
+            #expect(cache.length == t)
+            expectClose(cached.toArray(), expected, rtol: 1e-4, atol: 1e-5, "cached last logits, [\(b), \(t)] on \(device)")
+        }
+    }
+
     @Test func samplingFollowsTemperatureAndTopK() throws {
         var g = SeededGenerator(seed: 1)
         let logits: [Float] = [0, 3, 1, 2.9]
