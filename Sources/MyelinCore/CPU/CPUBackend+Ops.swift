@@ -159,10 +159,14 @@ extension CPUBackend {
                         offA += idx * sa[d]; offB += idx * sb[d]
                     }
                     let ra = pa + offA, rb = pb + offB, ro = po + r * inner
-                    if op == .add, isa == 1, isb == 1 {
-                        for j in 0..<inner { ro[j] = ra[j] + rb[j] }
-                    } else {
-                        for j in 0..<inner { ro[j] = Formulas.binary(op, ra[j * isa], rb[j * isb]) }
+                    // Contiguous rows against contiguous rows or one value (a scalar factor, as gradient clipping's):
+                    // loops without a switch per element, which vectorize.
+                    switch (op, isa, isb) {
+                    case (.add, 1, 1): for j in 0..<inner { ro[j] = ra[j] + rb[j] }
+                    case (.multiply, 1, 1): for j in 0..<inner { ro[j] = ra[j] * rb[j] }
+                    case (.add, 1, 0): let v = rb[0]; for j in 0..<inner { ro[j] = ra[j] + v }
+                    case (.multiply, 1, 0): let v = rb[0]; for j in 0..<inner { ro[j] = ra[j] * v }
+                    default: for j in 0..<inner { ro[j] = Formulas.binary(op, ra[j * isa], rb[j * isb]) }
                     }
                 }
             }
