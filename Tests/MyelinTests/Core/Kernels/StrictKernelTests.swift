@@ -308,6 +308,42 @@ enum KernelExercise {
                                                outer: outer, channels: channels, inner: inner)
                 record("bn_backward_input \(what) batch statistics \(batchStatistics)", gx, total)
             }
+            // The fusions: the running statistics' update in the moments' launches, the apply with a residual and
+            // ReLU, the backward with its mask (the apply's output) and the residual's gradient.
+            let runMean = upload(backend, testValues(channels, seed: 46)), runVar = upload(backend, testValues(channels, seed: 47))
+            let tracked = upload(backend, [2])
+            let running = BatchNormRunning(mean: runMean, variance: runVar, tracked: tracked, keep: 0.9, momentum: 0.1,
+                                           varianceFactor: 0.1 * Float(outer * inner) / Float(max(outer * inner - 1, 1)))
+            if let cl {
+                cl.batchNormMoments(x: bnX, mean: mean, variance: variance, running: running, outer: outer,
+                                    channels: channels, inner: inner, parts: parts)
+            } else {
+                backend.batchNormMoments(x: bnX, mean: mean, variance: variance, running: running, outer: outer,
+                                         channels: channels, inner: inner)
+            }
+            record("bn_moments running mean \(what)", runMean, channels)
+            record("bn_moments running variance \(what)", runVar, channels)
+            record("bn_moments batches tracked \(what)", tracked, 1)
+            let fusedY = backend.allocate(total)
+            backend.batchNormApply(x: bnX, y: fusedY, mean: mean, variance: variance, weight: bnW, bias: bnB, residual: bnGy,
+                                   relu: true, epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
+            record("bn_apply residual relu \(what)", fusedY, total)
+            if let cl {
+                cl.batchNormBackwardSums(x: bnX, gy: bnGy, mask: fusedY, mean: mean, variance: variance, gweight: gw,
+                                         gbias: gb, epsilon: 1e-5, outer: outer, channels: channels, inner: inner,
+                                         parts: parts)
+            } else {
+                backend.batchNormBackwardSums(x: bnX, gy: bnGy, mask: fusedY, mean: mean, variance: variance, gweight: gw,
+                                              gbias: gb, epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
+            }
+            record("bn_backward_sums masked weight \(what)", gw, channels)
+            record("bn_backward_sums masked bias \(what)", gb, channels)
+            let gx = backend.allocate(total), gr = backend.allocate(total)
+            backend.batchNormBackwardInput(x: bnX, gy: bnGy, mask: fusedY, mean: mean, variance: variance, weight: bnW,
+                                           gweight: gw, gbias: gb, gx: gx, gresidual: gr, epsilon: 1e-5,
+                                           batchStatistics: true, outer: outer, channels: channels, inner: inner)
+            record("bn_backward_input masked \(what)", gx, total)
+            record("bn_backward_input residual gradient \(what)", gr, total)
         }
         // Max pooling (max_pool_forward, max_pool_backward): overlapping and padded windows, non-overlapping ones,
         // on [2, 3, 7, 5] with ties (values rounded to tenths).
