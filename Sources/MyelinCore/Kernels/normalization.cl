@@ -110,13 +110,15 @@ __kernel void bn_moments_combine(__global const float* x, __global const float* 
 }
 
 // Stage 1 of gbias[c] = sum(gy) and gweight[c] = sum(gy * xhat) = invstd * sum(gy * (x - mean[c])) over channel c,
-// in one pass over x and gy. With has_mask, gy counts as gy * (mask > 0): the backward of a ReLU fused into the apply
-// (mask is its output), as actgrad_relu computes it. scratch holds 2 * local size floats.
-__kernel void bn_backward_sums(__global const float* x, __global const float* gy, __global const float* mask,
-                               int has_mask, __global const float* mean,
-                               __global const float* variance, __global float* gweight, __global float* gbias,
-                               __global float* partials, float epsilon, int outer, int channels, int inner,
-                               int parts, __local float* scratch) {
+// in one pass over x and gy. With has_mask (bn_backward_sums_masked), gy counts as gy * (mask > 0): the backward of
+// a ReLU fused into the apply (mask is its output), as actgrad_relu computes it. scratch holds 2 * local size
+// floats. The flags of this and the fused kernels below are compile-time constants of each kernel (a kernel per
+// combination, named by it), so that a CPU-like device (PoCL) still vectorizes the work-group loop.
+inline void bn_backward_sums_body(__global const float* x, __global const float* gy, __global const float* mask,
+                                  const int has_mask, __global const float* mean, __global const float* variance,
+                                  __global float* gweight, __global float* gbias, __global float* partials,
+                                  float epsilon, int outer, int channels, int inner, int parts,
+                                  __local float* scratch) {
     int g = get_group_id(0);
     int c = g / parts, p = g - c * parts;
     int lid = get_local_id(0);
@@ -144,6 +146,16 @@ __kernel void bn_backward_sums(__global const float* x, __global const float* gy
         partials[2 * g + 1] = scratchGX[0];
     }
 }
+#define BN_BACKWARD_SUMS(NAME, HAS_MASK)                                                                      \
+    __kernel void NAME(__global const float* x, __global const float* gy, __global const float* mask,             \
+                       __global const float* mean, __global const float* variance, __global float* gweight,       \
+                       __global float* gbias, __global float* partials, float epsilon, int outer, int channels,   \
+                       int inner, int parts, __local float* scratch) {                                            \
+        bn_backward_sums_body(x, gy, mask, HAS_MASK, mean, variance, gweight, gbias, partials, epsilon, outer,    \
+                              channels, inner, parts, scratch);                                                   \
+    }
+BN_BACKWARD_SUMS(bn_backward_sums, 0)
+BN_BACKWARD_SUMS(bn_backward_sums_masked, 1)
 
 // Stage 2 of bn_backward_sums: adds channel c's `parts` partial sums in order and writes gbias[c] and gweight[c].
 __kernel void bn_backward_sums_combine(__global const float* partials, __global const float* variance,
@@ -162,10 +174,10 @@ __kernel void bn_backward_sums_combine(__global const float* partials, __global 
 
 // y = xhat * weight[c] + bias[c], then + residual[i] (has_residual), then max(., 0) (relu), one work-item per
 // value: global = [inner, channels, outer]. Each step is its own statement, as the separate launches computed it.
-__kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
-                       __global const float* variance, __global const float* weight, __global const float* bias,
-                       __global const float* residual, int has_residual, int relu, float epsilon, int channels,
-                       int inner) {
+inline void bn_apply_body(__global const float* x, __global float* y, __global const float* mean,
+                          __global const float* variance, __global const float* weight, __global const float* bias,
+                          __global const float* residual, const int has_residual, const int relu, float epsilon,
+                          int channels, int inner) {
     ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
@@ -175,15 +187,26 @@ __kernel void bn_apply(__global const float* x, __global float* y, __global cons
     if (relu) v = fmax(v, 0.0f);
     y[i] = v;
 }
+#define BN_APPLY(NAME, HAS_RESIDUAL, RELU)                                                                    \
+    __kernel void NAME(__global const float* x, __global float* y, __global const float* mean,                  \
+                       __global const float* variance, __global const float* weight, __global const float* bias,  \
+                       __global const float* residual, float epsilon, int channels, int inner) {                 \
+        bn_apply_body(x, y, mean, variance, weight, bias, residual, HAS_RESIDUAL, RELU, epsilon, channels, inner); \
+    }
+BN_APPLY(bn_apply, 0, 0)
+BN_APPLY(bn_apply_relu, 0, 1)
+BN_APPLY(bn_apply_residual, 1, 0)
+BN_APPLY(bn_apply_residual_relu, 1, 1)
 
 // gx = weight[c] * invstd * (gy - (gbias[c] + xhat * gweight[c]) / m) for batch statistics (batch_stats != 0),
 // weight[c] * invstd * gy for constant ones; gy masked as in bn_backward_sums (has_mask). With has_gresidual the
 // (masked) gy is also written to gresidual: the gradient of the apply's residual.
-__kernel void bn_backward_input(__global const float* x, __global const float* gy, __global const float* mask,
-                                int has_mask, __global const float* mean, __global const float* variance,
-                                __global const float* weight, __global const float* gweight,
-                                __global const float* gbias, __global float* gx, __global float* gresidual,
-                                int has_gresidual, float epsilon, int batch_stats, int outer, int channels, int inner) {
+inline void bn_backward_input_body(__global const float* x, __global const float* gy, __global const float* mask,
+                                   const int has_mask, __global const float* mean, __global const float* variance,
+                                   __global const float* weight, __global const float* gweight,
+                                   __global const float* gbias, __global float* gx, __global float* gresidual,
+                                   const int has_gresidual, float epsilon, int batch_stats, int outer, int channels,
+                                   int inner) {
     ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
@@ -199,6 +222,19 @@ __kernel void bn_backward_input(__global const float* x, __global const float* g
     }
     gx[i] = k * g;
 }
+#define BN_BACKWARD_INPUT(NAME, HAS_MASK, HAS_GRESIDUAL)                                                      \
+    __kernel void NAME(__global const float* x, __global const float* gy, __global const float* mask,             \
+                       __global const float* mean, __global const float* variance, __global const float* weight,  \
+                       __global const float* gweight, __global const float* gbias, __global float* gx,            \
+                       __global float* gresidual, float epsilon, int batch_stats, int outer, int channels,        \
+                       int inner) {                                                                               \
+        bn_backward_input_body(x, gy, mask, HAS_MASK, mean, variance, weight, gweight, gbias, gx, gresidual,      \
+                               HAS_GRESIDUAL, epsilon, batch_stats, outer, channels, inner);                      \
+    }
+BN_BACKWARD_INPUT(bn_backward_input, 0, 0)
+BN_BACKWARD_INPUT(bn_backward_input_masked, 1, 0)
+BN_BACKWARD_INPUT(bn_backward_input_residual, 0, 1)
+BN_BACKWARD_INPUT(bn_backward_input_masked_residual, 1, 1)
 
 // Max pooling of the planes of x [planes, height, width] (padding reads -INFINITY): one work-item per output;
 // argmax is the window position (i * kernel_w + j) of the first maximum in window order, PyTorch's choice on ties

@@ -60,10 +60,11 @@ extension OpenCLBackend {
                         inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch(.normalization, "bn_apply", global: [inner, channels, outer],
+        // A kernel per fusion (Kernels/normalization.cl): its flags are compile-time constants there.
+        let kernel = "bn_apply" + (residual == nil ? "" : "_residual") + (relu ? "_relu" : "")
+        launch(.normalization, kernel, global: [inner, channels, outer],
                args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(bias),
-                      residual.map { .buffer($0) } ?? .null, .int(residual == nil ? 0 : 1), .int(relu ? 1 : 0),
-                      .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
+                      residual.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
     }
 
     func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
@@ -85,12 +86,12 @@ extension OpenCLBackend {
             fill(gbias, value: 0, offset: 0, count: channels)
             return
         }
-        let wg = channelGroupSize("bn_backward_sums", values: m)
+        let kernel = mask == nil ? "bn_backward_sums" : "bn_backward_sums_masked"
+        let wg = channelGroupSize(kernel, values: m)
         let g = min(max(parts ?? channelParts(channels: channels, values: m, groupSize: wg), 1), m)
         let partials = g > 1 ? allocate(2 * channels * g) : nil
-        launch(.normalization, "bn_backward_sums", global: [channels * g * wg], local: [wg],
-               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .int(mask == nil ? 0 : 1),
-                      .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
+        launch(.normalization, kernel, global: [channels * g * wg], local: [wg],
+               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
                       partials.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(outer)), .int(Int32(channels)),
                       .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
         guard let partials else { return }
@@ -105,10 +106,11 @@ extension OpenCLBackend {
                                 outer: Int, channels: Int, inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch(.normalization, "bn_backward_input", global: [inner, channels, outer],
-               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .int(mask == nil ? 0 : 1),
-                      .buffer(mean), .buffer(variance), .buffer(weight), .buffer(gweight), .buffer(gbias), .buffer(gx),
-                      gresidual.map { .buffer($0) } ?? .null, .int(gresidual == nil ? 0 : 1), .float(epsilon),
-                      .int(batchStatistics ? 1 : 0), .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner))])
+        let kernel = "bn_backward_input" + (mask == nil ? "" : "_masked") + (gresidual == nil ? "" : "_residual")
+        launch(.normalization, kernel, global: [inner, channels, outer],
+               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance),
+                      .buffer(weight), .buffer(gweight), .buffer(gbias), .buffer(gx), gresidual.map { .buffer($0) } ?? .null,
+                      .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(outer)), .int(Int32(channels)),
+                      .int(Int32(inner))])
     }
 }
