@@ -486,10 +486,11 @@ enum KernelExercise {
         }
     }
 
-    /// Runs the set on `backend` and on the CPU and records an issue for every output that differs.
-    static func check(_ backend: OpenCLBackend) {
-        let expected = run(on: CPUBackend.shared)
-        let actual = run(on: backend)
+    /// Runs the set (`ops`: every kernel by default) on `backend` and on the CPU and records an issue for every
+    /// output that differs.
+    static func check(_ backend: OpenCLBackend, _ ops: (Backend) -> [Output] = { KernelExercise.run(on: $0) }) {
+        let expected = ops(CPUBackend.shared)
+        let actual = ops(backend)
         #expect(actual.count == expected.count)
         for (a, e) in zip(actual, expected) {
             #expect(a.name == e.name)
@@ -522,12 +523,7 @@ struct StrictBatchNormKernelTests {
             KernelExercise.batchNorm(on: b) { name, buffer, count in out.append((name, KernelExercise.download(b, buffer, count))) }
             return out
         }
-        let (actual, expected) = (outputs(backend), outputs(CPUBackend.shared))
-        #expect(actual.count == expected.count)
-        for (a, e) in zip(actual, expected) {
-            #expect(a.name == e.name)
-            expectClose(a.values, e.values.map(Double.init), rtol: 1e-4, atol: 1e-5, "\(backend.name) \(a.name)")
-        }
+        KernelExercise.check(backend, outputs)
     }
 }
 
