@@ -48,30 +48,31 @@ public final class BatchNorm: Layer {
         bias.requiresGrad = true
     }
 
-    public func callAsFunction(_ input: Tensor) throws -> Tensor {
+    public func callAsFunction(_ input: Tensor) throws -> Tensor { try callAsFunction(input, residual: nil, relu: false) }
+
+    /// relu(self(input) + residual) in the normalization's own launches (Sequential fuses a following `ReLU` this
+    /// way, ResidualBlock its sum and ReLU): the same values as the separate ops, fewer launches. `residual`, when
+    /// given, has the input's shape.
+    func callAsFunction(_ input: Tensor, residual: Tensor?, relu: Bool) throws -> Tensor {
         guard (input.rank == 2 || input.rank == 4), input.shape[1] == features else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, \(features)] or [batch, \(features), height, width]",
                                    got: input.shape)
         }
         if !isTraining {
-            return try input.batchNorm(weight: weight, bias: bias, statistics: (runningMean, runningVar), epsilon: epsilon).output
+            return try input.batchNorm(weight: weight, bias: bias, statistics: (runningMean, runningVar), epsilon: epsilon,
+                                       residual: residual, relu: relu).output
         }
         let n = input.count / features
         guard n > 1 else {
             throw LayerError.shape(layer: layerDescription, expected: "more than one value per feature in train mode", got: input.shape)
         }
-        let (output, mean, variance) = try input.batchNorm(weight: weight, bias: bias, statistics: nil, epsilon: epsilon)
-        // In place (the same launches and values as `running = running * (1 - m) + statistic * m`), so the
-        // tensors keep their buffers: a captured step replays the update into them.
-        try withNoGrad {
-            let m = momentum
-            runningMean.applyInPlace(.multiply, scalar: 1 - m)
-            try runningMean.applyInPlace(.add, mean * m)
-            runningVar.applyInPlace(.multiply, scalar: 1 - m)
-            try runningVar.applyInPlace(.add, variance * (m * Float(n) / Float(n - 1)))
-            numBatchesTracked.applyInPlace(.add, scalar: 1)
-        }
-        return output
+        // The running statistics are updated in place in the moments' launch (the same values as
+        // `running = running * (1 - m) + statistic * m`), so the tensors keep their buffers: a captured step replays
+        // the update into them.
+        let m = momentum
+        return try input.batchNorm(weight: weight, bias: bias, statistics: nil, epsilon: epsilon,
+                                   running: (runningMean, runningVar, numBatchesTracked, 1 - m, m, m * Float(n) / Float(n - 1)),
+                                   residual: residual, relu: relu).output
     }
 
     public var namedTensors: [(String, Tensor)] {

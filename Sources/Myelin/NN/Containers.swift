@@ -85,10 +85,22 @@ public final class Sequential: Layer {
 
     public func callAsFunction(_ input: Tensor) throws -> Tensor {
         var x = input
-        for (i, layer) in layers.enumerated() {
-            do { x = try layer(x) } catch {
+        var i = 0
+        while i < layers.count {
+            let layer = layers[i]
+            do {
+                // A BatchNorm followed by a ReLU runs as one fused normalization (the same values, fewer launches).
+                if let bn = layer as? BatchNorm, i + 1 < layers.count, let next = layers[i + 1] as? ActivationLayer,
+                   next.activation == .relu {
+                    x = try bn(x, residual: nil, relu: true)
+                    i += 2
+                    continue
+                }
+                x = try layer(x)
+            } catch {
                 throw LayerError.inLayer(index: i, layer: layer.layerDescription, underlying: error)
             }
+            i += 1
         }
         return x
     }

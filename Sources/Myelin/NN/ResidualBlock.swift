@@ -71,9 +71,10 @@ public final class ResidualBlock: Layer {
         guard input.rank == 4, input.shape[1] == inChannels, input.shape[2] > 0, input.shape[3] > 0 else {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, \(inChannels), height, width]", got: input.shape)
         }
-        let y = try bn2(conv2(bn1(conv1(input)).relu()))
+        // relu(bn2(conv2(relu(bn1(conv1(input))))) + skip), with each ReLU and the sum fused into a normalization.
+        let h = try bn1(conv1(input), residual: nil, relu: true)
         let skip = try downsample?(input) ?? input
-        return try (y + skip).relu()
+        return try bn2(conv2(h), residual: skip, relu: true)
     }
 
     public var namedTensors: [(String, Tensor)] {

@@ -3,9 +3,11 @@ import Foundation
 // Batch normalization on the CPU: per-channel sums in Double, the elementwise passes as one multiply-add per value
 // (the naive form of Kernels/normalization.cl).
 extension CPUBackend {
-    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning?,
+                          outer: Int, channels: Int, inner: Int) {
         let px = x.host!, pm = mean.host!, pv = variance.host!
         guard outer > 0, channels > 0, inner > 0 else { return }
+        defer { if let running { updateRunning(running, mean: pm, variance: pv, channels: channels) } }
         let m = Double(outer * inner)
         parallelFor(channels, minimum: max(1, CPUBackend.parallelThreshold / (outer * inner))) { lo, hi in
             for c in lo..<hi {
@@ -30,9 +32,25 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
+    /// The running statistics' update (`BatchNormRunning`): the products and the sum in Float, as the separate
+    /// elementwise ops computed them.
+    private func updateRunning(_ r: BatchNormRunning, mean pm: UnsafeMutablePointer<Float>,
+                               variance pv: UnsafeMutablePointer<Float>, channels: Int) {
+        let rm = r.mean.host!, rv = r.variance.host!, tracked = r.tracked.host!
+        for c in 0..<channels {
+            let oldMean = rm[c] * r.keep, newMean = pm[c] * r.momentum
+            rm[c] = oldMean + newMean
+            let oldVar = rv[c] * r.keep, newVar = pv[c] * r.varianceFactor
+            rv[c] = oldVar + newVar
+        }
+        tracked[0] += 1
+    }
+
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
-                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+                        bias: DeviceBuffer, residual: DeviceBuffer?, relu: Bool, epsilon: Float, outer: Int, channels: Int,
+                        inner: Int) {
         let px = x.host!, py = y.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!, pb = bias.host!
+        let pr = residual?.host
         guard outer > 0, channels > 0, inner > 0 else { return }
         parallelFor(outer * channels, minimum: max(1, CPUBackend.parallelThreshold / inner)) { lo, hi in
             for unit in lo..<hi {
@@ -42,14 +60,21 @@ extension CPUBackend {
                 let shift = Float(Double(pb[c]) - Double(pm[c]) * Double(pw[c]) * invstd)
                 let src = px + unit * inner, dst = py + unit * inner
                 for i in 0..<inner { dst[i] = src[i] * scale + shift }
+                if let pr {
+                    let res = pr + unit * inner
+                    for i in 0..<inner { dst[i] = dst[i] + res[i] }
+                }
+                if relu { for i in 0..<inner { dst[i] = dst[i] > 0 ? dst[i] : 0 } }
             }
         }
         count { $0.launches += 1 }
     }
 
-    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                               variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
+                               outer: Int, channels: Int, inner: Int) {
         let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pgw = gweight.host!, pgb = gbias.host!
+        let pmask = mask?.host
         guard channels > 0 else { return }
         parallelFor(channels, minimum: max(1, CPUBackend.parallelThreshold / max(1, outer * inner))) { lo, hi in
             for c in lo..<hi {
@@ -57,9 +82,9 @@ extension CPUBackend {
                 var sumG = 0.0, sumGX = 0.0
                 for n in 0..<outer {
                     let offset = (n * channels + c) * inner
-                    let xr = px + offset, gr = pg + offset
+                    let xr = px + offset, gr = pg + offset, mr = pmask.map { $0 + offset }
                     for i in 0..<inner {
-                        let g = Double(gr[i])
+                        let g = Double(mr.map { gr[i] * ($0[i] > 0 ? 1 : 0) } ?? gr[i])
                         sumG += g
                         sumGX += g * (Double(xr[i]) - mu)
                     }
@@ -71,11 +96,12 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
-    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
-                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                                variance: DeviceBuffer, weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer,
+                                gx: DeviceBuffer, gresidual: DeviceBuffer?, epsilon: Float, batchStatistics: Bool,
+                                outer: Int, channels: Int, inner: Int) {
         let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!
-        let pgw = gweight.host!, pgb = gbias.host!, pgx = gx.host!
+        let pgw = gweight.host!, pgb = gbias.host!, pgx = gx.host!, pmask = mask?.host, pgr = gresidual?.host
         guard outer > 0, channels > 0, inner > 0 else { return }
         let m = Double(outer * inner)
         parallelFor(outer * channels, minimum: max(1, CPUBackend.parallelThreshold / inner)) { lo, hi in
@@ -90,7 +116,16 @@ extension CPUBackend {
                     offset = -k * Double(pgb[c]) / m - slope * Double(pm[c])
                 }
                 let a = Float(k), b = Float(slope), d = Float(offset)
-                let xr = px + unit * inner, gr = pg + unit * inner, out = pgx + unit * inner
+                let xr = px + unit * inner, out = pgx + unit * inner
+                var gr = UnsafePointer(pg + unit * inner)
+                if let pmask {
+                    // The masked gy (the fused ReLU's backward), in gresidual when asked for, else in gx first.
+                    let masked = (pgr ?? pgx) + unit * inner, mr = pmask + unit * inner
+                    for i in 0..<inner { masked[i] = gr[i] * (mr[i] > 0 ? 1 : 0) }
+                    gr = UnsafePointer(masked)
+                } else if let pgr {
+                    (pgr + unit * inner).update(from: gr, count: inner)
+                }
                 for i in 0..<inner { out[i] = a * gr[i] + b * xr[i] + d }
             }
         }

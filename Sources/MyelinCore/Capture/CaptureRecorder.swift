@@ -388,6 +388,17 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
                                geometry: ConvGeometry, outChannels: Int) {
         run { $0.libraryConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: geometry, outChannels: outChannels) }
     }
+    /// The device's implicit-GEMM forward where it takes the layer (recorded, and replayed as the same launch),
+    /// else nothing recorded and false: the chunked path records its launches.
+    func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
+                             geometry: ConvGeometry, outChannels: Int) -> Bool {
+        var done = false
+        record(now: { done = $0.convForwardImplicit(x: x, weight: weight, bias: bias, y: y, geometry: geometry, outChannels: outChannels) },
+               replay: { _ = $0.convForwardImplicit(x: x, weight: weight, bias: bias, y: y, geometry: geometry, outChannels: outChannels) },
+               seed: nil)
+        if !done { records.removeLast() }
+        return done
+    }
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64) {
         let now: (Backend) -> Void = {
@@ -404,25 +415,30 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
             record(now: now, replay: now, seed: nil)
         }
     }
-    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
-        run { $0.batchNormMoments(x: x, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner) }
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning?,
+                          outer: Int, channels: Int, inner: Int) {
+        run { $0.batchNormMoments(x: x, mean: mean, variance: variance, running: running, outer: outer, channels: channels,
+                                  inner: inner) }
     }
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
-                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
-        run { $0.batchNormApply(x: x, y: y, mean: mean, variance: variance, weight: weight, bias: bias, epsilon: epsilon,
-                                outer: outer, channels: channels, inner: inner) }
+                        bias: DeviceBuffer, residual: DeviceBuffer?, relu: Bool, epsilon: Float, outer: Int, channels: Int,
+                        inner: Int) {
+        run { $0.batchNormApply(x: x, y: y, mean: mean, variance: variance, weight: weight, bias: bias, residual: residual,
+                                relu: relu, epsilon: epsilon, outer: outer, channels: channels, inner: inner) }
     }
-    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
-        run { $0.batchNormBackwardSums(x: x, gy: gy, mean: mean, variance: variance, gweight: gweight, gbias: gbias,
-                                       epsilon: epsilon, outer: outer, channels: channels, inner: inner) }
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                               variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
+                               outer: Int, channels: Int, inner: Int) {
+        run { $0.batchNormBackwardSums(x: x, gy: gy, mask: mask, mean: mean, variance: variance, gweight: gweight,
+                                       gbias: gbias, epsilon: epsilon, outer: outer, channels: channels, inner: inner) }
     }
-    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
-                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
-        run { $0.batchNormBackwardInput(x: x, gy: gy, mean: mean, variance: variance, weight: weight, gweight: gweight,
-                                        gbias: gbias, gx: gx, epsilon: epsilon, batchStatistics: batchStatistics,
-                                        outer: outer, channels: channels, inner: inner) }
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                                variance: DeviceBuffer, weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer,
+                                gx: DeviceBuffer, gresidual: DeviceBuffer?, epsilon: Float, batchStatistics: Bool,
+                                outer: Int, channels: Int, inner: Int) {
+        run { $0.batchNormBackwardInput(x: x, gy: gy, mask: mask, mean: mean, variance: variance, weight: weight,
+                                        gweight: gweight, gbias: gbias, gx: gx, gresidual: gresidual, epsilon: epsilon,
+                                        batchStatistics: batchStatistics, outer: outer, channels: channels, inner: inner) }
     }
     func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, geometry: ConvGeometry) {
         run { $0.maxPoolForward(x: x, y: y, argmax: argmax, geometry: geometry) }

@@ -71,17 +71,68 @@ protocol NormalizationBackend: AnyObject {
     // Batch normalization over x [outer, channels, inner]: channel c holds the m = outer·inner values x[n, c, i].
     // x̂ = (x − mean[c]) / √(variance[c] + epsilon).
 
-    /// mean[c] and the biased variance[c] of each channel's m values.
-    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int)
-    /// y = x̂·weight[c] + bias[c].
+    /// mean[c] and the biased variance[c] of each channel's m values; with `running`, the running statistics are
+    /// updated from them in the same launch (`BatchNormRunning`).
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning?,
+                          outer: Int, channels: Int, inner: Int)
+    /// y = x̂·weight[c] + bias[c], then `+ residual` (same shape as x) when given, then max(·, 0) when `relu`.
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
-                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
-    /// gweight[c] = Σ gy·x̂ and gbias[c] = Σ gy over each channel's m values.
-    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int)
+                        bias: DeviceBuffer, residual: DeviceBuffer?, relu: Bool, epsilon: Float, outer: Int, channels: Int,
+                        inner: Int)
+    /// gweight[c] = Σ gy·x̂ and gbias[c] = Σ gy over each channel's m values. With `mask` (the output of an apply
+    /// with `relu`, same shape as x) every gy counts as gy·(mask > 0 ? 1 : 0): the ReLU's backward, fused.
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                               variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
+                               outer: Int, channels: Int, inner: Int)
     /// gx = weight[c]/√(variance[c] + epsilon) · (gy − (gbias[c] + x̂·gweight[c]) / m) when the statistics were
-    /// the batch's (`batchStatistics`), weight[c]/√(variance[c] + epsilon) · gy when they were constants.
+    /// the batch's (`batchStatistics`), weight[c]/√(variance[c] + epsilon) · gy when they were constants; gy masked
+    /// by `mask` as in `batchNormBackwardSums`. `gresidual`, when given, gets the (masked) gy: the gradient of an
+    /// apply's residual.
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                                variance: DeviceBuffer, weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer,
+                                gx: DeviceBuffer, gresidual: DeviceBuffer?, epsilon: Float, batchStatistics: Bool,
+                                outer: Int, channels: Int, inner: Int)
+}
+
+/// The running statistics a train-mode batch normalization updates from the batch's mean and biased variance, as
+/// PyTorch does (and as the separate launches `running·keep`, `+ mean·momentum` did, bit for bit):
+/// mean[c] = mean[c]·keep + batchMean[c]·momentum, variance[c] = variance[c]·keep + batchVariance[c]·varianceFactor
+/// (keep = 1 − momentum, varianceFactor = momentum·m/(m − 1) for the unbiased variance), tracked[0] += 1.
+struct BatchNormRunning {
+    /// The running mean [channels], updated in place.
+    let mean: DeviceBuffer
+    /// The running variance [channels], updated in place.
+    let variance: DeviceBuffer
+    /// The count of train-mode batches (one value), incremented.
+    let tracked: DeviceBuffer
+    /// 1 − momentum.
+    let keep: Float
+    /// The weight of the batch's mean.
+    let momentum: Float
+    /// The weight of the batch's biased variance: momentum·m/(m − 1).
+    let varianceFactor: Float
+}
+
+// The plain forms (no running update, no fusion), which tests and layers without a fusion call.
+extension NormalizationBackend {
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
+        batchNormMoments(x: x, mean: mean, variance: variance, running: nil, outer: outer, channels: channels, inner: inner)
+    }
+    func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
+                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+        batchNormApply(x: x, y: y, mean: mean, variance: variance, weight: weight, bias: bias, residual: nil, relu: false,
+                       epsilon: epsilon, outer: outer, channels: channels, inner: inner)
+    }
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
+                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+        batchNormBackwardSums(x: x, gy: gy, mask: nil, mean: mean, variance: variance, gweight: gweight, gbias: gbias,
+                              epsilon: epsilon, outer: outer, channels: channels, inner: inner)
+    }
     func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
                                 weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
-                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int)
+                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
+        batchNormBackwardInput(x: x, gy: gy, mask: nil, mean: mean, variance: variance, weight: weight, gweight: gweight,
+                               gbias: gbias, gx: gx, gresidual: nil, epsilon: epsilon, batchStatistics: batchStatistics,
+                               outer: outer, channels: channels, inner: inner)
+    }
 }

@@ -37,13 +37,28 @@ inline void bn_tree_sum2(__local float* a, __local float* b, int lid, int size) 
     }
 }
 
+// The running statistics' update of a train-mode batch norm from channel c's mean mu and biased variance var, when
+// has_running (BatchNormRunning in LayerBackends.swift): the two products and the sum as separate statements, so
+// the result is that of the separate launches it replaces (running * keep, statistic * factor, their sum), bit for
+// bit. Channel 0 also counts the batch in tracked[0].
+inline void bn_update_running(int c, float mu, float var, __global float* running_mean, __global float* running_var,
+                              __global float* tracked, float keep, float momentum, float var_factor, int has_running) {
+    if (!has_running) return;
+    float old_mean = running_mean[c] * keep, new_mean = mu * momentum;
+    running_mean[c] = old_mean + new_mean;
+    float old_var = running_var[c] * keep, new_var = var * var_factor;
+    running_var[c] = old_var + new_var;
+    if (c == 0) tracked[0] += 1.0f;
+}
+
 // Stage 1 of mean[c] and biased variance[c], in one pass over x: the sums of d = x - shift and of d * d, where
 // the shift is the channel's first value x[0, c, 0] (the same for every part). Subtracting a value of the channel
 // keeps the squares small when the mean is large compared with the spread (1000 + noise: d is then exact), so
 // variance = S2/m - (S1/m)^2 loses no digits to cancellation. scratch holds 2 * local size floats.
 __kernel void bn_moments(__global const float* x, __global float* mean, __global float* variance,
                          __global float* partials, int outer, int channels, int inner, int parts,
-                         __local float* scratch) {
+                         __local float* scratch, __global float* running_mean, __global float* running_var,
+                         __global float* tracked, float keep, float momentum, float var_factor, int has_running) {
     int g = get_group_id(0);
     int c = g / parts, p = g - c * parts;
     int lid = get_local_id(0);
@@ -64,8 +79,10 @@ __kernel void bn_moments(__global const float* x, __global float* mean, __global
     if (lid != 0) return;
     if (parts == 1) {
         float d = scratch1[0] / (float)m;
-        mean[c] = shift + d;
-        variance[c] = fmax(scratch2[0] / (float)m - d * d, 0.0f);
+        float mu = shift + d, var = fmax(scratch2[0] / (float)m - d * d, 0.0f);
+        mean[c] = mu;
+        variance[c] = var;
+        bn_update_running(c, mu, var, running_mean, running_var, tracked, keep, momentum, var_factor, has_running);
     } else {
         partials[2 * g] = scratch1[0];
         partials[2 * g + 1] = scratch2[0];
@@ -74,7 +91,9 @@ __kernel void bn_moments(__global const float* x, __global float* mean, __global
 
 // Stage 2 of bn_moments: adds channel c's `parts` partial sums in order and writes mean[c] and variance[c].
 __kernel void bn_moments_combine(__global const float* x, __global const float* partials, __global float* mean,
-                                 __global float* variance, int outer, int channels, int inner, int parts) {
+                                 __global float* variance, int outer, int channels, int inner, int parts,
+                                 __global float* running_mean, __global float* running_var, __global float* tracked,
+                                 float keep, float momentum, float var_factor, int has_running) {
     int c = get_global_id(0);
     if (c >= channels) return;
     float s1 = 0.0f, s2 = 0.0f;
@@ -84,16 +103,22 @@ __kernel void bn_moments_combine(__global const float* x, __global const float* 
     }
     float m = (float)outer * (float)inner;
     float d = s1 / m;
-    mean[c] = x[(long)c * inner] + d;
-    variance[c] = fmax(s2 / m - d * d, 0.0f);
+    float mu = x[(long)c * inner] + d, var = fmax(s2 / m - d * d, 0.0f);
+    mean[c] = mu;
+    variance[c] = var;
+    bn_update_running(c, mu, var, running_mean, running_var, tracked, keep, momentum, var_factor, has_running);
 }
 
 // Stage 1 of gbias[c] = sum(gy) and gweight[c] = sum(gy * xhat) = invstd * sum(gy * (x - mean[c])) over channel c,
-// in one pass over x and gy. scratch holds 2 * local size floats.
-__kernel void bn_backward_sums(__global const float* x, __global const float* gy, __global const float* mean,
-                               __global const float* variance, __global float* gweight, __global float* gbias,
-                               __global float* partials, float epsilon, int outer, int channels, int inner,
-                               int parts, __local float* scratch) {
+// in one pass over x and gy. With has_mask (bn_backward_sums_masked), gy counts as gy * (mask > 0): the backward of
+// a ReLU fused into the apply (mask is its output), as actgrad_relu computes it. scratch holds 2 * local size
+// floats. The flags of this and the fused kernels below are compile-time constants of each kernel (a kernel per
+// combination, named by it), so that a CPU-like device (PoCL) still vectorizes the work-group loop.
+inline void bn_backward_sums_body(__global const float* x, __global const float* gy, __global const float* mask,
+                                  const int has_mask, __global const float* mean, __global const float* variance,
+                                  __global float* gweight, __global float* gbias, __global float* partials,
+                                  float epsilon, int outer, int channels, int inner, int parts,
+                                  __local float* scratch) {
     int g = get_group_id(0);
     int c = g / parts, p = g - c * parts;
     int lid = get_local_id(0);
@@ -103,6 +128,7 @@ __kernel void bn_backward_sums(__global const float* x, __global const float* gy
     float sumG = 0.0f, sumGX = 0.0f;
     BN_WALK(bn_part_start(m, p, parts), bn_part_start(m, p + 1, parts), lid, size, channels, inner, c) {
         float v = gy[at];
+        if (has_mask) v *= mask[at] > 0.0f ? 1.0f : 0.0f;
         sumG += v;
         sumGX += v * (x[at] - mu);
     }
@@ -120,6 +146,16 @@ __kernel void bn_backward_sums(__global const float* x, __global const float* gy
         partials[2 * g + 1] = scratchGX[0];
     }
 }
+#define BN_BACKWARD_SUMS(NAME, HAS_MASK)                                                                      \
+    __kernel void NAME(__global const float* x, __global const float* gy, __global const float* mask,             \
+                       __global const float* mean, __global const float* variance, __global float* gweight,       \
+                       __global float* gbias, __global float* partials, float epsilon, int outer, int channels,   \
+                       int inner, int parts, __local float* scratch) {                                            \
+        bn_backward_sums_body(x, gy, mask, HAS_MASK, mean, variance, gweight, gbias, partials, epsilon, outer,    \
+                              channels, inner, parts, scratch);                                                   \
+    }
+BN_BACKWARD_SUMS(bn_backward_sums, 0)
+BN_BACKWARD_SUMS(bn_backward_sums_masked, 1)
 
 // Stage 2 of bn_backward_sums: adds channel c's `parts` partial sums in order and writes gbias[c] and gweight[c].
 __kernel void bn_backward_sums_combine(__global const float* partials, __global const float* variance,
@@ -136,29 +172,49 @@ __kernel void bn_backward_sums_combine(__global const float* partials, __global 
     gweight[c] = sumGX * rsqrt(variance[c] + epsilon);
 }
 
-// y = xhat * weight[c] + bias[c], one work-item per value: global = [inner, channels, outer].
-__kernel void bn_apply(__global const float* x, __global float* y, __global const float* mean,
-                       __global const float* variance, __global const float* weight, __global const float* bias,
-                       float epsilon, int channels, int inner) {
+// y = xhat * weight[c] + bias[c], then + residual[i] (has_residual), then max(., 0) (relu), one work-item per
+// value: global = [inner, channels, outer]. Each step is its own statement, as the separate launches computed it.
+inline void bn_apply_body(__global const float* x, __global float* y, __global const float* mean,
+                          __global const float* variance, __global const float* weight, __global const float* bias,
+                          __global const float* residual, const int has_residual, const int relu, float epsilon,
+                          int channels, int inner) {
     ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float scale = weight[c] * rsqrt(variance[c] + epsilon);
-    y[i] = (x[i] - mean[c]) * scale + bias[c];
+    float v = (x[i] - mean[c]) * scale + bias[c];
+    if (has_residual) v = v + residual[i];
+    if (relu) v = fmax(v, 0.0f);
+    y[i] = v;
 }
+#define BN_APPLY(NAME, HAS_RESIDUAL, RELU)                                                                    \
+    __kernel void NAME(__global const float* x, __global float* y, __global const float* mean,                  \
+                       __global const float* variance, __global const float* weight, __global const float* bias,  \
+                       __global const float* residual, float epsilon, int channels, int inner) {                 \
+        bn_apply_body(x, y, mean, variance, weight, bias, residual, HAS_RESIDUAL, RELU, epsilon, channels, inner); \
+    }
+BN_APPLY(bn_apply, 0, 0)
+BN_APPLY(bn_apply_relu, 0, 1)
+BN_APPLY(bn_apply_residual, 1, 0)
+BN_APPLY(bn_apply_residual_relu, 1, 1)
 
 // gx = weight[c] * invstd * (gy - (gbias[c] + xhat * gweight[c]) / m) for batch statistics (batch_stats != 0),
-// weight[c] * invstd * gy for constant ones.
-__kernel void bn_backward_input(__global const float* x, __global const float* gy, __global const float* mean,
-                                __global const float* variance, __global const float* weight,
-                                __global const float* gweight, __global const float* gbias, __global float* gx,
-                                float epsilon, int batch_stats, int outer, int channels, int inner) {
+// weight[c] * invstd * gy for constant ones; gy masked as in bn_backward_sums (has_mask). With has_gresidual the
+// (masked) gy is also written to gresidual: the gradient of the apply's residual.
+inline void bn_backward_input_body(__global const float* x, __global const float* gy, __global const float* mask,
+                                   const int has_mask, __global const float* mean, __global const float* variance,
+                                   __global const float* weight, __global const float* gweight,
+                                   __global const float* gbias, __global float* gx, __global float* gresidual,
+                                   const int has_gresidual, float epsilon, int batch_stats, int outer, int channels,
+                                   int inner) {
     ROUNDED_GUARD((int)get_global_id(0), inner);
     int c = get_global_id(1);
     long i = ((long)get_global_id(2) * channels + c) * inner + get_global_id(0);
     float invstd = rsqrt(variance[c] + epsilon);
     float k = weight[c] * invstd;
     float g = gy[i];
+    if (has_mask) g *= mask[i] > 0.0f ? 1.0f : 0.0f;
+    if (has_gresidual) gresidual[i] = g;
     if (batch_stats) {
         float m = (float)outer * (float)inner;
         float xhat = (x[i] - mean[c]) * invstd;
@@ -166,6 +222,19 @@ __kernel void bn_backward_input(__global const float* x, __global const float* g
     }
     gx[i] = k * g;
 }
+#define BN_BACKWARD_INPUT(NAME, HAS_MASK, HAS_GRESIDUAL)                                                      \
+    __kernel void NAME(__global const float* x, __global const float* gy, __global const float* mask,             \
+                       __global const float* mean, __global const float* variance, __global const float* weight,  \
+                       __global const float* gweight, __global const float* gbias, __global float* gx,            \
+                       __global float* gresidual, float epsilon, int batch_stats, int outer, int channels,        \
+                       int inner) {                                                                               \
+        bn_backward_input_body(x, gy, mask, HAS_MASK, mean, variance, weight, gweight, gbias, gx, gresidual,      \
+                               HAS_GRESIDUAL, epsilon, batch_stats, outer, channels, inner);                      \
+    }
+BN_BACKWARD_INPUT(bn_backward_input, 0, 0)
+BN_BACKWARD_INPUT(bn_backward_input_masked, 1, 0)
+BN_BACKWARD_INPUT(bn_backward_input_residual, 0, 1)
+BN_BACKWARD_INPUT(bn_backward_input_masked_residual, 1, 1)
 
 // Max pooling of the planes of x [planes, height, width] (padding reads -INFINITY): one work-item per output;
 // argmax is the window position (i * kernel_w + j) of the first maximum in window order, PyTorch's choice on ties

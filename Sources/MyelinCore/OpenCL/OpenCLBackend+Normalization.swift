@@ -24,13 +24,22 @@ extension OpenCLBackend {
         return max(1, min(wanted, m / (groupSize * Self.batchNormValuesPerWorkItem)))
     }
 
-    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int, inner: Int) {
-        batchNormMoments(x: x, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner, parts: nil)
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning?,
+                          outer: Int, channels: Int, inner: Int) {
+        batchNormMoments(x: x, mean: mean, variance: variance, running: running, outer: outer, channels: channels,
+                         inner: inner, parts: nil)
+    }
+
+    /// The arguments of the running-statistics update that closes `bn_moments` (and `bn_moments_combine`).
+    private func runningArgs(_ r: BatchNormRunning?) -> [KernelArg] {
+        guard let r else { return [.null, .null, .null, .float(0), .float(0), .float(0), .int(0)] }
+        return [.buffer(r.mean), .buffer(r.variance), .buffer(r.tracked), .float(r.keep), .float(r.momentum),
+                .float(r.varianceFactor), .int(1)]
     }
 
     /// `parts` work-groups per channel, or the device's choice (`channelParts`) when nil; tests force several.
-    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, outer: Int, channels: Int,
-                          inner: Int, parts: Int?) {
+    func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning? = nil,
+                          outer: Int, channels: Int, inner: Int, parts: Int?) {
         guard outer > 0, channels > 0, inner > 0 else { return }
         let m = outer * inner
         let wg = channelGroupSize("bn_moments", values: m)
@@ -38,32 +47,37 @@ extension OpenCLBackend {
         let partials = g > 1 ? allocate(2 * channels * g) : nil
         launch(.normalization, "bn_moments", global: [channels * g * wg], local: [wg],
                args: [.buffer(x), .buffer(mean), .buffer(variance), partials.map { .buffer($0) } ?? .null,
-                      .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
+                      .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)]
+                   + runningArgs(g > 1 ? nil : running))
         guard let partials else { return }
         launch(.normalization, "bn_moments_combine", global: [channels],
                args: [.buffer(x), .buffer(partials), .buffer(mean), .buffer(variance), .int(Int32(outer)),
-                      .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g))])
+                      .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g))] + runningArgs(running))
     }
 
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
-                        bias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
+                        bias: DeviceBuffer, residual: DeviceBuffer?, relu: Bool, epsilon: Float, outer: Int, channels: Int,
+                        inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch(.normalization, "bn_apply", global: [inner, channels, outer],
+        // A kernel per fusion (Kernels/normalization.cl): its flags are compile-time constants there.
+        let kernel = "bn_apply" + (residual == nil ? "" : "_residual") + (relu ? "_relu" : "")
+        launch(.normalization, kernel, global: [inner, channels, outer],
                args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(bias),
-                      .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
+                      residual.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
     }
 
-    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int, inner: Int) {
-        batchNormBackwardSums(x: x, gy: gy, mean: mean, variance: variance, gweight: gweight, gbias: gbias,
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                               variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
+                               outer: Int, channels: Int, inner: Int) {
+        batchNormBackwardSums(x: x, gy: gy, mask: mask, mean: mean, variance: variance, gweight: gweight, gbias: gbias,
                               epsilon: epsilon, outer: outer, channels: channels, inner: inner, parts: nil)
     }
 
     /// `parts` work-groups per channel, or the device's choice (`channelParts`) when nil; tests force several.
-    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                               gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float, outer: Int, channels: Int,
-                               inner: Int, parts: Int?) {
+    func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer? = nil, mean: DeviceBuffer,
+                               variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
+                               outer: Int, channels: Int, inner: Int, parts: Int?) {
         guard channels > 0 else { return }
         let m = outer * inner
         guard m > 0 else {
@@ -72,11 +86,12 @@ extension OpenCLBackend {
             fill(gbias, value: 0, offset: 0, count: channels)
             return
         }
-        let wg = channelGroupSize("bn_backward_sums", values: m)
+        let kernel = mask == nil ? "bn_backward_sums" : "bn_backward_sums_masked"
+        let wg = channelGroupSize(kernel, values: m)
         let g = min(max(parts ?? channelParts(channels: channels, values: m, groupSize: wg), 1), m)
         let partials = g > 1 ? allocate(2 * channels * g) : nil
-        launch(.normalization, "bn_backward_sums", global: [channels * g * wg], local: [wg],
-               args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
+        launch(.normalization, kernel, global: [channels * g * wg], local: [wg],
+               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
                       partials.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(outer)), .int(Int32(channels)),
                       .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
         guard let partials else { return }
@@ -85,14 +100,17 @@ extension OpenCLBackend {
                       .int(Int32(channels)), .int(Int32(g))])
     }
 
-    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer,
-                                weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, gx: DeviceBuffer,
-                                epsilon: Float, batchStatistics: Bool, outer: Int, channels: Int, inner: Int) {
+    func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
+                                variance: DeviceBuffer, weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer,
+                                gx: DeviceBuffer, gresidual: DeviceBuffer?, epsilon: Float, batchStatistics: Bool,
+                                outer: Int, channels: Int, inner: Int) {
         let count = outer * channels * inner
         guard count > 0 else { return }
-        launch(.normalization, "bn_backward_input", global: [inner, channels, outer],
-               args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(gweight),
-                      .buffer(gbias), .buffer(gx), .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(outer)),
-                      .int(Int32(channels)), .int(Int32(inner))])
+        let kernel = "bn_backward_input" + (mask == nil ? "" : "_masked") + (gresidual == nil ? "" : "_residual")
+        launch(.normalization, kernel, global: [inner, channels, outer],
+               args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance),
+                      .buffer(weight), .buffer(gweight), .buffer(gbias), .buffer(gx), gresidual.map { .buffer($0) } ?? .null,
+                      .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(outer)), .int(Int32(channels)),
+                      .int(Int32(inner))])
     }
 }

@@ -79,6 +79,14 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     /// Per-kernel device times, when `MYELIN_PROFILE_KERNELS` is set (KernelProfiler.swift); nil otherwise.
     let profiler: KernelProfiler?
 
+    /// Whether `MYELIN_GPU_PATHS=1` asks a device that is not a GPU to take the GPU's paths: the backend then
+    /// treats it as a GPU everywhere it decides by device type (convolution chunks of 64 MiB, the implicit-GEMM
+    /// convolution forward, the GPU's unfold and fold kernels, GPU GEMM tiles without a table, rounded launches,
+    /// grouped optimizer updates, the GPU's reduction sizes, a flush after each replay), so that PoCL launches what
+    /// a GPU would: for counting a GPU's launches per step and running its kernels on CI. `OpenCLPlatforms` still
+    /// reports the true type (`Device.auto` is unchanged).
+    static func takesGPUPaths(_ environment: [String: String]) -> Bool { environment["MYELIN_GPU_PATHS"] == "1" }
+
     /// Creates the device's context, queue and program. `environment` supplies `MYELIN_KERNELS_DIR` (kernel
     /// sources, checked before anything is built), `MYELIN_CACHE_DIR` (the program cache) and
     /// `MYELIN_MAX_WORK_GROUP_SIZE` (a cap on the work-group size, as on a smaller GPU); `maxWorkGroupSize`, when
@@ -90,6 +98,9 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         let files = try KernelLibrary.sourceFiles(environment: environment)
         commonSource = files.first { $0.0 == "common.cl" }?.1 ?? ""
         programFiles = files.filter { $0.0 != "common.cl" && $0.0 != "gemm_tuned.cl" }.map { (name: $0.0, text: $0.1) }
+        // `MYELIN_GPU_PATHS=1`: a CPU device (PoCL) takes every choice a GPU takes (takesGPUPaths).
+        var info = info
+        if Self.takesGPUPaths(environment) { info.isGPU = true }
         let cap = maxWorkGroupSize ?? environment["MYELIN_MAX_WORK_GROUP_SIZE"].flatMap { Int($0) }
         self.limits = LaunchLimits(device: info.device, cap: cap)
         self.roundsLaunches = roundLaunches ?? (environment["MYELIN_ROUND_LAUNCHES"].map { $0 == "1" } ?? info.isGPU)

@@ -264,51 +264,7 @@ enum KernelExercise {
                 record("conv fold geometry \(gi) rowWise \(rowWise)", folded, pixels)
             }
         }
-        // Batch normalization (bn_moments, bn_moments_combine, bn_apply, bn_backward_sums, bn_backward_sums_combine,
-        // bn_backward_input): [3, 5, 7·9] and [1, 3, 1] (one value per channel: a work-group mostly idle) and [7, 3]
-        // (2-D, inner 1). Also rows longer than a work-group (300 > 256) and several short rows per pass with idle
-        // lanes (20 of 64). `parts` forces that many work-groups per channel on OpenCL (nil: the device's choice),
-        // so that the two-stage sums run: slices that do not divide m (3·33 = 99 in 4), that split rows, that hold
-        // several rows, more parts than values (clamped), and one channel of m = 5000 (the device may split it).
-        let bnShapes: [(Int, Int, Int, Int?)] = [(3, 5, 63, nil), (1, 3, 1, nil), (7, 3, 1, nil), (2, 3, 300, nil),
-                                                 (9, 2, 20, nil), (3, 5, 7, 2), (3, 5, 33, 4), (3, 5, 129, 3),
-                                                 (7, 3, 1, 5), (1, 3, 1, 2), (5, 1, 1000, nil), (5, 1, 1000, 7)]
-        for (outer, channels, inner, parts) in bnShapes {
-            let total = outer * channels * inner
-            let what = "\(outer)x\(channels)x\(inner) parts \(parts.map(String.init) ?? "auto")"
-            let bnX = upload(backend, testValues(total, seed: 41)), bnGy = upload(backend, testValues(total, seed: 42))
-            let bnW = upload(backend, testValues(channels, seed: 43)), bnB = upload(backend, testValues(channels, seed: 44))
-            let mean = backend.allocate(channels), variance = backend.allocate(channels)
-            if let cl {
-                cl.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner,
-                                    parts: parts)
-            } else {
-                backend.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner)
-            }
-            record("bn_moments mean \(what)", mean, channels)
-            record("bn_moments variance \(what)", variance, channels)
-            let y = backend.allocate(total)
-            backend.batchNormApply(x: bnX, y: y, mean: mean, variance: variance, weight: bnW, bias: bnB, epsilon: 1e-5,
-                                   outer: outer, channels: channels, inner: inner)
-            record("bn_apply \(what)", y, total)
-            let gw = backend.allocate(channels), gb = backend.allocate(channels)
-            if let cl {
-                cl.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
-                                         epsilon: 1e-5, outer: outer, channels: channels, inner: inner, parts: parts)
-            } else {
-                backend.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
-                                              epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
-            }
-            record("bn_backward_sums weight \(what)", gw, channels)
-            record("bn_backward_sums bias \(what)", gb, channels)
-            for batchStatistics in [true, false] {
-                let gx = backend.allocate(total)
-                backend.batchNormBackwardInput(x: bnX, gy: bnGy, mean: mean, variance: variance, weight: bnW, gweight: gw,
-                                               gbias: gb, gx: gx, epsilon: 1e-5, batchStatistics: batchStatistics,
-                                               outer: outer, channels: channels, inner: inner)
-                record("bn_backward_input \(what) batch statistics \(batchStatistics)", gx, total)
-            }
-        }
+        batchNorm(on: backend, record)
         // Max pooling (max_pool_forward, max_pool_backward): overlapping and padded windows, non-overlapping ones,
         // on [2, 3, 7, 5] with ties (values rounded to tenths).
         let poolX = upload(backend, testValues(2 * 3 * 7 * 5, seed: 45).map { ($0 * 10).rounded() / 10 })
@@ -403,6 +359,101 @@ enum KernelExercise {
         return outputs
     }
 
+    /// Batch normalization's kernels, plain and fused.
+    static func batchNorm(on backend: Backend, _ record: (String, DeviceBuffer, Int) -> Void) {
+        let cl = backend as? OpenCLBackend
+        // Batch normalization (bn_moments, bn_moments_combine, bn_apply, bn_backward_sums, bn_backward_sums_combine,
+        // bn_backward_input): [3, 5, 7·9] and [1, 3, 1] (one value per channel: a work-group mostly idle) and [7, 3]
+        // (2-D, inner 1). Also rows longer than a work-group (300 > 256) and several short rows per pass with idle
+        // lanes (20 of 64). `parts` forces that many work-groups per channel on OpenCL (nil: the device's choice),
+        // so that the two-stage sums run: slices that do not divide m (3·33 = 99 in 4), that split rows, that hold
+        // several rows, more parts than values (clamped), and one channel of m = 5000 (the device may split it).
+        let bnShapes: [(Int, Int, Int, Int?)] = [(3, 5, 63, nil), (1, 3, 1, nil), (7, 3, 1, nil), (2, 3, 300, nil),
+                                                 (9, 2, 20, nil), (3, 5, 7, 2), (3, 5, 33, 4), (3, 5, 129, 3),
+                                                 (7, 3, 1, 5), (1, 3, 1, 2), (5, 1, 1000, nil), (5, 1, 1000, 7)]
+        for (outer, channels, inner, parts) in bnShapes {
+            let total = outer * channels * inner
+            let what = "\(outer)x\(channels)x\(inner) parts \(parts.map(String.init) ?? "auto")"
+            let bnX = upload(backend, testValues(total, seed: 41)), bnGy = upload(backend, testValues(total, seed: 42))
+            let bnW = upload(backend, testValues(channels, seed: 43)), bnB = upload(backend, testValues(channels, seed: 44))
+            let mean = backend.allocate(channels), variance = backend.allocate(channels)
+            if let cl {
+                cl.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner,
+                                    parts: parts)
+            } else {
+                backend.batchNormMoments(x: bnX, mean: mean, variance: variance, outer: outer, channels: channels, inner: inner)
+            }
+            record("bn_moments mean \(what)", mean, channels)
+            record("bn_moments variance \(what)", variance, channels)
+            let y = backend.allocate(total)
+            backend.batchNormApply(x: bnX, y: y, mean: mean, variance: variance, weight: bnW, bias: bnB, epsilon: 1e-5,
+                                   outer: outer, channels: channels, inner: inner)
+            record("bn_apply \(what)", y, total)
+            let gw = backend.allocate(channels), gb = backend.allocate(channels)
+            if let cl {
+                cl.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
+                                         epsilon: 1e-5, outer: outer, channels: channels, inner: inner, parts: parts)
+            } else {
+                backend.batchNormBackwardSums(x: bnX, gy: bnGy, mean: mean, variance: variance, gweight: gw, gbias: gb,
+                                              epsilon: 1e-5, outer: outer, channels: channels, inner: inner)
+            }
+            record("bn_backward_sums weight \(what)", gw, channels)
+            record("bn_backward_sums bias \(what)", gb, channels)
+            for batchStatistics in [true, false] {
+                let gx = backend.allocate(total)
+                backend.batchNormBackwardInput(x: bnX, gy: bnGy, mean: mean, variance: variance, weight: bnW, gweight: gw,
+                                               gbias: gb, gx: gx, epsilon: 1e-5, batchStatistics: batchStatistics,
+                                               outer: outer, channels: channels, inner: inner)
+                record("bn_backward_input \(what) batch statistics \(batchStatistics)", gx, total)
+            }
+                // The fusions: the running statistics' update in the moments' launches, the apply with a residual
+            // and/or ReLU (a kernel per combination), the backward with its mask (the apply's output with ReLU)
+            // and/or the residual's gradient.
+            let runMean = upload(backend, testValues(channels, seed: 46)), runVar = upload(backend, testValues(channels, seed: 47))
+            let tracked = upload(backend, [2])
+            let running = BatchNormRunning(mean: runMean, variance: runVar, tracked: tracked, keep: 0.9, momentum: 0.1,
+                                           varianceFactor: 0.1 * Float(outer * inner) / Float(max(outer * inner - 1, 1)))
+            if let cl {
+                cl.batchNormMoments(x: bnX, mean: mean, variance: variance, running: running, outer: outer,
+                                    channels: channels, inner: inner, parts: parts)
+            } else {
+                backend.batchNormMoments(x: bnX, mean: mean, variance: variance, running: running, outer: outer,
+                                         channels: channels, inner: inner)
+            }
+            record("bn_moments running mean \(what)", runMean, channels)
+            record("bn_moments running variance \(what)", runVar, channels)
+            record("bn_moments batches tracked \(what)", tracked, 1)
+            for (withResidual, relu) in [(false, true), (true, false), (true, true)] {
+                let fusion = "\(what) residual \(withResidual) relu \(relu)"
+                let fusedY = backend.allocate(total)
+                backend.batchNormApply(x: bnX, y: fusedY, mean: mean, variance: variance, weight: bnW, bias: bnB,
+                                       residual: withResidual ? bnGy : nil, relu: relu, epsilon: 1e-5, outer: outer,
+                                       channels: channels, inner: inner)
+                record("bn_apply \(fusion)", fusedY, total)
+                let mask = relu ? fusedY : nil
+                if relu {
+                    if let cl {
+                        cl.batchNormBackwardSums(x: bnX, gy: bnGy, mask: mask, mean: mean, variance: variance, gweight: gw,
+                                                 gbias: gb, epsilon: 1e-5, outer: outer, channels: channels, inner: inner,
+                                                 parts: parts)
+                    } else {
+                        backend.batchNormBackwardSums(x: bnX, gy: bnGy, mask: mask, mean: mean, variance: variance,
+                                                      gweight: gw, gbias: gb, epsilon: 1e-5, outer: outer, channels: channels,
+                                                      inner: inner)
+                    }
+                    record("bn_backward_sums masked weight \(fusion)", gw, channels)
+                    record("bn_backward_sums masked bias \(fusion)", gb, channels)
+                }
+                let gx = backend.allocate(total), gr = withResidual ? backend.allocate(total) : nil
+                backend.batchNormBackwardInput(x: bnX, gy: bnGy, mask: mask, mean: mean, variance: variance, weight: bnW,
+                                               gweight: gw, gbias: gb, gx: gx, gresidual: gr, epsilon: 1e-5,
+                                               batchStatistics: true, outer: outer, channels: channels, inner: inner)
+                record("bn_backward_input \(fusion)", gx, total)
+                if let gr { record("bn_backward_input residual gradient \(fusion)", gr, total) }
+            }
+        }
+    }
+
     /// fit's bookkeeping kernels: the finiteness scan over 9 tensors (two launches), the batch note, accuracy.
     static func bookkeeping(on backend: Backend, _ record: (String, DeviceBuffer, Int) -> Void) {
         let sizes = [1, 7, 33, 37, 2, 5, 64, 3, 19]
@@ -435,10 +486,11 @@ enum KernelExercise {
         }
     }
 
-    /// Runs the set on `backend` and on the CPU and records an issue for every output that differs.
-    static func check(_ backend: OpenCLBackend) {
-        let expected = run(on: CPUBackend.shared)
-        let actual = run(on: backend)
+    /// Runs the set (`ops`: every kernel by default) on `backend` and on the CPU and records an issue for every
+    /// output that differs.
+    static func check(_ backend: OpenCLBackend, _ ops: (Backend) -> [Output] = { KernelExercise.run(on: $0) }) {
+        let expected = ops(CPUBackend.shared)
+        let actual = ops(backend)
         #expect(actual.count == expected.count)
         for (a, e) in zip(actual, expected) {
             #expect(a.name == e.name)
@@ -457,6 +509,21 @@ struct StrictKernelTests {
         // Every kernel of the program ran (a kernel added later without a case here is named).
         let missing = backend.allKernelNames().subtracting(backend.kernels.keys.map(\.name)).sorted()
         #expect(missing.isEmpty, "kernels that StrictKernelTests does not run: \(missing)")
+    }
+}
+
+/// Batch normalization's kernels alone (also part of `StrictKernelTests`): `scripts/oclgrind-check
+/// StrictBatchNormKernelTests` checks them under Oclgrind in a few minutes.
+@Suite(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason))
+struct StrictBatchNormKernelTests {
+    @Test func batchNormKernelsMatchTheCPU() throws {
+        let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
+        func outputs(_ b: Backend) -> [KernelExercise.Output] {
+            var out: [KernelExercise.Output] = []
+            KernelExercise.batchNorm(on: b) { name, buffer, count in out.append((name, KernelExercise.download(b, buffer, count))) }
+            return out
+        }
+        KernelExercise.check(backend, outputs)
     }
 }
 
