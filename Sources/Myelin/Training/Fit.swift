@@ -144,6 +144,7 @@ extension Layer {
         if partialEpoch != nil && initialEpoch == epochs {
             throw TrainingError.invalid("fit: a partial epoch resumes epoch \(initialEpoch + 1), but epochs is \(epochs)")
         }
+        try checkTrainingMemory(optimizer: optimizer)
         let base = baseLearningRate ?? optimizer.learningRate
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,
