@@ -253,23 +253,23 @@ final class ParameterStates {
                 throw OptimizerError.invalidState(optimizer: optimizer, key: "\(i).step", "is missing")
             }
         }
-        // Everything checked: replace the state. Copies, so later in-place updates never touch the caller's tensors.
+        // Everything checked: copies (so later in-place updates never touch the caller's tensors), made through the
+        // allocation check before anything is replaced: a copy the device cannot hold is an error that changes nothing.
+        var copies = [[Tensor]?](repeating: nil, count: parameters.count)
+        for (i, given) in newSlots {
+            let p = parameters[i]
+            copies[i] = try slotNames.map { name in
+                let t = given[name]!
+                let owned = t.device === p.device ? try t.checkedCopy(op: "\(optimizer): state '\(i).\(name)'") : t.to(p.device)
+                owned.requiresGrad = false
+                return owned
+            }
+        }
         unwritten.removeAll()
         for i in 0..<parameters.count {
-            let p = parameters[i]
-            if let given = newSlots[i] {
-                slots[i] = slotNames.map { name in
-                    let t = given[name]!
-                    let owned = t.device === p.device ? t.copy() : t.to(p.device)
-                    owned.requiresGrad = false
-                    return owned
-                }
-                steps[i] = newSteps[i]!
-            } else {
-                // Not in the saved state: starts fresh, as a parameter that never had a gradient.
-                slots[i] = nil
-                steps[i] = 0
-            }
+            // A parameter not in the saved state starts fresh, as one that never had a gradient.
+            slots[i] = copies[i]
+            steps[i] = copies[i] == nil ? 0 : newSteps[i]!
         }
         return stepCount
     }

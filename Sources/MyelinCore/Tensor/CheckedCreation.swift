@@ -71,3 +71,14 @@ extension Tensor {
         return nil
     }
 }
+
+extension Tensor {
+    /// `copy()` allocated through the check, for a path that throws: a copy the device cannot hold, or that the
+    /// system refuses, is `DeviceError.outOfMemory` naming `op` and the shape.
+    package func checkedCopy(op: @autoclosure () -> String) throws -> Tensor {
+        let out = try Tensor.checkedEmpty(shape, on: device, op: op())
+        backend.copy(buffer, sourceOffset: 0, to: out.buffer, destinationOffset: 0, count: count)
+        out.labelClasses = labelClasses
+        return out
+    }
+}

@@ -5,7 +5,7 @@ import Testing
 
 /// A host allocation the system refuses (as it does past `ulimit -v`), or memory the device reports it does not
 /// have, inside the library's throwing paths is an error naming the request and the limit, never a stop of the
-/// program (issue 28, item 3): the optimizer's state, backward's gradients, `fit`'s check before training, the
+/// program (issue 28, item 3): the optimizer's state (made or loaded), backward's gradients, `fit`'s check before training, the
 /// checked creation of small tensors. Each test runs on a CPU backend of its own, whose allocations it limits.
 @Suite struct RefusedAllocationTests {
     /// A CPU device of its own, and its backend to limit.
@@ -28,6 +28,16 @@ import Testing
         backend.limitMemory()
         try adam.step()
         #expect(p.toArray().allSatisfy { abs($0 - 0.9) < 1e-5 } && adam.stateTensors().count == 4)
+        // Loading state copies it through the check before replacing anything.
+        let state = Dictionary(uniqueKeysWithValues: adam.stateTensors())
+        func slots() -> [Tensor] { adam.stateTensors().filter { $0.0.contains("exp_avg") }.map(\.1) }
+        let before = slots()
+        backend.limitMemory(refused: 256 << 10)
+        let load = errorText { try adam.loadState(state) }
+        #expect(load.hasPrefix("Adam: state '0.exp_avg': a result of shape [100000] needs 391 KiB"), "\(load)")
+        #expect(before.count == 2 && zip(slots(), before).allSatisfy { $0 === $1 }, "the state is unchanged")
+        backend.limitMemory()
+        try adam.loadState(state)
     }
 
     @Test func gradientsTheSystemRefusesAreAnErrorNamingTheOp() throws {
