@@ -239,7 +239,7 @@ struct GateLab {
                 board?.scalars([("batch/loss", Double(lastLoss)), ("batch/learning_rate", Double(optimizer.learningRate))], step: step + 1)
                 if (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
                     for (key, t) in model.namedTensors { board?.histogram("weights/" + key, values: t.toArray(), step: step + 1) }
-                    try board?.flush()
+                    board?.flushOrStopLogging()
                 }
                 if options.verbose || (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
                     print(String(format: "step %6d  loss %.6f", step + 1, lastLoss))

@@ -147,7 +147,7 @@ struct TrainText: ParsableCommand {
                 let (trainLoss, validationLoss) = try evaluate(gpt, train: train, validation: validation, batch: batch)
                 history.append(epoch: done, ["loss": trainLoss, "val_loss": validationLoss])
                 board?.scalars([("epoch/loss", trainLoss), ("epoch/val_loss", validationLoss)], step: done)
-                try board?.flush()
+                board?.flushOrStopLogging()
                 print((bar ? "\r\u{1B}[2K" : "") + String(format: "step %d/%d: train loss %.4f, val loss %.4f  (%.0f s)", done, total,
                                                           trainLoss, validationLoss, elapsed))
             }

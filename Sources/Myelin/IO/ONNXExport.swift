@@ -113,7 +113,7 @@ enum ONNXLowering {
             } ?? x
             return graph.node("Relu", [graph.node("Add", [y, skip], hint: "residual")])
         case let d as Dense:
-            let w = graph.constant(prefix + "weight", d.weight.toArray(), dims: d.weight.shape)
+            let w = graph.constant(prefix + "weight", try d.weight.checkedArray(op: "exporting '\(prefix)weight'"), dims: d.weight.shape)
             let b = d.bias.map { graph.constant(prefix + "bias", $0.toArray(), dims: $0.shape) }
             let y = graph.node("Gemm", [x, w] + (b.map { [$0] } ?? []), hint: "dense", [("transB", .int(1))])
             return try activation(d.activation, y, path: path, graph: &graph)
@@ -158,7 +158,7 @@ enum ONNXLowering {
             (top, bottom) = ((kh - 1) / 2, kh - 1 - (kh - 1) / 2)
             (left, right) = ((kw - 1) / 2, kw - 1 - (kw - 1) / 2)
         }
-        let w = graph.constant(prefix + "weight", c.weight.toArray(), dims: c.weight.shape)
+        let w = graph.constant(prefix + "weight", try c.weight.checkedArray(op: "exporting '\(prefix)weight'"), dims: c.weight.shape)
         let b = c.bias.map { graph.constant(prefix + "bias", $0.toArray(), dims: $0.shape) }
         let y = graph.node("Conv", [x, w] + (b.map { [$0] } ?? []), hint: "conv", [
             ("kernel_shape", .ints([kh, kw])), ("strides", .ints([c.stride.0, c.stride.1])),

@@ -136,8 +136,7 @@ public enum SafeTensors {
 
     /// The bytes of a safetensors file holding `tensors` (read back from their devices) and `metadata`.
     public static func encode(_ tensors: [(String, Tensor)], metadata: [String: String] = [:]) throws -> Data {
-        try encode(entries: tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) },
-                   metadata: metadata)
+        try encode(entries: entries(tensors), metadata: metadata)
     }
 
     /// The bytes of a safetensors file holding `entries` and `metadata`.
@@ -200,9 +199,10 @@ public enum SafeTensors {
         }
     }
 
-    /// The host copies of named tensors (one read each), for writing.
-    static func entries(_ tensors: [(String, Tensor)]) -> [SafeTensorsEntry] {
-        tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
+    /// The host copies of named tensors (one read each), for writing; a copy the host cannot hold is
+    /// `DeviceError.outOfMemory` naming the tensor.
+    static func entries(_ tensors: [(String, Tensor)]) throws -> [SafeTensorsEntry] {
+        try tensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: try $0.1.checkedArray(op: "saving '\($0.0)'")) }
     }
 
     /// Quoted names for a message, at most `maxNamesListed` of them, then how many more there are.
@@ -446,7 +446,7 @@ extension Layer {
     public func save(to url: URL, metadata: [String: String] = [:], allowNonFinite: Bool = false) throws {
         var metadata = metadata
         metadata[SafeTensors.layoutKey] = SafeTensors.currentLayout
-        let entries = SafeTensors.entries(namedTensors)
+        let entries = try SafeTensors.entries(namedTensors)
         if !allowNonFinite { try SafeTensors.checkFinite(entries, source: url.path, saving: true) }
         try AtomicFile.write(SafeTensors.encode(entries: entries, metadata: metadata), to: url)
     }

@@ -42,7 +42,10 @@ extension GPT {
         plan.training = false
         try plan.check(on: device)
         let gpt = GPT(config, seed: 0, device: device)
-        try gpt.loadState(file, source: url.path)
+        do { try gpt.loadState(file, source: url.path) } catch let error as CheckpointError {
+            throw error.disagreeing(with: "its metadata '\(configKey)' (n_layer \(config.layers), n_head \(config.heads), "
+                                        + "n_embd \(config.embedDim), vocab_size \(config.vocabSize), block_size \(config.blockSize))")
+        }
         return (gpt, vocabulary)
     }
 }

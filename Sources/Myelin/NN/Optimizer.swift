@@ -75,8 +75,11 @@ public class StatefulOptimizer: Optimizer {
     let updateBatch = OptimizerUpdateBatch()
 
     public func step() throws {
-        for (i, p, g) in try states.gradients() {
-            let (slots, first, t) = states.advance(i)
+        let gradients = try states.gradients()
+        // Every missing state tensor first: a refused allocation is an error before any parameter changes.
+        let fresh = try states.makeMissingSlots(gradients.map(\.index))
+        for (i, p, g) in gradients {
+            let (slots, first, t) = states.advance(i, fresh: fresh)
             update(p, gradient: g, slots: slots, first: first, step: t)
         }
         updateBatch.run()
@@ -174,15 +177,30 @@ final class ParameterStates {
         return out
     }
 
-    /// The slots of parameter `i` (created when missing), whether they are new, and its step number
-    /// after this update (1 for the first).
-    func advance(_ i: Int) -> (slots: [Tensor], first: Bool, step: Int) {
+    /// Creates the slots of the parameters `indices` that have none yet, through the checked allocation: a state
+    /// tensor the device (or this process) cannot hold is `DeviceError.outOfMemory` naming the optimizer, the slot,
+    /// the parameter and its shape, and no slot is kept. Returns whether any was created.
+    func makeMissingSlots(_ indices: [Int]) throws -> Bool {
+        var made: [(Int, [Tensor])] = []
+        for i in indices where slots[i] == nil {
+            let p = parameters[i]
+            made.append((i, try slotNames.map { name in
+                try Tensor.checkedEmpty(p.shape, on: p.device, op: "\(optimizer): state '\(name)' of parameter \(i)")
+            }))
+        }
+        for (i, s) in made { slots[i] = s; unwritten.insert(i) }
+        return !made.isEmpty
+    }
+
+    /// The parameters whose slots `makeMissingSlots` created and no update has used yet.
+    private var unwritten = Set<Int>()
+
+    /// The slots of parameter `i` (made by `makeMissingSlots`), whether they are new (uninitialized), and its step
+    /// number after this update (1 for the first). `fresh`: whether `makeMissingSlots` made any (else no set lookup).
+    func advance(_ i: Int, fresh: Bool) -> (slots: [Tensor], first: Bool, step: Int) {
         steps[i] += 1
-        if let s = slots[i] { return (s, false, steps[i]) }
-        let p = parameters[i]
-        let s = slotNames.map { _ in Tensor.empty(p.shape, on: p.device) }
-        slots[i] = s
-        return (s, true, steps[i])
+        let first = fresh && unwritten.remove(i) != nil
+        return (slots[i]!, first, steps[i])
     }
 
     func stateTensors(stepCount: Int) -> [(String, Tensor)] {
@@ -235,22 +253,23 @@ final class ParameterStates {
                 throw OptimizerError.invalidState(optimizer: optimizer, key: "\(i).step", "is missing")
             }
         }
-        // Everything checked: replace the state. Copies, so later in-place updates never touch the caller's tensors.
-        for i in 0..<parameters.count {
+        // Everything checked: copies (so later in-place updates never touch the caller's tensors), made through the
+        // allocation check before anything is replaced: a copy the device cannot hold is an error that changes nothing.
+        var copies = [[Tensor]?](repeating: nil, count: parameters.count)
+        for (i, given) in newSlots {
             let p = parameters[i]
-            if let given = newSlots[i] {
-                slots[i] = slotNames.map { name in
-                    let t = given[name]!
-                    let owned = t.device === p.device ? t.copy() : t.to(p.device)
-                    owned.requiresGrad = false
-                    return owned
-                }
-                steps[i] = newSteps[i]!
-            } else {
-                // Not in the saved state: starts fresh, as a parameter that never had a gradient.
-                slots[i] = nil
-                steps[i] = 0
+            copies[i] = try slotNames.map { name in
+                let t = given[name]!
+                let owned = t.device === p.device ? try t.checkedCopy(op: "\(optimizer): state '\(i).\(name)'") : t.to(p.device)
+                owned.requiresGrad = false
+                return owned
             }
+        }
+        unwritten.removeAll()
+        for i in 0..<parameters.count {
+            // A parameter not in the saved state starts fresh, as one that never had a gradient.
+            slots[i] = copies[i]
+            steps[i] = copies[i] == nil ? 0 : newSteps[i]!
         }
         return stepCount
     }

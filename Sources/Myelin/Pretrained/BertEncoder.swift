@@ -214,7 +214,12 @@ public final class BertEncoder: Layer {
             file.entries.removeAll { $0.name == positionIDsName }
         }
         let model = BertEncoder(config: config, pooler: file.names.contains { $0.hasPrefix("pooler.") }, device: device)
-        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [])
+        do { try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: []) } catch let error as CheckpointError {
+            let c = config, json = url.deletingLastPathComponent().appendingPathComponent("config.json").path
+            throw error.disagreeing(with: "\(json) (num_hidden_layers \(c.layers), hidden_size \(c.hiddenSize), "
+                + "intermediate_size \(c.intermediateSize), vocab_size \(c.vocabularySize), "
+                + "max_position_embeddings \(c.maxPositions), type_vocab_size \(c.typeVocabularySize))")
+        }
         model.eval()
         return model
     }

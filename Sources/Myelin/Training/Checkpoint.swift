@@ -60,7 +60,7 @@ public struct TrainingCheckpoint {
         if let partialEpoch { metadata[partialEpochKey] = partialEpoch.json() }
         let calls = dropoutLayers(model).map { String($0.calls) }
         if !calls.isEmpty { metadata["dropout_calls"] = calls.joined(separator: ",") }
-        let entries = SafeTensors.entries(tensors)
+        let entries = try SafeTensors.entries(tensors)
         if !allowNonFinite { try SafeTensors.checkFinite(entries, source: url.path, saving: true) }
         try AtomicFile.write(SafeTensors.encode(entries: entries, metadata: metadata), to: url)
     }

@@ -127,7 +127,9 @@ extension Layer {
     /// - Returns: the loss and metrics of every epoch (those of `history` first).
     /// - Throws: `TrainingError.invalid` for a bad argument (batch size, empty data, `initialEpoch`),
     ///   `TrainingError.nonFiniteLoss` when the loss becomes NaN or infinite,
-    ///   `TrainingError.nonFiniteParameters` when parameters do, `TrainingError.diverged` when the loss explodes, and any error of the model,
+    ///   `TrainingError.nonFiniteParameters` when parameters do, `TrainingError.diverged` when the loss explodes,
+    ///   `DeviceError.outOfMemory` before the first batch when the gradients and optimizer state still to be made do
+    ///   not fit in the device's memory (naming the counts, the bytes and the limit), and any error of the model,
     ///   loss, optimizer or a callback (shape mismatches, for example).
     @discardableResult
     public func fit(_ data: Dataset, epochs: Int, batchSize: Int = 32, validation: Dataset? = nil,
@@ -144,6 +146,7 @@ extension Layer {
         if partialEpoch != nil && initialEpoch == epochs {
             throw TrainingError.invalid("fit: a partial epoch resumes epoch \(initialEpoch + 1), but epochs is \(epochs)")
         }
+        try checkTrainingMemory(optimizer: optimizer)
         let base = baseLearningRate ?? optimizer.learningRate
         let seed = seed ?? Random.nextSeed()
         let context = TrainingContext(model: self, optimizer: optimizer, history: history, epochs: epochs,

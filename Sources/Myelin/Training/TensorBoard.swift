@@ -26,6 +26,9 @@ public final class TensorBoardWriter {
     private let file: FileHandle
     private var pending: [UInt8] = []
     private var lastSync = Date.distantPast
+    /// The write that stopped this log in `flushOrStopLogging` (disk full, the folder removed), or nil: from then
+    /// on records are dropped.
+    public private(set) var failure: (any Error)?
 
     /// Creates `logDir` (and the folders above it) when missing and a new event file in it, whose first record
     /// (file_version "brain.Event:2") is written at once. Errors are `FileError`s naming the folder or file.
@@ -43,8 +46,32 @@ public final class TensorBoardWriter {
         try flush(sync: true)
     }
 
+    /// For tests: a writer appending to the open file `descriptor` (`/dev/full`, say) as `url`, no record written yet.
+    package init(url: URL, descriptor: Int32) {
+        self.url = url
+        file = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
+    }
+
     deinit {
-        try? flush(sync: true)
+        if failure == nil { try? flush(sync: true) }
+    }
+
+    /// `flush(sync:)` for a training loop: a write that fails (disk full, the folder removed) is said once on stderr
+    /// (the file and why) and stops this log, whose later records are dropped (`failure` holds the error), instead
+    /// of stopping training: a run is worth more than its log. What was flushed before stays readable (TensorBoard
+    /// skips a last record cut short). Returns whether the log goes on.
+    @discardableResult
+    public func flushOrStopLogging(sync: Bool = false) -> Bool {
+        guard failure == nil else { return false }
+        do {
+            try flush(sync: sync)
+            return true
+        } catch {
+            failure = error
+            pending = []
+            FileHandle.standardError.write(Data("Warning: TensorBoard log: \(error); the log stops here, training goes on\n".utf8))
+            return false
+        }
     }
 
     /// Adds a scalar (`Summary.Value.simple_value`, a float) under `tag` at `step`.
@@ -116,7 +143,7 @@ public final class TensorBoardWriter {
         e.double(1, wallTime.timeIntervalSince1970)                     // Event.wall_time
         e.int(2, Int64(step))                                           // Event.step
         body(&e)
-        pending += TFRecord.frame(e.bytes)
+        if failure == nil { pending += TFRecord.frame(e.bytes) }
     }
 }
 
@@ -156,7 +183,8 @@ struct Histogram {
 ///   (keys of `stateDict()`).
 ///
 /// The file is flushed after every epoch (and synced to the disk when training ends and at most every 10 s), so a
-/// killed run leaves a file TensorBoard reads up to the last finished epoch. Reading the loss each step is one host read of a scalar (a
+/// killed run leaves a file TensorBoard reads up to the last finished epoch. A write that fails during training
+/// (a full disk) stops the log with a warning on stderr, not the training (`TensorBoardWriter.flushOrStopLogging`). Reading the loss each step is one host read of a scalar (a
 /// wait for the device); a histogram reads its tensors back. In data-parallel training only rank 0 writes.
 ///
 /// ```swift
@@ -229,11 +257,11 @@ public final class TensorBoardLogger: Callback {
             + [("epoch/learning_rate", Double(context.optimizer.learningRate)),
                ("epoch/seconds", Date().timeIntervalSince(epochStart))]
         writer.scalars(values, step: epoch + 1)
-        try writer.flush()
+        writer.flushOrStopLogging()
     }
 
     /// Flushes the file and syncs it to the disk.
     public func trainingDidEnd(_ context: TrainingContext) throws {
-        try writer?.flush(sync: true)
+        writer?.flushOrStopLogging(sync: true)
     }
 }

@@ -72,7 +72,19 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     var memory: DeviceMemory {
         let host = HostMemory.current()
-        return DeviceMemory(largestBuffer: host.available, available: host.available, total: host.total)
+        let available = min(host.available, reportedLimit.load(ordering: .relaxed))
+        return DeviceMemory(largestBuffer: available, available: available, total: host.total)
+    }
+
+    /// For tests only (`limitMemory`): the memory this backend reports at most, and the request size in bytes from
+    /// which the system is made to refuse a host allocation (as it does past `ulimit -v`); Int.max: no limit.
+    private let reportedLimit = Atomic<Int>(Int.max), refusedFrom = Atomic<Int>(Int.max)
+
+    /// For tests only: report at most `reported` bytes of memory, and refuse every host allocation of `refused`
+    /// bytes or more as the system does when it is out of memory (nil: no limit).
+    func limitMemory(reported: Int? = nil, refused: Int? = nil) {
+        reportedLimit.store(reported ?? Int.max, ordering: .relaxed)
+        refusedFrom.store(refused ?? Int.max, ordering: .relaxed)
     }
 
     func allocate(_ count: Int) -> DeviceBuffer {
@@ -93,6 +105,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// after the size check let the request through) becomes an error on the throwing paths, a message otherwise.
     func hostBuffer(_ count: Int) -> DeviceBuffer? {
         var size = BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count)
+        if size >= refusedFrom.load(ordering: .relaxed) / 4 { return nil }
         var ptr = pool.take(size: size)
         if ptr == nil, let larger = pool.takeLarger(than: size) { (ptr, size) = (larger.handle, larger.size) }
         if ptr == nil {

@@ -183,6 +183,16 @@ extension Device {
         }
     }
 
+    /// Throws `DeviceError.outOfMemory` when `bytes` in several buffers (gradients, optimizer state) exceed the
+    /// memory available now; unlike `checkAllocation(bytes:for:)`, the largest single buffer does not bound a sum.
+    package func checkTotalAllocation(bytes: Int, for what: String) throws {
+        let available = memory.available
+        if bytes > available {
+            throw DeviceError.outOfMemory(what: what, bytes: bytes, device: name, limit: available,
+                                          limitKind: "of memory available")
+        }
+    }
+
     /// Throws `DeviceError.sizeOverflow` when the element count of `shape` overflows (or a size is negative), and
     /// `DeviceError.outOfMemory` when its Float32 values do not fit on this device (`checkAllocation(bytes:for:)`).
     /// Returns the element count.

@@ -104,6 +104,7 @@ extension Tensor {
                 guard let backward = node.backward else {
                     throw TensorError.noGradient("the graph through '\(node.name)' was already used by backward(); pass retainGraph: true to run backward twice")
                 }
+                try Self.checkGradientMemory(node, g)
                 let inputGrads = try backward(g)
                 for (input, ig) in zip(node.inputs, inputGrads) {
                     guard input.requiresGrad, let ig, let k = index.number(of: ObjectIdentifier(input)) else { continue }
@@ -112,6 +113,21 @@ extension Tensor {
                 if !retainGraph { node.backward = nil }
             }
         }
+    }
+}
+
+extension Tensor {
+    /// Throws `DeviceError.outOfMemory` before a node's backward formula runs when the gradients of its inputs do
+    /// not fit in the memory the device can give now, naming the op and the shapes. Gradients smaller than
+    /// `Device.requireAllocatableThreshold` in all skip the check (reading the memory costs a system call); the
+    /// formulas' own results go through `Tensor.checkedEmpty` where they can throw.
+    static func checkGradientMemory(_ node: GradNode, _ g: Tensor) throws {
+        var count = 0
+        for input in node.inputs where input.requiresGrad { count &+= input.count }
+        guard count >= Device.requireAllocatableThreshold / 4 || count < 0 else { return }
+        let shapes = node.inputs.filter(\.requiresGrad).map { "\($0.shape)" }.joined(separator: ", ")
+        try g.device.checkTotalAllocation(bytes: checkedFloatBytes(count) ?? Int.max,
+                                          for: "backward through '\(node.name)': the gradients of \(shapes)")
     }
 }
 

@@ -11,8 +11,9 @@ extension Tensor {
     /// and the shape. Small requests cost what `empty` costs.
     package static func checkedEmpty(_ shape: [Int], on device: Device, op: @autoclosure () -> String) throws -> Tensor {
         guard let n = checkedElementCount(shape) else { throw DeviceError.sizeOverflow(what: op(), shape: shape) }
-        if n < Device.requireAllocatableThreshold / 4 {
-            return Tensor(shape: shape, device: device, buffer: device.backend.allocate(n))
+        // Small requests skip the check of the device's memory (a system call), not the system's answer.
+        if n < Device.requireAllocatableThreshold / 4, let buffer = device.backend.tryAllocate(n) {
+            return Tensor(shape: shape, device: device, buffer: buffer)
         }
         let what = "\(op()): a result of shape \(shape)"
         try device.checkAllocation(shape: shape, for: what)
@@ -38,5 +39,46 @@ extension Tensor {
         let t = try Tensor.checkedEmpty(shape, on: device, op: "Tensor(shape:repeating:)")
         device.backend.fill(t.buffer, value: value, offset: 0, count: t.count)
         self.init(shape: shape, device: device, buffer: t.buffer)
+    }
+}
+
+extension Tensor {
+    /// The values on the host (`toArray()`), for a path that throws (saving a checkpoint, exporting a model): a copy
+    /// of 64 MiB or more that the host cannot hold now (its free memory, the cgroup, `ulimit -v`), or that the
+    /// system refuses, is `DeviceError.outOfMemory` naming `op`, the shape and the bytes, never a crash.
+    package func checkedArray(op: @autoclosure () -> String) throws -> [Float] {
+        if let refusal = hostCopyRefusal(what: "\(op()): a host copy of shape \(shape)") { throw refusal }
+        return toArray()
+    }
+
+    /// Why a host copy of this tensor's values cannot be made (too large for the host's limits, or refused by the
+    /// system when tried), or nil when it can; small tensors are not checked.
+    func hostCopyRefusal(what: @autoclosure () -> String) -> DeviceError? {
+        let n = count
+        guard n >= Device.requireAllocatableThreshold / 4 else { return nil }
+        let bytes = n &* MemoryLayout<Float>.size, available = HostMemory.available
+        if bytes > available {
+            return DeviceError.outOfMemory(what: what(), bytes: bytes, device: "host", limit: available,
+                                           limitKind: "of memory available (\(HostMemory.limitsDescription()))")
+        }
+        // Ask the system once (glibc serves a request this large with mmap, given back at once by free).
+        guard let probe = malloc(bytes) else {
+            return DeviceError.outOfMemory(what: what(), bytes: bytes, device: "host", limit: available,
+                                           limitKind: "of memory available, but the system refused the allocation "
+                                               + "(\(HostMemory.limitsDescription()))")
+        }
+        free(probe)
+        return nil
+    }
+}
+
+extension Tensor {
+    /// `copy()` allocated through the check, for a path that throws: a copy the device cannot hold, or that the
+    /// system refuses, is `DeviceError.outOfMemory` naming `op` and the shape.
+    package func checkedCopy(op: @autoclosure () -> String) throws -> Tensor {
+        let out = try Tensor.checkedEmpty(shape, on: device, op: op())
+        backend.copy(buffer, sourceOffset: 0, to: out.buffer, destinationOffset: 0, count: count)
+        out.labelClasses = labelClasses
+        return out
     }
 }

@@ -11,9 +11,16 @@ extension Tensor {
         return out
     }
 
+    /// `mapped` allocating through the check, for the backward formulas (which throw): `name` is the op.
+    func checkedMapped(_ op: UnaryOp, _ name: String) throws -> Tensor {
+        let out = try Tensor.checkedEmpty(shape, on: device, op: "backward through \(name)")
+        backend.unary(op, x: buffer, out: out.buffer, count: count)
+        return out
+    }
+
     /// Elementwise -x (also written `-x`).
     public func negated() -> Tensor {
-        mapped(.negate).recorded("negate", [self]) { g in [g.mapped(.negate)] }
+        mapped(.negate).recorded("negate", [self]) { g in [try g.checkedMapped(.negate, "negate")] }
     }
 
     /// Elementwise eˣ.
@@ -45,7 +52,7 @@ extension Tensor {
 
     /// Elementwise |x|; the gradient is sign(x) (0 at 0).
     public func abs() -> Tensor {
-        mapped(.abs).recorded("abs", [self]) { g in [try g * self.detach().mapped(.sign)] }
+        mapped(.abs).recorded("abs", [self]) { g in [try g * self.detach().checkedMapped(.sign, "abs")] }
     }
 
     /// Elementwise x².
@@ -79,13 +86,21 @@ extension Tensor {
         let y = mapped(.activation(a))
         return y.recorded(a.kernelName, [self]) { [unowned y] g in
             if let error = a.missingGradientError { throw error }
-            return [self.activationGradient(a, y: y.detach(), gy: g)]
+            return [try self.checkedActivationGradient(a, y: y.detach(), gy: g)]
         }
     }
 
     /// gx = gy * f'(x) for x = self and y = f(x).
     func activationGradient(_ a: Activation, y: Tensor, gy: Tensor) -> Tensor {
-        let gx = Tensor.empty(shape, on: device)
+        activationGradient(a, y: y, gy: gy, into: Tensor.empty(shape, on: device))
+    }
+
+    /// `activationGradient` allocated through the check, for the backward formulas (which throw).
+    func checkedActivationGradient(_ a: Activation, y: Tensor, gy: Tensor) throws -> Tensor {
+        activationGradient(a, y: y, gy: gy, into: try Tensor.checkedEmpty(shape, on: device, op: "backward through \(a.kernelName)"))
+    }
+
+    private func activationGradient(_ a: Activation, y: Tensor, gy: Tensor, into gx: Tensor) -> Tensor {
         backend.activationBackward(a, x: buffer, y: y.buffer, gy: gy.buffer, gx: gx.buffer, count: count)
         return gx
     }

@@ -118,7 +118,7 @@ extension Tensor {
                 gz = gy
             } else {
                 let yd = y.detach()
-                gz = (pre ?? yd).activationGradient(activation, y: yd, gy: gy)
+                gz = try (pre ?? yd).checkedActivationGradient(activation, y: yd, gy: gy)
             }
             // [in, out]: gx = gz·Wᵀ, gW = xᵀ·gz.  [out, in]: gx = gz·W, gW = gzᵀ·x.
             let gx = x.requiresGrad ? try gz.matmul(weight.detach(), transposeB: !outByIn) : nil

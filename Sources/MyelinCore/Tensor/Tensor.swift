@@ -246,10 +246,15 @@ public final class Tensor: CustomStringConvertible {
     // MARK: reading back and moving
 
     /// Copies the values to the host, flat in row-major order whatever the rank (waits for the device).
-    /// `toArray2D()` and `toShapedArray()` keep the shape.
+    /// `toArray2D()` and `toShapedArray()` keep the shape. A copy of 64 MiB or more that the host cannot hold
+    /// (`ulimit -v`, the cgroup, the free memory) stops the program with a message naming the shape, the bytes and
+    /// the limits; the library's throwing paths (saving, exporting) check first and throw instead.
     public func toArray() -> [Float] {
         let n = count
         guard n > 0 else { return [] }
+        if let refusal = hostCopyRefusal(what: "toArray(): a host copy of shape \(shape)") {
+            fatalError("\(refusal); read it in slices (slice(_:)) or free memory first")
+        }
         return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
             backend.read(buffer, offset: 0, count: n, into: buf)
             initialized = n

@@ -176,6 +176,15 @@ struct GPTTests {
             let plain = dir.appendingPathComponent("plain.safetensors")
             try gpt.save(to: plain)
             expectCheckpointError({ _ = try GPT.load(from: plain) }, contains: ["plain.safetensors", "not a GPT checkpoint"])
+            // Metadata that disagrees with the tensors is said as that, without advice the command cannot follow.
+            var twoLayers = config
+            twoLayers.layers = 2
+            let mismatched = dir.appendingPathComponent("mismatched.safetensors")
+            try gpt.save(to: mismatched, metadata: GPT(twoLayers, seed: 2, device: .cpu).metadata(vocabulary: vocabulary))
+            let text = errorText { _ = try GPT.load(from: mismatched) }
+            #expect(text.contains("mismatched.safetensors: its tensors disagree with its metadata 'gpt_config' (n_layer 2, n_head 2, n_embd 6")
+                        && text.contains("missing (the model has, the checkpoint lacks): 'transformer.h.1.")
+                        && !text.contains("strict"), "\(text)")
         }
         #expect(throws: GPTError.self) { try GPTConfig(json: #"{"vocab_size":5,"block_size":8,"n_layer":1,"n_head":4,"n_embd":6,"dropout":0,"bias":true}"#) }
         #expect(try GPTConfig(json: Self.tiny.json()) == Self.tiny)

@@ -89,6 +89,26 @@ import Testing
         }
     }
 
+    /// A config.json that disagrees with model.safetensors (other sizes, more layers) is said as that, naming both
+    /// files, the config's sizes and the tensors.
+    @Test func aConfigThatDisagreesWithTheWeightsIsNamed() throws {
+        try inTemporaryFolder { dir in
+            let weights = dir.appendingPathComponent("model.safetensors")
+            try Self.tinyModel().save(to: weights)
+            var wider = Self.config, deeper = Self.config
+            wider.hiddenSize = 16
+            deeper.layers = 3
+            let shape = errorText { _ = try BertEncoder.load(from: weights, config: wider, device: .cpu) }
+            #expect(shape.hasPrefix("\(weights.path): its tensors disagree with \(dir.appendingPathComponent("config.json").path) "
+                                    + "(num_hidden_layers 2, hidden_size 16, intermediate_size 12,")
+                        && shape.contains("tensor 'embeddings.word_embeddings.weight' has shape [\(Self.config.vocabularySize), 8] in the checkpoint but [\(Self.config.vocabularySize), 16]"),
+                    "\(shape)")
+            let keys = errorText { _ = try BertEncoder.load(from: weights, config: deeper, device: .cpu) }
+            #expect(keys.contains("(num_hidden_layers 3, hidden_size 8,") && keys.contains("'encoder.layer.2.attention.self.query.weight'")
+                        && !keys.contains("strict"), "\(keys)")
+        }
+    }
+
     @Test func huggingFaceNames() throws {
         let names = Set(BertEncoder(config: Self.config).namedTensors.map(\.0))
         for name in ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",

@@ -71,6 +71,19 @@ struct TensorBoardTests {
         }
     }
 
+    /// A write that fails during training (a full disk: /dev/full) stops the log, naming the file and why, and
+    /// drops later records; training goes on (a failed `flush` would have ended it, losing the run).
+    @Test func aFullDiskStopsTheLogNotTheTraining() throws {
+        let descriptor = open("/dev/full", O_WRONLY | O_CLOEXEC)
+        try #require(descriptor >= 0)
+        let writer = TensorBoardWriter(url: URL(fileURLWithPath: "/dev/full"), descriptor: descriptor)
+        writer.scalar("loss", 0.5, step: 1)
+        #expect(throws: FileError.self) { try writer.flush() }
+        writer.scalar("loss", 0.5, step: 2)
+        #expect(!writer.flushOrStopLogging() && !writer.flushOrStopLogging())
+        #expect("\(writer.failure.map { "\($0)" } ?? "none")" == "/dev/full: cannot write the file (no space left on the disk (disk full))")
+    }
+
     /// `fit` with the logger: per-step loss and learning rate at global steps 1...6, every epoch's logs at steps 1
     /// and 2 with the schedule's rate and the epoch time, histograms of weights and gradients every 2 steps; each
     /// epoch is on the disk when the epoch ends.
