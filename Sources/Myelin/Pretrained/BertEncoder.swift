@@ -205,18 +205,7 @@ public final class BertEncoder: Layer {
         }
         try config.memory(batchSize: 1, sequenceLength: min(512, config.maxPositions), pooler: true,
                           file: url.deletingLastPathComponent().appendingPathComponent("config.json").path).check(on: device)
-        var file = try SafeTensors.load(url)
-        if let ids = file[positionIDsName] {
-            guard ids.shape.reduce(1, *) == config.maxPositions, ids.shape.last == config.maxPositions,
-                  ids.values.enumerated().allSatisfy({ Float($0.offset) == $0.element }) else {
-                throw PretrainedModelError.mismatch(url.path, reason: "'\(positionIDsName)' \(ids.shape) is not 0, 1, ..., \(config.maxPositions - 1) (max_position_embeddings of config.json)")
-            }
-            file.entries.removeAll { $0.name == positionIDsName }
-        }
-        let model = BertEncoder(config: config, pooler: file.names.contains { $0.hasPrefix("pooler.") }, device: device)
-        try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: [])
-        model.eval()
-        return model
+        return try readWeights(url, config: config, device: device)
     }
 }
 
