@@ -96,6 +96,20 @@ public struct SafeTensorsFile: Sendable {
     }
 }
 
+/// What a safetensors header says (`SafeTensors.layout(prefix:fileSize:source:)`): the metadata, and each tensor's
+/// dtype, shape and byte range in the data area (in file order, covering it exactly), which starts at `dataStart`.
+struct SafeTensorsLayout {
+    /// One tensor's place: bytes begin..<end of the data area.
+    struct Range {
+        let name: String, dtype: String, shape: [Int], begin: Int, end: Int
+        /// The number of elements.
+        var count: Int { (end - begin) / SafeTensors.elementSizes[dtype]! }
+    }
+    var metadata: [String: String]
+    var ranges: [Range]
+    var dataStart: Int
+}
+
 /// The safetensors format (https://github.com/huggingface/safetensors), byte-compatible with the Python
 /// library's `save_file`: an 8-byte little-endian header length N, N bytes of JSON padded with spaces to a
 /// multiple of 8 (`{"__metadata__":{...},"name":{"dtype":"F32","shape":[...],"data_offsets":[begin,end]},...}`,
@@ -282,31 +296,49 @@ public enum SafeTensors {
     }
 
     static func decode(bytes: [UInt8], source: String) throws -> SafeTensorsFile {
+        let layout = try layout(prefix: bytes[...], fileSize: bytes.count, source: source)
+        let entries = layout.ranges.map { r -> SafeTensorsEntry in
+            let values = [Float](unsafeUninitializedCapacity: r.count) { out, initialized in
+                bytes.withUnsafeBytes { convert(r.dtype, UnsafeRawBufferPointer(rebasing: $0[(layout.dataStart + r.begin)...]),
+                                                count: r.count, into: out.baseAddress!) }
+                initialized = r.count
+            }
+            return SafeTensorsEntry(name: r.name, shape: r.shape, values: values, dtype: r.dtype)
+        }
+        return SafeTensorsFile(entries: entries, metadata: layout.metadata)
+    }
+
+    /// The header of a safetensors file of `fileSize` bytes, from a `prefix` of the file that holds at least its
+    /// first 8 bytes and, when the length they give fits the file, the whole header: the metadata and every tensor's
+    /// place, checked as `decode` checks them (each a `CheckpointError.corrupt` naming `source`).
+    static func layout(prefix bytes: ArraySlice<UInt8>, fileSize: Int, source: String) throws -> SafeTensorsLayout {
         func corrupt(_ why: String) -> CheckpointError { .corrupt(source, reason: why) }
-        guard bytes.count >= 8 else { throw corrupt("the file has \(bytes.count) bytes, too short for the 8-byte header length (truncated?)") }
+        guard fileSize >= 8, bytes.count >= 8 else { throw corrupt("the file has \(fileSize) bytes, too short for the 8-byte header length (truncated?)") }
         var length: UInt64 = 0
-        for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[i]) }
+        for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[bytes.startIndex + i]) }
         guard length <= UInt64(maxHeaderLength) else {
             throw corrupt("header length \(length) is larger than the \(maxHeaderLength)-byte limit")
         }
         let headerLength = Int(length)
-        guard 8 + headerLength <= bytes.count else {
-            throw corrupt("header length \(headerLength) goes past the end of the file (\(bytes.count) bytes; truncated?)")
+        guard 8 + headerLength <= fileSize else {
+            throw corrupt("header length \(headerLength) goes past the end of the file (\(fileSize) bytes; truncated?)")
         }
+        precondition(bytes.count >= 8 + headerLength, "SafeTensors.layout: the prefix does not hold the header")
+        let header = bytes[(bytes.startIndex + 8)..<(bytes.startIndex + 8 + headerLength)]
         // Counted before parsing (the header's own braces, and __metadata__'s, come on top of one per tensor): a
         // header of a million tiny entries is refused in well under a second.
-        guard !hasMoreObjects(than: maxTensors + 2, bytes[8..<(8 + headerLength)]) else {
+        guard !hasMoreObjects(than: maxTensors + 2, header) else {
             throw corrupt("the header describes more than the \(maxTensors) tensors Myelin reads from one file (SafeTensors.maxTensors)")
         }
-        let headerBytes = Array(bytes[8..<(8 + headerLength)])
+        let headerBytes = Array(header)
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(headerBytes)),
               let header = parsed as? [String: Any] else {
             throw corrupt("the \(headerLength)-byte header is not a JSON object")
         }
         let dataStart = 8 + headerLength
-        let dataSize = bytes.count - dataStart
+        let dataSize = fileSize - dataStart
         var metadata: [String: String] = [:]
-        var ranges: [(name: String, dtype: String, shape: [Int], begin: Int, end: Int)] = []
+        var ranges: [SafeTensorsLayout.Range] = []
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let m = value as? [String: Any] else { throw corrupt("__metadata__ is not a map of strings") }
@@ -341,7 +373,7 @@ public enum SafeTensors {
             guard elements <= Int.max / 8, elements * elementSize == end - begin else {
                 throw corrupt("tensor '\(name)' has shape \(shape) (\(elements) × \(elementSize) bytes of \(dtype)) but data_offsets [\(begin), \(end)] hold \(end - begin) bytes")
             }
-            ranges.append((name, dtype, shape, begin, end))
+            ranges.append(SafeTensorsLayout.Range(name: name, dtype: dtype, shape: shape, begin: begin, end: end))
         }
         ranges.sort { ($0.begin, $0.end) < ($1.begin, $1.end) }
         // Like Python's safetensors: the tensors cover the data area exactly, in order.
@@ -360,37 +392,37 @@ public enum SafeTensors {
         guard covered == dataSize else {
             throw corrupt("\(dataSize - covered) bytes after the end of the last tensor's data (the data area holds \(dataSize) bytes, the tensors \(covered); Python's safetensors refuses such a file too)")
         }
-        let entries = ranges.map { r -> SafeTensorsEntry in
-            let n = (r.end - r.begin) / elementSizes[r.dtype]!
-            let values = [Float](unsafeUninitializedCapacity: n) { out, initialized in
-                bytes.withUnsafeBytes { raw in
-                    let base = dataStart + r.begin
-                    func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
-                        T(littleEndian: raw.loadUnaligned(fromByteOffset: base + i * MemoryLayout<T>.size, as: T.self))
-                    }
-                    for i in 0..<n {
-                        switch r.dtype {
-                        case "F32": out[i] = Float(bitPattern: load(i, UInt32.self))
-                        case "F64": out[i] = Float(Double(bitPattern: load(i, UInt64.self)))
-                        case "F16": out[i] = floatFromHalf(load(i, UInt16.self))
-                        case "BF16": out[i] = Float(bitPattern: UInt32(load(i, UInt16.self)) << 16)
-                        case "I64": out[i] = Float(load(i, Int64.self))
-                        case "I32": out[i] = Float(load(i, Int32.self))
-                        case "I16": out[i] = Float(load(i, Int16.self))
-                        case "I8": out[i] = Float(load(i, Int8.self))
-                        case "U64": out[i] = Float(load(i, UInt64.self))
-                        case "U32": out[i] = Float(load(i, UInt32.self))
-                        case "U16": out[i] = Float(load(i, UInt16.self))
-                        case "U8": out[i] = Float(load(i, UInt8.self))
-                        default: out[i] = load(i, UInt8.self) == 0 ? 0 : 1   // BOOL
-                        }
-                    }
-                }
-                initialized = n
-            }
-            return SafeTensorsEntry(name: r.name, shape: r.shape, values: values, dtype: r.dtype)
+        return SafeTensorsLayout(metadata: metadata, ranges: ranges, dataStart: dataStart)
+    }
+
+    /// Converts `count` little-endian elements of `dtype` at the start of `raw` to Float into `out`.
+    static func convert(_ dtype: String, _ raw: UnsafeRawBufferPointer, count n: Int, into out: UnsafeMutablePointer<Float>) {
+        guard n > 0 else { return }
+        if dtype == "F32" && UInt32(littleEndian: 1) == 1 {
+            // The file's bytes are the host's Floats: one copy.
+            UnsafeMutableRawPointer(out).copyMemory(from: raw.baseAddress!, byteCount: n * 4)
+            return
         }
-        return SafeTensorsFile(entries: entries, metadata: metadata)
+        func load<T: FixedWidthInteger>(_ i: Int, _: T.Type) -> T {
+            T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
+        }
+        for i in 0..<n {
+            switch dtype {
+            case "F32": out[i] = Float(bitPattern: load(i, UInt32.self))
+            case "F64": out[i] = Float(Double(bitPattern: load(i, UInt64.self)))
+            case "F16": out[i] = floatFromHalf(load(i, UInt16.self))
+            case "BF16": out[i] = Float(bitPattern: UInt32(load(i, UInt16.self)) << 16)
+            case "I64": out[i] = Float(load(i, Int64.self))
+            case "I32": out[i] = Float(load(i, Int32.self))
+            case "I16": out[i] = Float(load(i, Int16.self))
+            case "I8": out[i] = Float(load(i, Int8.self))
+            case "U64": out[i] = Float(load(i, UInt64.self))
+            case "U32": out[i] = Float(load(i, UInt32.self))
+            case "U16": out[i] = Float(load(i, UInt16.self))
+            case "U8": out[i] = Float(load(i, UInt8.self))
+            default: out[i] = load(i, UInt8.self) == 0 ? 0 : 1   // BOOL
+            }
+        }
     }
 
     /// Bytes per element of each dtype Myelin reads.

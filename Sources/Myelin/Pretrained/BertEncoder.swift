@@ -205,23 +205,12 @@ public final class BertEncoder: Layer {
         }
         try config.memory(batchSize: 1, sequenceLength: min(512, config.maxPositions), pooler: true,
                           file: url.deletingLastPathComponent().appendingPathComponent("config.json").path).check(on: device)
-        var file = try SafeTensors.load(url)
-        if let ids = file[positionIDsName] {
-            guard ids.shape.reduce(1, *) == config.maxPositions, ids.shape.last == config.maxPositions,
-                  ids.values.enumerated().allSatisfy({ Float($0.offset) == $0.element }) else {
-                throw PretrainedModelError.mismatch(url.path, reason: "'\(positionIDsName)' \(ids.shape) is not 0, 1, ..., \(config.maxPositions - 1) (max_position_embeddings of config.json)")
-            }
-            file.entries.removeAll { $0.name == positionIDsName }
-        }
-        let model = BertEncoder(config: config, pooler: file.names.contains { $0.hasPrefix("pooler.") }, device: device)
-        do { try model.loadState(file, source: url.path, strict: true, ignoringPrefixes: []) } catch let error as CheckpointError {
+        do { return try readWeights(url, config: config, device: device) } catch let error as CheckpointError {
             let c = config, json = url.deletingLastPathComponent().appendingPathComponent("config.json").path
             throw error.disagreeing(with: "\(json) (num_hidden_layers \(c.layers), hidden_size \(c.hiddenSize), "
                 + "intermediate_size \(c.intermediateSize), vocab_size \(c.vocabularySize), "
                 + "max_position_embeddings \(c.maxPositions), type_vocab_size \(c.typeVocabularySize))")
         }
-        model.eval()
-        return model
     }
 }
 

@@ -9,10 +9,21 @@ extension OpenCLBackend {
         let pad = PermuteLayout.maxRank - layout.dims.count
         let dims = [Int](repeating: 1, count: pad) + layout.dims
         let strides = [Int](repeating: 0, count: pad) + layout.inputStrides
+        if let inner = dims.last, strides.last == 1, inner >= Self.permuteRowsMinimum {
+            // The last axis is contiguous in x too: one row of work-items per run (permute_rows).
+            let rows = count / inner
+            let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(rows))]
+                + dims.dropFirst().map { .int(Int32($0)) } + strides.dropLast().map { .int(Int32($0)) }
+            launch(.layout, "permute_rows", global: [inner, rows], args: args)
+            return
+        }
         let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(count))]
             + dims.dropFirst().map { .int(Int32($0)) } + strides.map { .int(Int32($0)) }
         launch(.layout, "permute_axes", global: [count], args: args)
     }
+
+    /// The shortest contiguous last axis `permute` copies by rows (`permute_rows`); shorter ones go element by element.
+    static let permuteRowsMinimum = 4
 
     func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
         guard rows > 0, cols > 0 else { return }

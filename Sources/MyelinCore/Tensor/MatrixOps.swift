@@ -95,9 +95,12 @@ extension Tensor {
                 throw TensorError.shapeMismatch(op: op, "do not fit (bias must be [out])", bias.shape, [n])
             }
         }
-        // Activations whose derivative can be read from the output alone are fused into the GEMM;
-        // the others keep the pre-activation for their backward.
-        let fused = activation.derivativeFromOutput
+        // Activations whose derivative can be read from the output alone are fused into the GEMM; the others keep
+        // the pre-activation for their backward, unless no gradient is recorded on the CPU (inference: BERT's GELU,
+        // applied to each row of C as it is finished). On PoCL an erf in the panel kernel's epilogue doubled that
+        // GEMM's time, where the separate activation launch is vectorized: OpenCL keeps the launch.
+        let recordsGradient = GradMode.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
+        let fused = activation.derivativeFromOutput || (!recordsGradient && backend.kind != .openCL)
         let z = try Tensor.checkedEmpty([m, n], on: device, op: op)
         backend.gemm(GemmShape(m: m, n: n, k: k, transB: outByIn), a: buffer, b: weight.buffer, c: z.buffer,
                      bias: bias?.buffer, activation: fused ? activation : .identity)

@@ -63,6 +63,29 @@ import Testing
         }
     }
 
+    /// model.safetensors read a few values at a time (chunks that split every tensor and the position_ids buffer)
+    /// gives the file's tensors, and a NaN in a later chunk is refused, naming the tensor, the count and the first index.
+    @Test func weightsReadInChunksEqualTheFile() throws {
+        try inTemporaryFolder { dir in
+            try Self.writeTinyFolder(dir)
+            let url = dir.appendingPathComponent("model.safetensors")
+            let file = try SafeTensors.load(url)
+            let model = try BertEncoder.readWeights(url, config: BertEncoderTests.config, device: .cpu, chunkElements: 7)
+            #expect(model.pooler != nil && !model.isTraining)
+            for (name, t) in model.namedTensors { #expect(t.toArray() == file[name]?.values, "\(name)") }
+            var entries = file.entries
+            let i = try #require(entries.firstIndex { $0.name == "encoder.layer.1.output.dense.weight" })
+            var values = entries[i].values
+            values[9] = .nan; values[11] = .infinity
+            entries[i] = SafeTensorsEntry(name: entries[i].name, shape: entries[i].shape, values: values)
+            try SafeTensors.encode(entries: entries, metadata: file.metadata).write(to: url)
+            let text = errorText { _ = try BertEncoder.readWeights(url, config: BertEncoderTests.config, device: .cpu, chunkElements: 7) }
+            for part in [url.path, "'encoder.layer.1.output.dense.weight'", "2 NaN or infinite values", "at index 9"] {
+                #expect(text.contains(part), "\(text) lacks \(part)")
+            }
+        }
+    }
+
     @Test func corruptOrMismatchedFoldersNameTheFile() throws {
         try inTemporaryFolder { dir in
             try Self.writeTinyFolder(dir)

@@ -216,4 +216,24 @@ import Testing
         try gradientCheck(device: device, inputs: [(Array(xv[0..<(3 * 2 * i)]), [3, 2, i]), (wv, [o, i]), (bv, [o])],
                           "linear [3, 2, 5], gelu") { try $0[0].linear(weight: $0[1], bias: $0[2], activation: .geluErf) }
     }
+
+    /// Without gradients the CPU applies GELU as the GEMM stores C (no pre-activation kept): the same values as
+    /// the recorded op's separate activation, and the Double reference, on 33 rows of 7 to 17 (the own kernel's
+    /// shapes) and 600 rows of 9 to 1100 (OpenBLAS's).
+    @Test(arguments: TestDevices.all)
+    func linearWithGELUWithoutGradients(device: Device) throws {
+        for (m, i, o) in [(33, 7, 17), (600, 9, 1100)] {
+            let xv = testValues(m * i, seed: 43), wv = testValues(o * i, seed: 44), bv = testValues(o, seed: 45)
+            let x = try Tensor(xv, shape: [m, i], on: device), b = try Tensor(bv, shape: [o], on: device)
+            let w = try Tensor(wv, shape: [o, i], on: device)
+            w.requiresGrad = true
+            let recorded = try x.linear(weight: w, bias: b, activation: .geluErf)
+            let inference = try withNoGrad { try x.linear(weight: w, bias: b, activation: .geluErf) }
+            #expect(recorded.requiresGrad && !inference.requiresGrad)
+            #expect(inference.toArray() == recorded.toArray(), "\(device) \(m)×\(i)·\(o): fused GELU differs from the launch")
+            let expected = Reference.gemm(xv, wv, m: m, n: o, k: i, transB: true).enumerated()
+                .map { Reference.activation(.geluErf, $0.element + Double(bv[$0.offset % o])) }
+            expectClose(inference.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) gelu(linear) \(m)×\(i)·\(o)")
+        }
+    }
 }
