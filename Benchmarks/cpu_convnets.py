@@ -1,6 +1,7 @@
 """Myelin's CPU convolution paths against PyTorch on the convnets, in one run (issue 23): training samples/s and
-whole-process peak RSS of `cnn` and `resnet` (ResNet-8) for Myelin CPU with MYELIN_CPU_CONV=im2col (the chunked
-im2col + GEMM), Myelin CPU on its default path (oneDNN), and PyTorch CPU (also with OMP_WAIT_POLICY=passive), alternated over --rounds rounds so a
+whole-process peak RSS of `cnn`, `resnet` (ResNet-8) and `resnet14` (ResNet-14, the trainer's default) for Myelin
+CPU with MYELIN_CPU_CONV=im2col (the chunked im2col + GEMM), Myelin CPU on its default path (oneDNN) with the
+training images as Float32 (--float-images) and as bytes (the default), and PyTorch CPU (also with OMP_WAIT_POLICY=passive), alternated over --rounds rounds so a
 busy machine slows each alike. The batches are bench-peers's (--warmup untimed steps, then --batches timed ones).
 
     .venv-bench/bin/python Benchmarks/cpu_convnets.py --batches 40 --rounds 2
@@ -23,7 +24,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--models", default="cnn,resnet")
+    p.add_argument("--models", default="cnn,resnet,resnet14")
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--batches", type=int, default=40)
     p.add_argument("--rounds", type=int, default=2)
@@ -38,6 +39,10 @@ def main():
             myelin = [myelin_side.MYELIN, "bench", "peers", "--workload", model, "--data", data, "--device", "cpu",
                       "--capture"] + steps
             runs = {"Myelin CPU im2col": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "im2col"}),
+                    # The images as the export's Float32 tensor (what the bench did before), then as bytes (the
+                    # same values; what `myelin train` does): the difference is 135 MiB of the training set.
+                    "Myelin CPU oneDNN, float images": lambda: run_json_measured(myelin + ["--float-images"],
+                                                                                 env={"MYELIN_CPU_CONV": "onednn"}),
                     "Myelin CPU oneDNN": lambda: run_json_measured(myelin, env={"MYELIN_CPU_CONV": "onednn"}),
                     "PyTorch CPU": lambda: run_json_measured([sys.executable, f"{BENCH}/torch_convnets.py", "--model", model]
                                                              + steps),
