@@ -46,7 +46,7 @@ struct PeerBenchImages {
             for i in 0..<n {
                 let v = chunk[i]
                 guard v >= 0, v <= 1 else { fits = false; break }
-                let k = Int((v * 255).rounded())
+                let k = Int(v * 255 + 0.5)   // rounds as `rounded()` does for v >= 0, without a libm call
                 if table[k] < 0 { table[k] = v } else if table[k].bitPattern != v.bitPattern { fits = false; break }
                 bytes[done + i] = UInt8(k)
             }
