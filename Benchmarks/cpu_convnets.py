@@ -53,7 +53,7 @@ def main():
                                                              + steps),
                     # PyTorch's OpenMP workers spin between parallel regions by default, which costs it dearly on a
                     # busy machine; Myelin's oneDNN runs with OMP_WAIT_POLICY=passive unless told otherwise.
-                    "PyTorch CPU, OMP passive": lambda: run_json_measured(
+                    "PyTorch CPU (OMP passive)": lambda: run_json_measured(
                         [sys.executable, f"{BENCH}/torch_convnets.py", "--model", model] + steps,
                         env={"OMP_WAIT_POLICY": "passive"})}
             if args.before:
