@@ -1,4 +1,4 @@
-"""Fashion-MNIST `cnn` and ResNet-8 (`resnet`) training in PyTorch eager on the CPU, or on a CUDA GPU with
+"""Fashion-MNIST `cnn`, ResNet-8 (`resnet`) and ResNet-14 (`resnet14`) training in PyTorch eager on the CPU, or on a CUDA GPU with
 --device cuda (Adam 1e-3, batch 128, no augmentation): the architectures of ConvNets.fashionCNN and ConvNets.resnet(depth: 1), from scripts/torch_convnet_models.py
 (which the checkpoint interoperability check proves identical to Myelin's).
 
@@ -24,7 +24,8 @@ from torch_convnet_models import fashion_cnn, resnet  # noqa: E402
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["cnn", "resnet"], required=True, help="cnn, or resnet (ResNet-8)")
+    p.add_argument("--model", choices=["cnn", "resnet", "resnet14"], required=True,
+                   help="cnn, resnet (ResNet-8) or resnet14 (ResNet-14, the trainer's default)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--warmup", type=int, default=10, help="training steps before the timed ones")
     p.add_argument("--batches", type=int, default=0, help="timed training batches (0: the whole epoch)")
@@ -36,7 +37,7 @@ def main():
     dev, sync = torch_device(args.device, "torch_convnets.py")
 
     x_train, y_train = (torch.from_numpy(a).to(dev) for a in load("train"))
-    model = (fashion_cnn() if args.model == "cnn" else resnet(1)).to(dev)
+    model = {"cnn": fashion_cnn, "resnet": lambda: resnet(1), "resnet14": lambda: resnet(2)}[args.model]().to(dev)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()

@@ -159,8 +159,10 @@ static int reorder(argument *a) {
     return run(&a->reorder, 2, args);
 }
 
-/// Runs `p` on the caller's buffers `pointers` (in argument order), with the reorders around it.
-static int execute(prepared *p, void *const *pointers) {
+/// Runs `p` on the caller's buffers `pointers` (in argument order), with the reorders around it. An input whose
+/// bit is set in `ready` is already in its scratch buffer in the primitive's layout (put there by the call before,
+/// under the same lock): its reorder is skipped.
+static int execute(prepared *p, void *const *pointers, unsigned ready) {
     dnnl_exec_arg_t args[5];
     for (int i = 0; i < p->count; i++) {
         argument *a = &p->args[i];
@@ -171,7 +173,7 @@ static int execute(prepared *p, void *const *pointers) {
             if (buffer == NULL
                 || p_dnnl_memory_set_data_handle(a->inner, buffer) != dnnl_success
                 || p_dnnl_memory_set_data_handle(a->user, pointers[i]) != dnnl_success) return 1;
-            if (!a->output && reorder(a)) return 1;
+            if (!a->output && !(ready & (1u << i)) && reorder(a)) return 1;
         }
         args[i] = (dnnl_exec_arg_t){a->arg, a->inner};
     }
@@ -292,7 +294,7 @@ int myelin_dnnl_conv_forward(const myelin_dnnl_conv *shape, const float *x, cons
     pthread_mutex_lock(&lock);
     entry *e = with_forward(shape, bias != NULL);
     void *const pointers[4] = {(void *)x, (void *)weight, y, (void *)bias};
-    int failed = e == NULL || execute(&e->forward, pointers);
+    int failed = e == NULL || execute(&e->forward, pointers, 0);
     pthread_mutex_unlock(&lock);
     return failed;
 }
@@ -304,7 +306,7 @@ int myelin_dnnl_conv_backward_data(const myelin_dnnl_conv *shape, const float *w
     if (e != NULL) {
         if (e->data_state == 0) e->data_state = make_backward(e, 0) ? -1 : 1;
         void *const pointers[3] = {(void *)weight, (void *)gy, gx};
-        failed = e->data_state != 1 || execute(&e->data, pointers);
+        failed = e->data_state != 1 || execute(&e->data, pointers, 0);
     }
     pthread_mutex_unlock(&lock);
     return failed;
@@ -317,7 +319,29 @@ int myelin_dnnl_conv_backward_weights(const myelin_dnnl_conv *shape, const float
     if (e != NULL) {
         if (e->weights_state == 0) e->weights_state = make_backward(e, 1) ? -1 : 1;
         void *const pointers[3] = {(void *)x, (void *)gy, gw};
-        failed = e->weights_state != 1 || execute(&e->weights, pointers);
+        failed = e->weights_state != 1 || execute(&e->weights, pointers, 0);
+    }
+    pthread_mutex_unlock(&lock);
+    return failed;
+}
+
+int myelin_dnnl_conv_backward(const myelin_dnnl_conv *shape, const float *x, const float *weight, const float *gy,
+                              float *gx, float *gw) {
+    pthread_mutex_lock(&lock);
+    entry *e = with_forward(shape, 0);
+    int failed = 3;
+    if (e != NULL) {
+        if (e->data_state == 0) e->data_state = make_backward(e, 0) ? -1 : 1;
+        if (e->weights_state == 0) e->weights_state = make_backward(e, 1) ? -1 : 1;
+        void *const data[3] = {(void *)weight, (void *)gy, gx}, *const weights[3] = {(void *)x, (void *)gy, gw};
+        int data_failed = e->data_state != 1 || execute(&e->data, data, 0);
+        // gy is argument 1 of both: when the data primitive reordered it into scratch slot 1 in the layout the
+        // weights primitive reads, that copy is used again (one reorder of gy instead of two).
+        const argument *dg = &e->data.args[1], *wg = &e->weights.args[1];
+        unsigned ready = !data_failed && e->weights_state == 1 && dg->reorder.primitive != NULL
+            && wg->reorder.primitive != NULL && p_dnnl_memory_desc_equal(&dg->inner_md, &wg->inner_md) ? 2u : 0u;
+        int weights_failed = e->weights_state != 1 || execute(&e->weights, weights, ready);
+        failed = data_failed | (weights_failed << 1);
     }
     pthread_mutex_unlock(&lock);
     return failed;

@@ -10,7 +10,8 @@ import Myelin
 ///   trains on the same pixels in the same batch order): `--warmup` steps, then one timed epoch (or its first
 ///   `--batches`), then
 ///   test-set inference in chunks of `--eval-batch`.
-/// - `--workload cnn` / `--workload resnet`: `ConvNets.fashionCNN` / `ConvNets.resnet(depth: 1)` (ResNet-8),
+/// - `--workload cnn` / `--workload resnet` / `--workload resnet14`: `ConvNets.fashionCNN` /
+///   `ConvNets.resnet(depth: 1)` (ResNet-8) / `ConvNets.resnet(depth: 2)` (ResNet-14, the trainer's default),
 ///   Adam 1e-3, softmax cross-entropy, no augmentation, on the same export and batch order: `--warmup` steps,
 ///   then `--batches` timed training steps (0: the whole epoch). Training samples/s only.
 /// - `--workload xor`: the XOR lab, 2-3-1 sigmoid without bias, ½Σ(y - t)², SGD lr 0.1, `--steps` full-batch steps.
@@ -23,7 +24,7 @@ struct PeerBench: ParsableCommand {
         commandName: "peers", abstract: "The Myelin side of scripts/bench-peers (MLP, CNN or ResNet-8 epoch, or XOR lab), as one JSON line.")
 
     @OptionGroup var device: DeviceOptions
-    @Option(help: "mlp, cnn, resnet or xor.") var workload = "mlp"
+    @Option(help: "mlp, cnn, resnet, resnet14 or xor.") var workload = "mlp"
     @Option(help: "Folder written by `Benchmarks/fashion_mnist.py export` (mlp, cnn, resnet).") var data: String?
     @Option(parsing: .unconditional, help: "Evaluation chunk size (mlp).") var evalBatch = 1000
     @Option(parsing: .unconditional, help: "Untimed steps before the timed ones.") var warmup = 20
@@ -31,6 +32,8 @@ struct PeerBench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Timed training batches after the warm-up (mlp, cnn, resnet; 0: the whole epoch).")
     var batches = 0
     @Flag(help: "Capture the training step once and replay it (captureStep); mlp, cnn, resnet and xor.") var capture = false
+    @Flag(help: "Keep the convnets' training images as the Float32 tensor the export holds, not as bytes (cnn, resnet, resnet14; for comparison: the same values, four times the memory).")
+    var floatImages = false
     @Flag(help: "Train the timed batches with fit (one epoch, captured step, accuracy metric, no shuffling), as the trainers do, and count its launches per step; mlp, cnn and resnet.")
     var fit = false
     @Flag(help: "Per-kernel device times of the timed steps (a profiling queue, as MYELIN_PROFILE_KERNELS=1): one JSON line per kernel after the result, and a table on stderr; OpenCL, not with --fit. The profiling slows the steps.")
@@ -43,12 +46,12 @@ struct PeerBench: ParsableCommand {
             try ValueCheck.atLeast(1, steps, name: "--steps")
             try ValueCheck.atLeast(0, batches, name: "--batches")
         }
-        guard ["mlp", "cnn", "resnet", "xor"].contains(workload) else {
-            throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
+        guard ["mlp", "cnn", "resnet", "resnet14", "xor"].contains(workload) else {
+            throw ValidationError("--workload must be mlp, cnn, resnet, resnet14 or xor, got '\(workload)'")
         }
         if profileKernels && fit { throw ValidationError("--profile-kernels times the steps of --capture or the eager step, not --fit") }
-        if fit && !["mlp", "cnn", "resnet"].contains(workload) {
-            throw ValidationError("--fit is for --workload mlp, cnn or resnet, got '\(workload)'")
+        if fit && !["mlp", "cnn", "resnet", "resnet14"].contains(workload) {
+            throw ValidationError("--fit is for --workload mlp, cnn, resnet or resnet14, got '\(workload)'")
         }
     }
 
@@ -65,8 +68,9 @@ struct PeerBench: ParsableCommand {
         case "mlp": try mlp(on: device)
         case "cnn": try convnet(ConvNets.fashionCNN(seed: 1, device: device), on: device)
         case "resnet": try convnet(ConvNets.resnet(depth: 1, seed: 1, device: device), on: device)
+        case "resnet14": try convnet(ConvNets.resnet(depth: 2, seed: 1, device: device), on: device)
         case "xor": try xor(on: device)
-        default: throw ValidationError("--workload must be mlp, cnn, resnet or xor, got '\(workload)'")
+        default: throw ValidationError("--workload must be mlp, cnn, resnet, resnet14 or xor, got '\(workload)'")
         }
     }
 
@@ -129,11 +133,24 @@ struct PeerBench: ParsableCommand {
     /// `--warmup` steps, then `--batches` (0: all) timed steps of `model` with Adam 1e-3 on the export's batch order.
     private func convnet(_ model: Sequential, on device: Device) throws {
         let (batch, epochBatches, trainCount, _) = try meta()
-        let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         let trainY = try load("train-y.f32", [trainCount], on: device)
         try trainY.checkLabels(classes: 10, op: "train-y.f32")   // once: the batches' losses then need no read back
         let order = try batchOrder(epochBatches, batch, train: trainCount, on: device)
         let timed = batches == 0 ? epochBatches : Swift.min(batches, epochBatches)
+        // The images as bytes (a quarter of the memory, the same values; PeerBenchImages), as `myelin train` keeps them.
+        let path = URL(fileURLWithPath: data ?? "").appendingPathComponent("train-x.f32").path
+        if !fit, !floatImages, let images = try PeerBenchImages.load(path, rows: trainCount, rowSize: 784) {
+            let rows = order.toArray().map { Int($0) }
+            let (trainSeconds, finalLoss, launches) = try timeTraining(model, available: epochBatches, timed: timed, on: device) { i in
+                let r = rows[(i * batch)..<((i + 1) * batch)]
+                return (try images.batch(r, on: device), try trainY.gather(rows: r.map { $0 }))
+            }
+            printJSON(["device": device.name, "model": workload, "batches": timed,
+                       "train_samples_per_s": Double(timed * batch) / trainSeconds, "final_loss": Double(finalLoss),
+                       "launches_per_step": launches, "images": "bytes"])
+            return
+        }
+        let trainX = try load("train-x.f32", [trainCount, 784], on: device)
         if fit {
             try timeFit(model, x: trainX, y: trainY, order: order, batch: batch, timed: timed, on: device)
             return
@@ -189,13 +206,22 @@ struct PeerBench: ParsableCommand {
     /// the device's launches per timed step.
     private func timeTraining(_ model: Sequential, x: Tensor, y: Tensor, order: Tensor, batch: Int, available: Int,
                               timed: Int, on device: Device) throws -> (seconds: Double, loss: Float, launches: Double) {
+        try timeTraining(model, available: available, timed: timed, on: device) { i in
+            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
+            return (try x.gather(rows: rows), try y.gather(rows: rows))
+        }
+    }
+
+    /// The same, with the inputs and labels of batch i from `batchAt(i)`.
+    private func timeTraining(_ model: Sequential, available: Int, timed: Int, on device: Device,
+                              batchAt: (Int) throws -> (Tensor, Tensor)) throws -> (seconds: Double, loss: Float, launches: Double) {
         let optimizer = try Adam(parameters: model.parameters, learningRate: 1e-3)
         let captured = capture ? try model.captureStep(loss: .softmaxCrossEntropy, optimizer: optimizer) : nil
         func step(_ i: Int) throws -> Tensor {
-            let rows = try order.slice(i..<(i + 1)).reshaped([batch])
-            if let captured { return try captured(x.gather(rows: rows), y.gather(rows: rows)) }
+            let (x, y) = try batchAt(i)
+            if let captured { return try captured(x, y) }
             optimizer.zeroGrad()
-            let loss = try softmaxCrossEntropy(logits: model(x.gather(rows: rows)), labels: y.gather(rows: rows))
+            let loss = try softmaxCrossEntropy(logits: model(x), labels: y)
             try loss.backward()
             try optimizer.step()
             return loss

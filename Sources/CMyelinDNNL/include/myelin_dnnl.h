@@ -29,6 +29,12 @@ int myelin_dnnl_conv_backward_data(const myelin_dnnl_conv *shape, const float *w
 /// The gradient of the weight: gw [o, c, kh, kw] = Σ over the batch (overwritten). Returns 0 on success.
 int myelin_dnnl_conv_backward_weights(const myelin_dnnl_conv *shape, const float *x, const float *gy, float *gw);
 
+/// Both gradients, gx as `myelin_dnnl_conv_backward_data` and gw as `myelin_dnnl_conv_backward_weights`, with gy
+/// reordered into the primitives' layout once for the two. Returns 0 on success, else bit 0 set when gx failed and
+/// bit 1 when gw failed (each is then left to the caller's fallback).
+int myelin_dnnl_conv_backward(const myelin_dnnl_conv *shape, const float *x, const float *weight, const float *gy,
+                              float *gx, float *gw);
+
 /// Whether oneDNN has a forward primitive for this shape (made and kept on the first ask). 1 yes, 0 no.
 int myelin_dnnl_conv_supported(const myelin_dnnl_conv *shape);
 

@@ -12,19 +12,10 @@ extension CPUBackend {
         parallelFor(channels, minimum: max(1, CPUBackend.parallelThreshold / (outer * inner))) { lo, hi in
             for c in lo..<hi {
                 var sum = 0.0
-                for n in 0..<outer {
-                    let row = px + (n * channels + c) * inner
-                    for i in 0..<inner { sum += Double(row[i]) }
-                }
+                for n in 0..<outer { sum += Self.rowSums(px + (n * channels + c) * inner, nil, inner, mean: 0).x }
                 let mu = sum / m
                 var squares = 0.0
-                for n in 0..<outer {
-                    let row = px + (n * channels + c) * inner
-                    for i in 0..<inner {
-                        let d = Double(row[i]) - mu
-                        squares += d * d
-                    }
-                }
+                for n in 0..<outer { squares += Self.rowSums(px + (n * channels + c) * inner, nil, inner, mean: mu).squares }
                 pm[c] = Float(mu)
                 pv[c] = Float(squares / m)
             }
@@ -82,12 +73,9 @@ extension CPUBackend {
                 var sumG = 0.0, sumGX = 0.0
                 for n in 0..<outer {
                     let offset = (n * channels + c) * inner
-                    let xr = px + offset, gr = pg + offset, mr = pmask.map { $0 + offset }
-                    for i in 0..<inner {
-                        let g = Double(mr.map { gr[i] * ($0[i] > 0 ? 1 : 0) } ?? gr[i])
-                        sumG += g
-                        sumGX += g * (Double(xr[i]) - mu)
-                    }
+                    let sums = Self.rowSums(pg + offset, px + offset, inner, mean: mu, mask: pmask.map { $0 + offset })
+                    sumG += sums.x
+                    sumGX += sums.products
                 }
                 pgb[c] = Float(sumG)
                 pgw[c] = Float(sumGX / (Double(pv[c]) + Double(epsilon)).squareRoot())
@@ -130,5 +118,34 @@ extension CPUBackend {
             }
         }
         count { $0.launches += 1 }
+    }
+
+    /// Sums over one row of `n` values in Double, in eight independent partial sums (one chain of dependent
+    /// additions was 4 cycles a value: batch norm's statistics were 15% of the ResNet-8 step): Σa, Σ(a − mean)² and,
+    /// with `b`, Σa·(b − mean).
+    @inline(__always) static func rowSums(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>?, _ n: Int,
+                                          mean: Double, mask: UnsafeMutablePointer<Float>? = nil)
+        -> (x: Double, squares: Double, products: Double) {
+        var s = SIMD8<Double>(), q = SIMD8<Double>(), p = SIMD8<Double>()
+        let m = SIMD8<Double>(repeating: mean)
+        var i = 0
+        while i + 8 <= n {
+            var v = SIMD8<Double>(load8(a, i))
+            if let mask { v.replace(with: 0, where: .!(SIMD8<Double>(load8(mask, i)) .> 0)) }
+            let d = v - m
+            s += v
+            q += d * d
+            if let b { p += v * (SIMD8<Double>(load8(b, i)) - m) }
+            i += 8
+        }
+        var x = s.sum(), squares = q.sum(), products = p.sum()
+        while i < n {
+            let v = mask.map { $0[i] > 0 ? Double(a[i]) : 0 } ?? Double(a[i]), d = v - mean
+            x += v
+            squares += d * d
+            if let b { products += v * (Double(b[i]) - mean) }
+            i += 1
+        }
+        return (x, squares, products)
     }
 }

@@ -90,7 +90,19 @@ extension CPUBackend {
         case .rsqrt: map(x, out, n) { 1 / $0.squareRoot() }
         case .sign: map(x, out, n) { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }
         case .clamp(let lo, let hi): map(x, out, n) { Swift.min(Swift.max($0, lo), hi) }
-        case .activation(.relu): map(x, out, n) { $0 > 0 ? $0 : 0 }
+        case .activation(.relu):
+            // Eight lanes at a time with a select, as its backward (the scalar map did not vectorize: 5% of the
+            // ResNet-8 step); NaN and non-positive values give +0 as `$0 > 0 ? $0 : 0` does.
+            let px = x.host!, po = out.host!
+            parallelFor(n) { lo, hi in
+                var i = lo
+                while i + 8 <= hi {
+                    let v = Self.load8(px, i)
+                    Self.store8(SIMD8<Float>(repeating: 0).replacing(with: v, where: v .> 0), po, i)
+                    i += 8
+                }
+                while i < hi { let v = px[i]; po[i] = v > 0 ? v : 0; i += 1 }
+            }
         case .activation(.identity): map(x, out, n) { $0 }
         case .activation(.geluErf) where Self.ownGemmAvailable:
             let px = x.host!, po = out.host!
