@@ -26,8 +26,10 @@ extension BertEncoder {
         let model = BertEncoder(config: config, pooler: layout.ranges.contains { $0.name.hasPrefix("pooler.") }, device: device)
         let own = Dictionary(model.namedTensors, uniquingKeysWith: { first, _ in first })
         let fileNames = Set(layout.ranges.map(\.name))
-        if let bad = layout.ranges.first(where: { r in own[r.name].map { $0.shape != r.shape } ?? false }) {
-            throw CheckpointError.shapeMismatch(source, name: bad.name, model: own[bad.name]!.shape, checkpoint: bad.shape)
+        // The first misshapen tensor in the model's order, as strict loadState names it.
+        let inFile = Dictionary(layout.ranges.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
+        if let (name, t) = model.namedTensors.first(where: { n, t in inFile[n].map { $0 != t.shape } ?? false }) {
+            throw CheckpointError.shapeMismatch(source, name: name, model: t.shape, checkpoint: inFile[name]!)
         }
         let missing = model.namedTensors.map(\.0).filter { !fileNames.contains($0) }
         let unexpected = layout.ranges.map(\.name).filter { own[$0] == nil && $0 != positionIDsName }
