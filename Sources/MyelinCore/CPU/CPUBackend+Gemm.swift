@@ -7,10 +7,10 @@ import Foundation
 /// panels, with the bias and ReLU applied as C is stored), used instead of OpenBLAS for the product shapes
 /// where it measured faster: the small-M products of dense layers at batch sizes around 128.
 extension CPUBackend {
-    /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (Debian's OpenBLAS always), `own` (this kernel
-    /// whenever the CPU has AVX2 and FMA), `onednn` or `blis` (that library for the products the own kernel does not
-    /// take under `auto`), or unset/`auto` (this kernel for the shapes where it is faster, `largeGemmDefault` for
-    /// the rest). A library that does not load falls back to OpenBLAS.
+    /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (Debian's OpenBLAS), `own` (this kernel, where
+    /// the CPU has AVX2 and FMA), `onednn` or `blis` (that library) for every product, or unset/`auto` (this kernel
+    /// for the shapes where it is faster, `largeGemmDefault` for the rest). A library that does not load falls
+    /// back to OpenBLAS.
     enum GemmChoice: String { case auto, blas, own, onednn, blis }
 
     /// The implementations one product can run on.
@@ -23,6 +23,16 @@ extension CPUBackend {
         case oneDNN
         /// BLIS's `cblas_sgemm` (libblis.so.4, dlopen).
         case blis
+
+        /// The name `details` and the benchmarks print.
+        var label: String {
+            switch self {
+            case .own: return "own kernel"
+            case .openBLAS: return "OpenBLAS"
+            case .oneDNN: return "oneDNN"
+            case .blis: return "BLIS"
+            }
+        }
 
         /// Whether this engine can run here: the CPU's instructions, or the library loaded (tried on the first ask).
         var isAvailable: Bool {
@@ -58,6 +68,12 @@ extension CPUBackend {
     /// `largeGemmDefault`'s note in README's "Devices").
     static let largeGemmDefault = GemmEngine.oneDNN
 
+    /// The engines products run on, for `details`: e.g. "own kernel (small products), oneDNN".
+    var gemmSummary: String {
+        let small = gemmEngine(GemmShape(m: 128, n: 128, k: 128)), large = gemmEngine(GemmShape(m: 4096, n: 4096, k: 4096))
+        return small == large ? large.label : "\(small.label) (small products), \(large.label)"
+    }
+
     /// The engine that runs `s` under the configured choice, after falling back from a library that did not load.
     func gemmEngine(_ s: GemmShape) -> GemmEngine {
         guard s.k > 0 else { return .openBLAS }
@@ -65,9 +81,10 @@ extension CPUBackend {
         switch Self.gemmChoice {
         case .blas: wanted = .openBLAS
         case .own: wanted = .own
-        case .onednn, .blis, .auto:
-            if Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) { return .own }
-            wanted = Self.gemmChoice == .onednn ? .oneDNN : (Self.gemmChoice == .blis ? .blis : Self.largeGemmDefault)
+        case .onednn: wanted = .oneDNN
+        case .blis: wanted = .blis
+        case .auto:
+            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) ? .own : Self.largeGemmDefault
         }
         return wanted.isAvailable ? wanted : .openBLAS
     }

@@ -72,8 +72,10 @@ struct CPUGemmKernelTests {
             #expect(CPUBackend.shared.usesOwnGemm(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)),
                     "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
         }
-        // Large products stay with OpenBLAS.
-        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 1024, n: 1024, k: 1024)))
-        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 512, n: 512, k: 512)))
+        // Large products go to the library (OpenBLAS where it did not load).
+        for (m, n, k) in [(1024, 1024, 1024), (512, 512, 512)] {
+            let engine = CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k))
+            #expect(engine == (CPUBackend.largeGemmDefault.isAvailable ? CPUBackend.largeGemmDefault : .openBLAS))
+        }
     }
 }
