@@ -9,7 +9,7 @@ import Foundation
 extension CPUBackend {
     /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (Debian's OpenBLAS), `own` (this kernel, where
     /// the CPU has AVX2 and FMA), `onednn` or `blis` (that library) for every product, or unset/`auto` (this kernel
-    /// for the shapes where it is faster, `largeGemmDefault` for the rest). A library that does not load falls
+    /// for the smallest products, `largeGemmDefault` for the rest). A library that does not load falls
     /// back to OpenBLAS.
     enum GemmChoice: String { case auto, blas, own, onednn, blis }
 
@@ -64,8 +64,11 @@ extension CPUBackend {
         }
     }
 
-    /// The library for the products the own kernel does not take under `auto`, by measurement (see
-    /// `largeGemmDefault`'s note in README's "Devices").
+    /// The library for the products the own kernel does not take under `auto`, by measurement (README's
+    /// "Devices"). Where it loads, the own kernel keeps only the products it runs on the calling thread (under
+    /// `ownGemmParallelFlops`): oneDNN ran the MLP's batch-128 products 5-15% faster than the own kernel on one
+    /// thread (2026-12-07, AVX-512 EPYC) and the MLP's training 2-4× faster on 2 busy cores; where it does not
+    /// load, `ownGemmIsFaster` splits the products with OpenBLAS.
     static let largeGemmDefault = GemmEngine.oneDNN
 
     /// The engines products run on, for `details`: e.g. "own kernel (small products), oneDNN".
@@ -84,7 +87,10 @@ extension CPUBackend {
         case .onednn: wanted = .oneDNN
         case .blis: wanted = .blis
         case .auto:
-            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) ? .own : Self.largeGemmDefault
+            let library = Self.largeGemmDefault.isAvailable ? Self.largeGemmDefault : .openBLAS
+            let ownIsFaster = library == .openBLAS ? Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k)
+                                                   : 2 * s.m * s.n * s.k < Self.ownGemmParallelFlops
+            wanted = Self.ownGemmAvailable && ownIsFaster ? .own : library
         }
         return wanted.isAvailable ? wanted : .openBLAS
     }

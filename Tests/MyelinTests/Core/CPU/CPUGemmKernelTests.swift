@@ -63,19 +63,20 @@ struct CPUGemmKernelTests {
         expectClose(tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
     }
 
-    /// The shape classes of a 784-512-256-10 MLP at batch 128 (forward, input and weight gradients) go to the
-    /// own kernel under the default choice.
-    @Test func mlpShapesUseTheOwnKernel() {
+    /// Under the default choice the products run on the calling thread go to the own kernel; an MLP's at batch
+    /// 128 and larger ones go to oneDNN, or, where it did not load, the MLP's to the own kernel and the larger
+    /// ones to OpenBLAS.
+    @Test func shapeClassesUnderTheDefaultChoice() {
         guard CPUBackend.gemmChoice == .auto else { return }
+        let library = CPUBackend.largeGemmDefault.isAvailable ? CPUBackend.largeGemmDefault : .openBLAS
+        #expect(CPUBackend.shared.gemmEngine(GemmShape(m: 128, n: 10, k: 256, transB: true)) == .own)
         for (m, n, k, tA, tB) in [(128, 512, 784, false, true), (128, 256, 512, false, true), (128, 512, 256, false, false),
                                   (512, 784, 128, true, false), (256, 512, 128, true, false)] {
-            #expect(CPUBackend.shared.usesOwnGemm(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)),
-                    "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
+            let engine = CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB))
+            #expect(engine == (library == .openBLAS ? .own : library), "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
         }
-        // Large products go to the library (OpenBLAS where it did not load).
         for (m, n, k) in [(1024, 1024, 1024), (512, 512, 512)] {
-            let engine = CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k))
-            #expect(engine == (CPUBackend.largeGemmDefault.isAvailable ? CPUBackend.largeGemmDefault : .openBLAS))
+            #expect(CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k)) == library)
         }
     }
 }
