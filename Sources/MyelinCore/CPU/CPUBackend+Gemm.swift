@@ -9,7 +9,7 @@ import Foundation
 extension CPUBackend {
     /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (Debian's OpenBLAS), `own` (this kernel, where
     /// the CPU has AVX2 and FMA), `onednn` or `blis` (that library) for every product, or unset/`auto` (this kernel
-    /// for the smallest products, `largeGemmDefault` for the rest). A library that does not load falls
+    /// for the shapes where it is faster, `largeGemmDefault` for the rest). A library that does not load falls
     /// back to OpenBLAS.
     enum GemmChoice: String { case auto, blas, own, onednn, blis }
 
@@ -65,10 +65,8 @@ extension CPUBackend {
     }
 
     /// The library for the products the own kernel does not take under `auto`, by measurement (README's
-    /// "Devices"). Where it loads, the own kernel keeps only the products it runs on the calling thread (under
-    /// `ownGemmParallelFlops`): oneDNN ran the MLP's batch-128 products 5-15% faster than the own kernel on one
-    /// thread (2026-12-07, AVX-512 EPYC) and the MLP's training 2-4× faster on 2 busy cores; where it does not
-    /// load, `ownGemmIsFaster` splits the products with OpenBLAS.
+    /// "Devices"). The MLP's batch-128 products stay on the own kernel: with every product on oneDNN the MLP
+    /// trained 2.5× faster on 2 cores at load 15, but 0.9-1.0× at load 3.5 (2026-12-07, AVX-512 EPYC).
     static let largeGemmDefault = GemmEngine.oneDNN
 
     /// The engines products run on, for `details`: e.g. "own kernel (small products), oneDNN".
@@ -87,10 +85,7 @@ extension CPUBackend {
         case .onednn: wanted = .oneDNN
         case .blis: wanted = .blis
         case .auto:
-            let library = Self.largeGemmDefault.isAvailable ? Self.largeGemmDefault : .openBLAS
-            let ownIsFaster = library == .openBLAS ? Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k)
-                                                   : 2 * s.m * s.n * s.k < Self.ownGemmParallelFlops
-            wanted = Self.ownGemmAvailable && ownIsFaster ? .own : library
+            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) ? .own : Self.largeGemmDefault
         }
         return wanted.isAvailable ? wanted : .openBLAS
     }
