@@ -1,26 +1,120 @@
 internal import CMyelinMath
+internal import CMyelinDNNL
+import CBLAS
 import Foundation
 
 /// The CPU device's own SGEMM (CMyelinMath/myelin_gemm.c: a 6×16 AVX2 register-block kernel over packed
 /// panels, with the bias and ReLU applied as C is stored), used instead of OpenBLAS for the product shapes
 /// where it measured faster: the small-M products of dense layers at batch sizes around 128.
 extension CPUBackend {
-    /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (OpenBLAS always), `own` (this kernel
-    /// whenever the CPU has AVX2 and FMA) or unset/`auto` (this kernel for the shapes where it is faster).
-    enum GemmChoice: String { case auto, blas, own }
+    /// Which SGEMM the CPU device uses: `MYELIN_CPU_GEMM` = `blas` (Debian's OpenBLAS), `own` (this kernel, where
+    /// the CPU has AVX2 and FMA), `onednn` or `blis` (that library) for every product, or unset/`auto` (this kernel
+    /// for the shapes where it is faster, `largeGemmDefault` for the rest). A library that does not load falls
+    /// back to OpenBLAS.
+    enum GemmChoice: String { case auto, blas, own, onednn, blis }
+
+    /// The implementations one product can run on.
+    enum GemmEngine: String, CaseIterable, Sendable {
+        /// The 6×16 kernel of CMyelinMath/myelin_gemm.c (bias and ReLU fused).
+        case own
+        /// Debian's OpenBLAS (`cblas_sgemm`, linked).
+        case openBLAS
+        /// oneDNN's `dnnl_sgemm` (libdnnl.so.2, dlopen).
+        case oneDNN
+        /// BLIS's `cblas_sgemm` (libblis.so.4, dlopen).
+        case blis
+
+        /// The name `details` and the benchmarks print.
+        var label: String {
+            switch self {
+            case .own: return "own kernel"
+            case .openBLAS: return "OpenBLAS"
+            case .oneDNN: return "oneDNN"
+            case .blis: return "BLIS"
+            }
+        }
+
+        /// Whether this engine can run here: the CPU's instructions, or the library loaded (tried on the first ask).
+        var isAvailable: Bool {
+            switch self {
+            case .own: return CPUBackend.ownGemmAvailable
+            case .openBLAS: return true
+            case .oneDNN: return CPUBackend.oneDNNGemmAvailable
+            case .blis: return CPUBackend.blisGemmAvailable
+            }
+        }
+    }
 
     static let gemmChoice = environmentChoice("MYELIN_CPU_GEMM", default: GemmChoice.auto)
 
     /// Whether this CPU can run the kernel (AVX2 and FMA).
     static let ownGemmAvailable = myelin_sgemm_available() != 0
 
-    /// Whether `gemm` runs this shape on the own kernel rather than OpenBLAS.
-    func usesOwnGemm(_ s: GemmShape) -> Bool {
-        guard Self.ownGemmAvailable, s.k > 0 else { return false }
+    /// Whether oneDNN's SGEMM loaded (tried once, on the first ask); when not, `gemmLibraryError` says why.
+    static let oneDNNGemmAvailable = myelin_gemm_library_load(Int32(MYELIN_GEMM_DNNL), Int32(clamping: configuredThreads)) != 0
+    /// Whether BLIS's SGEMM loaded (tried once, on the first ask).
+    static let blisGemmAvailable = myelin_gemm_library_load(Int32(MYELIN_GEMM_BLIS), Int32(clamping: configuredThreads)) != 0
+
+    /// Why `engine`'s library did not load ("" when it did or was not tried).
+    static func gemmLibraryError(_ engine: GemmEngine) -> String {
+        switch engine {
+        case .oneDNN: return String(cString: myelin_gemm_library_error(Int32(MYELIN_GEMM_DNNL)))
+        case .blis: return String(cString: myelin_gemm_library_error(Int32(MYELIN_GEMM_BLIS)))
+        case .own, .openBLAS: return ""
+        }
+    }
+
+    /// The library for the products the own kernel does not take under `auto`, by measurement (README's
+    /// "Devices"). The MLP's batch-128 products stay on the own kernel: with every product on oneDNN the MLP
+    /// trained 2.5× faster on 2 cores at load 15, but 0.9-1.0× at load 3.5 (2026-12-07, AVX-512 EPYC).
+    static let largeGemmDefault = GemmEngine.oneDNN
+
+    /// The engines products run on, for `details`: e.g. "own kernel (small products), oneDNN".
+    var gemmSummary: String {
+        let small = gemmEngine(GemmShape(m: 128, n: 128, k: 128)), large = gemmEngine(GemmShape(m: 4096, n: 4096, k: 4096))
+        return small == large ? large.label : "\(small.label) (small products), \(large.label)"
+    }
+
+    /// The engine that runs `s` under the configured choice, after falling back from a library that did not load.
+    func gemmEngine(_ s: GemmShape) -> GemmEngine {
+        guard s.k > 0 else { return .openBLAS }
+        let wanted: GemmEngine
         switch Self.gemmChoice {
-        case .blas: return false
-        case .own: return true
-        case .auto: return Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k)
+        case .blas: wanted = .openBLAS
+        case .own: wanted = .own
+        case .onednn: wanted = .oneDNN
+        case .blis: wanted = .blis
+        case .auto:
+            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) ? .own : Self.largeGemmDefault
+        }
+        return wanted.isAvailable ? wanted : .openBLAS
+    }
+
+    /// Whether `gemm` runs this shape on the own kernel.
+    func usesOwnGemm(_ s: GemmShape) -> Bool { gemmEngine(s) == .own }
+
+    /// C = alpha·op(A)·op(B) + beta·C for one product of `s` (its batch ignored) on `engine`, which must be
+    /// available; the own kernel also adds the bias and applies ReLU when asked (the others leave them to the
+    /// caller). K = 0 gives C = beta·C on every engine.
+    func engineGemm(_ engine: GemmEngine, _ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                    c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>? = nil, relu: Bool = false) {
+        if s.k == 0 {
+            // BLAS leaves C untouched when K = 0 only if beta = 1; make it alpha·0 + beta·C.
+            for i in 0..<s.m { for j in 0..<s.n { c[i * s.ldc + j] = s.beta == 0 ? 0 : s.beta * c[i * s.ldc + j] } }
+            return
+        }
+        switch engine {
+        case .own:
+            ownGemm(s, a: a, b: b, c: c, bias: bias, relu: relu)
+        case .oneDNN, .blis:
+            let library = Int32(engine == .oneDNN ? MYELIN_GEMM_DNNL : MYELIN_GEMM_BLIS)
+            if myelin_gemm_library_sgemm(library, s.transA ? 1 : 0, s.transB ? 1 : 0, s.m, s.n, s.k, s.alpha,
+                                         a, s.lda, b, s.ldb, s.beta, c, s.ldc) != 0 {
+                engineGemm(.openBLAS, s, a: a, b: b, c: c)
+            }
+        case .openBLAS:
+            cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans,
+                        Int32(s.m), Int32(s.n), Int32(s.k), s.alpha, a, Int32(s.lda), b, Int32(s.ldb), s.beta, c, Int32(s.ldc))
         }
     }
 

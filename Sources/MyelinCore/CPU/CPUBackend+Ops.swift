@@ -31,7 +31,8 @@ extension CPUBackend {
         let pa = a.host!, pb = b.host!, pc = c.host!
         for batch in 0..<s.batch {
             let cp = pc + batch * s.strideC
-            if usesOwnGemm(s) {
+            let engine = gemmEngine(s)
+            if engine == .own {
                 // Bias and ReLU are applied as C is stored; another activation runs afterwards.
                 let fused = activation == .relu || activation == .identity
                 ownGemm(s, a: pa + batch * s.strideA, b: pb + batch * s.strideB, c: cp, bias: bias?.host,
@@ -39,15 +40,7 @@ extension CPUBackend {
                 if !fused { epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: nil, activation: activation) }
                 continue
             }
-            if s.k == 0 {
-                // BLAS leaves C untouched when K = 0 only if beta = 1; make it alpha·0 + beta·C.
-                for i in 0..<s.m { for j in 0..<s.n { cp[i * s.ldc + j] = s.beta == 0 ? 0 : s.beta * cp[i * s.ldc + j] } }
-            } else {
-                cblas_sgemm(CblasRowMajor, s.transA ? CblasTrans : CblasNoTrans, s.transB ? CblasTrans : CblasNoTrans,
-                            Int32(s.m), Int32(s.n), Int32(s.k), s.alpha,
-                            pa + batch * s.strideA, Int32(s.lda), pb + batch * s.strideB, Int32(s.ldb),
-                            s.beta, cp, Int32(s.ldc))
-            }
+            engineGemm(engine, s, a: pa + batch * s.strideA, b: pb + batch * s.strideB, c: cp)
             if bias != nil || activation != .identity {
                 epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: bias?.host, activation: activation)
             }

@@ -3,14 +3,14 @@ internal import CMyelinMath
 import Foundation
 import Synchronization
 
-/// The CPU device: OpenBLAS `cblas_sgemm` for matrix products (the smaller ones on its own AVX2 kernel,
-/// CPUBackend+Gemm.swift), vectorizable Swift loops for the rest, split across cores when a tensor is large.
+/// The CPU device: matrix products on its own AVX2 kernel (the smaller ones) and oneDNN's or OpenBLAS's SGEMM
+/// (CPUBackend+Gemm.swift), vectorizable Swift loops for the rest, split across cores when a tensor is large.
 final class CPUBackend: Backend, @unchecked Sendable {
     static let shared = CPUBackend()
 
     let name = "cpu"
     let kind = BackendKind.cpu
-    var details: String { "CPU, \(threads) threads, OpenBLAS" }
+    var details: String { "CPU, \(threads) threads, GEMM: \(gemmSummary)" }
     /// Counters kept as relaxed atomics: counting an op takes no lock.
     private let hostReads = Atomic<Int>(0), hostWrites = Atomic<Int>(0), allocations = Atomic<Int>(0),
                 launches = Atomic<Int>(0), waits = Atomic<Int>(0)

@@ -8,49 +8,8 @@ import Testing
 /// the fused bias and ReLU, K and M past one cache block, and both ways of splitting C across threads.
 @Suite(.enabled(if: CPUBackend.ownGemmAvailable, "the CPU has no AVX2 and FMA: the CPU device uses OpenBLAS only"))
 struct CPUGemmKernelTests {
-    /// The store variants: (alpha, beta, bias, relu).
-    static let epilogues: [(Float, Float, Bool, Bool)] = [(1, 0, false, false), (0.5, 0.25, true, false),
-                                                          (1, 0, false, true), (-1.5, 1, true, true)]
-
-    /// Runs the kernel on one product with row strides `pad` past the minimum and checks every element of C,
-    /// padding included (it must be left alone).
     func check(m: Int, n: Int, k: Int, transA: Bool, transB: Bool, pad: Int = 0) {
-        let aRows = transA ? k : m, aCols = transA ? m : k
-        let bRows = transB ? n : k, bCols = transB ? k : n
-        let lda = aCols + pad, ldb = bCols + pad, ldc = n + pad
-        let a = testValues(aRows * lda, seed: UInt64(m * 31 + k)), b = testValues(bRows * ldb, seed: UInt64(n * 17 + k))
-        // The dense (unpadded) operands for the reference.
-        let aDense = (0..<aRows).flatMap { r in a[(r * lda)..<(r * lda + aCols)] }
-        let bDense = (0..<bRows).flatMap { r in b[(r * ldb)..<(r * ldb + bCols)] }
-        let product = Reference.gemm(Array(aDense), Array(bDense), m: m, n: n, k: k, transA: transA, transB: transB)
-        let bias = testValues(n, seed: 99)
-        let c0 = testValues(m * ldc, seed: 5)
-        for (alpha, beta, withBias, relu) in Self.epilogues {
-            var shape = GemmShape(m: m, n: n, k: k, transA: transA, transB: transB, alpha: alpha, beta: beta)
-            shape.lda = lda; shape.ldb = ldb; shape.ldc = ldc
-            var c = c0
-            a.withUnsafeBufferPointer { pa in
-                b.withUnsafeBufferPointer { pb in
-                    bias.withUnsafeBufferPointer { pbias in
-                        c.withUnsafeMutableBufferPointer { pc in
-                            CPUBackend.shared.ownGemm(shape, a: pa.baseAddress!, b: pb.baseAddress!, c: pc.baseAddress!,
-                                                      bias: withBias ? pbias.baseAddress! : nil, relu: relu)
-                        }
-                    }
-                }
-            }
-            var expected = c0.map(Double.init)
-            for i in 0..<m {
-                for j in 0..<n {
-                    var v = Double(alpha) * product[i * n + j] + (beta == 0 ? 0 : Double(beta) * Double(c0[i * ldc + j]))
-                    if withBias { v += Double(bias[j]) }
-                    if relu { v = Swift.max(v, 0) }
-                    expected[i * ldc + j] = v
-                }
-            }
-            expectClose(c, expected, rtol: 1e-4, atol: 1e-4 * Double(Swift.max(1, k / 64)),
-                        "own gemm \(m)x\(n)x\(k) transA \(transA) transB \(transB) pad \(pad) alpha \(alpha) beta \(beta) bias \(withBias) relu \(relu)")
-        }
+        CPUGemmCheck.check(.own, m: m, n: n, k: k, transA: transA, transB: transB, pad: pad)
     }
 
     @Test(arguments: [false, true])
@@ -104,17 +63,18 @@ struct CPUGemmKernelTests {
         expectClose(tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
     }
 
-    /// The shape classes of a 784-512-256-10 MLP at batch 128 (forward, input and weight gradients) go to the
-    /// own kernel under the default choice.
-    @Test func mlpShapesUseTheOwnKernel() {
+    /// Under the default choice an MLP's products at batch 128 (784-512-256-10) go to the own kernel, larger ones to
+    /// oneDNN (OpenBLAS where it did not load).
+    @Test func shapeClassesUnderTheDefaultChoice() {
         guard CPUBackend.gemmChoice == .auto else { return }
+        let library = CPUBackend.largeGemmDefault.isAvailable ? CPUBackend.largeGemmDefault : .openBLAS
         for (m, n, k, tA, tB) in [(128, 512, 784, false, true), (128, 256, 512, false, true), (128, 512, 256, false, false),
                                   (512, 784, 128, true, false), (256, 512, 128, true, false)] {
-            #expect(CPUBackend.shared.usesOwnGemm(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)),
+            #expect(CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)) == .own,
                     "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
         }
-        // Large products stay with OpenBLAS.
-        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 1024, n: 1024, k: 1024)))
-        #expect(!CPUBackend.shared.usesOwnGemm(GemmShape(m: 512, n: 512, k: 512)))
+        for (m, n, k) in [(1024, 1024, 1024), (512, 512, 512)] {
+            #expect(CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k)) == library)
+        }
     }
 }
