@@ -299,14 +299,21 @@ int myelin_dnnl_conv_forward(const myelin_dnnl_conv *shape, const float *x, cons
     return failed;
 }
 
+/// Whether the entry's backward-data (`weights` 0) or backward-weights (1) primitive is ready, made on the first ask
+/// (a failure is remembered: the caller falls back for this shape from then on).
+static int backward_ready(entry *e, int weights) {
+    int *state = weights ? &e->weights_state : &e->data_state;
+    if (*state == 0) *state = make_backward(e, weights) ? -1 : 1;
+    return *state == 1;
+}
+
 int myelin_dnnl_conv_backward_data(const myelin_dnnl_conv *shape, const float *weight, const float *gy, float *gx) {
     pthread_mutex_lock(&lock);
     entry *e = with_forward(shape, 0);
     int failed = 1;
     if (e != NULL) {
-        if (e->data_state == 0) e->data_state = make_backward(e, 0) ? -1 : 1;
         void *const pointers[3] = {(void *)weight, (void *)gy, gx};
-        failed = e->data_state != 1 || execute(&e->data, pointers, 0);
+        failed = !backward_ready(e, 0) || execute(&e->data, pointers, 0);
     }
     pthread_mutex_unlock(&lock);
     return failed;
@@ -317,9 +324,8 @@ int myelin_dnnl_conv_backward_weights(const myelin_dnnl_conv *shape, const float
     entry *e = with_forward(shape, 0);
     int failed = 1;
     if (e != NULL) {
-        if (e->weights_state == 0) e->weights_state = make_backward(e, 1) ? -1 : 1;
         void *const pointers[3] = {(void *)x, (void *)gy, gw};
-        failed = e->weights_state != 1 || execute(&e->weights, pointers, 0);
+        failed = !backward_ready(e, 1) || execute(&e->weights, pointers, 0);
     }
     pthread_mutex_unlock(&lock);
     return failed;
@@ -331,16 +337,15 @@ int myelin_dnnl_conv_backward(const myelin_dnnl_conv *shape, const float *x, con
     entry *e = with_forward(shape, 0);
     int failed = 3;
     if (e != NULL) {
-        if (e->data_state == 0) e->data_state = make_backward(e, 0) ? -1 : 1;
-        if (e->weights_state == 0) e->weights_state = make_backward(e, 1) ? -1 : 1;
+        int data_ready = backward_ready(e, 0), weights_ready = backward_ready(e, 1);
         void *const data[3] = {(void *)weight, (void *)gy, gx}, *const weights[3] = {(void *)x, (void *)gy, gw};
-        int data_failed = e->data_state != 1 || execute(&e->data, data, 0);
+        int data_failed = !data_ready || execute(&e->data, data, 0);
         // gy is argument 1 of both: when the data primitive reordered it into scratch slot 1 in the layout the
         // weights primitive reads, that copy is used again (one reorder of gy instead of two).
         const argument *dg = &e->data.args[1], *wg = &e->weights.args[1];
-        unsigned ready = !data_failed && e->weights_state == 1 && dg->reorder.primitive != NULL
+        unsigned ready = !data_failed && weights_ready && dg->reorder.primitive != NULL
             && wg->reorder.primitive != NULL && p_dnnl_memory_desc_equal(&dg->inner_md, &wg->inner_md) ? 2u : 0u;
-        int weights_failed = e->weights_state != 1 || execute(&e->weights, weights, ready);
+        int weights_failed = !weights_ready || execute(&e->weights, weights, ready);
         failed = data_failed | (weights_failed << 1);
     }
     pthread_mutex_unlock(&lock);

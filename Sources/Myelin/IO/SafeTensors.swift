@@ -308,14 +308,20 @@ public enum SafeTensors {
         return SafeTensorsFile(entries: entries, metadata: layout.metadata)
     }
 
+    /// The header length a file's first 8 bytes give (little-endian), which `bytes` must hold.
+    static func headerLength(_ bytes: ArraySlice<UInt8>) -> UInt64 {
+        var length: UInt64 = 0
+        for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[bytes.startIndex + i]) }
+        return length
+    }
+
     /// The header of a safetensors file of `fileSize` bytes, from a `prefix` of the file that holds at least its
     /// first 8 bytes and, when the length they give fits the file, the whole header: the metadata and every tensor's
     /// place, checked as `decode` checks them (each a `CheckpointError.corrupt` naming `source`).
     static func layout(prefix bytes: ArraySlice<UInt8>, fileSize: Int, source: String) throws -> SafeTensorsLayout {
         func corrupt(_ why: String) -> CheckpointError { .corrupt(source, reason: why) }
         guard fileSize >= 8, bytes.count >= 8 else { throw corrupt("the file has \(fileSize) bytes, too short for the 8-byte header length (truncated?)") }
-        var length: UInt64 = 0
-        for i in (0..<8).reversed() { length = length << 8 | UInt64(bytes[bytes.startIndex + i]) }
+        let length = headerLength(bytes)
         guard length <= UInt64(maxHeaderLength) else {
             throw corrupt("header length \(length) is larger than the \(maxHeaderLength)-byte limit")
         }
@@ -502,21 +508,14 @@ extension Layer {
         try LegacyCheckpoint.checkLayoutMarker(file, source: source)
         let own = namedTensors
         let byName = Dictionary(file.entries.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        let ownNames = Set(own.map(\.0))
-        let missing = own.map(\.0).filter { byName[$0] == nil }
-        let unexpected = file.entries.map(\.name).filter { name in
-            !ownNames.contains(name) && !ignoringPrefixes.contains { name.hasPrefix($0) }
-        }
-        let badShape = own.first { name, t in byName[name].map { $0.shape != t.shape } ?? false }
+        let mismatch = StateMismatch(model: own, checkpoint: file.entries.map { ($0.name, $0.shape) },
+                                     ignoring: { name in ignoringPrefixes.contains { name.hasPrefix($0) } })
         // Check everything before changing anything.
-        if badShape != nil || (strict && !(missing.isEmpty && unexpected.isEmpty)) {
+        if let error = mismatch.error(source: source, strict: strict) {
             if file.metadata[SafeTensors.layoutKey] == nil, LegacyCheckpoint.matchesOldLayout(file, model: self) {
                 throw CheckpointError.oldLayout(source, reason: "is a Myelin checkpoint in the old layout (Dense weights [in, out], keys numbered by Swift layer), written before Myelin used PyTorch's layout")
             }
-            if let (name, t) = badShape {
-                throw CheckpointError.shapeMismatch(source, name: name, model: t.shape, checkpoint: byName[name]!.shape)
-            }
-            throw CheckpointError.keysMismatch(source, missing: missing, unexpected: unexpected)
+            throw error
         }
         if !allowNonFinite { try SafeTensors.checkFinite(own.compactMap { byName[$0.0] }, source: source, saving: false) }
         for (name, t) in own {
@@ -562,5 +561,34 @@ extension Dataset {
         let labels = try Tensor(yValues, shape: y.shape, on: device)
         if let classes { labels.labelClasses = classes }   // checked above
         try self.init(unchecked: Tensor(xValues, shape: x.shape, on: device), targets: labels)
+    }
+}
+
+/// How a checkpoint's tensor names and shapes compare with a model's: strict loading's check (`Layer.loadState`,
+/// and `BertEncoder`'s reader, which checks a file's header before reading its data).
+struct StateMismatch {
+    /// The first of the model's tensors, in the model's order, that the checkpoint holds in another shape.
+    let badShape: (name: String, model: [Int], checkpoint: [Int])?
+    /// The model's names the checkpoint lacks.
+    let missing: [String]
+    /// The checkpoint's names the model does not have, less those `ignoring` accepts.
+    let unexpected: [String]
+
+    init(model: [(String, Tensor)], checkpoint: [(name: String, shape: [Int])], ignoring: (String) -> Bool) {
+        let shapes = Dictionary(checkpoint.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
+        let ownNames = Set(model.map(\.0))
+        missing = model.map(\.0).filter { shapes[$0] == nil }
+        unexpected = checkpoint.map(\.name).filter { !ownNames.contains($0) && !ignoring($0) }
+        badShape = model.lazy.compactMap { name, t in
+            shapes[name].flatMap { $0 != t.shape ? (name: name, model: t.shape, checkpoint: $0) : nil }
+        }.first
+    }
+
+    /// The error strict loading throws: the misshapen tensor first, else every missing and unexpected name (only
+    /// when `strict`); nil when the checkpoint fits.
+    func error(source: String, strict: Bool) -> CheckpointError? {
+        if let b = badShape { return .shapeMismatch(source, name: b.name, model: b.model, checkpoint: b.checkpoint) }
+        guard strict, !(missing.isEmpty && unexpected.isEmpty) else { return nil }
+        return .keysMismatch(source, missing: missing, unexpected: unexpected)
     }
 }

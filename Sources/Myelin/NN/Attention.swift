@@ -80,7 +80,7 @@ public final class MultiHeadAttention: Layer {
         }
         let b = input.shape[0], t = input.shape[1], d = embedDim / heads
         let q: Tensor, k: Tensor, v: Tensor
-        if let cAttn, GradMode.isEnabled && (input.requiresGrad || cAttn.weight.requiresGrad) {
+        if let cAttn, Tensor.recordsGradient([input, cAttn.weight]) {
             // Recording a graph: three products with the q, k and v rows of c_attn's weight and bias (slices of
             // [3C, C]: small), not slices of the [B, T, 3C] output, whose gradients would be three zero-filled
             // tensors of the whole output's size, summed (a fifth of the attention's backward memory traffic).

@@ -25,16 +25,9 @@ extension BertEncoder {
         }
         let model = BertEncoder(config: config, pooler: layout.ranges.contains { $0.name.hasPrefix("pooler.") }, device: device)
         let own = Dictionary(model.namedTensors, uniquingKeysWith: { first, _ in first })
-        let fileNames = Set(layout.ranges.map(\.name))
-        // The first misshapen tensor in the model's order, as strict loadState names it.
-        let inFile = Dictionary(layout.ranges.map { ($0.name, $0.shape) }, uniquingKeysWith: { first, _ in first })
-        if let (name, t) = model.namedTensors.first(where: { n, t in inFile[n].map { $0 != t.shape } ?? false }) {
-            throw CheckpointError.shapeMismatch(source, name: name, model: t.shape, checkpoint: inFile[name]!)
-        }
-        let missing = model.namedTensors.map(\.0).filter { !fileNames.contains($0) }
-        let unexpected = layout.ranges.map(\.name).filter { own[$0] == nil && $0 != positionIDsName }
-        guard missing.isEmpty && unexpected.isEmpty else {
-            throw CheckpointError.keysMismatch(source, missing: missing, unexpected: unexpected)
+        if let error = StateMismatch(model: model.namedTensors, checkpoint: layout.ranges.map { ($0.name, $0.shape) },
+                                     ignoring: { $0 == positionIDsName }).error(source: source, strict: true) {
+            throw error
         }
         let chunk = UnsafeMutablePointer<Float>.allocate(capacity: chunkElements)
         let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkElements * 8, alignment: 16)
@@ -73,8 +66,7 @@ extension BertEncoder {
     private static func readLayout(_ file: ReadableFile, source: String) throws -> SafeTensorsLayout {
         var prefix = try file.read(count: min(8, file.size))
         if prefix.count == 8 {
-            var length: UInt64 = 0
-            for i in (0..<8).reversed() { length = length << 8 | UInt64(prefix[i]) }
+            let length = SafeTensors.headerLength(prefix[...])
             // Past the limit or the end: `layout` throws its message without the header.
             if length <= UInt64(SafeTensors.maxHeaderLength), 8 + Int(length) <= file.size {
                 prefix += try file.read(count: Int(length))

@@ -32,10 +32,16 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 }
 
 extension Tensor {
+    /// Whether an op on `inputs` records a graph node now: recording is on and one of them needs a gradient (an op
+    /// may choose a cheaper form, such as a fused activation, when not).
+    package static func recordsGradient(_ inputs: [Tensor]) -> Bool {
+        GradMode.isEnabled && inputs.contains { $0.requiresGrad }
+    }
+
     /// Records `output` as the result of an op on `inputs` when any of them needs a gradient.
     @discardableResult
     package func recorded(_ name: String, _ inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
-        guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return self }
+        guard Tensor.recordsGradient(inputs) else { return self }
         requiresGrad = true
         node = GradNode(name: name, inputs: inputs, backward: backward)
         return self

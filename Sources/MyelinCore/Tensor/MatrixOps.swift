@@ -99,7 +99,7 @@ extension Tensor {
         // the pre-activation for their backward, unless no gradient is recorded on the CPU (inference: BERT's GELU,
         // applied to each row of C as it is finished). On PoCL an erf in the panel kernel's epilogue doubled that
         // GEMM's time, where the separate activation launch is vectorized: OpenCL keeps the launch.
-        let recordsGradient = GradMode.isEnabled && (requiresGrad || weight.requiresGrad || bias?.requiresGrad == true)
+        let recordsGradient = Tensor.recordsGradient([self, weight] + (bias.map { [$0] } ?? []))
         let fused = activation.derivativeFromOutput || (!recordsGradient && backend.kind != .openCL)
         let z = try Tensor.checkedEmpty([m, n], on: device, op: op)
         backend.gemm(GemmShape(m: m, n: n, k: k, transB: outByIn), a: buffer, b: weight.buffer, c: z.buffer,
