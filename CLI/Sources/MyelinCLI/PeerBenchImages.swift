@@ -1,8 +1,5 @@
 import Foundation
 import Myelin
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// The training images of a `bench peers` export kept on the host as one byte per pixel, as `myelin train` keeps
 /// Fashion-MNIST (`Dataset(bytes:...)`), instead of as a Float32 tensor four times the size: the export's pixels are
@@ -21,12 +18,12 @@ struct PeerBenchImages {
     /// the wrong size.
     static func load(_ path: String, rows: Int, rowSize: Int) throws -> PeerBenchImages? {
         let count = rows * rowSize
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw FileOptionError(message: "\(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, Int(info.st_size) == count * 4 else {
-            throw FileOptionError(message: "\(path): \(info.st_size) bytes, expected \(count * 4) for \(rows)×\(rowSize) Float32 values")
+        let file: ReadableFile
+        do { file = try ReadableFile(URL(fileURLWithPath: path)) } catch let error as FileError {
+            throw FileOptionError(message: "\(path): \(error.reason)")
+        }
+        guard file.size == count * 4 else {
+            throw FileOptionError(message: "\(path): \(file.size) bytes, expected \(count * 4) for \(rows)×\(rowSize) Float32 values")
         }
         var table = [Float](repeating: -1, count: 256)
         var bytes = [UInt8](repeating: 0, count: count)
@@ -34,15 +31,8 @@ struct PeerBenchImages {
         var done = 0, fits = true
         while done < count, fits {
             let n = Swift.min(chunk.count, count - done)
-            try chunk.withUnsafeMutableBytes { raw in
-                var got = 0
-                while got < n * 4 {
-                    let r = read(fd, raw.baseAddress! + got, n * 4 - got)
-                    if r < 0, errno == EINTR { continue }
-                    guard r > 0 else { throw FileOptionError(message: "\(path): cannot read past byte \(done * 4 + got)") }
-                    got += r
-                }
-            }
+            let got = try chunk.withUnsafeMutableBytes { try file.readFully(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<(n * 4)])) }
+            guard got == n * 4 else { throw FileOptionError(message: "\(path): cannot read past byte \(done * 4 + got)") }
             for i in 0..<n {
                 let v = chunk[i]
                 guard v >= 0, v <= 1 else { fits = false; break }

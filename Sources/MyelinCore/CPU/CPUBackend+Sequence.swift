@@ -93,8 +93,8 @@ extension CPUBackend {
                 let p = px + r * cols, g = pg + r * cols, o = po + r * cols, m = pm[r], inv = pr[r]
                 var sg = SIMD8<Float>(), sgx = SIMD8<Float>(), c = 0
                 while c + 8 <= cols {
-                    let gw = Self.load8(g + c) * Self.load8(wr + c)
-                    sg += gw; sgx += gw * (Self.load8(p + c) - m)
+                    let gw = Self.load8(g, c) * Self.load8(wr, c)
+                    sg += gw; sgx += gw * (Self.load8(p, c) - m)
                     c += 8
                 }
                 var sgTail: Float = 0, sgxTail: Float = 0
@@ -107,10 +107,6 @@ extension CPUBackend {
             }
         }
         count { $0.launches += 1 }
-    }
-
-    @inline(__always) static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
     }
 
     func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
