@@ -229,7 +229,7 @@ final class BucketLayout {
 
     /// The values of `tensors`, one after the other, in one device read (gathered on the device first).
     static func read(_ tensors: [Tensor]) throws -> [Float] {
-        if tensors.count == 1 { return tensors[0].toArray() }
+        if tensors.count == 1 { return try tensors[0].toArray() }
         return try withNoGrad { try Tensor.concat(tensors.map { try $0.reshaped([$0.count]) }).toArray() }
     }
 }

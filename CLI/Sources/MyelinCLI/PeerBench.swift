@@ -94,7 +94,7 @@ struct PeerBench: ParsableCommand {
     /// The export's batch order (`batches.f32`, [batches, batch]), each value checked to be a training image's index.
     private func batchOrder(_ batches: Int, _ batch: Int, train: Int, on device: Device) throws -> Tensor {
         let order = try load("batches.f32", [batches, batch], on: device)
-        if let bad = order.toArray().enumerated().first(where: { $0.1 < 0 || $0.1 >= Float(train) || $0.1 != $0.1.rounded() }) {
+        if let bad = try order.toArray().enumerated().first(where: { $0.1 < 0 || $0.1 >= Float(train) || $0.1 != $0.1.rounded() }) {
             throw FileOptionError(message: "--data \(data ?? ""): batches.f32 holds \(bad.1) at position \(bad.0), which is not the index of one of the \(train) training images (meta.json's train); \(Self.exportHint)")
         }
         return order
@@ -140,7 +140,7 @@ struct PeerBench: ParsableCommand {
         // The images as bytes (a quarter of the memory, the same values; PeerBenchImages), as `myelin train` keeps them.
         let path = URL(fileURLWithPath: data ?? "").appendingPathComponent("train-x.f32").path
         if !fit, !floatImages, let images = try PeerBenchImages.load(path, rows: trainCount, rowSize: 784) {
-            let rows = order.toArray().map { Int($0) }
+            let rows = try order.toArray().map { Int($0) }
             let (trainSeconds, finalLoss, launches) = try timeTraining(model, available: epochBatches, timed: timed, on: device) { i in
                 let r = rows[(i * batch)..<((i + 1) * batch)]
                 return (try images.batch(r, on: device), try trainY.gather(rows: r.map { $0 }))

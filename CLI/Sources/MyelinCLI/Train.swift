@@ -238,7 +238,7 @@ struct GateLab {
                 history.append(epoch: step + 1, ["loss": Double(lastLoss)])
                 board?.scalars([("batch/loss", Double(lastLoss)), ("batch/learning_rate", Double(optimizer.learningRate))], step: step + 1)
                 if (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
-                    for (key, t) in model.namedTensors { board?.histogram("weights/" + key, values: t.toArray(), step: step + 1) }
+                    for (key, t) in model.namedTensors { board?.histogram("weights/" + key, values: try t.toArray(), step: step + 1) }
                     board?.flushOrStopLogging()
                 }
                 if options.verbose || (step + 1) % (logEvery * 4) == 0 || step + 1 == steps {
@@ -319,7 +319,7 @@ struct TrainRegression: ParsableCommand {
         let plan = try options.resumePlan(resumed, optimizer: optimizer, defaultEpochs: 3000)
         let epochs = plan.epochs
         let batch = options.batchSize ?? data.count
-        print("Apartment prices: \(data.count) rows, inputs size and age standardized (mean \(scaler.mean.toArray()), std \(scaler.std.toArray().map { ($0 * 1000).rounded() / 1000 }))")
+        print("Apartment prices: \(data.count) rows, inputs size and age standardized (mean \(try scaler.mean.toArray()), std \(try scaler.std.toArray().map { ($0 * 1000).rounded() / 1000 }))")
         print("2-2-1 network, sigmoid hidden, identity output, MSE, \(type(of: optimizer)) lr \(optimizer.learningRate), \(epochs) epochs of batch \(batch)")
         let interrupt = TrainingInterrupt.shared
         interrupt.install()

@@ -249,7 +249,7 @@ struct TrainFashionMNIST: ParsableCommand {
         print(String(format: "Test accuracy: %.2f%% (%d images), test loss %.4f", 100 * result["accuracy"]!, test.count, result["loss"]!))
         // Confusion matrix: one read of the predicted classes (batch by batch, so the test images stay bytes).
         let predicted = try Tensor.concat(test.batches(size: 256).map { try network.predict($0.features).argmax() }).toArray()
-        let labels = test.targets.toArray()
+        let labels = try test.targets.toArray()
         var matrix = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
         for (p, l) in zip(predicted, labels) {
             // Labels were checked on loading and argmax gives 0..<10, but nothing unchecked reaches an Int.

@@ -49,7 +49,7 @@ public enum NonFiniteValues: Sendable, Equatable {
         if t.count == 0 { return t }
         let sum = try withNoGrad { try t.sum().item() }
         if sum.isFinite { return t }
-        var values = t.toArray()
+        var values = try t.toArray()
         try apply(to: &values, sampleSize: t.rank >= 1 && t.shape[0] > 0 ? t.count / t.shape[0] : 1, source: source, part: part)
         return try Tensor(values, shape: t.shape, on: t.device)
     }

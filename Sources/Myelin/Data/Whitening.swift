@@ -76,7 +76,7 @@ public struct Whitening {
             throw DataError.invalid(name, reason: "samples of \(d) values need a \(d)×\(d) covariance (\(8 * d * d / 1_000_000) MB of Double, "
                                     + "held several times); whitening takes at most \(Whitening.maximumFeatureCount) features (whiten patches instead)")
         }
-        let values = x.toArray()
+        let values = try x.toArray()
         let (meanValues, covariance) = values.withUnsafeBufferPointer {
             HostLinearAlgebra.meanAndCovariance($0, rows: n, columns: d)
         }

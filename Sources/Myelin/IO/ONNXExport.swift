@@ -114,14 +114,14 @@ enum ONNXLowering {
             return graph.node("Relu", [graph.node("Add", [y, skip], hint: "residual")])
         case let d as Dense:
             let w = graph.constant(prefix + "weight", try d.weight.checkedArray(op: "exporting '\(prefix)weight'"), dims: d.weight.shape)
-            let b = d.bias.map { graph.constant(prefix + "bias", $0.toArray(), dims: $0.shape) }
+            let b = try d.bias.map { graph.constant(prefix + "bias", try $0.toArray(), dims: $0.shape) }
             let y = graph.node("Gemm", [x, w] + (b.map { [$0] } ?? []), hint: "dense", [("transB", .int(1))])
             return try activation(d.activation, y, path: path, graph: &graph)
         case let c as Conv2D:
             return try convolution(c, x, prefix: prefix, path: path, graph: &graph)
         case let n as BatchNorm:
-            let inputs = [x] + [("weight", n.weight), ("bias", n.bias), ("running_mean", n.runningMean),
-                                ("running_var", n.runningVar)].map { graph.constant(prefix + $0.0, $0.1.toArray(), dims: $0.1.shape) }
+            let inputs = try [x] + [("weight", n.weight), ("bias", n.bias), ("running_mean", n.runningMean),
+                                ("running_var", n.runningVar)].map { graph.constant(prefix + $0.0, try $0.1.toArray(), dims: $0.1.shape) }
             return graph.node("BatchNormalization", inputs, hint: "batchnorm", [("epsilon", .float(n.epsilon))])
         case let p as MaxPool2D:
             return graph.node("MaxPool", [x], pooling(p.kernelSize, p.stride, p.padding))
@@ -159,7 +159,7 @@ enum ONNXLowering {
             (left, right) = ((kw - 1) / 2, kw - 1 - (kw - 1) / 2)
         }
         let w = graph.constant(prefix + "weight", try c.weight.checkedArray(op: "exporting '\(prefix)weight'"), dims: c.weight.shape)
-        let b = c.bias.map { graph.constant(prefix + "bias", $0.toArray(), dims: $0.shape) }
+        let b = try c.bias.map { graph.constant(prefix + "bias", try $0.toArray(), dims: $0.shape) }
         let y = graph.node("Conv", [x, w] + (b.map { [$0] } ?? []), hint: "conv", [
             ("kernel_shape", .ints([kh, kw])), ("strides", .ints([c.stride.0, c.stride.1])),
             ("pads", .ints([top, left, bottom, right])), ("dilations", .ints([1, 1])), ("group", .int(c.groups)),

@@ -95,12 +95,10 @@ public final class Conv2D: Layer {
         self.activation = activation
         let s = seed ?? Initializer.nextSeed()
         let shape = [outChannels, inChannels / groups, kernelSize.0, kernelSize.1]
-        do {
-            weight = try weightInit.make(shape, seed: s, on: device)
-            self.bias = bias ? try biasInit.make([outChannels], seed: s &+ 1, fans: Initializer.fans(shape), on: device) : nil
-        } catch {
-            preconditionFailure("\(name): \(error)")
-        }
+        weight = Initializer.filled(shape, on: device, layer: name) { try weightInit.make(shape, seed: s, on: device) }
+        self.bias = bias ? Initializer.filled([outChannels], on: device, layer: name) {
+            try biasInit.make([outChannels], seed: s &+ 1, fans: Initializer.fans(shape), on: device)
+        } : nil
         weight.requiresGrad = true
         self.bias?.requiresGrad = true
     }

@@ -52,22 +52,21 @@ public final class Dense: Layer {
         self.outputSize = outputSize
         self.activation = activation
         let s = seed ?? Initializer.nextSeed()
-        do {
+        let layer = "Dense(\(inputSize) -> \(outputSize))"
+        weight = Initializer.filled([outputSize, inputSize], on: device, layer: layer) {
             if case .array = weightInit {
                 // Given values are already in the stored order [out, in] (PyTorch's).
-                weight = try weightInit.make([outputSize, inputSize], seed: s, on: device)
-            } else {
-                // Drawn [in, out] on the host, stored [out, in] once.
-                let drawn = try weightInit.make([inputSize, outputSize], seed: s, on: .cpu).toArray()
-                var stored = [Float](repeating: 0, count: drawn.count)
-                for i in 0..<inputSize { for o in 0..<outputSize { stored[o * inputSize + i] = drawn[i * outputSize + o] } }
-                weight = try Tensor(stored, shape: [outputSize, inputSize], on: device)
+                return try weightInit.make([outputSize, inputSize], seed: s, on: device)
             }
-            self.bias = bias ? try biasInit.make([outputSize], seed: s &+ 1,
-                                                  fans: (inputSize, outputSize), on: device) : nil
-        } catch {
-            preconditionFailure("Dense(\(inputSize) -> \(outputSize)): \(error)")
+            // Drawn [in, out] on the host, stored [out, in] once.
+            let drawn = try weightInit.make([inputSize, outputSize], seed: s, on: .cpu).toArray()
+            var stored = [Float](repeating: 0, count: drawn.count)
+            for i in 0..<inputSize { for o in 0..<outputSize { stored[o * inputSize + i] = drawn[i * outputSize + o] } }
+            return try Tensor(stored, shape: [outputSize, inputSize], on: device)
         }
+        self.bias = bias ? Initializer.filled([outputSize], on: device, layer: layer) {
+            try biasInit.make([outputSize], seed: s &+ 1, fans: (inputSize, outputSize), on: device)
+        } : nil
         weight.requiresGrad = true
         self.bias?.requiresGrad = true
     }

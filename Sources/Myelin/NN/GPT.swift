@@ -113,8 +113,9 @@ public final class GPT: Layer {
     }
 
     /// A GPT of `config`'s sizes (which must be valid: see `GPTConfig.validate()`) with weights from `seed`
-    /// (nil: `Initializer.nextSeed()`). Sizes the device cannot hold stop the program: check sizes read from a
-    /// command line or a file first with `config.memory(batchSize:optimizerStateTensors:)`, which throws.
+    /// (nil: `Initializer.nextSeed()`). Sizes the device cannot hold are the device's failure, thrown at the next
+    /// `Device.check()`, `toArray()` or `item()` (an optimizer checks before each step); check sizes read from a command line
+    /// or a file first with `config.memory(batchSize:optimizerStateTensors:)`, which throws at once.
     public init(_ config: GPTConfig, seed: UInt64? = nil, device: Device = .default) {
         do { try config.validate() } catch { preconditionFailure("\(error)") }
         self.config = config
@@ -131,14 +132,14 @@ public final class GPT: Layer {
         finalNorm = LayerNorm(features: config.embedDim, bias: config.bias, device: device)
         // GPT-2's scaled initialization of the projections that end a residual branch.
         let projection = Initializer.normal(mean: 0, std: Float(0.02 / (2 * Double(config.layers)).squareRoot()))
-        do {
-            for (i, block) in blocks.enumerated() {
-                for (j, dense) in [block.attention.cProj, block.mlp.cProj].enumerated() {
-                    let w = try projection.make(dense.weight.shape, seed: s &+ 64 &* UInt64(i + 1) &+ 40 &+ UInt64(j), on: device)
-                    try dense.setTensor("weight", w)
+        for (i, block) in blocks.enumerated() {
+            for (j, dense) in [block.attention.cProj, block.mlp.cProj].enumerated() {
+                let w = Initializer.filled(dense.weight.shape, on: device, layer: "GPT") {
+                    try projection.make(dense.weight.shape, seed: s &+ 64 &* UInt64(i + 1) &+ 40 &+ UInt64(j), on: device)
                 }
+                do { try dense.setTensor("weight", w) } catch { preconditionFailure("GPT: \(error)") }
             }
-        } catch { preconditionFailure("GPT: \(error)") }
+        }
     }
 
     /// The logits [batch, T, vocab] of `tokens` [batch, T] (T ≤ blockSize).

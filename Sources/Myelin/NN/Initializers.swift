@@ -102,6 +102,24 @@ public enum Initializer: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `body`'s tensor, for a layer's initializer (which cannot throw): when `body` throws a `DeviceError` (a size
+    /// the device or the host cannot hold), the error is kept as `device`'s failure, thrown at the next
+    /// `Device.check()`, `toArray()` or `item()` (`fit` checks after every step), and the tensor of `shape` is
+    /// left without values (without memory when the device cannot hold it: the ops that use it are skipped).
+    /// Any other error is a mistake in the call (such as `.array` values of the wrong count) and stops the program
+    /// naming `layer`.
+    static func filled(_ shape: [Int], on device: Device, layer: @autoclosure () -> String,
+                       _ body: () throws -> Tensor) -> Tensor {
+        do {
+            return try body()
+        } catch let error as DeviceError {
+            device.recordFailure(error.naming(layer()))
+            return Tensor.empty(shape, on: device)
+        } catch {
+            preconditionFailure("\(layer()): \(error)")
+        }
+    }
+
     /// True for the initializers that fill on the device (no values made on the host).
     var isFilledOnDevice: Bool {
         switch self {

@@ -65,7 +65,7 @@ extension Layer {
     /// Without `strict`, only the tensors present on both sides are copied. A NaN or infinite value is refused
     /// (`CheckpointError.nonFinite` names the tensor) unless `allowNonFinite`.
     public func loadStateDict(_ state: [String: Tensor], strict: Bool = true, allowNonFinite: Bool = false) throws {
-        let entries = state.map { SafeTensorsEntry(name: $0.key, shape: $0.value.shape, values: $0.value.toArray()) }
+        let entries = try state.map { SafeTensorsEntry(name: $0.key, shape: $0.value.shape, values: try $0.value.toArray()) }
         try loadState(SafeTensorsFile(entries: entries, metadata: [:]), source: "state dict", strict: strict,
                       ignoringPrefixes: [], allowNonFinite: allowNonFinite)
     }

@@ -78,6 +78,9 @@ public class StatefulOptimizer: Optimizer {
         let gradients = try states.gradients()
         // Every missing state tensor first: a refused allocation is an error before any parameter changes.
         let fresh = try states.makeMissingSlots(gradients.map(\.index))
+        // A failure of this step's forward or backward (an allocation refused inside an op that cannot throw,
+        // whose result was skipped) is thrown before any parameter changes.
+        for device in Set(gradients.map(\.1.device)) { try device.throwRecordedFailure() }
         for (i, p, g) in gradients {
             let (slots, first, t) = states.advance(i, fresh: fresh)
             update(p, gradient: g, slots: slots, first: first, step: t)

@@ -33,14 +33,13 @@ public final class Embedding: Layer {
         self.count = count
         self.dimension = dimension
         self.paddingIndex = paddingIndex
-        do {
+        weight = Initializer.filled([count, dimension], on: device, layer: "Embedding(\(count), \(dimension))") {
             var values = try weightInit.make([count, dimension], seed: seed ?? Initializer.nextSeed(),
-                                              fans: (dimension, count), on: .cpu).toArray()
+                                             fans: (dimension, count), on: .cpu).toArray()
             if let p = paddingIndex { for j in 0..<dimension { values[p * dimension + j] = 0 } }
-            weight = try Tensor(values, shape: [count, dimension], on: device, requiresGrad: true)
-        } catch {
-            preconditionFailure("Embedding(\(count), \(dimension)): \(error)")
+            return try Tensor(values, shape: [count, dimension], on: device)
         }
+        weight.requiresGrad = true
     }
 
     /// The vectors of `input`'s indices: input.shape + [dimension].

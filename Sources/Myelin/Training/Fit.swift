@@ -431,7 +431,7 @@ private struct FirstBadBatch {
         guard code < Self.none, let whole = Int(exactly: code) else { return }
         let batch = whole / 2 + 1
         if whole % 2 == 0 { throw TrainingError.nonFiniteLoss(epoch: epoch + 1, batch: batch, value: lossSum) }
-        let names = model.namedTensors.filter { $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
+        let names = try model.namedTensors.filter { try $0.1.requiresGrad && $0.1.toArray().contains { !$0.isFinite } }.map(\.0)
         throw TrainingError.nonFiniteParameters(epoch: epoch + 1, batch: batch, parameters: names)
     }
 }

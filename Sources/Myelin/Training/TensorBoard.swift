@@ -244,8 +244,8 @@ public final class TensorBoardLogger: Callback {
         }
         if histogramEvery > 0, step % histogramEvery == 0 {
             for (name, t) in context.model.namedTensors where t.requiresGrad {
-                writer.histogram("weights/" + name, values: t.toArray(), step: step)
-                if let g = t.grad { writer.histogram("gradients/" + name, values: g.toArray(), step: step) }
+                writer.histogram("weights/" + name, values: try t.toArray(), step: step)
+                if let g = t.grad { writer.histogram("gradients/" + name, values: try g.toArray(), step: step) }
             }
         }
     }

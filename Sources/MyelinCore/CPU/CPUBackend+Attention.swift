@@ -40,6 +40,7 @@ extension CPUBackend {
 
     func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
                           out: DeviceBuffer, lse: DeviceBuffer) {
+        guard allocated("attentionForward", q, k, v, mask, out, lse) else { return }
         let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!, pl = lse.host!
         let blocks = (tq + block - 1) / block, units = s.groups * blocks
@@ -91,6 +92,8 @@ extension CPUBackend {
     func attentionBackward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
                            out: DeviceBuffer, lse: DeviceBuffer, gOut: DeviceBuffer, delta: DeviceBuffer,
                            gq: DeviceBuffer, gk: DeviceBuffer, gv: DeviceBuffer) {
+        guard allocated("attentionBackward", q, k, v, mask, out, lse),
+              allocated("attentionBackward", gOut, delta, gq, gk, gv) else { return }
         let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!
         let pl = lse.host!, pgo = gOut.host!, pd = delta.host!, pgq = gq.host!, pgk = gk.host!, pgv = gv.host!

@@ -4,6 +4,7 @@ import Foundation
 extension CPUBackend {
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height h: Int, width w: Int,
                         padding: Int, flip: Bool, seed: UInt64) {
+        guard allocated("randomCropFlip", x, out) else { return }
         let px = x.host!, po = out.host!
         let draws = (0..<batch).map { AugmentDraw(seed: seed, image: $0, padding: padding, flip: flip) }
         parallelFor(batch * channels, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(1, h * w))) { lo, hi in

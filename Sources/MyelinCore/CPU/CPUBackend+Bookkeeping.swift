@@ -5,6 +5,7 @@ import Foundation
 extension CPUBackend {
     func softmaxCrossEntropyBackward(logProbabilities: DeviceBuffer, oneHot: DeviceBuffer, seed: DeviceBuffer,
                                      gx: DeviceBuffer, count n: Int, scale: Float) {
+        guard allocated("softmaxCrossEntropyBackward", logProbabilities, oneHot, seed, gx) else { return }
         guard n > 0 else { return }
         let lp = logProbabilities.host!, oh = oneHot.host!, out = gx.host!
         let s = seed.host![0] * scale
@@ -17,6 +18,8 @@ extension CPUBackend {
     func optimizerSteps(_ updates: [OptimizerUpdate]) { optimizerStepsOneByOne(updates) }
 
     func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {
+        guard allocated("flagNonFinite", flag), tensors.allSatisfy({ allocated("flagNonFinite", $0.buffer) })
+        else { return }
         let bad = tensors.contains { t in
             let p = t.buffer.host!
             return (0..<t.count).contains { !p[$0].isFinite }
@@ -27,6 +30,7 @@ extension CPUBackend {
 
     func fitNote(firstBad: DeviceBuffer, parametersBad: DeviceBuffer, loss: DeviceBuffer, lossSum: DeviceBuffer,
                  count n: Float, batch: Int, none: Float) {
+        guard allocated("fitNote", firstBad, parametersBad, loss, lossSum) else { return }
         let l = loss.host![0]
         let weighted = l * n
         lossSum.host![0] = lossSum.host![0] + weighted
@@ -39,6 +43,7 @@ extension CPUBackend {
     }
 
     func accuracyAdd(x: DeviceBuffer, labels: DeviceBuffer, rows: Int, cols: Int, sum: DeviceBuffer) {
+        guard allocated("accuracyAdd", x, labels, sum) else { return }
         guard rows > 0, cols > 0 else { return }
         let px = x.host!, pl = labels.host!
         var hits = 0

@@ -3,6 +3,7 @@ import Foundation
 // Convolution data movement on the CPU: plain loops (the naive form of Kernels/conv.cl).
 extension CPUBackend {
     func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, padValue: Float) {
+        guard allocated("im2col", x, cols) else { return }
         let px = x.host!, pc = cols.host!
         let oh = g.outH, ow = g.outW, l = g.positions, rows = g.patchSize
         guard g.batch > 0, rows > 0, l > 0 else { return }
@@ -26,6 +27,7 @@ extension CPUBackend {
     }
 
     func col2im(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry) {
+        guard allocated("col2im", cols, x) else { return }
         let px = x.host!, pc = cols.host!
         let oh = g.outH, ow = g.outW, l = g.positions, rows = g.patchSize
         let planes = g.batch * g.channels, plane = g.height * g.width
@@ -69,6 +71,7 @@ extension CPUBackend {
     }
 
     func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        guard allocated("convUnfold", x, cols) else { return }
         let px = x.host!, pc = cols.host!
         let oh = g.outH, ow = g.outW, l = g.positions, rows = g.patchSize, rowLength = images * l
         guard images > 0, rows > 0, l > 0 else { return }
@@ -105,6 +108,7 @@ extension CPUBackend {
     }
 
     func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int) {
+        guard allocated("convFold", cols, x) else { return }
         let px = x.host!, pc = cols.host!
         let oh = g.outH, ow = g.outW, l = g.positions, rowLength = images * l
         let plane = g.height * g.width
@@ -142,6 +146,7 @@ extension CPUBackend {
 
     func convGatherOutput(y: DeviceBuffer, chunk: DeviceBuffer, outChannels o: Int, positions l: Int,
                           firstImage: Int, images: Int) {
+        guard allocated("convGatherOutput", y, chunk) else { return }
         let py = y.host!, pc = chunk.host!
         guard images > 0, o > 0, l > 0 else { return }
         parallelFor(images * o, minimum: max(1, CPUBackend.parallelThreshold / l)) { lo, hi in
@@ -155,6 +160,7 @@ extension CPUBackend {
 
     func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels o: Int, positions l: Int,
                            firstImage: Int, images: Int) {
+        guard allocated("convScatterOutput", chunk, y, bias) else { return }
         let py = y.host!, pc = chunk.host!, pb = bias?.host
         guard images > 0, o > 0, l > 0 else { return }
         parallelFor(images * o, minimum: max(1, CPUBackend.parallelThreshold / l)) { lo, hi in

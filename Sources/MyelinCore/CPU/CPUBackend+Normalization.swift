@@ -5,6 +5,8 @@ import Foundation
 extension CPUBackend {
     func batchNormMoments(x: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, running: BatchNormRunning?,
                           outer: Int, channels: Int, inner: Int) {
+        guard allocated("batchNormMoments", x, mean, variance, running?.mean, running?.variance, running?.tracked)
+        else { return }
         let px = x.host!, pm = mean.host!, pv = variance.host!
         guard outer > 0, channels > 0, inner > 0 else { return }
         defer { if let running { updateRunning(running, mean: pm, variance: pv, channels: channels) } }
@@ -40,6 +42,8 @@ extension CPUBackend {
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
                         bias: DeviceBuffer, residual: DeviceBuffer?, relu: Bool, epsilon: Float, outer: Int, channels: Int,
                         inner: Int) {
+        guard allocated("batchNormApply", x, y, mean, variance, weight, bias), allocated("batchNormApply", x, residual)
+        else { return }
         let px = x.host!, py = y.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!, pb = bias.host!
         let pr = residual?.host
         guard outer > 0, channels > 0, inner > 0 else { return }
@@ -64,6 +68,8 @@ extension CPUBackend {
     func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
                                variance: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer, epsilon: Float,
                                outer: Int, channels: Int, inner: Int) {
+        guard allocated("batchNormBackwardSums", x, gy, mask, mean, variance, gweight),
+              allocated("batchNormBackwardSums", gbias) else { return }
         let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pgw = gweight.host!, pgb = gbias.host!
         let pmask = mask?.host
         guard channels > 0 else { return }
@@ -88,6 +94,8 @@ extension CPUBackend {
                                 variance: DeviceBuffer, weight: DeviceBuffer, gweight: DeviceBuffer, gbias: DeviceBuffer,
                                 gx: DeviceBuffer, gresidual: DeviceBuffer?, epsilon: Float, batchStatistics: Bool,
                                 outer: Int, channels: Int, inner: Int) {
+        guard allocated("batchNormBackwardInput", x, gy, mask, mean, variance, weight),
+              allocated("batchNormBackwardInput", gweight, gbias, gx, gresidual) else { return }
         let px = x.host!, pg = gy.host!, pm = mean.host!, pv = variance.host!, pw = weight.host!
         let pgw = gweight.host!, pgb = gbias.host!, pgx = gx.host!, pmask = mask?.host, pgr = gresidual?.host
         guard outer > 0, channels > 0, inner > 0 else { return }

@@ -46,6 +46,7 @@ extension CPUBackend {
 
     func libraryConv2dForward(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
                               geometry g: ConvGeometry, outChannels o: Int) {
+        guard allocated("libraryConv2dForward", x, weight, bias, y) else { return }
         count { $0.launches += 1 }
         if var shape = Self.oneDNNShape(g, outChannels: o),
            myelin_dnnl_conv_forward(&shape, x.host!, weight.host!, bias?.host, y.host!) == 0 { return }
@@ -54,6 +55,7 @@ extension CPUBackend {
 
     func libraryConv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
                                geometry g: ConvGeometry, outChannels o: Int) {
+        guard allocated("libraryConv2dBackward", x, weight, gy, gx, gw) else { return }
         count { $0.launches += 1 }
         // Each gradient falls back to the chunked algorithm alone if oneDNN refuses its primitive.
         var shape = Self.oneDNNShape(g, outChannels: o)

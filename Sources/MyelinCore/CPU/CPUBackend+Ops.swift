@@ -27,6 +27,7 @@ enum Formulas {
 extension CPUBackend {
     func gemm(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
               bias: DeviceBuffer?, activation: Activation) {
+        guard allocated("gemm", a, b, c, bias) else { return }
         guard s.m > 0, s.n > 0, s.batch > 0 else { return }
         let pa = a.host!, pb = b.host!, pc = c.host!
         for batch in 0..<s.batch {
@@ -71,6 +72,7 @@ extension CPUBackend {
     }
 
     func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count n: Int) {
+        guard allocated("unary", x, out) else { return }
         guard n > 0 else { return }
         switch op {
         case .negate: map(x, out, n) { -$0 }
@@ -117,6 +119,7 @@ extension CPUBackend {
 
     func activationBackward(_ activation: Activation, x: DeviceBuffer, y: DeviceBuffer, gy: DeviceBuffer,
                             gx: DeviceBuffer, count n: Int) {
+        guard allocated("activationBackward", x, y, gy, gx) else { return }
         let px = x.host!, py = y.host!, pg = gy.host!, po = gx.host!
         parallelFor(n, minimum: activation == .relu ? CPUBackend.parallelThreshold : Self.transcendentalMinimum) { lo, hi in
             if activation == .relu {
@@ -139,6 +142,7 @@ extension CPUBackend {
     }
 
     func binary(_ op: BinaryOp, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, layout: BroadcastLayout) {
+        guard allocated("binary", a, b, out) else { return }
         let n = layout.count
         guard n > 0 else { return }
         let pa = a.host!, pb = b.host!, po = out.host!
@@ -180,6 +184,7 @@ extension CPUBackend {
     }
 
     func reduce(_ op: ReduceOp, x: DeviceBuffer, out: DeviceBuffer, outer: Int, length: Int, inner: Int) {
+        guard allocated("reduce", x, out) else { return }
         let px = x.host!, po = out.host!
         let initial: Float = op == .max ? -.infinity : (op == .min ? .infinity : 0)
         if inner == 1 && (op == .sum || op == .mean) {
@@ -236,6 +241,7 @@ extension CPUBackend {
     }
 
     func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
+        guard allocated("argmax", x, out) else { return }
         let px = x.host!, po = out.host!
         for r in 0..<rows {
             let row = px + r * cols
@@ -247,6 +253,7 @@ extension CPUBackend {
     }
 
     func softmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        guard allocated("softmax", x, out) else { return }
         let px = x.host!, po = out.host!
         parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / max(cols, 1))) { lo, hi in
             for r in lo..<hi {
@@ -268,6 +275,7 @@ extension CPUBackend {
     }
 
     func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
+        guard allocated("softmaxBackward", y, gy, gx) else { return }
         let py = y.host!, pg = gy.host!, po = gx.host!
         parallelFor(rows, minimum: max(1, CPUBackend.parallelThreshold / max(cols, 1))) { lo, hi in
             for r in lo..<hi {
@@ -286,6 +294,7 @@ extension CPUBackend {
     }
 
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
+        guard allocated("transpose", x, out) else { return }
         let px = x.host!, po = out.host!
         let block = 32
         for b in 0..<batch {
@@ -302,6 +311,7 @@ extension CPUBackend {
     }
 
     func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
+        guard allocated("gatherRows", x, indices, out) else { return }
         let px = x.host!, pi = indices.host!, po = out.host!
         for i in 0..<n {
             let v = pi[i]
@@ -315,6 +325,7 @@ extension CPUBackend {
     }
 
     func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count n: Int, rowSize: Int) {
+        guard allocated("scatterAddRows", gy, indices, out) else { return }
         let pg = gy.host!, pi = indices.host!, po = out.host!
         for i in 0..<n {
             let v = pi[i]
@@ -326,6 +337,7 @@ extension CPUBackend {
     }
 
     func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count n: Int, classes: Int) {
+        guard allocated("oneHot", indices, out) else { return }
         let pi = indices.host!, po = out.host!
         for i in 0..<n {
             let row = po + i * classes
@@ -337,6 +349,7 @@ extension CPUBackend {
     }
 
     func randomUniform(out: DeviceBuffer, count n: Int, seed: UInt64) {
+        guard allocated("randomUniform", out) else { return }
         let po = out.host!
         parallelFor(n) { lo, hi in for i in lo..<hi { po[i] = CounterRandom.uniform(seed: seed, index: UInt64(i)) } }
         count { $0.launches += 1 }

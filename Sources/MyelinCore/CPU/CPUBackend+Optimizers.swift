@@ -10,6 +10,7 @@ import Foundation
 extension CPUBackend: OptimizerUpdates {
     func sgd(param: DeviceBuffer, grad: DeviceBuffer, momentumBuffer: DeviceBuffer?, count n: Int,
                      _ h: SGDStepParameters) {
+        guard allocated("sgd", param, grad, momentumBuffer) else { return }
         guard n > 0 else { return }
         precondition(h.momentum == 0 || momentumBuffer != nil, "sgdStep: momentum \(h.momentum) needs a momentum buffer")
         let p = param.host!, g = grad.host!
@@ -52,6 +53,7 @@ extension CPUBackend: OptimizerUpdates {
 
     func adagrad(param: DeviceBuffer, grad: DeviceBuffer, sum: DeviceBuffer, count n: Int,
                      _ h: AdagradStepParameters) {
+        guard allocated("adagrad", param, grad, sum) else { return }
         guard n > 0 else { return }
         let p = param.host!, g = grad.host!, s = sum.host!
         let lr = h.learningRate, wd = h.weightDecay, eps = h.eps
@@ -80,6 +82,7 @@ extension CPUBackend: OptimizerUpdates {
     func rmsprop(param: DeviceBuffer, grad: DeviceBuffer, squareAverage: DeviceBuffer,
                      gradientAverage: DeviceBuffer?, momentumBuffer: DeviceBuffer?, count n: Int,
                      _ h: RMSPropStepParameters) {
+        guard allocated("rmsprop", param, grad, squareAverage, gradientAverage, momentumBuffer) else { return }
         guard n > 0 else { return }
         precondition(!h.centered || gradientAverage != nil, "rmspropStep: centered needs a gradient-average buffer")
         precondition(h.momentum <= 0 || momentumBuffer != nil, "rmspropStep: momentum \(h.momentum) needs a momentum buffer")
@@ -138,6 +141,7 @@ extension CPUBackend: OptimizerUpdates {
 
     func adam(param: DeviceBuffer, grad: DeviceBuffer, expAvg: DeviceBuffer, expAvgSq: DeviceBuffer,
                   maxExpAvgSq: DeviceBuffer?, count n: Int, _ h: AdamStepParameters) {
+        guard allocated("adam", param, grad, expAvg, expAvgSq, maxExpAvgSq) else { return }
         guard n > 0 else { return }
         precondition(!h.amsgrad || maxExpAvgSq != nil, "adamStep: amsgrad needs a max_exp_avg_sq buffer")
         let p = param.host!, g = grad.host!, m = expAvg.host!, v = expAvgSq.host!, vmax = maxExpAvgSq?.host

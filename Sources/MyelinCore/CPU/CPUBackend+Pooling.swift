@@ -5,6 +5,7 @@ import Foundation
 // backward pass gives that position the window's whole gradient.
 extension CPUBackend {
     func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, geometry g: ConvGeometry) {
+        guard allocated("maxPoolForward", x, y, argmax) else { return }
         let px = x.host!, py = y.host!, pa = argmax.host!
         let planes = g.batch * g.channels, plane = g.height * g.width, outPlane = g.outH * g.outW
         guard planes > 0, outPlane > 0 else { return }
@@ -64,6 +65,7 @@ extension CPUBackend {
 
     func maxPoolBackward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer,
                          geometry g: ConvGeometry) {
+        guard allocated("maxPoolBackward", x, y, argmax, gy, gx) else { return }
         let pa = argmax.host!, pg = gy.host!, pgx = gx.host!
         let planes = g.batch * g.channels, plane = g.height * g.width, outPlane = g.outH * g.outW
         guard planes > 0, plane > 0 else { return }

@@ -3,6 +3,7 @@ import Foundation
 /// The sequence ops on the CPU: the axis permutation and the causal softmax (see `SequenceBackend`).
 extension CPUBackend {
     func permute(x: DeviceBuffer, out: DeviceBuffer, layout: PermuteLayout) {
+        guard allocated("permute", x, out) else { return }
         let px = x.host!, po = out.host!
         let dims = layout.dims, strides = layout.inputStrides, rank = dims.count
         let length = dims[rank - 1], inner = strides[rank - 1]
@@ -28,6 +29,7 @@ extension CPUBackend {
     }
 
     func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
+        guard allocated("causalSoftmax", x, out) else { return }
         let px = x.host!, po = out.host!
         parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / Swift.max(cols, 1))) { lo, hi in
             for r in lo..<hi {
@@ -60,6 +62,7 @@ extension CPUBackend {
 
     func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
                           bias: DeviceBuffer?, rows: Int, cols: Int, epsilon: Float) {
+        guard allocated("layerNormForward", x, y, mean, rstd, weight, bias) else { return }
         let px = x.host!, py = y.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, b = bias?.host
         guard rows > 0, cols > 0 else { return }
         parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
@@ -81,6 +84,7 @@ extension CPUBackend {
 
     func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
                                 weight: DeviceBuffer?, gx: DeviceBuffer, rows: Int, cols: Int) {
+        guard allocated("layerNormBackwardInput", x, gy, mean, rstd, weight, gx) else { return }
         let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, w = weight?.host, po = gx.host!
         guard rows > 0, cols > 0 else { return }
         parallelFor(rows, minimum: Swift.max(1, CPUBackend.parallelThreshold / cols)) { lo, hi in
@@ -111,6 +115,7 @@ extension CPUBackend {
 
     func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
                                      gweight: DeviceBuffer?, gbias: DeviceBuffer?, rows: Int, cols: Int) {
+        guard allocated("layerNormBackwardParameters", x, gy, mean, rstd, gweight, gbias) else { return }
         let px = x.host!, pg = gy.host!, pm = mean.host!, pr = rstd.host!, gw = gweight?.host, gb = gbias?.host
         guard cols > 0 else { return }
         // Split by columns: each thread sums its columns over every row.

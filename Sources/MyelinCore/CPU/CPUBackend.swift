@@ -79,6 +79,10 @@ final class CPUBackend: Backend, @unchecked Sendable {
     /// For tests only (`limitMemory`): the memory this backend reports at most, and the request size in bytes from
     /// which the system is made to refuse a host allocation (as it does past `ulimit -v`); Int.max: no limit.
     private let reportedLimit = Atomic<Int>(Int.max), refusedFrom = Atomic<Int>(Int.max)
+    /// The first failure since the last `takeFailure()` (a refused allocation, an op skipped for it), and a flag
+    /// read without the lock on every check.
+    private let failure = Mutex<DeviceError?>(nil)
+    private let failurePending = Atomic<Bool>(false)
 
     /// For tests only: report at most `reported` bytes of memory, and refuse every host allocation of `refused`
     /// bytes or more as the system does when it is out of memory (nil: no limit).
@@ -87,10 +91,20 @@ final class CPUBackend: Backend, @unchecked Sendable {
         refusedFrom.store(refused ?? Int.max, ordering: .relaxed)
     }
 
+    /// A buffer of at least `count` elements. When the device cannot hold it (`Device.allocationRefusal`) or the
+    /// system refuses the memory, the refusal is recorded as this device's failure (thrown at the next `toArray()`,
+    /// `item()` or `Device.check()`) and the buffer has no memory: the ops that use it are skipped.
     func allocate(_ count: Int) -> DeviceBuffer {
-        Device.requireAllocatable(count, memory: memory, device: name)
+        if let refusal = Device.allocationRefusal(count, memory: memory, device: name) {
+            record(refusal)
+            return .unallocated
+        }
         guard let buffer = hostBuffer(count) else {
-            Self.hostAllocationFailed(count, bytes: BufferPool<UnsafeMutablePointer<Float>>.sizeClass(count) * 4)
+            record(.outOfMemory(what: "cpu: a buffer of \(count) Float elements", bytes: count * 4, device: name,
+                                limit: memory.available,
+                                limitKind: "of memory available, but the system refused the allocation "
+                                    + "(\(HostMemory.limitsDescription()))"))
+            return .unallocated
         }
         return buffer
     }
@@ -122,32 +136,28 @@ final class CPUBackend: Backend, @unchecked Sendable {
         return DeviceBuffer(capacity: size, handle: UnsafeMutableRawPointer(ptr), recycle: recycler)
     }
 
-    /// Stops the program naming a host allocation the system refused and the limits that bound it (the last line of
-    /// defence of the non-throwing `allocate`; the throwing ops allocate with `tryAllocate` and throw instead).
-    static func hostAllocationFailed(_ count: Int, bytes: Int) -> Never {
-        fatalError("cpu: the system refused \(formatBytes(bytes)) for a tensor of \(count) Float elements (\(HostMemory.limitsDescription())); "
-                   + "check sizes from data or a command line with Device.checkAllocation(shape:for:) before creating tensors")
-    }
-
     func write(_ source: UnsafeBufferPointer<Float>, to buffer: DeviceBuffer, offset: Int) {
-        guard let base = source.baseAddress, source.count > 0 else { return }
+        guard let base = source.baseAddress, source.count > 0, allocated("write", buffer) else { return }
         (buffer.host! + offset).update(from: base, count: source.count)
         count { $0.hostWrites += 1 }
     }
 
     func read(_ buffer: DeviceBuffer, offset: Int, count n: Int, into destination: UnsafeMutableBufferPointer<Float>) {
         guard n > 0 else { return }
+        // A buffer without memory reads as NaN (as on OpenCL); the failure is thrown by the reader's check.
+        guard allocated("read", buffer) else { destination.baseAddress!.update(repeating: .nan, count: n); return }
         destination.baseAddress!.update(from: buffer.host! + offset, count: n)
         count { $0.hostReads += 1 }
     }
 
     func copy(_ source: DeviceBuffer, sourceOffset: Int, to destination: DeviceBuffer, destinationOffset: Int, count n: Int) {
-        guard n > 0 else { return }
+        guard n > 0, allocated("copy", source, destination) else { return }
         (destination.host! + destinationOffset).update(from: source.host! + sourceOffset, count: n)
         count { $0.launches += 1 }
     }
 
     func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count n: Int) {
+        guard allocated("fill", buffer) else { return }
         let p = buffer.host! + offset
         parallelFor(n) { lo, hi in for i in lo..<hi { p[i] = value } }
         count { $0.launches += 1 }
@@ -157,7 +167,40 @@ final class CPUBackend: Backend, @unchecked Sendable {
 
     func flush() {}
 
-    func takeFailure() -> DeviceError? { nil }
+    func takeFailure() -> DeviceError? {
+        guard failurePending.load(ordering: .relaxed) else { return nil }
+        return failure.withLock { kept in
+            defer { kept = nil; failurePending.store(false, ordering: .relaxed) }
+            return kept
+        }
+    }
+
+    /// Keeps `error` as the failure to report at the next `takeFailure()` (when none is kept yet), and says so
+    /// on stderr: the ops that use a buffer without memory are skipped until then.
+    func record(_ error: DeviceError) {
+        let first = failure.withLock { kept in
+            guard kept == nil else { return false }
+            kept = error
+            return true
+        }
+        failurePending.store(true, ordering: .relaxed)
+        if first {
+            FileHandle.standardError.write(Data(("myelin: \(error); the ops that use it are skipped, and the error "
+                + "is thrown at the next toArray(), item() or Device.check()\n").utf8))
+        }
+    }
+
+    /// Whether `buffers` all have memory; when one has none (its allocation failed), records that `op` was
+    /// skipped (thrown at the next `takeFailure()`) and returns false. Every op checks its buffers with it.
+    @inline(__always) func allocated(_ op: @autoclosure () -> String, _ a: DeviceBuffer, _ b: DeviceBuffer? = nil,
+                                     _ c: DeviceBuffer? = nil, _ d: DeviceBuffer? = nil, _ e: DeviceBuffer? = nil,
+                                     _ f: DeviceBuffer? = nil) -> Bool {
+        @inline(__always) func has(_ x: DeviceBuffer?) -> Bool { x == nil || x!.handle != nil }
+        if a.handle != nil, has(b), has(c), has(d), has(e), has(f) { return true }
+        record(.commandFailed(device: name, detail: "\(op()) skipped: a buffer it uses has no memory (its allocation "
+                                  + "failed: out of memory)"))
+        return false
+    }
 
     /// Adds to the counters: `update` changes a zeroed `DeviceStats` (inlined, so only the fields it touches cost).
     @inline(__always) func count(_ update: (inout DeviceStats) -> Void) {

@@ -253,6 +253,7 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
     func synchronize() { base.synchronize() }
     func flush() { base.flush() }
     func takeFailure() -> DeviceError? { base.takeFailure() }
+    func record(_ error: DeviceError) { base.record(error) }
 
     // MARK: refused
 

@@ -16,8 +16,10 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     // MARK: memory
     /// The device's memory limits now (see `DeviceMemory`).
     var memory: DeviceMemory { get }
-    /// A buffer of at least `count` elements; stops the program with a clear message when the device cannot hold
-    /// it (callers that can throw check with `Device.checkAllocation` first).
+    /// A buffer of at least `count` elements. When the device cannot hold it, or the system or driver refuses the
+    /// memory, the refusal is recorded (`record(_:)`) and the buffer has no memory (`DeviceBuffer.unallocated`):
+    /// the ops that use it are skipped, and the error is thrown at the next `toArray()`, `item()` or
+    /// `Device.check()`. Callers that can throw check with `Device.checkAllocation` first.
     func allocate(_ count: Int) -> DeviceBuffer
     /// A buffer of at least `count` elements, or nil when the device cannot hold it or the system refuses the
     /// memory: the allocation of the throwing ops (`Tensor.checkedEmpty`), which turn nil into an error.
@@ -35,9 +37,11 @@ protocol Backend: AnyObject, Sendable, ConvolutionBackend, PoolingBackend, Norma
     /// Hands the enqueued commands to the device without waiting (OpenCL: `clFlush`), so that it starts on them
     /// while the host goes on; nothing to do on the CPU.
     func flush()
-    /// The first command that failed since the last call, if any (an OpenCL enqueue that the driver refused),
-    /// and forgets it. The CPU never fails a command.
+    /// The first failure since the last call, if any (an allocation the device refused, an op skipped because a
+    /// buffer it uses has no memory, an OpenCL enqueue that the driver refused), and forgets it.
     func takeFailure() -> DeviceError?
+    /// Keeps `error` as the failure that `takeFailure()` gives next, unless one is kept already (the first wins).
+    func record(_ error: DeviceError)
 
     // MARK: compute
     /// C = act(alpha · op(A) · op(B) + beta · C + bias), batched; see `GemmShape`.

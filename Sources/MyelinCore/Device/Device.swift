@@ -58,6 +58,16 @@ public final class Device: CustomStringConvertible, Hashable, @unchecked Sendabl
         if let failure = base.takeFailure() { throw failure }
     }
 
+    /// Keeps `error` as this device's failure, thrown at the next `check()`, `toArray()` or `item()` (unless one is
+    /// kept already): for what cannot throw, such as a layer's initializer given a size the device cannot hold.
+    package func recordFailure(_ error: DeviceError) { base.record(error) }
+
+    /// Throws the failure recorded since the last check without waiting for the device (a refused allocation or
+    /// launch is recorded when it is made): the optimizers call it before they change any parameter.
+    package func throwRecordedFailure() throws {
+        if let failure = base.takeFailure() { throw failure }
+    }
+
     public static func == (a: Device, b: Device) -> Bool { a === b }
     public func hash(into h: inout Hasher) { h.combine(ObjectIdentifier(self)) }
 

@@ -1,6 +1,6 @@
 /// Memory that lives on a device, behind one opaque handle that only its backend reads: a host pointer to
 /// Floats for the CPU (`host`, CPU/CPUBackend.swift), a `cl_mem` for OpenCL (`mem`, OpenCL/OpenCLBackend.swift).
-/// A nil handle is a buffer without memory (an OpenCL allocation that failed). When the buffer is freed, its
+/// A nil handle is a buffer without memory (an allocation that failed: `unallocated`). When the buffer is freed, its
 /// backend's `recycle` takes the memory back (into the device's pool).
 final class DeviceBuffer {
     /// Capacity in elements (at least the count asked for; pools round sizes up).
@@ -16,4 +16,8 @@ final class DeviceBuffer {
     }
 
     deinit { recycle(capacity, handle) }
+
+    /// A buffer without memory: what `Backend.allocate` gives when the device cannot hold a request (the refusal is
+    /// recorded as the device's failure, and the ops that use the buffer are skipped).
+    static var unallocated: DeviceBuffer { DeviceBuffer(capacity: 0, handle: nil) { _, _ in } }
 }

@@ -209,38 +209,39 @@ extension Device {
         return count
     }
 
-    /// Stops the program with a clear message when `count` elements cannot be allocated (the last line of
-    /// defence of `Backend.allocate`, which cannot throw; throwing paths check first with `checkAllocation`).
-    /// Small requests skip the check (reading the host's memory costs a system call).
+    /// Why `count` elements cannot be allocated on a device with `memory` (the check of `Backend.allocate`, which
+    /// cannot throw: it records the refusal as the device's failure, thrown at the next `toArray()`, `item()` or
+    /// `Device.check()`; throwing paths check first with `checkAllocation`), or nil when they can. Small requests
+    /// skip the check (reading the host's memory costs a system call).
     @inline(__always)
-    static func requireAllocatable(_ count: Int, memory: @autoclosure () -> DeviceMemory, device: @autoclosure () -> String) {
+    static func allocationRefusal(_ count: Int, memory: @autoclosure () -> DeviceMemory,
+                                  device: @autoclosure () -> String) -> DeviceError? {
         // Fast path (every allocation): small, valid requests need no check.
-        if count >= 0 && count < requireAllocatableThreshold / 4 { return }
-        requireAllocatableChecked(count, memory: memory(), device: device())
+        if count >= 0 && count < requireAllocatableThreshold / 4 { return nil }
+        return allocationRefusalChecked(count, memory: memory(), device: device())
     }
 
-    /// `requireAllocatable` for requests of `requireAllocatableThreshold` bytes or more (or invalid counts).
-    static func requireAllocatableChecked(_ count: Int, memory: @autoclosure () -> DeviceMemory, device: String) {
+    /// `allocationRefusal` for requests of `requireAllocatableThreshold` bytes or more (or invalid counts).
+    static func allocationRefusalChecked(_ count: Int, memory: @autoclosure () -> DeviceMemory,
+                                         device: String) -> DeviceError? {
+        let what = "\(device): a buffer of \(count) Float elements"
         guard let bytes = checkedFloatBytes(count), count <= Int.max / 16 else {
-            fatalError("\(device): cannot allocate \(count) Float elements: the byte count overflows")
+            return .sizeOverflow(what: what, shape: [count])
         }
-        guard bytes >= requireAllocatableThreshold else { return }
+        guard bytes >= requireAllocatableThreshold else { return nil }
         let m = memory()
         if bytes > m.largestBuffer || bytes > m.available {
-            let limit = min(m.largestBuffer, m.available)
-            fatalError("\(device): cannot allocate \(formatBytes(bytes)) (\(count) elements): the device can give "
-                       + "\(formatBytes(limit)) now; check sizes from data or a command line with "
-                       + "Device.checkAllocation(shape:for:) before creating tensors or layers")
+            return .outOfMemory(what: what, bytes: bytes, device: device, limit: min(m.largestBuffer, m.available),
+                                limitKind: m.largestBuffer < m.available ? "as its largest single buffer"
+                                    : "of memory available")
         }
+        return nil
     }
 
-    /// Whether `count` elements are a valid request that `memory` can give (`requireAllocatable`'s test, without
-    /// stopping: small requests pass unchecked).
+    /// Whether `count` elements are a valid request that `memory` can give (`allocationRefusal`'s test, with no
+    /// error made: small requests pass unchecked).
     static func allocationFits(_ count: Int, memory: @autoclosure () -> DeviceMemory) -> Bool {
-        guard let bytes = checkedFloatBytes(count), count <= Int.max / 16 else { return false }
-        guard bytes >= requireAllocatableThreshold else { return true }
-        let m = memory()
-        return bytes <= m.largestBuffer && bytes <= m.available
+        allocationRefusal(count, memory: memory(), device: "") == nil
     }
 
     /// Allocations from this many bytes are checked against the device's memory.

@@ -82,6 +82,18 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     /// on it held then. Thrown at the next `item()` or `Device.check()`, like `commandFailed`.
     case deviceOutOfMemory(device: String, request: String, deviceMemory: Int, bytesInUse: Int)
 
+    /// This error with `owner` (a layer, an op) put before what it names, for an error raised below the owner.
+    package func naming(_ owner: String) -> DeviceError {
+        switch self {
+        case .outOfMemory(let what, let bytes, let device, let limit, let limitKind):
+            return .outOfMemory(what: "\(owner): \(what)", bytes: bytes, device: device, limit: limit, limitKind: limitKind)
+        case .sizeOverflow(let what, let shape):
+            return .sizeOverflow(what: "\(owner): \(what)", shape: shape)
+        default:
+            return self
+        }
+    }
+
     public var description: String {
         switch self {
         case .badSpec(let s):

@@ -6,8 +6,8 @@ import Foundation
 extension OpenCLBackend {
     /// The sizes every attention kernel takes after its buffers.
     private func attentionSizes(_ s: AttentionShape) -> [KernelArg] {
-        [.int(Int32(s.groups)), .int(Int32(s.heads)), .int(Int32(s.queries)), .int(Int32(s.keys)),
-         .int(Int32(s.headSize)), .float(s.scale), .int(s.causal ? 1 : 0)] + s.maskStrides.map { .int(Int32($0)) }
+        [.int(Int32(clamping: s.groups)), .int(Int32(clamping: s.heads)), .int(Int32(clamping: s.queries)), .int(Int32(clamping: s.keys)),
+         .int(Int32(clamping: s.headSize)), .float(s.scale), .int(s.causal ? 1 : 0)] + s.maskStrides.map { .int(Int32(clamping: $0)) }
     }
 
     func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,

@@ -4,7 +4,7 @@ extension OpenCLBackend {
                         padding: Int, flip: Bool, seed: UInt64) {
         guard batch * channels > 0, height > 0, width > 0 else { return }
         launch(.augment, "random_crop_flip", global: [width, height, batch * channels],
-               args: [.buffer(x), .buffer(out), .int(Int32(channels)), .int(Int32(height)), .int(Int32(width)),
-                      .int(Int32(padding)), .int(flip ? 1 : 0), .ulong(seed)])
+               args: [.buffer(x), .buffer(out), .int(Int32(clamping: channels)), .int(Int32(clamping: height)), .int(Int32(clamping: width)),
+                      .int(Int32(clamping: padding)), .int(flip ? 1 : 0), .ulong(seed)])
     }
 }

@@ -6,7 +6,7 @@ extension OpenCLBackend {
                                      gx: DeviceBuffer, count: Int, scale: Float) {
         guard count > 0 else { return }
         launch(.reduce, "softmax_xent_backward", global: [count], args: [
-            .buffer(logProbabilities), .buffer(oneHot), .buffer(seed), .buffer(gx), .int(Int32(count)), .float(scale),
+            .buffer(logProbabilities), .buffer(oneHot), .buffer(seed), .buffer(gx), .int(Int32(clamping: count)), .float(scale),
         ])
     }
 
@@ -24,7 +24,7 @@ extension OpenCLBackend {
             for k in 0..<Self.nonFiniteTensorsPerLaunch {
                 if k < chunk.count {
                     let t = chunk[chunk.startIndex + k]
-                    args += [.buffer(t.buffer), .int(Int32(t.count))]
+                    args += [.buffer(t.buffer), .int(Int32(clamping: t.count))]
                 } else {
                     args += [.null, .int(0)]
                 }
@@ -47,7 +47,7 @@ extension OpenCLBackend {
         guard rows > 0, cols > 0 else { return }
         let items = min(64, workGroupLimit(.optimizers, "accuracy_add"))
         launch(.optimizers, "accuracy_add", global: [items], local: [items], args: [
-            .buffer(x), .buffer(labels), .int(Int32(rows)), .int(Int32(cols)), .buffer(sum), .local(items * 4),
+            .buffer(x), .buffer(labels), .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .buffer(sum), .local(items * 4),
         ])
     }
 }

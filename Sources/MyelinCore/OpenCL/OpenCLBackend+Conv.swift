@@ -4,7 +4,7 @@ import COpenCL
 extension OpenCLBackend {
     func geometryArgs(_ g: ConvGeometry) -> [KernelArg] {
         [g.channels, g.height, g.width, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW]
-            .map { .int(Int32($0)) }
+            .map { .int(Int32(clamping: $0)) }
     }
 
     func im2col(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, padValue: Float) {
@@ -35,7 +35,7 @@ extension OpenCLBackend {
     func convUnfold(x: DeviceBuffer, cols: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int,
                     byRows: Bool) {
         guard images > 0, g.patchSize > 0, g.positions > 0 else { return }
-        let args: [KernelArg] = [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
+        let args: [KernelArg] = [.buffer(x), .buffer(cols)] + geometryArgs(g) + [.int(Int32(clamping: firstImage)), .int(Int32(clamping: images))]
         if byRows {
             launch(.conv, "conv_unfold_rows", global: [g.patchSize, images], args: args)
         } else {
@@ -53,7 +53,7 @@ extension OpenCLBackend {
     func convFold(cols: DeviceBuffer, x: DeviceBuffer, geometry g: ConvGeometry, firstImage: Int, images: Int,
                   byPlanes: Bool) {
         guard images * g.channels > 0, g.height > 0, g.width > 0 else { return }
-        let args: [KernelArg] = [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(firstImage)), .int(Int32(images))]
+        let args: [KernelArg] = [.buffer(cols), .buffer(x)] + geometryArgs(g) + [.int(Int32(clamping: firstImage)), .int(Int32(clamping: images))]
         if byPlanes {
             launch(.conv, "conv_fold_planes", global: [g.channels, images], args: args)
         } else {
@@ -65,7 +65,7 @@ extension OpenCLBackend {
                           firstImage: Int, images: Int) {
         guard images > 0, o > 0, l > 0 else { return }
         launch(.conv, "conv_gather_output", global: [l, o, images],
-               args: [.buffer(y), .buffer(chunk), .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
+               args: [.buffer(y), .buffer(chunk), .int(Int32(clamping: o)), .int(Int32(clamping: l)), .int(Int32(clamping: firstImage)), .int(Int32(clamping: images))])
     }
 
     func convScatterOutput(chunk: DeviceBuffer, y: DeviceBuffer, bias: DeviceBuffer?, outChannels o: Int, positions l: Int,
@@ -73,6 +73,6 @@ extension OpenCLBackend {
         guard images > 0, o > 0, l > 0 else { return }
         launch(.conv, "conv_scatter_output", global: [l, o, images],
                args: [.buffer(chunk), .buffer(y), bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
-                      .int(Int32(o)), .int(Int32(l)), .int(Int32(firstImage)), .int(Int32(images))])
+                      .int(Int32(clamping: o)), .int(Int32(clamping: l)), .int(Int32(clamping: firstImage)), .int(Int32(clamping: images))])
     }
 }

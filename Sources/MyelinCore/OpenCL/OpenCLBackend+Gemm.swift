@@ -79,18 +79,18 @@ extension OpenCLBackend {
                 let batchB = s.strideB == 0 ? 1 : s.batch
                 bp = allocate(16 * s.k * batchB)
                 launch(.gemm, "gemm_pack", global: [s.k * 16, 1, batchB],
-                       args: [.buffer(b), .int(Int32(s.ldb)), .int(1), .ulong(UInt64(s.strideB)), .int(Int32(s.n)),
-                              .int(Int32(s.k)), .int(16), .buffer(bp)])
+                       args: [.buffer(b), .int(Int32(clamping: s.ldb)), .int(1), .ulong(UInt64(s.strideB)), .int(Int32(clamping: s.n)),
+                              .int(Int32(clamping: s.k)), .int(16), .buffer(bp)])
                 ldbp = 16
                 strideBp = s.strideB == 0 ? 0 : 16 * s.k
             }
             let global = [(s.m + rows - 1) / rows, s.batch]
             let l0 = global[0] * global[1] >= 32 ? 2 : 1
             launch(.gemm, "gemm_skinny_\(rows)", global: global, local: fittingLocal([l0, 1], .gemm, "gemm_skinny_\(rows)"),
-                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
-                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
-                          .buffer(bp), .int(Int32(ldbp)), .ulong(UInt64(strideBp)),
-                          .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+                   args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta),
+                          .buffer(a), .int(Int32(clamping: s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(bp), .int(Int32(clamping: ldbp)), .ulong(UInt64(strideBp)),
+                          .buffer(c), .int(Int32(clamping: s.ldc)), .ulong(UInt64(s.strideC)),
                           bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
                           .int(activation.code), .float(activation.parameter)])
         case .skinny:
@@ -127,10 +127,10 @@ extension OpenCLBackend {
     /// `m` x `n` part).
     func gemmArguments(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer, bias: DeviceBuffer?,
                        activation: Activation, m: Int? = nil, n: Int? = nil) -> [KernelArg] {
-        [.int(Int32(m ?? s.m)), .int(Int32(n ?? s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
-         .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
-         .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
-         .buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+        [.int(Int32(clamping: m ?? s.m)), .int(Int32(clamping: n ?? s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta),
+         .buffer(a), .int(Int32(clamping: s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+         .buffer(b), .int(Int32(clamping: s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+         .buffer(c), .int(Int32(clamping: s.ldc)), .ulong(UInt64(s.strideC)),
          bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
          .int(activation.code), .float(activation.parameter)]
     }
@@ -151,7 +151,7 @@ extension OpenCLBackend {
     /// Runs the product with a parameterised kernel of Kernels/gemm_tuned.cl (see `GemmVariant`).
     func gemmParameterised(_ s: GemmShape, a: DeviceBuffer, b: DeviceBuffer, c: DeviceBuffer,
                            bias: DeviceBuffer?, activation: Activation, variant v: GemmVariant) {
-        let epilogue: [KernelArg] = [.buffer(c), .int(Int32(s.ldc)), .ulong(UInt64(s.strideC)),
+        let epilogue: [KernelArg] = [.buffer(c), .int(Int32(clamping: s.ldc)), .ulong(UInt64(s.strideC)),
                                      bias.map { .buffer($0) } ?? .null, .int(bias == nil ? 0 : 1),
                                      .int(activation.code), .float(activation.parameter)]
         switch v {
@@ -163,9 +163,9 @@ extension OpenCLBackend {
             let workspace = allocate(slices * s.m * s.n * s.batch)
             launch(.gemmVariant(v), "gemm_tile_split",
                    global: [(s.n + tn - 1) / tn * rtn, (s.m + tm - 1) / tm * rtm, s.batch * slices], local: [rtn, rtm, 1],
-                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(slices)), .int(Int32(sliceK)),
-                          .buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
-                          .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
+                   args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .int(Int32(clamping: slices)), .int(Int32(clamping: sliceK)),
+                          .buffer(a), .int(Int32(clamping: s.lda)), .ulong(UInt64(s.strideA)), .int(s.transA ? 1 : 0),
+                          .buffer(b), .int(Int32(clamping: s.ldb)), .ulong(UInt64(s.strideB)), .int(s.transB ? 1 : 0),
                           .buffer(workspace)])
             gemmSplitReduce(s, program: .gemmVariant(v), slices: slices, workspace: workspace, epilogue: epilogue)
         case .tile(let tm, let tn, _, let wm, let wn, _):
@@ -179,19 +179,19 @@ extension OpenCLBackend {
             let rtm = f.tm / f.wm, rtn = f.tn / f.wn
             let aligned = (s.lda % f.vector == 0 && s.strideA % f.vector == 0 ? 1 : 0)
                 | (s.ldb % f.vector == 0 && s.strideB % f.vector == 0 ? 2 : 0)
-            let operands: [KernelArg] = [.buffer(a), .int(Int32(s.lda)), .ulong(UInt64(s.strideA)),
-                                         .buffer(b), .int(Int32(s.ldb)), .ulong(UInt64(s.strideB)), .int(Int32(aligned))]
+            let operands: [KernelArg] = [.buffer(a), .int(Int32(clamping: s.lda)), .ulong(UInt64(s.strideA)),
+                                         .buffer(b), .int(Int32(clamping: s.ldb)), .ulong(UInt64(s.strideB)), .int(Int32(clamping: aligned))]
             let groups = [(s.n + f.tn - 1) / f.tn * rtn, (s.m + f.tm - 1) / f.tm * rtm]
             let (slices, sliceK) = v.kSlices(k: s.k)
             if slices > 1 {
                 let workspace = allocate(slices * s.m * s.n * s.batch)
                 launch(program, "gemm_frag_split", global: groups + [s.batch * slices], local: [rtn, rtm, 1],
-                       args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(slices)), .int(Int32(sliceK))]
+                       args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .int(Int32(clamping: slices)), .int(Int32(clamping: sliceK))]
                            + operands + [.buffer(workspace)])
                 gemmSplitReduce(s, program: program, slices: slices, workspace: workspace, epilogue: epilogue)
             } else {
                 launch(program, "gemm_frag", global: groups + [s.batch], local: [rtn, rtm, 1],
-                       args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta)]
+                       args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta)]
                            + operands + epilogue)
             }
         case .panel(let mr, let nv, _, let mb, let nb):
@@ -203,15 +203,15 @@ extension OpenCLBackend {
             let kBlocks = (s.k + 63) / 64
             // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
             launch(.gemmVariant(v), "gemm_panel_pack_a", global: [rowPanels, kBlocks, batchA],
-                   args: [.buffer(a), .int(Int32(s.transA ? 1 : s.lda)), .int(Int32(s.transA ? s.lda : 1)),
-                          .ulong(UInt64(s.strideA)), .int(Int32(s.m)), .int(Int32(s.k)), .int(Int32(rowPanels)), .buffer(ap)])
+                   args: [.buffer(a), .int(Int32(clamping: s.transA ? 1 : s.lda)), .int(Int32(clamping: s.transA ? s.lda : 1)),
+                          .ulong(UInt64(s.strideA)), .int(Int32(clamping: s.m)), .int(Int32(clamping: s.k)), .int(Int32(clamping: rowPanels)), .buffer(ap)])
             launch(.gemmVariant(v), "gemm_panel_pack_b", global: [colPanels, kBlocks, batchB],
-                   args: [.buffer(b), .int(Int32(s.transB ? s.ldb : 1)), .int(Int32(s.transB ? 1 : s.ldb)),
-                          .ulong(UInt64(s.strideB)), .int(Int32(s.n)), .int(Int32(s.k)), .int(Int32(colPanels)), .buffer(bp)])
+                   args: [.buffer(b), .int(Int32(clamping: s.transB ? s.ldb : 1)), .int(Int32(clamping: s.transB ? 1 : s.ldb)),
+                          .ulong(UInt64(s.strideB)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .int(Int32(clamping: colPanels)), .buffer(bp)])
             let global = [(colPanels + nb - 1) / nb, (rowPanels + mb - 1) / mb, s.batch]
             launch(.gemmVariant(v), "gemm_panel", global: global,
                    local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemmVariant(v), "gemm_panel"),
-                   args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(s.k)), .float(s.alpha), .float(s.beta),
+                   args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta),
                           .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k)),
                           .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
         }
@@ -223,7 +223,7 @@ extension OpenCLBackend {
                          epilogue: [KernelArg]) {
         launch(program, "gemm_split_reduce", global: [s.n, s.m, s.batch],
                local: fittingLocal([16, 16, 1], program, "gemm_split_reduce"),
-               args: [.int(Int32(s.m)), .int(Int32(s.n)), .int(Int32(slices)), .float(s.alpha), .float(s.beta),
+               args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: slices)), .float(s.alpha), .float(s.beta),
                       .buffer(workspace)] + epilogue)
     }
 }

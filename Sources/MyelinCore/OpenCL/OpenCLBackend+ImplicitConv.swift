@@ -43,7 +43,7 @@ extension OpenCLBackend {
         let rtm = f.tm / f.wm, rtn = f.tn / f.wn
         launch(.gemmVariant(v), "conv_frag_forward", global: [(n + f.tn - 1) / f.tn * rtn, (o + f.tm - 1) / f.tm * rtm, 1],
                local: [rtn, rtm, 1],
-               args: [.int(Int32(o)), .int(Int32(n)), .int(Int32(k)), .buffer(weight), .buffer(x),
+               args: [.int(Int32(clamping: o)), .int(Int32(clamping: n)), .int(Int32(clamping: k)), .buffer(weight), .buffer(x),
                       .int(k % f.vector == 0 ? 1 : 0), .buffer(y), bias.map { .buffer($0) } ?? .null,
                       .int(bias == nil ? 0 : 1)] + geometryArgs(g))
         return true

@@ -53,7 +53,7 @@ extension OpenCLBackend {
             if k < tensors.count {
                 let t = tensors[k]
                 args += [.buffer(t.param), .buffer(t.grad), .buffer(t.expAvg), .buffer(t.expAvgSq),
-                         t.maxExpAvgSq.map { .buffer($0) } ?? .null, .int(Int32(t.count))]
+                         t.maxExpAvgSq.map { .buffer($0) } ?? .null, .int(Int32(clamping: t.count))]
             } else {
                 args += [.null, .null, .null, .null, .null, .int(0)]
             }

@@ -47,12 +47,12 @@ extension OpenCLBackend {
         let partials = g > 1 ? allocate(2 * channels * g) : nil
         launch(.normalization, "bn_moments", global: [channels * g * wg], local: [wg],
                args: [.buffer(x), .buffer(mean), .buffer(variance), partials.map { .buffer($0) } ?? .null,
-                      .int(Int32(outer)), .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)]
+                      .int(Int32(clamping: outer)), .int(Int32(clamping: channels)), .int(Int32(clamping: inner)), .int(Int32(clamping: g)), .local(2 * wg * 4)]
                    + runningArgs(g > 1 ? nil : running))
         guard let partials else { return }
         launch(.normalization, "bn_moments_combine", global: [channels],
-               args: [.buffer(x), .buffer(partials), .buffer(mean), .buffer(variance), .int(Int32(outer)),
-                      .int(Int32(channels)), .int(Int32(inner)), .int(Int32(g))] + runningArgs(running))
+               args: [.buffer(x), .buffer(partials), .buffer(mean), .buffer(variance), .int(Int32(clamping: outer)),
+                      .int(Int32(clamping: channels)), .int(Int32(clamping: inner)), .int(Int32(clamping: g))] + runningArgs(running))
     }
 
     func batchNormApply(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, variance: DeviceBuffer, weight: DeviceBuffer,
@@ -64,7 +64,7 @@ extension OpenCLBackend {
         let kernel = "bn_apply" + (residual == nil ? "" : "_residual") + (relu ? "_relu" : "")
         launch(.normalization, kernel, global: [inner, channels, outer],
                args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(variance), .buffer(weight), .buffer(bias),
-                      residual.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(channels)), .int(Int32(inner))])
+                      residual.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(clamping: channels)), .int(Int32(clamping: inner))])
     }
 
     func batchNormBackwardSums(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
@@ -92,12 +92,12 @@ extension OpenCLBackend {
         let partials = g > 1 ? allocate(2 * channels * g) : nil
         launch(.normalization, kernel, global: [channels * g * wg], local: [wg],
                args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance), .buffer(gweight), .buffer(gbias),
-                      partials.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(outer)), .int(Int32(channels)),
-                      .int(Int32(inner)), .int(Int32(g)), .local(2 * wg * 4)])
+                      partials.map { .buffer($0) } ?? .null, .float(epsilon), .int(Int32(clamping: outer)), .int(Int32(clamping: channels)),
+                      .int(Int32(clamping: inner)), .int(Int32(clamping: g)), .local(2 * wg * 4)])
         guard let partials else { return }
         launch(.normalization, "bn_backward_sums_combine", global: [channels],
                args: [.buffer(partials), .buffer(variance), .buffer(gweight), .buffer(gbias), .float(epsilon),
-                      .int(Int32(channels)), .int(Int32(g))])
+                      .int(Int32(clamping: channels)), .int(Int32(clamping: g))])
     }
 
     func batchNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mask: DeviceBuffer?, mean: DeviceBuffer,
@@ -110,7 +110,7 @@ extension OpenCLBackend {
         launch(.normalization, kernel, global: [inner, channels, outer],
                args: [.buffer(x), .buffer(gy), mask.map { .buffer($0) } ?? .null, .buffer(mean), .buffer(variance),
                       .buffer(weight), .buffer(gweight), .buffer(gbias), .buffer(gx), gresidual.map { .buffer($0) } ?? .null,
-                      .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(outer)), .int(Int32(channels)),
-                      .int(Int32(inner))])
+                      .float(epsilon), .int(batchStatistics ? 1 : 0), .int(Int32(clamping: outer)), .int(Int32(clamping: channels)),
+                      .int(Int32(clamping: inner))])
     }
 }

@@ -5,7 +5,7 @@ import COpenCL
 extension OpenCLBackend {
     func unary(_ op: UnaryOp, x: DeviceBuffer, out: DeviceBuffer, count: Int) {
         guard count > 0 else { return }
-        let n = Int32(count)
+        let n = Int32(clamping: count)
         // The kernel is `op.kernelName`; its arguments are x, out, the count, then the op's parameters.
         let args: [KernelArg]
         switch op {
@@ -21,14 +21,14 @@ extension OpenCLBackend {
                             gx: DeviceBuffer, count: Int) {
         guard count > 0 else { return }
         launch(.elementwise, "actgrad_\(activation.kernelName)", global: [count],
-               args: [.buffer(x), .buffer(y), .buffer(gy), .buffer(gx), .int(Int32(count)), .float(activation.parameter)])
+               args: [.buffer(x), .buffer(y), .buffer(gy), .buffer(gx), .int(Int32(clamping: count)), .float(activation.parameter)])
     }
 
     func binary(_ op: BinaryOp, a: DeviceBuffer, b: DeviceBuffer, out: DeviceBuffer, layout: BroadcastLayout) {
         let count = layout.count
         guard count > 0 else { return }
         if layout.isElementwise {
-            launch(.elementwise, "binary_\(op.kernelName)", global: [count], args: [.buffer(a), .buffer(b), .buffer(out), .int(Int32(count))])
+            launch(.elementwise, "binary_\(op.kernelName)", global: [count], args: [.buffer(a), .buffer(b), .buffer(out), .int(Int32(clamping: count))])
             return
         }
         precondition(layout.dims.count <= 4, "broadcasting needs at most 4 dimensions after collapsing, got \(layout.dims)")
@@ -36,9 +36,9 @@ extension OpenCLBackend {
         let d = [Int](repeating: 1, count: pad) + layout.dims
         let sa = [Int](repeating: 0, count: pad) + layout.stridesA
         let sb = [Int](repeating: 0, count: pad) + layout.stridesB
-        var args: [KernelArg] = [.buffer(a), .buffer(b), .buffer(out), .int(Int32(d[1])), .int(Int32(d[2])),
-                                 .int(Int32(d[3])), .int(Int32(count))]
-        args += sa.map { .int(Int32($0)) } + sb.map { .int(Int32($0)) }
+        var args: [KernelArg] = [.buffer(a), .buffer(b), .buffer(out), .int(Int32(clamping: d[1])), .int(Int32(clamping: d[2])),
+                                 .int(Int32(clamping: d[3])), .int(Int32(clamping: count))]
+        args += sa.map { .int(Int32(clamping: $0)) } + sb.map { .int(Int32(clamping: $0)) }
         launch(.elementwise, "bcast_\(op.kernelName)", global: [count], args: args)
     }
 
@@ -59,16 +59,16 @@ extension OpenCLBackend {
             if parts > 1 {
                 let partials = allocate(outer * parts)
                 launch(.reduce, "reduce_rows", global: [outer * parts * wg], local: [wg],
-                       args: [.buffer(x), .buffer(partials), .int(Int32(length)), .int(op.rawValue), .int(Int32(parts)),
-                              .int(Int32(length)), .local(wg * 4)])
+                       args: [.buffer(x), .buffer(partials), .int(Int32(clamping: length)), .int(op.rawValue), .int(Int32(clamping: parts)),
+                              .int(Int32(clamping: length)), .local(wg * 4)])
                 let wg2 = groupSize(parts)
                 launch(.reduce, "reduce_rows", global: [outer * wg2], local: [wg2],
-                       args: [.buffer(partials), .buffer(out), .int(Int32(parts)), .int(op.rawValue), .int(1),
-                              .int(Int32(length)), .local(wg2 * 4)])
+                       args: [.buffer(partials), .buffer(out), .int(Int32(clamping: parts)), .int(op.rawValue), .int(1),
+                              .int(Int32(clamping: length)), .local(wg2 * 4)])
             } else {
                 launch(.reduce, "reduce_rows", global: [outer * wg], local: [wg],
-                       args: [.buffer(x), .buffer(out), .int(Int32(length)), .int(op.rawValue), .int(1),
-                              .int(Int32(length)), .local(wg * 4)])
+                       args: [.buffer(x), .buffer(out), .int(Int32(clamping: length)), .int(op.rawValue), .int(1),
+                              .int(Int32(clamping: length)), .local(wg * 4)])
             }
         } else {
             reduceStrided(op, x: x, out: out, outer: outer, length: length, inner: inner, parts: nil)
@@ -89,15 +89,15 @@ extension OpenCLBackend {
         if p > 1 {
             let partials = allocate(outer * p * inner)
             launch(.reduce, "reduce_strided", global: [inner, outer * p],
-                   args: [.buffer(x), .buffer(partials), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)),
-                          .int(op.rawValue), .int(Int32(p)), .int(Int32(length))])
+                   args: [.buffer(x), .buffer(partials), .int(Int32(clamping: outer)), .int(Int32(clamping: length)), .int(Int32(clamping: inner)),
+                          .int(op.rawValue), .int(Int32(clamping: p)), .int(Int32(clamping: length))])
             launch(.reduce, "reduce_strided", global: [inner, outer],
-                   args: [.buffer(partials), .buffer(out), .int(Int32(outer)), .int(Int32(p)), .int(Int32(inner)),
-                          .int(op.rawValue), .int(1), .int(Int32(length))])
+                   args: [.buffer(partials), .buffer(out), .int(Int32(clamping: outer)), .int(Int32(clamping: p)), .int(Int32(clamping: inner)),
+                          .int(op.rawValue), .int(1), .int(Int32(clamping: length))])
         } else {
             launch(.reduce, "reduce_strided", global: [inner, outer],
-                   args: [.buffer(x), .buffer(out), .int(Int32(outer)), .int(Int32(length)), .int(Int32(inner)),
-                          .int(op.rawValue), .int(1), .int(Int32(length))])
+                   args: [.buffer(x), .buffer(out), .int(Int32(clamping: outer)), .int(Int32(clamping: length)), .int(Int32(clamping: inner)),
+                          .int(op.rawValue), .int(1), .int(Int32(clamping: length))])
         }
     }
 
@@ -108,19 +108,19 @@ extension OpenCLBackend {
 
     func argmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int) {
         guard rows > 0 else { return }
-        launch(.reduce, "argmax_rows", global: [rows], args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols))])
+        launch(.reduce, "argmax_rows", global: [rows], args: [.buffer(x), .buffer(out), .int(Int32(clamping: rows)), .int(Int32(clamping: cols))])
     }
 
     func softmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
         guard rows > 0 else { return }
         launch(.reduce, "softmax_rows", global: [rows],
-               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .int(log ? 1 : 0)])
+               args: [.buffer(x), .buffer(out), .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .int(log ? 1 : 0)])
     }
 
     func softmaxBackward(y: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer, rows: Int, cols: Int, log: Bool) {
         guard rows > 0 else { return }
         launch(.reduce, "softmax_rows_backward", global: [rows],
-               args: [.buffer(y), .buffer(gy), .buffer(gx), .int(Int32(rows)), .int(Int32(cols)), .int(log ? 1 : 0)])
+               args: [.buffer(y), .buffer(gy), .buffer(gx), .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .int(log ? 1 : 0)])
     }
 
     func transpose(x: DeviceBuffer, out: DeviceBuffer, batch: Int, rows: Int, cols: Int) {
@@ -131,29 +131,29 @@ extension OpenCLBackend {
         while tile > 1 && (tile * tile > limit || tile > limits.maxWorkItemSizes[0]
                            || tile > limits.maxWorkItemSizes[min(1, limits.maxWorkItemSizes.count - 1)]) { tile /= 2 }
         launch(.layout, "transpose_batched", global: [cols, rows, batch], local: [tile, tile, 1],
-               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .local(tile * (tile + 1) * 4)])
+               args: [.buffer(x), .buffer(out), .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .local(tile * (tile + 1) * 4)])
     }
 
     func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count: Int, rowSize: Int) {
         guard count > 0, rowSize > 0 else { return }
         launch(.layout, "gather_rows", global: [rowSize, count],
-               args: [.buffer(x), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize)), .int(Int32(rows))])
+               args: [.buffer(x), .buffer(indices), .buffer(out), .int(Int32(clamping: count)), .int(Int32(clamping: rowSize)), .int(Int32(clamping: rows))])
     }
 
     func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count: Int, rowSize: Int) {
         guard count > 0, rowSize > 0 else { return }
         launch(.layout, "scatter_add_rows", global: [rowSize, count],
-               args: [.buffer(gy), .buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(rowSize)), .int(Int32(rows))])
+               args: [.buffer(gy), .buffer(indices), .buffer(out), .int(Int32(clamping: count)), .int(Int32(clamping: rowSize)), .int(Int32(clamping: rows))])
     }
 
     func oneHot(indices: DeviceBuffer, out: DeviceBuffer, count: Int, classes: Int) {
         guard count > 0, classes > 0 else { return }
         launch(.layout, "one_hot", global: [classes, count],
-               args: [.buffer(indices), .buffer(out), .int(Int32(count)), .int(Int32(classes))])
+               args: [.buffer(indices), .buffer(out), .int(Int32(clamping: count)), .int(Int32(clamping: classes))])
     }
 
     func randomUniform(out: DeviceBuffer, count: Int, seed: UInt64) {
         guard count > 0 else { return }
-        launch(.elementwise, "random_uniform_fill", global: [count], args: [.buffer(out), .int(Int32(count)), .ulong(seed)])
+        launch(.elementwise, "random_uniform_fill", global: [count], args: [.buffer(out), .int(Int32(clamping: count)), .ulong(seed)])
     }
 }

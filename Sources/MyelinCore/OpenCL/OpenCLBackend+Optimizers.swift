@@ -17,13 +17,13 @@ extension OpenCLBackend: OptimizerUpdates {
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
         if h.momentum == 0 {
             launch(.optimizers, "sgd_step", global: [count], args: [
-                .buffer(param), .buffer(grad), .int(Int32(count)), .float(h.learningRate), .float(decay), .float(l2),
+                .buffer(param), .buffer(grad), .int(Int32(clamping: count)), .float(h.learningRate), .float(decay), .float(l2),
             ])
             return
         }
         guard let momentumBuffer else { preconditionFailure("sgdStep: momentum \(h.momentum) needs a momentum buffer") }
         launch(.optimizers, "sgd_momentum_step", global: [count], args: [
-            .buffer(param), .buffer(grad), .buffer(momentumBuffer), .int(Int32(count)),
+            .buffer(param), .buffer(grad), .buffer(momentumBuffer), .int(Int32(clamping: count)),
             .float(h.learningRate), .float(decay), .float(l2), .float(h.momentum), .float(h.dampening),
             Self.flag(h.nesterov), Self.flag(h.first),
         ])
@@ -33,7 +33,7 @@ extension OpenCLBackend: OptimizerUpdates {
                      _ h: AdagradStepParameters) {
         guard count > 0 else { return }
         launch(.optimizers, "adagrad_step", global: [count], args: [
-            .buffer(param), .buffer(grad), .buffer(sum), .int(Int32(count)),
+            .buffer(param), .buffer(grad), .buffer(sum), .int(Int32(clamping: count)),
             .float(h.learningRate), .float(h.weightDecay), .float(h.eps), .float(h.initialAccumulatorValue),
             Self.flag(h.first),
         ])
@@ -49,7 +49,7 @@ extension OpenCLBackend: OptimizerUpdates {
         launch(.optimizers, name, global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(squareAverage),
             h.centered ? Self.optional(gradientAverage) : .null, h.momentum > 0 ? Self.optional(momentumBuffer) : .null,
-            .int(Int32(count)),
+            .int(Int32(clamping: count)),
             .float(h.learningRate), .float(h.alpha), .float(h.eps), .float(h.weightDecay), .float(h.momentum),
             Self.flag(h.first),
         ])
@@ -62,7 +62,7 @@ extension OpenCLBackend: OptimizerUpdates {
         let (decay, l2) = Self.decay(lr: h.learningRate, weightDecay: h.weightDecay, decoupled: h.decoupled)
         launch(.optimizers, h.amsgrad ? "adam_amsgrad_step" : "adam_step", global: [count], args: [
             .buffer(param), .buffer(grad), .buffer(expAvg), .buffer(expAvgSq), h.amsgrad ? Self.optional(maxExpAvgSq) : .null,
-            .int(Int32(count)),
+            .int(Int32(clamping: count)),
             .float(decay), .float(l2), .float(h.beta1), .float(h.beta2), .float(h.eps),
             .float(h.stepSize), .float(h.biasCorrection2Sqrt), Self.flag(h.first),
         ])

@@ -4,7 +4,7 @@ import Foundation
 extension OpenCLBackend {
     private func poolArgs(_ g: ConvGeometry, count: Int) -> [KernelArg] {
         [g.height, g.width, g.outH, g.outW, g.kernelH, g.kernelW, g.strideH, g.strideW, g.padH, g.padW, count]
-            .map { .int(Int32($0)) }
+            .map { .int(Int32(clamping: $0)) }
     }
 
     func maxPoolForward(x: DeviceBuffer, y: DeviceBuffer, argmax: DeviceBuffer, geometry g: ConvGeometry) {
@@ -12,7 +12,7 @@ extension OpenCLBackend {
         guard count > 0 else { return }
         if g.isPlainTwoByTwo {
             launch(.normalization, "max_pool2x2_forward", global: [g.outW, g.outH, g.batch * g.channels],
-                   args: [.buffer(x), .buffer(y), .buffer(argmax)] + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
+                   args: [.buffer(x), .buffer(y), .buffer(argmax)] + [g.height, g.width, g.outH, g.outW].map { .int(Int32(clamping: $0)) })
             return
         }
         launch(.normalization, "max_pool_forward", global: [count], args: [.buffer(x), .buffer(y), .buffer(argmax)] + poolArgs(g, count: count))
@@ -25,7 +25,7 @@ extension OpenCLBackend {
         if g.isPlainTwoByTwo {
             launch(.normalization, "max_pool2x2_backward", global: [(g.width + 1) / 2, (g.height + 1) / 2, g.batch * g.channels],
                    args: [.buffer(x), .buffer(y), .buffer(argmax), .buffer(gy), .buffer(gx)]
-                       + [g.height, g.width, g.outH, g.outW].map { .int(Int32($0)) })
+                       + [g.height, g.width, g.outH, g.outW].map { .int(Int32(clamping: $0)) })
             return
         }
         launch(.normalization, "max_pool_backward", global: [count],

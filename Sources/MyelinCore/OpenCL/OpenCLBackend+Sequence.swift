@@ -12,13 +12,13 @@ extension OpenCLBackend {
         if let inner = dims.last, strides.last == 1, inner >= Self.permuteRowsMinimum {
             // The last axis is contiguous in x too: one row of work-items per run (permute_rows).
             let rows = count / inner
-            let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(rows))]
-                + dims.dropFirst().map { .int(Int32($0)) } + strides.dropLast().map { .int(Int32($0)) }
+            let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(clamping: rows))]
+                + dims.dropFirst().map { .int(Int32(clamping: $0)) } + strides.dropLast().map { .int(Int32(clamping: $0)) }
             launch(.layout, "permute_rows", global: [inner, rows], args: args)
             return
         }
-        let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(count))]
-            + dims.dropFirst().map { .int(Int32($0)) } + strides.map { .int(Int32($0)) }
+        let args: [KernelArg] = [.buffer(x), .buffer(out), .int(Int32(clamping: count))]
+            + dims.dropFirst().map { .int(Int32(clamping: $0)) } + strides.map { .int(Int32(clamping: $0)) }
         launch(.layout, "permute_axes", global: [count], args: args)
     }
 
@@ -28,7 +28,7 @@ extension OpenCLBackend {
     func causalSoftmax(x: DeviceBuffer, out: DeviceBuffer, rows: Int, cols: Int, queries: Int) {
         guard rows > 0, cols > 0 else { return }
         launch(.reduce, "softmax_rows_causal", global: [rows],
-               args: [.buffer(x), .buffer(out), .int(Int32(rows)), .int(Int32(cols)), .int(Int32(queries))])
+               args: [.buffer(x), .buffer(out), .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .int(Int32(clamping: queries))])
     }
 
     func layerNormForward(x: DeviceBuffer, y: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer, weight: DeviceBuffer?,
@@ -36,7 +36,7 @@ extension OpenCLBackend {
         guard rows > 0, cols > 0 else { return }
         launch(.normalization, "layer_norm_forward", global: [rows],
                args: [.buffer(x), .buffer(y), .buffer(mean), .buffer(rstd), weight.map { .buffer($0) } ?? .null,
-                      bias.map { .buffer($0) } ?? .null, .int(Int32(rows)), .int(Int32(cols)), .float(epsilon)])
+                      bias.map { .buffer($0) } ?? .null, .int(Int32(clamping: rows)), .int(Int32(clamping: cols)), .float(epsilon)])
     }
 
     func layerNormBackwardInput(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
@@ -44,7 +44,7 @@ extension OpenCLBackend {
         guard rows > 0, cols > 0 else { return }
         launch(.normalization, "layer_norm_backward_input", global: [rows],
                args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(rstd), weight.map { .buffer($0) } ?? .null,
-                      .buffer(gx), .int(Int32(rows)), .int(Int32(cols))])
+                      .buffer(gx), .int(Int32(clamping: rows)), .int(Int32(clamping: cols))])
     }
 
     func layerNormBackwardParameters(x: DeviceBuffer, gy: DeviceBuffer, mean: DeviceBuffer, rstd: DeviceBuffer,
@@ -52,6 +52,6 @@ extension OpenCLBackend {
         guard cols > 0, gweight != nil || gbias != nil else { return }
         launch(.normalization, "layer_norm_backward_parameters", global: [cols],
                args: [.buffer(x), .buffer(gy), .buffer(mean), .buffer(rstd), gweight.map { .buffer($0) } ?? .null,
-                      gbias.map { .buffer($0) } ?? .null, .int(Int32(rows)), .int(Int32(cols))])
+                      gbias.map { .buffer($0) } ?? .null, .int(Int32(clamping: rows)), .int(Int32(clamping: cols))])
     }
 }

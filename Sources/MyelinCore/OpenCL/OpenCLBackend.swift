@@ -158,11 +158,21 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     }
 
     /// A buffer of at least `count` elements: a pooled one of its size class, else a new one. When the driver
-    /// cannot create it, the pool's cached buffers are freed and it tries once more; when that fails too, the
-    /// failure is recorded (`DeviceError.deviceOutOfMemory`, thrown at the next `item()` or `Device.check()`) and
-    /// the buffer has no memory: the commands that use it are skipped, and reads of it give NaN.
+    /// cannot create it, the pool's cached buffers are freed and it tries once more; when that fails too, or the
+    /// device cannot hold the request (`Device.allocationRefusal`), the failure is recorded (thrown at the next
+    /// `toArray()`, `item()` or `Device.check()`) and the buffer has no memory: the commands that use it are
+    /// skipped, and reads of it give NaN.
     func allocate(_ count: Int) -> DeviceBuffer {
-        Device.requireAllocatable(count, memory: memory, device: name)
+        if let refusal = Device.allocationRefusal(count, memory: memory, device: name) {
+            record(refusal)
+            return .unallocated
+        }
+        // The kernels index with 32-bit ints (their counts are clamped: a skipped launch may see a larger one).
+        if count > Int(Int32.max) {
+            record(.outOfMemory(what: "\(name): a buffer of \(count) Float elements", bytes: count &* 4, device: name,
+                                limit: Int(Int32.max) * 4, limitKind: "as the largest buffer its kernels index (2³¹ − 1 elements)"))
+            return .unallocated
+        }
         var size = BufferPool<cl_mem>.sizeClass(count)
         var mem: cl_mem? = pool.take(size: size)
         if mem == nil, let larger = pool.takeLarger(than: size) { (mem, size) = (larger.handle, larger.size) }
@@ -268,7 +278,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
 
     func fill(_ buffer: DeviceBuffer, value: Float, offset: Int, count: Int) {
         guard count > 0 else { return }
-        launch(.elementwise, "fill", global: [count], args: [.buffer(buffer), .int(Int32(offset)), .int(Int32(count)), .float(value)])
+        launch(.elementwise, "fill", global: [count], args: [.buffer(buffer), .int(Int32(clamping: offset)), .int(Int32(clamping: count)), .float(value)])
     }
 
     func synchronize() {
@@ -289,6 +299,15 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         defer { failure = nil }
         return failure
+    }
+
+    /// Keeps `error` as the failure to report (when none is kept yet), and says so on stderr.
+    func record(_ error: DeviceError) {
+        lock.lock(); defer { lock.unlock() }
+        guard failure == nil else { return }
+        failure = error
+        FileHandle.standardError.write(Data(("myelin: \(error); the commands that use it are skipped, and the error "
+            + "is thrown at the next toArray(), item() or Device.check()\n").utf8))
     }
 
     /// Records `call` as failed unless `status` is `CL_SUCCESS`.

@@ -48,7 +48,7 @@ extension Tensor {
     /// system refuses, is `DeviceError.outOfMemory` naming `op`, the shape and the bytes, never a crash.
     package func checkedArray(op: @autoclosure () -> String) throws -> [Float] {
         if let refusal = hostCopyRefusal(what: "\(op()): a host copy of shape \(shape)") { throw refusal }
-        return toArray()
+        return try toArray()
     }
 
     /// Why a host copy of this tensor's values cannot be made (too large for the host's limits, or refused by the

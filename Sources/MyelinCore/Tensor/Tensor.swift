@@ -216,22 +216,36 @@ public final class Tensor: CustomStringConvertible {
     /// one is drawn from the process-wide sequence that `Random.seed(_:)` resets (like `torch.rand`).
     public static func uniform(_ shape: [Int], low: Float = 0, high: Float = 1, seed: UInt64? = nil,
                                on device: Device = .default) -> Tensor {
-        let n = requireElementCount(shape)
-        Device.requireAllocatable(n, memory: Device.cpu.memory, device: "cpu (drawing \(shape) on the host)")
-        var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
-        let values = (0..<n).map { _ in Float(Double(low) + (Double(high) - Double(low)) * rng.nextDouble()) }
-        return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
+        drawn(shape, seed: seed, on: device) { Float(Double(low) + (Double(high) - Double(low)) * $0.nextDouble()) }
     }
 
     /// Normal random values with the given mean and standard deviation, from `seed`: the same tensor on every
     /// device. Without a seed, one is drawn from the sequence that `Random.seed(_:)` resets (like `torch.randn`).
     public static func normal(_ shape: [Int], mean: Float = 0, std: Float = 1, seed: UInt64? = nil,
                               on device: Device = .default) -> Tensor {
-        let n = requireElementCount(shape)
-        Device.requireAllocatable(n, memory: Device.cpu.memory, device: "cpu (drawing \(shape) on the host)")
+        drawn(shape, seed: seed, on: device) { Float(Double(mean) + Double(std) * $0.nextGaussian()) }
+    }
+
+    /// A tensor of values drawn on the host by `next` from `seed`'s generator, in row-major order, and written to
+    /// the device in blocks of at most 64 MiB (no host copy of the whole tensor). A tensor the device cannot hold
+    /// is left without memory (the refusal is the device's failure, thrown at the next check) and draws nothing.
+    private static func drawn(_ shape: [Int], seed: UInt64?, on device: Device,
+                              _ next: (inout SeededGenerator) -> Float) -> Tensor {
         var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
-        let values = (0..<n).map { _ in Float(Double(mean) + Double(std) * rng.nextGaussian()) }
-        return Tensor(checkedValues: values, shape: shape, on: device, requiresGrad: false)
+        let t = empty(shape, on: device)
+        let n = t.count, block = Swift.min(n, Device.requireAllocatableThreshold / 4)
+        guard t.buffer.handle != nil, block > 0 else { return t }
+        var staging = [Float](repeating: 0, count: block)
+        var done = 0
+        while done < n {
+            let k = Swift.min(block, n - done)
+            for i in 0..<k { staging[i] = next(&rng) }
+            staging.withUnsafeBufferPointer {
+                device.backend.write(UnsafeBufferPointer(rebasing: $0[0..<k]), to: t.buffer, offset: done)
+            }
+            done += k
+        }
+        return t
     }
 
     /// Uniform values in [0, 1) made on the device itself from a counter-based generator (no upload):
@@ -246,15 +260,36 @@ public final class Tensor: CustomStringConvertible {
     // MARK: reading back and moving
 
     /// Copies the values to the host, flat in row-major order whatever the rank (waits for the device).
-    /// `toArray2D()` and `toShapedArray()` keep the shape. A copy of 64 MiB or more that the host cannot hold
-    /// (`ulimit -v`, the cgroup, the free memory) stops the program with a message naming the shape, the bytes and
-    /// the limits; the library's throwing paths (saving, exporting) check first and throw instead.
-    public func toArray() -> [Float] {
+    /// `toArray2D()` and `toShapedArray()` keep the shape. Throws `DeviceError.outOfMemory` for a copy of 64 MiB
+    /// or more that the host cannot hold (`ulimit -v`, the cgroup, the free memory), naming the shape, the bytes
+    /// and the limits; and, like `item()`, the device's failure since the last check (an allocation the device
+    /// refused, which left a tensor without memory and skipped the ops that use it; an OpenCL command the driver
+    /// refused), so values computed after it are never returned as if they were good.
+    ///
+    /// ```swift
+    /// try Tensor([1, 2, 3]).toArray()                 // [1.0, 2.0, 3.0]
+    /// try Tensor.zeros([1 << 40], on: .cpu).toArray() // throws: cpu: a buffer of 1099511627776 Float elements needs 4.0 TiB, ...
+    /// ```
+    public func toArray() throws -> [Float] {
+        let n = count
+        guard n > 0 else {
+            if let failure = backend.takeFailure() { throw failure }
+            return []
+        }
+        if let refusal = hostCopyRefusal(what: "toArray(): a host copy of shape \(shape)") {
+            throw refusal
+        }
+        let values = hostValues()
+        if let failure = backend.takeFailure() { throw failure }
+        return values
+    }
+
+    /// The values on the host (waits for the device), for what cannot throw (`description`, a failure reported
+    /// by its caller): a buffer without memory reads as NaN, and the device's failure stays kept for the next
+    /// check. The caller makes sure the host can hold the copy.
+    func hostValues() -> [Float] {
         let n = count
         guard n > 0 else { return [] }
-        if let refusal = hostCopyRefusal(what: "toArray(): a host copy of shape \(shape)") {
-            fatalError("\(refusal); read it in slices (slice(_:)) or free memory first")
-        }
         return [Float](unsafeUninitializedCapacity: n) { buf, initialized in
             backend.read(buffer, offset: 0, count: n, into: buf)
             initialized = n
@@ -268,18 +303,18 @@ public final class Tensor: CustomStringConvertible {
     /// ```
     public func toArray2D() throws -> [[Float]] {
         guard rank == 2 else { throw TensorError.invalidShape(op: "toArray2D", shape, "is not rank 2 (use toArray() or toShapedArray())") }
-        let values = toArray(), columns = shape[1]
+        let values = try toArray(), columns = shape[1]
         return (0..<shape[0]).map { r in Array(values[(r * columns)..<((r + 1) * columns)]) }
     }
 
     /// The values and the shape together, for any rank (waits for the device).
     ///
     /// ```swift
-    /// let a = Tensor.ones([2, 3, 4]).toShapedArray()
+    /// let a = try Tensor.ones([2, 3, 4]).toShapedArray()
     /// a.shape        // [2, 3, 4]
     /// a[1, 2, 3]     // 1.0
     /// ```
-    public func toShapedArray() -> ShapedArray { ShapedArray(shape: shape, values: toArray()) }
+    public func toShapedArray() throws -> ShapedArray { ShapedArray(shape: shape, values: try toArray()) }
 
     /// The single value of a one-element tensor (waits for the device), like PyTorch's `item()`; throws for a
     /// tensor of any other element count, naming its shape, and throws `DeviceError.commandFailed` when a device
@@ -296,10 +331,25 @@ public final class Tensor: CustomStringConvertible {
     }
 
     /// This tensor on another device (a copy; the same tensor when it is already there).
-    /// The copy is a leaf that keeps `requiresGrad`.
+    /// The copy is a leaf that keeps `requiresGrad`. The values travel through the host in blocks of at most
+    /// 64 MiB, so a tensor larger than the host's free memory moves too.
     public func to(_ target: Device) -> Tensor {
         if target === device { return self }
-        let out = Tensor(checkedValues: toArray(), shape: shape, on: target, requiresGrad: false)
+        let out = Tensor.empty(shape, on: target)
+        let n = count, block = Swift.min(n, Device.requireAllocatableThreshold / 4)
+        if block > 0 {
+            var staging = [Float](repeating: 0, count: block)
+            var done = 0
+            while done < n {
+                let k = Swift.min(block, n - done)
+                staging.withUnsafeMutableBufferPointer { all in
+                    let part = UnsafeMutableBufferPointer(rebasing: all[0..<k])
+                    backend.read(buffer, offset: done, count: k, into: part)
+                    target.backend.write(UnsafeBufferPointer(part), to: out.buffer, offset: done)
+                }
+                done += k
+            }
+        }
         out.requiresGrad = requiresGrad
         out.labelClasses = labelClasses
         return out
@@ -314,7 +364,7 @@ public final class Tensor: CustomStringConvertible {
     }
 
     public var description: String {
-        let values = count <= 64 ? toArray().map { String(format: "%g", $0) }.joined(separator: ", ") : "\(count) values"
+        let values = count <= 64 ? hostValues().map { String(format: "%g", $0) }.joined(separator: ", ") : "\(count) values"
         return "Tensor(shape: \(shape), device: \(device.name), [\(values)])"
     }
 

@@ -25,10 +25,10 @@ import Testing
     }
 
     /// Every batch of an epoch as (shape, features, targets), read back.
-    static func epoch(_ d: Dataset, size: Int, shuffle: Bool, seed: UInt64, epoch: Int, dropLast: Bool) -> [[Int]: [[Float]]] {
+    static func epoch(_ d: Dataset, size: Int, shuffle: Bool, seed: UInt64, epoch: Int, dropLast: Bool) throws -> [[Int]: [[Float]]] {
         var out: [[Int]: [[Float]]] = [:]
         for (i, batch) in d.batches(size: size, shuffle: shuffle, seed: seed, epoch: epoch, dropLast: dropLast).enumerated() {
-            out[[i] + batch.features.shape] = [batch.features.toArray(), batch.targets.toArray(), [Float(batch.range.lowerBound)]]
+            out[[i] + batch.features.shape] = [try batch.features.toArray(), try batch.targets.toArray(), [Float(batch.range.lowerBound)]]
         }
         return out
     }
@@ -41,40 +41,40 @@ import Testing
         let (_, cpuFloats) = try Self.pair(on: .cpu)
         for (size, shuffle, seed, e, dropLast) in [(5, true, 3 as UInt64, 0, false), (5, true, 3, 1, true), (1, true, 9, 2, false),
                                                    (37, false, 0, 0, false), (8, false, 0, 0, true), (64, true, 4, 0, false)] {
-            let got = Self.epoch(bytes, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast)
-            #expect(got == Self.epoch(floats, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast))
-            #expect(got == Self.epoch(cpuFloats, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast))
+            let got = try Self.epoch(bytes, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast)
+            #expect(try got == Self.epoch(floats, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast))
+            #expect(try got == Self.epoch(cpuFloats, size: size, shuffle: shuffle, seed: seed, epoch: e, dropLast: dropLast))
             #expect(got.count == bytes.batchCount(size: size, dropLast: dropLast))
         }
         // Values are exactly Float(byte) / 255, shape kept.
         #expect(bytes.features.shape == [Self.n] + Self.sampleShape)
-        #expect(bytes.features.toArray() == Self.bytes().map { Float($0) * Self.scale })
-        #expect(bytes.features.toArray().max() == 1 && bytes.features.toArray().min() == 0)
+        #expect(try bytes.features.toArray() == Self.bytes().map { Float($0) * Self.scale })
+        #expect(try bytes.features.toArray().max() == 1 && bytes.features.toArray().min() == 0)
     }
 
     @Test(arguments: TestDevices.all) func byteSubsetsSplitsAndTargetChangesMatchFloat(device: Device) throws {
         let (bytes, floats) = try Self.pair(on: device)
-        func same(_ a: Dataset, _ b: Dataset, sourceLocation: SourceLocation = #_sourceLocation) {
+        func same(_ a: Dataset, _ b: Dataset, sourceLocation: SourceLocation = #_sourceLocation) throws {
             #expect(a.hasByteFeatures, sourceLocation: sourceLocation)
             #expect(a.features.shape == b.features.shape, sourceLocation: sourceLocation)
-            #expect(a.features.toArray() == b.features.toArray(), sourceLocation: sourceLocation)
+            #expect(try a.features.toArray() == b.features.toArray(), sourceLocation: sourceLocation)
             #expect(a.targets.shape == b.targets.shape, sourceLocation: sourceLocation)
-            #expect(a.targets.toArray() == b.targets.toArray(), sourceLocation: sourceLocation)
+            #expect(try a.targets.toArray() == b.targets.toArray(), sourceLocation: sourceLocation)
         }
-        same(try bytes.subset(3..<20), try floats.subset(3..<20))
-        same(try bytes.subset(0..<0), try floats.subset(0..<0))
-        same(try bytes.subset(indices: [36, 0, 5, 5, 17]), try floats.subset(indices: [36, 0, 5, 5, 17]))
-        same(try bytes.shuffled(seed: 2), try floats.shuffled(seed: 2))
+        try same(try bytes.subset(3..<20), try floats.subset(3..<20))
+        try same(try bytes.subset(0..<0), try floats.subset(0..<0))
+        try same(try bytes.subset(indices: [36, 0, 5, 5, 17]), try floats.subset(indices: [36, 0, 5, 5, 17]))
+        try same(try bytes.shuffled(seed: 2), try floats.shuffled(seed: 2))
         for (a, b) in zip(try bytes.split(fractions: [0.6, 0.3, 0.1], seed: 8), try floats.split(fractions: [0.6, 0.3, 0.1], seed: 8)) {
-            same(a, b)
+            try same(a, b)
         }
-        same(try bytes.oneHotTargets(classes: 5), try floats.oneHotTargets(classes: 5))
-        same(try bytes.mapTargets { $0 * 2 }, try floats.mapTargets { $0 * 2 })
-        same(bytes.to(.cpu), floats.to(.cpu))
+        try same(try bytes.oneHotTargets(classes: 5), try floats.oneHotTargets(classes: 5))
+        try same(try bytes.mapTargets { $0 * 2 }, try floats.mapTargets { $0 * 2 })
+        try same(bytes.to(.cpu), floats.to(.cpu))
         // A feature transform works on the converted features and gives a Float data set.
         let mapped = try bytes.mapFeatures { $0 * 3 }
         #expect(!mapped.hasByteFeatures)
-        #expect(mapped.features.toArray() == (try floats.mapFeatures { $0 * 3 }).features.toArray())
+        #expect(try mapped.features.toArray() == (try floats.mapFeatures { $0 * 3 }).features.toArray())
         expectDataError({ _ = try bytes.subset(30..<40) }, contains: ["37 samples", "30..<40"])
         expectDataError({ _ = try bytes.subset(indices: [37]) }, contains: ["no sample 37"])
     }
@@ -99,7 +99,7 @@ import Testing
             let history = try model.fit(train, epochs: 3, batchSize: 6, validation: validation, loss: .softmaxCrossEntropy,
                                         optimizer: adam, metrics: [.accuracy], seed: 5, verbosity: .silent)
             let result = try model.evaluate(data, batchSize: 7, loss: .softmaxCrossEntropy, metrics: [.accuracy])
-            return (history, model.parameters.flatMap { $0.toArray() }, result)
+            return (history, try model.parameters.flatMap { try $0.toArray() }, result)
         }
         let a = try run(bytes), b = try run(floats)
         #expect(a.0 == b.0)

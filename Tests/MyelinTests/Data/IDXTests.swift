@@ -89,14 +89,14 @@ import Testing
         write(Gzip.compress(Self.labels), "train-labels-idx1-ubyte.gz", in: dir)
         let all = try MNIST.load(directory: dir, split: .train, on: device)
         #expect(all.features.shape == [4, 6])
-        expectClose(all.features.toArray(), Self.pixels.map { Double($0) / 255 }, rtol: 1e-6)
-        #expect(all.targets.toArray() == [3, 1, 4, 1])
+        expectClose(try all.features.toArray(), Self.pixels.map { Double($0) / 255 }, rtol: 1e-6)
+        #expect(try all.targets.toArray() == [3, 1, 4, 1])
         let (train, validation) = try MNIST.loadTrainValidation(directory: dir, validationCount: 1, seed: 5, flatten: false, on: device)
         #expect(train.features.shape == [3, 2, 3])
         #expect(validation.count == 1)
         // Every sample in exactly one part: the first pixel identifies the image.
         let firsts = (try train.features.reshaped([3, 6]).toArray().enumerated().filter { $0.offset % 6 == 0 }.map(\.element))
-            + [validation.features.toArray()[0]]
+            + [try validation.features.toArray()[0]]
         #expect(Set(firsts.map { Int(($0 * 255).rounded()) }) == [0, 60, 120, 180])
     }
 
@@ -105,9 +105,9 @@ import Testing
     func realFashionMNISTTestSplit() throws {
         let test = try MNIST.load(split: .test, limit: 300, on: .cpu)
         #expect(test.features.shape == [300, 784])
-        let x = test.features.toArray()
+        let x = try test.features.toArray()
         #expect(x.min()! >= 0 && x.max()! <= 1 && x.max()! > 0.9)
-        let labels = test.targets.toArray()
+        let labels = try test.targets.toArray()
         #expect(Set(labels) == Set((0..<10).map(Float.init)))
         #expect(labels.prefix(3) == [9, 2, 1])   // ankle boot, pullover, trouser
     }

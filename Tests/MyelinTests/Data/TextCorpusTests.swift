@@ -21,7 +21,7 @@ struct TextCorpusTests {
         var g = SeededGenerator(seed: 3)
         let (x, y) = try TextCorpus.batch(tokens, batchSize: 4, blockSize: 7, generator: &g, on: .cpu)
         #expect(x.shape == [4, 7] && y.shape == [4, 7])
-        let xs = x.toArray(), ys = y.toArray()
+        let xs = try x.toArray(), ys = try y.toArray()
         for i in 0..<28 { #expect(ys[i] == xs[i] + 1) }
         for row in 0..<4 { #expect(xs[row * 7 + 6] == xs[row * 7] + 6) }
         expectDataError({ _ = try TextCorpus.batch(Array(0..<7), batchSize: 1, blockSize: 7, generator: &g) },

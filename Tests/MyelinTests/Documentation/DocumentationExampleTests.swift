@@ -28,7 +28,7 @@ import Myelin
         }
         let outputs = try perceptron.predict(x).toArray()
         let decisions = try x.linear(weight: perceptron.weight, bias: perceptron.bias, activation: .step)
-        return (losses, outputs, decisions.toArray(), perceptron.weight.toArray(), perceptron.bias!.toArray())
+        return (losses, outputs, try decisions.toArray(), try perceptron.weight.toArray(), try perceptron.bias!.toArray())
     }
 
     @Test(arguments: TestDevices.all)
@@ -142,7 +142,7 @@ import Myelin
         let result = try model.evaluate(test, loss: .softmaxCrossEntropy, metrics: [.accuracy])
         let predicted = try Tensor.concat(test.batches(size: 256).map { try model.predict($0.features).argmax() })
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: 10), count: 10)
-        for (p, label) in zip(predicted.toArray(), test.targets.toArray()) {
+        for (p, label) in zip(try predicted.toArray(), try test.targets.toArray()) {
             confusion[Int(label)][Int(p)] += 1                        // rows: true class, columns: predicted
         }
         // The confusion matrix's diagonal is the accuracy evaluate computed.
@@ -168,7 +168,7 @@ import Myelin
     func deviceModelListing(device: Device) throws {
         let x = try Tensor([1, 2, 3, 4], shape: [2, 2], on: device)   // upload
         let y = try (x.matmul(x) + 1).relu()                          // queued on the device, nothing read
-        #expect(y.toArray() == [8, 11, 16, 23])                       // one read
+        #expect(try y.toArray() == [8, 11, 16, 23])                       // one read
 
         let moved = Sequential { Dense(inputSize: 2, outputSize: 1, device: .cpu) }
         moved.to(device)                                              // each weight copied once
@@ -251,7 +251,7 @@ import Myelin
                                                seed: 1, verbosity: .silent)
         expectClose(history["loss"]!.map(Float.init), straightHistory["loss"]!, rtol: 1e-6, atol: 1e-7,
                     "\(device): the losses of the resumed run vs 10 epochs without a stop")
-        expectClose(resumedModel.namedTensors.flatMap { $0.1.toArray() }, straight.namedTensors.flatMap { $0.1.toArray() },
+        expectClose(try resumedModel.namedTensors.flatMap { try $0.1.toArray() }, try straight.namedTensors.flatMap { try $0.1.toArray() },
                     rtol: 1e-6, atol: 1e-7, "\(device): resumed at epoch 3 vs 10 epochs without a stop")
         let fromTraining = Self.checkpointsMLP(seed: 300, device: device)
         try fromTraining.load(from: dir.appendingPathComponent("run.safetensors"))   // skips the optimizer. keys

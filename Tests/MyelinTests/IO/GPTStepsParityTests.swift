@@ -40,7 +40,7 @@ struct GPTStepsParityTests {
             var inputs: [Float] = [], targets: [Float] = []
             for _ in 0..<Self.steps {
                 let (x, y) = try TextCorpus.batch(stream, batchSize: batch, blockSize: config.blockSize, generator: &generator, on: .cpu)
-                inputs += x.toArray(); targets += y.toArray()
+                inputs += try x.toArray(); targets += try y.toArray()
             }
             let shape = [Self.steps, batch, config.blockSize]
             let batches: [String: Any] = ["inputs": ["shape": shape, "values": inputs], "targets": ["shape": shape, "values": targets]]

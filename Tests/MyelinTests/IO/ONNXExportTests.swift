@@ -112,7 +112,7 @@ struct ONNXExportTests {
             let name = t.one(8)!.string
             #expect(t.one(2)?.int64 == 1)
             #expect(try t.one(1)?.packedInts == state[name]!.shape.map(Int64.init))
-            #expect(t.one(4)?.packedFloats == state[name]!.toArray(), "\(name)")
+            #expect(try t.one(4)?.packedFloats == state[name]!.toArray(), "\(name)")
         }
         // Input [batch, 5] and output [batch, 2], float32.
         func shape(_ valueInfo: DecodedField) throws -> [String] {

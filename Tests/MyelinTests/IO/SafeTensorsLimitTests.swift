@@ -43,7 +43,7 @@ import Testing
 
     @Test func aKeyMismatchListsAtMost20NamesEach() throws {
         let model = Sequential { Dense(inputSize: 2, outputSize: 1, seed: 1, device: .cpu) }
-        var entries = model.namedTensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: $0.1.toArray()) }
+        var entries = try model.namedTensors.map { SafeTensorsEntry(name: $0.0, shape: $0.1.shape, values: try $0.1.toArray()) }
         entries += (0..<35).map { SafeTensorsEntry(name: "extra.\($0)", shape: [1], values: [0]) }
         let text = errorText { try model.loadState(SafeTensorsFile(entries: entries), source: "many.safetensors") }
         #expect(text.contains("'extra.0'") && text.contains("... and 15 more"), "\(text)")

@@ -24,14 +24,14 @@ import Testing
     static let denseWeights: Set<String> = ["0.weight", "3.weight", "5.weight"]
 
     /// What an old Myelin wrote for `model`: the old keys, Dense weights [in, out], no num_batches_tracked.
-    static func oldLayoutEntries(_ model: Sequential) -> [SafeTensorsEntry] {
-        model.namedTensors.compactMap { name, t in
+    static func oldLayoutEntries(_ model: Sequential) throws -> [SafeTensorsEntry] {
+        try model.namedTensors.compactMap { name, t in
             guard let old = oldKeys[name] else { return nil }
             if denseWeights.contains(name) {
                 return SafeTensorsEntry(name: old, shape: [t.shape[1], t.shape[0]],
-                                        values: LegacyCheckpoint.transpose(t.toArray(), rows: t.shape[0], columns: t.shape[1]))
+                                        values: LegacyCheckpoint.transpose(try t.toArray(), rows: t.shape[0], columns: t.shape[1]))
             }
-            return SafeTensorsEntry(name: old, shape: t.shape, values: t.toArray())
+            return SafeTensorsEntry(name: old, shape: t.shape, values: try t.toArray())
         }
     }
 
@@ -46,7 +46,7 @@ import Testing
         let weightObject = (b.layers[0] as! Dense).weight
         try b.loadStateDict(state)
         #expect((b.layers[0] as! Dense).weight === weightObject, "loading copies into the existing tensors")
-        for (name, t) in b.namedTensors { #expect(t.toArray() == state[name]!.toArray(), "\(name)") }
+        for (name, t) in b.namedTensors { #expect(try t.toArray() == state[name]!.toArray(), "\(name)") }
         let x = try Tensor(testValues(5 * 4, seed: 3), shape: [5, 4], on: device)
         a.eval(); b.eval()
         #expect(try a(x).toArray() == b(x).toArray())
@@ -59,14 +59,14 @@ import Testing
         state["0.bias"] = nil
         state["2.num_batches_tracked"] = nil
         state["9.weight"] = Tensor.zeros([2], on: device)
-        let before = model.namedTensors.map { $0.1.toArray() }
+        let before = try model.namedTensors.map { try $0.1.toArray() }
         expectCheckpointError({ try model.loadStateDict(state) },
                               contains: ["missing", "'0.bias'", "'2.num_batches_tracked'", "unexpected", "'9.weight'", "strict: false"])
-        #expect(model.namedTensors.map { $0.1.toArray() } == before, "nothing changes when a check fails")
+        #expect(try model.namedTensors.map { try $0.1.toArray() } == before, "nothing changes when a check fails")
         // Not strict: what both have is copied, the rest is left alone.
         try model.loadStateDict(state, strict: false)
-        #expect((model.layers[0] as! Dense).weight.toArray() == state["0.weight"]!.toArray())
-        #expect((model.layers[0] as! Dense).bias!.toArray() == before[1])
+        #expect(try (model.layers[0] as! Dense).weight.toArray() == state["0.weight"]!.toArray())
+        #expect(try (model.layers[0] as! Dense).bias!.toArray() == before[1])
         // A shape mismatch is an error even when not strict, naming the tensor and both shapes.
         state["5.weight"] = Tensor.zeros([3, 4], on: device)
         expectCheckpointError({ try model.loadStateDict(state, strict: false) }, contains: ["'5.weight'", "[3, 4]", "[3, 6]"])
@@ -104,10 +104,10 @@ import Testing
         try AtomicFile.write(SafeTensors.encode(entries: Self.oldLayoutEntries(original), metadata: ["epoch": "4"]), to: old)
 
         let model = Self.model(on: device, seed: 7)
-        let before = model.namedTensors.map { $0.1.toArray() }
+        let before = try model.namedTensors.map { try $0.1.toArray() }
         expectCheckpointError({ try model.load(from: old) },
                               contains: [old.path, "old layout", "myelin convert-checkpoint OLD NEW", "LegacyCheckpoint.convert(from: old, to: new, for: model)"])
-        #expect(model.namedTensors.map { $0.1.toArray() } == before)
+        #expect(try model.namedTensors.map { try $0.1.toArray() } == before)
 
         try LegacyCheckpoint.convert(from: old, to: new, for: model)
         let converted = try SafeTensors.load(new)
@@ -139,7 +139,7 @@ import Testing
         // The same checkpoint as an old Myelin wrote it: old keys, Dense weights and their moments [in, out].
         let file = try SafeTensors.load(current)
         let parameterNames = model.namedTensors.filter { $0.1.requiresGrad }.map(\.0)
-        var entries = Self.oldLayoutEntries(model)
+        var entries = try Self.oldLayoutEntries(model)
         for e in file.entries where e.name.hasPrefix("optimizer.") {
             let parts = e.name.split(separator: ".")
             if parts.count == 3, let i = Int(parts[1]), Self.denseWeights.contains(parameterNames[i]), e.shape.count == 2 {
@@ -168,10 +168,10 @@ import Testing
         let resumed = try TrainingCheckpoint.load(from: new, into: resumedModel, optimizer: resumedAdam)
         #expect(resumed.epoch == 2 && resumed.seed == 5)
         for ((name, p), (_, q)) in zip(resumedModel.namedTensors, model.namedTensors) where name != "2.num_batches_tracked" {
-            #expect(p.toArray() == q.toArray(), "\(name)")
+            #expect(try p.toArray() == q.toArray(), "\(name)")
         }
         for ((name, s), (_, t)) in zip(resumedAdam.stateTensors(), adam.stateTensors()) {
-            #expect(s.shape == t.shape && s.toArray() == t.toArray(), "optimizer \(name)")
+            #expect(try s.shape == t.shape && s.toArray() == t.toArray(), "optimizer \(name)")
         }
     }
 
@@ -217,7 +217,7 @@ import Testing
         var n = UInt64(header.count).littleEndian
         try Data(withUnsafeBytes(of: &n) { Array($0) } + header + [1, 2, 3, 4, 5, 6] + labels).write(to: url)
         let data = try Dataset(safetensors: url, features: "x", targets: "y", on: .cpu)
-        #expect(data.features.toArray() == [1, 2, 3, 4, 5, 6] && data.targets.toArray() == [2, 0, 1])
+        #expect(try data.features.toArray() == [1, 2, 3, 4, 5, 6] && data.targets.toArray() == [2, 0, 1])
         expectCheckpointError({ _ = try Dataset(safetensors: url, features: "images", targets: "y", on: .cpu) },
                               contains: [url.path, "'images'", "[\"x\", \"y\"]"])
     }

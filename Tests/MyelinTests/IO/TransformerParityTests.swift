@@ -31,7 +31,7 @@ struct TransformerParityTests {
             }
             var grads: [String: Any] = [:]
             for (name, p) in block.namedTensors {
-                grads[name] = ["shape": p.shape, "values": p.grad!.toArray().map(Double.init)]
+                grads[name] = ["shape": p.shape, "values": try p.grad!.toArray().map(Double.init)]
             }
             try JSONSerialization.data(withJSONObject: grads).write(to: dir.appendingPathComponent("grads.json"))
             let (status, output) = try runPythonScript("scripts/torch_transformer_check.py", [dir.path])

@@ -70,13 +70,13 @@ struct GroupedConvReference {
             let y = try conv(x)
             let what = "\(device) conv n\(g.n) c\(g.c) o\(g.o) k\(g.k) s\(g.s) p\(g.p)"
             #expect(y.shape == [g.n, g.o, ref.oh, ref.ow], "\(what)")
-            expectClose(y.toArray(), ref.forward(xv, conv.weight.toArray(), conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
+            expectClose(try y.toArray(), ref.forward(xv, try conv.weight.toArray(), try conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
             let r = testValues(y.count, seed: UInt64(200 + index))
             try (y * Tensor(r, shape: y.shape, on: device)).sum().backward()
-            let expected = ref.backward(xv, conv.weight.toArray(), r)
-            expectClose(x.grad!.toArray(), expected.x, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
-            expectClose(conv.weight.grad!.toArray(), expected.w, rtol: 1e-4, atol: 1e-4, "\(what) weight grad")
-            expectClose(conv.bias!.grad!.toArray(), expected.b, rtol: 1e-4, atol: 1e-4, "\(what) bias grad")
+            let expected = ref.backward(xv, try conv.weight.toArray(), r)
+            expectClose(try x.grad!.toArray(), expected.x, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
+            expectClose(try conv.weight.grad!.toArray(), expected.w, rtol: 1e-4, atol: 1e-4, "\(what) weight grad")
+            expectClose(try conv.bias!.grad!.toArray(), expected.b, rtol: 1e-4, atol: 1e-4, "\(what) bias grad")
         }
     }
 
@@ -111,15 +111,15 @@ struct GroupedConvReference {
             for plane in 0..<(n * t.c) { for i in 0..<h { for j in 0..<w {
                 xr[(plane * (h + extra) + i) * (w + extra) + j] = xv[(plane * h + i) * w + j]
             } } }
-            expectClose(y.toArray(), ref.forward(xr, conv.weight.toArray(), conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
+            expectClose(try y.toArray(), ref.forward(xr, try conv.weight.toArray(), try conv.bias!.toArray()), rtol: 1e-4, atol: 1e-5, what)
             let r = testValues(y.count, seed: UInt64(400 + index))
             try (y * Tensor(r, shape: y.shape, on: device)).sum().backward()
-            let expected = ref.backward(xr, conv.weight.toArray(), r)
+            let expected = ref.backward(xr, try conv.weight.toArray(), r)
             var gx: [Double] = []
             for plane in 0..<(n * t.c) { for i in 0..<h { for j in 0..<w { gx.append(expected.x[(plane * (h + extra) + i) * (w + extra) + j]) } } }
-            expectClose(x.grad!.toArray(), gx, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
-            expectClose(conv.weight.grad!.toArray(), expected.w, rtol: 1e-4, atol: 1e-4, "\(what) weight grad")
-            expectClose(conv.bias!.grad!.toArray(), expected.b, rtol: 1e-4, atol: 1e-4, "\(what) bias grad")
+            expectClose(try x.grad!.toArray(), gx, rtol: 1e-4, atol: 1e-5, "\(what) input grad")
+            expectClose(try conv.weight.grad!.toArray(), expected.w, rtol: 1e-4, atol: 1e-4, "\(what) weight grad")
+            expectClose(try conv.bias!.grad!.toArray(), expected.b, rtol: 1e-4, atol: 1e-4, "\(what) bias grad")
         }
         // Finite differences through a grouped, same-padded convolution with a fused activation.
         let conv = Conv2D(inChannels: 4, outChannels: 2, kernelSize: 3, padding: .same, groups: 2, activation: .tanh,
@@ -159,9 +159,9 @@ struct GroupedConvReference {
         for (groups, expectedFanIn) in [(1, 4 * 9), (4, 9)] {
             let conv = Conv2D(inChannels: 4, outChannels: 64, kernelSize: 3, groups: groups, weightInit: .heUniform, seed: 3, device: .cpu)
             let bound = (6 / Double(expectedFanIn)).squareRoot()
-            let values = conv.weight.toArray().map { Double(Swift.abs($0)) }
+            let values = try conv.weight.toArray().map { Double(Swift.abs($0)) }
             #expect(values.max()! <= bound && values.max()! > 0.95 * bound, "He uniform bound √(6/\(expectedFanIn)), groups \(groups)")
-            let xavier = Conv2D(inChannels: 4, outChannels: 64, kernelSize: 3, groups: groups, weightInit: .xavierNormal,
+            let xavier = try Conv2D(inChannels: 4, outChannels: 64, kernelSize: 3, groups: groups, weightInit: .xavierNormal,
                                 seed: 4, device: .cpu).weight.toArray().map(Double.init)
             let std = (xavier.map { $0 * $0 }.reduce(0, +) / Double(xavier.count)).squareRoot()
             let expectedStd = (2 / Double(expectedFanIn + 64 * 9)).squareRoot()
@@ -174,13 +174,13 @@ struct GroupedConvReference {
         let (lr, wd): (Float, Float) = (0.1, 0.05)
         for optimizerName in ["SGD", "AdamW"] {
             let conv = Conv2D(inChannels: 2, outChannels: 3, kernelSize: 3, padding: 1, bias: false, seed: 5, device: device)
-            let w0 = conv.weight.toArray()
+            let w0 = try conv.weight.toArray()
             let optimizer: any Optimizer = optimizerName == "SGD"
                 ? try SGD(parameters: conv.parameters, learningRate: lr, weightDecay: wd)
                 : try AdamW(parameters: conv.parameters, learningRate: lr, weightDecay: wd)
             let x = try Tensor(testValues(2 * 2 * 4 * 5, seed: 6), shape: [2, 2, 4, 5], on: device)
             try weightedSum(conv(x), seed: 7).backward()
-            let g = conv.weight.grad!.toArray()
+            let g = try conv.weight.grad!.toArray()
             try optimizer.step()
             let expected: [Double] = zip(w0, g).map { w, g in
                 let (w, g, lr, wd) = (Double(w), Double(g), Double(lr), Double(wd))
@@ -188,7 +188,7 @@ struct GroupedConvReference {
                 // AdamW, first step: m̂ = g, v̂ = g², so the Adam step is lr·g / (|g| + ε).
                 return w * (1 - lr * wd) - lr * g / (Swift.abs(g) + 1e-8)
             }
-            expectClose(conv.weight.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) \(optimizerName) weight decay on a conv weight")
+            expectClose(try conv.weight.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) \(optimizerName) weight decay on a conv weight")
         }
     }
 
@@ -219,9 +219,9 @@ struct GroupedConvReference {
             }
             expectClose(y, expected, rtol: 1e-4, atol: 1e-4, "\(device) BatchNorm2d train step \(step)")
         }
-        expectClose(bn.runningMean.toArray(), runningMean, rtol: 1e-5, atol: 1e-6, "\(device) running_mean after 2 steps")
-        expectClose(bn.runningVar.toArray(), runningVar, rtol: 1e-5, atol: 1e-6, "\(device) unbiased running_var after 2 steps")
-        #expect(bn.numBatchesTracked.toArray() == [2])
+        expectClose(try bn.runningMean.toArray(), runningMean, rtol: 1e-5, atol: 1e-6, "\(device) running_mean after 2 steps")
+        expectClose(try bn.runningVar.toArray(), runningVar, rtol: 1e-5, atol: 1e-6, "\(device) unbiased running_var after 2 steps")
+        #expect(try bn.numBatchesTracked.toArray() == [2])
         bn.eval()
         let xv = testValues(2 * c * h * w, seed: 60)
         let y = try bn(try Tensor(xv, shape: [2, c, h, w], on: device)).toArray()
@@ -230,8 +230,8 @@ struct GroupedConvReference {
             return (Double(xv[i]) - runningMean[ci]) / (runningVar[ci] + 1e-5).squareRoot() * Double(gamma[ci]) + Double(beta[ci])
         }
         expectClose(y, expected, rtol: 1e-4, atol: 1e-5, "\(device) BatchNorm2d eval")
-        #expect(bn.numBatchesTracked.toArray() == [2], "eval batches are not counted")
-        expectClose(bn.runningMean.toArray(), runningMean, rtol: 1e-5, atol: 1e-6, "eval leaves running_mean alone")
+        #expect(try bn.numBatchesTracked.toArray() == [2], "eval batches are not counted")
+        expectClose(try bn.runningMean.toArray(), runningMean, rtol: 1e-5, atol: 1e-6, "eval leaves running_mean alone")
     }
 
     @Test(arguments: TestDevices.all)
@@ -243,7 +243,7 @@ struct GroupedConvReference {
         let y = try pool(x)
         #expect(y.shape == [n, c] && pool.torchModuleCount == 2)
         let expected = (0..<(n * c)).map { plane in (0..<(h * w)).reduce(0.0) { $0 + Double(xv[plane * h * w + $1]) } / Double(h * w) }
-        expectClose(y.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) GlobalAvgPool2D")
+        expectClose(try y.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) GlobalAvgPool2D")
         let small = try Tensor(testValues(2 * 3 * 2 * 3, seed: 71), shape: [2, 3, 2, 3], on: device, requiresGrad: true)
         try GradientCheck.check([("x", small)], eps: 5e-3, "\(device) GlobalAvgPool2D") { try weightedSum(pool(small), seed: 72) }
         do { _ = try pool(Tensor.zeros([2, 3], on: device)); Issue.record("expected a shape error") } catch {
@@ -271,8 +271,8 @@ struct GroupedConvReference {
         try f().backward()
         var skipped = 0, total = 0
         for (name, t) in tensors {
-            let grad = t.grad!.toArray()
-            var values = t.toArray()
+            let grad = try t.grad!.toArray()
+            var values = try t.toArray()
             func difference(_ i: Int, _ e: Float) throws -> Double {
                 let original = values[i]
                 values[i] = original + e; GradientCheck.overwrite(t, values)
@@ -318,7 +318,7 @@ struct GroupedConvReference {
             let y = try block(x)
             let inner = try block.bn2(block.conv2(block.bn1(block.conv1(x)).relu()))
             let skip = try block.downsample?(x) ?? x
-            expectClose(y.toArray(), try (inner + skip).relu().toArray().map(Double.init), rtol: 1e-6, atol: 1e-6, "\(device) block")
+            expectClose(try y.toArray(), try (inner + skip).relu().toArray().map(Double.init), rtol: 1e-6, atol: 1e-6, "\(device) block")
             #expect(y.shape == [2, cout, stride == 1 ? 3 : 2, stride == 1 ? 4 : 2])
             // Train mode (batch statistics) for both blocks, eval mode (running statistics) for the projection.
             for mode in stride == 1 ? ["train"] : ["train", "eval"] {
@@ -332,9 +332,9 @@ struct GroupedConvReference {
             block.eval()
             #expect(!block.bn1.isTraining && !block.bn2.isTraining && !block.conv1.isTraining)
             if let downsample = block.downsample { #expect(!(downsample.layers[1] as! BatchNorm).isTraining) }
-            let before = block.bn1.numBatchesTracked.toArray()
+            let before = try block.bn1.numBatchesTracked.toArray()
             _ = try block(x)
-            #expect(block.bn1.numBatchesTracked.toArray() == before)
+            #expect(try block.bn1.numBatchesTracked.toArray() == before)
         }
         let block = ResidualBlock(inChannels: 3, outChannels: 4, seed: 1, device: device)
         do { _ = try block(Tensor.zeros([1, 4, 5, 5], on: device)); Issue.record("expected a shape error") } catch {
@@ -363,10 +363,10 @@ struct GroupedConvReference {
         let trained = ConvNets.fashionCNN(seed: 5, device: .cpu)
         let history = try trained.fit(data, epochs: 1, batchSize: 4, loss: .softmaxCrossEntropy,
                                       optimizer: try SGD(parameters: trained.parameters, learningRate: 0.01), verbosity: .silent)
-        #expect(history.epochs.count == 1 && trained.stateDict()["2.num_batches_tracked"]!.toArray() == [2])
+        #expect(try history.epochs.count == 1 && trained.stateDict()["2.num_batches_tracked"]!.toArray() == [2])
         let again = ConvNets.fashionCNN(seed: 1, device: .cpu), other = ConvNets.fashionCNN(seed: 2, device: .cpu)
-        #expect(again.namedTensors.map { $0.1.toArray() } == model.namedTensors.map { $0.1.toArray() })
-        #expect(other.namedTensors[0].1.toArray() != model.namedTensors[0].1.toArray())
+        #expect(try again.namedTensors.map { try $0.1.toArray() } == model.namedTensors.map { try $0.1.toArray() })
+        #expect(try other.namedTensors[0].1.toArray() != model.namedTensors[0].1.toArray())
     }
 
     @Test func resnetHasPyTorchsKeysAndShapes() throws {
@@ -401,7 +401,7 @@ struct GroupedConvReference {
         // Checkpoint keys round-trip through setTensor in nested containers.
         let copy = ConvNets.resnet(depth: 1, classes: 7, inChannels: 3, imageSize: 12, seed: 4, device: .cpu)
         try copy.loadStateDict(model.stateDict())
-        #expect(copy.namedTensors.map { $0.1.toArray() } == model.namedTensors.map { $0.1.toArray() })
+        #expect(try copy.namedTensors.map { try $0.1.toArray() } == model.namedTensors.map { try $0.1.toArray() })
     }
 
     @Test(arguments: TestDevices.all)

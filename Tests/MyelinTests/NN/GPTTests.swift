@@ -27,7 +27,7 @@ struct GPTTests {
         // setTensor through either key replaces the one tensor.
         let replacement = Tensor.zeros([11, 12], on: .cpu)
         try gpt.setTensor("lm_head.weight", replacement)
-        #expect(gpt.tokenEmbedding.weight.toArray().allSatisfy { $0 == 0 })
+        #expect(try gpt.tokenEmbedding.weight.toArray().allSatisfy { $0 == 0 })
         #expect(throws: LayerError.self) { try gpt.setTensor("transformer.h.2.ln_1.weight", replacement) }
         #expect(gpt.layerDescription.contains("2 layers"))
     }
@@ -49,7 +49,7 @@ struct GPTTests {
         // The tied gradient is the sum of the two uses': the same network with two untied copies of the weight.
         wte.zeroGrad()
         try softmaxCrossEntropy(logits: gpt(x), labels: y, ignoreIndex: -1).backward()
-        let tied = wte.grad!.toArray()
+        let tied = try wte.grad!.toArray()
         let lookup = wte.detach().copy(), head = wte.detach().copy()
         lookup.requiresGrad = true; head.requiresGrad = true
         let positions = try Tensor([0, 1, 2, 3], shape: [4], on: device)
@@ -57,9 +57,9 @@ struct GPTTests {
         for block in gpt.blocks { h = try block(h) }
         let logits = try gpt.finalNorm(h).reshaped([8, 4]).matmul(head, transposeB: true).reshaped([2, 4, 5])
         try softmaxCrossEntropy(logits: logits, labels: y, ignoreIndex: -1).backward()
-        let sum = zip(lookup.grad!.toArray(), head.grad!.toArray()).map { Double($0) + Double($1) }
+        let sum = zip(try lookup.grad!.toArray(), try head.grad!.toArray()).map { Double($0) + Double($1) }
         expectClose(tied, sum, rtol: 1e-4, atol: 1e-6, "tied gradient = lookup + head on \(device)")
-        #expect(lookup.grad!.toArray().contains { $0 != 0 } && head.grad!.toArray().contains { $0 != 0 })
+        #expect(try lookup.grad!.toArray().contains { $0 != 0 } && head.grad!.toArray().contains { $0 != 0 })
     }
 
     /// Logits of the last positions through the cache equal those of the whole sequence at once, and generation with
@@ -117,11 +117,11 @@ struct GPTTests {
             }
             let last = try gpt.logits(x, cache: nil, lastOnly: true)
             #expect(last.shape == [b, 1, 11])
-            expectClose(last.toArray(), expected, rtol: 1e-4, atol: 1e-5, "last logits, [\(b), \(t)] on \(device)")
+            expectClose(try last.toArray(), expected, rtol: 1e-4, atol: 1e-5, "last logits, [\(b), \(t)] on \(device)")
             let cache = GPTCache(layers: 2)
             let cached = try gpt.logits(x, cache: cache, lastOnly: true)
             #expect(cache.length == t)
-            expectClose(cached.toArray(), expected, rtol: 1e-4, atol: 1e-5, "cached last logits, [\(b), \(t)] on \(device)")
+            expectClose(try cached.toArray(), expected, rtol: 1e-4, atol: 1e-5, "cached last logits, [\(b), \(t)] on \(device)")
         }
     }
 
@@ -144,9 +144,9 @@ struct GPTTests {
                                        ParameterGroup([c])], learningRate: 0.1, weightDecay: 0.25)
         for p in [a, b, c] { p.grad = Tensor.zeros(p.shape, on: .cpu) }   // no Adam step: only the decay moves them
         try adamw.step()
-        expectClose(a.toArray(), [0.95, 1.9] as [Double], "decayed by lr·0.5")
-        expectClose(b.toArray(), [1, 2] as [Double], "no decay")
-        expectClose(c.toArray(), [3.9] as [Double], "the optimizer's decay 0.25")
+        expectClose(try a.toArray(), [0.95, 1.9] as [Double], "decayed by lr·0.5")
+        expectClose(try b.toArray(), [1, 2] as [Double], "no decay")
+        expectClose(try c.toArray(), [3.9] as [Double], "the optimizer's decay 0.25")
         #expect(adamw.weightDecay(for: c) == 0.25)
         #expect(throws: OptimizerError.self) { try AdamW(groups: [ParameterGroup([a], weightDecay: -1)]) }
         // A GPT's groups: linear weights decay; biases, layer norms and embeddings (so the tied head) do not.

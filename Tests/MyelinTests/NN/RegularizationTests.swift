@@ -17,7 +17,7 @@ import Testing
     @Test(arguments: TestDevices.all)
     func penaltiesHaveTheDocumentedValues(device: Device) throws {
         let params = try Self.parameters(on: device)
-        let all = params.flatMap { $0.toArray() }.map(Double.init)
+        let all = try params.flatMap { try $0.toArray() }.map(Double.init)
         let l1 = try l1Penalty(params, lambda: 0.3)
         let l2 = try l2Penalty(params, lambda: 0.3)
         #expect(l1.shape == [] && l2.shape == [])
@@ -31,7 +31,7 @@ import Testing
         for (name, penalty) in [("l1", l1Penalty), ("l2", l2Penalty)] as [(String, ([Tensor], Float) throws -> Tensor)] {
             let params = try Self.parameters(on: device)
             try penalty(params, lambda).backward()
-            let values = params.map { $0.toArray() }
+            let values = try params.map { try $0.toArray() }
             let h: Float = 1e-2
             for (k, p) in params.enumerated() {
                 var numeric: [Double] = []
@@ -44,12 +44,12 @@ import Testing
                     }
                     numeric.append((try evaluate(h) - evaluate(-h)) / (2 * Double(h)))
                 }
-                expectClose(p.grad!.toArray(), numeric, rtol: 2e-3, atol: 2e-3, "\(name) gradient of parameter \(k) on \(device)")
+                expectClose(try p.grad!.toArray(), numeric, rtol: 2e-3, atol: 2e-3, "\(name) gradient of parameter \(k) on \(device)")
             }
             // Closed forms: λ·sign(w) and λ·w (the latter is exactly PyTorch-style weight decay λ).
             for (p, v) in zip(params, values) {
                 let expected = v.map { Double(lambda) * (name == "l1" ? ($0 > 0 ? 1 : -1) : Double($0)) }
-                expectClose(p.grad!.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(name) closed-form gradient on \(device)")
+                expectClose(try p.grad!.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(name) closed-form gradient on \(device)")
             }
         }
     }
@@ -65,7 +65,7 @@ import Testing
         try SGD(parameters: [a], learningRate: 0.1).step()
         try (b * c).sum().backward()
         try SGD(parameters: [b], learningRate: 0.1, weightDecay: 0.2).step()
-        expectClose(a.toArray(), b.toArray(), rtol: 1e-6, atol: 1e-7, "penalty vs weight decay on \(device)")
+        expectClose(try a.toArray(), try b.toArray(), rtol: 1e-6, atol: 1e-7, "penalty vs weight decay on \(device)")
     }
 
     @Test(arguments: TestDevices.all)
@@ -76,8 +76,8 @@ import Testing
         try setGradient(p, [-3, -0.5, 0, 0.25, 7])
         try setGradient(q, [1.5, -1])
         try clipGradients([p, q, untouched], byValue: 1)
-        #expect(p.grad!.toArray() == [-1, -0.5, 0, 0.25, 1])
-        #expect(q.grad!.toArray() == [1, -1])
+        #expect(try p.grad!.toArray() == [-1, -0.5, 0, 0.25, 1])
+        #expect(try q.grad!.toArray() == [1, -1])
         #expect(untouched.grad == nil)
         #expect(throws: RegularizationError.self) { try clipGradients([p], byValue: -1) }
     }
@@ -95,19 +95,19 @@ import Testing
         let read = try clipGradients([p, q], byGlobalNorm: 6.5, readNorm: true)
         expectClose([try #require(read)], [13.0], rtol: 1e-6, atol: 0, "returned norm on \(device)")
         let factor = 6.5 / (13 + 1e-6)
-        expectClose(p.grad!.toArray(), gp.map { Double($0) * factor }, rtol: 1e-6, atol: 1e-7, "clipped p on \(device)")
-        expectClose(q.grad!.toArray(), gq.map { Double($0) * factor }, rtol: 1e-6, atol: 1e-7, "clipped q on \(device)")
+        expectClose(try p.grad!.toArray(), gp.map { Double($0) * factor }, rtol: 1e-6, atol: 1e-7, "clipped p on \(device)")
+        expectClose(try q.grad!.toArray(), gq.map { Double($0) * factor }, rtol: 1e-6, atol: 1e-7, "clipped q on \(device)")
         expectClose([try #require(try globalGradientNorm([p, q])).item()], [6.5], rtol: 1e-5, atol: 0, "norm after clipping")
 
         // Below the limit: unchanged; without readNorm nothing is returned.
         try setGradient(p, gp); try setGradient(q, gq)
         #expect(try clipGradients([p, q], byGlobalNorm: 100) == nil)
-        #expect(p.grad!.toArray() == gp && q.grad!.toArray() == gq)
+        #expect(try p.grad!.toArray() == gp && q.grad!.toArray() == gq)
 
         // Through the optimizer, and with no gradients at all.
         let sgd = try SGD(parameters: [p, q], learningRate: 1)
         try sgd.clipGradients(byValue: 2)
-        #expect(q.grad!.toArray() == [2])
+        #expect(try q.grad!.toArray() == [2])
         sgd.zeroGrad()
         #expect(try sgd.clipGradients(byGlobalNorm: 1, readNorm: true) == nil)
         #expect(throws: RegularizationError.self) { try clipGradients([p], byGlobalNorm: 0) }

@@ -58,9 +58,9 @@ enum TransformerReference {
     }
 
     /// A `MultiHeadAttention` layer's output for x [batch, t, c], from its tensors.
-    static func multiHeadAttention(_ layer: MultiHeadAttention, _ x: [Double], batch: Int, t: Int) -> [Double] {
+    static func multiHeadAttention(_ layer: MultiHeadAttention, _ x: [Double], batch: Int, t: Int) throws -> [Double] {
         let c = layer.embedDim
-        let state = layer.stateDict().mapValues { $0.toArray() }
+        let state = try layer.stateDict().mapValues { try $0.toArray() }
         let q: [Double], k: [Double], v: [Double]
         if layer.cAttn != nil {
             let qkv = linear(x, state["c_attn.weight"]!, state["c_attn.bias"], inputs: c, outputs: 3 * c)
@@ -98,12 +98,12 @@ enum TransformerReference {
             let norm = LayerNorm(features: features, device: device)
             try Self.randomize(norm, seed: 2)
             let y = try norm(Tensor(xv, shape: [rows, features], on: device))
-            expectClose(y.toArray(), TransformerReference.layerNorm(xv.map(Double.init), norm.weight!.toArray(), norm.bias!.toArray(),
+            expectClose(try y.toArray(), TransformerReference.layerNorm(xv.map(Double.init), try norm.weight!.toArray(), try norm.bias!.toArray(),
                                                                     features: features),
                         rtol: 1e-4, atol: 1e-5, "\(device) LayerNorm [\(rows), \(features)]")
         }
         let plain = try LayerNorm(features: 7, elementwiseAffine: false, device: device)(Tensor(testValues(21, seed: 3), shape: [3, 7], on: device))
-        expectClose(plain.toArray(), TransformerReference.layerNorm(testValues(21, seed: 3).map(Double.init), nil, nil, features: 7),
+        expectClose(try plain.toArray(), TransformerReference.layerNorm(testValues(21, seed: 3).map(Double.init), nil, nil, features: 7),
                     rtol: 1e-4, atol: 1e-5, "\(device) LayerNorm without affine")
         try gradientCheck(device: device, inputs: [(testValues(2 * 3 * 5, seed: 4), [2, 3, 5]), (testValues(5, seed: 5), [5]),
                                                    (testValues(5, seed: 6), [5])], "layerNorm") {
@@ -123,15 +123,15 @@ enum TransformerReference {
     func embeddingLayer(device: Device) throws {
         let layer = Embedding(count: 6, dimension: 4, paddingIndex: 1, seed: 7, device: device)
         #expect(layer.namedTensors.map(\.0) == ["weight"] && layer.weight.shape == [6, 4])
-        let table = layer.weight.toArray()
+        let table = try layer.weight.toArray()
         #expect(table[4..<8].allSatisfy { $0 == 0 }, "the padding row starts at zero")
         let y = try layer(Tensor([5, 1, 5, 0, 3, 5, 2], shape: [7], on: device))
         #expect(y.shape == [7, 4])
-        expectClose(y.toArray(), [5, 1, 5, 0, 3, 5, 2].flatMap { i in (0..<4).map { Double(table[i * 4 + $0]) } }, rtol: 0, atol: 0,
+        expectClose(try y.toArray(), [5, 1, 5, 0, 3, 5, 2].flatMap { i in (0..<4).map { Double(table[i * 4 + $0]) } }, rtol: 0, atol: 0,
                     "\(device) Embedding lookup")
         try y.sum().backward()
         let uses: [Double] = [1, 0, 1, 1, 0, 3]   // index 5 three times; 1 is padding
-        expectClose(layer.weight.grad!.toArray(), uses.flatMap { [Double](repeating: $0, count: 4) }, rtol: 0, atol: 0,
+        expectClose(try layer.weight.grad!.toArray(), uses.flatMap { [Double](repeating: $0, count: 4) }, rtol: 0, atol: 0,
                     "\(device) Embedding gradient")
     }
 
@@ -148,7 +148,7 @@ enum TransformerReference {
                 let xv = testValues(2 * t * c, seed: 10)
                 let y = try layer(Tensor(xv, shape: [2, t, c], on: device))
                 #expect(y.shape == [2, t, c])
-                expectClose(y.toArray(), TransformerReference.multiHeadAttention(layer, xv.map(Double.init), batch: 2, t: t),
+                expectClose(try y.toArray(), try TransformerReference.multiHeadAttention(layer, xv.map(Double.init), batch: 2, t: t),
                             rtol: 1e-4, atol: 2e-5, "\(device) \(layer.layerDescription) T=\(t)")
             }
         }
@@ -187,16 +187,16 @@ enum TransformerReference {
         try Self.randomize(block, seed: 19)
         let xv = testValues(2 * t * c, seed: 20)
         let y = try block(Tensor(xv, shape: [2, t, c], on: device))
-        let s = block.stateDict().mapValues { $0.toArray() }
+        let s = try block.stateDict().mapValues { try $0.toArray() }
         let x = xv.map(Double.init)
-        let a = TransformerReference.multiHeadAttention(block.attention, TransformerReference.layerNorm(x, s["ln_1.weight"], s["ln_1.bias"], features: c),
+        let a = try TransformerReference.multiHeadAttention(block.attention, TransformerReference.layerNorm(x, s["ln_1.weight"], s["ln_1.bias"], features: c),
                                                         batch: 2, t: t)
         let h = zip(x, a).map { $0 + $1 }
         let hidden = TransformerReference.linear(TransformerReference.layerNorm(h, s["ln_2.weight"], s["ln_2.bias"], features: c),
                                                  s["mlp.c_fc.weight"]!, s["mlp.c_fc.bias"], inputs: c, outputs: 4 * c)
             .map { Reference.activation(.geluErf, $0) }
         let m = TransformerReference.linear(hidden, s["mlp.c_proj.weight"]!, s["mlp.c_proj.bias"], inputs: 4 * c, outputs: c)
-        expectClose(y.toArray(), zip(h, m).map { $0 + $1 }, rtol: 1e-4, atol: 2e-5, "\(device) TransformerBlock")
+        expectClose(try y.toArray(), zip(h, m).map { $0 + $1 }, rtol: 1e-4, atol: 2e-5, "\(device) TransformerBlock")
 
         let small = TransformerBlock(embedDim: 4, heads: 2, approximateGELU: true, seed: 21, device: device)
         try Self.randomize(small, seed: 22)

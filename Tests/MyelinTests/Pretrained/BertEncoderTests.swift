@@ -17,9 +17,9 @@ import Testing
     }
 
     /// BERT's last hidden state [t, hidden] of one unpadded sequence, in Double from the model's tensors.
-    static func reference(_ model: BertEncoder, ids: [Int]) -> [Double] {
+    static func reference(_ model: BertEncoder, ids: [Int]) throws -> [Double] {
         let c = model.config, h = c.hiddenSize, t = ids.count, eps = Double(c.layerNormEpsilon)
-        let s = model.stateDict().mapValues { $0.toArray() }
+        let s = try model.stateDict().mapValues { try $0.toArray() }
         var x = [Double]()
         for (p, id) in ids.enumerated() {
             for j in 0..<h {
@@ -56,12 +56,12 @@ import Testing
         let h = Self.config.hiddenSize, t = batch.length
         for (n, seq) in sequences.enumerated() {
             let rows = Array(hidden[(n * t * h)..<((n * t + seq.count) * h)])
-            expectClose(rows, Self.reference(model, ids: seq), rtol: 1e-4, atol: 1e-4, "\(device) sequence \(n) (\(seq.count) of \(t) tokens)")
+            expectClose(rows, try Self.reference(model, ids: seq), rtol: 1e-4, atol: 1e-4, "\(device) sequence \(n) (\(seq.count) of \(t) tokens)")
         }
         // Mean pooling and normalization against the reference.
         let pooled = try SentenceEncoder.l2Normalized(SentenceEncoder.meanPool(model(ids, attentionMask: mask), mask: mask)).toArray()
         for (n, seq) in sequences.enumerated() {
-            let ref = Self.reference(model, ids: seq)
+            let ref = try Self.reference(model, ids: seq)
             let mean = (0..<h).map { j in (0..<seq.count).reduce(0.0) { $0 + ref[$1 * h + j] } / Double(seq.count) }
             let norm = mean.reduce(0) { $0 + $1 * $1 }.squareRoot()
             expectClose(Array(pooled[(n * h)..<((n + 1) * h)]), mean.map { $0 / norm }, rtol: 1e-4, atol: 1e-4, "\(device) pooled \(n)")

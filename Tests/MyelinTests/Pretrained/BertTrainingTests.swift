@@ -21,7 +21,7 @@ import Testing
         try Self.loss(model, device: device).backward()
         let eps: Float = 1e-2
         for (name, tensor) in model.namedTensors {
-            let values = tensor.toArray(), h = model.config.hiddenSize
+            let values = try tensor.toArray(), h = model.config.hiddenSize
             let grad = try #require(tensor.grad, "\(name) has no gradient").toArray()
             // Entries the batch uses: word row 7, position rows 0-4, token type 0; elsewhere first, middle, last.
             let picks: [Int] = switch name {
@@ -57,13 +57,13 @@ import Testing
             encoder.model.freeze(embeddings: true, layers: 1)
             let frozen = Set(encoder.model.namedTensors.map(\.0).filter { $0.hasPrefix("embeddings.") || $0.hasPrefix("encoder.layer.0.") })
             #expect(frozen.count == 5 + 16 && encoder.model.parameters.count == encoder.model.namedTensors.count - frozen.count)
-            let before = Dictionary(uniqueKeysWithValues: encoder.model.namedTensors.map { ($0.0, $0.1.toArray()) })
+            let before = Dictionary(uniqueKeysWithValues: try encoder.model.namedTensors.map { ($0.0, try $0.1.toArray()) })
             let optimizer = try AdamW(parameters: encoder.model.parameters, learningRate: 1e-2)
             let pairs = [SentencePair(anchor: "hello", positive: "hello , world !"), SentencePair(anchor: "cafe", positive: "cafe ."),
                          SentencePair(anchor: "中", positive: "中 文")]
             for _ in 0..<3 { try encoder.trainStep(pairs, optimizer: optimizer) }
             for (name, tensor) in encoder.model.namedTensors where !name.hasPrefix("pooler.") {   // the pooler is unused
-                let changed = tensor.toArray() != before[name]
+                let changed = try tensor.toArray() != before[name]
                 #expect(changed == !frozen.contains(name), "\(device) \(name): frozen \(frozen.contains(name)), changed \(changed)")
                 if frozen.contains(name) { #expect(tensor.grad == nil, "\(device) \(name) frozen but has a gradient") }
             }

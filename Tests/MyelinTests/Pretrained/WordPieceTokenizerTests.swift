@@ -64,7 +64,7 @@ func miniLMFixture(_ name: String) throws -> [String: Any] {
         #expect(batch.attentionMask == [1, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1])
         let (ids, mask) = try batch.tensors(on: .cpu)
         #expect(ids.shape == [3, 4] && mask.shape == [3, 4])
-        #expect(mask.toArray() == batch.attentionMask.map(Float.init))
+        #expect(try mask.toArray() == batch.attentionMask.map(Float.init))
     }
 
     @Test func vocabularyErrorsNameTheFile() throws {

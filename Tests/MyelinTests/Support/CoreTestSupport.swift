@@ -163,7 +163,7 @@ func gradientCheck(device: Device, inputs: [([Float], [Int])], eps: Float = 1e-2
             let step = Double(plus[i][j]) - Double(minus[i][j])
             numeric.append((try hostLoss(plus) - hostLoss(minus)) / step)
         }
-        expectClose(grad.toArray(), numeric, rtol: rtol, atol: atol, "\(what) [\(device)]: gradient of input \(i)",
+        expectClose(try grad.toArray(), numeric, rtol: rtol, atol: atol, "\(what) [\(device)]: gradient of input \(i)",
                     sourceLocation: sourceLocation)
     }
 }

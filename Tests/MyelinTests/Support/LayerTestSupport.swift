@@ -27,7 +27,7 @@ enum GradientCheck {
             }
             #expect(grad.shape == t.shape, "\(what): gradient of \(name) has shape \(grad.shape), expected \(t.shape)",
                     sourceLocation: sourceLocation)
-            var values = t.toArray()
+            var values = try t.toArray()
             var numeric: [Double] = []
             for i in values.indices {
                 let original = values[i]
@@ -39,7 +39,7 @@ enum GradientCheck {
                 values[i] = original; overwrite(t, values)
                 numeric.append((fp - fm) / (Double(plus) - Double(minus)))
             }
-            expectClose(grad.toArray(), numeric, rtol: rtol, atol: atol, "\(what): d/d\(name)",
+            expectClose(try grad.toArray(), numeric, rtol: rtol, atol: atol, "\(what): d/d\(name)",
                         sourceLocation: sourceLocation)
         }
     }

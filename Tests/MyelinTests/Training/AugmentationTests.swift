@@ -38,7 +38,7 @@ import Testing
                     #expect(y.shape == [n, c, h, w])
                     let expected = Self.reference(values, n: n, c: c, h: h, w: w, padding: padding, flip: flip, seed: seed)
                     // Data movement: exact, on every device.
-                    #expect(y.toArray() == expected, "\(device) [\(n), \(c), \(h), \(w)] padding \(padding) flip \(flip)")
+                    #expect(try y.toArray() == expected, "\(device) [\(n), \(c), \(h), \(w)] padding \(padding) flip \(flip)")
                 }
             }
         }
@@ -118,7 +118,7 @@ import Testing
         let x = try Tensor(values, shape: [3, 63], on: device)
         let y = try Augmentation.randomCropFlip(padding: 2, imageShape: [1, 7, 9]).apply(to: x, seed: 21)
         #expect(y.shape == [3, 63])
-        #expect(y.toArray() == Self.reference(values, n: 3, c: 1, h: 7, w: 9, padding: 2, flip: true, seed: 21))
+        #expect(try y.toArray() == Self.reference(values, n: 3, c: 1, h: 7, w: 9, padding: 2, flip: true, seed: 21))
     }
 
     /// Records what the model is called with, in training and in evaluation.
@@ -127,7 +127,7 @@ import Testing
         var training: [[Float]] = []
         var evaluation: [[Float]] = []
         func callAsFunction(_ input: Tensor) throws -> Tensor {
-            if isTraining { training.append(input.toArray()) } else { evaluation.append(input.toArray()) }
+            if isTraining { training.append(try input.toArray()) } else { evaluation.append(try input.toArray()) }
             return input
         }
         var layerDescription: String { "Recorder" }

@@ -95,7 +95,7 @@ private final class ScaleEachBatch: Callback {
             try model.fit(data, epochs: 2, batchSize: 4, loss: .softmaxCrossEntropy, optimizer: optimizer,
                           callbacks: [ScaleEachBatch { own.scale = $0; trustedOwn.scale = $0 }],
                           shuffle: false, verbosity: .silent, capture: capture)
-            return Dictionary(uniqueKeysWithValues: model.namedTensors.map { ($0.0, $0.1.toArray()) })
+            return Dictionary(uniqueKeysWithValues: try model.namedTensors.map { ($0.0, try $0.1.toArray()) })
         }
         let eager = try train(trusted: false, capture: false)
         #expect(try train(trusted: false, capture: true) == eager)

@@ -19,8 +19,8 @@ struct CaptureTests {
     }
 
     /// Every named tensor's values (parameters, running statistics, num_batches_tracked).
-    static func state(_ model: any Layer) -> [String: [Float]] {
-        Dictionary(uniqueKeysWithValues: model.namedTensors.map { ($0.0, $0.1.toArray()) })
+    static func state(_ model: any Layer) throws -> [String: [Float]] {
+        Dictionary(uniqueKeysWithValues: try model.namedTensors.map { ($0.0, try $0.1.toArray()) })
     }
 
     /// Samples (features [n, inputs], labels [n]) from a fixed seed.
@@ -39,7 +39,7 @@ struct CaptureTests {
                                  sourceLocation: SourceLocation = #_sourceLocation) throws {
         let (x, y) = try Self.data(n, inputs: inputs, classes: classes, device: device)
         let eagerModel = makeModel(device), capturedModel = makeModel(device)
-        #expect(Self.state(eagerModel) == Self.state(capturedModel), sourceLocation: sourceLocation)
+        #expect(try Self.state(eagerModel) == Self.state(capturedModel), sourceLocation: sourceLocation)
         let eagerOptimizer = try makeOptimizer(eagerModel.parameters)
         let capturedOptimizer = try makeOptimizer(capturedModel.parameters)
         let step = try capturedModel.captureStep(loss: .softmaxCrossEntropy, optimizer: capturedOptimizer)
@@ -58,7 +58,7 @@ struct CaptureTests {
             let capturedLoss = try step(features, targets)
             #expect(try capturedLoss.item() == eagerLoss.item(), "\(device) step \(s): loss", sourceLocation: sourceLocation)
         }
-        let eagerState = Self.state(eagerModel), capturedState = Self.state(capturedModel)
+        let eagerState = try Self.state(eagerModel), capturedState = try Self.state(capturedModel)
         for key in eagerState.keys.sorted() {
             #expect(capturedState[key] == eagerState[key], "\(device): '\(key)' after \(steps) steps", sourceLocation: sourceLocation)
         }
@@ -117,7 +117,7 @@ struct CaptureTests {
             let history = try model.fit(data, epochs: 3, batchSize: 8, loss: .softmaxCrossEntropy, optimizer: optimizer,
                                         metrics: [.accuracy], schedule: try WarmupCosine(warmupEpochs: 1, totalEpochs: 3),
                                         seed: 5, verbosity: .silent, capture: capture)
-            results.append((history, Self.state(model)))
+            results.append((history, try Self.state(model)))
         }
         #expect(results[0].0 == results[1].0, "\(device): the epoch logs")
         for key in results[0].1.keys.sorted() {
@@ -134,9 +134,9 @@ struct CaptureTests {
             return try softmaxCrossEntropy(logits: output, labels: targets)
         }
         let (x, y) = try Self.data(4, inputs: 5, classes: 3, device: device)
-        let before = model.parameters.map { $0.toArray() }
+        let before = try model.parameters.map { try $0.toArray() }
         #expect(throws: CaptureError.hostRead(device: device.name, elements: 1)) { try step(x, y) }
-        #expect(model.parameters.map { $0.toArray() } == before, "the update must not have run")
+        #expect(try model.parameters.map { try $0.toArray() } == before, "the update must not have run")
         #expect(CaptureError.hostRead(device: "cpu", elements: 1).description.contains("item()"))
         #expect(step.recordCount == 0)
     }
@@ -181,7 +181,7 @@ struct CaptureTests {
                 try model.fit(data, epochs: 1, batchSize: 4, loss: .softmaxCrossEntropy, optimizer: optimizer,
                               shuffle: false, verbosity: .silent, capture: false)
             }
-            states.append(Self.state(model))
+            states.append(try Self.state(model))
         }
         #expect(states[0] == states[1])
         #expect(states[0]["1.count"] == [3])

@@ -20,7 +20,7 @@ final class MirrorDataParallel: DataParallel {
     func reduceGradients(of parameters: [Tensor], weight: Float) throws {
         weights.append(weight)
         guard weight * Float(worldSize) != 1 else { return }
-        for p in parameters { if let g = p.grad { g.assign((g * (weight * Float(worldSize))).toArray()) } }
+        for p in parameters { if let g = p.grad { g.assign(try (g * (weight * Float(worldSize))).toArray()) } }
     }
 
     func allReduce(_ values: [Double], _ operation: DataParallelReduction) throws -> [Double] {
@@ -36,9 +36,9 @@ final class MirrorDataParallel: DataParallel {
         for (count, size, ranks) in [(37, 8, 3), (33, 8, 2), (15, 15, 2), (7, 3, 3), (12, 5, 5)] {
             let targets = (0..<count).map(Float.init)
             let data = try Dataset(features: targets, shape: [count, 1], targets: targets, targetShape: [count], on: .cpu)
-            let global = data.batches(size: size, shuffle: true, seed: 9, epoch: 2).map { $0.targets.toArray() }
-            let shares = (0..<ranks).map { r in
-                data.batches(size: size, shuffle: true, seed: 9, epoch: 2).sharded(rank: r, of: ranks).map { $0.targets.toArray() }
+            let global = try data.batches(size: size, shuffle: true, seed: 9, epoch: 2).map { try $0.targets.toArray() }
+            let shares = try (0..<ranks).map { r in
+                try data.batches(size: size, shuffle: true, seed: 9, epoch: 2).sharded(rank: r, of: ranks).map { try $0.targets.toArray() }
             }
             let kept = global.filter { $0.count >= ranks }
             for r in 0..<ranks {
@@ -69,7 +69,7 @@ final class MirrorDataParallel: DataParallel {
         let (a, ha) = try run(nil)
         let (b, hb) = try run(mirror)
         #expect(ha == hb)
-        for ((name, x), (_, y)) in zip(a.namedTensors, b.namedTensors) { #expect(x.toArray() == y.toArray(), "\(name)") }
+        for ((name, x), (_, y)) in zip(a.namedTensors, b.namedTensors) { #expect(try x.toArray() == y.toArray(), "\(name)") }
         #expect(mirror.broadcasts.first?.count == b.namedTensors.count)
         #expect(mirror.weights == [Float](repeating: 1, count: 3 * 4))   // 50 samples in batches of 16: 4 steps an epoch
         #expect(mirror.reductions.contains { $0.0 == .minimum } && mirror.reductions.contains { $0.0 == .sum })

@@ -84,7 +84,7 @@ import Testing
             let fused = try lp.softmaxCrossEntropyGradient(oneHot: oneHot, seed: g, scale: 1 / Float(rows)).toArray()
             let ops = try withNoGrad { try (lp.exp() - oneHot) * (g / Float(rows)) }.toArray()
             #expect(fused.map(\.bitPattern) == ops.map(\.bitPattern), "\(device.name) \(rows)x\(cols)")
-            let p = lp.toArray(), h = oneHot.toArray()
+            let p = try lp.toArray(), h = try oneHot.toArray()
             let reference = (0..<rows * cols).map { (Foundation.exp(Double(p[$0])) - Double(h[$0])) * 0.75 / Double(rows) }
             expectClose(fused, reference, rtol: 1e-5, atol: 1e-7, "\(device.name) \(rows)x\(cols)")
         }

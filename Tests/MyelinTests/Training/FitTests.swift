@@ -53,7 +53,7 @@ struct ClosureSchedule: LearningRateSchedule {
         let p = try model.predict(validation.features, batchSize: 7)
         #expect(p.shape == [30, 3])
         model.eval()
-        expectClose(p.toArray(), try model(validation.features).toArray().map(Double.init), rtol: 1e-5, atol: 1e-6)
+        expectClose(try p.toArray(), try model(validation.features).toArray().map(Double.init), rtol: 1e-5, atol: 1e-6)
         // The same run on the CPU gives the same history (the OpenCL kernels compute the same function).
         if device.isOpenCL {
             let cpuData = data.to(.cpu)
@@ -84,7 +84,7 @@ struct ClosureSchedule: LearningRateSchedule {
         #expect(rmse.last! < 0.01, "rmse \(rmse)")
         #expect(history["mae"]!.last! < 0.01)
         #expect(sgd.learningRate == 0.1, "the schedule set the rate of the last epoch")
-        expectClose(Sequential.weights(model), [3.0, -2.0, 1.0] as [Double], rtol: 0, atol: 0.02)
+        expectClose(try Sequential.weights(model), [3.0, -2.0, 1.0] as [Double], rtol: 0, atol: 0.02)
         // rmse is the square root of the mse loss (on the same batches, both on the device).
         let e = try model.evaluate(data, loss: .meanSquaredError, metrics: [.rmse])
         expectClose([Float(e["rmse"]!)], [e["loss"]!.squareRoot()], rtol: 1e-3, atol: 1e-6)
@@ -126,7 +126,7 @@ struct ClosureSchedule: LearningRateSchedule {
         final class Snapshots: Callback {
             var weights: [[Float]] = []
             func epochDidEnd(_ epoch: Int, logs: [String: Double], _ context: TrainingContext) throws {
-                weights.append(context.model.namedTensors.flatMap { $0.1.toArray() })
+                weights.append(try context.model.namedTensors.flatMap { try $0.1.toArray() })
             }
         }
         let snaps = Snapshots()
@@ -137,7 +137,7 @@ struct ClosureSchedule: LearningRateSchedule {
                             callbacks: [snaps, restore], schedule: ClosureSchedule { e, b in e < 3 ? b : b * 500 }, seed: 0, verbosity: .silent)
         let best = restore.bestEpoch!
         #expect(h2.count < 10 && best <= 3, "history \(h2["loss"]!)")
-        #expect(m2.namedTensors.flatMap { $0.1.toArray() } == snaps.weights[best - 1])
+        #expect(try m2.namedTensors.flatMap { try $0.1.toArray() } == snaps.weights[best - 1])
         #expect(throws: TrainingError.self) {
             try m2.fit(data, epochs: 1, loss: .softmaxCrossEntropy, optimizer: try SGD(parameters: m2.parameters),
                        callbacks: [EarlyStopping(monitor: "val_loss")], seed: 0, verbosity: .silent)
@@ -173,14 +173,14 @@ struct ClosureSchedule: LearningRateSchedule {
                                        baseLearningRate: resumed.baseLearningRate, seed: resumed.seed,
                                        initialEpoch: resumed.epoch, history: resumed.history, verbosity: .silent)
         for ((name, x), (_, y)) in zip(a.namedTensors, c.namedTensors) {
-            #expect(x.toArray() == y.toArray(), "\(name) differs after resuming")
+            #expect(try x.toArray() == y.toArray(), "\(name) differs after resuming")
         }
         #expect(resumedHistory.epochs == [1, 2, 3, 4])
         expectClose(resumedHistory["loss"]!.map(Float.init), fullHistory["loss"]!, rtol: 1e-6, atol: 1e-7)
         // The model-only view of the checkpoint loads into a plain model (optimizer tensors skipped).
         let d = Self.classifier(on: device, dropout: true, seed: 5)
         try d.load(from: url)
-        #expect(d.namedTensors[0].1.toArray() == b.namedTensors[0].1.toArray())
+        #expect(try d.namedTensors[0].1.toArray() == b.namedTensors[0].1.toArray())
         // A plain model file is not a training checkpoint.
         try d.save(to: dir.appendingPathComponent("plain.safetensors"))
         expectCheckpointError({ try TrainingCheckpoint.load(from: dir.appendingPathComponent("plain.safetensors"), into: d, optimizer: nil) },
@@ -216,5 +216,5 @@ struct ClosureSchedule: LearningRateSchedule {
 
 extension Sequential {
     /// All parameters' values, concatenated (tests only).
-    static func weights(_ model: Sequential) -> [Float] { model.parameters.flatMap { $0.toArray() } }
+    static func weights(_ model: Sequential) throws -> [Float] { try model.parameters.flatMap { try $0.toArray() } }
 }

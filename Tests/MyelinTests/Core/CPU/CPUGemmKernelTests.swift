@@ -60,7 +60,7 @@ struct CPUGemmKernelTests {
                 }
             }
         }
-        expectClose(tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
+        expectClose(try tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
     }
 
     /// Under the default choice an MLP's products at batch 128 (784-512-256-10) go to the own kernel, larger ones to

@@ -20,7 +20,7 @@ import Testing
             g[t % 8] = 0  // a zero gradient in a different lane each step
             try setGradient(p, repeated(g))
             try optimizer.step()
-            let values = p.toArray()
+            let values = try p.toArray()
             #expect(values.allSatisfy { !$0.isNaN }, "\(optimizerCase) step \(t): NaN in \(values)")
             for j in 0..<7 where values[j].bitPattern != values[8 + j].bitPattern {
                 Issue.record("\(optimizerCase) step \(t): lane \(j) is \(values[j]), its tail copy \(values[8 + j])")
@@ -28,7 +28,7 @@ import Testing
         }
         // The state tensors too (moments, square averages, sums, maxima).
         for (name, state) in optimizer.stateTensors() where state.count == 15 {
-            let values = state.toArray()
+            let values = try state.toArray()
             for j in 0..<7 where values[j].bitPattern != values[8 + j].bitPattern {
                 Issue.record("\(optimizerCase) state \(name): lane \(j) is \(values[j]), its tail copy \(values[8 + j])")
             }

@@ -63,7 +63,7 @@ import Testing
         s.strideC = m * n
         cl.gemm(s, a: ta.buffer, b: tb.buffer, c: tc.buffer, bias: withBias ? tbias.buffer : nil,
                 activation: activation, kernel: kernel)
-        let actual = tc.toArray()
+        let actual = try tc.toArray()
 
         var expected = [Double]()
         for bi in 0..<batch {
@@ -173,7 +173,7 @@ import Testing
                 let ta = try Tensor(a, shape: transA ? [k, m] : [m, k], on: device)
                 let tb = try Tensor(b, shape: transB ? [n, k] : [k, n], on: device)
                 let y = try ta.matmul(tb, transposeA: transA, transposeB: transB)
-                expectClose(y.toArray(), Reference.gemm(a, b, m: m, n: n, k: k, transA: transA, transB: transB),
+                expectClose(try y.toArray(), Reference.gemm(a, b, m: m, n: n, k: k, transA: transA, transB: transB),
                             rtol: 1e-4, atol: 1e-4, "\(device) matmul \(m)x\(k)x\(n) tA=\(transA) tB=\(transB)")
             }
             let x = testValues(m * k, seed: 5), w = testValues(k * n, seed: 6), bias = testValues(n, seed: 8)
@@ -182,7 +182,7 @@ import Testing
                 activation: .relu)
             let prod = Reference.gemm(x, w, m: m, n: n, k: k)
             let expected = (0..<(m * n)).map { max(prod[$0] + Double(bias[$0 % n]), 0) }
-            expectClose(y.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) dense relu \(m)x\(k)x\(n)")
+            expectClose(try y.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) dense relu \(m)x\(k)x\(n)")
         }
     }
 }

@@ -56,14 +56,14 @@ enum ConvGradientReference {
             let ref = ConvReference.conv(xv, wv, bv, n: t.n, c: t.c, h: h, wd: wd, o: o, k: (t.k, t.k), s: (t.s, t.s), p: (t.p, t.p))
             let what = "\(device) n \(t.n) c \(t.c) o \(o) k \(t.k) s \(t.s) p \(t.p)"
             #expect(y.shape == [t.n, o, ref.oh, ref.ow], "\(what)")
-            expectClose(y.toArray(), ref.values, rtol: 1e-4, atol: 1e-5, "\(what) forward")
+            expectClose(try y.toArray(), ref.values, rtol: 1e-4, atol: 1e-5, "\(what) forward")
             let rv = testValues(y.count, seed: UInt64(index + 1300))
             try y.backward(Tensor(rv, shape: y.shape, on: device))
             let g = ConvGradientReference.gradients(xv, wv, rv, n: t.n, c: t.c, h: h, wd: wd, o: o,
                                                     k: (t.k, t.k), s: (t.s, t.s), p: (t.p, t.p))
-            expectClose(x.grad!.toArray(), g.gx, rtol: 1e-4, atol: 1e-5, "\(what) input gradient")
-            expectClose(w.grad!.toArray(), g.gw, rtol: 1e-4, atol: 1e-5, "\(what) weight gradient")
-            expectClose(b.grad!.toArray(), g.gb, rtol: 1e-4, atol: 1e-5, "\(what) bias gradient")
+            expectClose(try x.grad!.toArray(), g.gx, rtol: 1e-4, atol: 1e-5, "\(what) input gradient")
+            expectClose(try w.grad!.toArray(), g.gw, rtol: 1e-4, atol: 1e-5, "\(what) weight gradient")
+            expectClose(try b.grad!.toArray(), g.gb, rtol: 1e-4, atol: 1e-5, "\(what) bias gradient")
         }
     }
 

@@ -22,7 +22,7 @@ import Testing
                 let a = Array(q[(s * t * d)..<((s + 1) * t * d)]), c = Array(k[(s * t * d)..<((s + 1) * t * d)])
                 expected += Reference.gemm(a, c, m: t, n: t, k: d, transB: true).map { $0 * 0.5 }
             }
-            expectClose(scores.toArray(), expected, rtol: 1e-4, atol: 1e-5, "\(device) q·kᵀ t=\(t) h=\(h) d=\(d)")
+            expectClose(try scores.toArray(), expected, rtol: 1e-4, atol: 1e-5, "\(device) q·kᵀ t=\(t) h=\(h) d=\(d)")
             // Both transposed ([B, H, D, T]ᵀ·[B, H, T, D]ᵀ) and a shared right operand (no leading axes).
             let w = testValues(t * 3, seed: 3)
             let shared = try qt.matmul(Tensor(w, shape: [t, 3], on: device), transposeA: true)
@@ -31,7 +31,7 @@ import Testing
                 sharedExpected += Reference.gemm(Array(q[(s * t * d)..<((s + 1) * t * d)]), w, m: d, n: 3, k: t, transA: true)
             }
             #expect(shared.shape == [b, h, d, 3])
-            expectClose(shared.toArray(), sharedExpected, rtol: 1e-4, atol: 1e-5, "\(device) qᵀ·w t=\(t)")
+            expectClose(try shared.toArray(), sharedExpected, rtol: 1e-4, atol: 1e-5, "\(device) qᵀ·w t=\(t)")
         }
         expectError(containing: ["matmul", "leading"]) {
             _ = try Tensor.zeros([2, 3, 4, 5], on: device).matmul(Tensor.zeros([3, 2, 5, 4], on: device))
@@ -97,7 +97,7 @@ import Testing
             if let layout = PermuteLayout.make(shape: shape, axes: axes) {
                 let y = try x.permuted(axes)
                 #expect(y.shape == axes.map { shape[$0] })
-                expectClose(y.toArray(), Self.referencePermute(values, shape: shape, axes: axes), rtol: 0, atol: 0,
+                expectClose(try y.toArray(), Self.referencePermute(values, shape: shape, axes: axes), rtol: 0, atol: 0,
                             "\(device) permute \(shape) by \(axes) (layout \(layout.dims))")
             } else {
                 expectError(containing: ["permuted", "not supported"]) { _ = try x.permuted(axes) }
@@ -106,7 +106,7 @@ import Testing
         // Moving only axes of size 1 is a reshape: the same buffer.
         let x = try Tensor(testValues(35, seed: 9), shape: [1, 7, 1, 5], on: device)
         #expect(try x.permuted([2, 1, 0, 3]).buffer === x.buffer)
-        expectClose(try x.transposed(-1, -3).toArray(), Self.referencePermute(x.toArray(), shape: [1, 7, 1, 5], axes: [0, 3, 2, 1]),
+        expectClose(try x.transposed(-1, -3).toArray(), Self.referencePermute(try x.toArray(), shape: [1, 7, 1, 5], axes: [0, 3, 2, 1]),
                     rtol: 0, atol: 0, "\(device) transposed(-1, -3)")
         expectError(containing: ["permuted", "permutation"]) { _ = try x.permuted([0, 1, 1, 3]) }
         try gradientCheck(device: device, inputs: [(testValues(2 * 3 * 4 * 5, seed: 10), [2, 3, 4, 5])], "permute") {
@@ -133,13 +133,13 @@ import Testing
             let values = testValues(2 * h * t * t, seed: UInt64(t + h)).map { $0 * 4 }
             let x = try Tensor(values, shape: [2, h, t, t], on: device)
             let y = try x.softmax(causal: true)
-            expectClose(y.toArray(), Self.referenceSoftmax(values, cols: t, queries: t, causal: true), rtol: 1e-5, atol: 1e-6,
+            expectClose(try y.toArray(), Self.referenceSoftmax(values, cols: t, queries: t, causal: true), rtol: 1e-5, atol: 1e-6,
                         "\(device) causal softmax t=\(t) h=\(h)")
         }
         // Fewer queries than keys (a decoder with cached keys): the mask is aligned to the last key.
         let values = testValues(3 * 7, seed: 11)
         let y = try Tensor(values, shape: [3, 7], on: device).softmax(causal: true)
-        expectClose(y.toArray(), Self.referenceSoftmax(values, cols: 7, queries: 3, causal: true), rtol: 1e-5, atol: 1e-6,
+        expectClose(try y.toArray(), Self.referenceSoftmax(values, cols: 7, queries: 3, causal: true), rtol: 1e-5, atol: 1e-6,
                     "\(device) causal softmax, 3 queries, 7 keys")
         expectError(containing: ["softmax(causal: true)", "queries"]) { _ = try Tensor.zeros([7, 3], on: device).softmax(causal: true) }
         // A padding mask [B, 1, 1, T]: the last two keys of the second sequence are padding.
@@ -150,7 +150,7 @@ import Testing
         let masked = try Tensor(scores, shape: [2, 3, t, t], on: device)
             .softmax(causal: false, mask: Tensor(mask, shape: [2, 1, 1, t], on: device))
         let broadcastMask = (0..<(2 * 3 * t * t)).map { i in mask[(i / (3 * t * t)) * t + i % t] }
-        expectClose(masked.toArray(), Self.referenceSoftmax(scores, cols: t, queries: t, causal: false, mask: broadcastMask),
+        expectClose(try masked.toArray(), Self.referenceSoftmax(scores, cols: t, queries: t, causal: false, mask: broadcastMask),
                     rtol: 1e-5, atol: 1e-6, "\(device) softmax with a padding mask")
     }
 
@@ -177,7 +177,7 @@ import Testing
         let idx = try Tensor(indices, shape: [2, 3], on: device)
         let y = try Tensor(table, shape: [rows, dim], on: device).embedding(idx)
         #expect(y.shape == [2, 3, dim])
-        expectClose(y.toArray(), indices.flatMap { i in (0..<dim).map { Double(table[Int(i) * dim + $0]) } }, rtol: 0, atol: 0,
+        expectClose(try y.toArray(), indices.flatMap { i in (0..<dim).map { Double(table[Int(i) * dim + $0]) } }, rtol: 0, atol: 0,
                     "\(device) embedding forward")
         try gradientCheck(device: device, inputs: [(table, [rows, dim])], "embedding, index 2 three times") {
             try $0[0].embedding(idx)
@@ -186,7 +186,7 @@ import Testing
         let w = try Tensor(table, shape: [rows, dim], on: device, requiresGrad: true)
         try w.embedding(idx, paddingIndex: 2).sum().backward()
         let counts: [Double] = [1, 1, 0, 0, 1]   // index 2 (padding) used 3 times, 3 never
-        expectClose(w.grad!.toArray(), counts.flatMap { [Double](repeating: $0, count: dim) }, rtol: 0, atol: 0,
+        expectClose(try w.grad!.toArray(), counts.flatMap { [Double](repeating: $0, count: dim) }, rtol: 0, atol: 0,
                     "\(device) embedding gradient with paddingIndex 2")
         expectError(containing: ["embedding", "row 5"]) { _ = try w.embedding(idx, paddingIndex: 5) }
     }
@@ -209,10 +209,10 @@ import Testing
         let y = try Tensor(xv, shape: [2, 7, i], on: device).linear(weight: w, bias: b)
         #expect(y.shape == [2, 7, o])
         let expected = Reference.gemm(xv, wv, m: 14, n: o, k: i, transB: true).enumerated().map { $0.element + Double(bv[$0.offset % o]) }
-        expectClose(y.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) linear [2, 7, 5]")
+        expectClose(try y.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) linear [2, 7, 5]")
         let one = try Tensor(Array(xv[0..<i]), shape: [i], on: device).linear(weight: w, bias: b)
         #expect(one.shape == [o])
-        expectClose(one.toArray(), Array(expected[0..<o]), rtol: 1e-5, atol: 1e-6, "\(device) linear [5]")
+        expectClose(try one.toArray(), Array(expected[0..<o]), rtol: 1e-5, atol: 1e-6, "\(device) linear [5]")
         try gradientCheck(device: device, inputs: [(Array(xv[0..<(3 * 2 * i)]), [3, 2, i]), (wv, [o, i]), (bv, [o])],
                           "linear [3, 2, 5], gelu") { try $0[0].linear(weight: $0[1], bias: $0[2], activation: .geluErf) }
     }
@@ -230,10 +230,10 @@ import Testing
             let recorded = try x.linear(weight: w, bias: b, activation: .geluErf)
             let inference = try withNoGrad { try x.linear(weight: w, bias: b, activation: .geluErf) }
             #expect(recorded.requiresGrad && !inference.requiresGrad)
-            #expect(inference.toArray() == recorded.toArray(), "\(device) \(m)×\(i)·\(o): fused GELU differs from the launch")
+            #expect(try inference.toArray() == recorded.toArray(), "\(device) \(m)×\(i)·\(o): fused GELU differs from the launch")
             let expected = Reference.gemm(xv, wv, m: m, n: o, k: i, transB: true).enumerated()
                 .map { Reference.activation(.geluErf, $0.element + Double(bv[$0.offset % o])) }
-            expectClose(inference.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) gelu(linear) \(m)×\(i)·\(o)")
+            expectClose(try inference.toArray(), expected, rtol: 1e-5, atol: 1e-6, "\(device) gelu(linear) \(m)×\(i)·\(o)")
         }
     }
 }
