@@ -27,9 +27,9 @@ def pick(times, best):
     return times[0] if best else times[len(times) // 2]
 
 
-def measure(torch, shape, batch, runs, best):
+def measure(torch, shape, batch, runs, best, clock):
     """One layer's row: ms and GFLOP/s of the forward (no grad) and of each backward alone (only that input
-    requires a gradient, the forward untimed), as myelin bench conv times them."""
+    requires a gradient, the forward untimed), as myelin bench conv times them, on `clock` (seconds)."""
     name, c, o, size, k, s, pad = shape
     conv = torch.nn.functional.conv2d
     x = torch.randn(batch, c, size, size)
@@ -43,18 +43,18 @@ def measure(torch, shape, batch, runs, best):
 
     def forward():
         with torch.no_grad():
-            t0 = time.perf_counter()
+            t0 = clock()
             conv(x, w, stride=s, padding=pad)
-            return time.perf_counter() - t0
+            return clock() - t0
 
     forward()
     row["forward_ms"] = pick([forward() for _ in range(runs)], best) * 1e3
     for key, inputs in (("backward_data_ms", (xg, w)), ("backward_weights_ms", (x, wg))):
         def backward():
             yy = conv(*inputs, stride=s, padding=pad)
-            t0 = time.perf_counter()
+            t0 = clock()
             yy.backward(gy)
-            return time.perf_counter() - t0
+            return clock() - t0
         backward()
         row[key] = pick([backward() for _ in range(runs)], best) * 1e3
     for key in ("forward", "backward_data", "backward_weights"):
@@ -69,6 +69,8 @@ def main():
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--best", action="store_true", help="the fastest run instead of the median")
     p.add_argument("--only", help="only the layer of exactly this name")
+    p.add_argument("--cpu-time", action="store_true",
+                   help="the process's CPU time (all threads) instead of the wall clock, as myelin bench conv --cpu-time")
     args = p.parse_args()
     try:
         import torch
@@ -80,7 +82,8 @@ def main():
     if not shapes:
         raise SystemExit(f"torch_conv_layers.py: no layer named {args.only!r}")
     for shape in shapes:
-        print(json.dumps(measure(torch, shape, args.batch, args.runs, args.best)), flush=True)
+        print(json.dumps(measure(torch, shape, args.batch, args.runs, args.best,
+                                  time.process_time if args.cpu_time else time.perf_counter)), flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ import Myelin
 /// When the Python or torch is missing, one line says so and the table keeps Myelin's figures alone.
 ///
 ///     MYELIN_THREADS=2 myelin bench conv --torch --runs 5
+///
+/// With `--cpu-time` both sides are timed on their process's CPU time (all threads), which other jobs on busy
+/// cores disturb far less than the wall clock.
 extension ConvBench {
     /// PyTorch's milliseconds for one shape (forward, backward data, backward weights), or why there are none.
     enum TorchResult {
@@ -32,6 +35,7 @@ extension ConvBench {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: python)
         p.arguments = [script, "--batch", String(batch), "--runs", String(runs), "--only", shape.name] + (best ? ["--best"] : [])
+            + (cpuTime ? ["--cpu-time"] : [])
         var environment = ProcessInfo.processInfo.environment
         environment["BENCH_THREADS"] = Self.torchThreads
         // As the CPU device's oneDNN runs (CMyelinDNNL sets it unless the user did): idle OpenMP workers sleep. With
@@ -70,7 +74,8 @@ extension ConvBench {
     func compareWithTorch() throws {
         print("Convolutions of the cnn, ResNet-8 and ResNet-14, batch \(batch): the CPU device against PyTorch (torch.nn.functional.conv2d, "
               + "oneDNN), each shape timed by both in turn, \(best ? "fastest" : "median") of \(runs) runs after a warm-up; GFLOP/s "
-              + "(2·N·O·C·kh·kw·outH·outW per pass) and the ratio Myelin / PyTorch (above 1: Myelin faster)")
+              + "(2·N·O·C·kh·kw·outH·outW per pass) and the ratio Myelin / PyTorch (above 1: Myelin faster)"
+              + (cpuTime ? "; both on the CPU time of their process (all threads), not wall time" : ""))
         print("Myelin: \(Device.cpu.details); PyTorch: \(Self.torchThreads) threads (BENCH_THREADS), OMP_WAIT_POLICY="
               + (ProcessInfo.processInfo.environment["OMP_WAIT_POLICY"] ?? "passive"))
         print("uses: layers of this shape in the cnn / ResNet-8 / ResNet-14")
