@@ -13,7 +13,7 @@ import Myelin
 struct ConvBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv",
-        abstract: "Times the convolutions of the cnn and resnet models (forward, backward data, backward weight), or --model cnn training steps.")
+        abstract: "Times the convolutions of the cnn and resnet models (forward, backward data, backward weight), beside PyTorch's with --torch, or --model cnn training steps.")
 
     @Option(help: "cpu, opencl[:N] or all (cpu and every OpenCL device).") var device = "all"
     @Option(parsing: .unconditional, help: "Images per batch.") var batch = 128
