@@ -14,7 +14,8 @@ import Foundation
 // MYELIN_CONV=implicit); CPU devices (PoCL) keep the chunked im2col path (ChunkedConvolution.swift), which
 // measured faster there. Grouped convolutions stay on the layer's im2col + batched GEMM (Convolution.swift).
 extension OpenCLBackend {
-    /// `MYELIN_CONV=implicit` or `im2col` forces the forward path (for measuring); anything else: the default.
+    /// `MYELIN_CONV=implicit` or `im2col` forces the path of the forward and the gradients (for measuring); anything
+    /// else: the default.
     static let forcedConvPath: String? = {
         guard let v = ProcessInfo.processInfo.environment["MYELIN_CONV"]?.lowercased(), ["implicit", "im2col"].contains(v)
         else { return nil }
@@ -55,6 +56,10 @@ extension OpenCLBackend {
         return true
     }
 
+    /// `MYELIN_CONV_BACKWARD=chunked` keeps the gradients on the chunked im2col path where the forward is implicit
+    /// (the state before they were implicit GEMMs; for measuring the two with one binary).
+    static let chunkedConvBackward = ProcessInfo.processInfo.environment["MYELIN_CONV_BACKWARD"]?.lowercased() == "chunked"
+
     /// The GPU-grade tile for a product of the implicit convolution kernels: of the `fragTiles` that fit, the
     /// largest that gives every compute unit a work-group, else the smallest.
     func implicitConvTile(_ shape: GemmShape) -> GemmVariant? {
@@ -64,7 +69,7 @@ extension OpenCLBackend {
 
     func convBackwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
                               geometry g: ConvGeometry, outChannels o: Int) -> Bool {
-        guard implicitConvVariant(g, outChannels: o) != nil else { return false }
+        guard !Self.chunkedConvBackward, implicitConvVariant(g, outChannels: o) != nil else { return false }
         let n = g.batch * g.positions, pixels = g.batch * g.height * g.width, taps = o * g.kernelH * g.kernelW
         let wShape = GemmShape(m: o, n: g.patchSize, k: n), xShape = GemmShape(m: g.channels, n: pixels, k: taps)
         guard let wTile = implicitConvTile(wShape), let xTile = implicitConvTile(xShape) else { return false }
