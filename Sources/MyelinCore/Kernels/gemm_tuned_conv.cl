@@ -22,6 +22,17 @@ inline void conv_frag_store_nchw(float acc[WM][WN], __global float* y, int M, in
     }
 }
 
+// The start of each kernel below: the local tiles, this item's place in the tile, the gather of `mode` (the
+// kernel's geometry arguments) and its zeroed accumulators.
+#define CONV_FRAG_SETUP(mode) \
+    __local float As[TK * LDAS]; \
+    __local float Bs[TK * LDBS]; \
+    int tx = get_local_id(0), ty = get_local_id(1); \
+    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM; \
+    conv_gather g = {mode, O, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow}; \
+    float acc[WM][WN]; \
+    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
+
 // Forward: y[img, o, p] = Σ_k W[o, k] · cols[k, img * L + p] (+ bias[o]), the columns gathered from x in the
 // B-tile loads. M = O, N = images * L, K = c * kh * kw; `aligned`: bit 0 when K is a multiple of VW.
 // Global: [ceil(N / TN) * RTN, ceil(O / TM) * RTM, 1].
@@ -29,13 +40,7 @@ __kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
 void conv_frag_forward(int O, int N, int K, __global const float* W, __global const float* x, int aligned,
                        __global float* y, __global const float* bias, int has_bias,
                        int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
-    __local float As[TK * LDAS];
-    __local float Bs[TK * LDBS];
-    int tx = get_local_id(0), ty = get_local_id(1);
-    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
-    conv_gather g = {1, O, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
-    float acc[WM][WN];
-    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
+    CONV_FRAG_SETUP(1)
     frag_accumulate(acc, As, Bs, O, N, 0, K, row0, col0, tx, ty, W, K, x, 0, aligned, g);
     conv_frag_store_nchw(acc, y, O, N, oh * ow, row0, col0, tx, ty, bias, has_bias);
 }
@@ -48,15 +53,9 @@ __kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
 void conv_frag_weight_grad(int O, int K, int R, int sliceK, __global const float* gy, __global const float* x,
                            __global float* out,
                            int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
-    __local float As[TK * LDAS];
-    __local float Bs[TK * LDBS];
-    int tx = get_local_id(0), ty = get_local_id(1);
-    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
+    CONV_FRAG_SETUP(2)
     int s = get_global_id(2);
     int k0 = min(s * sliceK, R), k1 = min(k0 + sliceK, R);
-    conv_gather g = {2, O, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
-    float acc[WM][WN];
-    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
     frag_accumulate(acc, As, Bs, O, K, k0, k1, row0, col0, tx, ty, gy, 0, x, 0, 0, g);
     __global float* slice = out + (long)s * O * K;
     _Pragma("unroll") for (int r = 0; r < WM; ++r) {
@@ -76,13 +75,7 @@ void conv_frag_weight_grad(int O, int K, int R, int sliceK, __global const float
 __kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
 void conv_frag_input_grad(int O, int N, int K, __global const float* W, __global const float* gy, __global float* gx,
                           int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
-    __local float As[TK * LDAS];
-    __local float Bs[TK * LDBS];
-    int tx = get_local_id(0), ty = get_local_id(1);
-    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
-    conv_gather g = {3, O, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
-    float acc[WM][WN];
-    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
+    CONV_FRAG_SETUP(3)
     frag_accumulate(acc, As, Bs, c, N, 0, K, row0, col0, tx, ty, W, 0, gy, 0, 0, g);
     conv_frag_store_nchw(acc, gx, c, N, h * w, row0, col0, tx, ty, 0, 0);
 }
