@@ -9,16 +9,9 @@ import Testing
 @Suite struct PackedAttentionTests {
     typealias Case = FusedAttentionTests.Case
 
-    /// Self-attention only (Tq = Tk): T = 1, 7, 33, 129 (more than one 64-row block); heads 1 and 3; head size
-    /// 5, 16, 64; causal, padding and additive masks.
-    static let cases: [Case] = [
-        Case(b: 1, h: 1, tq: 1, tk: 1, d: 5, causal: false, mask: .none),
-        Case(b: 2, h: 3, tq: 7, tk: 7, d: 5, causal: true, mask: .none),
-        Case(b: 2, h: 1, tq: 33, tk: 33, d: 16, causal: true, mask: .padding),
-        Case(b: 2, h: 3, tq: 33, tk: 33, d: 16, causal: false, mask: .bias),
-        Case(b: 1, h: 3, tq: 129, tk: 129, d: 64, causal: true, mask: .none),
-        Case(b: 2, h: 3, tq: 129, tk: 129, d: 5, causal: false, mask: .padding),
-    ]
+    /// FusedAttentionTests' self-attention cases (Tq = Tk): T = 1, 7, 33, 129 (more than one block); heads 1 and 3;
+    /// head size 5, 16, 64, 80; causal, padding and additive masks.
+    static let cases = FusedAttentionTests.cases.filter { $0.tq == $0.tk }
 
     /// q, k, v [b, h, t, d] each (FusedAttentionTests.inputs) packed as [b, t, 3, h, d] = [b, t, 3·h·d].
     static func packed(_ c: Case) -> [Float] {
