@@ -50,6 +50,7 @@ let package = Package(
                 .embedInCode("Kernels/gemm.cl"),
                 .embedInCode("Kernels/gemm_direct.cl"),
                 .embedInCode("Kernels/gemm_tuned.cl"),
+                .embedInCode("Kernels/gemm_tuned_conv.cl"),
                 .embedInCode("Kernels/layout.cl"),
                 .embedInCode("Kernels/normalization.cl"),
                 .embedInCode("Kernels/optimizers.cl"),

@@ -5,6 +5,33 @@
 #endif
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
+
+/// The largest magnitude bit pattern of p[0..<n] (sign cleared): at least 0x7f800000 exactly when one is NaN or
+/// infinite. One loop body, compiled twice (plain x86-64 / other ISAs and AVX2) for the compiler to vectorize.
+#define MAGNITUDE_MAX_BODY \
+    unsigned acc = 0; \
+    for (long i = 0; i < n; i++) { \
+        unsigned u; \
+        memcpy(&u, p + i, sizeof u); \
+        u &= 0x7fffffffu; \
+        acc = u > acc ? u : acc; \
+    } \
+    return acc;
+
+static unsigned magnitude_max(const float *p, long n) { MAGNITUDE_MAX_BODY }
+#if defined(__x86_64__)
+__attribute__((target("avx2")))
+static unsigned magnitude_max_avx2(const float *p, long n) { MAGNITUDE_MAX_BODY }
+#endif
+
+int myelin_any_nonfinite(const float *p, long n) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return magnitude_max_avx2(p, n) >= 0x7f800000u;
+#endif
+    return magnitude_max(p, n) >= 0x7f800000u;
+}
 
 // Every multiply and add rounds on its own, as in Swift (no contraction into FMAs).
 #pragma clang fp contract(off)

@@ -7,11 +7,13 @@ import Myelin
 /// reference, the old im2col + batched-matmul graph. `--model cnn` times training steps of the whole `cnn` instead.
 ///
 /// A pass costs 2·N·O·C·kh·kw·outH·outW floating-point operations. Each backward pass is timed alone: the
-/// `backward()` of a forward run (untimed) in which only that input requires a gradient.
+/// `backward()` of a forward run (untimed) in which only that input requires a gradient. `--torch` sets PyTorch's
+/// figures (`torch.nn.functional.conv2d`, oneDNN underneath) on the same shapes beside the CPU device's, measured in
+/// the same run (ConvBench+Torch.swift).
 struct ConvBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conv",
-        abstract: "Times the convolutions of the cnn and resnet models (forward, backward data, backward weight), or --model cnn training steps.")
+        abstract: "Times the convolutions of the cnn and resnet models (forward, backward data, backward weight), beside PyTorch's with --torch, or --model cnn training steps.")
 
     @Option(help: "cpu, opencl[:N] or all (cpu and every OpenCL device).") var device = "all"
     @Option(parsing: .unconditional, help: "Images per batch.") var batch = 128
@@ -25,6 +27,9 @@ struct ConvBench: ParsableCommand {
     @Flag(help: "Time with the process's CPU time (user + system, all threads) instead of the wall clock: steadier on a busy machine (run with MYELIN_THREADS=1 to compare work).")
     var cpuTime = false
     @Option(help: "Only the shapes whose name contains this text.") var only: String?
+    @Flag(help: "Set PyTorch's figures on the same shapes beside the CPU device's, layer by layer in the same run (Benchmarks/torch_conv_layers.py run by --python), with the ratios and each model's total.")
+    var torch = false
+    @Option(help: "The Python that runs Benchmarks/torch_conv_layers.py for --torch.") var python = ".venv-bench/bin/python"
 
     func validate() throws {
         try checkingValues {
@@ -35,29 +40,33 @@ struct ConvBench: ParsableCommand {
         if let model, model != "cnn" { throw ValidationError("--model must be cnn, got \(model)") }
         if conv != "fast" && conv != "im2col" { throw ValidationError("--conv must be fast or im2col, got \(conv)") }
         if device != "all" { _ = try DeviceSpec(parsing: device) }
+        if torch && model != nil { throw ValidationError("--torch compares single convolutions; leave out --model") }
+        if torch && device != "all" && device != "cpu" { throw ValidationError("--torch compares the cpu device with PyTorch's CPU; use --device cpu") }
     }
 
-    /// One convolution of the models: input channels, output channels, square image side, kernel, stride, padding.
+    /// One convolution of the models: input channels, output channels, square image side, kernel, stride, padding,
+    /// and how many layers of this shape the cnn, ResNet-8 and ResNet-14 have.
     struct Shape {
-        var name: String, c: Int, o: Int, size: Int, k: Int, s: Int, p: Int
+        var name: String, c: Int, o: Int, size: Int, k: Int, s: Int, p: Int, uses: [Int]
         var out: Int { (size + 2 * p - k) / s + 1 }
         func flops(batch: Int) -> Double { 2 * Double(batch * o * c * k * k * out * out) }
     }
 
     static let shapes: [Shape] = [
-        Shape(name: "cnn conv1 1->32 3x3 @28", c: 1, o: 32, size: 28, k: 3, s: 1, p: 1),
-        Shape(name: "cnn conv2 32->64 3x3 @14", c: 32, o: 64, size: 14, k: 3, s: 1, p: 1),
-        Shape(name: "resnet stem 1->16 3x3 @28", c: 1, o: 16, size: 28, k: 3, s: 1, p: 1),
-        Shape(name: "resnet 16->16 3x3 @28", c: 16, o: 16, size: 28, k: 3, s: 1, p: 1),
-        Shape(name: "resnet 16->32 3x3 s2 @28", c: 16, o: 32, size: 28, k: 3, s: 2, p: 1),
-        Shape(name: "resnet 32->32 3x3 @14", c: 32, o: 32, size: 14, k: 3, s: 1, p: 1),
-        Shape(name: "resnet 16->32 1x1 s2 @28", c: 16, o: 32, size: 28, k: 1, s: 2, p: 0),
-        Shape(name: "resnet 32->64 3x3 s2 @14", c: 32, o: 64, size: 14, k: 3, s: 2, p: 1),
-        Shape(name: "resnet 64->64 3x3 @7", c: 64, o: 64, size: 7, k: 3, s: 1, p: 1),
-        Shape(name: "resnet 32->64 1x1 s2 @14", c: 32, o: 64, size: 14, k: 1, s: 2, p: 0),
+        Shape(name: "cnn conv1 1->32 3x3 @28", c: 1, o: 32, size: 28, k: 3, s: 1, p: 1, uses: [1, 0, 0]),
+        Shape(name: "cnn conv2 32->64 3x3 @14", c: 32, o: 64, size: 14, k: 3, s: 1, p: 1, uses: [1, 0, 0]),
+        Shape(name: "resnet stem 1->16 3x3 @28", c: 1, o: 16, size: 28, k: 3, s: 1, p: 1, uses: [0, 1, 1]),
+        Shape(name: "resnet 16->16 3x3 @28", c: 16, o: 16, size: 28, k: 3, s: 1, p: 1, uses: [0, 2, 4]),
+        Shape(name: "resnet 16->32 3x3 s2 @28", c: 16, o: 32, size: 28, k: 3, s: 2, p: 1, uses: [0, 1, 1]),
+        Shape(name: "resnet 32->32 3x3 @14", c: 32, o: 32, size: 14, k: 3, s: 1, p: 1, uses: [0, 1, 3]),
+        Shape(name: "resnet 16->32 1x1 s2 @28", c: 16, o: 32, size: 28, k: 1, s: 2, p: 0, uses: [0, 1, 1]),
+        Shape(name: "resnet 32->64 3x3 s2 @14", c: 32, o: 64, size: 14, k: 3, s: 2, p: 1, uses: [0, 1, 1]),
+        Shape(name: "resnet 64->64 3x3 @7", c: 64, o: 64, size: 7, k: 3, s: 1, p: 1, uses: [0, 1, 3]),
+        Shape(name: "resnet 32->64 1x1 s2 @14", c: 32, o: 64, size: 14, k: 1, s: 2, p: 0, uses: [0, 1, 1]),
     ]
 
     func devices() throws -> [Device] {
+        if torch { return [.cpu] }
         if device == "all" {
             return [.cpu] + (0..<OpenCLPlatforms.devices().count).compactMap { try? Device.make(.opencl(index: $0)) }
         }
@@ -74,6 +83,10 @@ struct ConvBench: ParsableCommand {
             } else {
                 try d.checkAllocation(shape: [batch, 16 * 9, 28 * 28], for: "--batch \(batch): the im2col columns [\(batch), 144, 784]")
             }
+        }
+        if torch {
+            try compareWithTorch()
+            return
         }
         if model != nil {
             for d in chosen { try timeModel(on: d) }

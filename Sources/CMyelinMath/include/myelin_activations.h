@@ -12,8 +12,10 @@
 /// y[i] = x[i] · ½ · (1 + erf(x[i] / √2)) for i in [lo, hi); y may be x.
 void myelin_gelu_erf(const float *x, float *y, long lo, long hi);
 
-/// gx[i] = gy[i] · (½ · (1 + erf(x[i] / √2)) + x[i] · exp(−x[i]² / 2) / √(2π)) for i in [lo, hi).
-void myelin_gelu_erf_backward(const float *x, const float *gy, float *gx, long lo, long hi);
+/// gx[i] = gy[i] · (½ · (1 + erf(x[i] / √2)) + x[i] · exp(−x[i]² / 2) / √(2π)) for i in [lo, hi), where y is the
+/// forward's output (myelin_gelu_erf of x): the vector path reads ½ · (1 + erf(x / √2)) back as y / x (½ at x = 0)
+/// instead of computing erfc again; the scalar path ignores y.
+void myelin_gelu_erf_backward(const float *x, const float *y, const float *gy, float *gx, long lo, long hi);
 
 // myelin_exp_shifted: row[c] = exp(row[c] − shift) for c in [0, n), and their sum (the softmax numerators of the
 // fused attention on the CPU). exp by Cephes' range reduction (x = k·ln2 + r) and degree-6 polynomial, within 2 ulp

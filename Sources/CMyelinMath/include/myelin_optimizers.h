@@ -7,4 +7,8 @@
 void myelin_adam_avx(float *p, const float *g, float *m, float *v, long lo, long hi,
                      float l2, float b1, float c1, float b2, float c2, float decay, float stepSize,
                      float bc2, float eps, int first);
+
+// Whether any of p[0..<n] is NaN or infinite (`fit`'s per-batch scan of the parameters): 1 or 0. A branch-free
+// maximum over the magnitudes' bit patterns, vectorized (AVX2 where the CPU has it); n may be 0.
+int myelin_any_nonfinite(const float *p, long n);
 #endif

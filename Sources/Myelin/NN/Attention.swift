@@ -79,6 +79,13 @@ public final class MultiHeadAttention: Layer {
             throw LayerError.shape(layer: layerDescription, expected: "[batch, T, \(embedDim)]", got: input.shape)
         }
         let b = input.shape[0], t = input.shape[1], d = embedDim / heads
+        let fused = useFusedAttention && (attentionDropout.rate == 0 || !isTraining)
+        if fused, let cAttn, !input.device.isOpenCL {
+            // The CPU kernel reads q, k and v from c_attn's [B, T, 3C] output and writes the heads merged: one
+            // product, no permutes, and one [B, T, 3C] gradient.
+            return try outputDropout(cProj(Tensor.scaledDotProductAttention(packed: cAttn(input), heads: heads,
+                                                                             causal: causal, mask: mask)))
+        }
         let q: Tensor, k: Tensor, v: Tensor
         if let cAttn, Tensor.recordsGradient([input, cAttn.weight]) {
             // Recording a graph: three products with the q, k and v rows of c_attn's weight and bias (slices of
@@ -103,7 +110,7 @@ public final class MultiHeadAttention: Layer {
             q = try split(qProj!); k = try split(kProj!); v = try split(vProj!)
         }
         let attended: Tensor   // [B, H, T, D]
-        if useFusedAttention && (attentionDropout.rate == 0 || !isTraining) {
+        if fused {
             attended = try Tensor.scaledDotProductAttention(q, k, v, causal: causal, mask: mask)
         } else {
             let scores = try q.matmul(k, transposeB: true, alpha: 1 / Float(d).squareRoot())   // [B, H, T, T]

@@ -7,8 +7,10 @@ import Foundation
 /// thread. The forward runs (group, query block) pairs in parallel; the backward runs groups (b, h) in parallel, each
 /// accumulating its own gk and gv, so no two threads write the same element.
 extension CPUBackend {
-    /// Query rows and keys per block: a 64 × 64 block of scores (16 KiB) stays in the L1/L2 cache.
-    static let attentionBlock = 64
+    /// Query rows and keys per block: a 64 × 64 block of scores (16 KiB) stays in the L1/L2 cache. Causal
+    /// attention takes 32: the blocks above the diagonal are skipped, so a 64-token window computes 3 of its 4
+    /// quarters (a GPT step at T = 64 spent about 15% of its time in the attention).
+    static func attentionBlock(_ s: AttentionShape) -> Int { s.causal ? 32 : 64 }
 
     /// C [m, n] = alpha · op(A) · op(B) + beta · C on the calling thread (row-major, op = transposed when asked).
     private func blockGemm(_ transA: Bool, _ transB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
@@ -41,7 +43,8 @@ extension CPUBackend {
     func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
                           out: DeviceBuffer, lse: DeviceBuffer) {
         guard allocated("attentionForward", q, k, v, mask, out, lse) else { return }
-        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
+        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock(shape)
+        let ld = s.rowStride, ldo = s.outRowStride
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!, pl = lse.host!
         let blocks = (tq + block - 1) / block, units = s.groups * blocks
         guard units > 0, d > 0 else { return }
@@ -51,14 +54,16 @@ extension CPUBackend {
             var m = [Float](repeating: 0, count: block), l = [Float](repeating: 0, count: block)
             for unit in lo..<hi {
                 let g = unit / blocks, i0 = (unit % blocks) * block, rows = Swift.min(block, tq - i0)
-                let qb = pq + (g * tq + i0) * d, ob = po + (g * tq + i0) * d, kg = pk + g * tk * d, vg = pv + g * tk * d
-                ob.update(repeating: 0, count: rows * d)
+                let qb = pq + s.inputBase(group: g, part: 0, positions: tq) + i0 * ld
+                let ob = po + s.outBase(group: g) + i0 * ldo
+                let kg = pk + s.inputBase(group: g, part: 1, positions: tk), vg = pv + s.inputBase(group: g, part: 2, positions: tk)
+                for r in 0..<rows { (ob + r * ldo).update(repeating: 0, count: d) }
                 for r in 0..<rows { m[r] = -.infinity; l[r] = 0 }
                 let end = s.visibleKeys(i0 + rows - 1)
                 var j0 = 0
                 while j0 < end {
                     let cols = Swift.min(block, end - j0)
-                    blockGemm(false, true, rows, cols, d, s.scale, qb, d, kg + j0 * d, d, 0, scores, block)
+                    blockGemm(false, true, rows, cols, d, s.scale, qb, ld, kg + j0 * ld, ld, 0, scores, block)
                     for r in 0..<rows {
                         let row = scores + r * block
                         maskScores(s, row, cols: cols, mask: pm, group: g, query: i0 + r, firstKey: j0)
@@ -73,14 +78,14 @@ extension CPUBackend {
                             sum = myelin_exp_shifted(row, cols, bm)   // vectorized exp(row[c] − bm), and their sum
                         }
                         l[r] = l[r] * corr + sum; m[r] = bm
-                        if corr != 1 { let o = ob + r * d; for c in 0..<d { o[c] *= corr } }
+                        if corr != 1 { let o = ob + r * ldo; for c in 0..<d { o[c] *= corr } }
                     }
-                    blockGemm(false, false, rows, d, cols, 1, scores, block, vg + j0 * d, d, 1, ob, d)
+                    blockGemm(false, false, rows, d, cols, 1, scores, block, vg + j0 * ld, ld, 1, ob, ldo)
                     j0 += cols
                 }
                 for r in 0..<rows {
                     // Every key masked: 0 · ∞, NaN, as the softmax of such a row.
-                    let inv = 1 / l[r], o = ob + r * d
+                    let inv = 1 / l[r], o = ob + r * ldo
                     for c in 0..<d { o[c] *= inv }
                     pl[g * tq + i0 + r] = m[r] + Foundation.log(l[r])
                 }
@@ -94,7 +99,8 @@ extension CPUBackend {
                            gq: DeviceBuffer, gk: DeviceBuffer, gv: DeviceBuffer) {
         guard allocated("attentionBackward", q, k, v, mask, out, lse),
               allocated("attentionBackward", gOut, delta, gq, gk, gv) else { return }
-        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock
+        let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock(shape)
+        let ld = s.rowStride, ldo = s.outRowStride
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!
         let pl = lse.host!, pgo = gOut.host!, pd = delta.host!, pgq = gq.host!, pgk = gk.host!, pgv = gv.host!
         guard s.groups > 0, d > 0, tk > 0 else { return }
@@ -103,34 +109,35 @@ extension CPUBackend {
             let dp = UnsafeMutablePointer<Float>.allocate(capacity: block * block)
             defer { p.deallocate(); dp.deallocate() }
             for g in lo..<hi {
-                let qg = pq + g * tq * d, kg = pk + g * tk * d, vg = pv + g * tk * d, og = po + g * tq * d
-                let gog = pgo + g * tq * d, gqg = pgq + g * tq * d, gkg = pgk + g * tk * d, gvg = pgv + g * tk * d
+                let qBase = s.inputBase(group: g, part: 0, positions: tq), kBase = s.inputBase(group: g, part: 1, positions: tk)
+                let vBase = s.inputBase(group: g, part: 2, positions: tk), oBase = s.outBase(group: g)
+                let qg = pq + qBase, kg = pk + kBase, vg = pv + vBase, og = po + oBase, gog = pgo + oBase
+                let gqg = pgq + qBase, gkg = pgk + kBase, gvg = pgv + vBase
                 let lg = pl + g * tq, dg = pd + g * tq
                 for i in 0..<tq {
                     var sum: Float = 0
-                    for c in 0..<d { sum += gog[i * d + c] * og[i * d + c] }
+                    for c in 0..<d { sum += gog[i * ldo + c] * og[i * ldo + c] }
                     dg[i] = sum
+                    (gqg + i * ld).update(repeating: 0, count: d)
                 }
-                gqg.update(repeating: 0, count: tq * d)
-                gkg.update(repeating: 0, count: tk * d)
-                gvg.update(repeating: 0, count: tk * d)
+                for j in 0..<tk { (gkg + j * ld).update(repeating: 0, count: d); (gvg + j * ld).update(repeating: 0, count: d) }
                 var i0 = 0
                 while i0 < tq {
                     let rows = Swift.min(block, tq - i0), end = s.visibleKeys(i0 + rows - 1)
                     var j0 = 0
                     while j0 < end {
                         let cols = Swift.min(block, end - j0)
-                        blockGemm(false, true, rows, cols, d, s.scale, qg + i0 * d, d, kg + j0 * d, d, 0, p, block)
-                        blockGemm(false, true, rows, cols, d, 1, gog + i0 * d, d, vg + j0 * d, d, 0, dp, block)
+                        blockGemm(false, true, rows, cols, d, s.scale, qg + i0 * ld, ld, kg + j0 * ld, ld, 0, p, block)
+                        blockGemm(false, true, rows, cols, d, 1, gog + i0 * ldo, ldo, vg + j0 * ld, ld, 0, dp, block)
                         for r in 0..<rows {
                             let prow = p + r * block, dprow = dp + r * block, li = lg[i0 + r], di = dg[i0 + r]
                             maskScores(s, prow, cols: cols, mask: pm, group: g, query: i0 + r, firstKey: j0)
                             _ = myelin_exp_shifted(prow, cols, li)   // the probabilities exp(score − lse), vectorized
                             for c in 0..<cols { dprow[c] = prow[c] * (dprow[c] - di) }
                         }
-                        blockGemm(true, false, cols, d, rows, 1, p, block, gog + i0 * d, d, 1, gvg + j0 * d, d)
-                        blockGemm(false, false, rows, d, cols, s.scale, dp, block, kg + j0 * d, d, 1, gqg + i0 * d, d)
-                        blockGemm(true, false, cols, d, rows, s.scale, dp, block, qg + i0 * d, d, 1, gkg + j0 * d, d)
+                        blockGemm(true, false, cols, d, rows, 1, p, block, gog + i0 * ldo, ldo, 1, gvg + j0 * ld, ld)
+                        blockGemm(false, false, rows, d, cols, s.scale, dp, block, kg + j0 * ld, ld, 1, gqg + i0 * ld, ld)
+                        blockGemm(true, false, cols, d, rows, s.scale, dp, block, qg + i0 * ld, ld, 1, gkg + j0 * ld, ld)
                         j0 += cols
                     }
                     i0 += rows

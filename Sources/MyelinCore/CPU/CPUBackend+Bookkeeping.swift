@@ -1,3 +1,4 @@
+internal import CMyelinMath
 import Foundation
 
 /// The fused softmax cross-entropy backward, a step's optimizer updates one by one, and `fit`'s per-batch
@@ -20,10 +21,8 @@ extension CPUBackend {
     func flagNonFinite(_ tensors: [(buffer: DeviceBuffer, count: Int)], flag: DeviceBuffer) {
         guard allocated("flagNonFinite", flag), tensors.allSatisfy({ allocated("flagNonFinite", $0.buffer) })
         else { return }
-        let bad = tensors.contains { t in
-            let p = t.buffer.host!
-            return (0..<t.count).contains { !p[$0].isFinite }
-        }
+        // A vectorized scan in C (a closure per element here took 10% of an MLP's fit step).
+        let bad = tensors.contains { myelin_any_nonfinite($0.buffer.host!, $0.count) != 0 }
         if bad { flag.host![0] = 1 }
         count { $0.launches += 1 }
     }

@@ -85,7 +85,8 @@ extension CPUBackend {
         case .onednn: wanted = .oneDNN
         case .blis: wanted = .blis
         case .auto:
-            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k) ? .own : Self.largeGemmDefault
+            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k, transA: s.transA)
+                ? .own : Self.largeGemmDefault
         }
         return wanted.isAvailable ? wanted : .openBLAS
     }
@@ -122,8 +123,11 @@ extension CPUBackend {
     /// thread, 2026-12-01): up to 512 rows and 1024 columns and 2²⁶ multiply-adds (an MLP's products at batch
     /// 128: 1.0-1.5× OpenBLAS, and no separate pass for beta = 0, the bias or ReLU). Larger products go to
     /// OpenBLAS, whose cache blocking is better there (1024×1024×1024: 0.9×; 1024×256×1024: 0.7×).
-    static func ownGemmIsFaster(m: Int, n: Int, k: Int) -> Bool {
-        m <= 512 && n <= 1024 && m * n * k <= 1 << 26
+    /// A weight gradient (A transposed) over 256 or more rows goes to the library too: oneDNN's AVX-512 SGEMM ran
+    /// the GPT's (128…512)×768×(128…512) ones at 112-116 GFLOP/s on one thread against 88-100 for this kernel
+    /// (2026-12-07, AVX-512 EPYC, `myelin bench gemm --best`).
+    static func ownGemmIsFaster(m: Int, n: Int, k: Int, transA: Bool = false) -> Bool {
+        m <= 512 && n <= 1024 && m * n * k <= 1 << 26 && !(transA && k >= 256)
     }
 
     /// C = alpha·op(A)·op(B) + beta·C for one product of `s` (its batch ignored), then the bias row and,

@@ -41,9 +41,19 @@ extension CPUBackend {
                 if !fused { epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: nil, activation: activation) }
                 continue
             }
-            engineGemm(engine, s, a: pa + batch * s.strideA, b: pb + batch * s.strideB, c: cp)
-            if bias != nil || activation != .identity {
-                epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: bias?.host, activation: activation)
+            // With beta 0, C starts as the bias rows and the library adds the product (beta 1): a copy instead of
+            // a read-modify-write pass afterwards (1.7% of BERT's embedding profile).
+            var shape = s
+            let prefilled = bias != nil && s.beta == 0
+            if prefilled, let pbias = bias?.host {
+                parallelFor(s.m, minimum: max(1, CPUBackend.parallelThreshold / s.n)) { lo, hi in
+                    for i in lo..<hi { (cp + i * s.ldc).update(from: pbias, count: s.n) }
+                }
+                shape.beta = 1
+            }
+            engineGemm(engine, shape, a: pa + batch * s.strideA, b: pb + batch * s.strideB, c: cp)
+            if (bias != nil && !prefilled) || activation != .identity {
+                epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: prefilled ? nil : bias?.host, activation: activation)
             }
         }
         count { $0.launches += 1 }
@@ -133,7 +143,7 @@ extension CPUBackend {
                 }
                 while i < hi { let g = pg[i]; po[i] = px[i] > 0 ? g : 0; i += 1 }
             } else if activation == .geluErf && Self.ownGemmAvailable {
-                myelin_gelu_erf_backward(px, pg, po, lo, hi)  // vectorized erf and exp (a fifth of a GPT step as libm calls)
+                myelin_gelu_erf_backward(px, py, pg, po, lo, hi)  // vectorized, Φ(x) read back from y (libm: a fifth of a GPT step)
             } else {
                 for i in lo..<hi { po[i] = pg[i] * activation.derivative(x: px[i], y: py[i]) }
             }

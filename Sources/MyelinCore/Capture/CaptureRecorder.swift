@@ -400,6 +400,19 @@ final class CaptureRecorder: Backend, @unchecked Sendable {
         if !done { records.removeLast() }
         return done
     }
+    /// The device's implicit-GEMM gradients where it takes the layer (recorded, replayed as the same launches), else
+    /// nothing recorded and false: the chunked path records its launches.
+    func convBackwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                              geometry: ConvGeometry, outChannels: Int) -> Bool {
+        var done = false
+        record(now: { done = $0.convBackwardImplicit(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: geometry,
+                                                     outChannels: outChannels) },
+               replay: { _ = $0.convBackwardImplicit(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: geometry,
+                                                     outChannels: outChannels) },
+               seed: nil)
+        if !done { records.removeLast() }
+        return done
+    }
     func randomCropFlip(x: DeviceBuffer, out: DeviceBuffer, batch: Int, channels: Int, height: Int, width: Int,
                         padding: Int, flip: Bool, seed: UInt64) {
         let now: (Backend) -> Void = {

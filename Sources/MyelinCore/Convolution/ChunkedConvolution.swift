@@ -81,6 +81,9 @@ extension Backend {
     func conv2dBackward(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
                         geometry g: ConvGeometry, outChannels o: Int, chunkBudget: Int? = nil) {
         guard gx != nil || gw != nil, g.batch > 0, o > 0 else { return }
+        // Implicit GEMMs where the device chooses its implicit forward (OpenCL GPUs, OpenCLBackend+ImplicitConv.swift).
+        if chunkBudget == nil,
+           convBackwardImplicit(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: g, outChannels: o) { return }
         if chunkBudget == nil, usesLibraryConvolution(g, outChannels: o) {
             libraryConv2dBackward(x: x, weight: weight, gy: gy, gx: gx, gw: gw, geometry: g, outChannels: o)
             return

@@ -47,11 +47,17 @@ protocol ConvolutionBackend: AnyObject {
     /// (the default: the chunked im2col path runs).
     func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
                              geometry: ConvGeometry, outChannels: Int) -> Bool
+    /// The whole of `conv2dBackward` as implicit GEMMs (the gradients' operands gathered in the tile loads), where
+    /// the device chooses its implicit forward for this layer shape; false, with nothing done, otherwise.
+    func convBackwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                              geometry: ConvGeometry, outChannels: Int) -> Bool
 }
 
 extension ConvolutionBackend {
     func convForwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, bias: DeviceBuffer?, y: DeviceBuffer,
                              geometry: ConvGeometry, outChannels: Int) -> Bool { false }
+    func convBackwardImplicit(x: DeviceBuffer, weight: DeviceBuffer, gy: DeviceBuffer, gx: DeviceBuffer?, gw: DeviceBuffer?,
+                              geometry: ConvGeometry, outChannels: Int) -> Bool { false }
 }
 
 /// Max pooling (Kernels/normalization.cl on OpenCL).

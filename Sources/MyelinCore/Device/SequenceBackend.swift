@@ -44,10 +44,25 @@ struct AttentionShape: Equatable, Sendable {
     var causal: Bool
     /// The mask's element strides along [batch, heads, queries, keys]; ignored without a mask.
     var maskStrides: [Int] = [0, 0, 0, 0]
+    /// The packed layout of `Tensor.scaledDotProductAttention(packed:heads:)` (the CPU device only): q, k and v are
+    /// one buffer [batch, T, 3, heads, headSize] (a fused projection's output, queries = keys = T), and out and
+    /// gOut are [batch, T, heads, headSize] (the heads merged); the gradients gq, gk, gv are then one buffer of the
+    /// input's layout. Otherwise (false) every tensor is [batch, heads, T, headSize].
+    var packed = false
     /// batch · heads: the number of independent (q, k, v) triples.
     var groups: Int { batch * heads }
     /// The number of keys query i sees (all of them unless causal).
     func visibleKeys(_ i: Int) -> Int { causal ? Swift.min(keys, i + keys - queries + 1) : keys }
+    /// The elements between the rows of consecutive positions in q, k and v, and in out.
+    var rowStride: Int { packed ? 3 * heads * headSize : headSize }
+    var outRowStride: Int { packed ? heads * headSize : headSize }
+    /// Where group g's (= b·heads + h) rows start: in q (part 0), k (part 1) or v (part 2), and in out.
+    func inputBase(group g: Int, part: Int, positions: Int) -> Int {
+        packed ? ((g / heads) * positions * 3 + part) * heads * headSize + (g % heads) * headSize : g * positions * headSize
+    }
+    func outBase(group g: Int) -> Int {
+        packed ? ((g / heads) * queries * heads + g % heads) * headSize : g * queries * headSize
+    }
     /// The offset of query i's mask row (its key 0) in group g (= b·heads + h).
     func maskRow(group g: Int, query i: Int) -> Int {
         (g / heads) * maskStrides[0] + (g % heads) * maskStrides[1] + i * maskStrides[2]

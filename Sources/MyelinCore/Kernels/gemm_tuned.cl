@@ -301,12 +301,18 @@ typedef float floatv;
 // buffers start aligned), else vloadn.
 #define GLOAD(p, aligned) ((aligned) ? *(__global const floatv*)(p) : VLOAD(p))
 
-// The implicit column matrix of a convolution (conv_frag_forward), read in place of op(B) when `on`: entry
-// (row (ch * kh + i) * kw + j, column img * L + y * ow + xo) is x[img, ch, y * sh - ph + i, xo * sw - pw + j], 0
-// outside the image (L = oh * ow).
-typedef struct { int on, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } conv_gather;
+// The implicit operands of the convolution kernels (Kernels/gemm_tuned_conv.cl), read in place of op(A) and op(B)
+// by `mode`, with L = oh * ow and cols the column matrix of x: cols[(ch * kh + i) * kw + j, img * L + y * ow + xo]
+// = x[img, ch, y * sh - ph + i, xo * sw - pw + j], 0 outside the image.
+//   0: none (plain GEMM operands);
+//   1 (forward):         B(k, col) = cols[k, col];
+//   2 (weight gradient): A(oc, r) = gy[img, oc, p] for r = img * L + p, and B(r, k) = cols[k, r];
+//   3 (input gradient):  A(ch, r) = W[oc, ch, i, j] for r = (oc * kh + i) * kw + j, and B(r, img * h * w + hi * w
+//                        + wi) = gy[img, oc, y, xo] where hi = y * sh - ph + i and wi = xo * sw - pw + j, else 0
+//                        (the pixel's gather over the output positions and taps that read it: no atomics).
+typedef struct { int mode, o, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow; } conv_gather;
 
-inline float conv_gather_at(__global const float* x, conv_gather g, int k, int col) {
+inline float conv_cols_at(__global const float* x, conv_gather g, int k, int col) {
     int khw = g.kh * g.kw, l = g.oh * g.ow;
     int ch = k / khw, r = k - ch * khw, i = r / g.kw, j = r - i * g.kw;
     int img = col / l, p = col - img * l, y = p / g.ow, xo = p - y * g.ow;
@@ -314,10 +320,31 @@ inline float conv_gather_at(__global const float* x, conv_gather g, int k, int c
     return (hi >= 0 && hi < g.h && wi >= 0 && wi < g.w) ? x[(((long)img * g.c + ch) * g.h + hi) * g.w + wi] : 0.0f;
 }
 
+inline float conv_a_at(__global const float* A, conv_gather g, int row, int k) {
+    if (g.mode == 2) {
+        int l = g.oh * g.ow, img = k / l;
+        return A[((long)img * g.o + row) * l + (k - img * l)];
+    }
+    int khw = g.kh * g.kw, oc = k / khw;
+    return A[((long)oc * g.c + row) * khw + (k - oc * khw)];
+}
+
+inline float conv_b_at(__global const float* B, conv_gather g, int k, int col) {
+    if (g.mode == 1) return conv_cols_at(B, g, k, col);
+    if (g.mode == 2) return conv_cols_at(B, g, col, k);
+    int khw = g.kh * g.kw, hw = g.h * g.w;
+    int oc = k / khw, r = k - oc * khw, i = r / g.kw, j = r - i * g.kw;
+    int img = col / hw, p = col - img * hw, hi = p / g.w, wi = p - hi * g.w;
+    int ys = hi + g.ph - i, xs = wi + g.pw - j;
+    if (ys < 0 || xs < 0 || ys % g.sh != 0 || xs % g.sw != 0) return 0.0f;
+    int y = ys / g.sh, xo = xs / g.sw;
+    return (y < g.oh && xo < g.ow) ? B[(((long)img * g.o + oc) * g.oh + y) * g.ow + xo] : 0.0f;
+}
+
 // Loads this item's share of the TM x TK tile of op(A) at rows row0.., steps kt.. into registers. Vector l runs
 // along A's contiguous dimension: K for a row-major A, M for a transposed one.
 inline void frag_load_a(floatv r[A_LOADS], __global const float* A, int lda, int M, int row0, int kt, int k1,
-                        int lid, int aligned) {
+                        int lid, int aligned, conv_gather g) {
     int full = row0 + TM <= M && kt + TK <= k1;
     _Pragma("unroll") for (int i = 0; i < A_LOADS; ++i) {
         int l = lid + i * THREADS;
@@ -330,8 +357,14 @@ inline void frag_load_a(floatv r[A_LOADS], __global const float* A, int lda, int
 #else
         int mm = l / (TK / VW), kk = (l % (TK / VW)) * VW;
         __global const float* p = A + (long)(row0 + mm) * lda + kt + kk;
-        if (full) { r[i] = GLOAD(p, aligned); continue; }
         float t[VW];
+        if (g.mode >= 2) {
+            _Pragma("unroll") for (int e = 0; e < VW; ++e)
+                t[e] = (row0 + mm < M && kt + kk + e < k1) ? conv_a_at(A, g, row0 + mm, kt + kk + e) : 0.0f;
+            r[i] = VLOAD(t);
+            continue;
+        }
+        if (full) { r[i] = GLOAD(p, aligned); continue; }
         _Pragma("unroll") for (int e = 0; e < VW; ++e) t[e] = (row0 + mm < M && kt + kk + e < k1) ? p[e] : 0.0f;
 #endif
         r[i] = VLOAD(t);
@@ -355,9 +388,9 @@ inline void frag_load_b(floatv r[B_LOADS], __global const float* B, int ldb, int
         int kk = l / (TN / VW), nn = (l % (TN / VW)) * VW;
         __global const float* p = B + (long)(kt + kk) * ldb + col0 + nn;
         float t[VW];
-        if (g.on) {
+        if (g.mode) {
             _Pragma("unroll") for (int e = 0; e < VW; ++e)
-                t[e] = (kt + kk < k1 && col0 + nn + e < N) ? conv_gather_at(B, g, kt + kk, col0 + nn + e) : 0.0f;
+                t[e] = (kt + kk < k1 && col0 + nn + e < N) ? conv_b_at(B, g, kt + kk, col0 + nn + e) : 0.0f;
             r[i] = VLOAD(t);
             continue;
         }
@@ -402,7 +435,7 @@ inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float*
                             __global const float* B, int ldb, int aligned, conv_gather g) {
     int lid = ty * RTN + tx;
     floatv ra[A_LOADS], rb[B_LOADS];
-    frag_load_a(ra, A, lda, M, row0, k0, k1, lid, aligned & 1);
+    frag_load_a(ra, A, lda, M, row0, k0, k1, lid, aligned & 1, g);
     frag_load_b(rb, B, ldb, N, col0, k0, k1, lid, aligned & 2, g);
     for (int kt = k0; kt < k1; kt += TK) {
         frag_store(As, Bs, ra, rb, lid);
@@ -410,7 +443,7 @@ inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float*
 #if PREFETCH
         // The next tile's global loads are in flight during the multiply-adds on this one.
         if (kt + TK < k1) {
-            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
+            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1, g);
             frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
         }
 #endif
@@ -424,7 +457,7 @@ inline void frag_accumulate(float acc[WM][WN], __local float* As, __local float*
         barrier(CLK_LOCAL_MEM_FENCE);
 #if !PREFETCH
         if (kt + TK < k1) {
-            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1);
+            frag_load_a(ra, A, lda, M, row0, kt + TK, k1, lid, aligned & 1, g);
             frag_load_b(rb, B, ldb, N, col0, kt + TK, k1, lid, aligned & 2, g);
         }
 #endif
@@ -498,35 +531,4 @@ void gemm_frag_split(int M, int N, int K, int slices, int sliceK,
     }
 }
 
-#if !TRANS_A && !TRANS_B
-// Convolution forward as an implicit GEMM (in the program without transposes): y[img, o, p] = Σ_k W[o, k] ·
-// cols[k, img * L + p] (+ bias[o]) with the columns gathered from x in the B-tile loads, so no column matrix is
-// written or read. M = O, N = images * L, K = c * kh * kw; `aligned`: bit 0 when K is a multiple of VW.
-// Global: [ceil(N / TN) * RTN, ceil(O / TM) * RTM, 1].
-__kernel __attribute__((reqd_work_group_size(RTN, RTM, 1)))
-void conv_frag_forward(int O, int N, int K, __global const float* W, __global const float* x, int aligned,
-                       __global float* y, __global const float* bias, int has_bias,
-                       int c, int h, int w, int kh, int kw, int sh, int sw, int ph, int pw, int oh, int ow) {
-    __local float As[TK * LDAS];
-    __local float Bs[TK * LDBS];
-    int tx = get_local_id(0), ty = get_local_id(1);
-    int col0 = get_group_id(0) * TN, row0 = get_group_id(1) * TM;
-    conv_gather g = {1, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow};
-    float acc[WM][WN];
-    _Pragma("unroll") for (int r = 0; r < WM; ++r) _Pragma("unroll") for (int q = 0; q < WN; ++q) acc[r][q] = 0.0f;
-    frag_accumulate(acc, As, Bs, O, N, 0, K, row0, col0, tx, ty, W, K, x, 0, aligned, g);
-    int l = oh * ow;
-    _Pragma("unroll") for (int r = 0; r < WM; ++r) {
-        int o = FRAG_ROW(r);
-        if (o >= O) continue;
-        float b = has_bias ? bias[o] : 0.0f;
-        _Pragma("unroll") for (int q = 0; q < WN; ++q) {
-            int j = FRAG_COL(q / VW) + q % VW;
-            if (j >= N) continue;
-            int img = j / l;
-            y[((long)img * O + o) * l + (j - img * l)] = acc[r][q] + b;
-        }
-    }
-}
-#endif
 #endif

@@ -56,7 +56,8 @@ enum KernelLibrary {
         [("attention.cl", PackageResources.attention_cl), ("augment.cl", PackageResources.augment_cl), ("common.cl", PackageResources.common_cl), ("conv.cl", PackageResources.conv_cl),
          ("elementwise.cl", PackageResources.elementwise_cl), ("gemm.cl", PackageResources.gemm_cl),
          ("gemm_direct.cl", PackageResources.gemm_direct_cl),
-         ("gemm_tuned.cl", PackageResources.gemm_tuned_cl), ("layout.cl", PackageResources.layout_cl),
+         ("gemm_tuned.cl", PackageResources.gemm_tuned_cl),
+         ("gemm_tuned_conv.cl", PackageResources.gemm_tuned_conv_cl), ("layout.cl", PackageResources.layout_cl),
          ("normalization.cl", PackageResources.normalization_cl), ("optimizers.cl", PackageResources.optimizers_cl),
          ("reduce.cl", PackageResources.reduce_cl)].map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
     }
@@ -91,9 +92,13 @@ enum KernelLibrary {
         return try files(inDirectory: kernelsDirectory)
     }
 
-    /// The program source of the parameterised GEMM kernels: common.cl and gemm_tuned.cl.
+    /// The files of the parameterised GEMM programs: gemm_tuned.cl and the implicit-GEMM convolution kernels that
+    /// build on its GPU-grade tiles (gemm_tuned_conv.cl), with common.cl.
+    static let gemmVariantFiles: Set<String> = ["common.cl", "gemm_tuned.cl", "gemm_tuned_conv.cl"]
+
+    /// The program source of the parameterised GEMM kernels: `gemmVariantFiles`, common.cl first.
     static func gemmVariantSource(kernelsDirectory: String?) throws -> String {
-        join(try sourceFiles(kernelsDirectory: kernelsDirectory).filter { $0.0 == "common.cl" || $0.0 == "gemm_tuned.cl" })
+        join(try sourceFiles(kernelsDirectory: kernelsDirectory).filter { gemmVariantFiles.contains($0.0) })
     }
 }
 

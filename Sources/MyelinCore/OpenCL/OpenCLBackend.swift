@@ -28,7 +28,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
     let queue: cl_command_queue
     /// common.cl, which every file's program starts with.
     let commonSource: String
-    /// The kernel files other than common.cl (gemm_tuned.cl is built per variant, `variantProgram`).
+    /// The kernel files other than common.cl (gemm_tuned.cl and gemm_tuned_conv.cl are built per variant, `variantProgram`).
     /// (Settable for tests, which add a file that does not build.)
     var programFiles: [(name: String, text: String)]
     /// The programs of the files built so far, and their kernel names.
@@ -97,7 +97,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
          maxWorkGroupSize: Int? = nil, roundLaunches: Bool? = nil) throws {
         let files = try KernelLibrary.sourceFiles(environment: environment)
         commonSource = files.first { $0.0 == "common.cl" }?.1 ?? ""
-        programFiles = files.filter { $0.0 != "common.cl" && $0.0 != "gemm_tuned.cl" }.map { (name: $0.0, text: $0.1) }
+        programFiles = files.filter { !KernelLibrary.gemmVariantFiles.contains($0.0) }.map { (name: $0.0, text: $0.1) }
         // `MYELIN_GPU_PATHS=1`: a CPU device (PoCL) takes every choice a GPU takes (takesGPUPaths).
         var info = info
         if Self.takesGPUPaths(environment) { info.isGPU = true }

@@ -53,6 +53,48 @@ extension Tensor {
         }
     }
 
+    /// The fused attention of a fused q/k/v projection's output (GPT-2's `c_attn`): `qkv` [B, T, 3·C] holds each
+    /// position's query, key and value side by side, each [heads, C / heads], and the result is [B, T, C] with the
+    /// heads merged. The same values and gradient as splitting `qkv` into q, k, v [B, heads, T, C / heads],
+    /// `scaledDotProductAttention(_:_:_:causal:mask:scale:)` and merging the heads back
+    /// (`permuted([0, 2, 1, 3])`), which is what other devices run; the CPU device's kernel reads and writes
+    /// these layouts in place, so there are no copies around it, and its gradient is one [B, T, 3·C] tensor
+    /// (not three summed products). `mask` broadcasts to [B, heads, T, T] as there.
+    ///
+    /// ```swift
+    /// let y = try Tensor.scaledDotProductAttention(packed: cAttn(x), heads: 4, causal: true)   // [12, 64, 384] -> [12, 64, 128]
+    /// ```
+    public static func scaledDotProductAttention(packed qkv: Tensor, heads: Int, causal: Bool = false, mask: Tensor? = nil,
+                                                 scale: Float? = nil) throws -> Tensor {
+        let op = "scaledDotProductAttention(packed:)"
+        if let mask { try qkv.checkSameDevice(mask, op) }
+        guard heads > 0, qkv.rank == 3, qkv.shape.allSatisfy({ $0 > 0 }), qkv.shape[2] % (3 * heads) == 0 else {
+            throw TensorError.invalidShape(op: op, qkv.shape, "is not [batch, T, 3 · \(heads) heads · headSize] with every size ≥ 1")
+        }
+        let b = qkv.shape[0], t = qkv.shape[1], c = qkv.shape[2] / 3, d = c / heads
+        guard qkv.backend.kind == .cpu else {
+            let parts = try qkv.reshaped([b, t, 3, heads, d]).permuted([2, 0, 3, 1, 4])
+            let q = try parts.slice(0..<1).reshaped([b, heads, t, d]), k = try parts.slice(1..<2).reshaped([b, heads, t, d])
+            let v = try parts.slice(2..<3).reshaped([b, heads, t, d])
+            return try scaledDotProductAttention(q, k, v, causal: causal, mask: mask, scale: scale)
+                .permuted([0, 2, 1, 3]).reshaped([b, t, c])
+        }
+        var shape = AttentionShape(batch: b, heads: heads, queries: t, keys: t, headSize: d,
+                                   scale: scale ?? 1 / Float(d).squareRoot(), causal: causal)
+        shape.packed = true
+        if let mask { shape.maskStrides = try maskStrides(mask.shape, to: [b, heads, t, t], op: op) }
+        let out = try Tensor.checkedEmpty([b, t, c], on: qkv.device, op: op)
+        let lse = try Tensor.checkedEmpty([b, heads, t], on: qkv.device, op: op)
+        let x = qkv.buffer
+        qkv.backend.attentionForward(shape, q: x, k: x, v: x, mask: mask?.buffer, out: out.buffer, lse: lse.buffer)
+        return out.recorded(op, [qkv]) { [unowned out] g in
+            let gx = Tensor.empty(qkv.shape, on: qkv.device), delta = Tensor.empty([b, heads, t], on: qkv.device)
+            qkv.backend.attentionBackward(shape, q: x, k: x, v: x, mask: mask?.buffer, out: out.buffer, lse: lse.buffer,
+                                          gOut: g.buffer, delta: delta.buffer, gq: gx.buffer, gk: gx.buffer, gv: gx.buffer)
+            return [gx]
+        }
+    }
+
     /// The element strides of a mask of shape `mask` read as `target` (PyTorch's right-aligned broadcasting: each
     /// mask axis is 1, stride 0, or the target's size); throws when it does not broadcast.
     static func maskStrides(_ mask: [Int], to target: [Int], op: String) throws -> [Int] {

@@ -28,6 +28,27 @@ import Testing
         #expect(try set.item() == 1, "a set flag stays set")
     }
 
+    /// The CPU device's vectorized scan (a maximum over magnitude bit patterns, CMyelinMath) on lengths around its
+    /// vector widths and beyond, with one odd value at the start, inside the vectorized part or in the tail, against
+    /// Double's `isFinite`: NaNs of either sign and any payload and ±infinity are flagged; the largest finite Float,
+    /// −0 and subnormals are not.
+    @Test func cpuNonFiniteScanOnVectorLengths() throws {
+        let odd: [Float] = [.nan, -.nan, Float(bitPattern: 0x7FC0_1234), Float(bitPattern: 0xFF80_0001), .infinity, -.infinity,
+                            .greatestFiniteMagnitude, -.greatestFiniteMagnitude, -0.0, .leastNonzeroMagnitude]
+        for n in [1, 7, 8, 31, 32, 33, 63, 65, 1000, 4099] {
+            for position in Set([0, n / 2, n - 1]) {
+                for value in odd {
+                    var values = testValues(n, seed: UInt64(n)).map { $0 * 1e30 }
+                    values[position] = value
+                    let expected: Float = values.map(Double.init).contains { !$0.isFinite } ? 1 : 0
+                    let flag = Tensor.zeros([], on: .cpu)
+                    flag.flagNonFinite(in: [try Tensor(values, shape: [n], on: .cpu)])
+                    #expect(try flag.item() == expected, "n \(n), position \(position), \(value.bitPattern)")
+                }
+            }
+        }
+    }
+
     /// The note adds loss × count to the sum and keeps the smallest code: none, 2b + 1 or 2b.
     @Test(arguments: TestDevices.all) func batchNoteMatchesTheReference(device: Device) throws {
         let none = Float(1 << 24)

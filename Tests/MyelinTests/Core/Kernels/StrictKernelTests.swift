@@ -223,18 +223,7 @@ enum KernelExercise {
         backend.conv2dForward(x: convX, weight: convW, bias: convB, y: convY, geometry: convGeometry,
                               outChannels: outChannels, chunkBudget: twoImages)
         record("conv2d forward", convY, outCount)
-        // The implicit-GEMM forward (conv_frag_forward) with a GPU-grade tile that fits a small GPU; the CPU's
-        // chunked forward stands for its expected result.
-        let implicitY = backend.allocate(outCount)
-        if let cl, cl.convForwardImplicit(x: convX, weight: convW, bias: convB, y: implicitY, geometry: convGeometry,
-                                          outChannels: outChannels, variant: GemmTuningTests.smallFrags[0]) {
-            record("conv2d forward, implicit GEMM", implicitY, outCount)
-        } else {
-            // Refused (a work-group cap below the tile's 16 items), or the CPU: the chunked forward.
-            backend.conv2dForward(x: convX, weight: convW, bias: convB, y: implicitY, geometry: convGeometry,
-                                  outChannels: outChannels, chunkBudget: twoImages)
-            record("conv2d forward, implicit GEMM", implicitY, outCount)
-        }
+        implicitConvolution(on: backend, record)
         let convGx = backend.allocate(3 * 3 * 7 * 5), convGw = backend.allocate(outChannels * convGeometry.patchSize)
         backend.conv2dBackward(x: convX, weight: convW, gy: convGy, gx: convGx, gw: convGw, geometry: convGeometry,
                                outChannels: outChannels, chunkBudget: twoImages)
