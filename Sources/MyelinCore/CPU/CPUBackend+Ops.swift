@@ -322,11 +322,10 @@ extension CPUBackend {
 
     func gatherRows(x: DeviceBuffer, rows: Int, indices: DeviceBuffer, out: DeviceBuffer, count n: Int, rowSize: Int) {
         guard allocated("gatherRows", x, indices, out) else { return }
-        let px = x.host!, pi = indices.host!, po = out.host!
-        for i in 0..<n {
-            let v = pi[i]
-            if v >= 0 && v < Float(rows) {
-                (po + i * rowSize).update(from: px + Int(v) * rowSize, count: rowSize)
+        let px = x.host!, po = out.host!
+        Self.eachIndexedRow(indices.host!, n, rows: rows) { i, row in
+            if let row {
+                (po + i * rowSize).update(from: px + row * rowSize, count: rowSize)
             } else {
                 (po + i * rowSize).update(repeating: 0, count: rowSize)
             }
@@ -334,13 +333,22 @@ extension CPUBackend {
         count { $0.launches += 1 }
     }
 
+    /// Calls body(i, row) for each of the `n` indices: `row` is the index when it names one of `rows` rows, nil
+    /// when it does not (out of range, negative, NaN).
+    @inline(__always) static func eachIndexedRow(_ indices: UnsafeMutablePointer<Float>, _ n: Int, rows: Int,
+                                                 _ body: (Int, Int?) -> Void) {
+        for i in 0..<n {
+            let v = indices[i]
+            body(i, v >= 0 && v < Float(rows) ? Int(v) : nil)
+        }
+    }
+
     func scatterAddRows(gy: DeviceBuffer, indices: DeviceBuffer, out: DeviceBuffer, rows: Int, count n: Int, rowSize: Int) {
         guard allocated("scatterAddRows", gy, indices, out) else { return }
-        let pg = gy.host!, pi = indices.host!, po = out.host!
-        for i in 0..<n {
-            let v = pi[i]
-            guard v >= 0 && v < Float(rows) else { continue }
-            let dst = po + Int(v) * rowSize, src = pg + i * rowSize
+        let pg = gy.host!, po = out.host!
+        Self.eachIndexedRow(indices.host!, n, rows: rows) { i, row in
+            guard let row else { return }
+            let dst = po + row * rowSize, src = pg + i * rowSize
             for j in 0..<rowSize { dst[j] += src[j] }
         }
         count { $0.launches += 1 }
