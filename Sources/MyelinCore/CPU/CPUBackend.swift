@@ -184,10 +184,7 @@ final class CPUBackend: Backend, @unchecked Sendable {
             return true
         }
         failurePending.store(true, ordering: .relaxed)
-        if first {
-            FileHandle.standardError.write(Data(("myelin: \(error); the ops that use it are skipped, and the error "
-                + "is thrown at the next toArray(), item() or Device.check()\n").utf8))
-        }
+        if first { error.announceRecorded() }
     }
 
     /// Whether `buffers` all have memory; when one has none (its allocation failed), records that `op` was

@@ -82,6 +82,12 @@ public enum DeviceError: Error, CustomStringConvertible, Equatable {
     /// on it held then. Thrown at the next `item()` or `Device.check()`, like `commandFailed`.
     case deviceOutOfMemory(device: String, request: String, deviceMemory: Int, bytesInUse: Int)
 
+    /// Says on stderr that this error was recorded as a device's failure (`Backend.record(_:)`), and what follows.
+    func announceRecorded() {
+        FileHandle.standardError.write(Data(("myelin: \(self); the ops that use it are skipped, and the error is "
+            + "thrown at the next toArray(), item() or Device.check()\n").utf8))
+    }
+
     /// This error with `owner` (a layer, an op) put before what it names, for an error raised below the owner.
     package func naming(_ owner: String) -> DeviceError {
         switch self {

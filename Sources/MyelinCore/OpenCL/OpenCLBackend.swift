@@ -306,8 +306,7 @@ final class OpenCLBackend: Backend, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         guard failure == nil else { return }
         failure = error
-        FileHandle.standardError.write(Data(("myelin: \(error); the commands that use it are skipped, and the error "
-            + "is thrown at the next toArray(), item() or Device.check()\n").utf8))
+        error.announceRecorded()
     }
 
     /// Records `call` as failed unless `status` is `CL_SUCCESS`.

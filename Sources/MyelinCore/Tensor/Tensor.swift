@@ -233,19 +233,28 @@ public final class Tensor: CustomStringConvertible {
                               _ next: (inout SeededGenerator) -> Float) -> Tensor {
         var rng = SeededGenerator(seed: seed ?? Random.nextSeed())
         let t = empty(shape, on: device)
-        let n = t.count, block = Swift.min(n, Device.requireAllocatableThreshold / 4)
-        guard t.buffer.handle != nil, block > 0 else { return t }
-        var staging = [Float](repeating: 0, count: block)
-        var done = 0
-        while done < n {
-            let k = Swift.min(block, n - done)
-            for i in 0..<k { staging[i] = next(&rng) }
-            staging.withUnsafeBufferPointer {
-                device.backend.write(UnsafeBufferPointer(rebasing: $0[0..<k]), to: t.buffer, offset: done)
-            }
-            done += k
+        guard t.buffer.handle != nil else { return t }
+        inHostBlocks(t.count) { offset, block in
+            for i in block.indices { block[i] = next(&rng) }
+            device.backend.write(UnsafeBufferPointer(block), to: t.buffer, offset: offset)
         }
         return t
+    }
+
+    /// Calls body(offset, block) for consecutive blocks of `count` elements, each at most 64 MiB of Floats, with
+    /// one host staging buffer for all of them: how values too large for one host copy move.
+    static func inHostBlocks(_ count: Int, _ body: (Int, UnsafeMutableBufferPointer<Float>) -> Void) {
+        let size = Swift.min(count, Device.requireAllocatableThreshold / 4)
+        guard size > 0 else { return }
+        var staging = [Float](repeating: 0, count: size)
+        staging.withUnsafeMutableBufferPointer { all in
+            var done = 0
+            while done < count {
+                let k = Swift.min(size, count - done)
+                body(done, UnsafeMutableBufferPointer(rebasing: all[0..<k]))
+                done += k
+            }
+        }
     }
 
     /// Uniform values in [0, 1) made on the device itself from a counter-based generator (no upload):
@@ -336,19 +345,9 @@ public final class Tensor: CustomStringConvertible {
     public func to(_ target: Device) -> Tensor {
         if target === device { return self }
         let out = Tensor.empty(shape, on: target)
-        let n = count, block = Swift.min(n, Device.requireAllocatableThreshold / 4)
-        if block > 0 {
-            var staging = [Float](repeating: 0, count: block)
-            var done = 0
-            while done < n {
-                let k = Swift.min(block, n - done)
-                staging.withUnsafeMutableBufferPointer { all in
-                    let part = UnsafeMutableBufferPointer(rebasing: all[0..<k])
-                    backend.read(buffer, offset: done, count: k, into: part)
-                    target.backend.write(UnsafeBufferPointer(part), to: out.buffer, offset: done)
-                }
-                done += k
-            }
+        Tensor.inHostBlocks(count) { offset, block in
+            backend.read(buffer, offset: offset, count: block.count, into: block)
+            target.backend.write(UnsafeBufferPointer(block), to: out.buffer, offset: offset)
         }
         out.requiresGrad = requiresGrad
         out.labelClasses = labelClasses
