@@ -40,12 +40,7 @@ extension KernelExercise {
 struct StrictImplicitConvKernelTests {
     @Test func implicitConvolutionKernelsMatchTheCPU() throws {
         let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
-        func outputs(_ b: Backend) -> [KernelExercise.Output] {
-            var out: [KernelExercise.Output] = []
-            KernelExercise.implicitConvolution(on: b) { name, buffer, count in out.append((name, KernelExercise.download(b, buffer, count))) }
-            return out
-        }
-        KernelExercise.check(backend, outputs)
+        KernelExercise.check(backend, KernelExercise.outputs(of: KernelExercise.implicitConvolution(on:_:)))
         let ran = Set(backend.kernels.keys.map(\.name))
         #expect(ran.isSuperset(of: ["conv_frag_forward", "conv_frag_weight_grad", "conv_frag_input_grad", "gemm_split_reduce"]),
                 "\(ran)")

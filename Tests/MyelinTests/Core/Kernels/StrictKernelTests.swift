@@ -475,6 +475,16 @@ enum KernelExercise {
         }
     }
 
+    /// The outputs of one group of exercises alone (`batchNorm`, `implicitConvolution`), as `check` takes them.
+    static func outputs(of exercise: @escaping (Backend, (String, DeviceBuffer, Int) -> Void) -> Void)
+        -> (Backend) -> [Output] {
+        { b in
+            var out: [Output] = []
+            exercise(b) { name, buffer, count in out.append((name, download(b, buffer, count))) }
+            return out
+        }
+    }
+
     /// Runs the set (`ops`: every kernel by default) on `backend` and on the CPU and records an issue for every
     /// output that differs.
     static func check(_ backend: OpenCLBackend, _ ops: (Backend) -> [Output] = { KernelExercise.run(on: $0) }) {
@@ -507,12 +517,7 @@ struct StrictKernelTests {
 struct StrictBatchNormKernelTests {
     @Test func batchNormKernelsMatchTheCPU() throws {
         let backend = try OpenCLBackend(index: 0, info: OpenCLPlatforms.devices()[0])
-        func outputs(_ b: Backend) -> [KernelExercise.Output] {
-            var out: [KernelExercise.Output] = []
-            KernelExercise.batchNorm(on: b) { name, buffer, count in out.append((name, KernelExercise.download(b, buffer, count))) }
-            return out
-        }
-        KernelExercise.check(backend, outputs)
+        KernelExercise.check(backend, KernelExercise.outputs(of: KernelExercise.batchNorm(on:_:)))
     }
 }
 
