@@ -43,12 +43,15 @@ extension Tensor {
 }
 
 extension Tensor {
-    /// The values on the host (`toArray()`), for a path that throws (saving a checkpoint, exporting a model): a copy
-    /// of 64 MiB or more that the host cannot hold now (its free memory, the cgroup, `ulimit -v`), or that the
-    /// system refuses, is `DeviceError.outOfMemory` naming `op`, the shape and the bytes, never a crash.
+    /// `toArray()`, with `op` (saving a checkpoint, exporting a model) naming the request: a copy of 64 MiB or more
+    /// that the host cannot hold now (its free memory, the cgroup, `ulimit -v`), or that the system refuses, is
+    /// `DeviceError.outOfMemory` naming `op`, the shape and the bytes, never a crash; the device's failure since the
+    /// last check is thrown after the read.
     package func checkedArray(op: @autoclosure () -> String) throws -> [Float] {
         if let refusal = hostCopyRefusal(what: "\(op()): a host copy of shape \(shape)") { throw refusal }
-        return try toArray()
+        let values = hostValues()
+        if let failure = backend.takeFailure() { throw failure }
+        return values
     }
 
     /// Why a host copy of this tensor's values cannot be made (too large for the host's limits, or refused by the

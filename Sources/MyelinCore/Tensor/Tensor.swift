@@ -279,19 +279,7 @@ public final class Tensor: CustomStringConvertible {
     /// try Tensor([1, 2, 3]).toArray()                 // [1.0, 2.0, 3.0]
     /// try Tensor.zeros([1 << 40], on: .cpu).toArray() // throws: cpu: a buffer of 1099511627776 Float elements needs 4.0 TiB, ...
     /// ```
-    public func toArray() throws -> [Float] {
-        let n = count
-        guard n > 0 else {
-            if let failure = backend.takeFailure() { throw failure }
-            return []
-        }
-        if let refusal = hostCopyRefusal(what: "toArray(): a host copy of shape \(shape)") {
-            throw refusal
-        }
-        let values = hostValues()
-        if let failure = backend.takeFailure() { throw failure }
-        return values
-    }
+    public func toArray() throws -> [Float] { try checkedArray(op: "toArray()") }
 
     /// The values on the host (waits for the device), for what cannot throw (`description`, a failure reported
     /// by its caller): a buffer without memory reads as NaN, and the device's failure stays kept for the next
