@@ -25,8 +25,19 @@ BENCH = os.path.join(ROOT, "Benchmarks")
 CONV_WARMUP = 10  # untimed training steps before the timed ones (cnn, resnet)
 QUICK_CONV_WARMUP, QUICK_CONV_BATCHES = 5, 40  # --quick: 5 warm-up steps, then the epoch's first 40 batches
 TINYGRAD_CAP_S = {True: 600, False: 1800}  # seconds per tinygrad process (--quick, full)
-SIZES = [256, 512, 1024, 2048]
-ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "embed", "gpt"}
+SIZES = [256, 512, 1024, 2048, 4096]
+ALL = {"gemm", "mlp", "xor", "whole", "startup", "cnn", "resnet", "resnet14", "embed", "gpt"}
+RUNTIMES = None  # --runtimes: the only rows to run in the mlp and convnet workloads (None: every row)
+
+
+def chosen(peers):
+    """`peers` ({row name: run}) narrowed to --runtimes, in the order given there; every row without the flag."""
+    if RUNTIMES is None:
+        return peers
+    unknown = [name for name in RUNTIMES if name not in peers]
+    if len(unknown) == len(RUNTIMES):
+        raise SystemExit(f"bench_peers: --runtimes names none of this workload's rows ({', '.join(peers)})")
+    return {name: peers[name] for name in RUNTIMES if name in peers}
 
 
 def median(values):
@@ -47,7 +58,8 @@ def gemm(rounds, runs):
     myelin, numpy = [], []
     for r in range(rounds):
         print(f"  gemm round {r + 1}/{rounds}", flush=True)
-        myelin.append(attempt("Myelin", lambda: myelin_side.gemm(SIZES, runs)) or {})
+        clblast = RUNTIMES is None or "CLBlast" in RUNTIMES  # slow at large sizes on a CPU OpenCL device
+        myelin.append(attempt("Myelin", lambda: myelin_side.gemm(SIZES, runs, clblast)) or {})
         numpy.append({row["n"]: row["gflops"] for row in
                       run_json([PY, f"{BENCH}/numpy_gemm.py", "--runs", str(runs),
                                 "--sizes", ",".join(map(str, SIZES))])})
@@ -81,6 +93,7 @@ def mlp_rounds(rounds, data):
         "Myelin CPU, `fit` (bench train)": lambda: myelin_side.fit_epoch("cpu"),
         "Myelin OpenCL, `fit` (bench train)": lambda: myelin_side.fit_epoch("opencl"),
     }
+    peers = chosen(peers)
     results = {name: [] for name in peers}
     for r in range(rounds):
         for name, run in peers.items():
@@ -92,7 +105,7 @@ def mlp_rounds(rounds, data):
 
 
 def convnet(model, rounds, quick):
-    """Training samples/s and whole-process peak RSS of `model` (cnn or resnet) per runtime, on the same batches in
+    """Training samples/s and whole-process peak RSS of `model` (cnn, resnet or resnet14) per runtime, on the same batches in
     the same order: --quick times the first QUICK_CONV_BATCHES batches of the epoch after QUICK_CONV_WARMUP warm-up
     steps (one round, no tinygrad CPU), a full run the whole epoch after CONV_WARMUP. tinygrad gets at most
     TINYGRAD_CAP_S seconds per process (its kernels compile for minutes on PoCL)."""
@@ -117,14 +130,16 @@ def convnet(model, rounds, quick):
         }
         if not quick:
             peers["tinygrad CPU"] = lambda: tinygrad("CPU")
-        results, notes = alternate(peers, rounds, model)
+        if model == "resnet14":  # tinygrad's port has the cnn and ResNet-8 only
+            peers = {name: run for name, run in peers.items() if not name.startswith("tinygrad")}
+        results, notes = alternate(chosen(peers), rounds, model)
     finally:
         shutil.rmtree(data, ignore_errors=True)
     summary = {name: {key: median([x.get(key) for x in xs]) for key in ("train_samples_per_s", "peak_rss_mib", "wall_s")}
                for name, xs in results.items()}
     for name, note in notes.items():
         summary[name]["note"] = note
-    return {"runtimes": summary, "warmup": warmup, "batches": batches or None, "tinygrad_cap_s": cap}
+    return {"runtimes": summary, "warmup": warmup, "batches": batches or None, "rounds": rounds, "tinygrad_cap_s": cap}
 
 
 def xor(rounds):
@@ -175,17 +190,30 @@ def main():
                    "their figures from the last run in --results")
     p.add_argument("--results", default=os.path.join(BENCH, "results.json"), help="raw figures of every workload")
     p.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    p.add_argument("--runtimes", default="", help="comma-separated row names (such as \"Myelin CPU,PyTorch CPU\"): "
+                   "the mlp, cnn, resnet and resnet14 workloads run only those rows (a full epoch without tinygrad's "
+                   "30-minute runs); default: every row")
+    p.add_argument("--conv-rounds", type=int, default=1, help="rounds of the cnn, resnet and resnet14 epochs "
+                   "(alternating the rows; figures are the medians)")
     args = p.parse_args()
+    global RUNTIMES
+    RUNTIMES = [name.strip() for name in args.runtimes.split(",") if name.strip()] or None
     only = set(args.only.split(","))
+    unknown = only - ALL
+    if unknown:
+        raise SystemExit(f"bench_peers: unknown workload {', '.join(sorted(unknown))} (known: {', '.join(sorted(ALL))})")
     quick = args.quick
+    conv_rounds = args.conv_rounds
     workloads = [("gemm", "SGEMM", lambda: gemm(rounds=2 if quick else 5, runs=3 if quick else 7)),
                  ("mlp", "Fashion-MNIST MLP", lambda: mlp(rounds=1 if quick else 5)),
                  ("xor", "XOR lab", lambda: xor(rounds=2 if quick else 5)),
                  ("whole", "Whole process", lambda: whole_process(rounds=1 if quick else 5)),
                  ("startup", "Start-up", lambda: startup(rounds=1 if quick else 3)),
-                 ("cnn", "Fashion-MNIST CNN training", lambda: convnet("cnn", rounds=1, quick=quick)),
+                 ("cnn", "Fashion-MNIST CNN training", lambda: convnet("cnn", rounds=conv_rounds, quick=quick)),
                  ("resnet", "Fashion-MNIST ResNet-8 training",
-                  lambda: convnet("resnet", rounds=1, quick=quick)),
+                  lambda: convnet("resnet", rounds=conv_rounds, quick=quick)),
+                 ("resnet14", "Fashion-MNIST ResNet-14 training",
+                  lambda: convnet("resnet14", rounds=conv_rounds, quick=quick)),
                  ("embed", "Sentence embedding (all-MiniLM-L6-v2)",
                   lambda: embed_bench.run(rounds=1 if quick else 3, median=median, attempt=attempt)),
                  ("gpt", "Character GPT training and generation", lambda: gpt_bench.run(rounds=1 if quick else 3, quick=quick))]

@@ -7,10 +7,10 @@ from runner import ROOT, BenchError, run_json, run_text
 MYELIN = os.path.join(ROOT, "CLI", ".build", "release", "myelin")
 
 
-def gemm(sizes, runs):
+def gemm(sizes, runs, clblast=True):
     """{n: row} from `myelin bench gemm --json` (Myelin CPU, Myelin OpenCL, OpenBLAS direct, CLBlast GFLOP/s)."""
     rows = run_json([MYELIN, "bench", "gemm", "--json", "--runs", str(runs),
-                     "--sizes", ",".join(map(str, sizes)), "--shapes", ""])
+                     "--sizes", ",".join(map(str, sizes)), "--shapes", ""] + ([] if clblast else ["--no-clblast"]))
     return {row["n"]: row for row in rows if row["m"] == row["n"] == row["k"]}
 
 
