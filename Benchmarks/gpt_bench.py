@@ -39,9 +39,9 @@ def vocabulary_size():
     return len(chars) or 65
 
 
-def run(rounds, quick):
+def run(rounds, quick, chosen=lambda peers: peers):
     """Median tokens/s, peak RSS and wall time per runtime over `rounds` alternating rounds, with every round's
-    tokens/s kept (`all`) to show the spread."""
+    tokens/s kept (`all`) to show the spread; `chosen` narrows each part's rows (bench_peers --runtimes)."""
     vocab = str(vocabulary_size())
     warmup, steps, tokens = ("3", "20", "100") if quick else ("5", "100", "300")
     cap = TINYGRAD_CAP_S[quick]
@@ -66,7 +66,7 @@ def run(rounds, quick):
         peers["train"]["tinygrad CPU"] = lambda: tinygrad("CPU")
     out = {"vocab": int(vocab), "warmup": int(warmup), "steps": int(steps), "tokens": int(tokens), "tinygrad_cap_s": cap}
     for part, runs in peers.items():
-        results, notes = alternate(runs, rounds, f"gpt {part}")
+        results, notes = alternate(chosen(runs), rounds, f"gpt {part}")
         summary = {}
         for name, xs in results.items():
             summary[name] = {key: _median([x.get(key) for x in xs]) for key in KEYS}
