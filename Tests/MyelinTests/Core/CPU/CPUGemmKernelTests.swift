@@ -35,6 +35,19 @@ struct CPUGemmKernelTests {
         }
     }
 
+    /// On the kernel's thread pool (`myelin_sgemm_parallel`) in 2 and 3 parts: C split by column panels (uneven
+    /// ranges, more parts than panels), by row panels (one column panel), one row, K = 1, K and M past one block.
+    @Test(arguments: [2, 3])
+    func threadPoolParts(parts: Int) {
+        for (m, n, k) in [(33, 129, 257), (300, 7, 129), (1, 40, 33), (7, 17, 33), (129, 33, 1), (150, 40, 600)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    CPUGemmCheck.check(.own, m: m, n: n, k: k, transA: transA, transB: transB, pad: 3, poolParts: parts)
+                }
+            }
+        }
+    }
+
     /// Through the device interface with `gemm`'s own choice of kernel: a batch with strides, the bias, and
     /// an activation the kernel does not fuse (applied afterwards) or does (ReLU).
     @Test(arguments: [Activation.identity, .relu, .sigmoid, .tanh])
