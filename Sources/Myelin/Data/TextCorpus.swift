@@ -181,8 +181,8 @@ public struct TextCorpus: Sendable {
         guard batchSize >= 1 else { throw InvalidValueError(name: "batchSize", value: "\(batchSize)", rule: "must be at least 1") }
         // The windows and their targets, on the host and then on the device: sizes checked before either is made.
         let what = "TextCorpus.batch: \(batchSize) windows of \(blockSize) tokens and their targets"
-        try Device.cpu.checkAllocation(shape: [2, batchSize, blockSize], for: what + " (on the host)")
-        try device.checkAllocation(shape: [2, batchSize, blockSize], for: what)
+        try Device.cpu.checkLargeAllocation(shape: [2, batchSize, blockSize], for: what + " (on the host)")
+        try device.checkLargeAllocation(shape: [2, batchSize, blockSize], for: what)
         var x: [Float] = [], y: [Float] = []
         x.reserveCapacity(batchSize * blockSize); y.reserveCapacity(batchSize * blockSize)
         for _ in 0..<batchSize {

@@ -85,7 +85,7 @@ extension CPUBackend {
         case .onednn: wanted = .oneDNN
         case .blis: wanted = .blis
         case .auto:
-            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k, transA: s.transA)
+            wanted = Self.ownGemmAvailable && Self.ownGemmIsFaster(m: s.m, n: s.n, k: s.k, transA: s.transA, transB: s.transB)
                 ? .own : Self.largeGemmDefault
         }
         return wanted.isAvailable ? wanted : .openBLAS
@@ -126,8 +126,13 @@ extension CPUBackend {
     /// A weight gradient (A transposed) over 256 or more rows goes to the library too: oneDNN's AVX-512 SGEMM ran
     /// the GPT's (128…512)×768×(128…512) ones at 112-116 GFLOP/s on one thread against 88-100 for this kernel
     /// (2026-12-07, AVX-512 EPYC, `myelin bench gemm --best`).
-    static func ownGemmIsFaster(m: Int, n: Int, k: Int, transA: Bool = false) -> Bool {
-        m <= 512 && n <= 1024 && m * n * k <= 1 << 26 && !(transA && k >= 256)
+    /// A linear layer's forward (B transposed) over up to 1024 rows with K ≤ 256 stays on this kernel too: it ran
+    /// the GPT's 768×128×(113…512) ones at 100-115 GFLOP/s against oneDNN's 89-103, and adds the bias as C is stored
+    /// where oneDNN needs C filled with the bias rows first (2% of the GPT's CPU step; 2026-12-07, AVX-512 EPYC,
+    /// `myelin bench gemm --best`). With K = 512 oneDNN stays ahead (92 against 84-89).
+    static func ownGemmIsFaster(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) -> Bool {
+        let rows = transB && !transA && k <= 256 ? 1024 : 512
+        return m <= rows && n <= 1024 && m * n * k <= 1 << 26 && !(transA && k >= 256)
     }
 
     /// C = alpha·op(A)·op(B) + beta·C for one product of `s` (its batch ignored), then the bias row and,

@@ -29,8 +29,11 @@ final class BufferPool<Handle>: Sendable {
     func takeLarger(than size: Int) -> (handle: Handle, size: Int)? {
         guard size > 4096 else { return nil }
         return lists.withLock { lists -> (PooledHandle, Int)? in
-            guard let best = lists.large.lazy.filter({ $0.key > size && $0.key <= 2 * size && !$0.value.isEmpty }).map(\.key).min(),
-                  let handle = lists.take(size: best) else { return nil }
+            // A plain loop: the lazy filter/map with a key path instantiated a key path at run time on every
+            // call (0.6% of a GPT training step on the CPU, which misses its class on every step).
+            var best = Int.max
+            for (key, list) in lists.large where key > size && key <= 2 * size && key < best && !list.isEmpty { best = key }
+            guard best != Int.max, let handle = lists.take(size: best) else { return nil }
             return (handle, best)
         }.map { ($0.0.value, $0.1) }
     }

@@ -209,6 +209,18 @@ extension Device {
         return count
     }
 
+    /// `checkAllocation(shape:for:)` with `Tensor.checkedEmpty`'s policy: a shape under 64 MiB is only checked for
+    /// overflow, not against the device's memory (reading the host's memory costs a system call: two per training
+    /// step when `TextCorpus.batch` checked its small batch). Returns the element count.
+    @discardableResult
+    package func checkLargeAllocation(shape: [Int], for what: String) throws -> Int {
+        guard let count = checkedElementCount(shape), let bytes = checkedFloatBytes(count) else {
+            throw DeviceError.sizeOverflow(what: what, shape: shape)
+        }
+        if bytes >= Device.requireAllocatableThreshold { try checkAllocation(bytes: bytes, for: what) }
+        return count
+    }
+
     /// Why `count` elements cannot be allocated on a device with `memory` (the check of `Backend.allocate`, which
     /// cannot throw: it records the refusal as the device's failure, thrown at the next `toArray()`, `item()` or
     /// `Device.check()`; throwing paths check first with `checkAllocation`), or nil when they can. Small requests
