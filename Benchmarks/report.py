@@ -226,8 +226,8 @@ def markdown(results):
             title, _, body = section(entry["data"]).partition("\n\n")
         parts.append(numbered(title, len(parts) - 3) + f"\n\n{when}\n\n{body}" + kept_notes(key))
     # Sections measured by other scripts, kept by hand (data_parallel.md: Benchmarks/ddp_overhead; the OpenCL GEMM
-    # tiles of issue 22: myelin bench gemm/conv on PoCL).
-    for name in ("data_parallel.md", "notes/opencl_gemm_tiles.md"):
+    # tiles of issue 22: myelin bench gemm/conv on PoCL; the history the README kept before 2026-12-07).
+    for name in ("data_parallel.md", "notes/opencl_gemm_tiles.md", "notes/history.md"):
         path = os.path.join(HERE, name)
         if os.path.exists(path):
             title, _, body = open(path).read().strip().partition("\n\n")
