@@ -210,17 +210,29 @@ final class CPUBackend: Backend, @unchecked Sendable {
         if d.waits != 0 { waits.add(d.waits, ordering: .relaxed) }
     }
 
-    /// Runs body(lo, hi) over [0, n), split into one chunk per thread when n is large.
-    @inline(__always) func parallelFor(_ n: Int, minimum: Int = CPUBackend.parallelThreshold,
+    /// Runs body(lo, hi) over [0, n), split into one chunk per thread when n is large: on the CPU device's thread
+    /// pool (`myelin_pool_run`, whose workers spin briefly between jobs, so that the many short loops and products
+    /// of a step start without waking a thread), or with GCD's `concurrentPerform` when the pool is busy (a loop
+    /// inside a pool job, or another caller's job). `parts` (default: the device's thread count) sets the chunks.
+    @inline(__always) func parallelFor(_ n: Int, minimum: Int = CPUBackend.parallelThreshold, parts: Int? = nil,
                                        _ body: (Int, Int) -> Void) {
-        if n < minimum || threads == 1 {
+        let chunks = parts ?? threads
+        if n < minimum || chunks <= 1 {
             if n > 0 { body(0, n) }
             return
         }
-        let chunks = threads
         let per = (n + chunks - 1) / chunks
-        // The chunks write disjoint ranges; the body is only called until concurrentPerform returns.
+        // The chunks write disjoint ranges; the body is only called until the pool or concurrentPerform returns.
         withoutActuallyEscaping(body) { body in
+            var loop = PoolLoop(body: body, n: n, per: per)
+            let ran = withUnsafeMutablePointer(to: &loop) { loop in
+                myelin_pool_run(Int32(clamping: chunks), { context, index, _ in
+                    let loop = context!.assumingMemoryBound(to: PoolLoop.self)
+                    let lo = index * loop.pointee.per, hi = Swift.min(loop.pointee.n, lo + loop.pointee.per)
+                    if lo < hi { loop.pointee.body(lo, hi) }
+                }, loop) != 0
+            }
+            if ran { return }
             nonisolated(unsafe) let chunk = body
             DispatchQueue.concurrentPerform(iterations: chunks) { c in
                 let lo = c * per, hi = min(n, lo + per)
@@ -228,6 +240,13 @@ final class CPUBackend: Backend, @unchecked Sendable {
             }
         }
     }
+}
+
+/// A `parallelFor` loop handed to the thread pool: its body and the chunking of [0, n).
+private struct PoolLoop {
+    let body: (Int, Int) -> Void
+    let n: Int
+    let per: Int
 }
 
 /// Counter-based uniform random numbers, bit-identical to `random_uniform` in Kernels/common.cl.
