@@ -24,11 +24,8 @@ void myelin_sgemm_block(int transA, int transB, long k, float alpha,
 
 /// The whole product C = alpha·op(A)·op(B) + beta·C (then bias and ReLU, as `myelin_sgemm_block`) split into
 /// `threads` parts of equal ranges of whole 16-column panels (or 6-row panels when C has fewer column panels than
-/// threads and than row panels), which the caller and the pool's workers claim (at least `threads` - 1 workers,
-/// started when first needed and kept; after a product they spin for 100 µs, yielding, before they sleep, so that
-/// back-to-back products start without a wake-up). Returns 1 when it ran the product, 0 when it did nothing (the
-/// pool is busy with another caller's product, a worker could not be started, or this platform has no pool): the
-/// caller then splits the product itself.
+/// threads and than row panels), run on the CPU device's thread pool (`myelin_pool_run` in myelin_pool.h). Returns
+/// 1 when it ran the product, 0 when it did nothing (as `myelin_pool_run`): the caller then splits the product itself.
 int myelin_sgemm_parallel(int threads, int transA, int transB, long m, long n, long k, float alpha, const float *a,
                           long lda, const float *b, long ldb, float beta, float *c, long ldc, const float *bias,
                           int relu);

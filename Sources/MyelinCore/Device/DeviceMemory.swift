@@ -214,10 +214,9 @@ extension Device {
     /// step when `TextCorpus.batch` checked its small batch). Returns the element count.
     @discardableResult
     package func checkLargeAllocation(shape: [Int], for what: String) throws -> Int {
-        guard let count = checkedElementCount(shape), let bytes = checkedFloatBytes(count) else {
-            throw DeviceError.sizeOverflow(what: what, shape: shape)
+        guard let count = checkedElementCount(shape), count < Device.requireAllocatableThreshold / 4 else {
+            return try checkAllocation(shape: shape, for: what)
         }
-        if bytes >= Device.requireAllocatableThreshold { try checkAllocation(bytes: bytes, for: what) }
         return count
     }
 
