@@ -24,6 +24,13 @@ extension CPUBackend {
         }
     }
 
+    /// Whether the forward runs on the row kernel (`myelin_attention_forward_rows`): a CPU with AVX2 and FMA (the
+    /// own kernel's test), a head size that is a multiple of 8, and up to 4096 keys (its scratch holds a [d, keys]
+    /// panel); `MYELIN_CPU_GEMM=blas` keeps the blocked path, as for every other product.
+    static func rowAttentionApplies(_ s: AttentionShape) -> Bool {
+        ownGemmAvailable && gemmChoice != .blas && s.headSize % 8 == 0 && s.keys <= 4096
+    }
+
     /// The minimum for `parallelFor` over `units`: all of them on the calling thread when the whole call is small.
     private func attentionMinimum(_ s: AttentionShape, units: Int) -> Int {
         s.groups * s.queries * s.keys * s.headSize < CPUBackend.parallelThreshold * 16 ? units + 1 : 1
@@ -48,6 +55,26 @@ extension CPUBackend {
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!, pl = lse.host!
         let blocks = (tq + block - 1) / block, units = s.groups * blocks
         guard units > 0, d > 0 else { return }
+        if Self.rowAttentionApplies(s) {
+            // Whole rows of scores against a transposed key panel (myelin_attention.c): a BERT batch's short
+            // sequences ran 2-4× faster than through the blocks' small GEMMs and their packing.
+            let scratchCount = myelin_attention_scratch(tk, d)
+            parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
+                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+                defer { scratch.deallocate() }
+                for unit in lo..<hi {
+                    let g = unit / blocks, i0 = (unit % blocks) * block, i1 = Swift.min(tq, i0 + block)
+                    let done = myelin_attention_forward_rows(
+                        tq, tk, d, s.scale, pq + s.inputBase(group: g, part: 0, positions: tq), ld,
+                        pk + s.inputBase(group: g, part: 1, positions: tk), pv + s.inputBase(group: g, part: 2, positions: tk),
+                        ld, pm.map { $0 + s.maskRow(group: g, query: 0) }, s.maskStrides[2], s.maskStrides[3],
+                        s.causal ? 1 : 0, po + s.outBase(group: g), ldo, pl + g * tq, i0, i1, scratch)
+                    precondition(done == 1, "attentionForward: the row kernel refused a shape it was chosen for")
+                }
+            }
+            count { $0.launches += 1 }
+            return
+        }
         parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
             let scores = UnsafeMutablePointer<Float>.allocate(capacity: block * block)
             defer { scores.deallocate() }

@@ -24,8 +24,11 @@ import Testing
 
     /// Padding masks (−Float.greatestFiniteMagnitude, as BERT's) of each length from 1 to T: the fused op (vectorized
     /// exp, 8 lanes and a tail) against the three-op softmax path.
-    @Test func fusedAttentionExpUnderPaddingMasks() throws {
-        let b = 9, h = 2, t = 9, d = 5
+    /// Head size 5 runs the blocked path, 8 the row kernel (myelin_attention.c) where the CPU has AVX2 and FMA.
+    @Test(arguments: [5, 8]) func fusedAttentionExpUnderPaddingMasks(d: Int) throws {
+        let b = 9, h = 2, t = 9
+        let shape = AttentionShape(batch: b, heads: h, queries: t, keys: t, headSize: d, scale: 1, causal: false)
+        #expect(CPUBackend.rowAttentionApplies(shape) == (d == 8 && CPUBackend.ownGemmAvailable))
         let q = try Tensor(testValues(b * h * t * d, seed: 1).map { $0 * 4 }, shape: [b, h, t, d], on: .cpu)
         let k = try Tensor(testValues(b * h * t * d, seed: 2).map { $0 * 4 }, shape: [b, h, t, d], on: .cpu)
         let v = try Tensor(testValues(b * h * t * d, seed: 3), shape: [b, h, t, d], on: .cpu)
@@ -33,6 +36,6 @@ import Testing
         let mask = try BertEncoder.additiveMask(Tensor(keep, shape: [b, t], on: .cpu))
         let fused = try Tensor.scaledDotProductAttention(q, k, v, mask: mask).toArray()
         let reference = try q.matmul(k, transposeB: true, alpha: 1 / Float(d).squareRoot()).softmax(causal: false, mask: mask).matmul(v).toArray()
-        expectClose(fused, reference, rtol: 1e-5, atol: 1e-6, "fused attention with padding masks")
+        expectClose(fused, reference, rtol: 1e-5, atol: 1e-6, "fused attention with padding masks, head size \(d)")
     }
 }

@@ -15,7 +15,8 @@ import Testing
         var description: String { "b\(b) h\(h) tq\(tq) tk\(tk) d\(d)\(causal ? " causal" : "") mask \(mask)" }
     }
 
-    /// T = 1, 7, 33, 129; heads 1 and 3; head size 5, 16, 64 (and 80); causal, padding and additive masks; Tq ≠ Tk.
+    /// T = 1, 7, 33, 129 (and 9, 17, 70); heads 1 and 3; head size 5, 16, 64 (and 8, 24, 32, 80); causal, padding and
+    /// additive masks; Tq ≠ Tk.
     static let cases: [Case] = [
         Case(b: 1, h: 1, tq: 1, tk: 1, d: 5, causal: false, mask: .none),
         Case(b: 2, h: 3, tq: 7, tk: 7, d: 5, causal: true, mask: .none),
@@ -29,6 +30,12 @@ import Testing
         Case(b: 2, h: 1, tq: 7, tk: 129, d: 64, causal: false, mask: .none),
         // More than the OpenCL kernels' 64 head dimensions per pass.
         Case(b: 1, h: 1, tq: 33, tk: 33, d: 80, causal: true, mask: .bias),
+        // The CPU's row kernel (head sizes that are multiples of 8): 8 and 24 columns of the head (one vector, and
+        // two then one), 9 and 17 keys (one pair of key vectors, then a single one), and BERT's head size over
+        // more than one 64-row block of queries.
+        Case(b: 2, h: 2, tq: 9, tk: 9, d: 8, causal: false, mask: .padding),
+        Case(b: 1, h: 3, tq: 17, tk: 17, d: 24, causal: true, mask: .bias),
+        Case(b: 2, h: 1, tq: 70, tk: 70, d: 32, causal: false, mask: .padding),
     ]
 
     /// The mask's values and shape: padding masks every third key but key 0 with −∞ ([b, 1, 1, tk]); bias is a
