@@ -19,31 +19,58 @@ AVX2 void store8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
 AVX2 f8 fma8(f8 a, f8 b, f8 c) { return __builtin_elementwise_fma(a, b, c); }
 AVX2 f8 splat(float x) { return (f8){x, x, x, x, x, x, x, x}; }
 
-/// s[r·kp + j] = q_r · k_j for R (≤ 4, a constant once inlined) query rows and keys [0, cols8), from the
-/// transposed key panel kt [d, kp].
+/// a16[r] (16 columns as two vectors) = Σ_{t < n} x[r·ldx + t] · y[t·ldy ..< t·ldy + 16] for R (≤ 4, a constant
+/// once inlined) rows: the rank-1 updates both of the attention's products are made of.
+AVX2 void rank1_16(const int R, long n, const float *x, long ldx, const float *y, long ldy, f8 a16[4][2]) {
+    for (int r = 0; r < R; r++) a16[r][0] = a16[r][1] = splat(0.f);
+    for (long t = 0; t < n; t++) {
+        f8 y0 = load8(y + t * ldy), y1 = load8(y + t * ldy + 8);
+        for (int r = 0; r < R; r++) {
+            f8 xr = splat(x[r * ldx + t]);
+            a16[r][0] = fma8(xr, y0, a16[r][0]);
+            a16[r][1] = fma8(xr, y1, a16[r][1]);
+        }
+    }
+}
+
+/// As rank1_16 for 8 columns.
+AVX2 void rank1_8(const int R, long n, const float *x, long ldx, const float *y, long ldy, f8 a8[4]) {
+    for (int r = 0; r < R; r++) a8[r] = splat(0.f);
+    for (long t = 0; t < n; t++) {
+        f8 y0 = load8(y + t * ldy);
+        for (int r = 0; r < R; r++) a8[r] = fma8(splat(x[r * ldx + t]), y0, a8[r]);
+    }
+}
+
+/// s[r·kp + j] = q_r · k_j for R query rows and keys [0, cols8), from the transposed key panel kt [d, kp].
 AVX2 void scores_rows(const int R, long d, const float *q, long ldq, const float *kt, long kp, long cols8, float *s) {
     long j = 0;
+    f8 a16[4][2], a8[4];
     for (; j + 16 <= cols8; j += 16) {
-        f8 a[4][2];
-        for (int r = 0; r < R; r++) a[r][0] = a[r][1] = splat(0.f);
-        for (long c = 0; c < d; c++) {
-            f8 k0 = load8(kt + c * kp + j), k1 = load8(kt + c * kp + j + 8);
-            for (int r = 0; r < R; r++) {
-                f8 qv = splat(q[r * ldq + c]);
-                a[r][0] = fma8(qv, k0, a[r][0]);
-                a[r][1] = fma8(qv, k1, a[r][1]);
-            }
-        }
-        for (int r = 0; r < R; r++) { store8(s + r * kp + j, a[r][0]); store8(s + r * kp + j + 8, a[r][1]); }
+        rank1_16(R, d, q, ldq, kt + j, kp, a16);
+        for (int r = 0; r < R; r++) { store8(s + r * kp + j, a16[r][0]); store8(s + r * kp + j + 8, a16[r][1]); }
     }
     if (j < cols8) {   // the last 8 keys
-        f8 a[4];
-        for (int r = 0; r < R; r++) a[r] = splat(0.f);
-        for (long c = 0; c < d; c++) {
-            f8 k0 = load8(kt + c * kp + j);
-            for (int r = 0; r < R; r++) a[r] = fma8(splat(q[r * ldq + c]), k0, a[r]);
+        rank1_8(R, d, q, ldq, kt + j, kp, a8);
+        for (int r = 0; r < R; r++) store8(s + r * kp + j, a8[r]);
+    }
+}
+
+/// out_r = inv[r] · Σ_{j < cols} p[r·kp + j] · v_j for R rows, 16 (then 8) columns of the head at a time.
+AVX2 void values_rows(const int R, long d, const float *p, long kp, const float *v, long ldv, long cols, float *out,
+                      long ldo, const float *inv) {
+    long c = 0;
+    f8 a16[4][2], a8[4];
+    for (; c + 16 <= d; c += 16) {
+        rank1_16(R, cols, p, kp, v + c, ldv, a16);
+        for (int r = 0; r < R; r++) {
+            store8(out + r * ldo + c, a16[r][0] * splat(inv[r]));
+            store8(out + r * ldo + c + 8, a16[r][1] * splat(inv[r]));
         }
-        for (int r = 0; r < R; r++) store8(s + r * kp + j, a[r]);
+    }
+    if (c < d) {   // the last 8 columns (d is a multiple of 8)
+        rank1_8(R, cols, p, kp, v + c, ldv, a8);
+        for (int r = 0; r < R; r++) store8(out + r * ldo + c, a8[r] * splat(inv[r]));
     }
 }
 
@@ -68,37 +95,6 @@ AVX2 float scale_mask_max(float *row, long n, float scale, const float *m, long 
         top = x > top ? x : top;
     }
     return top;
-}
-
-/// out_r = inv[r] · Σ_{j < cols} p[r·kp + j] · v_j for R (≤ 4) rows, 16 (then 8) columns of the head at a time.
-AVX2 void values_rows(const int R, long d, const float *p, long kp, const float *v, long ldv, long cols, float *out,
-                      long ldo, const float *inv) {
-    long c = 0;
-    for (; c + 16 <= d; c += 16) {
-        f8 a[4][2];
-        for (int r = 0; r < R; r++) a[r][0] = a[r][1] = splat(0.f);
-        for (long j = 0; j < cols; j++) {
-            f8 v0 = load8(v + j * ldv + c), v1 = load8(v + j * ldv + c + 8);
-            for (int r = 0; r < R; r++) {
-                f8 pr = splat(p[r * kp + j]);
-                a[r][0] = fma8(pr, v0, a[r][0]);
-                a[r][1] = fma8(pr, v1, a[r][1]);
-            }
-        }
-        for (int r = 0; r < R; r++) {
-            store8(out + r * ldo + c, a[r][0] * splat(inv[r]));
-            store8(out + r * ldo + c + 8, a[r][1] * splat(inv[r]));
-        }
-    }
-    if (c < d) {   // the last 8 columns (d is a multiple of 8)
-        f8 a[4];
-        for (int r = 0; r < R; r++) a[r] = splat(0.f);
-        for (long j = 0; j < cols; j++) {
-            f8 v0 = load8(v + j * ldv + c);
-            for (int r = 0; r < R; r++) a[r] = fma8(splat(p[r * kp + j]), v0, a[r]);
-        }
-        for (int r = 0; r < R; r++) store8(out + r * ldo + c, a[r] * splat(inv[r]));
-    }
 }
 
 /// kt[c·kp + j] = k[j·ldk + c] for j < keys, c < d (a multiple of 8): 8×8 blocks through registers (stores one
