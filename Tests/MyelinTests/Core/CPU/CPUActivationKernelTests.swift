@@ -4,13 +4,14 @@ import Testing
 @testable import Myelin
 
 /// The CPU's vectorized GELU (CMyelinMath/myelin_activations.c: a rational erf) against GELU in Double, on a dense
-/// grid and odd lengths (the 8-lane loop and its tail), with NaN and the infinities; and the fused attention's
+/// grid and odd lengths (the 8-lane AVX2 or 16-lane AVX-512 loop, two vectors at a time, and the tails), with NaN
+/// and the infinities; and the fused attention's
 /// vectorized exp through padding masks of every length against the three-op path.
 @Suite struct CPUActivationKernelTests {
     static func gelu(_ x: Double) -> Double { 0.5 * x * (1 + erf(x / 2.0.squareRoot())) }
 
     @Test func geluErfMatchesDoubleWithinItsBound() throws {
-        for n in [1, 7, 8, 33, 200_001] {
+        for n in [1, 7, 8, 16, 17, 31, 33, 47, 200_001] {
             let xs = (0..<n).map { n == 1 ? Float(0.3) : Float(-12 + 24 * Double($0) / Double(n - 1)) }
             let ys = try Tensor(xs, shape: [n], on: .cpu).gelu().toArray()
             var worst = 0.0
