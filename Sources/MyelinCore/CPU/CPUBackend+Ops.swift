@@ -41,10 +41,11 @@ extension CPUBackend {
                 if !fused { epilogue(cp, rows: s.m, cols: s.n, ldc: s.ldc, bias: nil, activation: activation) }
                 continue
             }
-            // With beta 0, C starts as the bias rows and the library adds the product (beta 1): a copy instead of
-            // a read-modify-write pass afterwards (1.7% of BERT's embedding profile).
+            // With beta 0 and no activation, C starts as the bias rows and the library adds the product (beta 1): a
+            // copy instead of a read-modify-write pass afterwards (1.7% of BERT's embedding profile). With an
+            // activation the pass afterwards runs anyway and adds the bias as it goes.
             var shape = s
-            let prefilled = bias != nil && s.beta == 0
+            let prefilled = bias != nil && s.beta == 0 && activation == .identity
             if prefilled, let pbias = bias?.host {
                 parallelFor(s.m, minimum: max(1, CPUBackend.parallelThreshold / s.n)) { lo, hi in
                     for i in lo..<hi { (cp + i * s.ldc).update(from: pbias, count: s.n) }
