@@ -1,6 +1,5 @@
-// See include/myelin_pool.h (myelin_pool_run) and include/myelin_gemm.h (myelin_sgemm_parallel).
+// See include/myelin_pool.h.
 #define _GNU_SOURCE
-#include "myelin_gemm.h"
 #include "myelin_pool.h"
 #include <pthread.h>
 #include <stdatomic.h>
@@ -116,39 +115,3 @@ int myelin_pool_run(int parts, myelin_pool_body body, void *context) {
     return 1;
 }
 #endif
-
-// MARK: the own SGEMM on the pool
-
-enum { MR = 6, NR = 16 };
-
-/// A product split by whole 16-column (or 6-row) panels.
-typedef struct {
-    int transA, transB, relu, byColumns;
-    long m, n, k, lda, ldb, ldc;
-    float alpha, beta;
-    const float *a, *b, *bias;
-    float *c;
-} gemm_job;
-
-/// Runs part `index` of `parts` of the product `context` (a gemm_job): a range of whole panels.
-static void gemmPart(void *context, long index, long parts) {
-    const gemm_job *job = context;
-    long panels = job->byColumns ? (job->n + NR - 1) / NR : (job->m + MR - 1) / MR;
-    long lo = panels * index / parts, hi = panels * (index + 1) / parts;
-    if (lo >= hi) return;
-    long r0 = 0, r1 = job->m, c0 = 0, c1 = job->n;
-    if (job->byColumns) { c0 = lo * NR; c1 = hi * NR < job->n ? hi * NR : job->n; }
-    else { r0 = lo * MR; r1 = hi * MR < job->m ? hi * MR : job->m; }
-    myelin_sgemm_block(job->transA, job->transB, job->k, job->alpha, job->a, job->lda, job->b, job->ldb, job->beta,
-                       job->c, job->ldc, job->bias, job->relu, r0, r1, c0, c1);
-}
-
-int myelin_sgemm_parallel(int threads, int transA, int transB, long m, long n, long k, float alpha, const float *a,
-                          long lda, const float *b, long ldb, float beta, float *c, long ldc, const float *bias,
-                          int relu) {
-    if (threads < 2 || k <= 0 || m <= 0 || n <= 0) return 0;
-    long columnPanels = (n + NR - 1) / NR, rowPanels = (m + MR - 1) / MR;
-    gemm_job job = {transA, transB, relu, columnPanels >= threads || columnPanels >= rowPanels,
-                    m, n, k, lda, ldb, ldc, alpha, beta, a, b, bias, c};
-    return myelin_pool_run(threads, gemmPart, &job);
-}

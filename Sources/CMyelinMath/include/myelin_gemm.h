@@ -21,12 +21,4 @@ void myelin_sgemm_block(int transA, int transB, long k, float alpha,
                         const float *a, long lda, const float *b, long ldb,
                         float beta, float *c, long ldc, const float *bias, int relu,
                         long row0, long row1, long col0, long col1);
-
-/// The whole product C = alpha·op(A)·op(B) + beta·C (then bias and ReLU, as `myelin_sgemm_block`) split into
-/// `threads` parts of equal ranges of whole 16-column panels (or 6-row panels when C has fewer column panels than
-/// threads and than row panels), run on the CPU device's thread pool (`myelin_pool_run` in myelin_pool.h). Returns
-/// 1 when it ran the product, 0 when it did nothing (as `myelin_pool_run`): the caller then splits the product itself.
-int myelin_sgemm_parallel(int threads, int transA, int transB, long m, long n, long k, float alpha, const float *a,
-                          long lda, const float *b, long ldb, float beta, float *c, long ldc, const float *bias,
-                          int relu);
 #endif

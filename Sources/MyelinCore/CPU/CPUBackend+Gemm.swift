@@ -136,37 +136,26 @@ extension CPUBackend {
     }
 
     /// C = alpha·op(A)·op(B) + beta·C for one product of `s` (its batch ignored), then the bias row and,
-    /// when `relu`, ReLU; split across threads by blocks of whole 16-column (or 6-row) panels: on the kernel's
-    /// thread pool (`myelin_sgemm_parallel`), or with `parallelFor` where that pool is busy with another caller's
-    /// product.
+    /// when `relu`, ReLU; split by `parallelFor` (the CPU device's thread pool, whose workers spin briefly between
+    /// jobs: each half of a 256×256×256 product is only about 160 µs of work) into blocks of whole 16-column (or
+    /// 6-row) panels: `parts` of them, or by default one below `ownGemmParallelFlops` and else the device's threads.
     func ownGemm(_ s: GemmShape, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
-                 bias: UnsafePointer<Float>?, relu: Bool) {
+                 bias: UnsafePointer<Float>?, relu: Bool, parts: Int? = nil) {
         precondition(s.k > 0, "ownGemm: k must be at least 1, got \(s.k)")
         let transA: Int32 = s.transA ? 1 : 0, transB: Int32 = s.transB ? 1 : 0, useRelu: Int32 = relu ? 1 : 0
         let m = s.m, n = s.n, k = s.k, lda = s.lda, ldb = s.ldb, ldc = s.ldc, alpha = s.alpha, beta = s.beta
         func block(_ r0: Int, _ r1: Int, _ c0: Int, _ c1: Int) {
             myelin_sgemm_block(transA, transB, k, alpha, a, lda, b, ldb, beta, c, ldc, bias, useRelu, r0, r1, c0, c1)
         }
-        let flops = 2 * m * n * k
+        let chunks = parts ?? (2 * m * n * k < Self.ownGemmParallelFlops ? 1 : threads)
         let columnPanels = (n + 15) / 16, rowPanels = (m + 5) / 6
-        if threads == 1 || flops < Self.ownGemmParallelFlops || (columnPanels == 1 && rowPanels == 1) {
+        if chunks <= 1 || (columnPanels == 1 && rowPanels == 1) {
             block(0, m, 0, n)
-        } else if ownGemmOnPool(s, parts: threads, a: a, b: b, c: c, bias: bias, relu: relu) {
-            // The kernel's own pool ran it: its workers spin briefly between products, where `parallelFor` wakes
-            // a GCD worker for each (each half of a 256×256×256 product is only about 160 µs of work).
-        } else if columnPanels >= threads || columnPanels >= rowPanels {
-            parallelFor(columnPanels, minimum: 2) { lo, hi in block(0, m, lo * 16, Swift.min(n, hi * 16)) }
+        } else if columnPanels >= chunks || columnPanels >= rowPanels {
+            parallelFor(columnPanels, minimum: 2, parts: chunks) { lo, hi in block(0, m, lo * 16, Swift.min(n, hi * 16)) }
         } else {
-            parallelFor(rowPanels, minimum: 2) { lo, hi in block(lo * 6, Swift.min(m, hi * 6), 0, n) }
+            parallelFor(rowPanels, minimum: 2, parts: chunks) { lo, hi in block(lo * 6, Swift.min(m, hi * 6), 0, n) }
         }
-    }
-
-    /// Runs the product of `s` (as `ownGemm`) on the kernel's thread pool, split into `parts` (claimed by this thread
-    /// and the pool's workers); false, having run nothing, when the pool is busy with another caller's product.
-    func ownGemmOnPool(_ s: GemmShape, parts: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                       c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, relu: Bool) -> Bool {
-        myelin_sgemm_parallel(Int32(clamping: parts), s.transA ? 1 : 0, s.transB ? 1 : 0, s.m, s.n, s.k, s.alpha, a, s.lda,
-                              b, s.ldb, s.beta, c, s.ldc, bias, relu ? 1 : 0) != 0
     }
 
     /// Below this many floating-point operations a product runs on the calling thread.

@@ -14,8 +14,8 @@ enum CPUGemmCheck {
                                                                  (2, -0.5, false, false)]
 
     /// Runs `engine` on one product with row strides `pad` past the minimum and checks every element of C,
-    /// padding included (it must be left alone). With `poolParts`, the own kernel runs on its thread pool in that
-    /// many parts (`ownGemmOnPool`, retried while another test's product holds the pool).
+    /// padding included (it must be left alone). With `poolParts`, the own kernel runs split into that many parts
+    /// (`ownGemm(parts:)`, on the thread pool or, while another test holds it, on GCD).
     static func check(_ engine: CPUBackend.GemmEngine, m: Int, n: Int, k: Int, transA: Bool, transB: Bool, pad: Int = 0,
                       poolParts: Int? = nil) {
         let aRows = transA ? k : m, aCols = transA ? m : k
@@ -39,14 +39,9 @@ enum CPUGemmCheck {
                         c.withUnsafeMutableBufferPointer { pc in
                             let biasPointer = withBias ? pbias.baseAddress! : nil
                             if let poolParts {
-                                let ran = (0..<200_000).contains { _ in
-                                    if CPUBackend.shared.ownGemmOnPool(shape, parts: poolParts, a: pa.baseAddress!,
-                                                                       b: pb.baseAddress!, c: pc.baseAddress!,
-                                                                       bias: biasPointer, relu: relu) { return true }
-                                    usleep(100)
-                                    return false
-                                }
-                                #expect(ran, "the GEMM pool stayed busy for 20 s")
+                                CPUBackend.shared.ownGemm(shape, a: pa.baseAddress!, b: pb.baseAddress!,
+                                                          c: pc.baseAddress!, bias: biasPointer, relu: relu,
+                                                          parts: poolParts)
                             } else {
                                 CPUBackend.shared.engineGemm(engine, shape, a: pa.baseAddress!, b: pb.baseAddress!,
                                                              c: pc.baseAddress!, bias: biasPointer, relu: relu)

@@ -35,7 +35,7 @@ struct CPUGemmKernelTests {
         }
     }
 
-    /// On the kernel's thread pool (`myelin_sgemm_parallel`) in 2 and 3 parts: C split by column panels (uneven
+    /// Split in 2 and 3 parts (`ownGemm(parts:)`): C split by column panels (uneven
     /// ranges, more parts than panels), by row panels (one column panel), one row, K = 1, K and M past one block.
     @Test(arguments: [2, 3])
     func threadPoolParts(parts: Int) {
