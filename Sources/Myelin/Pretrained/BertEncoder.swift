@@ -75,6 +75,22 @@ public final class BertLayer: Layer {
         return try outputNorm(h + output(intermediate(h)))
     }
 
+    /// The layer on the tokens of sequences of `lengths` stored back to back as rows [N, hidden], without padding
+    /// (`Tensor.scaledDotProductAttention(packedRows:lengths:heads:)`): the values `callAsFunction(_:mask:)` gives
+    /// at the tokens of the padded batch, with no work on padded positions.
+    public func callAsFunction(rows input: Tensor, lengths: [Int]) throws -> Tensor {
+        guard input.rank == 2, input.shape[1] == config.hiddenSize, input.shape[0] > 0 else {
+            throw LayerError.shape(layer: layerDescription, expected: "[tokens, \(config.hiddenSize)]", got: input.shape)
+        }
+        let biases = [query.bias, key.bias, value.bias]
+        let bias = biases.contains { $0 != nil }
+            ? try Tensor.concat(biases.map { $0 ?? Tensor.zeros([config.hiddenSize], on: input.device) }) : nil
+        let qkv = try input.linear(weight: Tensor.concat([query.weight, key.weight, value.weight]), bias: bias)
+        let context = try Tensor.scaledDotProductAttention(packedRows: qkv, lengths: lengths, heads: config.heads)
+        let h = try attentionNorm(input + attentionOutput(context))
+        return try outputNorm(h + output(intermediate(h)))
+    }
+
     private var children: [(String, any Layer)] {
         [("attention.self.query", query), ("attention.self.key", key), ("attention.self.value", value),
          ("attention.output.dense", attentionOutput), ("attention.output.LayerNorm", attentionNorm),
@@ -160,6 +176,30 @@ public final class BertEncoder: Layer {
         x = try embeddingNorm(x)
         let mask = try attentionMask.map { try Self.additiveMask($0) }
         for layer in layers { x = try layer(x, mask: mask) }
+        return x
+    }
+
+    /// The encoder on sequences of token ids of different lengths, without padding (`BertLayer.callAsFunction(rows:
+    /// lengths:)`), token type 0: the hidden states [N, hidden] of every token, sequence after sequence, which are the
+    /// rows of `callAsFunction(_:attentionMask:)` on the padded batch at its unmasked positions.
+    public func callAsFunction(sequences: [[Int]]) throws -> Tensor {
+        let longest = sequences.map(\.count).max() ?? 0
+        guard sequences.allSatisfy({ !$0.isEmpty }), longest <= config.maxPositions else {
+            throw LayerError.shape(layer: layerDescription, expected: "sequences of 1 to \(config.maxPositions) token ids",
+                                   got: sequences.map(\.count))
+        }
+        let ids = sequences.joined()
+        if let bad = ids.first(where: { !(0..<config.vocabularySize).contains($0) }) {
+            throw LayerError.shape(layer: layerDescription + " (token id \(bad) outside 0..<\(config.vocabularySize))",
+                                   expected: "token ids of the vocabulary", got: [ids.count])
+        }
+        let device = wordEmbeddings.weight.device
+        let positions = sequences.flatMap { (0..<$0.count).map(Float.init) }
+        var x = try wordEmbeddings(Tensor(ids.map(Float.init), on: device))
+            + positionEmbeddings(Tensor(positions, on: device)) + tokenTypeEmbeddings.weight.slice(0..<1)
+        x = try embeddingNorm(x)
+        let lengths = sequences.map(\.count)
+        for layer in layers { x = try layer(rows: x, lengths: lengths) }
         return x
     }
 

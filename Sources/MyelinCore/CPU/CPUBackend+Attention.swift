@@ -53,6 +53,10 @@ extension CPUBackend {
         let s = shape, d = s.headSize, tq = s.queries, tk = s.keys, block = Self.attentionBlock(shape)
         let ld = s.rowStride, ldo = s.outRowStride
         let pq = q.host!, pk = k.host!, pv = v.host!, pm = mask.map { UnsafePointer($0.host!) }, po = out.host!, pl = lse.host!
+        if let lengths = s.sequenceLengths {
+            attentionForwardSequences(s, lengths: lengths, qkv: pq, out: po, lse: pl)
+            return
+        }
         let blocks = (tq + block - 1) / block, units = s.groups * blocks
         guard units > 0, d > 0 else { return }
         if Self.rowAttentionApplies(s) {
@@ -116,6 +120,37 @@ extension CPUBackend {
                     for c in 0..<d { o[c] *= inv }
                     pl[g * tq + i0 + r] = m[r] + Foundation.log(l[r])
                 }
+            }
+        }
+        count { $0.launches += 1 }
+    }
+
+    /// The forward of `AttentionShape.sequenceLengths` on the row kernel (the caller checked `rowAttentionApplies`):
+    /// one unit per (sequence, head, block of query rows), reading the sequence's rows of the [N, 3C] input in place.
+    private func attentionForwardSequences(_ s: AttentionShape, lengths: [Int], qkv: UnsafeMutablePointer<Float>,
+                                           out: UnsafeMutablePointer<Float>, lse: UnsafeMutablePointer<Float>) {
+        precondition(Self.rowAttentionApplies(s), "attentionForward: sequences of different lengths need the row kernel")
+        let d = s.headSize, heads = s.heads, c = heads * d, block = Self.attentionBlock(s)
+        var starts: [Int] = [], units: [(sequence: Int, head: Int, row: Int)] = [], total = 0
+        for (sequence, length) in lengths.enumerated() {
+            starts.append(total)
+            total += length
+            for head in 0..<heads { for row in stride(from: 0, to: length, by: block) { units.append((sequence, head, row)) } }
+        }
+        guard !units.isEmpty else { return }
+        let scratchCount = myelin_attention_scratch(lengths.max() ?? 0, d)
+        let work = units.count * block * (lengths.max() ?? 0) * d
+        parallelFor(units.count, minimum: work < CPUBackend.parallelThreshold * 16 ? units.count + 1 : 1) { lo, hi in
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
+            defer { scratch.deallocate() }
+            for unit in units[lo..<hi] {
+                let length = lengths[unit.sequence], first = starts[unit.sequence]
+                let q = qkv + first * 3 * c + unit.head * d
+                let done = myelin_attention_forward_rows(
+                    length, length, d, s.scale, q, 3 * c, q + c, q + 2 * c, 3 * c, nil, 0, 0, 0,
+                    out + first * c + unit.head * d, c, lse + first * heads + unit.head * length,
+                    unit.row, Swift.min(length, unit.row + block), scratch)
+                precondition(done == 1, "attentionForward: the row kernel refused a shape it was chosen for")
             }
         }
         count { $0.launches += 1 }

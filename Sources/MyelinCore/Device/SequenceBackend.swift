@@ -49,6 +49,11 @@ struct AttentionShape: Equatable, Sendable {
     /// gOut are [batch, T, heads, headSize] (the heads merged); the gradients gq, gk, gv are then one buffer of the
     /// input's layout. Otherwise (false) every tensor is [batch, heads, T, headSize].
     var packed = false
+    /// Sequences of different lengths stored back to back (`Tensor.scaledDotProductAttention(packedRows:lengths:
+    /// heads:)`, the CPU forward only): q, k and v are one buffer [N, 3, heads, headSize] whose rows are the
+    /// sequences' tokens, out is [N, heads, headSize] and the log-sum-exp [N, heads]; `batch` is the number of
+    /// sequences and queries = keys the longest. Every token sees its own sequence's tokens (no mask, not causal).
+    var sequenceLengths: [Int]? = nil
     /// batch · heads: the number of independent (q, k, v) triples.
     var groups: Int { batch * heads }
     /// The number of keys query i sees (all of them unless causal).

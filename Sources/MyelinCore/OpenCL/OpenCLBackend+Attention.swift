@@ -12,6 +12,7 @@ extension OpenCLBackend {
 
     func attentionForward(_ shape: AttentionShape, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, mask: DeviceBuffer?,
                           out: DeviceBuffer, lse: DeviceBuffer) {
+        precondition(shape.sequenceLengths == nil, "attentionForward: sequences of different lengths are a CPU layout")
         guard shape.groups > 0, shape.queries > 0, shape.headSize > 0 else { return }
         launch(.attention, "attention_forward", global: [shape.queries, shape.groups],
                args: [.buffer(q), .buffer(k), .buffer(v), mask.map { .buffer($0) } ?? .null, .buffer(out), .buffer(lse)]

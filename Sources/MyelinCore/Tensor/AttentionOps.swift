@@ -95,6 +95,52 @@ extension Tensor {
         }
     }
 
+    /// Self-attention over sequences of different lengths stored back to back, without padding: `qkv` [N, 3·C]
+    /// holds the tokens of every sequence as rows (sequence s is the `lengths[s]` rows after those of the sequences
+    /// before it), each row q, k and v with the heads side by side as `scaledDotProductAttention(packed:heads:)`
+    /// reads them, and every token sees all the tokens of its own sequence. Returns [N, C] with the heads merged:
+    /// the packed op's output on the padded batch, at the tokens' rows. A BERT batch of sentences sorted by length
+    /// then computes no padded row in its linear layers.
+    ///
+    /// Without gradients on the CPU device (head size a multiple of 8, AVX2) it runs on the row kernel in place;
+    /// otherwise it gathers the rows into a padded [sequences, longest, 3·C] batch, runs the packed op with a
+    /// padding mask, and gathers the tokens' rows back (so the gradient is the packed op's).
+    public static func scaledDotProductAttention(packedRows qkv: Tensor, lengths: [Int], heads: Int,
+                                                 scale: Float? = nil) throws -> Tensor {
+        let op = "scaledDotProductAttention(packedRows:lengths:heads:)"
+        guard heads > 0, qkv.rank == 2, qkv.shape[1] > 0, qkv.shape[1] % (3 * heads) == 0 else {
+            throw TensorError.invalidShape(op: op, qkv.shape, "is not [tokens, 3 · \(heads) heads · headSize] with a headSize ≥ 1")
+        }
+        guard !lengths.isEmpty, lengths.allSatisfy({ $0 > 0 }), lengths.reduce(0, +) == qkv.shape[0] else {
+            throw TensorError.invalidShape(op: op, qkv.shape, "needs sequence lengths of at least 1 adding up to its \(qkv.shape[0]) rows, got \(lengths)")
+        }
+        let n = qkv.shape[0], c = qkv.shape[1] / 3, d = c / heads, longest = lengths.max()!
+        var shape = AttentionShape(batch: lengths.count, heads: heads, queries: longest, keys: longest, headSize: d,
+                                   scale: scale ?? 1 / Float(d).squareRoot(), causal: false)
+        shape.sequenceLengths = lengths
+        if qkv.backend.kind == .cpu && CPUBackend.rowAttentionApplies(shape) && !Tensor.recordsGradient([qkv]) {
+            let out = try Tensor.checkedEmpty([n, c], on: qkv.device, op: op)
+            let lse = try Tensor.checkedEmpty([n, heads], on: qkv.device, op: op)
+            qkv.backend.attentionForward(shape, q: qkv.buffer, k: qkv.buffer, v: qkv.buffer, mask: nil, out: out.buffer,
+                                         lse: lse.buffer)
+            return out
+        }
+        // Row of each padded position (n, past the end, gathers zeros) and padded position of each row.
+        var padded: [Float] = [], rows: [Float] = [], keep: [Float] = [], first = 0
+        for (s, length) in lengths.enumerated() {
+            for t in 0..<longest {
+                padded.append(Float(t < length ? first + t : n))
+                keep.append(t < length ? 0 : -.infinity)
+            }
+            rows += (0..<length).map { Float(s * longest + $0) }
+            first += length
+        }
+        let batch = try qkv.gather(rows: Tensor(padded, on: qkv.device)).reshaped([lengths.count, longest, 3 * c])
+        let mask = try Tensor(keep, shape: [lengths.count, 1, 1, longest], on: qkv.device)
+        let y = try scaledDotProductAttention(packed: batch, heads: heads, mask: mask, scale: scale)
+        return try y.reshaped([lengths.count * longest, c]).gather(rows: Tensor(rows, on: qkv.device))
+    }
+
     /// The element strides of a mask of shape `mask` read as `target` (PyTorch's right-aligned broadcasting: each
     /// mask axis is 1, stride 0, or the target's size); throws when it does not broadcast.
     static func maskStrides(_ mask: [Int], to target: [Int], op: String) throws -> [Int] {

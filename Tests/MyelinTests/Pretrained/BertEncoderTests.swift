@@ -68,6 +68,33 @@ import Testing
         }
     }
 
+    /// The encoder on unpadded token rows (`callAsFunction(sequences:)`) against the reference, with a head size of 8
+    /// (the CPU's row kernel without gradients) and of 4 (the padded composite), without and with gradients.
+    @Test(arguments: TestDevices.all)
+    func unpaddedRowsMatchReference(device: Device) throws {
+        let sequences = [[2, 5, 6, 7, 8, 3], [2, 3], [2, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 1, 4, 0, 3], [2, 13, 3]]
+        for hidden in [16, 8] {
+            var config = Self.config
+            config.hiddenSize = hidden
+            let model = BertEncoder(config: config, pooler: false, device: device)
+            try TransformerLayerTests.randomize(model, seed: 9)
+            let expected = try sequences.flatMap { try Self.reference(model, ids: $0) }
+            let fast = try withNoGrad { try model(sequences: sequences) }
+            #expect(fast.shape == [sequences.joined().count, hidden])
+            expectClose(try fast.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) hidden \(hidden), no gradient")
+            let rows = try model(sequences: sequences)
+            expectClose(try rows.toArray(), expected, rtol: 1e-4, atol: 1e-4, "\(device) hidden \(hidden), with gradients")
+            try rows.square().sum().backward()
+            for (name, t) in model.namedTensors {
+                let g = try #require(t.grad, "\(name) has no gradient").toArray()
+                #expect(g.allSatisfy { $0.isFinite }, "\(device) hidden \(hidden) \(name): gradient not finite")
+            }
+        }
+        let tiny = try Self.tinyModel(device: device)
+        #expect(throws: LayerError.self) { _ = try tiny(sequences: [[2, 3], []]) }
+        #expect(throws: LayerError.self) { _ = try tiny(sequences: [[2, 999]]) }
+    }
+
     @Test(arguments: TestDevices.all)
     func gradientsReachEveryTensor(device: Device) throws {
         let model = try Self.tinyModel(device: device)
