@@ -130,7 +130,14 @@ extension CPUBackend {
     /// the GPT's 768×128×(113…512) ones at 100-115 GFLOP/s against oneDNN's 89-103, and adds the bias as C is stored
     /// where oneDNN needs C filled with the bias rows first (2% of the GPT's CPU step; 2026-12-07, AVX-512 EPYC,
     /// `myelin bench gemm --best`). With K = 512 oneDNN stays ahead (92 against 84-89).
+    /// A linear layer's forward with 256-512 outputs and K ≤ 2048 (any number of rows), or with up to 1152 outputs
+    /// over up to 1024 rows, stays on this kernel too: on two threads oneDNN splits such products poorly (BERT's
+    /// 768×1536→384: 106-181 GFLOP/s against 204-218; 224×384→384: 173-177 against 209-210; 768×384→1152: 207-209
+    /// against 215-218), where wider outputs over more rows go better on oneDNN (2112×384→1536: 217-224 against
+    /// 175-201; 4096×1024→1024: 212-217 against 182-190). One thread is about even (2026-12-08, AVX-512 EPYC,
+    /// `MYELIN_THREADS=2 myelin bench gemm --best`, `MYELIN_CPU_GEMM=own` against `onednn`).
     static func ownGemmIsFaster(m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false) -> Bool {
+        if transB && !transA && k <= 2048 && n >= 256 && (n <= 512 || (n <= 1152 && m <= 1024)) { return true }
         let rows = transB && !transA && k <= 256 ? 1024 : 512
         return m <= rows && n <= 1024 && m * n * k <= 1 << 26 && !(transA && k >= 256)
     }

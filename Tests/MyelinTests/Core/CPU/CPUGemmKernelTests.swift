@@ -76,18 +76,21 @@ struct CPUGemmKernelTests {
         expectClose(try tc.toArray(), expected, rtol: 1e-4, atol: 1e-4, "cpu gemm batch \(batch) with bias and \(activation)")
     }
 
-    /// Under the default choice an MLP's products at batch 128 (784-512-256-10) and a GPT's forward products over 768
-    /// tokens with K ≤ 256 go to the own kernel, larger ones to oneDNN (OpenBLAS where it did not load).
+    /// Under the default choice an MLP's products at batch 128 (784-512-256-10), a GPT's forward products over 768
+    /// tokens with K ≤ 256 and BERT's forward products with 384 and 1152 outputs go to the own kernel, larger ones
+    /// (and BERT's 1536 outputs) to oneDNN (OpenBLAS where it did not load).
     @Test func shapeClassesUnderTheDefaultChoice() {
         guard CPUBackend.gemmChoice == .auto else { return }
         let library = CPUBackend.largeGemmDefault.isAvailable ? CPUBackend.largeGemmDefault : .openBLAS
         for (m, n, k, tA, tB) in [(128, 512, 784, false, true), (128, 256, 512, false, true), (128, 512, 256, false, false),
                                   (512, 784, 128, true, false), (256, 512, 128, true, false),
-                                  (768, 384, 128, false, true), (768, 113, 128, false, true)] {
+                                  (768, 384, 128, false, true), (768, 113, 128, false, true),
+                                  (768, 384, 1536, false, true), (2112, 384, 1536, false, true), (768, 1152, 384, false, true)] {
             #expect(CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k, transA: tA, transB: tB)) == .own,
                     "\(m)x\(n)x\(k) transA \(tA) transB \(tB)")
         }
-        for (m, n, k, tB) in [(1024, 1024, 1024, false), (512, 512, 512, false), (768, 128, 512, true), (768, 128, 384, false)] {
+        for (m, n, k, tB) in [(1024, 1024, 1024, false), (512, 512, 512, false), (768, 128, 512, true), (768, 128, 384, false),
+                              (768, 1536, 384, true), (2112, 1152, 384, true), (4096, 1024, 1024, true)] {
             #expect(CPUBackend.shared.gemmEngine(GemmShape(m: m, n: n, k: k, transB: tB)) == library, "\(m)x\(n)x\(k) transB \(tB)")
         }
     }
