@@ -87,6 +87,13 @@ enum GemmDefaults {
         return .direct
     }
 
+    /// Whether the panel kernels pack op(A) too (else gemm_panel reads it in place): from this many columns on,
+    /// where the pack is shared by enough column panels.
+    static func panelPacksA(_ s: GemmShape) -> Bool { s.n >= panelPackAColumns }
+
+    /// The column count from which `panelPacksA`.
+    static let panelPackAColumns = 2048
+
     /// The panel variant CPU devices use from 2²⁶ FLOPs on without a table.
     static let cpuLarge = GemmVariant.panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4)
 }

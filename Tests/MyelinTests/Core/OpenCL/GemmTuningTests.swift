@@ -132,6 +132,25 @@ import Testing
         }
     }
 
+    /// The panel kernels on products wide enough that op(A) is packed too (`GemmDefaults.panelPacksA`; the shapes
+    /// above read it in place): partial row panels, a K that is not a multiple of the pack's 64 steps or of the K
+    /// block, a partial last column panel, every transpose, batches with a broadcast A, and the epilogue.
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason),
+          arguments: GemmVariant.panelCandidates + [kBlockedPanel])
+    func panelsWithPackedA(variant: GemmVariant) throws {
+        let n = GemmDefaults.panelPackAColumns + 3
+        #expect(GemmDefaults.panelPacksA(GemmShape(m: 7, n: n, k: 5)))
+        for (m, k) in [(7, 5), (13, 70)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                try check(.variant(variant), m: m, n: n, k: k, transA: transA, transB: transB)
+            }
+        }
+        try check(.variant(variant), m: 9, n: n, k: 11, transA: false, transB: false, batch: 2, broadcastA: true,
+                  alpha: 0.5, beta: -1, withBias: true, activation: .relu)
+        try check(.variant(variant), m: 8, n: n, k: 9, transA: true, transB: true, batch: 2, alpha: 2, beta: 0.25,
+                  withBias: true, activation: .sigmoid)
+    }
+
     /// The K-split variants on deep products (small M x N, long K) of odd sizes, with K split into slices that do
     /// not divide it, batches, alpha/beta and the bias + activation epilogue (applied once, after the slices are
     /// added); and the result is the same on every run (the slices are added in a fixed order).
