@@ -220,8 +220,10 @@ extension OpenCLBackend {
                    args: [.buffer(b), .int(Int32(clamping: s.transB ? s.ldb : 1)), .int(Int32(clamping: s.transB ? 1 : s.ldb)),
                           .ulong(UInt64(s.strideB)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .int(Int32(clamping: colPanels)), .buffer(bp)])
             let global = [(colPanels + nb - 1) / nb, (rowPanels + mb - 1) / mb, s.batch]
-            launch(.gemmVariant(v), "gemm_panel", global: global,
-                   local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemmVariant(v), "gemm_panel"),
+            // One work-item per work-group: PoCL's threads take work-groups, and an item is a whole block of
+            // C, so that larger groups left one thread with more blocks than the other (a 2048² product: 16 groups
+            // of 16 items, 4 of them with 12).
+            launch(.gemmVariant(v), "gemm_panel", global: global, local: [1, 1, 1],
                    args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta)]
                        + aIn + [.buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
         }
