@@ -208,11 +208,9 @@ extension OpenCLBackend {
                 launch(.gemmVariant(v), "gemm_panel_pack_a", global: [rowPanels, (s.k + 63) / 64, batchA],
                        args: [.buffer(a), .int(Int32(clamping: s.transA ? 1 : s.lda)), .int(Int32(clamping: s.transA ? s.lda : 1)),
                               .ulong(UInt64(s.strideA)), .int(Int32(clamping: s.m)), .int(Int32(clamping: s.k)), .int(Int32(clamping: rowPanels)), .buffer(ap)])
-                aIn = [.buffer(ap), .ulong(1), .ulong(UInt64(s.k * mr)), .ulong(UInt64(mr)),
-                       .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k))]
+                aIn = [.buffer(ap), .ulong(1), .ulong(UInt64(mr)), .int(1), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k))]
             } else {
-                let row = s.transA ? 1 : s.lda
-                aIn = [.buffer(a), .ulong(UInt64(row)), .ulong(UInt64(mr * row)), .ulong(UInt64(s.transA ? s.lda : 1)),
+                aIn = [.buffer(a), .ulong(UInt64(s.transA ? 1 : s.lda)), .ulong(UInt64(s.transA ? s.lda : 1)), .int(0),
                        .ulong(UInt64(s.strideA))]
             }
             let bp = allocate(colPanels * nr * s.k * batchB)
