@@ -4,11 +4,12 @@
 // empty. `myelin tune` measures the variants on a device; the tuning table or the device's defaults pick one
 // per shape class.
 //
-// GEMM_PANEL (CPU-like devices): both operands are packed into zero-padded panels (A: MR rows, depth-major; B:
-// NR = 8 * NV columns, depth-major), then each work-item computes MB x NB register blocks of MR x NR with the
-// K loop cut into blocks of KC: for each K block it walks its NB column panels (the KC x NR slice of B stays
-// in L1) and, for each, its MB row panels (the MB x MR x KC slice of A stays in L2), updating C after each
-// block. No barriers, no local memory: PoCL runs each work-item as plain vector code.
+// GEMM_PANEL (CPU-like devices): op(B) is packed into zero-padded panels of NR = 8 * NV columns, depth-major;
+// op(A) is read in place (MR rows at a time, broadcast element by element: packing it cost PoCL more than the
+// kernel gained). Each work-item computes MB x NB register blocks of MR x NR with the K loop cut into blocks of
+// KC: for each K block it walks its NB column panels (the KC x NR slice of B stays in L1) and, for each, its MB
+// row panels (the MB x MR x KC slice of A stays in L2), updating C after each block. No barriers, no local
+// memory: PoCL runs each work-item as plain vector code.
 //   Defines: MR (rows per register block), NV (float8 vectors per row of the block), KC (K block; 0: all of
 //   K), MB (row panels per work-item), NB (column panels per work-item).
 //
@@ -26,9 +27,14 @@
 #ifdef GEMM_PANEL
 #define NR (8 * NV)
 
-// Packs panels of W consecutive rows of op(X) (element (x, p) = src[x * sx + p * sp]) depth-major:
-// dst[(b * panels + panel) * K * W + p * W + w] = x < X ? src[...] : 0 with x = panel * W + w.
-// Global size: [panels, ceil(K / 64), batch]; each work-item copies 64 steps of one panel.
+// Packs panels of W consecutive rows of op(A) (or columns of op(B)), element (x, p) = src[x * sx + p * sp],
+// K block by K block (kc = KC, or K): block kb0 .. kb0 + len holds every panel's len x W slice, depth-major, so that
+// the slices a work-item uses in one K block lie together (panels of the whole K, at power-of-two strides, took
+// the same cache sets): dst[b * panels * K * W + kb0 * panels * W + panel * len * W + (p - kb0) * W + w] =
+// x < X ? src[...] : 0 with x = panel * W + w. Global size: [panels, ceil(K / 64), batch]; each work-item copies
+// 64 steps of one panel. Whole panels move as float8 vectors: rows of W along x (op(B) = B), or (A not
+// transposed) 8 steps of each of the W rows transposed through private memory; the element-wise loop is left for
+// edges (LLVM made scatters of it, slow on x86).
 #define GEMM_PANEL_PACK(NAME, W)                                                                                \
 __kernel void NAME(__global const float* src, int sx, int sp, long stride, int X, int K, int panels,            \
                    __global float* dst) {                                                                       \
@@ -38,20 +44,30 @@ __kernel void NAME(__global const float* src, int sx, int sp, long stride, int X
     if (panel >= panels || p0 >= K) return;                                                                     \
     int p1 = min(p0 + 64, K);                                                                                   \
     int x0 = panel * W;                                                                                         \
+    int kc = KC > 0 ? KC : K;                                                                                   \
     src += b * stride;                                                                                          \
-    __global float* d = dst + ((long)b * panels + panel) * (long)K * W;                                         \
-    if (x0 + W <= X && sx == 1) {                                                                               \
-        for (int p = p0; p < p1; ++p) {                                                                         \
-            __global const float* s = src + (long)p * sp + x0;                                                  \
-            _Pragma("unroll") for (int w = 0; w < W; ++w) d[(long)p * W + w] = s[w];                            \
+    dst += (long)b * panels * K * W;                                                                            \
+    for (int p = p0; p < p1;) {                                                                                 \
+        int kb0 = p / kc * kc, len = min(kc, K - kb0), pEnd = min(p1, kb0 + len);                               \
+        /* Element (x, p) of this K block at d[p * W + w]. */                                                   \
+        __global float* d = dst + (long)kb0 * panels * W + (long)panel * len * W - (long)kb0 * W;               \
+        if (x0 + W <= X && sx == 1 && W % 8 == 0) {                                                             \
+            for (; p < pEnd; ++p) {                                                                             \
+                __global const float* s = src + (long)p * sp + x0;                                              \
+                _Pragma("unroll") for (int v = 0; v < W / 8; ++v) vstore8(vload8(v, s), v, d + (long)p * W);   \
+            }                                                                                                   \
+        } else if (x0 + W <= X && sp == 1) {                                                                    \
+            for (; p + 8 <= pEnd; p += 8) {                                                                     \
+                float t[8 * W];                                                                                 \
+                _Pragma("unroll") for (int w = 0; w < W; ++w) {                                                 \
+                    float8 v = vload8(0, src + (long)(x0 + w) * sx + p);                                        \
+                    t[w] = v.s0; t[W + w] = v.s1; t[2 * W + w] = v.s2; t[3 * W + w] = v.s3;                     \
+                    t[4 * W + w] = v.s4; t[5 * W + w] = v.s5; t[6 * W + w] = v.s6; t[7 * W + w] = v.s7;         \
+                }                                                                                               \
+                _Pragma("unroll") for (int e = 0; e < W; ++e) vstore8(vload8(e, t), e, d + (long)p * W);       \
+            }                                                                                                   \
         }                                                                                                       \
-    } else if (x0 + W <= X && sp == 1) {                                                                        \
-        _Pragma("unroll") for (int w = 0; w < W; ++w) {                                                         \
-            __global const float* s = src + (long)(x0 + w) * sx;                                                \
-            for (int p = p0; p < p1; ++p) d[(long)p * W + w] = s[p];                                            \
-        }                                                                                                       \
-    } else {                                                                                                    \
-        for (int p = p0; p < p1; ++p)                                                                           \
+        for (; p < pEnd; ++p)                                                                                   \
             for (int w = 0; w < W; ++w) {                                                                       \
                 int x = x0 + w;                                                                                 \
                 d[(long)p * W + w] = x < X ? src[(long)x * sx + (long)p * sp] : 0.0f;                           \
@@ -109,9 +125,13 @@ inline void panel_store(float8 acc[MR][NV], int i0, int j0, int M, int N, __glob
     }
 }
 
-// Work-item (x, y, b) covers column panels x * NB .. and row panels y * MB .. of batch b.
+// Work-item (x, y, b) covers column panels x * NB .. and row panels y * MB .. of batch b; Bp is packed by
+// gemm_panel_pack_b. op(A) is read in place (packedA 0: element (i, p) is A[i * sRow + p * sStep], that is sRow,
+// sStep = lda, 1, or 1, lda when transposed) or packed by gemm_panel_pack_a (packedA 1). Rows past M read row
+// M - 1 and are not stored.
 __kernel void gemm_panel(int M, int N, int K, float alpha, float beta,
-                         __global const float* Ap, long strideAp, __global const float* Bp, long strideBp,
+                         __global const float* A, long sRow, long sStep, int packedA, long strideA,
+                         __global const float* Bp, long strideBp,
                          __global float* C, int ldc, long strideC,
                          __global const float* bias, int has_bias, int act, float act_p) {
     int cp0 = get_global_id(0) * NB;
@@ -120,22 +140,30 @@ __kernel void gemm_panel(int M, int N, int K, float alpha, float beta,
     int colPanels = (N + NR - 1) / NR, rowPanels = (M + MR - 1) / MR;
     if (cp0 >= colPanels || rp0 >= rowPanels) return;
     int cp1 = min(cp0 + NB, colPanels), rp1 = min(rp0 + MB, rowPanels);
-    Ap += b * strideAp; Bp += b * strideBp; C += b * strideC;
+    A += b * strideA; Bp += b * strideBp; C += b * strideC;
     int kc = KC > 0 ? KC : K;
     for (int k0 = 0; k0 < K; k0 += kc) {
-        int k1 = min(k0 + kc, K);
+        int k1 = min(k0 + kc, K), len = k1 - k0;
+        // This K block's slices: packed, every panel's len x MR (len x NR) slice in turn.
+        __global const float* ab = packedA ? A + (long)k0 * rowPanels * MR : A + k0 * sStep;
+        long sPanel = packedA ? (long)len * MR : MR * sRow;
         for (int cp = cp0; cp < cp1; ++cp) {
             for (int rp = rp0; rp < rp1; ++rp) {
-                __global const float* ap = Ap + ((long)rp * K + k0) * MR;
-                __global const float* bp = Bp + ((long)cp * K + k0) * NR;
+                long row[MR];
+                _Pragma("unroll") for (int r = 0; r < MR; ++r) {
+                    int i = min(rp * MR + r, M - 1);
+                    row[r] = (i / MR) * sPanel + (i % MR) * sRow;
+                }
+                __global const float* ap = ab;
+                __global const float* bp = Bp + (long)k0 * colPanels * NR + (long)cp * len * NR;
                 float8 acc[MR][NV];
                 _Pragma("unroll") for (int r = 0; r < MR; ++r)
                     _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = (float8)(0.0f);
-                for (int p = k0; p < k1; ++p, ap += MR, bp += NR) {
+                for (int p = k0; p < k1; ++p, ap += sStep, bp += NR) {
                     float8 bv[NV];
                     _Pragma("unroll") for (int v = 0; v < NV; ++v) bv[v] = vload8(v, bp);
                     _Pragma("unroll") for (int r = 0; r < MR; ++r) {
-                        float8 a = (float8)(ap[r]);
+                        float8 a = (float8)(ap[row[r]]);
                         _Pragma("unroll") for (int v = 0; v < NV; ++v) acc[r][v] = fma(a, bv[v], acc[r][v]);
                     }
                 }

@@ -208,12 +208,14 @@ enum GemmVariant: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The panel variants `myelin tune` measures on CPU-type devices (register blocks for 16 AVX2 registers and
-    /// for 32 AVX-512 ones, K blocks of 128 to 512, one without K blocking for small products).
+    /// for 32 AVX-512 ones, K blocks of 128 to 512, one without K blocking for small products, and the large blocks
+    /// of C the defaults use with a packed A).
     static let panelCandidates: [GemmVariant] = [
         .panel(mr: 6, nv: 2, kc: 256, mb: 8, nb: 4), .panel(mr: 6, nv: 2, kc: 256, mb: 16, nb: 1),
         .panel(mr: 6, nv: 2, kc: 512, mb: 8, nb: 2), .panel(mr: 4, nv: 3, kc: 256, mb: 8, nb: 4),
         .panel(mr: 4, nv: 2, kc: 128, mb: 8, nb: 4), .panel(mr: 8, nv: 2, kc: 256, mb: 8, nb: 4),
         .panel(mr: 12, nv: 2, kc: 256, mb: 4, nb: 4), .panel(mr: 6, nv: 2, kc: 0, mb: 4, nb: 1),
+        GemmDefaults.cpuWide,
     ]
 
     /// The tile variants `myelin tune` measures on GPU-type devices (work-groups of 64 and 256 items; those that

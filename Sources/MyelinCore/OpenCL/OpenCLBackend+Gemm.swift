@@ -195,25 +195,35 @@ extension OpenCLBackend {
                            + operands + epilogue)
             }
         case .panel(let mr, let nv, _, let mb, let nb):
+            // op(B) packed into panels of nr columns; op(A) packed into panels of mr rows only for wide products
+            // (`GemmDefaults.panelPacksA`), else read in place by gemm_panel.
             let nr = 8 * nv
             let rowPanels = (s.m + mr - 1) / mr, colPanels = (s.n + nr - 1) / nr
-            let batchA = s.strideA == 0 ? 1 : s.batch, batchB = s.strideB == 0 ? 1 : s.batch
-            let ap = allocate(rowPanels * mr * s.k * batchA)
-            let bp = allocate(colPanels * nr * s.k * batchB)
-            let kBlocks = (s.k + 63) / 64
+            let batchB = s.strideB == 0 ? 1 : s.batch
             // op(A)[i, p] = A[i * sx + p * sp]; op(B)[p, j] = B[j * sx + p * sp].
-            launch(.gemmVariant(v), "gemm_panel_pack_a", global: [rowPanels, kBlocks, batchA],
-                   args: [.buffer(a), .int(Int32(clamping: s.transA ? 1 : s.lda)), .int(Int32(clamping: s.transA ? s.lda : 1)),
-                          .ulong(UInt64(s.strideA)), .int(Int32(clamping: s.m)), .int(Int32(clamping: s.k)), .int(Int32(clamping: rowPanels)), .buffer(ap)])
-            launch(.gemmVariant(v), "gemm_panel_pack_b", global: [colPanels, kBlocks, batchB],
+            let aIn: [KernelArg]
+            if GemmDefaults.panelPacksA(s) {
+                let batchA = s.strideA == 0 ? 1 : s.batch
+                let ap = allocate(rowPanels * mr * s.k * batchA)
+                launch(.gemmVariant(v), "gemm_panel_pack_a", global: [rowPanels, (s.k + 63) / 64, batchA],
+                       args: [.buffer(a), .int(Int32(clamping: s.transA ? 1 : s.lda)), .int(Int32(clamping: s.transA ? s.lda : 1)),
+                              .ulong(UInt64(s.strideA)), .int(Int32(clamping: s.m)), .int(Int32(clamping: s.k)), .int(Int32(clamping: rowPanels)), .buffer(ap)])
+                aIn = [.buffer(ap), .ulong(1), .ulong(UInt64(mr)), .int(1), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k))]
+            } else {
+                aIn = [.buffer(a), .ulong(UInt64(s.transA ? 1 : s.lda)), .ulong(UInt64(s.transA ? s.lda : 1)), .int(0),
+                       .ulong(UInt64(s.strideA))]
+            }
+            let bp = allocate(colPanels * nr * s.k * batchB)
+            launch(.gemmVariant(v), "gemm_panel_pack_b", global: [colPanels, (s.k + 63) / 64, batchB],
                    args: [.buffer(b), .int(Int32(clamping: s.transB ? s.ldb : 1)), .int(Int32(clamping: s.transB ? 1 : s.ldb)),
                           .ulong(UInt64(s.strideB)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .int(Int32(clamping: colPanels)), .buffer(bp)])
             let global = [(colPanels + nb - 1) / nb, (rowPanels + mb - 1) / mb, s.batch]
-            launch(.gemmVariant(v), "gemm_panel", global: global,
-                   local: fittingLocal(GemmKernelChoice.blockLocal(global), .gemmVariant(v), "gemm_panel"),
-                   args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta),
-                          .buffer(ap), .ulong(UInt64(s.strideA == 0 ? 0 : rowPanels * mr * s.k)),
-                          .buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
+            // One work-item per work-group: PoCL's threads take work-groups, and an item is a whole block of
+            // C, so that larger groups left one thread with more blocks than the other (a 2048² product: 16 groups
+            // of 16 items, 4 of them with 12).
+            launch(.gemmVariant(v), "gemm_panel", global: global, local: [1, 1, 1],
+                   args: [.int(Int32(clamping: s.m)), .int(Int32(clamping: s.n)), .int(Int32(clamping: s.k)), .float(s.alpha), .float(s.beta)]
+                       + aIn + [.buffer(bp), .ulong(UInt64(s.strideB == 0 ? 0 : colPanels * nr * s.k))] + epilogue)
         }
     }
 

@@ -192,7 +192,10 @@ import Testing
                     == .block(GemmKernelChoice.defaultBlock))
             #expect(GemmDefaults.kernel(for: GemmShape(m: 64, n: 64, k: 64, transB: true), info: info, limits: cpuLimits)
                     == .nt(GemmKernelChoice.ntBlock))
+            // From 2048 columns on op(A) is packed too, and the blocks of C per work-item are larger.
             #expect(GemmDefaults.kernel(for: GemmShape(m: 2048, n: 2048, k: 2048), info: info, limits: cpuLimits)
+                    == .variant(GemmDefaults.cpuWide))
+            #expect(GemmDefaults.kernel(for: GemmShape(m: 4096, n: 2047, k: 64), info: info, limits: cpuLimits)
                     == .variant(GemmDefaults.cpuLarge))
             #expect(GemmDefaults.kernel(for: GemmShape(m: 128, n: 10, k: 256), info: info, limits: cpuLimits) == .skinny(rows: 4))
         }

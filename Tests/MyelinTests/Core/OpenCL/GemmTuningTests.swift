@@ -132,6 +132,30 @@ import Testing
         }
     }
 
+    /// The panel kernels with op(A) read in place and, on products wide enough (`GemmDefaults.panelPacksA`), packed:
+    /// partial row panels, a K that is not a multiple of the pack's 64 steps or of the K block, a partial last
+    /// column panel, every transpose, batches with a broadcast A, and the epilogue. `scripts/oclgrind-check
+    /// GemmTuningTests/panelsWithAInPlaceAndPacked` runs it under Oclgrind.
+    @Test(.enabled(if: TestDevices.openCLAvailable, TestDevices.skipReason),
+          arguments: GemmVariant.panelCandidates + [kBlockedPanel])
+    func panelsWithAInPlaceAndPacked(variant: GemmVariant) throws {
+        let wide = GemmDefaults.panelPackAColumns + 3
+        #expect(GemmDefaults.panelPacksA(GemmShape(m: 7, n: wide, k: 5)))
+        #expect(!GemmDefaults.panelPacksA(GemmShape(m: 13, n: 35, k: 70)))
+        for (m, n, k) in [(7, wide, 5), (13, 35, 70)] {
+            for (transA, transB) in [(false, false), (true, false), (false, true), (true, true)] {
+                try check(.variant(variant), m: m, n: n, k: k, transA: transA, transB: transB)
+            }
+        }
+        try check(.variant(variant), m: 13, n: wide, k: 67, transA: false, transB: false)
+        try check(.variant(variant), m: 9, n: wide, k: 11, transA: false, transB: false, batch: 2, broadcastA: true,
+                  alpha: 0.5, beta: -1, withBias: true, activation: .relu)
+        try check(.variant(variant), m: 8, n: wide, k: 9, transA: true, transB: true, batch: 2, alpha: 2, beta: 0.25,
+                  withBias: true, activation: .sigmoid)
+        try check(.variant(variant), m: 9, n: 37, k: 70, transA: true, transB: false, batch: 2, broadcastA: true,
+                  alpha: 0.5, beta: -1, withBias: true, activation: .relu)
+    }
+
     /// The K-split variants on deep products (small M x N, long K) of odd sizes, with K split into slices that do
     /// not divide it, batches, alpha/beta and the bias + activation epilogue (applied once, after the slices are
     /// added); and the result is the same on every run (the slices are added in a fixed order).
