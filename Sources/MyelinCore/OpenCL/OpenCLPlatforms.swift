@@ -57,24 +57,7 @@ public enum OpenCLPlatforms {
         return found
     }
 
-    /// Whether to pin PoCL's worker threads to one CPU each (`POCL_AFFINITY=1`, read when PoCL starts them, at the
-    /// first `clGetPlatformIDs`). Unpinned, the kernel's scheduler often woke the second of two workers on the first
-    /// one's CPU, so that back-to-back launches ran on one thread: SGEMM 512² on 2 threads 37-131 GFLOP/s unpinned
-    /// against 134-151 pinned (Benchmarks/notes/gemm.md). Only where the environment leaves it unset, the process
-    /// may run on every CPU (PoCL pins thread i to CPU i, and aborts where it may not) and `POCL_MAX_PTHREAD_COUNT`,
-    /// if set, is at most the CPU count.
-    static func pinsPoCLThreads(environment: [String: String], activeProcessors: Int, processors: Int) -> Bool {
-        guard environment["POCL_AFFINITY"] == nil, activeProcessors == processors, processors > 1 else { return false }
-        guard let threads = environment["POCL_MAX_PTHREAD_COUNT"] else { return true }
-        return Int(threads).map { (1...processors).contains($0) } ?? false
-    }
-
     private static func enumerate() -> [OpenCLDeviceInfo] {
-        let info = ProcessInfo.processInfo
-        if pinsPoCLThreads(environment: info.environment, activeProcessors: info.activeProcessorCount,
-                           processors: info.processorCount) {
-            setenv("POCL_AFFINITY", "1", 0)
-        }
         var count: cl_uint = 0
         // CL_PLATFORM_NOT_FOUND_KHR (-1001) means "no OpenCL here": a normal case.
         guard clGetPlatformIDs(0, nil, &count) == CL_SUCCESS, count > 0 else { return [] }
