@@ -62,21 +62,14 @@ extension CPUBackend {
         if Self.rowAttentionApplies(s) {
             // Whole rows of scores against a transposed key panel (myelin_attention.c): a BERT batch's short
             // sequences ran 2-4× faster than through the blocks' small GEMMs and their packing.
-            let scratchCount = myelin_attention_scratch(tk, d)
-            parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
-                let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
-                defer { scratch.deallocate() }
-                for unit in lo..<hi {
-                    let g = unit / blocks, i0 = (unit % blocks) * block, i1 = Swift.min(tq, i0 + block)
-                    let done = myelin_attention_forward_rows(
-                        tq, tk, d, s.scale, pq + s.inputBase(group: g, part: 0, positions: tq), ld,
-                        pk + s.inputBase(group: g, part: 1, positions: tk), pv + s.inputBase(group: g, part: 2, positions: tk),
-                        ld, pm.map { $0 + s.maskRow(group: g, query: 0) }, s.maskStrides[2], s.maskStrides[3],
-                        s.causal ? 1 : 0, po + s.outBase(group: g), ldo, pl + g * tq, i0, i1, scratch)
-                    precondition(done == 1, "attentionForward: the row kernel refused a shape it was chosen for")
-                }
+            onRowKernel(s, units: units) { unit, scratch in
+                let g = unit / blocks, i0 = (unit % blocks) * block, i1 = Swift.min(tq, i0 + block)
+                return myelin_attention_forward_rows(
+                    tq, tk, d, s.scale, pq + s.inputBase(group: g, part: 0, positions: tq), ld,
+                    pk + s.inputBase(group: g, part: 1, positions: tk), pv + s.inputBase(group: g, part: 2, positions: tk),
+                    ld, pm.map { $0 + s.maskRow(group: g, query: 0) }, s.maskStrides[2], s.maskStrides[3],
+                    s.causal ? 1 : 0, po + s.outBase(group: g), ldo, pl + g * tq, i0, i1, scratch)
             }
-            count { $0.launches += 1 }
             return
         }
         parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
@@ -138,19 +131,25 @@ extension CPUBackend {
             for head in 0..<heads { for row in stride(from: 0, to: length, by: block) { units.append((sequence, head, row)) } }
         }
         guard !units.isEmpty else { return }
-        let scratchCount = myelin_attention_scratch(lengths.max() ?? 0, d)
-        let work = units.count * block * (lengths.max() ?? 0) * d
-        parallelFor(units.count, minimum: work < CPUBackend.parallelThreshold * 16 ? units.count + 1 : 1) { lo, hi in
+        onRowKernel(s, units: units.count) { index, scratch in
+            let unit = units[index], length = lengths[unit.sequence], first = starts[unit.sequence]
+            let q = qkv + first * 3 * c + unit.head * d
+            return myelin_attention_forward_rows(
+                length, length, d, s.scale, q, 3 * c, q + c, q + 2 * c, 3 * c, nil, 0, 0, 0,
+                out + first * c + unit.head * d, c, lse + first * heads + unit.head * length,
+                unit.row, Swift.min(length, unit.row + block), scratch)
+        }
+    }
+
+    /// Runs `unit(index, scratch)` (a call of `myelin_attention_forward_rows`) for every index in 0..<units across
+    /// the threads, each chunk with a scratch of `myelin_attention_scratch` floats for `s.keys` keys.
+    private func onRowKernel(_ s: AttentionShape, units: Int, _ unit: (Int, UnsafeMutablePointer<Float>) -> Int32) {
+        let scratchCount = myelin_attention_scratch(s.keys, s.headSize)
+        parallelFor(units, minimum: attentionMinimum(s, units: units)) { lo, hi in
             let scratch = UnsafeMutablePointer<Float>.allocate(capacity: scratchCount)
             defer { scratch.deallocate() }
-            for unit in units[lo..<hi] {
-                let length = lengths[unit.sequence], first = starts[unit.sequence]
-                let q = qkv + first * 3 * c + unit.head * d
-                let done = myelin_attention_forward_rows(
-                    length, length, d, s.scale, q, 3 * c, q + c, q + 2 * c, 3 * c, nil, 0, 0, 0,
-                    out + first * c + unit.head * d, c, lse + first * heads + unit.head * length,
-                    unit.row, Swift.min(length, unit.row + block), scratch)
-                precondition(done == 1, "attentionForward: the row kernel refused a shape it was chosen for")
+            for index in lo..<hi {
+                precondition(unit(index, scratch) == 1, "attentionForward: the row kernel refused a shape it was chosen for")
             }
         }
         count { $0.launches += 1 }
