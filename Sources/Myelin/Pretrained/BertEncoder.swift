@@ -55,14 +55,12 @@ public final class BertLayer: Layer {
         }
         let b = input.shape[0], t = input.shape[1], heads = config.heads, d = config.hiddenSize / heads
         let scale = 1 / Float(d).squareRoot()
-        if !input.device.isOpenCL, let bq = query.bias, let bk = key.bias, let bv = value.bias {
-            // On the CPU one product with the three projections' weights stacked ([3C, C], a small copy) and the
-            // attention reading its [B, T, 3C] output and writing the heads merged: no permutes.
-            let qkv = try input.linear(weight: Tensor.concat([query.weight, key.weight, value.weight]),
-                                       bias: Tensor.concat([bq, bk, bv]))
+        if !input.device.isOpenCL, query.bias != nil, key.bias != nil, value.bias != nil {
+            // On the CPU one product for the three projections and the attention reading its [B, T, 3C] output and
+            // writing the heads merged: no permutes.
+            let qkv = try stackedProjection(input)
             let context = try Tensor.scaledDotProductAttention(packed: qkv, heads: heads, mask: mask, scale: scale)
-            let h = try attentionNorm(input + attentionOutput(context))
-            return try outputNorm(h + output(intermediate(h)))
+            return try feedForward(input, context: context)
         }
         func split(_ projection: Dense) throws -> Tensor {
             try projection(input).reshaped([b, t, heads, d]).permuted([0, 2, 1, 3])   // [B, H, T, D]
@@ -71,8 +69,7 @@ public final class BertLayer: Layer {
         // The fused op (online softmax, no [B, H, T, T] scores kept): Hugging Face's eager attention in one launch.
         let context = try Tensor.scaledDotProductAttention(q, k, v, mask: mask, scale: scale)
             .permuted([0, 2, 1, 3]).reshaped([b, t, config.hiddenSize])
-        let h = try attentionNorm(input + attentionOutput(context))
-        return try outputNorm(h + output(intermediate(h)))
+        return try feedForward(input, context: context)
     }
 
     /// The layer on the tokens of sequences of `lengths` stored back to back as rows [N, hidden], without padding
@@ -82,13 +79,25 @@ public final class BertLayer: Layer {
         guard input.rank == 2, input.shape[1] == config.hiddenSize, input.shape[0] > 0 else {
             throw LayerError.shape(layer: layerDescription, expected: "[tokens, \(config.hiddenSize)]", got: input.shape)
         }
+        let context = try Tensor.scaledDotProductAttention(packedRows: stackedProjection(input), lengths: lengths,
+                                                           heads: config.heads)
+        return try feedForward(input, context: context)
+    }
+
+    /// The rest of the layer after the attention's `context` (heads merged): the output projection, the residual
+    /// and its layer norm, then the feed-forward block with its residual and layer norm (post-LN, as BERT).
+    private func feedForward(_ input: Tensor, context: Tensor) throws -> Tensor {
+        let h = try attentionNorm(input + attentionOutput(context))
+        return try outputNorm(h + output(intermediate(h)))
+    }
+
+    /// The three projections as one product, their weights stacked [3·hidden, hidden] (a small copy) and their
+    /// biases stacked (zeros for one without, none if none has one): [..., 3·hidden], q, k and v side by side.
+    private func stackedProjection(_ input: Tensor) throws -> Tensor {
         let biases = [query.bias, key.bias, value.bias]
         let bias = biases.contains { $0 != nil }
             ? try Tensor.concat(biases.map { $0 ?? Tensor.zeros([config.hiddenSize], on: input.device) }) : nil
-        let qkv = try input.linear(weight: Tensor.concat([query.weight, key.weight, value.weight]), bias: bias)
-        let context = try Tensor.scaledDotProductAttention(packedRows: qkv, lengths: lengths, heads: config.heads)
-        let h = try attentionNorm(input + attentionOutput(context))
-        return try outputNorm(h + output(intermediate(h)))
+        return try input.linear(weight: Tensor.concat([query.weight, key.weight, value.weight]), bias: bias)
     }
 
     private var children: [(String, any Layer)] {
